@@ -1,0 +1,440 @@
+// Validation and normalisation of trigger() input (private). Everything here
+// runs synchronously, so bad input throws before anything is connected.
+import type {
+  TriggerBody,
+  TriggerOptions,
+  WaitMode,
+  WaitUntil,
+} from "./types.ts";
+import { canUseCaCertsWithFetch, hasRawSockets } from "./_runtime.ts";
+import { VERSION } from "./_version.ts";
+
+/** A request ready for a transport. */
+export interface PreparedRequest {
+  method: string;
+  /** The target URL, credentials removed. */
+  url: URL;
+  /** `url.href`, for messages. */
+  href: string;
+  /** Headers to send besides Host, Content-Length and Connection. */
+  headers: Array<[string, string]>;
+  /** The body: bytes now, or a Request whose body is read when sending. */
+  body: Uint8Array<ArrayBuffer> | Request | null;
+  wait: WaitMode;
+  timeout: number;
+  signal?: AbortSignal;
+  transport: "socket" | "fetch";
+  waitUntil?: WaitUntil;
+  caCerts?: string[];
+}
+
+/** The `User-Agent` sent unless the caller sets one. */
+export const USER_AGENT = `fire-trigger/${VERSION}`;
+
+const PREFIX = "Cannot trigger request: ";
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Anything but tab, visible ASCII, space and U+0080–U+00FF. */
+const BAD_VALUE_CHAR = /[^\t\x20-\x7E\x80-\xFF]/;
+const FORBIDDEN_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "upgrade",
+  "te",
+  "trailer",
+  "expect",
+]);
+const NORMALISED_METHODS = new Set([
+  "DELETE",
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "PATCH",
+  "POST",
+  "PUT",
+]);
+const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+const MAX_TIMEOUT = 2 ** 31 - 1;
+const encoder = new TextEncoder();
+
+/** Quotes a value for an error message, showing control characters. */
+export function show(value: unknown): string {
+  if (typeof value === "string") {
+    const shown = value.length > 80 ? value.slice(0, 77) + "..." : value;
+    return JSON.stringify(shown);
+  }
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
+  if (value === null || typeof value !== "object") return String(value);
+  return Object.prototype.toString.call(value).slice(8, -1);
+}
+
+function fail(message: string): never {
+  throw new TypeError(PREFIX + message);
+}
+
+/**
+ * Checks a header value the way fetch's `Headers` does, and returns it with
+ * surrounding spaces and tabs removed.
+ */
+export function checkHeaderValue(what: string, value: unknown): string {
+  if (typeof value !== "string") {
+    fail(`${what} must be a string, received ${show(value)}`);
+  }
+  const bad = BAD_VALUE_CHAR.exec(value);
+  if (bad) {
+    const code = bad[0].codePointAt(0)!;
+    const name = code > 0xff
+      ? "a character above U+00FF"
+      : "a control character";
+    fail(
+      `${what} contains ${name} (U+${
+        code.toString(16).toUpperCase().padStart(4, "0")
+      }), received ${show(value)}`,
+    );
+  }
+  return value.replace(/^[\t ]+|[\t ]+$/g, "");
+}
+
+function checkHeaderName(name: unknown): string {
+  if (typeof name !== "string" || !TOKEN.test(name)) {
+    fail(`header name must be an HTTP token, received ${show(name)}`);
+  }
+  if (FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+    fail(
+      `header "${name}" is set by trigger() itself and cannot be given`,
+    );
+  }
+  return name;
+}
+
+function headerEntries(init: HeadersInit): Iterable<unknown> {
+  if (init instanceof Headers) return init.entries();
+  if (Array.isArray(init) || Symbol.iterator in Object(init)) {
+    return init as Iterable<unknown>;
+  }
+  if (typeof init === "object" && init !== null) return Object.entries(init);
+  fail(
+    `headers must be a Headers, an array or a record, received ${show(init)}`,
+  );
+}
+
+function prepareHeaders(
+  init: HeadersInit | undefined,
+): Array<[string, string]> {
+  const headers: Array<[string, string]> = [];
+  if (init === undefined) return headers;
+  for (const entry of headerEntries(init)) {
+    if (!Array.isArray(entry) || entry.length !== 2) {
+      fail(`each header must be a [name, value] pair, received ${show(entry)}`);
+    }
+    const name = checkHeaderName(entry[0]);
+    headers.push([name, checkHeaderValue(`header "${name}"`, entry[1])]);
+  }
+  return headers;
+}
+
+function findHeader(headers: Array<[string, string]>, name: string): number {
+  return headers.findIndex(([key]) => key.toLowerCase() === name);
+}
+
+function cookieHeader(cookies: unknown): string {
+  if (typeof cookies !== "object" || cookies === null) {
+    fail(`cookies must be a record of strings, received ${show(cookies)}`);
+  }
+  const pairs: string[] = [];
+  for (const [name, value] of Object.entries(cookies)) {
+    if (!TOKEN.test(name)) {
+      fail(`cookie name must be an HTTP token, received ${show(name)}`);
+    }
+    checkHeaderValue(`cookie "${name}"`, value);
+    pairs.push(`${name}=${encodeURIComponent(value as string)}`);
+  }
+  return pairs.join("; ");
+}
+
+function formBody(form: unknown): string {
+  if (form instanceof URLSearchParams) return form.toString();
+  if (typeof form !== "object" || form === null || Array.isArray(form)) {
+    fail(`form must be a record or URLSearchParams, received ${show(form)}`);
+  }
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(form)) {
+    if (
+      typeof value !== "string" && typeof value !== "number" &&
+      typeof value !== "boolean"
+    ) {
+      fail(
+        `form field "${key}" must be a string, number or boolean, received ${
+          show(value)
+        }`,
+      );
+    }
+    params.append(key, String(value));
+  }
+  return params.toString();
+}
+
+function jsonBody(json: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(json);
+  } catch (error) {
+    fail(`json cannot be serialised: ${(error as Error).message}`);
+  }
+  if (text === undefined) {
+    fail(`json must be a JSON value, received ${show(json)}`);
+  }
+  return text;
+}
+
+interface Body {
+  bytes: Uint8Array<ArrayBuffer> | Request;
+  type: string | null;
+}
+
+function rawBody(body: TriggerBody): Body {
+  if (typeof body === "string") {
+    return { bytes: encoder.encode(body), type: "text/plain;charset=UTF-8" };
+  }
+  if (body instanceof Uint8Array) return { bytes: body.slice(), type: null };
+  if (body instanceof ArrayBuffer) {
+    return { bytes: new Uint8Array(body.slice(0)), type: null };
+  }
+  if (ArrayBuffer.isView(body)) {
+    const view = body as ArrayBufferView;
+    return {
+      bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
+        .slice(),
+      type: null,
+    };
+  }
+  if (body instanceof URLSearchParams) {
+    return {
+      bytes: encoder.encode(body.toString()),
+      type: "application/x-www-form-urlencoded;charset=UTF-8",
+    };
+  }
+  if (
+    body instanceof Blob || body instanceof FormData ||
+    body instanceof ReadableStream
+  ) {
+    if (body instanceof ReadableStream && body.locked) {
+      fail("body is a ReadableStream that is locked or already read");
+    }
+    // The platform serialises it (multipart boundary included); the Request
+    // takes its snapshot now, the bytes are read when sending.
+    const request = new Request("http://body.invalid/", {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    return { bytes: request, type: request.headers.get("content-type") };
+  }
+  fail(
+    `body must be a string, Uint8Array, ArrayBuffer, Blob, URLSearchParams, FormData or ReadableStream, received ${
+      show(body)
+    }`,
+  );
+}
+
+function prepareBody(options: TriggerOptions): Body | null {
+  const given = (["form", "json", "body"] as const).filter((key) =>
+    options[key] !== undefined
+  );
+  if (given.length > 1) {
+    fail(`give one body option, received ${given.join(" and ")}`);
+  }
+  if (options.form !== undefined) {
+    return {
+      bytes: encoder.encode(formBody(options.form)),
+      type: "application/x-www-form-urlencoded;charset=UTF-8",
+    };
+  }
+  if (options.json !== undefined) {
+    return {
+      bytes: encoder.encode(jsonBody(options.json)),
+      type: "application/json",
+    };
+  }
+  if (options.body !== undefined && options.body !== null) {
+    return rawBody(options.body);
+  }
+  return null;
+}
+
+function prepareMethod(method: unknown, hasBody: boolean): string {
+  if (method === undefined) return hasBody ? "POST" : "GET";
+  if (typeof method !== "string" || !TOKEN.test(method)) {
+    fail(`method must be an HTTP token, received ${show(method)}`);
+  }
+  const upper = method.toUpperCase();
+  if (REFUSED_METHODS.has(upper)) {
+    fail(`method ${show(method)} is not supported`);
+  }
+  return NORMALISED_METHODS.has(upper) ? upper : method;
+}
+
+function prepareUrl(input: unknown): URL {
+  let url: URL;
+  if (input instanceof URL) {
+    url = new URL(input.href);
+  } else if (typeof input === "string") {
+    try {
+      url = new URL(input);
+    } catch {
+      fail(`invalid URL ${show(input)}`);
+    }
+  } else {
+    fail(`url must be a string or URL, received ${show(input)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    fail(
+      `protocol must be "http:" or "https:", received ${show(url.protocol)}`,
+    );
+  }
+  return url;
+}
+
+function basicAuth(url: URL): string | undefined {
+  if (url.username === "" && url.password === "") return undefined;
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  url.username = "";
+  url.password = "";
+  const bytes = encoder.encode(`${user}:${password}`);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return `Basic ${btoa(binary)}`;
+}
+
+function oneOf<T extends string>(
+  name: string,
+  value: unknown,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) {
+    fail(
+      `${name} must be ${allowed.map((v) => `"${v}"`).join(" or ")}, received ${
+        show(value)
+      }`,
+    );
+  }
+  return value as T;
+}
+
+/**
+ * Validates `trigger()` input and turns it into a {@linkcode PreparedRequest}.
+ *
+ * @throws {TypeError} For any bad input, naming the value.
+ * @throws {RangeError} For a timeout that is not a positive number of ms.
+ */
+export function prepare(
+  input: string | URL,
+  options: TriggerOptions = {},
+): PreparedRequest {
+  if (typeof options !== "object" || options === null) {
+    fail(`options must be an object, received ${show(options)}`);
+  }
+  const url = prepareUrl(input);
+  const body = prepareBody(options);
+  const method = prepareMethod(options.method, body !== null);
+  if (body !== null && (method === "GET" || method === "HEAD")) {
+    fail(`a ${method} request cannot have a body`);
+  }
+
+  const headers = prepareHeaders(options.headers);
+  if (options.cookies !== undefined) {
+    const cookies = cookieHeader(options.cookies);
+    const index = findHeader(headers, "cookie");
+    if (index >= 0) {
+      headers[index][1] = cookies === ""
+        ? headers[index][1]
+        : `${headers[index][1]}; ${cookies}`;
+    } else if (cookies !== "") {
+      headers.push(["Cookie", cookies]);
+    }
+  }
+  const auth = basicAuth(url);
+  if (auth !== undefined && findHeader(headers, "authorization") < 0) {
+    headers.push(["Authorization", auth]);
+  }
+  if (body?.type && findHeader(headers, "content-type") < 0) {
+    headers.push(["Content-Type", body.type]);
+  }
+  if (findHeader(headers, "user-agent") < 0) {
+    headers.push(["User-Agent", USER_AGENT]);
+  }
+
+  const wait = oneOf("wait", options.wait, ["sent", "accepted"], "sent");
+  const requested = oneOf(
+    "transport",
+    options.transport,
+    ["auto", "socket", "fetch"],
+    "auto",
+  );
+  const sockets = hasRawSockets();
+  if (requested === "socket" && !sockets) {
+    fail('transport "socket" needs Deno.connect, which this runtime lacks');
+  }
+  const transport = requested === "auto"
+    ? (sockets ? "socket" : "fetch")
+    : requested;
+
+  const timeout = options.timeout ?? 30_000;
+  if (
+    typeof timeout !== "number" || !(timeout > 0) || timeout > MAX_TIMEOUT
+  ) {
+    throw new RangeError(
+      `${PREFIX}timeout must be a number of milliseconds between 1 and ${MAX_TIMEOUT}, received ${
+        show(timeout)
+      }`,
+    );
+  }
+  const signal = options.signal;
+  if (
+    signal !== undefined &&
+    (typeof signal !== "object" || signal === null ||
+      typeof (signal as AbortSignal).addEventListener !== "function" ||
+      typeof (signal as AbortSignal).aborted !== "boolean")
+  ) {
+    fail(`signal must be an AbortSignal, received ${show(signal)}`);
+  }
+  if (
+    options.waitUntil !== undefined && typeof options.waitUntil !== "function"
+  ) {
+    fail(`waitUntil must be a function, received ${show(options.waitUntil)}`);
+  }
+  const caCerts = options.caCerts;
+  if (caCerts !== undefined) {
+    if (
+      !Array.isArray(caCerts) || !caCerts.every((c) => typeof c === "string")
+    ) {
+      fail(
+        `caCerts must be an array of PEM strings, received ${show(caCerts)}`,
+      );
+    }
+    if (transport === "fetch" && !canUseCaCertsWithFetch()) {
+      fail("caCerts needs Deno.createHttpClient, which this runtime lacks");
+    }
+  }
+
+  return {
+    method,
+    url,
+    href: url.href,
+    headers,
+    body: body?.bytes ?? null,
+    wait,
+    timeout,
+    signal,
+    transport,
+    waitUntil: options.waitUntil,
+    caCerts,
+  };
+}

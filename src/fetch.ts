@@ -1,0 +1,52 @@
+// The fetch transport: for runtimes without raw sockets (edge platforms), or
+// on request. The platform serialises the request; the status is read from
+// the response head and the body is never downloaded.
+import type { PreparedRequest } from "./_request.ts";
+import { abortFailure, bodyBytes, failure } from "./_fail.ts";
+import { TriggerError } from "./errors.ts";
+import { createCaClient } from "./_runtime.ts";
+
+/**
+ * Sends `req` with `fetch`. Calls `onSent` as soon as the request is handed
+ * to the platform (fetch does not say when the last byte left), then resolves
+ * with the status once the response head arrives, cancelling the body.
+ * Rejects with a TriggerError.
+ */
+export async function sendOverFetch(
+  req: PreparedRequest,
+  signal: AbortSignal,
+  onSent: () => void,
+): Promise<number> {
+  const ca = req.caCerts ? createCaClient(req.caCerts) : undefined;
+  try {
+    const body = await bodyBytes(req);
+    if (signal.aborted) throw abortFailure(signal, req);
+    const init: RequestInit & { client?: unknown } = {
+      method: req.method,
+      headers: req.headers,
+      body,
+      signal,
+      redirect: "manual",
+    };
+    if (ca) init.client = ca.client;
+    const pending = fetch(req.href, init);
+    onSent();
+    const response = await pending;
+    await response.body?.cancel().catch(() => {});
+    return response.status;
+  } catch (error) {
+    if (error instanceof TriggerError) throw error;
+    if (signal.aborted) throw abortFailure(signal, req);
+    const message = error instanceof Error ? error.message : String(error);
+    const code = /certificate|tls|ssl|handshake/i.test(message)
+      ? "TLS"
+      : /lookup|dns|resolve|name or service/i.test(message)
+      ? "DNS"
+      : /refused|unreachable/i.test(message)
+      ? "CONNECT"
+      : "NETWORK";
+    throw failure(code, `Request failed (${message})`, req, error);
+  } finally {
+    ca?.close();
+  }
+}

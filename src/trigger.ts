@@ -1,0 +1,187 @@
+import type { TriggerOptions, TriggerResult } from "./types.ts";
+import type { TriggerError } from "./errors.ts";
+import { prepare, type PreparedRequest } from "./_request.ts";
+import { failure } from "./_fail.ts";
+import { discoverWaitUntil } from "./_runtime.ts";
+import { sendOverSocket } from "./socket.ts";
+import { sendOverFetch } from "./fetch.ts";
+
+interface Outcome {
+  ok: boolean;
+  status?: number;
+  error?: TriggerError;
+}
+
+/**
+ * Fires an HTTP request and moves on, without losing it.
+ *
+ * By default (`wait: "sent"`) the promise resolves as soon as the whole
+ * request is written; the connection then stays open in the background until
+ * the status line arrives, so the server never sees an early disconnect and
+ * reads the body intact. `wait: "accepted"` resolves with the status instead.
+ * Where `Deno.connect` exists the request is written raw over a socket;
+ * elsewhere (edge platforms) `fetch` carries it, kept alive with `waitUntil`.
+ *
+ * Bad input throws at once; network failures never reject: they resolve with
+ * `ok: false` and a {@linkcode TriggerError} in `error`.
+ *
+ * @param url The target, an `http:` or `https:` URL.
+ * @param options Method, headers, body, wait mode, timeout and transport.
+ * @returns The result; `result.done` settles when the background part is over.
+ * @throws {TypeError} For bad input (URL, scheme, method, header, cookie,
+ *   body, option values), naming the value. Nothing is connected then.
+ * @throws {RangeError} For a `timeout` that is not a positive number of ms.
+ *
+ * @example Usage
+ * ```ts
+ * import { trigger } from "./trigger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const received = Promise.withResolvers<string>();
+ * const server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   async (request) => {
+ *     received.resolve(await request.text());
+ *     return new Response("ok");
+ *   },
+ * );
+ * const url = `http://127.0.0.1:${server.addr.port}/jobs/report`;
+ *
+ * const result = await trigger(url, { form: { id: 7, title: "a & b" } });
+ * assert.equal(result.ok, true);
+ * assert.equal(result.transport, "socket");
+ * assert.equal(await received.promise, "id=7&title=a+%26+b");
+ *
+ * await result.done; // the background part: closed after the status line
+ * await server.shutdown();
+ * ```
+ *
+ * @example Waiting for the status line
+ * ```ts
+ * import { trigger } from "./trigger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   () => new Response(null, { status: 503 }),
+ * );
+ * const url = `http://127.0.0.1:${server.addr.port}/`;
+ *
+ * const result = await trigger(url, { wait: "accepted", json: { a: 1 } });
+ * assert.equal(result.ok, false);
+ * assert.equal(result.status, 503);
+ * assert.equal(result.error?.code, "HTTP_STATUS");
+ * await server.shutdown();
+ * ```
+ *
+ * @example Bad input throws, network failures resolve
+ * ```ts
+ * import { trigger } from "./trigger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => trigger("ftp://example.test/"), TypeError);
+ * assert.throws(
+ *   () => trigger("http://example.test/", { headers: { "x-a": "1\r\nx-b: 2" } }),
+ *   TypeError,
+ * );
+ *
+ * const result = await trigger("http://127.0.0.1:1/", { timeout: 5_000 });
+ * assert.equal(result.ok, false);
+ * assert.equal(result.error?.code, "CONNECT");
+ * ```
+ */
+export function trigger(
+  url: string | URL,
+  options?: TriggerOptions,
+): Promise<TriggerResult> {
+  return run(prepare(url, options));
+}
+
+function run(req: PreparedRequest): Promise<TriggerResult> {
+  const start = performance.now();
+  const controller = new AbortController();
+  const { signal } = controller;
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new DOMException(
+          `Trigger timed out after ${req.timeout} ms`,
+          "TimeoutError",
+        ),
+      ),
+    req.timeout,
+  );
+  const external = req.signal;
+  const onAbort = () => controller.abort(external!.reason);
+  if (external?.aborted) onAbort();
+  else external?.addEventListener("abort", onAbort, { once: true });
+
+  const { promise, resolve } = Promise.withResolvers<TriggerResult>();
+  let answered = false;
+  const background = Promise.withResolvers<void>();
+  const done = background.promise;
+  const answer = (outcome: Outcome) => {
+    if (answered) return;
+    answered = true;
+    resolve({
+      ...outcome,
+      transport: req.transport,
+      elapsed: performance.now() - start,
+      done,
+    });
+  };
+  const onSent = () => {
+    if (req.wait === "sent") answer({ ok: true });
+  };
+
+  let outcome: Outcome;
+  const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
+  send(req, signal, onSent)
+    .then(
+      (status): Outcome => {
+        if (status === undefined) {
+          return {
+            ok: false,
+            error: failure(
+              "CLOSED",
+              "Connection closed without a status line",
+              req,
+            ),
+          };
+        }
+        if (status >= 200 && status < 300) return { ok: true, status };
+        return {
+          ok: false,
+          status,
+          error: failure(
+            "HTTP_STATUS",
+            `Server answered ${status}`,
+            req,
+            undefined,
+            status,
+          ),
+        };
+      },
+      (error: TriggerError): Outcome => ({ ok: false, error }),
+    )
+    .then((result) => {
+      outcome = result;
+    })
+    .finally(() => {
+      clearTimeout(timer);
+      external?.removeEventListener("abort", onAbort);
+      answer(outcome);
+      background.resolve();
+    });
+
+  const waitUntil = req.waitUntil ?? discoverWaitUntil();
+  if (waitUntil) {
+    try {
+      waitUntil(done);
+    } catch {
+      // A platform that refuses (e.g. after its response) cannot be helped
+      // here; the trigger itself goes on.
+    }
+  }
+  return promise;
+}

@@ -1,0 +1,85 @@
+import type { TriggerError } from "./errors.ts";
+
+/** A function that keeps a promise alive on an edge platform (`ctx.waitUntil`). */
+export type WaitUntil = (promise: Promise<unknown>) => void;
+
+/**
+ * When `trigger()` resolves.
+ *
+ * - `"sent"`: as soon as the whole request is written. The connection stays
+ *   open in the background (see `result.done`) until the status line arrives,
+ *   the server closes, or `timeout` passes, so the server never sees an early
+ *   disconnect.
+ * - `"accepted"`: when the status line arrives; a status outside 200–299 is a
+ *   failure with code `"HTTP_STATUS"`.
+ */
+export type WaitMode = "sent" | "accepted";
+
+/**
+ * How the request travels.
+ *
+ * - `"socket"`: raw HTTP/1.1 over `Deno.connect` / `Deno.connectTls`.
+ * - `"fetch"`: the platform's `fetch`, kept alive with `waitUntil`.
+ * - `"auto"`: the socket where raw sockets exist, else fetch.
+ */
+export type Transport = "auto" | "socket" | "fetch";
+
+/** A request body `trigger()` accepts in its `body` option. */
+export type TriggerBody =
+  | string
+  | Uint8Array
+  | ArrayBuffer
+  | Blob
+  | URLSearchParams
+  | FormData
+  | ReadableStream<Uint8Array>;
+
+/** Options for {@linkcode trigger}. */
+export interface TriggerOptions {
+  /** The HTTP method. Default `"GET"`, or `"POST"` when a body is given. */
+  method?: string;
+  /** Request headers. `Host`, `Content-Length`, `Transfer-Encoding`,
+   * `Connection` and similar framing headers are set by `trigger()` and
+   * refused here. */
+  headers?: HeadersInit;
+  /** Fields sent as an `application/x-www-form-urlencoded` body. */
+  form?: Record<string, string | number | boolean> | URLSearchParams;
+  /** A JSON value sent as an `application/json` body. */
+  json?: unknown;
+  /** A raw body; its `Content-Type` is the one `fetch` would give it. */
+  body?: TriggerBody;
+  /** Cookies sent as one `Cookie` header; values are percent-encoded. */
+  cookies?: Record<string, string>;
+  /** When to resolve. Default `"sent"`. */
+  wait?: WaitMode;
+  /** Milliseconds for the whole trigger, background wait included.
+   * Default `30_000`. */
+  timeout?: number;
+  /** Aborts the trigger, its background part included. */
+  signal?: AbortSignal;
+  /** How the request travels. Default `"auto"`. */
+  transport?: Transport;
+  /** Keeps the background part alive on edge platforms; when absent the
+   * platform's own is discovered (Supabase `EdgeRuntime.waitUntil`, Vercel's
+   * request context). */
+  waitUntil?: WaitUntil;
+  /** Extra root certificates (PEM) for https targets with a private CA. */
+  caCerts?: string[];
+}
+
+/** What {@linkcode trigger} resolves with. It never rejects. */
+export interface TriggerResult {
+  /** Whether the request was delivered as far as `wait` asks. */
+  ok: boolean;
+  /** The transport that carried the request. */
+  transport: "socket" | "fetch";
+  /** The status code, when the status line was read before resolving. */
+  status?: number;
+  /** Milliseconds from the call until the promise resolved. */
+  elapsed: number;
+  /** Why the trigger failed, when `ok` is false. */
+  error?: TriggerError;
+  /** Settles when the background part is over (the connection is closed).
+   * Never rejects. Already settled in `"accepted"` mode and on failure. */
+  done: Promise<void>;
+}
