@@ -24,11 +24,12 @@ const server = Deno.serve(
 const sent = { report: "monthly", id: 7, note: "a & b = ü" };
 const url = `http://127.0.0.1:${server.addr.port}/jobs/report`;
 const result = await trigger(url, { json: sent });
-console.log(
-  `caller waited ${
-    result.elapsed.toFixed(1)
-  } ms (ok: ${result.ok}, ${result.transport})`,
-);
+if (!result.ok) {
+  console.error(`trigger failed: ${result.error?.message}`);
+  await server.shutdown();
+  Deno.exit(1);
+}
+console.log(`caller waited ${result.elapsed.toFixed(1)} ms`);
 
 const { body, took } = await job.promise;
 const intact = JSON.stringify(sent) === body;
