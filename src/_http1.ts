@@ -20,6 +20,30 @@ export function requestTarget(url: URL): string {
 }
 
 /**
+ * The head for `method` on `url`: `Host` (with the port when not default,
+ * IPv6 in brackets, IDN as punycode), the given headers, the framing headers
+ * `trigger()` owns, and the blank line.
+ */
+export function requestHead(
+  method: string,
+  url: URL,
+  headers: ReadonlyArray<readonly [string, string]>,
+  bodyLength: number | null,
+): string {
+  const all: Array<readonly [string, string]> = [
+    ["Host", url.host],
+    ...headers,
+  ];
+  if (bodyLength !== null) {
+    all.push(["Content-Length", String(bodyLength)]);
+  } else if (method !== "GET" && method !== "HEAD") {
+    all.push(["Content-Length", "0"]);
+  }
+  all.push(["Connection", "close"]);
+  return serializeHead(method, requestTarget(url), all);
+}
+
+/**
  * The request head: request line, header lines, blank line. Header names and
  * values must already be validated (tokens; no CR, LF, NUL or controls).
  */

@@ -37,12 +37,18 @@ export async function sendOverFetch(
   } catch (error) {
     if (error instanceof TriggerError) throw error;
     if (signal.aborted) throw abortFailure(signal, req);
-    const message = error instanceof Error ? error.message : String(error);
+    // fetch says "fetch failed"; the reason is in its cause chain.
+    let message = "";
+    for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+      message += (message ? ": " : "") +
+        (e instanceof Error ? e.message : String(e));
+      e = (e as { cause?: unknown }).cause;
+    }
     const code = /certificate|tls|ssl|handshake/i.test(message)
       ? "TLS"
-      : /lookup|dns|resolve|name or service/i.test(message)
+      : /lookup|dns error|name or service|resolve/i.test(message)
       ? "DNS"
-      : /refused|unreachable/i.test(message)
+      : /refused|unreachable|connect/i.test(message)
       ? "CONNECT"
       : "NETWORK";
     throw failure(code, `Request failed (${message})`, req, error);

@@ -1,12 +1,6 @@
 // The raw-socket transport: HTTP/1.1 written by hand over Deno.connect or
 // Deno.connectTls, the status line read back.
-import {
-  findStatus,
-  latin1,
-  MAX_HEAD_BYTES,
-  requestTarget,
-  serializeHead,
-} from "./_http1.ts";
+import { findStatus, latin1, MAX_HEAD_BYTES, requestHead } from "./_http1.ts";
 import type { PreparedRequest } from "./_request.ts";
 import { abortFailure, bodyBytes, failure } from "./_fail.ts";
 import { TriggerError } from "./errors.ts";
@@ -172,17 +166,12 @@ export async function sendOverSocket(
     if (signal.aborted) throw abortFailure(signal, req);
 
     phase = "write";
-    const headers: Array<readonly [string, string]> = [
-      ["Host", url.host],
-      ...req.headers,
-    ];
-    if (body !== null) {
-      headers.push(["Content-Length", String(body.length)]);
-    } else if (req.method !== "GET" && req.method !== "HEAD") {
-      headers.push(["Content-Length", "0"]);
-    }
-    headers.push(["Connection", "close"]);
-    const head = serializeHead(req.method, requestTarget(url), headers);
+    const head = requestHead(
+      req.method,
+      url,
+      req.headers,
+      body?.length ?? null,
+    );
     if (body !== null && body.length <= COALESCE_LIMIT) {
       const data = latin1(head, body.length);
       data.set(body, head.length);

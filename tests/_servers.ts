@@ -1,0 +1,349 @@
+// Real loopback targets for the tests: a raw capture server, Deno.serve and
+// Node http recorders, a TLS server with a generated certificate, and
+// misbehaving servers. Every one listens on 127.0.0.1, port 0.
+
+/** What a recorder saw of one request. */
+export interface Seen {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/** A small async queue: push now, take later, in order. */
+export class Queue<T> {
+  #items: T[] = [];
+  #waiting: Array<(item: T) => void> = [];
+  push(item: T): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(item);
+    else this.#items.push(item);
+  }
+  take(): Promise<T> {
+    if (this.#items.length > 0) return Promise.resolve(this.#items.shift()!);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+  get size(): number {
+    return this.#items.length;
+  }
+}
+
+/** A target that records requests. */
+export interface Recorder {
+  origin: string;
+  seen: Queue<Seen>;
+  close(): Promise<void>;
+}
+
+/** Deno.serve recording each request; the handler can be slowed down. */
+export function denoRecorder(
+  options: { delay?: number; status?: number } = {},
+): Recorder {
+  const seen = new Queue<Seen>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      if (options.delay) {
+        await new Promise((resolve) => setTimeout(resolve, options.delay));
+      }
+      const body = new Uint8Array(await request.arrayBuffer());
+      const url = new URL(request.url);
+      seen.push({
+        method: request.method,
+        url: url.pathname + url.search,
+        headers: Object.fromEntries(request.headers),
+        body,
+      });
+      return new Response(null, { status: options.status ?? 202 });
+    },
+  );
+  return {
+    origin: `http://127.0.0.1:${server.addr.port}`,
+    seen,
+    close: () => server.shutdown(),
+  };
+}
+
+const NODE_RECORDER = `
+const http = require("node:http");
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    const headers = {};
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i].toLowerCase();
+      headers[name] = headers[name] === undefined
+        ? req.rawHeaders[i + 1]
+        : headers[name] + ", " + req.rawHeaders[i + 1];
+    }
+    process.stdout.write(JSON.stringify({
+      method: req.method, url: req.url, headers,
+      body: Buffer.concat(chunks).toString("base64"),
+    }) + "\\n");
+    res.writeHead(202).end();
+  });
+});
+server.listen(0, "127.0.0.1", () => {
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + "\\n");
+});
+process.stdin.on("data", () => {}).on("end", () => server.close(() => process.exit(0)));
+`;
+
+/** A Node `http` server (a real `node` process) recording each request. */
+export async function nodeRecorder(): Promise<Recorder> {
+  const child = new Deno.Command("node", {
+    args: ["-e", NODE_RECORDER],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const seen = new Queue<Seen>();
+  const lines = child.stdout
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(lineSplitter());
+  const reader = lines.getReader();
+  const first = await reader.read();
+  const { port } = JSON.parse(first.value!);
+  const pump = (async () => {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const item = JSON.parse(value);
+      seen.push({
+        method: item.method,
+        url: item.url,
+        headers: item.headers,
+        body: Uint8Array.from(atob(item.body), (c) => c.charCodeAt(0)),
+      });
+    }
+  })();
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    seen,
+    async close() {
+      await child.stdin.close();
+      await pump;
+      await child.status;
+    },
+  };
+}
+
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const part of parts) if (part) controller.enqueue(part);
+    },
+  });
+}
+
+/** The raw bytes of one request read from a plain `Deno.listen` socket. */
+export interface RawCapture {
+  origin: string;
+  port: number;
+  /** Raw requests, one per connection, read until the framing says done. */
+  requests: Queue<Uint8Array>;
+  /** Number of connections accepted so far. */
+  connections: () => number;
+  close(): Promise<void>;
+}
+
+/**
+ * Accepts connections, reads one request (head + Content-Length body), keeps
+ * its raw bytes, answers 204 and closes.
+ */
+export function rawCapture(): RawCapture {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const requests = new Queue<Uint8Array>();
+  let connections = 0;
+  const handlers = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      connections++;
+      const handler = handleRaw(conn, requests).finally(() =>
+        handlers.delete(handler)
+      );
+      handlers.add(handler);
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    connections: () => connections,
+    async close() {
+      listener.close();
+      await loop.catch(() => {});
+      await Promise.all(handlers);
+    },
+  };
+}
+
+async function handleRaw(conn: Deno.Conn, out: Queue<Uint8Array>) {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buffer = new Uint8Array(64 * 1024);
+  try {
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+      total += n;
+      const all = concat(chunks, total);
+      const text = latin1Text(all);
+      const end = text.indexOf("\r\n\r\n");
+      if (end < 0) continue;
+      const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+      if (total >= end + 4 + (length ? Number(length[1]) : 0)) break;
+    }
+    out.push(concat(chunks, total));
+    await conn.write(
+      new TextEncoder().encode("HTTP/1.1 204 No Content\r\n\r\n"),
+    );
+  } catch {
+    // The client went away; what was read is enough.
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}
+
+/** A listener whose connections are handled by `onConn` (misbehaviours). */
+export function misbehaving(
+  onConn: (conn: Deno.Conn) => Promise<void>,
+): { origin: string; port: number; close(): Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const handlers = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      const handler = onConn(conn).catch(() => {}).finally(() => {
+        try {
+          conn.close();
+        } catch {
+          // closed
+        }
+        handlers.delete(handler);
+      });
+      handlers.add(handler);
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    port,
+    async close() {
+      listener.close();
+      await loop.catch(() => {});
+      await Promise.all(handlers);
+    },
+  };
+}
+
+/** A port nothing listens on (bound then released). */
+export function deadPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** A self-signed leaf certificate for 127.0.0.1 and localhost. */
+export interface TestCert {
+  cert: string;
+  key: string;
+}
+
+/** Generates a certificate with openssl (CA:FALSE, SAN for the loopback). */
+export async function makeCert(): Promise<TestCert> {
+  const dir = await Deno.makeTempDir({ prefix: "trigger-cert-" });
+  try {
+    const { success, stderr } = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!success) {
+      throw new Error(`openssl failed: ${new TextDecoder().decode(stderr)}`);
+    }
+    return {
+      cert: await Deno.readTextFile(`${dir}/cert.pem`),
+      key: await Deno.readTextFile(`${dir}/key.pem`),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** An https Deno.serve recorder using `cert`. */
+export function tlsRecorder(tls: TestCert): Recorder {
+  const seen = new Queue<Seen>();
+  const server = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: tls.cert,
+      key: tls.key,
+      onListen() {},
+    },
+    async (request) => {
+      const url = new URL(request.url);
+      seen.push({
+        method: request.method,
+        url: url.pathname + url.search,
+        headers: Object.fromEntries(request.headers),
+        body: new Uint8Array(await request.arrayBuffer()),
+      });
+      return new Response(null, { status: 202 });
+    },
+  );
+  return {
+    origin: `https://127.0.0.1:${server.addr.port}`,
+    seen,
+    close: () => server.shutdown(),
+  };
+}
+
+/** Decodes bytes as Latin-1 (one char per byte), to look at raw requests. */
+export function latin1Text(bytes: Uint8Array): string {
+  // Not TextDecoder("latin1"): that is windows-1252 and remaps 0x80–0x9F.
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return text;
+}
