@@ -1,0 +1,183 @@
+// Measures what each way of firing a request loses: the seed's close-at-once
+// trick against trigger() "sent" and "accepted", 100 POSTs with a 4 KB body
+// each, counted at the receiver (Deno.serve, Node http, and nginx in front of
+// Deno.serve when nginx is installed). Prints a Markdown table.
+//
+//   deno run --allow-all bench/loss.ts
+import { trigger } from "../mod.ts";
+import { latin1 } from "../src/_http1.ts";
+
+const TRIES = 100;
+const BODY = "x".repeat(4096);
+
+interface Target {
+  name: string;
+  origin: string;
+  intact: () => number;
+  close(): Promise<void>;
+}
+
+function denoTarget(): Target {
+  let intact = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      try {
+        if ((await request.text()) === BODY) intact++;
+      } catch {
+        // The body read fails when the client left: the hit is lost.
+      }
+      return new Response(null, { status: 202 });
+    },
+  );
+  return {
+    name: "Deno.serve",
+    origin: `http://127.0.0.1:${server.addr.port}`,
+    intact: () => intact,
+    close: () => server.shutdown(),
+  };
+}
+
+async function nodeTarget(): Promise<Target> {
+  const child = new Deno.Command("node", {
+    args: [
+      "-e",
+      `
+      let intact = 0;
+      const server = require("node:http").createServer((req, res) => {
+        let body = "";
+        req.setEncoding("latin1");
+        req.on("data", (c) => body += c);
+        req.on("end", () => { if (body.length === ${BODY.length}) intact++; res.writeHead(202).end(); });
+        req.on("error", () => {});
+      });
+      server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+      process.stdin.on("data", () => console.log(intact)).on("end", () => process.exit(0));
+    `,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const port = Number((await lines.read()).value!.trim());
+  const writer = child.stdin.getWriter();
+  let last = 0;
+  return {
+    name: "Node http",
+    origin: `http://127.0.0.1:${port}`,
+    intact: () => last,
+    async close() {
+      await writer.write(new Uint8Array([10]));
+      last = Number((await lines.read()).value!.trim());
+      await writer.close();
+      await lines.cancel();
+      await child.status;
+    },
+  };
+}
+
+async function nginxTarget(upstream: Target): Promise<Target | undefined> {
+  try {
+    await Deno.stat("/usr/sbin/nginx");
+  } catch {
+    return undefined;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "loss-nginx-" });
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+     events {}
+     http { access_log ${dir}/access.log; client_body_temp_path ${dir};
+       proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+       server { listen 127.0.0.1:${port}; location / { proxy_pass ${upstream.origin}; } } }`,
+  );
+  const child = new Deno.Command("/usr/sbin/nginx", {
+    args: ["-p", dir, "-c", `${dir}/nginx.conf`],
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return {
+    name: "nginx → Deno.serve",
+    origin: `http://127.0.0.1:${port}`,
+    intact: upstream.intact,
+    async close() {
+      child.kill("SIGQUIT");
+      await child.status;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** The seed's trick: connect, write, close at once without reading. */
+async function closeAtOnce(origin: string) {
+  const url = new URL(origin);
+  const conn = await Deno.connect({
+    hostname: url.hostname,
+    port: Number(url.port),
+  });
+  const request = `POST /job HTTP/1.1\r\nHost: ${url.host}\r\n` +
+    `Content-Type: text/plain\r\nContent-Length: ${BODY.length}\r\n` +
+    `Connection: close\r\n\r\n${BODY}`;
+  await conn.write(latin1(request));
+  conn.close();
+}
+
+// Each mode resolves when the caller may move on, with what is left running.
+const modes: Array<[string, (origin: string) => Promise<unknown>]> = [
+  ["close at once (the seed's trick)", closeAtOnce],
+  ["trigger() sent (default)", async (origin) => {
+    const result = await trigger(`${origin}/job`, { body: BODY });
+    return { background: result.done };
+  }],
+  [
+    "trigger() accepted",
+    (origin) => trigger(`${origin}/job`, { body: BODY, wait: "accepted" }),
+  ],
+];
+
+const rows: string[] = [];
+for (const [mode, fire] of modes) {
+  const cells: string[] = [];
+  for (const make of ["deno", "node", "nginx"]) {
+    const deno = denoTarget();
+    const target = make === "deno"
+      ? deno
+      : make === "node"
+      ? await nodeTarget()
+      : await nginxTarget(deno);
+    if (!target) {
+      cells.push("n/a");
+      await deno.close();
+      continue;
+    }
+    const started = performance.now();
+    const pending = [];
+    for (let i = 0; i < TRIES; i++) pending.push(fire(target.origin));
+    const returned = await Promise.all(pending);
+    const ms = performance.now() - started;
+    await Promise.all(
+      returned.map((r) => (r as { background?: Promise<void> })?.background),
+    );
+    await new Promise((r) => setTimeout(r, 500)); // let handlers finish
+    await target.close();
+    if (target !== deno) await deno.close();
+    cells.push(`${target.intact()}/${TRIES} (${ms.toFixed(0)} ms)`);
+  }
+  rows.push(`| ${mode} | ${cells.join(" | ")} |`);
+}
+console.log(
+  `bodies intact (caller's wait for all ${TRIES}, concurrent)\n\n` +
+    `| mode | Deno.serve | Node http | nginx → Deno.serve |\n|---|---|---|---|\n${
+      rows.join("\n")
+    }`,
+);
