@@ -6,7 +6,11 @@ import type {
   WaitMode,
   WaitUntil,
 } from "./types.ts";
-import { canUseCaCertsWithFetch, hasRawSockets } from "./_runtime.ts";
+import {
+  canUseCaCertsWithFetch,
+  rawConnector,
+  rawSocketsTrustCaCerts,
+} from "./_runtime.ts";
 import { VERSION } from "./_version.ts";
 
 /** A request ready for a transport. */
@@ -378,9 +382,11 @@ export function prepare(
     ["auto", "socket", "fetch"],
     "auto",
   );
-  const sockets = hasRawSockets();
+  const sockets = rawConnector() !== undefined;
   if (requested === "socket" && !sockets) {
-    fail('transport "socket" needs Deno.connect, which this runtime lacks');
+    fail(
+      'transport "socket" needs Deno.connect or cloudflare:sockets, which this runtime lacks',
+    );
   }
   const transport = requested === "auto"
     ? (sockets ? "socket" : "fetch")
@@ -419,8 +425,12 @@ export function prepare(
         `caCerts must be an array of PEM strings, received ${show(caCerts)}`,
       );
     }
-    if (transport === "fetch" && !canUseCaCertsWithFetch()) {
-      fail("caCerts needs Deno.createHttpClient, which this runtime lacks");
+    if (
+      transport === "fetch"
+        ? !canUseCaCertsWithFetch()
+        : !rawSocketsTrustCaCerts()
+    ) {
+      fail(`caCerts is not supported by the ${transport} transport here`);
     }
   }
 

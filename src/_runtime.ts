@@ -1,6 +1,9 @@
 // Runtime differences, in one place: raw sockets, private CAs for fetch, and
-// the platform's waitUntil. Feature tests only, never user-agent sniffing.
+// the platform's waitUntil. Feature tests wherever the platform allows one.
 import type { WaitUntil } from "./types.ts";
+import type { Connector } from "./_conn.ts";
+import { connectDeno } from "./_conn_deno.ts";
+import { connectWorkers } from "./_conn_workers.ts";
 
 type DenoNamespace = typeof Deno;
 
@@ -10,8 +13,25 @@ export function denoRuntime(): DenoNamespace | undefined {
   return typeof deno?.connect === "function" ? deno : undefined;
 }
 
-/** Whether raw TCP/TLS sockets are available. */
-export function hasRawSockets(): boolean {
+/**
+ * Whether this is Cloudflare Workers. The socket API there is a module
+ * (`cloudflare:sockets`) that cannot be probed synchronously, so this uses
+ * the runtime's documented identity, `navigator.userAgent`.
+ */
+function isWorkers(): boolean {
+  const nav = (globalThis as { navigator?: { userAgent?: unknown } }).navigator;
+  return nav?.userAgent === "Cloudflare-Workers";
+}
+
+/** How to open raw TCP/TLS sockets here, or undefined where there are none. */
+export function rawConnector(): Connector | undefined {
+  if (denoRuntime()) return connectDeno;
+  if (isWorkers()) return connectWorkers;
+  return undefined;
+}
+
+/** Whether raw sockets here can trust extra CAs (`caCerts`). */
+export function rawSocketsTrustCaCerts(): boolean {
   return denoRuntime() !== undefined;
 }
 

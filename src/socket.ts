@@ -1,16 +1,20 @@
-// The raw-socket transport: HTTP/1.1 written by hand over Deno.connect or
-// Deno.connectTls, the status line read back.
+// The raw-socket transport: HTTP/1.1 written by hand over a raw connection
+// (Deno.connect / connectTls, or cloudflare:sockets), the status line read
+// back.
 import { findStatus, latin1, MAX_HEAD_BYTES, requestHead } from "./_http1.ts";
 import type { PreparedRequest } from "./_request.ts";
 import { abortFailure, bodyBytes, failure } from "./_fail.ts";
 import { TriggerError } from "./errors.ts";
-import { denoRuntime } from "./_runtime.ts";
+import type { ConnectStage, RawConn } from "./_conn.ts";
+import { rawConnector } from "./_runtime.ts";
 
 /** Bodies up to this size go out in the same write as the head. */
 const COALESCE_LIMIT = 64 * 1024;
-const READ_CHUNK = 1024;
 
-type Phase = "connect" | "tls" | "write" | "read";
+type Phase = ConnectStage | "write" | "read";
+
+const DNS_FAILURE =
+  /lookup address|name or service|nodename nor servname|dns|no such host/i;
 
 function classify(
   error: unknown,
@@ -23,9 +27,7 @@ function classify(
   const message = error instanceof Error ? error.message : String(error);
   switch (phase) {
     case "connect":
-      if (
-        /lookup address|name or service|nodename nor servname/i.test(message)
-      ) {
+      if (DNS_FAILURE.test(message)) {
         return failure(
           "DNS",
           `Host "${req.url.hostname}" could not be resolved`,
@@ -53,50 +55,16 @@ function classify(
   }
 }
 
-/** `promise`, or a rejection as soon as `signal` aborts (closing a late conn). */
-function untilAborted<T extends Deno.Conn>(
-  promise: Promise<T>,
-  signal: AbortSignal,
-  req: PreparedRequest,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      promise.then((late) => late.close(), () => {});
-      reject(abortFailure(signal, req));
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", onAbort)
-    );
-  });
-}
-
-/** Writes all of `data`, looping over partial writes. */
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    offset += await conn.write(data.subarray(offset));
-  }
-}
-
 /** Reads until the final status line; undefined if the server closed first. */
 async function readStatus(
-  conn: Deno.Conn,
+  conn: RawConn,
   req: PreparedRequest,
 ): Promise<number | undefined> {
-  let buffer = new Uint8Array(READ_CHUNK);
+  let buffer: Uint8Array | undefined;
   let length = 0;
   while (true) {
-    if (length === buffer.length) {
-      if (buffer.length >= MAX_HEAD_BYTES) {
-        throw failure("PROTOCOL", "Response head too long", req);
-      }
-      const bigger = new Uint8Array(buffer.length * 4);
-      bigger.set(buffer);
-      buffer = bigger;
-    }
-    const n = await conn.read(buffer.subarray(length));
-    if (n === null) {
+    const chunk = await conn.read();
+    if (chunk === null) {
       if (length === 0) return undefined;
       throw failure(
         "CLOSED",
@@ -104,7 +72,23 @@ async function readStatus(
         req,
       );
     }
-    length += n;
+    if (length === 0 && buffer === undefined) {
+      // The common case: the status line comes in the first chunk.
+      const scan = findStatus(chunk, chunk.length);
+      if (scan.kind === "status") return scan.status;
+    }
+    if (length + chunk.length > MAX_HEAD_BYTES) {
+      throw failure("PROTOCOL", "Response head too long", req);
+    }
+    if (buffer === undefined || length + chunk.length > buffer.length) {
+      const bigger = new Uint8Array(
+        Math.max(1024, (length + chunk.length) * 2),
+      );
+      if (buffer) bigger.set(buffer.subarray(0, length));
+      buffer = bigger;
+    }
+    buffer.set(chunk, length);
+    length += chunk.length;
     const scan = findStatus(buffer, length);
     if (scan.kind === "status") return scan.status;
     if (scan.kind === "invalid") {
@@ -128,41 +112,25 @@ export async function sendOverSocket(
   signal: AbortSignal,
   onSent: () => void,
 ): Promise<number | undefined> {
-  const deno = denoRuntime()!;
+  const connect = rawConnector()!;
   let phase: Phase = "connect";
-  let conn: Deno.Conn | undefined;
-  const close = () => {
-    try {
-      conn?.close();
-    } catch {
-      // Already closed.
-    }
-  };
+  let conn: RawConn | undefined;
+  const close = () => conn?.close();
   signal.addEventListener("abort", close, { once: true });
   try {
     const body = await bodyBytes(req);
     if (signal.aborted) throw abortFailure(signal, req);
     const { url } = req;
-    const secure = url.protocol === "https:";
-    const hostname = url.hostname.startsWith("[")
-      ? url.hostname.slice(1, -1)
-      : url.hostname;
-    const port = url.port ? Number(url.port) : secure ? 443 : 80;
-    if (secure) {
-      // connectTls takes no signal: race it, and close a late connection.
-      const connecting = deno.connectTls({
-        hostname,
-        port,
-        caCerts: req.caCerts,
-      });
-      const tls = await untilAborted(connecting, signal, req);
-      conn = tls;
-      if (signal.aborted) throw abortFailure(signal, req);
-      phase = "tls";
-      await tls.handshake();
-    } else {
-      conn = await deno.connect({ hostname, port, signal });
-    }
+    const tls = url.protocol === "https:";
+    conn = await connect({
+      hostname: url.hostname.startsWith("[")
+        ? url.hostname.slice(1, -1)
+        : url.hostname,
+      port: url.port ? Number(url.port) : tls ? 443 : 80,
+      tls,
+      caCerts: req.caCerts,
+      signal,
+    }, (stage) => phase = stage);
     if (signal.aborted) throw abortFailure(signal, req);
 
     phase = "write";
@@ -175,10 +143,10 @@ export async function sendOverSocket(
     if (body !== null && body.length <= COALESCE_LIMIT) {
       const data = latin1(head, body.length);
       data.set(body, head.length);
-      await writeAll(conn, data);
+      await conn.write(data);
     } else {
-      await writeAll(conn, latin1(head));
-      if (body !== null) await writeAll(conn, body);
+      await conn.write(latin1(head));
+      if (body !== null) await conn.write(body);
     }
     onSent();
 

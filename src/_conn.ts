@@ -1,0 +1,55 @@
+// The contract every raw-socket implementation meets (private). One file per
+// runtime implements it: _conn_deno.ts (Deno.connect / connectTls) and
+// _conn_workers.ts (cloudflare:sockets), loaded only where they can run.
+
+/** Where to connect. */
+export interface ConnectTarget {
+  hostname: string;
+  port: number;
+  tls: boolean;
+  caCerts?: string[];
+  /** Aborting it abandons the attempt (a late connection is closed). */
+  signal: AbortSignal;
+}
+
+/** A connected byte stream. */
+export interface RawConn {
+  /** Writes all of `data`. */
+  write(data: Uint8Array): Promise<void>;
+  /** The next bytes read, or null at the end. The view is valid until the
+   * next call. */
+  read(): Promise<Uint8Array | null>;
+  /** Closes the connection; safe to call twice. */
+  close(): void;
+}
+
+/** The stage a connection attempt failed in, for error codes. */
+export type ConnectStage = "connect" | "tls";
+
+/** Opens a connection; `onStage("tls")` marks the start of the handshake. */
+export type Connector = (
+  target: ConnectTarget,
+  onStage: (stage: ConnectStage) => void,
+) => Promise<RawConn>;
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts;
+ * a connection that arrives late is closed. */
+export function untilAborted<T extends { close(): void }>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  if (signal.aborted) {
+    promise.then((late) => late.close(), () => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.then((late) => late.close(), () => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
+}

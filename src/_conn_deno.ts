@@ -1,0 +1,64 @@
+// Raw sockets on Deno, Deno Deploy, Supabase and Netlify edge functions.
+import type {
+  Connector,
+  ConnectStage,
+  ConnectTarget,
+  RawConn,
+} from "./_conn.ts";
+import { untilAborted } from "./_conn.ts";
+
+const READ_CHUNK = 1024;
+
+class DenoConn implements RawConn {
+  #conn: Deno.Conn;
+  #buffer = new Uint8Array(READ_CHUNK);
+  #closed = false;
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+  async write(data: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < data.length) {
+      offset += await this.#conn.write(data.subarray(offset));
+    }
+  }
+  async read(): Promise<Uint8Array | null> {
+    const n = await this.#conn.read(this.#buffer);
+    return n === null ? null : this.#buffer.subarray(0, n);
+  }
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer's reset.
+    }
+  }
+}
+
+/** Connects with `Deno.connect`, or `Deno.connectTls` and an explicit
+ * handshake so TLS failures surface here, not as a write error. */
+export const connectDeno: Connector = async (
+  target: ConnectTarget,
+  onStage: (stage: ConnectStage) => void,
+): Promise<RawConn> => {
+  const { hostname, port, signal } = target;
+  if (!target.tls) {
+    return new DenoConn(await Deno.connect({ hostname, port, signal }));
+  }
+  // connectTls takes no signal: race it, and close a late connection.
+  const tls = await untilAborted(
+    Deno.connectTls({ hostname, port, caCerts: target.caCerts }),
+    signal,
+  );
+  onStage("tls");
+  const conn = new DenoConn(tls);
+  try {
+    await untilAborted(tls.handshake().then(() => conn), signal);
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+  return conn;
+};

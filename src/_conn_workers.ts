@@ -1,0 +1,70 @@
+// Raw sockets on Cloudflare Workers, through connect() from cloudflare:sockets.
+// Loaded with a non-literal dynamic import, so no other runtime (and no
+// bundler) ever tries to resolve "cloudflare:sockets".
+import type {
+  Connector,
+  ConnectStage,
+  ConnectTarget,
+  RawConn,
+} from "./_conn.ts";
+import { untilAborted } from "./_conn.ts";
+
+interface WorkersSocket {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly opened: Promise<unknown>;
+  close(): Promise<void>;
+}
+type Connect = (
+  address: { hostname: string; port: number },
+  options: { secureTransport: "on" | "off"; allowHalfOpen: boolean },
+) => WorkersSocket;
+
+const SOCKETS_MODULE = ["cloudflare", "sockets"].join(":");
+let loaded: Promise<Connect> | undefined;
+
+class WorkersConn implements RawConn {
+  #socket: WorkersSocket;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #closed = false;
+  constructor(socket: WorkersSocket) {
+    this.#socket = socket;
+    this.#reader = socket.readable.getReader();
+    this.#writer = socket.writable.getWriter();
+  }
+  write(data: Uint8Array): Promise<void> {
+    return this.#writer.write(data);
+  }
+  async read(): Promise<Uint8Array | null> {
+    const { value, done } = await this.#reader.read();
+    return done ? null : value;
+  }
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.close().catch(() => {});
+  }
+}
+
+/** Connects with cloudflare:sockets; TLS via `secureTransport: "on"`. */
+export const connectWorkers: Connector = async (
+  target: ConnectTarget,
+  onStage: (stage: ConnectStage) => void,
+): Promise<RawConn> => {
+  loaded ??= import(SOCKETS_MODULE).then((m) => m.connect as Connect);
+  const connect = await loaded;
+  const socket = connect(
+    { hostname: target.hostname, port: target.port },
+    { secureTransport: target.tls ? "on" : "off", allowHalfOpen: false },
+  );
+  if (target.tls) onStage("tls");
+  const conn = new WorkersConn(socket);
+  try {
+    await untilAborted(socket.opened.then(() => conn), target.signal);
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+  return conn;
+};
