@@ -1,0 +1,803 @@
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  connection,
+  type ConnectionEnv,
+  ConnectionStatus,
+  drainBackground,
+} from "../src/hono.ts";
+import { trigger } from "../mod.ts";
+import { createHonoTestApp, type HonoRecord } from "./_hono_app.ts";
+import {
+  getJson,
+  rawRequest,
+  sendAndClose,
+  sendAndRead,
+  sendAndReadStatus,
+  sleep,
+  waitForRecord,
+} from "./_hono_client.ts";
+
+const { NORMAL, ABORTED, TIMEOUT } = ConnectionStatus;
+const decoder = new TextDecoder();
+let nextId = 0;
+const uid = (name: string) => `${name}-${++nextId}`;
+
+/** A server running the test app. */
+interface Target {
+  runtime: "deno" | "node";
+  port: number;
+  base: string;
+}
+
+/** Measured facts, printed once at the end for the README. */
+const facts: Record<string, unknown> = {};
+
+// ---------------------------------------------------------------------------
+// connection() through app.request(): no socket needed.
+// ---------------------------------------------------------------------------
+
+Deno.test("connection() runs shutdown functions once, in order, with the final status", async () => {
+  const calls: string[] = [];
+  const reported: unknown[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.get(
+    "/",
+    connection({ onError: (error) => void reported.push(error) }),
+    (c) => {
+      const conn = c.var.connection;
+      conn.onShutdown((status) => void calls.push(`a${status}`));
+      conn.onShutdown(() => {
+        throw new Error("b failed");
+      });
+      conn.onShutdown(async (status) => {
+        await sleep(1);
+        calls.push(`c${status}`);
+        conn.onShutdown((s) => void calls.push(`d${s}`)); // added while running
+      });
+      return c.text("ok");
+    },
+  );
+  const response = await app.request("/");
+  assert.equal(await response.text(), "ok");
+  assert.deepEqual(calls, ["a0", "c0", "d0"]);
+  assert.equal(reported.length, 1);
+  assert.equal((reported[0] as Error).message, "b failed");
+});
+
+Deno.test("connection() runs shutdown functions once when the route throws", async () => {
+  const calls: number[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.onError((_error, c) => c.text("failed", 500));
+  app.get("/", connection(), (c) => {
+    c.var.connection.onShutdown((status) => void calls.push(status));
+    throw new Error("route failed");
+  });
+  assert.equal((await app.request("/")).status, 500);
+  await sleep(20);
+  assert.deepEqual(calls, [NORMAL]);
+});
+
+Deno.test("connection() runs a function registered after the end at once, once", async () => {
+  const calls: number[] = [];
+  const app = new Hono<ConnectionEnv>();
+  let later: (() => void) | undefined;
+  app.get("/", connection(), (c) => {
+    later = () =>
+      c.var.connection.onShutdown((status) => void calls.push(status));
+    return c.text("ok");
+  });
+  await (await app.request("/")).text();
+  later!();
+  await drainBackground();
+  assert.deepEqual(calls, [NORMAL]);
+});
+
+Deno.test("connection() ignoreUserAbort() returns the previous setting; bad input throws", async () => {
+  const app = new Hono<ConnectionEnv>();
+  app.get("/", connection({ ignoreUserAbort: true }), (c) => {
+    const conn = c.var.connection;
+    const seen = [conn.ignoreUserAbort(), conn.ignoreUserAbort(false)];
+    seen.push(conn.ignoreUserAbort(true), conn.ignoreUserAbort());
+    assert.throws(() => conn.setTimeLimit(-1), RangeError);
+    assert.throws(() => conn.setTimeLimit(NaN), /received NaN/);
+    assert.throws(
+      () => conn.onShutdown("nope" as unknown as () => void),
+      TypeError,
+    );
+    return c.json(seen);
+  });
+  assert.deepEqual(await (await app.request("/")).json(), [
+    true,
+    true,
+    false,
+    true,
+  ]);
+  assert.throws(() => connection({ timeLimit: -1 }), RangeError);
+  assert.throws(() => connection({ maxBodySize: -5 }), RangeError);
+  assert.throws(
+    () => connection({ onError: 1 as unknown as () => void }),
+    TypeError,
+  );
+});
+
+Deno.test("connection() with ack hands background work to executionCtx.waitUntil where there is one", async () => {
+  const kept: Promise<unknown>[] = [];
+  const ctx = {
+    waitUntil: (promise: Promise<unknown>) => void kept.push(promise),
+    passThroughOnException() {},
+    props: {},
+  };
+  let seen: unknown;
+  const app = new Hono<ConnectionEnv>();
+  app.post("/", connection({ ack: true }), async (c) => {
+    await sleep(20);
+    seen = await c.req.json();
+  });
+  const response = await app.request(
+    "/",
+    {
+      method: "POST",
+      body: JSON.stringify({ a: 1 }),
+    },
+    undefined,
+    ctx,
+  );
+  assert.equal(response.status, 202);
+  assert.equal(kept.length, 1);
+  assert.equal(seen, undefined);
+  await Promise.all(kept);
+  assert.deepEqual(seen, { a: 1 });
+});
+
+Deno.test("connection() with ack answers 413 over maxBodySize and parseBody() reads form bodies", async () => {
+  const { app, records } = createHonoTestApp();
+  const id = uid("form");
+  const ok = await app.request(`/ack-form?id=${id}`, {
+    method: "POST",
+    body: new URLSearchParams({ title: "a & b", n: "7" }),
+  });
+  assert.equal(ok.status, 202);
+  await drainBackground();
+  assert.deepEqual({ ...records.get(id)?.body as object }, {
+    title: "a & b",
+    n: "7",
+  });
+  assert.deepEqual(records.get(id)?.shutdown, [NORMAL]);
+
+  const big = await app.request(`/ack-form?id=${uid("form")}`, {
+    method: "POST",
+    body: new URLSearchParams({ pad: "x".repeat(5000) }),
+  });
+  assert.equal(big.status, 413);
+  assert.match(await big.text(), /exceeds 4096 bytes/);
+  // A streamed body without Content-Length is counted as it arrives.
+  const streamed = await app.request(`/ack-form?id=${uid("form")}`, {
+    method: "POST",
+    body: new Blob(["x".repeat(5000)]).stream(),
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+  assert.equal(streamed.status, 413);
+  await streamed.body?.cancel();
+});
+
+Deno.test("connection() with ack reports a background throw to onError", async () => {
+  const { app, records, errors } = createHonoTestApp();
+  const id = uid("fail");
+  const response = await app.request(`/ack?id=${id}&ms=10&fail=1`, {
+    method: "POST",
+    body: "{}",
+  });
+  assert.equal(response.status, 202);
+  await drainBackground();
+  // Hono's onError sees it first, then connection()'s onError.
+  assert.equal(errors.length, 2);
+  assert.equal((errors[1] as Error).message, "background work failed");
+  assert.deepEqual(records.get(id)?.shutdown, [NORMAL]);
+});
+
+// ---------------------------------------------------------------------------
+// The same cases on Deno.serve and on Node (@hono/node-server).
+// ---------------------------------------------------------------------------
+
+const POST_2KB = "x".repeat(2048);
+type Ready = (record: HonoRecord) => boolean;
+const ended: Ready = (r) => r.shutdown.length > 0 && r.later !== undefined;
+
+async function record(
+  target: Target,
+  id: string,
+  ready: Ready = ended,
+): Promise<HonoRecord> {
+  const rec = await waitForRecord<HonoRecord>(target.base, id, ready, 8000);
+  assert.ok(rec, `no record for ${id} on ${target.runtime}`);
+  return rec;
+}
+
+const cases: { name: string; run: (target: Target) => Promise<void> }[] = [
+  {
+    name: "NORMAL for a normal request",
+    async run(target) {
+      const id = uid("normal");
+      const body = await getJson(`${target.base}/work?id=${id}&ms=50`);
+      assert.deepEqual(body, { status: NORMAL });
+      const rec = await record(target, id);
+      assert.deepEqual(rec.shutdown, [NORMAL]);
+      assert.equal(rec.completed, true);
+    },
+  },
+  {
+    name: "not ABORTED after a successful answer (Deno's legacy abort)",
+    async run(target) {
+      const id = uid("answered");
+      const answer = await sendAndRead(
+        target.port,
+        rawRequest("GET", `/work?id=${id}&ms=50`),
+      );
+      assert.match(answer, /^HTTP\/1\.1 200/);
+      const rec = await record(target, id);
+      assert.deepEqual(rec.shutdown, [NORMAL]);
+      assert.equal(rec.later, NORMAL, "status 100 ms after the answer");
+    },
+  },
+  {
+    name: "ABORTED when the client disconnects mid-work (GET)",
+    async run(target) {
+      const id = uid("gone-get");
+      await sendAndClose(
+        target.port,
+        rawRequest("GET", `/work?id=${id}&ms=3000`),
+        200,
+      );
+      const rec = await record(target, id);
+      assert.deepEqual(rec.shutdown, [ABORTED]);
+      assert.equal(rec.stoppedBy, "AbortError");
+      assert.equal(rec.completed, false);
+      assert.ok(rec.shutdownAt! < 2000, `stopped after ${rec.shutdownAt} ms`);
+      facts[`${target.runtime}: GET disconnect at 200 ms seen after`] = `${
+        Math.round(rec.shutdownAt!)
+      } ms`;
+      await sleep(100);
+      assert.deepEqual((await record(target, id)).shutdown, [ABORTED], "once");
+    },
+  },
+  {
+    name: "ABORTED when the client disconnects mid-work (2 KB POST read late)",
+    async run(target) {
+      const id = uid("gone-post");
+      await sendAndClose(
+        target.port,
+        rawRequest("POST", `/work?id=${id}&ms=3000&readAfter=400`, POST_2KB),
+        200,
+      );
+      const rec = await record(target, id);
+      assert.deepEqual(rec.shutdown, [ABORTED]);
+      assert.equal(rec.completed, false);
+      facts[`${target.runtime}: 2 KB POST, caller gone before the read`] =
+        rec.bodyError ? `body read throws ${rec.bodyError}` : `signal aborts`;
+    },
+  },
+  {
+    name: "2 KB POST read at once, then the client disconnects mid-work",
+    async run(target) {
+      const id = uid("gone-post-read");
+      await sendAndClose(
+        target.port,
+        rawRequest("POST", `/work?id=${id}&ms=1000`, POST_2KB),
+        200,
+      );
+      const rec = await record(target, id);
+      assert.equal(rec.body, 2048);
+      facts[`${target.runtime}: 2 KB POST read, then caller gone`] =
+        rec.shutdown;
+      if (target.runtime === "node") {
+        assert.deepEqual(rec.shutdown, [ABORTED]);
+      } else {
+        // Deno.serve 2.9.6 never tells: its signal stays quiet until the
+        // answer is written. A measured limit, documented in the README.
+        assert.deepEqual(rec.shutdown, [NORMAL]);
+        assert.equal(rec.completed, true);
+      }
+    },
+  },
+  {
+    name: "TIMEOUT, and a waiting caller gets a clear 503",
+    async run(target) {
+      const id = uid("timeout");
+      const start = performance.now();
+      const response = await fetch(
+        `${target.base}/work?id=${id}&ms=5000&limit=0.3`,
+      );
+      const elapsed = performance.now() - start;
+      assert.equal(response.status, 503);
+      assert.match(await response.text(), /Time limit exceeded/);
+      assert.ok(elapsed < 3000, `answered after ${elapsed} ms`);
+      const rec = await record(target, id);
+      assert.deepEqual(rec.shutdown, [TIMEOUT]);
+      assert.equal(rec.stoppedBy, "TimeoutError");
+    },
+  },
+  {
+    name: "status 3 with ignoreUserAbort and a time limit",
+    async run(target) {
+      const id = uid("both");
+      await sendAndClose(
+        target.port,
+        rawRequest("GET", `/work?id=${id}&ms=5000&ignore=1&limit=0.8`),
+        150,
+      );
+      const rec = await record(target, id);
+      assert.deepEqual(rec.shutdown, [ABORTED | TIMEOUT]);
+      assert.equal(rec.sawAborted, true);
+      assert.equal(rec.stoppedBy, "TimeoutError");
+      assert.ok(rec.shutdownAt! >= 700, `ended after ${rec.shutdownAt} ms`);
+    },
+  },
+  {
+    name: "ignoreUserAbort keeps the work running to the end",
+    async run(target) {
+      const id = uid("ignore");
+      await sendAndClose(
+        target.port,
+        rawRequest("GET", `/work?id=${id}&ms=700&ignore=1`),
+        150,
+      );
+      const rec = await record(target, id);
+      assert.deepEqual(rec.shutdown, [ABORTED]);
+      assert.equal(rec.sawAborted, true);
+      assert.equal(rec.completed, true);
+      assert.ok(rec.shutdownAt! >= 650, `ended after ${rec.shutdownAt} ms`);
+    },
+  },
+  {
+    name: "setTimeLimit restarts the clock",
+    async run(target) {
+      const id = uid("restart");
+      // Limit 0.7 s restarted at 0.4 s: the 1 s work ends before 1.1 s.
+      const body = await getJson(
+        `${target.base}/work?id=${id}&ms=1000&limit=0.7&restart=400`,
+      );
+      assert.deepEqual(body, { status: NORMAL });
+      assert.deepEqual((await record(target, id)).shutdown, [NORMAL]);
+      const control = await fetch(
+        `${target.base}/work?id=${uid("restart")}&ms=1000&limit=0.7`,
+      );
+      assert.equal(control.status, 503);
+      await control.body?.cancel();
+    },
+  },
+  {
+    name:
+      "early ack: trigger() gets 202 long before the 2 s work ends; the body arrives intact",
+    async run(target) {
+      const id = uid("ack");
+      const payload = { job: "report", month: "2024-05", pad: "é".repeat(500) };
+      const result = await trigger(`${target.base}/ack?id=${id}&ms=2000`, {
+        wait: "accepted",
+        json: payload,
+        timeout: 10_000,
+      });
+      assert.equal(result.ok, true, result.error?.message);
+      assert.equal(result.status, 202);
+      assert.ok(result.elapsed < 1500, `202 after ${result.elapsed} ms`);
+      const early = await waitForRecord<HonoRecord>(
+        target.base,
+        id,
+        () => true,
+      );
+      assert.equal(early?.completed ?? false, false, "work still running");
+      const rec = await record(target, id, (r) => r.shutdown.length > 0);
+      assert.equal(rec.completed, true);
+      assert.deepEqual(rec.body, payload);
+      assert.deepEqual(rec.shutdown, [NORMAL]);
+    },
+  },
+  {
+    name: "early ack: 500 triggers, 0 lost",
+    async run(target) {
+      const prefix = uid("bulk");
+      const results = await Promise.all(
+        Array.from(
+          { length: 500 },
+          (_, i) =>
+            trigger(`${target.base}/ack?id=${prefix}-${i}&ms=2000`, {
+              wait: "accepted",
+              json: { i, pad: "x".repeat(1000) },
+              timeout: 20_000,
+            }),
+        ),
+      );
+      const failed = results.filter((r) => !r.ok || r.status !== 202);
+      assert.equal(failed.length, 0, failed[0]?.error?.message);
+      // The graceful-shutdown wait, run inside the server's process.
+      const drained = await getJson<{ drained: boolean }>(
+        `${target.base}/drain`,
+        { method: "POST" },
+      );
+      assert.equal(drained.drained, true);
+      const count = await getJson<{ seen: number; completed: number }>(
+        `${target.base}/count?prefix=${prefix}-`,
+      );
+      assert.deepEqual(count, { seen: 500, completed: 500 });
+    },
+  },
+];
+
+async function withDenoServer(
+  fn: (
+    target: Target,
+    app: ReturnType<typeof createHonoTestApp>,
+  ) => Promise<void>,
+): Promise<void> {
+  const made = createHonoTestApp();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    made.app.fetch,
+  );
+  const port = server.addr.port;
+  try {
+    await fn({ runtime: "deno", port, base: `http://127.0.0.1:${port}` }, made);
+  } finally {
+    await drainBackground();
+    await server.shutdown();
+  }
+}
+
+Deno.test("connection() on Deno.serve", async (t) => {
+  await withDenoServer(async (target) => {
+    for (const c of cases) {
+      await t.step(c.name, () => c.run(target));
+    }
+  });
+});
+
+Deno.test("connection() with ack: drainBackground() waits for work still running", async () => {
+  await withDenoServer(async (target, { records }) => {
+    const id = uid("drain");
+    const result = await trigger(`${target.base}/ack?id=${id}&ms=800`, {
+      wait: "accepted",
+      json: { n: 1 },
+    });
+    assert.equal(result.status, 202);
+    const stop = new AbortController();
+    stop.abort();
+    assert.equal(await drainBackground({ signal: stop.signal }), false);
+    assert.equal(records.get(id)?.completed ?? false, false);
+    // On SIGTERM: drain, then shut the server down.
+    assert.equal(await drainBackground(), true);
+    assert.equal(records.get(id)?.completed, true);
+    assert.deepEqual(records.get(id)?.shutdown, [NORMAL]);
+  });
+});
+
+/** Bundles tests/_hono_node_server.ts for node and runs it. */
+async function startNode(): Promise<Target & { stop(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "hono_node_" });
+  const out = `${dir}/server.mjs`;
+  const entry = new URL("./_hono_node_server.ts", import.meta.url).pathname;
+  const bundled = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--platform", "deno", "--format", "esm", "-o", out, entry],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(bundled.success, decoder.decode(bundled.stderr));
+  const child = new Deno.Command("node", {
+    args: [out],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  await reader.cancel();
+  const port = JSON.parse(text.split("\n")[0]).port as number;
+  return {
+    runtime: "node",
+    port,
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("connection() on Node via @hono/node-server", async (t) => {
+  const target = await startNode();
+  try {
+    for (const c of cases) {
+      await t.step(c.name, () => c.run(target));
+    }
+  } finally {
+    await target.stop();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// nginx in front of the app on Deno.serve.
+// ---------------------------------------------------------------------------
+
+const NGINX = "/usr/sbin/nginx";
+const hasNginx = (() => {
+  try {
+    return Deno.statSync(NGINX).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function startNginx(upstream: number) {
+  const dir = await Deno.makeTempDir({ prefix: "hono_nginx_" });
+  await Deno.chmod(dir, 0o777); // workers may run as nobody when we are root
+  const plain = freePort();
+  const ignoring = freePort();
+  const conf = `${dir}/nginx.conf`;
+  await Deno.writeTextFile(
+    conf,
+    `daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 2048; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${plain};
+    location / { proxy_pass http://127.0.0.1:${upstream}; }
+  }
+  server {
+    listen 127.0.0.1:${ignoring};
+    location / {
+      proxy_pass http://127.0.0.1:${upstream};
+      proxy_ignore_client_abort on;
+    }
+  }
+}
+`,
+  );
+  const child = new Deno.Command(NGINX, {
+    args: ["-p", dir, "-c", conf, "-e", `${dir}/error.log`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0;; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: ignoring })).close();
+      (await Deno.connect({ hostname: "127.0.0.1", port: plain })).close();
+      break;
+    } catch (error) {
+      if (i > 100) {
+        child.kill("SIGKILL");
+        await child.status;
+        throw new Error(
+          `nginx did not start: ${await Deno.readTextFile(`${dir}/error.log`)}`,
+          { cause: error },
+        );
+      }
+      await sleep(50);
+    }
+  }
+  return {
+    plain,
+    ignoring,
+    accessLog: () => Deno.readTextFile(`${dir}/access.log`),
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Sends `n` requests that close at once; returns how many reached the route and 499 lines logged. */
+async function closeAtOnce(
+  port: number,
+  n: number,
+  make: (id: string) => Uint8Array,
+  prefix: string,
+  records: Map<string, HonoRecord>,
+  accessLog: () => Promise<string>,
+) {
+  await Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) => sendAndClose(port, make(`${prefix}-${i}`), 0),
+    ),
+  );
+  await sleep(1000);
+  const reached = [...records.keys()].filter((id) =>
+    id.startsWith(`${prefix}-`)
+  );
+  const statuses = reached.map((id) => records.get(id)!.shutdown.join(""));
+  const logged499 = (await accessLog()).split("\n")
+    .filter((line) => line.includes(`id=${prefix}-`) && line.includes(`" 499 `))
+    .length;
+  return {
+    sent: n,
+    reached: reached.length,
+    statuses: tally(statuses),
+    logged499,
+  };
+}
+
+function tally(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const value of values) {
+    out[value || "running"] = (out[value || "running"] ?? 0) + 1;
+  }
+  return out;
+}
+
+Deno.test({
+  name: "connection() behind nginx",
+  ignore: !hasNginx,
+  async fn(t) {
+    await withDenoServer(async (target, { records }) => {
+      const nginx = await startNginx(target.port);
+      const base = (port: number) => `http://127.0.0.1:${port}`;
+      try {
+        await t.step(
+          "early ack + a caller waiting for the status line delivers every request",
+          async () => {
+            const prefix = uid("ngx-ack");
+            const results = await Promise.all(
+              Array.from(
+                { length: 200 },
+                (_, i) =>
+                  trigger(`${base(nginx.plain)}/ack?id=${prefix}-${i}&ms=300`, {
+                    wait: "accepted",
+                    json: { i, pad: "y".repeat(1500) },
+                    timeout: 20_000,
+                  }),
+              ),
+            );
+            assert.equal(results.filter((r) => r.status === 202).length, 200);
+            // A raw caller that closes right after the status line, too.
+            const statuses = await Promise.all(
+              Array.from({ length: 50 }, (_, i) =>
+                sendAndReadStatus(
+                  nginx.plain,
+                  rawRequest(
+                    "POST",
+                    `/ack?id=${prefix}-raw-${i}&ms=300`,
+                    JSON.stringify({ i, pad: "z".repeat(2000) }),
+                    "application/json",
+                  ),
+                )),
+            );
+            assert.deepEqual(new Set(statuses), new Set([202]));
+            assert.equal(await drainBackground(), true);
+            const done = [...records].filter(([id, r]) =>
+              id.startsWith(`${prefix}-`) && r.completed &&
+              (r.body as { i: number }).i >= 0
+            );
+            assert.equal(done.length, 250);
+            facts["nginx default, ack + wait for status line"] =
+              "250 of 250 delivered";
+          },
+        );
+
+        await t.step(
+          "default config: a mid-work disconnect reaches the route as ABORTED",
+          async () => {
+            const id = uid("ngx-gone");
+            await sendAndClose(
+              nginx.plain,
+              rawRequest("GET", `/work?id=${id}&ms=3000`),
+              200,
+            );
+            const rec = await record(target, id);
+            assert.deepEqual(rec.shutdown, [ABORTED]);
+          },
+        );
+
+        await t.step(
+          "proxy_ignore_client_abort on: the route never sees ABORTED",
+          async () => {
+            const id = uid("ngx-ignore");
+            await sendAndClose(
+              nginx.ignoring,
+              rawRequest("GET", `/work?id=${id}&ms=600`),
+              150,
+            );
+            const rec = await record(target, id);
+            assert.deepEqual(rec.shutdown, [NORMAL]);
+            assert.equal(rec.completed, true);
+            assert.equal(rec.sawAborted, false);
+          },
+        );
+
+        await t.step("observed: clients that close at once", async () => {
+          const get = (id: string) =>
+            rawRequest("GET", `/work?id=${id}&ms=100`);
+          const post = (id: string) =>
+            rawRequest(
+              "POST",
+              `/ack?id=${id}&ms=10`,
+              JSON.stringify({ pad: "p".repeat(2000) }),
+              "application/json",
+            );
+          facts["nginx default, GET closed at once"] = await closeAtOnce(
+            nginx.plain,
+            50,
+            get,
+            uid("ngx-d-get"),
+            records,
+            nginx.accessLog,
+          );
+          facts["nginx default, 2 KB POST to ack route closed at once"] =
+            await closeAtOnce(
+              nginx.plain,
+              50,
+              post,
+              uid("ngx-d-post"),
+              records,
+              nginx.accessLog,
+            );
+          facts["nginx proxy_ignore_client_abort, GET closed at once"] =
+            await closeAtOnce(
+              nginx.ignoring,
+              50,
+              get,
+              uid("ngx-i-get"),
+              records,
+              nginx.accessLog,
+            );
+          facts[
+            "nginx proxy_ignore_client_abort, 2 KB POST to ack route closed at once"
+          ] = await closeAtOnce(
+            nginx.ignoring,
+            50,
+            post,
+            uid("ngx-i-post"),
+            records,
+            nginx.accessLog,
+          );
+          facts["Deno.serve direct, GET closed at once"] = await closeAtOnce(
+            target.port,
+            50,
+            get,
+            uid("direct-get"),
+            records,
+            async () => "",
+          );
+          facts["Deno.serve direct, 2 KB POST to ack route closed at once"] =
+            await closeAtOnce(
+              target.port,
+              50,
+              post,
+              uid("direct-post"),
+              records,
+              async () => "",
+            );
+          await drainBackground();
+        });
+      } finally {
+        await nginx.stop();
+      }
+    });
+  },
+});
+
+Deno.test("measured facts (printed for the README)", () => {
+  console.log(JSON.stringify(facts, null, 2));
+});
