@@ -1,5 +1,7 @@
 // Entry bundled for `node` by tests/hono_test.ts: serves the test app through
 // @hono/node-server on a loopback port, prints {"port":N}, exits on SIGTERM.
+// Not in deno.json: only this test entry needs it.
+// deno-lint-ignore no-import-prefix
 import { serve } from "npm:@hono/node-server@^2.1.9";
 import { createHonoTestApp } from "./_hono_app.ts";
 

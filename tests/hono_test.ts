@@ -778,7 +778,7 @@ Deno.test({
             get,
             uid("direct-get"),
             records,
-            async () => "",
+            () => Promise.resolve(""),
           );
           facts["Deno.serve direct, 2 KB POST to ack route closed at once"] =
             await closeAtOnce(
@@ -787,7 +787,7 @@ Deno.test({
               post,
               uid("direct-post"),
               records,
-              async () => "",
+              () => Promise.resolve(""),
             );
           await drainBackground();
         });
