@@ -312,20 +312,27 @@ export function connection(
   }
 
   return async function connection(c, next) {
-    const report = (error: unknown) => safely(() => onError(error, c));
-    const conn = new ConnectionState(ignoreUserAbort, report);
+    const conn = new ConnectionState(c, ignoreUserAbort, onError);
     c.set("connection", conn);
-    const unwatch = watchCaller(c, () => conn.callerGone(), !ack);
-    conn.setTimeLimit(timeLimit);
+    conn.watchCaller(!ack);
+    if (timeLimit > 0) conn.setTimeLimit(timeLimit);
 
     if (!ack) {
+      // Settles when the route answers, or earlier when the caller leaves
+      // (unless ignored) or the time limit passes.
       const route = next();
       let early: EarlyEnd | undefined;
       try {
-        early = await Promise.race([route.then(() => undefined), conn.ended]);
+        early = await new Promise<EarlyEnd | undefined>((resolve, reject) => {
+          conn.endEarly = resolve;
+          route.then(() => resolve(undefined), reject);
+        });
       } finally {
-        unwatch();
-        if (early === undefined) await conn.finish();
+        conn.unwatchCaller();
+        if (early === undefined) {
+          const running = conn.finish();
+          if (running) await running;
+        }
       }
       if (early === undefined) return;
       track(route);
@@ -335,9 +342,14 @@ export function connection(
 
     let body: Uint8Array | null | EarlyEnd;
     try {
-      body = await Promise.race([readBody(c, maxBodySize), conn.ended]);
+      body = await new Promise<Uint8Array | null | EarlyEnd>(
+        (resolve, reject) => {
+          conn.endEarly = resolve;
+          readBody(c, maxBodySize).then(resolve, reject);
+        },
+      );
     } catch (error) {
-      unwatch();
+      conn.unwatchCaller();
       if (error instanceof BodyTooLargeError) {
         await conn.finish();
         return new Response(error.message, { status: 413 });
@@ -346,14 +358,14 @@ export function connection(
       await conn.finish();
       return earlyResponse("aborted", conn);
     }
-    unwatch();
+    conn.unwatchCaller();
     if (typeof body === "string") {
       await conn.finished;
       return earlyResponse(body, conn);
     }
     conn.acknowledge();
     c.req.raw = bufferedRequest(c.req.raw, body, conn.signal);
-    keepAlive(c, runInBackground(c, next, conn, report));
+    keepAlive(c, runInBackground(c, next, conn));
     return c.body(null, 202);
   };
 }
@@ -421,7 +433,8 @@ export async function drainBackground(
 //   GET or a small POST, but never while the route works once a body over
 //   about 500 bytes was read; a body read after the caller left throws
 //   `BadResource` and the signal stays quiet. So a failed body read means
-//   ABORTED: on Deno the body is watched.
+//   ABORTED: on Deno the body methods are watched. The signal must be read
+//   at once: one first read after the caller left never aborts.
 // - @hono/node-server aborts the signal on client close only; bodies stay
 //   readable.
 // - Workers keep background work alive with `c.executionCtx.waitUntil`; the
@@ -432,55 +445,55 @@ const isDeno =
   typeof (globalThis as { Deno?: { serve?: unknown } }).Deno?.serve ===
     "function";
 
-/** Calls `onGone` when the caller goes away; returns a function that stops watching. */
-function watchCaller(
-  c: Context,
-  onGone: () => void,
-  watchBody: boolean,
-): () => void {
-  const raw = c.req.raw;
-  const signal = raw.signal;
-  if (signal.aborted) onGone();
-  else signal.addEventListener("abort", onGone, { once: true });
-  if (watchBody && isDeno && raw.body !== null && !raw.bodyUsed && !isNode(c)) {
-    c.req.raw = watchedRequest(raw, onGone);
-  }
-  return () => signal.removeEventListener("abort", onGone);
-}
-
 /** Whether the request came through @hono/node-server (also under Deno's node:http). */
 function isNode(c: Context): boolean {
   const env: unknown = c.env;
   return typeof env === "object" && env !== null && "incoming" in env;
 }
 
-/** A copy of `raw` whose body calls `onFail` when a read fails. */
-function watchedRequest(raw: Request, onFail: () => void): Request {
-  const reader = raw.body!.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        onFail();
-        controller.error(error);
-        return;
-      }
-      if (chunk.done) controller.close();
-      else controller.enqueue(chunk.value);
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-  return new Request(raw.url, {
-    method: raw.method,
-    headers: raw.headers,
-    body,
-    signal: raw.signal,
-    duplex: "half",
-  } as RequestInit);
+/** Who to tell when a body read of a watched request fails. */
+const bodyWatchers = new WeakMap<Request, () => void>();
+
+/**
+ * A prototype between a watched request and `Request.prototype` whose body
+ * methods (those Hono's `c.req.json()`, `text()`, `parseBody()` … call)
+ * report a failed read. One prototype swap per request is cheaper than a
+ * copy of the request with a piped body, or own properties.
+ */
+let watchedPrototype: object | undefined;
+
+/** Whether a request may have a body, without touching `request.body`. */
+function hasBody(request: Request): boolean {
+  return request.method !== "GET" && request.method !== "HEAD";
+}
+
+function watchBodyReads(raw: Request, onFail: () => void): void {
+  watchedPrototype ??= makeWatchedPrototype();
+  if (Object.getPrototypeOf(raw) !== Request.prototype) return;
+  bodyWatchers.set(raw, onFail);
+  Object.setPrototypeOf(raw, watchedPrototype);
+}
+
+function makeWatchedPrototype(): object {
+  const proto = Object.create(Request.prototype);
+  const methods = ["arrayBuffer", "blob", "bytes", "formData", "json", "text"];
+  for (const method of methods) {
+    const read = (Request.prototype as unknown as Record<string, unknown>)[
+      method
+    ];
+    if (typeof read !== "function") continue;
+    Object.defineProperty(proto, method, {
+      configurable: true,
+      writable: true,
+      value: function watchedRead(this: Request) {
+        return (read.call(this) as Promise<unknown>).catch((error) => {
+          bodyWatchers.get(this)?.();
+          throw error;
+        });
+      },
+    });
+  }
+  return proto;
 }
 
 /** Keeps background work alive: `waitUntil` where the platform has it, and tracked. */
@@ -523,15 +536,6 @@ function reportToConsole(error: unknown, c: Context): void {
   );
 }
 
-/** Runs `fn`, reporting nothing: used for reporters themselves. */
-async function safely(fn: () => unknown): Promise<void> {
-  try {
-    await fn();
-  } catch (error) {
-    console.error("connection(): onError threw", error);
-  }
-}
-
 function checkSeconds(seconds: number, what: string): void {
   if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
     throw new RangeError(
@@ -542,29 +546,39 @@ function checkSeconds(seconds: number, what: string): void {
   }
 }
 
+/**
+ * One request's connection. Kept cheap for requests that end normally:
+ * the controller, the `finished` promise and the shutdown run are made only
+ * when used.
+ */
 class ConnectionState implements Connection {
+  #c: Context;
+  #onError: (error: unknown, c: Context) => unknown;
   #status: ConnectionStatus = ConnectionStatus.NORMAL;
   #ignore: boolean;
-  #report: (error: unknown) => Promise<void>;
-  #controller = new AbortController();
+  #controller: AbortController | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #watched: AbortSignal | undefined;
   #answered = false;
   #over = false;
   #ran = false;
-  #shutdown: ShutdownFunction[] = [];
-  #running: Promise<ConnectionStatus> | undefined;
-  #endEarly!: (why: EarlyEnd) => void;
-  /** Settles when the work ends before the route answered. */
-  readonly ended: Promise<EarlyEnd>;
-  #resolveFinished!: (status: ConnectionStatus) => void;
-  readonly finished: Promise<ConnectionStatus>;
+  #shutdown: ShutdownFunction[] | undefined;
+  #running: Promise<void> | undefined;
+  #finished: Promise<ConnectionStatus> | undefined;
+  #resolveFinished: ((status: ConnectionStatus) => void) | undefined;
+  /** Called when the work ends before the route answered. */
+  endEarly: (why: EarlyEnd) => void = noop;
+  /** The time limit in force, in seconds. */
   limit = 0;
 
-  constructor(ignore: boolean, report: (error: unknown) => Promise<void>) {
+  constructor(
+    c: Context,
+    ignore: boolean,
+    onError: (error: unknown, c: Context) => unknown,
+  ) {
+    this.#c = c;
     this.#ignore = ignore;
-    this.#report = report;
-    this.ended = new Promise((resolve) => this.#endEarly = resolve);
-    this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
+    this.#onError = onError;
   }
 
   get status(): ConnectionStatus {
@@ -580,7 +594,16 @@ class ConnectionState implements Connection {
   }
 
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    return (this.#controller ??= new AbortController()).signal;
+  }
+
+  get finished(): Promise<ConnectionStatus> {
+    if (this.#finished === undefined) {
+      this.#finished = this.#ran
+        ? Promise.resolve(this.#status)
+        : new Promise((resolve) => this.#resolveFinished = resolve);
+    }
+    return this.#finished;
   }
 
   ignoreUserAbort(value?: boolean): boolean {
@@ -612,8 +635,34 @@ class ConnectionState implements Connection {
         `Cannot register shutdown function: expected a function, received ${typeof fn}`,
       );
     }
-    if (!this.#ran) this.#shutdown.push(fn);
-    else track(this.#call(fn));
+    if (this.#ran) track(this.#call(fn));
+    else (this.#shutdown ??= []).push(fn);
+  }
+
+  /** Starts watching the caller; `body`: also watch body reads (Deno). */
+  watchCaller(body: boolean): void {
+    const raw = this.#c.req.raw;
+    const signal = raw.signal;
+    if (signal.aborted) this.callerGone();
+    else {
+      signal.addEventListener("abort", this, { once: true });
+      this.#watched = signal;
+    }
+    // Not `raw.body !== null`: on Deno that getter builds a stream and
+    // loses the fast path of `text()` and friends.
+    if (body && isDeno && hasBody(raw) && !isNode(this.#c)) {
+      watchBodyReads(raw, () => this.callerGone(true));
+    }
+  }
+
+  unwatchCaller(): void {
+    this.#watched?.removeEventListener("abort", this);
+    this.#watched = undefined;
+  }
+
+  /** The caller's signal aborted. */
+  handleEvent(): void {
+    this.callerGone();
   }
 
   /** The caller went away; `force` when a body read failed. */
@@ -630,7 +679,7 @@ class ConnectionState implements Connection {
 
   #stop(why: EarlyEnd): void {
     if (this.#over) return;
-    this.#controller.abort(
+    (this.#controller ??= new AbortController()).abort(
       why === "timeout"
         ? new DOMException(
           `The route ran past its time limit of ${this.limit} s`,
@@ -641,34 +690,55 @@ class ConnectionState implements Connection {
           "AbortError",
         ),
     );
-    this.#endEarly(why);
+    this.endEarly(why);
     this.finish();
   }
 
-  /** Ends the work: runs every shutdown function once, in order. */
-  finish(): Promise<ConnectionStatus> {
-    if (this.#running) return this.#running;
+  /**
+   * Ends the work: runs every shutdown function once, in order. Returns
+   * nothing when there was nothing to run.
+   */
+  finish(): Promise<void> | undefined {
+    if (this.#over) return this.#running;
     this.#over = true;
     this.#answered = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#running = (async () => {
-      for (let i = 0; i < this.#shutdown.length; i++) {
-        await this.#call(this.#shutdown[i]);
-      }
-      this.#ran = true;
-      this.#shutdown = [];
-      this.#resolveFinished(this.#status);
-      return this.#status;
-    })();
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#shutdown === undefined) {
+      this.#done();
+      return undefined;
+    }
+    this.#running = this.#runShutdown(this.#shutdown);
     return this.#running;
+  }
+
+  async #runShutdown(fns: ShutdownFunction[]): Promise<void> {
+    for (let i = 0; i < fns.length; i++) await this.#call(fns[i]);
+    this.#done();
+  }
+
+  #done(): void {
+    this.#ran = true;
+    this.#shutdown = undefined;
+    this.#resolveFinished?.(this.#status);
   }
 
   async #call(fn: ShutdownFunction): Promise<void> {
     try {
       await fn(this.#status);
     } catch (error) {
-      await this.#report(error);
+      await this.report(error);
+    }
+  }
+
+  /** Hands an error to `onError`; a throw of `onError` itself is logged. */
+  async report(error: unknown): Promise<void> {
+    try {
+      await this.#onError(error, this.#c);
+    } catch (failure) {
+      console.error("connection(): onError threw", failure);
     }
   }
 }
@@ -677,16 +747,15 @@ async function runInBackground(
   c: Context,
   next: () => Promise<void>,
   conn: ConnectionState,
-  report: (error: unknown) => Promise<void>,
 ): Promise<void> {
   try {
     await next();
     // Hono turns a route's throw into its onError answer and keeps the error.
     if (c.error !== undefined && c.error !== conn.signal.reason) {
-      await report(c.error);
+      await conn.report(c.error);
     }
   } catch (error) {
-    if (error !== conn.signal.reason) await report(error);
+    if (error !== conn.signal.reason) await conn.report(error);
   }
   await conn.finish();
 }
@@ -715,7 +784,7 @@ async function readBody(
   limit: number,
 ): Promise<Uint8Array | null> {
   const raw = c.req.raw;
-  if (raw.body === null) return null;
+  if (!hasBody(raw)) return null;
   if (raw.bodyUsed) {
     // An earlier middleware read it: Hono caches it.
     const bytes = new Uint8Array(await c.req.arrayBuffer());
@@ -725,6 +794,8 @@ async function readBody(
   if (Number(raw.headers.get("content-length")) > limit) {
     throw new BodyTooLargeError(limit);
   }
+  if (limit === Infinity) return new Uint8Array(await raw.arrayBuffer());
+  if (raw.body === null) return null;
   const reader = raw.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

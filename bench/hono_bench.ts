@@ -1,0 +1,144 @@
+// What connection() costs a route, in requests/s.
+//
+//   deno bench --allow-net=127.0.0.1 bench/hono_bench.ts   Deno.bench groups
+//   deno run --allow-net=127.0.0.1 bench/hono_bench.ts     a requests/s table
+//                                                          with the cost ratio
+//
+// The same Hono app serves each route three ways: bare ("without"), with
+// connection(), and with a hand-written watch of `c.req.raw.signal` ("signal
+// only": the least a route that wants to know about its caller must do).
+// Routes: a GET answering at once, a 1 KB POST whose body the route reads
+// (on Deno, connection() watches body reads to see a caller leave), and a
+// GET doing 1 ms of work. Measured two ways: `app.request()` in-process (the
+// middleware's own cost) and a real Deno.serve on 127.0.0.1 driven by fetch
+// with keep-alive (what a server sees). On Deno.serve, reading
+// `request.signal` at all is most of the cost: Deno makes the signal lazily.
+import { Hono, type MiddlewareHandler } from "hono";
+import { connection, type ConnectionEnv } from "../src/hono.ts";
+
+const BODY = "x".repeat(1024);
+
+const app = new Hono<ConnectionEnv>();
+const signalOnly: MiddlewareHandler = async function signalOnly(c, next) {
+  const signal = c.req.raw.signal;
+  const onAbort = () => {};
+  signal.addEventListener("abort", onAbort, { once: true });
+  await next();
+  signal.removeEventListener("abort", onAbort);
+};
+for (
+  const [key, middleware] of Object.entries(
+    { signal: signalOnly, conn: connection() as MiddlewareHandler },
+  )
+) {
+  app.use(`/${key}`, middleware);
+  app.use(`/${key}/*`, middleware);
+}
+for (const key of ["plain", "signal", "conn"]) {
+  app.get(`/${key}`, (c) => c.text("ok"));
+  app.post(`/${key}`, async (c) => c.text(String((await c.req.text()).length)));
+  app.get(`/${key}/work`, async (c) => {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    return c.text("ok");
+  });
+}
+
+const server = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  app.fetch,
+);
+const origin = `http://127.0.0.1:${server.addr.port}`;
+
+async function inProcess(path: string, post: boolean): Promise<void> {
+  const response = await app.request(
+    path,
+    post ? { method: "POST", body: BODY } : undefined,
+  );
+  await response.text();
+}
+
+async function overHttp(path: string, post: boolean): Promise<void> {
+  const response = await fetch(
+    origin + path,
+    post ? { method: "POST", body: BODY } : undefined,
+  );
+  await response.text();
+}
+
+const variants = [
+  { name: "GET", post: false, suffix: "", perRound: 2_000 },
+  { name: "POST 1 KB", post: true, suffix: "", perRound: 2_000 },
+  { name: "GET, 1 ms work", post: false, suffix: "/work", perRound: 150 },
+] as const;
+
+if (import.meta.main) {
+  // `deno run`: a table of requests/s, the three ways alternated in rounds
+  // so drift (JIT, GC) hits them alike.
+  const ROUNDS = 8;
+  const keys = ["plain", "signal", "conn"] as const;
+  const ways = [
+    ["app.request", inProcess],
+    ["Deno.serve + fetch", overHttp],
+  ] as const;
+  const rows: Record<string, string>[] = [];
+  for (const [way, run] of ways) {
+    for (const { name, post, suffix, perRound } of variants) {
+      const time = { plain: 0, signal: 0, conn: 0 };
+      for (let i = 0; i < perRound / 4; i++) {
+        for (const key of keys) await run(`/${key}${suffix}`, post);
+      }
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const key of keys) {
+          const start = performance.now();
+          for (let i = 0; i < perRound; i++) {
+            await run(`/${key}${suffix}`, post);
+          }
+          time[key] += performance.now() - start;
+        }
+      }
+      const rate = (key: typeof keys[number]) =>
+        ROUNDS * perRound / (time[key] / 1000);
+      const cost = (from: number, to: number) =>
+        `${((1 - to / from) * 100).toFixed(1)} %`;
+      rows.push({
+        way,
+        route: name,
+        "without req/s": rate("plain").toFixed(0),
+        "signal only req/s": rate("signal").toFixed(0),
+        "connection() req/s": rate("conn").toFixed(0),
+        "cost vs without": cost(rate("plain"), rate("conn")),
+        "cost vs signal only": cost(rate("signal"), rate("conn")),
+      });
+    }
+  }
+  console.table(rows);
+  await server.shutdown();
+} else {
+  server.unref();
+  for (const { name, post, suffix } of variants) {
+    for (
+      const [way, run] of [
+        ["app.request", inProcess],
+        ["Deno.serve", overHttp],
+      ] as const
+    ) {
+      const group = `${way} ${name}`;
+      Deno.bench({
+        name: `${group} without connection()`,
+        group,
+        baseline: true,
+        fn: () => run(`/plain${suffix}`, post),
+      });
+      Deno.bench({
+        name: `${group} signal only`,
+        group,
+        fn: () => run(`/signal${suffix}`, post),
+      });
+      Deno.bench({
+        name: `${group} with connection()`,
+        group,
+        fn: () => run(`/conn${suffix}`, post),
+      });
+    }
+  }
+}
