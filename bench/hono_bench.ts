@@ -4,6 +4,11 @@
 //   deno run --allow-net=127.0.0.1 bench/hono_bench.ts     a requests/s table
 //                                                          with the cost ratio
 //
+// Quote the `deno run` table: it alternates the three ways in rounds. Under
+// `deno bench` the server and the timers share the bench loop, and the
+// Deno.serve groups and the 1 ms-work groups come out distorted (~0.9 ms per
+// request whatever the route, timers resolving early).
+//
 // The same Hono app serves each route three ways: bare ("without"), with
 // connection(), and with a hand-written watch of `c.req.raw.signal` ("signal
 // only": the least a route that wants to know about its caller must do).
