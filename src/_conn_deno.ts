@@ -11,7 +11,7 @@ const READ_CHUNK = 1024;
 
 class DenoConn implements RawConn {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(READ_CHUNK);
+  #buffer?: Uint8Array;
   #closed = false;
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -23,8 +23,9 @@ class DenoConn implements RawConn {
     }
   }
   async read(): Promise<Uint8Array | null> {
-    const n = await this.#conn.read(this.#buffer);
-    return n === null ? null : this.#buffer.subarray(0, n);
+    const buffer = this.#buffer ??= new Uint8Array(READ_CHUNK);
+    const n = await this.#conn.read(buffer);
+    return n === null ? null : buffer.subarray(0, n);
   }
   close(): void {
     if (this.#closed) return;
@@ -39,14 +40,24 @@ class DenoConn implements RawConn {
 
 /** Connects with `Deno.connect`, or `Deno.connectTls` and an explicit
  * handshake so TLS failures surface here, not as a write error. */
-export const connectDeno: Connector = async (
+export const connectDeno: Connector = (
   target: ConnectTarget,
   onStage: (stage: ConnectStage) => void,
 ): Promise<RawConn> => {
   const { hostname, port, signal } = target;
   if (!target.tls) {
-    return new DenoConn(await Deno.connect({ hostname, port, signal }));
+    return Deno.connect({ hostname, port, signal }).then((conn) =>
+      new DenoConn(conn)
+    );
   }
+  return connectTls(target, onStage);
+};
+
+async function connectTls(
+  target: ConnectTarget,
+  onStage: (stage: ConnectStage) => void,
+): Promise<RawConn> {
+  const { hostname, port, signal } = target;
   // connectTls takes no signal: race it, and close a late connection.
   const tls = await untilAborted(
     Deno.connectTls({ hostname, port, caCerts: target.caCerts }),
@@ -61,4 +72,4 @@ export const connectDeno: Connector = async (
     throw error;
   }
   return conn;
-};
+}

@@ -118,7 +118,7 @@ export async function sendOverSocket(
   const close = () => conn?.close();
   signal.addEventListener("abort", close, { once: true });
   try {
-    const body = await bodyBytes(req);
+    const body = req.body instanceof Request ? await bodyBytes(req) : req.body;
     if (signal.aborted) throw abortFailure(signal, req);
     const { url } = req;
     const tls = url.protocol === "https:";
@@ -149,6 +149,8 @@ export async function sendOverSocket(
       if (body !== null) await conn.write(body);
     }
     onSent();
+    // Let the caller resume before the read starts.
+    await undefined;
 
     phase = "read";
     return await readStatus(conn, req);

@@ -116,10 +116,12 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   if (external?.aborted) onAbort();
   else external?.addEventListener("abort", onAbort, { once: true });
 
-  const { promise, resolve } = Promise.withResolvers<TriggerResult>();
+  // No Promise.withResolvers: Node 20 and Vercel's edge-runtime lack it.
+  let resolve!: (result: TriggerResult) => void;
+  const promise = new Promise<TriggerResult>((r) => resolve = r);
   let answered = false;
-  const background = Promise.withResolvers<void>();
-  const done = background.promise;
+  let settle!: () => void;
+  const done = new Promise<void>((r) => settle = r);
   const answer = (outcome: Outcome) => {
     if (answered) return;
     answered = true;
@@ -171,7 +173,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       clearTimeout(timer);
       external?.removeEventListener("abort", onAbort);
       answer(outcome);
-      background.resolve();
+      settle();
     });
 
   const waitUntil = req.waitUntil ?? discoverWaitUntil();
