@@ -4,34 +4,7 @@
 import assert from "node:assert/strict";
 import { Miniflare } from "miniflare";
 import { Queue } from "./_servers.ts";
-
-const decoder = new TextDecoder();
-
-async function bundle(entry: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "trigger-worker-" });
-  try {
-    const out = `${dir}/worker.mjs`;
-    const { success, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--quiet",
-        "--platform",
-        "browser",
-        "--format",
-        "esm",
-        "-o",
-        out,
-        new URL(entry, import.meta.url).pathname,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.ok(success, decoder.decode(stderr));
-    return await Deno.readTextFile(out);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { bundle } from "./_bundle.ts";
 
 /** A Deno.serve target that records bodies and answers after `delay` ms. */
 function target(delay: number) {
@@ -57,6 +30,7 @@ function target(delay: number) {
 async function withWorker(
   entry: string,
   fn: (mf: Miniflare) => Promise<void>,
+  bindings: Record<string, string> = {},
 ) {
   const mf = new Miniflare({
     modules: [{
@@ -65,6 +39,7 @@ async function withWorker(
       contents: await bundle(entry),
     }],
     compatibilityDate: "2026-04-01",
+    bindings,
   });
   try {
     await fn(mf);
@@ -204,4 +179,43 @@ Deno.test({
       await reports.close();
     }
   },
+});
+
+Deno.test("workerd: the Cloudflare examples run as written (Worker, and Hono with an acknowledged trigger)", async () => {
+  const jobs = target(0);
+  try {
+    await withWorker("../examples/cloudflare_worker.ts", async (mf) => {
+      const response = await mf.dispatchFetch(
+        "http://worker.test/?month=2026-08",
+      );
+      assert.deepEqual(await response.json(), {
+        started: true,
+        transport: "socket",
+      });
+      assert.deepEqual(JSON.parse((await jobs.hits.take()).body), {
+        month: "2026-08",
+      });
+    }, { JOB_URL: jobs.url });
+
+    await withWorker("../examples/cloudflare_hono.ts", async (mf) => {
+      const response = await mf.dispatchFetch("http://worker.test/orders", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ id: 42 }),
+      });
+      assert.equal(response.status, 201);
+      assert.deepEqual(await response.json(), { started: true });
+      assert.deepEqual(JSON.parse((await jobs.hits.take()).body), { id: 42 });
+
+      const ack = await mf.dispatchFetch("http://worker.test/jobs/report", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ id: 43 }),
+      });
+      assert.equal(ack.status, 202);
+      await ack.arrayBuffer();
+    }, { JOB_URL: jobs.url });
+  } finally {
+    await jobs.close();
+  }
 });

@@ -1,0 +1,29 @@
+// Bundles a test entry for a non-Deno runtime (workerd, edge-runtime, Node).
+import assert from "node:assert/strict";
+
+/** Bundles `entry` (relative to tests/) as one ESM file and returns its code. */
+export async function bundle(entry: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "trigger-bundle-" });
+  try {
+    const out = `${dir}/bundle.mjs`;
+    const { success, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "bundle",
+        "--quiet",
+        "--platform",
+        "browser",
+        "--format",
+        "esm",
+        "-o",
+        out,
+        new URL(entry, import.meta.url).pathname,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(success, new TextDecoder().decode(stderr));
+    return await Deno.readTextFile(out);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -1,0 +1,185 @@
+// The edge platforms that are not workerd: Vercel's edge-runtime and Node run
+// for real (as child processes); Supabase, Netlify and Deno Deploy, whose
+// runtimes cannot run here, through their examples with a faithful global or
+// context on Deno, which is what those platforms are built on.
+import assert from "node:assert/strict";
+import { trigger } from "../mod.ts";
+import { bundle } from "./_bundle.ts";
+import { denoRecorder } from "./_servers.ts";
+import netlify from "../examples/netlify_edge.ts";
+import deploy from "../examples/deno_deploy.ts";
+
+const decoder = new TextDecoder();
+const EDGE_RUNTIME = "edge-runtime@4.0.1";
+
+/** A node_modules folder with Vercel's edge-runtime, installed once. */
+async function edgeRuntimeModules(): Promise<string> {
+  const cache = Deno.env.get("XDG_CACHE_HOME") ??
+    `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
+  const dir = `${cache}/fire-trigger-tests/${EDGE_RUNTIME}`;
+  try {
+    await Deno.stat(`${dir}/node_modules/edge-runtime/package.json`);
+  } catch {
+    await Deno.mkdir(dir, { recursive: true });
+    const { success, stderr } = await new Deno.Command("npm", {
+      args: [
+        "install",
+        "--prefix",
+        dir,
+        "--no-audit",
+        "--no-fund",
+        "--no-save",
+        EDGE_RUNTIME,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(
+      success,
+      `npm install ${EDGE_RUNTIME}: ${decoder.decode(stderr)}`,
+    );
+  }
+  return `${dir}/node_modules`;
+}
+
+async function withTempFile<T>(
+  code: string,
+  fn: (path: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "trigger-edge-" });
+  try {
+    const path = `${dir}/bundle.mjs`;
+    await Deno.writeTextFile(path, code);
+    return await fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function node(args: string[]): Promise<string> {
+  const { success, stdout, stderr } = await new Deno.Command("node", {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(success, decoder.decode(stderr));
+  return decoder.decode(stdout).trim();
+}
+
+Deno.test("Vercel edge-runtime: the example discovers the request context's waitUntil and the hit arrives", async () => {
+  const modules = await edgeRuntimeModules();
+  const recorder = denoRecorder({ delay: 300 });
+  try {
+    const code = await bundle("./_edge/vercel_entry.ts");
+    const target = `${recorder.origin}/vercel?month=2026-11`;
+    const out = await withTempFile(code, (path) =>
+      node([
+        new URL("./_edge/run_edge_runtime.cjs", import.meta.url).pathname,
+        modules,
+        path,
+        `http://edge.test/api/start?target=${encodeURIComponent(target)}`,
+      ]));
+    const { status, body, handed } = JSON.parse(out);
+    assert.equal(status, 200);
+    assert.deepEqual(JSON.parse(body), { started: true, transport: "fetch" });
+    assert.equal(handed, 1, "the background part went to Vercel's waitUntil");
+    const seen = await recorder.seen.take();
+    assert.deepEqual(JSON.parse(decoder.decode(seen.body)), {
+      month: "2026-11",
+    });
+  } finally {
+    await recorder.close();
+  }
+});
+
+Deno.test("Node: the bundled module uses the fetch transport and delivers", async () => {
+  const recorder = denoRecorder();
+  try {
+    const code = await bundle("./_edge/node_entry.ts");
+    const out = await withTempFile(
+      code,
+      (path) => node([path, `${recorder.origin}/node`]),
+    );
+    assert.deepEqual(JSON.parse(out), {
+      sent: { ok: true, transport: "fetch" },
+      accepted: { ok: true, status: 202 },
+    });
+    const bodies = [
+      decoder.decode((await recorder.seen.take()).body),
+      decoder.decode((await recorder.seen.take()).body),
+    ].sort();
+    assert.deepEqual(bodies, ["from=node&wait=accepted", '{"from":"node"}']);
+  } finally {
+    await recorder.close();
+  }
+});
+
+Deno.test("Supabase (simulated EdgeRuntime): auto picks the raw socket and hands the background part to the discovered waitUntil", async () => {
+  const recorder = denoRecorder({ delay: 200 });
+  const g = globalThis as Record<string, unknown>;
+  const kept: Promise<unknown>[] = [];
+  // Supabase's runtime exposes EdgeRuntime.waitUntil as a global.
+  g.EdgeRuntime = {
+    waitUntil: (promise: Promise<unknown>) => kept.push(promise),
+  };
+  try {
+    const result = await trigger(`${recorder.origin}/supabase`, {
+      json: { a: 1 },
+    });
+    assert.equal(result.transport, "socket");
+    assert.deepEqual(kept, [result.done]);
+    const seen = await recorder.seen.take();
+    assert.deepEqual(JSON.parse(decoder.decode(seen.body)), { a: 1 });
+    await Promise.all(kept);
+  } finally {
+    delete g.EdgeRuntime;
+    await recorder.close();
+  }
+});
+
+Deno.test("Netlify (context.waitUntil): the example passes it and the raw socket's background part goes there", async () => {
+  const recorder = denoRecorder({ delay: 200 });
+  const kept: Promise<unknown>[] = [];
+  Deno.env.set("JOB_URL", `${recorder.origin}/netlify`);
+  try {
+    const response = await netlify(
+      new Request("http://site.test/start?month=2026-10"),
+      { waitUntil: (promise) => kept.push(promise) },
+    );
+    assert.deepEqual(await response.json(), {
+      started: true,
+      transport: "socket",
+    });
+    assert.equal(kept.length, 1);
+    const seen = await recorder.seen.take();
+    assert.deepEqual(JSON.parse(decoder.decode(seen.body)), {
+      month: "2026-10",
+    });
+    await Promise.all(kept);
+  } finally {
+    Deno.env.delete("JOB_URL");
+    await recorder.close();
+  }
+});
+
+Deno.test("Deno Deploy example: waits for the acknowledging route's status within the request", async () => {
+  const recorder = denoRecorder();
+  Deno.env.set("JOB_URL", `${recorder.origin}/deploy`);
+  try {
+    const response = await deploy.fetch(
+      new Request("http://app.test/?month=2026-09"),
+    );
+    assert.deepEqual(await response.json(), {
+      started: true,
+      status: 202,
+      error: null,
+    });
+    const seen = await recorder.seen.take();
+    assert.deepEqual(JSON.parse(decoder.decode(seen.body)), {
+      month: "2026-09",
+    });
+  } finally {
+    Deno.env.delete("JOB_URL");
+    await recorder.close();
+  }
+});
