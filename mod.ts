@@ -62,3 +62,4 @@
 export * from "./src/trigger.ts";
 export * from "./src/errors.ts";
 export * from "./src/types.ts";
+export * from "./src/sign.ts";

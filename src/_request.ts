@@ -12,6 +12,7 @@ import {
   rawSocketsTrustCaCerts,
 } from "./_runtime.ts";
 import { VERSION } from "./_version.ts";
+import { checkMessage, newMessageId, parseSecret } from "./_sign.ts";
 
 /** A request ready for a transport. */
 export interface PreparedRequest {
@@ -30,6 +31,16 @@ export interface PreparedRequest {
   transport: "socket" | "fetch";
   waitUntil?: WaitUntil;
   caCerts?: string[];
+  /** Sign with these: the secret's key bytes, the id, a fixed timestamp. */
+  sign?: PreparedSign;
+}
+
+/** A validated `sign` option. */
+export interface PreparedSign {
+  key: Uint8Array;
+  id: string;
+  /** Unix seconds; the clock at sending time when absent. */
+  timestamp?: number;
 }
 
 /** The `User-Agent` sent unless the caller sets one. */
@@ -315,6 +326,45 @@ function basicAuth(url: URL): string | undefined {
   return `Basic ${btoa(binary)}`;
 }
 
+const SIGN_HEADERS = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+
+function prepareSign(
+  sign: unknown,
+  headers: Array<[string, string]>,
+): PreparedSign | undefined {
+  if (sign === undefined) return undefined;
+  if (typeof sign !== "object" || sign === null || Array.isArray(sign)) {
+    // Not show(sign): a secret passed bare must not be echoed.
+    fail(
+      `sign must be an object with a secret, received ${
+        sign === null ? "null" : Array.isArray(sign) ? "an array" : typeof sign
+      }`,
+    );
+  }
+  const { secret, id, timestamp } = sign as Record<string, unknown>;
+  let key: Uint8Array;
+  try {
+    key = parseSecret(secret, "sign.secret");
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  try {
+    checkMessage(id ?? "x", timestamp ?? 0, "sign.");
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  for (const name of SIGN_HEADERS) {
+    if (findHeader(headers, name) >= 0) {
+      fail(`header "${name}" is set by the sign option and cannot be given`);
+    }
+  }
+  return {
+    key,
+    id: (id as string | undefined) ?? newMessageId(),
+    timestamp: timestamp as number | undefined,
+  };
+}
+
 function oneOf<T extends string>(
   name: string,
   value: unknown,
@@ -375,6 +425,7 @@ export function prepare(
     headers.push(["User-Agent", USER_AGENT]);
   }
 
+  const sign = prepareSign(options.sign, headers);
   const wait = oneOf("wait", options.wait, ["sent", "accepted"], "sent");
   const requested = oneOf(
     "transport",
@@ -446,5 +497,6 @@ export function prepare(
     transport,
     waitUntil: options.waitUntil,
     caCerts,
+    sign,
   };
 }

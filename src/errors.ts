@@ -10,6 +10,7 @@
  * - `"HTTP_STATUS"`: the server answered with a status outside 200–299.
  * - `"PROTOCOL"`: the server's answer is not an HTTP/1.x status line.
  * - `"BODY"`: the request body could not be read (a failing stream or Blob).
+ * - `"SIGN"`: the request could not be signed (`sign` option; WebCrypto failed).
  * - `"NETWORK"`: any other network failure; see `cause`.
  */
 export type TriggerErrorCode =
@@ -22,6 +23,7 @@ export type TriggerErrorCode =
   | "HTTP_STATUS"
   | "PROTOCOL"
   | "BODY"
+  | "SIGN"
   | "NETWORK";
 
 /** Options for {@linkcode TriggerError}. */

@@ -1,7 +1,8 @@
 import type { TriggerOptions, TriggerResult } from "./types.ts";
-import type { TriggerError } from "./errors.ts";
+import { TriggerError } from "./errors.ts";
 import { prepare, type PreparedRequest } from "./_request.ts";
-import { failure } from "./_fail.ts";
+import { bodyBytes, failure } from "./_fail.ts";
+import { importKey, sign } from "./_sign.ts";
 import { discoverWaitUntil } from "./_runtime.ts";
 import { sendOverSocket } from "./socket.ts";
 import { sendOverFetch } from "./fetch.ts";
@@ -97,6 +98,33 @@ export function trigger(
   return run(prepare(url, options));
 }
 
+/**
+ * Adds the Standard Webhooks headers to `req`, reading a body kept as a
+ * Request into bytes first (the transports then send those bytes). Rejects
+ * with a TriggerError: BODY when the body cannot be read, SIGN otherwise.
+ */
+async function signRequest(req: PreparedRequest): Promise<void> {
+  const { key, id } = req.sign!;
+  try {
+    const body = await bodyBytes(req);
+    req.body = body;
+    const timestamp = req.sign!.timestamp ?? Math.floor(Date.now() / 1000);
+    const signature = await sign(await importKey(key, "sign"), {
+      id,
+      timestamp,
+      body: body ?? new Uint8Array(0),
+    });
+    req.headers.push(
+      ["webhook-id", id],
+      ["webhook-timestamp", String(timestamp)],
+      ["webhook-signature", signature],
+    );
+  } catch (error) {
+    if (error instanceof TriggerError) throw error;
+    throw failure("SIGN", "Request could not be signed", req, error);
+  }
+}
+
 function run(req: PreparedRequest): Promise<TriggerResult> {
   const start = performance.now();
   const controller = new AbortController();
@@ -138,7 +166,10 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
 
   let outcome: Outcome;
   const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
-  send(req, signal, onSent)
+  // Signing is async (WebCrypto): only signed triggers pay for the await.
+  (req.sign
+    ? signRequest(req).then(() => send(req, signal, onSent))
+    : send(req, signal, onSent))
     .then(
       (status): Outcome => {
         if (status === undefined) {

@@ -34,6 +34,26 @@ export type TriggerBody =
   | FormData
   | ReadableStream<Uint8Array>;
 
+/**
+ * How {@linkcode trigger} signs a request, the Standard Webhooks way: it adds
+ * `webhook-id`, `webhook-timestamp` (unix seconds, taken when sending) and
+ * `webhook-signature` (`v1,` and the base64 HMAC-SHA256 of
+ * `{id}.{timestamp}.{body}`).
+ */
+export interface SignOptions {
+  /** The shared secret, `whsec_<base64>` of 24 to 64 bytes (see
+   * `createSecret()`). Never shown in an error message. */
+  secret: string;
+  /** The `webhook-id`: 1 to 256 visible ASCII characters other than `.`.
+   * Default: a new `msg_<32 hex digits>` per call. Give one to resend the
+   * same message (a durable outbox's retries), so the receiver can
+   * deduplicate. */
+  id?: string;
+  /** The `webhook-timestamp` in unix seconds. Default: the clock when the
+   * request is sent. */
+  timestamp?: number;
+}
+
 /** Options for {@linkcode trigger}. */
 export interface TriggerOptions {
   /** The HTTP method. Default `"GET"`, or `"POST"` when a body is given. */
@@ -65,6 +85,9 @@ export interface TriggerOptions {
   waitUntil?: WaitUntil;
   /** Extra root certificates (PEM) for https targets with a private CA. */
   caCerts?: string[];
+  /** Signs the request (Standard Webhooks headers) with a shared secret;
+   * the receiver checks it with `verifyTrigger()` from `./hono`. */
+  sign?: SignOptions;
 }
 
 /** What {@linkcode trigger} resolves with. It never rejects. */

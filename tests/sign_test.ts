@@ -1,0 +1,271 @@
+import assert from "node:assert/strict";
+import { createSecret, signPayload, trigger, verifyPayload } from "../mod.ts";
+import { deadPort, denoRecorder, rawCapture } from "./_servers.ts";
+
+/** The example published in the Standard Webhooks specification. */
+const VECTOR = {
+  secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+  id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+  timestamp: 1614265330,
+  body: '{"test": 2432232314}',
+  signature: "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+};
+
+/** Every string with one byte changed at each position (printable changes). */
+function oneByteChanges(text: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const changed = code === 0x41 ? 0x42 : code === 0x30 ? 0x31 : code ^ 1;
+    out.push(
+      text.slice(0, i) + String.fromCharCode(changed) + text.slice(i + 1),
+    );
+  }
+  return out;
+}
+
+Deno.test("signPayload() and verifyPayload() agree with the specification's example", async () => {
+  assert.equal(await signPayload(VECTOR.secret, VECTOR), VECTOR.signature);
+  assert.equal(await verifyPayload(VECTOR.secret, VECTOR), true);
+  // Bytes as well as strings.
+  assert.equal(
+    await verifyPayload(VECTOR.secret, {
+      ...VECTOR,
+      body: new TextEncoder().encode(VECTOR.body),
+    }),
+    true,
+  );
+  // Several signatures and other versions in one header; several secrets.
+  assert.equal(
+    await verifyPayload([createSecret(), VECTOR.secret], {
+      ...VECTOR,
+      signature: `v2,abc v1,${"A".repeat(43)}= ${VECTOR.signature}`,
+    }),
+    true,
+  );
+});
+
+Deno.test("one changed byte in the secret, id, timestamp, body or signature fails", async () => {
+  let checked = 0;
+  for (const body of oneByteChanges(VECTOR.body)) {
+    assert.equal(
+      await verifyPayload(VECTOR.secret, { ...VECTOR, body }),
+      false,
+    );
+    checked++;
+  }
+  for (const id of oneByteChanges(VECTOR.id)) {
+    assert.equal(await verifyPayload(VECTOR.secret, { ...VECTOR, id }), false);
+    checked++;
+  }
+  for (const stamp of oneByteChanges(String(VECTOR.timestamp))) {
+    const timestamp = Number(stamp);
+    if (!Number.isSafeInteger(timestamp)) continue;
+    assert.equal(
+      await verifyPayload(VECTOR.secret, { ...VECTOR, timestamp }),
+      false,
+    );
+    checked++;
+  }
+  // The base64 part of the secret and of the signature ("whsec_" and "v1,"
+  // kept: changing those is a malformed secret or an ignored version).
+  for (const secret of oneByteChanges(VECTOR.secret).slice(6)) {
+    let ok: boolean;
+    try {
+      ok = await verifyPayload(secret, VECTOR);
+    } catch (error) {
+      assert.ok(error instanceof TypeError); // no longer base64
+      ok = false;
+    }
+    assert.equal(ok, false, secret);
+    checked++;
+  }
+  for (const signature of oneByteChanges(VECTOR.signature).slice(3)) {
+    assert.equal(
+      await verifyPayload(VECTOR.secret, { ...VECTOR, signature }),
+      false,
+      signature,
+    );
+    checked++;
+  }
+  assert.ok(checked > 120, `${checked} changes checked`);
+  // The same through signPayload: every change gives another signature.
+  for (const body of oneByteChanges(VECTOR.body)) {
+    assert.notEqual(
+      await signPayload(VECTOR.secret, { ...VECTOR, body }),
+      VECTOR.signature,
+    );
+  }
+});
+
+Deno.test("malformed secrets are refused without showing them", async () => {
+  const bad = [
+    "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", // no prefix
+    "whsec_not base64!",
+    "whsec_c2hvcnQ=", // 5 bytes
+    "whsec_" + btoa("x".repeat(65)),
+  ];
+  for (const secret of bad) {
+    await assert.rejects(
+      signPayload(secret, VECTOR),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError);
+        assert.ok(!error.message.includes(secret.slice(6, 20)), error.message);
+        return true;
+      },
+    );
+    assert.throws(
+      () => trigger("http://127.0.0.1:1/", { sign: { secret } }),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError);
+        assert.match(error.message, /^Cannot trigger request: sign\.secret /);
+        assert.ok(!error.message.includes(secret.slice(6, 20)), error.message);
+        return true;
+      },
+    );
+  }
+  await assert.rejects(
+    signPayload(VECTOR.secret, { ...VECTOR, id: "a.b" }),
+    TypeError,
+  );
+  assert.equal(
+    await verifyPayload(VECTOR.secret, { ...VECTOR, signature: "v1,%%%" }),
+    false,
+  );
+});
+
+Deno.test("trigger() refuses bad sign options synchronously and connects nothing", async () => {
+  const target = rawCapture();
+  try {
+    const url = target.origin + "/";
+    const secret = createSecret();
+    const bad: unknown[] = [
+      null,
+      "whsec_x",
+      {},
+      { secret: 42 },
+      { secret, id: "" },
+      { secret, id: "a.b" },
+      { secret, id: "a b" },
+      { secret, id: "x".repeat(257) },
+      { secret, id: 7 },
+      { secret, timestamp: -1 },
+      { secret, timestamp: 1.5 },
+      { secret, timestamp: "1614265330" },
+    ];
+    for (const sign of bad) {
+      assert.throws(
+        // deno-lint-ignore no-explicit-any
+        () => trigger(url, { sign: sign as any }),
+        TypeError,
+        JSON.stringify(sign),
+      );
+    }
+    assert.throws(
+      () =>
+        trigger(url, {
+          sign: { secret },
+          headers: { "Webhook-Signature": "v1,x" },
+        }),
+      /set by the sign option/,
+    );
+    // Without sign, such headers are the caller's own business.
+    await (await trigger(url, {
+      headers: { "webhook-id": "mine" },
+      wait: "accepted",
+    })).done;
+    await target.requests.take();
+    assert.equal(target.connections(), 1);
+  } finally {
+    await target.close();
+  }
+});
+
+Deno.test("trigger() signs on both transports, with fresh ids unless given", async (t) => {
+  const secret = createSecret();
+  const recorder = denoRecorder();
+  const form = new FormData();
+  form.append("file", new Blob(["hello"]), "a.txt");
+  const bodies: Array<[string, () => Record<string, unknown>]> = [
+    ["json", () => ({ json: { a: 1, é: "ü" } })],
+    ["none (GET)", () => ({})],
+    ["FormData (read before signing)", () => ({ body: form })],
+    [
+      "stream",
+      () => ({ body: new Blob([new Uint8Array(100_000).fill(7)]).stream() }),
+    ],
+  ];
+  try {
+    for (const transport of ["socket", "fetch"] as const) {
+      await t.step(transport, async () => {
+        const ids = new Set<string>();
+        for (const [name, options] of bodies) {
+          const before = Math.floor(Date.now() / 1000);
+          const result = await trigger(recorder.origin + "/s", {
+            ...options(),
+            transport,
+            sign: { secret },
+            wait: "accepted",
+          });
+          assert.equal(result.ok, true, `${name}: ${result.error?.message}`);
+          const seen = await recorder.seen.take();
+          const id = seen.headers["webhook-id"];
+          const timestamp = Number(seen.headers["webhook-timestamp"]);
+          assert.match(id, /^msg_[0-9a-f]{32}$/);
+          assert.ok(!ids.has(id));
+          ids.add(id);
+          assert.ok(timestamp >= before && timestamp <= before + 2);
+          assert.equal(
+            await verifyPayload(secret, {
+              id,
+              timestamp,
+              body: seen.body,
+              signature: seen.headers["webhook-signature"],
+            }),
+            true,
+            name,
+          );
+        }
+        // A fixed id and timestamp, as an outbox resends them.
+        const result = await trigger(recorder.origin + "/s", {
+          body: VECTOR.body,
+          transport,
+          sign: {
+            secret: VECTOR.secret,
+            id: VECTOR.id,
+            timestamp: VECTOR.timestamp,
+          },
+          wait: "accepted",
+        });
+        assert.equal(result.ok, true);
+        const seen = await recorder.seen.take();
+        assert.equal(seen.headers["webhook-id"], VECTOR.id);
+        assert.equal(seen.headers["webhook-timestamp"], "1614265330");
+        assert.equal(seen.headers["webhook-signature"], VECTOR.signature);
+      });
+    }
+  } finally {
+    await recorder.close();
+  }
+});
+
+Deno.test("a signed trigger whose body cannot be read resolves BODY, never rejects", async () => {
+  const stream = new ReadableStream({
+    pull(controller) {
+      controller.error(new Error("disk gone"));
+    },
+  });
+  const result = await trigger(`http://127.0.0.1:${deadPort()}/`, {
+    body: stream,
+    sign: { secret: createSecret() },
+  });
+  assert.equal(result.ok, false);
+  assert.equal(result.error?.code, "BODY");
+  // An aborted signed trigger is ABORTED as any other.
+  const aborted = await trigger(`http://127.0.0.1:${deadPort()}/`, {
+    json: 1,
+    sign: { secret: createSecret() },
+    signal: AbortSignal.abort(),
+  });
+  assert.equal(aborted.error?.code, "ABORTED");
+});
