@@ -60,6 +60,7 @@
  * @module
  */
 export * from "./src/trigger.ts";
+export { closeIdleConnections } from "./src/pool.ts";
 export * from "./src/errors.ts";
 export * from "./src/types.ts";
 export * from "./src/sign.ts";

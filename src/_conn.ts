@@ -21,6 +21,10 @@ export interface RawConn {
   read(): Promise<Uint8Array | null>;
   /** Closes the connection; safe to call twice. */
   close(): void;
+  /** Lets the process exit while this connection is open (idle in a pool). */
+  unref?(): void;
+  /** Undoes `unref()`. */
+  ref?(): void;
 }
 
 /** The stage a connection attempt failed in, for error codes. */

@@ -27,6 +27,12 @@ class DenoConn implements RawConn {
     const n = await this.#conn.read(buffer);
     return n === null ? null : buffer.subarray(0, n);
   }
+  unref(): void {
+    this.#conn.unref();
+  }
+  ref(): void {
+    this.#conn.ref();
+  }
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -31,6 +31,8 @@ export interface PreparedRequest {
   transport: "socket" | "fetch";
   waitUntil?: WaitUntil;
   caCerts?: string[];
+  /** Whether the connection may be kept for later triggers. */
+  reuse: boolean;
   /** Sign with these: the secret's key bytes, the id, a fixed timestamp. */
   sign?: PreparedSign;
 }
@@ -467,6 +469,10 @@ export function prepare(
   ) {
     fail(`waitUntil must be a function, received ${show(options.waitUntil)}`);
   }
+  const reuse = options.reuse ?? true;
+  if (typeof reuse !== "boolean") {
+    fail(`reuse must be a boolean, received ${show(reuse)}`);
+  }
   const caCerts = options.caCerts;
   if (caCerts !== undefined) {
     if (
@@ -498,5 +504,6 @@ export function prepare(
     waitUntil: options.waitUntil,
     caCerts,
     sign,
+    reuse,
   };
 }

@@ -30,6 +30,14 @@ export function rawConnector(): Connector | undefined {
   return undefined;
 }
 
+/**
+ * Whether raw connections may be kept for later requests. Not on Workers: an
+ * I/O object there belongs to the request that opened it.
+ */
+export function rawSocketsCanBeReused(): boolean {
+  return denoRuntime() !== undefined;
+}
+
 /** Whether raw sockets here can trust extra CAs (`caCerts`). */
 export function rawSocketsTrustCaCerts(): boolean {
   return denoRuntime() !== undefined;

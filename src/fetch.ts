@@ -5,17 +5,19 @@ import type { PreparedRequest } from "./_request.ts";
 import { abortFailure, bodyBytes, failure } from "./_fail.ts";
 import { TriggerError } from "./errors.ts";
 import { createCaClient } from "./_runtime.ts";
+import type { SendEvents } from "./socket.ts";
 
 /**
  * Sends `req` with `fetch`. Calls `onSent` as soon as the request is handed
- * to the platform (fetch does not say when the last byte left), then resolves
- * with the status once the response head arrives, cancelling the body.
+ * to the platform (fetch does not say when the last byte left) and
+ * `onStatus` once the response head arrives, then cancels the body and
+ * resolves with the status.
  * Rejects with a TriggerError.
  */
 export async function sendOverFetch(
   req: PreparedRequest,
   signal: AbortSignal,
-  onSent: () => void,
+  events: SendEvents,
 ): Promise<number> {
   const ca = req.caCerts ? createCaClient(req.caCerts) : undefined;
   try {
@@ -30,8 +32,9 @@ export async function sendOverFetch(
     };
     if (ca) init.client = ca.client;
     const pending = fetch(req.href, init);
-    onSent();
+    events.onSent();
     const response = await pending;
+    events.onStatus(response.status);
     await response.body?.cancel().catch(() => {});
     return response.status;
   } catch (error) {

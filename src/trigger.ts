@@ -1,17 +1,11 @@
-import type { TriggerOptions, TriggerResult } from "./types.ts";
+import type { TriggerOptions, TriggerOutcome, TriggerResult } from "./types.ts";
 import { TriggerError } from "./errors.ts";
 import { prepare, type PreparedRequest } from "./_request.ts";
 import { bodyBytes, failure } from "./_fail.ts";
 import { importKey, sign } from "./_sign.ts";
 import { discoverWaitUntil } from "./_runtime.ts";
-import { sendOverSocket } from "./socket.ts";
+import { type SendEvents, sendOverSocket } from "./socket.ts";
 import { sendOverFetch } from "./fetch.ts";
-
-interface Outcome {
-  ok: boolean;
-  status?: number;
-  error?: TriggerError;
-}
 
 /**
  * Fires an HTTP request and moves on, without losing it.
@@ -125,6 +119,22 @@ async function signRequest(req: PreparedRequest): Promise<void> {
   }
 }
 
+/** The outcome of a final status: 2xx is success, anything else HTTP_STATUS. */
+function statusOutcome(status: number, req: PreparedRequest): TriggerOutcome {
+  if (status >= 200 && status < 300) return { ok: true, status };
+  return {
+    ok: false,
+    status,
+    error: failure(
+      "HTTP_STATUS",
+      `Server answered ${status}`,
+      req,
+      undefined,
+      status,
+    ),
+  };
+}
+
 function run(req: PreparedRequest): Promise<TriggerResult> {
   const start = performance.now();
   const controller = new AbortController();
@@ -148,63 +158,53 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   let resolve!: (result: TriggerResult) => void;
   const promise = new Promise<TriggerResult>((r) => resolve = r);
   let answered = false;
-  let settle!: () => void;
-  const done = new Promise<void>((r) => settle = r);
-  const answer = (outcome: Outcome) => {
+  let settle!: (outcome: TriggerOutcome) => void;
+  const outcome = new Promise<TriggerOutcome>((r) => settle = r);
+  const done = outcome.then(() => {});
+  const answer = (result: TriggerOutcome) => {
     if (answered) return;
     answered = true;
     resolve({
-      ...outcome,
+      ...result,
       transport: req.transport,
       elapsed: performance.now() - start,
       done,
+      outcome,
     });
   };
-  const onSent = () => {
-    if (req.wait === "sent") answer({ ok: true });
+  const events: SendEvents = {
+    onSent() {
+      if (req.wait === "sent") answer({ ok: true });
+    },
+    onStatus(status) {
+      if (req.wait === "accepted") answer(statusOutcome(status, req));
+    },
   };
 
-  let outcome: Outcome;
   const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
   // Signing is async (WebCrypto): only signed triggers pay for the await.
   (req.sign
-    ? signRequest(req).then(() => send(req, signal, onSent))
-    : send(req, signal, onSent))
+    ? signRequest(req).then(() => send(req, signal, events))
+    : send(req, signal, events))
     .then(
-      (status): Outcome => {
-        if (status === undefined) {
-          return {
+      (status): TriggerOutcome =>
+        status === undefined
+          ? {
             ok: false,
             error: failure(
               "CLOSED",
               "Connection closed without a status line",
               req,
             ),
-          };
-        }
-        if (status >= 200 && status < 300) return { ok: true, status };
-        return {
-          ok: false,
-          status,
-          error: failure(
-            "HTTP_STATUS",
-            `Server answered ${status}`,
-            req,
-            undefined,
-            status,
-          ),
-        };
-      },
-      (error: TriggerError): Outcome => ({ ok: false, error }),
+          }
+          : statusOutcome(status, req),
+      (error: TriggerError): TriggerOutcome => ({ ok: false, error }),
     )
     .then((result) => {
-      outcome = result;
-    })
-    .finally(() => {
       clearTimeout(timer);
       external?.removeEventListener("abort", onAbort);
-      answer(outcome);
-      settle();
+      answer(result);
+      settle(result);
     });
 
   const waitUntil = req.waitUntil ?? discoverWaitUntil();

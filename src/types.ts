@@ -83,11 +83,26 @@ export interface TriggerOptions {
    * platform's own is discovered (Supabase `EdgeRuntime.waitUntil`, Vercel's
    * request context). */
   waitUntil?: WaitUntil;
+  /** Keep the raw connection for later triggers to the same origin when the
+   * server allows it (HTTP/1.1 keep-alive). Default `true`; ignored by the
+   * fetch transport, which pools by itself, and on Workers. */
+  reuse?: boolean;
   /** Extra root certificates (PEM) for https targets with a private CA. */
   caCerts?: string[];
   /** Signs the request (Standard Webhooks headers) with a shared secret;
    * the receiver checks it with `verifyTrigger()` from `./hono`. */
   sign?: SignOptions;
+}
+
+/** What is known of a trigger once it is over: see `result.outcome`. */
+export interface TriggerOutcome {
+  /** Whether the server answered 2xx (or, before the answer, the request
+   * was sent in `"sent"` mode). */
+  ok: boolean;
+  /** The final status code, when one arrived. */
+  status?: number;
+  /** Why the trigger failed, when `ok` is false. */
+  error?: TriggerError;
 }
 
 /** What {@linkcode trigger} resolves with. It never rejects. */
@@ -105,4 +120,8 @@ export interface TriggerResult {
   /** Settles when the background part is over (the connection is closed).
    * Never rejects. Already settled in `"accepted"` mode and on failure. */
   done: Promise<void>;
+  /** Settles with what was finally learned once the background part is
+   * over — in `"sent"` mode, the status that arrived after the caller moved
+   * on, or why none did. Never rejects. */
+  outcome: Promise<TriggerOutcome>;
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { findStatus, latin1, requestHead } from "../src/_http1.ts";
+import { latin1, requestHead } from "../src/_http1.ts";
+import { ResponseProtocolError, ResponseReader } from "../src/_response.ts";
 
 const bytes = (text: string) => latin1(text);
 
@@ -34,26 +35,78 @@ Deno.test("requestHead() frames bodies with Content-Length, and POST without one
   );
 });
 
-Deno.test("findStatus() reads the final status line and skips interim responses", () => {
-  const scan = (text: string) => findStatus(bytes(text), text.length);
-  assert.deepEqual(scan(""), { kind: "more" });
-  assert.deepEqual(scan("HTTP/1.1 20"), { kind: "more" });
-  assert.deepEqual(scan("HTTP/1.1 202 Accepted\r\n"), {
-    kind: "status",
-    status: 202,
-  });
-  assert.deepEqual(scan("HTTP/1.0 500\r\n"), { kind: "status", status: 500 });
-  assert.deepEqual(scan("HTTP/1.1 100 Continue\r\n\r\n"), { kind: "more" });
-  assert.deepEqual(
-    scan("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n"),
-    { kind: "status", status: 204 },
+Deno.test("ResponseReader finds the final status, skipping interim responses, byte by byte too", () => {
+  const cases: Array<[string, string, number | undefined, boolean]> = [
+    ["GET", "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n", 202, true],
+    [
+      "GET",
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+      204,
+      true,
+    ],
+    [
+      "GET",
+      "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nno",
+      500,
+      true,
+    ],
+    [
+      "GET",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+      200,
+      true,
+    ],
+    ["HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 200, true],
+    [
+      "GET",
+      "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+      200,
+      false,
+    ],
+    ["GET", "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 200, false],
+    ["GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 200, false],
+    [
+      "GET",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+      200,
+      false,
+    ],
+  ];
+  for (const [method, text, status, reusable] of cases) {
+    for (const step of [text.length, 1]) {
+      const reader = new ResponseReader(method);
+      for (let i = 0; i < text.length; i += step) {
+        reader.push(bytes(text.slice(i, i + step)));
+      }
+      assert.equal(reader.status, status, text);
+      assert.equal(reader.reusable, reusable, text);
+    }
+  }
+});
+
+Deno.test("ResponseReader reads Keep-Alive timeouts and rejects what is not HTTP/1.x", () => {
+  const reader = new ResponseReader("GET");
+  reader.push(
+    bytes("HTTP/1.1 204 No Content\r\nKeep-Alive: timeout=5, max=100\r\n\r\n"),
   );
-  assert.deepEqual(scan("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n"), {
-    kind: "more",
-  });
-  assert.equal(scan("SSH-2.0").kind, "invalid");
-  assert.equal(scan("HTTP/2 200\r\n").kind, "invalid");
-  assert.equal(scan("HTTP/1.1 2000 x\r\n").kind, "invalid");
+  assert.equal(reader.keepAliveMs, 5_000);
+  for (
+    const text of ["SSH-2.0-x\r\n", "HTTP/2 200\r\n", "HTTP/1.1 2000 x\r\n"]
+  ) {
+    assert.throws(
+      () => new ResponseReader("GET").push(bytes(text)),
+      ResponseProtocolError,
+      text,
+    );
+  }
+  const partial = new ResponseReader("GET");
+  partial.push(bytes("HTTP/1.1 20"));
+  assert.equal(partial.status, undefined);
+  const closed = new ResponseReader("GET");
+  closed.push(bytes("HTTP/1.1 201 Created\r\n"));
+  closed.end();
+  assert.equal(closed.status, 201);
+  assert.equal(closed.reusable, false);
 });
 
 Deno.test("latin1() writes one byte per char", () => {

@@ -1,0 +1,273 @@
+// An incremental HTTP/1.x response reader (private, pure): it finds the final
+// status (skipping 1xx), decides whether the connection may be reused, and
+// skips the body to its end (Content-Length or chunked) without keeping it.
+
+/** The longest response head accepted. */
+export const MAX_HEAD_BYTES = 64 * 1024;
+/** The most body bytes skipped to keep a connection; beyond, it is closed. */
+export const MAX_DRAIN_BYTES = 1024 * 1024;
+const MAX_LINE = 8 * 1024;
+
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: |$)/;
+
+type State =
+  | "head"
+  | "length"
+  | "chunk-size"
+  | "chunk-data"
+  | "chunk-end"
+  | "trailers"
+  | "until-close"
+  | "done";
+
+/** The response is not HTTP/1.x; `line` is what was seen instead. */
+export class ResponseProtocolError extends Error {
+  /** The offending line or prefix. */
+  readonly line: string;
+  constructor(message: string, line: string) {
+    super(message);
+    this.name = "ResponseProtocolError";
+    this.line = line;
+  }
+}
+
+/**
+ * Feed it the bytes read, in order. `status` is set once the final status
+ * line is in; `complete` once the whole response is. `reusable` tells whether
+ * the connection can carry another request after a complete response.
+ */
+export class ResponseReader {
+  /** The final status code, once known. */
+  status?: number;
+  /** Bytes received so far. */
+  received = 0;
+  /** Milliseconds the server keeps an idle connection (`Keep-Alive: timeout`). */
+  keepAliveMs?: number;
+  #keepAlive = false;
+  #state: State = "head";
+  #head = "";
+  #line = "";
+  #remaining = 0;
+  #drained = 0;
+  #headRequest: boolean;
+
+  /** @param method The request's method (a HEAD response has no body). */
+  constructor(method: string) {
+    this.#headRequest = method === "HEAD";
+  }
+
+  /** Whether the whole response has been read. */
+  get complete(): boolean {
+    return this.#state === "done";
+  }
+
+  /** Whether the connection may carry another request now. */
+  get reusable(): boolean {
+    return this.#state === "done" && this.#keepAlive;
+  }
+
+  /** Whether reading on is pointless: the body is read until close, or too big. */
+  get giveUp(): boolean {
+    return this.#state === "until-close" || this.#drained > MAX_DRAIN_BYTES;
+  }
+
+  /**
+   * Takes the next bytes.
+   *
+   * @throws {ResponseProtocolError} When the head is not HTTP/1.x.
+   */
+  push(bytes: Uint8Array): void {
+    this.received += bytes.length;
+    let i = 0;
+    while (i < bytes.length && this.#state !== "done") {
+      switch (this.#state) {
+        case "head":
+          i = this.#pushHead(bytes, i);
+          break;
+        case "length": {
+          const n = Math.min(this.#remaining, bytes.length - i);
+          this.#remaining -= n;
+          this.#drained += n;
+          i += n;
+          if (this.#remaining === 0) this.#state = "done";
+          break;
+        }
+        case "chunk-size":
+        case "chunk-end":
+        case "trailers":
+          i = this.#pushLine(bytes, i);
+          break;
+        case "chunk-data": {
+          const n = Math.min(this.#remaining, bytes.length - i);
+          this.#remaining -= n;
+          this.#drained += n;
+          i += n;
+          if (this.#remaining === 0) this.#state = "chunk-end";
+          break;
+        }
+        case "until-close":
+          this.#drained += bytes.length - i;
+          i = bytes.length;
+          break;
+      }
+    }
+  }
+
+  /** The server closed: a body read until close is complete now. */
+  end(): void {
+    if (this.#state === "head" && this.status === undefined) {
+      // A status line the server closed right after: take it, reuse nothing.
+      const firstLine = this.#head.indexOf("\r\n");
+      if (firstLine > 0) {
+        const [, status] = this.#statusOf(this.#head.slice(0, firstLine));
+        if (status >= 200) this.status = status;
+      }
+      this.#keepAlive = false;
+      this.#state = "done";
+    }
+    if (this.#state === "until-close") {
+      this.#keepAlive = false;
+      this.#state = "done";
+    }
+  }
+
+  #pushHead(bytes: Uint8Array, from: number): number {
+    let i = from;
+    for (; i < bytes.length; i++) {
+      this.#head += String.fromCharCode(bytes[i]);
+      if (
+        bytes[i] === 10 && this.#head.length >= 4 &&
+        this.#head.endsWith("\r\n\r\n")
+      ) {
+        this.#onHead(this.#head);
+        this.#head = "";
+        return i + 1;
+      }
+      if (this.#head.length === 5 && this.#head !== "HTTP/") {
+        throw new ResponseProtocolError(
+          "Not an HTTP/1.x status line",
+          this.#head,
+        );
+      }
+      if (bytes[i] === 10 && this.status === undefined) {
+        // The status line is complete: check it now, before the headers.
+        const firstLine = this.#head.indexOf("\r\n");
+        if (firstLine === this.#head.length - 2) {
+          this.#statusOf(this.#head.slice(0, firstLine));
+        }
+      }
+      if (this.#head.length > MAX_HEAD_BYTES) {
+        throw new ResponseProtocolError(
+          "Response head too long",
+          this.#head.slice(0, 40),
+        );
+      }
+    }
+    return i;
+  }
+
+  #statusOf(line: string): [number, number] {
+    const match = STATUS_LINE.exec(line);
+    if (!match) {
+      throw new ResponseProtocolError("Not an HTTP/1.x status line", line);
+    }
+    return [Number(match[1]), Number(match[2])];
+  }
+
+  #onHead(head: string): void {
+    const lines = head.slice(0, -4).split("\r\n");
+    const [minor, status] = this.#statusOf(lines[0]);
+    if (status < 200 && status !== 101) return; // interim: the next head follows
+    let connection = "";
+    let transferEncoding: string | undefined;
+    let contentLength: string | undefined;
+    for (let n = 1; n < lines.length; n++) {
+      const line = lines[n];
+      const colon = line.indexOf(":");
+      if (colon <= 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === "connection") connection += "," + value.toLowerCase();
+      else if (name === "transfer-encoding") {
+        transferEncoding = (transferEncoding ? transferEncoding + "," : "") +
+          value.toLowerCase();
+      } else if (name === "content-length") {
+        if (contentLength !== undefined && contentLength !== value) {
+          contentLength = "conflict";
+        } else contentLength = value;
+      } else if (name === "keep-alive") {
+        const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+        if (timeout) this.keepAliveMs = Number(timeout[1]) * 1000;
+      }
+    }
+    this.status = status;
+    this.#keepAlive = minor === 1 && status !== 101 &&
+      !/(?:^|,)\s*close\s*(?:,|$)/.test(connection);
+    if (
+      this.#headRequest || status === 204 || status === 304 || status === 101
+    ) {
+      this.#state = "done";
+    } else if (transferEncoding !== undefined) {
+      this.#state = /(?:^|,)\s*chunked\s*$/.test(transferEncoding)
+        ? "chunk-size"
+        : "until-close";
+    } else if (contentLength !== undefined) {
+      if (!/^\d{1,15}$/.test(contentLength)) {
+        this.#keepAlive = false;
+        this.#state = "until-close";
+      } else {
+        this.#remaining = Number(contentLength);
+        this.#state = this.#remaining === 0 ? "done" : "length";
+        if (this.#remaining > MAX_DRAIN_BYTES) this.#keepAlive = false;
+      }
+    } else {
+      this.#state = "until-close";
+    }
+    if (this.#state === "until-close") this.#keepAlive = false;
+  }
+
+  #pushLine(bytes: Uint8Array, from: number): number {
+    let i = from;
+    for (; i < bytes.length; i++) {
+      const byte = bytes[i];
+      if (byte !== 10) {
+        this.#line += String.fromCharCode(byte);
+        if (this.#line.length > MAX_LINE) {
+          this.#keepAlive = false;
+          this.#state = "until-close";
+          return bytes.length;
+        }
+        continue;
+      }
+      const line = this.#line.endsWith("\r")
+        ? this.#line.slice(0, -1)
+        : this.#line;
+      this.#line = "";
+      this.#onLine(line);
+      return i + 1;
+    }
+    return i;
+  }
+
+  #onLine(line: string): void {
+    switch (this.#state) {
+      case "chunk-size": {
+        const size = /^([0-9a-fA-F]{1,12})\s*(?:;.*)?$/.exec(line);
+        if (!size) {
+          this.#keepAlive = false;
+          this.#state = "until-close";
+          return;
+        }
+        this.#remaining = parseInt(size[1], 16);
+        this.#state = this.#remaining === 0 ? "trailers" : "chunk-data";
+        return;
+      }
+      case "chunk-end":
+        this.#state = "chunk-size";
+        return;
+      case "trailers":
+        if (line === "") this.#state = "done";
+        return;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// Connection reuse for the raw-socket transport: idle keep-alive connections
+// per origin, watched while idle so a server's close is seen before reuse.
+import type { RawConn } from "./_conn.ts";
+
+/** Idle connections kept per origin; more are closed. */
+export const MAX_IDLE_PER_ORIGIN = 64;
+/** How long an idle connection is kept, at most (undici's default). */
+export const IDLE_TIMEOUT_MS = 4_000;
+/** Margin below a server's announced `Keep-Alive: timeout`. */
+const SERVER_TIMEOUT_MARGIN_MS = 1_000;
+
+/** An idle connection taken from the pool. */
+export interface Reused {
+  conn: RawConn;
+  /** The read that watched the idle connection: the response's first bytes. */
+  firstRead: Promise<Uint8Array | null>;
+}
+
+interface Idle {
+  conn: RawConn;
+  read: Promise<Uint8Array | null>;
+  timer: ReturnType<typeof setTimeout>;
+  idle: boolean;
+}
+
+const pools = new Map<string, Idle[]>();
+
+function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+  const unref = (timer as { unref?: () => void }).unref;
+  if (typeof unref === "function") unref.call(timer);
+}
+
+function discard(key: string, entry: Idle): void {
+  if (!entry.idle) return;
+  entry.idle = false;
+  clearTimeout(entry.timer);
+  const list = pools.get(key);
+  if (list) {
+    const at = list.indexOf(entry);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) pools.delete(key);
+  }
+  entry.conn.close();
+}
+
+/** Takes the most recently used idle connection for `key`, if any. */
+export function takeIdle(key: string): Reused | undefined {
+  const list = pools.get(key);
+  const entry = list?.pop();
+  if (!entry) return undefined;
+  if (list!.length === 0) pools.delete(key);
+  entry.idle = false;
+  clearTimeout(entry.timer);
+  entry.conn.ref?.();
+  return { conn: entry.conn, firstRead: entry.read };
+}
+
+/**
+ * Keeps `conn` for the next request to `key`. While idle it is unref'd (it
+ * never keeps the process alive), its close by the server is noticed through
+ * a pending read, and it is closed after the idle timeout.
+ */
+export function putIdle(key: string, conn: RawConn, serverMs?: number): void {
+  const list = pools.get(key) ?? [];
+  const keepMs = Math.min(
+    IDLE_TIMEOUT_MS,
+    serverMs === undefined ? Infinity : serverMs - SERVER_TIMEOUT_MARGIN_MS,
+  );
+  if (list.length >= MAX_IDLE_PER_ORIGIN || keepMs <= 0) {
+    conn.close();
+    return;
+  }
+  const entry = { conn, idle: true } as Idle;
+  entry.read = conn.read();
+  // Anything arriving on an idle connection (its close, a reset, a stray
+  // 408) means it cannot carry a request: drop it.
+  entry.read.then(() => discard(key, entry), () => discard(key, entry));
+  entry.timer = setTimeout(() => discard(key, entry), keepMs);
+  unrefTimer(entry.timer);
+  conn.unref?.();
+  list.push(entry);
+  pools.set(key, list);
+}
+
+/** The number of idle connections kept now, per origin key. */
+export function idleConnectionCount(): number {
+  let count = 0;
+  for (const list of pools.values()) count += list.length;
+  return count;
+}
+
+/**
+ * Closes every idle connection the raw-socket transport keeps for reuse. A
+ * connection still carrying a request returns to the pool when that request
+ * is over: await its `result.done` first to include it. Call this at
+ * shutdown, or before a test ends (the test sanitizers see idle sockets).
+ *
+ * @returns A promise that resolves once they are closed.
+ *
+ * @example Usage
+ * ```ts
+ * import { closeIdleConnections } from "./pool.ts";
+ * import { trigger } from "./trigger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   () => new Response(null, { status: 202 }),
+ * );
+ * const url = `http://127.0.0.1:${server.addr.port}/`;
+ * const first = await trigger(url, { wait: "accepted" });
+ * await first.done; // the connection is idle in the pool now
+ * const second = await trigger(url, { wait: "accepted" }); // reuses it
+ * assert.equal(second.status, 202);
+ * await second.done;
+ *
+ * await closeIdleConnections();
+ * await server.shutdown();
+ * ```
+ */
+export function closeIdleConnections(): Promise<void> {
+  for (const [key, list] of [...pools]) {
+    for (const entry of [...list]) discard(key, entry);
+  }
+  return Promise.resolve();
+}

@@ -1,0 +1,302 @@
+import assert from "node:assert/strict";
+import { closeIdleConnections, trigger } from "../mod.ts";
+import { idleConnectionCount } from "../src/pool.ts";
+import { latin1Text, Queue } from "./_servers.ts";
+
+const encoder = new TextEncoder();
+
+/** Deno.serve that records which client port (connection) each request used. */
+function portRecorder() {
+  const ports: number[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request, info) => {
+      await request.arrayBuffer();
+      ports.push(info.remoteAddr.port);
+      return new Response("accepted, with a body to skip", { status: 202 });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/job`,
+    ports,
+    close: () => server.shutdown(),
+  };
+}
+
+/**
+ * A raw keep-alive server: for each request on a connection it calls
+ * `answer(n, head)` (n counts requests on that connection, from 1) and writes
+ * what it returns, or closes the connection when it returns null.
+ */
+function rawKeepAlive(answer: (n: number, head: string) => string | null) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const requests = new Queue<{ conn: number; n: number; head: string }>();
+  let connections = 0;
+  const open = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      const id = ++connections;
+      open.add(conn);
+      const handler = (async () => {
+        let buffered = "";
+        let n = 0;
+        const buffer = new Uint8Array(16 * 1024);
+        try {
+          while (true) {
+            const read = await conn.read(buffer);
+            if (read === null) return;
+            buffered += latin1Text(buffer.subarray(0, read));
+            let end: number;
+            while ((end = buffered.indexOf("\r\n\r\n")) >= 0) {
+              const head = buffered.slice(0, end);
+              const length = Number(
+                /\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0,
+              );
+              if (buffered.length < end + 4 + length) break;
+              buffered = buffered.slice(end + 4 + length);
+              n++;
+              requests.push({ conn: id, n, head });
+              const reply = answer(n, head);
+              if (reply === null) return;
+              await conn.write(encoder.encode(reply));
+            }
+          }
+        } catch {
+          // The client went away.
+        } finally {
+          open.delete(conn);
+          closeQuietly(conn);
+        }
+      })();
+      handlers.add(handler);
+      handler.finally(() => handlers.delete(handler));
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  return {
+    url: `http://127.0.0.1:${port}/job`,
+    requests,
+    connections: () => connections,
+    /** Closes the server side of every open connection. */
+    dropConnections() {
+      for (const conn of open) closeQuietly(conn);
+    },
+    async close() {
+      listener.close();
+      for (const conn of open) closeQuietly(conn);
+      await loop.catch(() => {});
+      await Promise.all(handlers);
+    },
+  };
+}
+
+function closeQuietly(conn: Deno.Conn) {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+async function eventually(check: () => boolean, what: string) {
+  for (let i = 0; i < 200 && !check(); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(check(), what);
+}
+
+Deno.test("triggers to one origin reuse a kept-alive connection, in both wait modes", async () => {
+  const target = portRecorder();
+  try {
+    for (const wait of ["accepted", "sent", "accepted", "sent"] as const) {
+      const result = await trigger(target.url, { wait, json: { wait } });
+      assert.equal(result.ok, true);
+      await result.done;
+      assert.deepEqual(await result.outcome, { ok: true, status: 202 });
+    }
+    assert.equal(target.ports.length, 4);
+    assert.equal(new Set(target.ports).size, 1, `ports ${target.ports}`);
+    assert.equal(idleConnectionCount(), 1);
+  } finally {
+    await closeIdleConnections();
+    assert.equal(idleConnectionCount(), 0);
+    await target.close();
+  }
+});
+
+Deno.test("reuse: false sends Connection: close and uses a fresh connection each time", async () => {
+  const server = rawKeepAlive(() => "HTTP/1.1 204 No Content\r\n\r\n");
+  try {
+    for (let i = 0; i < 3; i++) {
+      const result = await trigger(server.url, {
+        wait: "accepted",
+        reuse: false,
+      });
+      assert.equal(result.status, 204);
+      const { head } = await server.requests.take();
+      assert.match(head, /\r\nConnection: close(\r\n|$)/);
+      await result.done;
+    }
+    assert.equal(server.connections(), 3);
+    assert.equal(idleConnectionCount(), 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a response body, Content-Length or chunked, is read to its end before the connection carries the next request", async () => {
+  const replies = [
+    "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+    "HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+    "HTTP/1.1 204 No Content\r\n\r\n",
+  ];
+  const server = rawKeepAlive((n) => replies[(n - 1) % replies.length]);
+  try {
+    const statuses = [];
+    for (let i = 0; i < replies.length; i++) {
+      const result = await trigger(server.url, {
+        wait: "accepted",
+        form: { i },
+      });
+      statuses.push(result.status);
+      await result.done;
+    }
+    assert.deepEqual(statuses, [200, 202, 201, 204]);
+    assert.equal(server.connections(), 1, "one connection carried all four");
+    for (let i = 0; i < replies.length; i++) {
+      const { n, head } = await server.requests.take();
+      assert.equal(n, i + 1);
+      assert.match(head, /^POST \/job HTTP\/1\.1\r\n/);
+    }
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
+Deno.test("Connection: close, a short Keep-Alive timeout, or a body read until close keep nothing", async () => {
+  const replies = [
+    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+  ];
+  for (const reply of replies) {
+    const server = rawKeepAlive(() => reply);
+    try {
+      const first = await trigger(server.url, { wait: "accepted" });
+      assert.equal(first.status, 200);
+      await first.done;
+      assert.equal(idleConnectionCount(), 0, reply);
+      await (await trigger(server.url, { wait: "accepted" })).done;
+      assert.equal(server.connections(), 2, reply);
+    } finally {
+      await server.close();
+    }
+  }
+  // No framing at all: the body runs until the server closes.
+  const server = rawKeepAlive(() => "HTTP/1.1 200 OK\r\n\r\nstreaming...");
+  try {
+    const result = await trigger(server.url, { wait: "accepted" });
+    assert.equal(result.status, 200);
+    await result.done;
+    assert.equal(idleConnectionCount(), 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("an idle connection the server closes is dropped before it is reused", async () => {
+  const server = rawKeepAlive(() => "HTTP/1.1 204 No Content\r\n\r\n");
+  try {
+    await (await trigger(server.url, { wait: "accepted" })).done;
+    assert.equal(idleConnectionCount(), 1);
+    server.dropConnections();
+    await eventually(() => idleConnectionCount() === 0, "pool noticed");
+    const result = await trigger(server.url, { wait: "accepted", json: 1 });
+    assert.equal(result.status, 204);
+    await result.done;
+    assert.equal(server.connections(), 2);
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
+Deno.test("a reused connection that dies after the write: GET is sent again, POST is reported and never sent twice", async () => {
+  // Answers the first request on a connection, then closes without answering
+  // the second: what a keep-alive race looks like from the client.
+  const server = rawKeepAlive((n) =>
+    n === 1 ? "HTTP/1.1 204 No Content\r\n\r\n" : null
+  );
+  try {
+    await (await trigger(server.url, { wait: "accepted" })).done;
+    await server.requests.take();
+    const get = await trigger(server.url, { wait: "accepted" });
+    assert.equal(get.ok, true, get.error?.message);
+    assert.equal(get.status, 204);
+    await get.done;
+    assert.deepEqual(
+      [await server.requests.take(), await server.requests.take()].map((r) =>
+        r.n
+      ),
+      [2, 1],
+      "the GET died on the reused connection, then went out on a fresh one",
+    );
+
+    const post = await trigger(server.url, {
+      wait: "accepted",
+      json: { charge: 1 },
+    });
+    assert.equal(post.ok, false);
+    assert.equal(post.error?.code, "CLOSED");
+    assert.match(post.error!.message, /not sent again, since POST/);
+    assert.equal((await server.requests.take()).n, 2);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.requests.size, 0, "the POST went out exactly once");
+
+    // In "sent" mode the caller has moved on: the outcome reports it.
+    await (await trigger(server.url, { wait: "accepted" })).done;
+    await server.requests.take();
+    const sent = await trigger(server.url, { json: { charge: 2 } });
+    assert.equal(sent.ok, true);
+    const outcome = await sent.outcome;
+    assert.equal(outcome.ok, false);
+    assert.equal(outcome.error?.code, "CLOSED");
+    assert.equal((await server.requests.take()).n, 2);
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
+Deno.test("idle pooled connections do not keep the process alive", async () => {
+  const target = portRecorder();
+  try {
+    const script = `
+      import { trigger } from ${
+      JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+    };
+      const result = await trigger(${
+      JSON.stringify(target.url)
+    }, { wait: "accepted" });
+      await result.done;
+      console.log(result.status);
+    `;
+    const started = performance.now();
+    const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-config", script],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const took = performance.now() - started;
+    assert.equal(code, 0);
+    assert.equal(new TextDecoder().decode(stdout).trim(), "202");
+    // The server keeps the connection open; an idle socket that held the
+    // process would keep it until the 4 s idle timeout.
+    assert.ok(took < 3_500, `exited after ${took.toFixed(0)} ms`);
+  } finally {
+    await target.close();
+  }
+});
