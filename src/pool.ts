@@ -93,7 +93,7 @@ export function idleConnectionCount(): number {
  * Closes every idle connection the raw-socket transport keeps for reuse. A
  * connection still carrying a request returns to the pool when that request
  * is over: await its `result.done` first to include it. Call this at
- * shutdown, or before a test ends (the test sanitizers see idle sockets).
+ * shutdown, or between tests that must not share connections.
  *
  * @returns A promise that resolves once they are closed.
  *
