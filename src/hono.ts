@@ -44,6 +44,8 @@
 // deno-lint-ignore no-import-prefix
 import type { Context, MiddlewareHandler } from "npm:hono@^4.13.19";
 
+export * from "./verify.ts";
+
 /**
  * The bits of {@linkcode Connection.status}, as PHP's `connection_status()`
  * reports them: `NORMAL` 0, `ABORTED` 1 (the caller went away before the
@@ -749,6 +751,11 @@ async function runInBackground(
   conn: ConnectionState,
 ): Promise<void> {
   try {
+    // Start after the 202 has left the middleware chain: the route shares
+    // the Context, and Hono writes a throw's error answer to `c.res` even
+    // when the response is final, so a route failing at once would turn
+    // the 202 into a 500.
+    await new Promise((resolve) => setTimeout(resolve, 0));
     await next();
     // Hono turns a route's throw into its onError answer and keeps the error.
     if (c.error !== undefined && c.error !== conn.signal.reason) {

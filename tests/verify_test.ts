@@ -1,0 +1,964 @@
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  connection,
+  type ConnectionEnv,
+  ConnectionStatus,
+  type DedupStore,
+  drainBackground,
+  MemoryDedupStore,
+  verifyTrigger,
+  type VerifyTriggerEnv,
+} from "../src/hono.ts";
+import { createSecret, signPayload, trigger } from "../mod.ts";
+
+const VECTOR = {
+  secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+  id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+  timestamp: "1614265330",
+  body: '{"test": 2432232314}',
+  signature: "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+};
+const now = () => Math.floor(Date.now() / 1000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let counter = 0;
+const newId = () => `msg_test_${++counter}_${crypto.randomUUID().slice(0, 8)}`;
+
+/** Standard Webhooks headers for `body`, signed with `secret`. */
+async function signed(
+  secret: string,
+  body: string,
+  options: { id?: string; timestamp?: number } = {},
+): Promise<Record<string, string>> {
+  const id = options.id ?? newId();
+  const timestamp = options.timestamp ?? now();
+  return {
+    "webhook-id": id,
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": await signPayload(secret, { id, timestamp, body }),
+  };
+}
+
+function oneByteChanges(text: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const changed = code === 0x41 ? 0x42 : code === 0x30 ? 0x31 : code ^ 1;
+    out.push(
+      text.slice(0, i) + String.fromCharCode(changed) + text.slice(i + 1),
+    );
+  }
+  return out;
+}
+
+Deno.test("verifyTrigger() lets the specification's example in; one changed byte is a 401", async () => {
+  // The example is from 2021: widen the tolerance to reach it.
+  const tolerance = now() - Number(VECTOR.timestamp) + 600;
+  const store = new MemoryDedupStore();
+  const app = new Hono();
+  app.post(
+    "/hook",
+    verifyTrigger({ secret: VECTOR.secret, tolerance, store }),
+    async (c) => c.json(await c.req.json()),
+  );
+  const send = (
+    fields: Partial<typeof VECTOR>,
+  ) => {
+    const v = { ...VECTOR, ...fields };
+    return app.request("/hook", {
+      method: "POST",
+      body: v.body,
+      headers: {
+        "webhook-id": v.id,
+        "webhook-timestamp": v.timestamp,
+        "webhook-signature": v.signature,
+      },
+    });
+  };
+  let rejected = 0;
+  for (const body of oneByteChanges(VECTOR.body)) {
+    const response = await send({ body });
+    assert.equal(response.status, 401, body);
+    assert.equal(await response.text(), "Invalid signature\n");
+    rejected++;
+  }
+  for (const id of oneByteChanges(VECTOR.id)) {
+    const response = await send({ id });
+    assert.equal(response.status, 401, id);
+    await response.body?.cancel();
+    rejected++;
+  }
+  for (const timestamp of oneByteChanges(VECTOR.timestamp)) {
+    const response = await send({ timestamp });
+    assert.equal(response.status, 401, timestamp);
+    await response.body?.cancel();
+    rejected++;
+  }
+  for (const signature of oneByteChanges(VECTOR.signature)) {
+    const response = await send({ signature });
+    assert.equal(response.status, 401, signature);
+    await response.body?.cancel();
+    rejected++;
+  }
+  for (const secret of oneByteChanges(VECTOR.secret).slice(6)) {
+    let app2: Hono;
+    try {
+      app2 = new Hono().post(
+        "/hook",
+        verifyTrigger({ secret, tolerance }),
+        (c) => c.text("ran"),
+      );
+    } catch (error) {
+      assert.ok(error instanceof TypeError); // no longer base64
+      continue;
+    }
+    const response = await app2.request("/hook", {
+      method: "POST",
+      body: VECTOR.body,
+      headers: {
+        "webhook-id": VECTOR.id,
+        "webhook-timestamp": VECTOR.timestamp,
+        "webhook-signature": VECTOR.signature,
+      },
+    });
+    assert.equal(response.status, 401, secret);
+    await response.body?.cancel();
+    rejected++;
+  }
+  assert.ok(rejected > 120);
+  assert.equal(store.size, 0, "nothing rejected reached the store");
+
+  const response = await send({});
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { test: 2432232314 });
+});
+
+Deno.test("verifyTrigger() answers 401 with a short reason for each bad signature", async () => {
+  const secret = createSecret();
+  const app = new Hono();
+  let runs = 0;
+  app.post("/hook", verifyTrigger({ secret }), (c) => {
+    runs++;
+    return c.text("ran");
+  });
+  const body = '{"a":1}';
+  const good = await signed(secret, body);
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ["no headers", {}, "Missing webhook-id header"],
+    [
+      "no timestamp",
+      { ...good, "webhook-timestamp": "" },
+      "Malformed webhook-timestamp header",
+    ],
+    [
+      "no signature",
+      { "webhook-id": good["webhook-id"], "webhook-timestamp": "1" },
+      "Missing webhook-signature header",
+    ],
+    [
+      "id with a dot",
+      { ...good, "webhook-id": "a.1" },
+      "Malformed webhook-id header",
+    ],
+    [
+      "id too long",
+      { ...good, "webhook-id": "x".repeat(257) },
+      "Malformed webhook-id header",
+    ],
+    [
+      "timestamp not digits",
+      { ...good, "webhook-timestamp": "1e9" },
+      "Malformed webhook-timestamp header",
+    ],
+    [
+      "timestamp negative",
+      { ...good, "webhook-timestamp": "-5" },
+      "Malformed webhook-timestamp header",
+    ],
+    [
+      "timestamp too long",
+      { ...good, "webhook-timestamp": "9".repeat(40) },
+      "Malformed webhook-timestamp header",
+    ],
+    [
+      "too old",
+      await signed(secret, body, { timestamp: now() - 301 }),
+      "Message timestamp too old",
+    ],
+    [
+      "too new",
+      await signed(secret, body, { timestamp: now() + 301 }),
+      "Message timestamp too new",
+    ],
+    [
+      "no comma",
+      { ...good, "webhook-signature": "v1" },
+      "Malformed webhook-signature header",
+    ],
+    [
+      "bad base64",
+      { ...good, "webhook-signature": "v1,!!!!" },
+      "Malformed webhook-signature header",
+    ],
+    [
+      "short signature",
+      { ...good, "webhook-signature": "v1,AAAA" },
+      "Malformed webhook-signature header",
+    ],
+    [
+      "too many entries",
+      {
+        ...good,
+        "webhook-signature": Array(9).fill(good["webhook-signature"]).join(" "),
+      },
+      "Malformed webhook-signature header",
+    ],
+    [
+      "only other versions",
+      { ...good, "webhook-signature": "v1a,abc v2,xyz" },
+      "No v1 signature in webhook-signature header",
+    ],
+    [
+      "wrong secret",
+      await signed(createSecret(), body),
+      "Invalid signature",
+    ],
+    [
+      "signature of another id",
+      { ...good, "webhook-id": "msg_other" },
+      "Invalid signature",
+    ],
+  ];
+  for (const [name, headers, reason] of cases) {
+    const response = await app.request("/hook", {
+      method: "POST",
+      body,
+      headers,
+    });
+    assert.equal(response.status, 401, name);
+    assert.equal(await response.text(), reason + "\n", name);
+  }
+  assert.equal(runs, 0);
+  // Within the tolerance either way is fine.
+  for (const timestamp of [now() - 290, now() + 290]) {
+    const response = await app.request("/hook", {
+      method: "POST",
+      body,
+      headers: await signed(secret, body, { timestamp }),
+    });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  }
+  assert.equal(runs, 2);
+});
+
+Deno.test("verifyTrigger() accepts several secrets for a rotation and refuses bad options", async () => {
+  const [oldSecret, newSecret] = [createSecret(), createSecret()];
+  const app = new Hono();
+  app.post(
+    "/hook",
+    verifyTrigger({ secrets: [newSecret, oldSecret] }),
+    (c) => c.text("ran"),
+  );
+  for (const secret of [oldSecret, newSecret]) {
+    const response = await app.request("/hook", {
+      method: "POST",
+      body: "x",
+      headers: await signed(secret, "x"),
+    });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  }
+  // A sender in the middle of a rotation sends both signatures.
+  const both = await signed(newSecret, "y");
+  const id = both["webhook-id"];
+  const timestamp = Number(both["webhook-timestamp"]);
+  both["webhook-signature"] = `${await signPayload(createSecret(), {
+    id,
+    timestamp,
+    body: "y",
+  })} ${both["webhook-signature"]}`;
+  const response = await app.request("/hook", {
+    method: "POST",
+    body: "y",
+    headers: both,
+  });
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
+
+  const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const bad: Array<[unknown, ErrorConstructor | RangeErrorConstructor]> = [
+    [{}, TypeError],
+    [{ secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }, TypeError],
+    [{ secrets: [] }, TypeError],
+    [{ secret, secrets: [secret] }, TypeError],
+    [{ secret, tolerance: 0 }, RangeError],
+    [{ secret, tolerance: NaN }, RangeError],
+    [{ secret, tolerance: 60, remember: 100 }, RangeError],
+    [{ secret, lease: 0 }, RangeError],
+    [{ secret, maxBodySize: -1 }, RangeError],
+    [{ secret, bodyTimeout: -1 }, RangeError],
+    [{ secret, store: {} }, TypeError],
+    [{ secret, onError: "log" }, TypeError],
+  ];
+  for (const [options, type] of bad) {
+    assert.throws(
+      // deno-lint-ignore no-explicit-any
+      () => verifyTrigger(options as any),
+      (error: Error) => {
+        assert.ok(error instanceof type, `${error}`);
+        assert.match(error.message, /^Cannot create verifyTrigger\(\)/);
+        assert.ok(!error.message.includes("MfKQ9r8GKYqrTwjUPD8"));
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("verifyTrigger() leaves the body readable for the route, every way", async () => {
+  const secret = createSecret();
+  const app = new Hono<VerifyTriggerEnv>();
+  const seen: unknown[] = [];
+  app.use("/hook/*", verifyTrigger({ secret }));
+  app.post("/hook/json", async (c) => c.json(await c.req.json()));
+  app.post("/hook/text", async (c) => c.text(await c.req.text()));
+  app.post("/hook/raw", async (c) => c.text(await c.req.raw.text()));
+  app.post("/hook/form", async (c) => c.json(await c.req.parseBody()));
+  app.post("/hook/bytes", async (c) => {
+    seen.push(c.var.trigger);
+    return c.body(new Uint8Array(await c.req.arrayBuffer()));
+  });
+  const json = JSON.stringify({ é: "ü", n: [1, 2] });
+  for (const path of ["json", "text", "raw"]) {
+    const response = await app.request(`/hook/${path}`, {
+      method: "POST",
+      body: json,
+      headers: { ...await signed(secret, json) },
+    });
+    assert.equal(response.status, 200, path);
+    const text = await response.text();
+    assert.equal(path === "json" ? text : text, json, path);
+  }
+  const form = "a=1&b=x+y";
+  const formResponse = await app.request("/hook/form", {
+    method: "POST",
+    body: form,
+    headers: {
+      ...await signed(secret, form),
+      "content-type": "application/x-www-form-urlencoded",
+    },
+  });
+  assert.deepEqual(await formResponse.json(), { a: "1", b: "x y" });
+  // Binary bodies are verified as bytes, not as text.
+  const binary = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const id = newId();
+  const timestamp = now();
+  const bytes = await app.request("/hook/bytes", {
+    method: "POST",
+    body: binary,
+    headers: {
+      "webhook-id": id,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": await signPayload(secret, {
+        id,
+        timestamp,
+        body: binary,
+      }),
+    },
+  });
+  assert.equal(bytes.status, 200);
+  assert.deepEqual(new Uint8Array(await bytes.arrayBuffer()), binary);
+  assert.deepEqual(seen, [{ id, timestamp }]);
+
+  // An earlier middleware that read the body through Hono: its cache is used.
+  const app2 = new Hono();
+  app2.use(async (c, next) => {
+    await c.req.text();
+    await next();
+  });
+  app2.post(
+    "/h",
+    verifyTrigger({ secret }),
+    async (c) => c.text(await c.req.text()),
+  );
+  const again = await app2.request("/h", {
+    method: "POST",
+    body: json,
+    headers: await signed(secret, json),
+  });
+  assert.equal(again.status, 200);
+  assert.equal(await again.text(), json);
+});
+
+Deno.test("verifyTrigger() runs an id once: done after a 2xx, runnable again after a 5xx or a throw", async () => {
+  const secret = createSecret();
+  const store = new MemoryDedupStore();
+  const app = new Hono();
+  const outcomes: string[] = [];
+  let runs = 0;
+  app.post("/hook", verifyTrigger({ secret, store }), (c) => {
+    runs++;
+    const next = outcomes.shift();
+    if (next === "throw") throw new Error("route failed");
+    if (next === "500") return c.text("failed", 500);
+    if (next === "400") return c.text("bad", 400);
+    return c.text("ran");
+  });
+  const body = "job";
+  const headers = await signed(secret, body);
+  const send = () => app.request("/hook", { method: "POST", body, headers });
+
+  outcomes.push("500", "throw", "400", "ok");
+  assert.equal((await send()).status, 500);
+  assert.equal((await send()).status, 500); // the throw, through Hono's onError
+  assert.equal((await send()).status, 400);
+  const ok = await send();
+  assert.equal(ok.status, 200);
+  assert.equal(await ok.text(), "ran");
+  assert.equal(runs, 4);
+  for (let i = 0; i < 3; i++) {
+    const duplicate = await send();
+    assert.equal(duplicate.status, 200);
+    assert.equal(duplicate.headers.get("x-trigger-duplicate"), "done");
+    assert.match(await duplicate.text(), /^Duplicate/);
+  }
+  assert.equal(runs, 4);
+  // Re-signed with a fresh timestamp (an outbox's retry): still a duplicate.
+  const resigned = await signed(secret, body, {
+    id: headers["webhook-id"],
+    timestamp: now() + 5,
+  });
+  const retry = await app.request("/hook", {
+    method: "POST",
+    body,
+    headers: resigned,
+  });
+  assert.equal(retry.headers.get("x-trigger-duplicate"), "done");
+  assert.equal(runs, 4);
+  assert.equal(store.size, 1);
+
+  // A custom onError answering 200 to a throw does not count as success.
+  const app2 = new Hono();
+  app2.onError((_error, c) => c.text("handled", 200));
+  let thrown = 0;
+  app2.post("/hook", verifyTrigger({ secret }), () => {
+    thrown++;
+    throw new Error("boom");
+  });
+  const h2 = await signed(secret, body);
+  for (let i = 0; i < 2; i++) {
+    const response = await app2.request("/hook", {
+      method: "POST",
+      body,
+      headers: h2,
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-trigger-duplicate"), null);
+    await response.body?.cancel();
+  }
+  assert.equal(thrown, 2);
+});
+
+Deno.test("verifyTrigger() never runs two deliveries of one id at once: the second gets 429", async () => {
+  const secret = createSecret();
+  const app = new Hono();
+  let running = 0;
+  let maxRunning = 0;
+  let runs = 0;
+  const gate = Promise.withResolvers<void>();
+  app.post("/hook", verifyTrigger({ secret }), async (c) => {
+    runs++;
+    running++;
+    maxRunning = Math.max(maxRunning, running);
+    await gate.promise;
+    running--;
+    return c.text("ran");
+  });
+  const body = "x";
+  const headers = await signed(secret, body);
+  const send = () => app.request("/hook", { method: "POST", body, headers });
+  const first = send();
+  await sleep(20);
+  const concurrent = await Promise.all([send(), send(), send()]);
+  for (const response of concurrent) {
+    assert.equal(response.status, 429);
+    assert.equal(response.headers.get("x-trigger-duplicate"), "running");
+    assert.equal(response.headers.get("retry-after"), "5");
+    await response.body?.cancel();
+  }
+  gate.resolve();
+  assert.equal((await first).status, 200);
+  const after = await send();
+  assert.equal(after.status, 200);
+  assert.equal(after.headers.get("x-trigger-duplicate"), "done");
+  assert.equal(runs, 1);
+  assert.equal(maxRunning, 1);
+});
+
+Deno.test("verifyTrigger() before connection({ ack: true }): bad signatures never get a 202, the ack marks the id done", async () => {
+  const secret = createSecret();
+  const app = new Hono();
+  const done: string[] = [];
+  let fail = true;
+  app.post(
+    "/jobs",
+    verifyTrigger({ secret }),
+    connection({ ack: true, maxBodySize: 1000 }),
+    async (c) => {
+      const { n } = await c.req.json();
+      if (fail) {
+        fail = false;
+        throw new Error("background failure after the ack");
+      }
+      done.push(n);
+    },
+  );
+  const errors: unknown[] = [];
+  const realError = console.error;
+  console.error = (...args: unknown[]) => void errors.push(args);
+  try {
+    const body = JSON.stringify({ n: "one" });
+    const headers = await signed(secret, body);
+    const bad = [
+      {},
+      { ...headers, "webhook-signature": "v1,AAAA" },
+      await signed(createSecret(), body),
+      await signed(secret, body, { timestamp: now() - 1000 }),
+    ];
+    for (const h of bad) {
+      const response = await app.request("/jobs", {
+        method: "POST",
+        body,
+        headers: h,
+      });
+      assert.equal(response.status, 401);
+      await response.body?.cancel();
+    }
+    const send = () => app.request("/jobs", { method: "POST", body, headers });
+    const firstResponse = await send();
+    assert.equal(
+      firstResponse.status,
+      202,
+      `${await firstResponse.text()} ${Deno.inspect(errors)}`,
+    );
+    await drainBackground();
+    // The background run failed, but the id was done at the ack.
+    const duplicate = await send();
+    assert.equal(duplicate.status, 200);
+    assert.equal(duplicate.headers.get("x-trigger-duplicate"), "done");
+    await duplicate.body?.cancel();
+    // Reported by Hono's default onError and by connection().
+    assert.ok(
+      errors.some((args) =>
+        String((args as unknown[])[0]).startsWith("connection():")
+      ),
+    );
+
+    const body2 = JSON.stringify({ n: "two" });
+    assert.equal(
+      (await app.request("/jobs", {
+        method: "POST",
+        body: body2,
+        headers: await signed(secret, body2),
+      })).status,
+      202,
+    );
+    await drainBackground();
+    assert.deepEqual(done, ["two"]);
+
+    // connection()'s maxBodySize still applies behind verifyTrigger().
+    const big = JSON.stringify({ n: "x".repeat(2000) });
+    const tooBig = await app.request("/jobs", {
+      method: "POST",
+      body: big,
+      headers: await signed(secret, big),
+    });
+    assert.equal(tooBig.status, 413);
+    await tooBig.body?.cancel();
+  } finally {
+    console.error = realError;
+  }
+});
+
+Deno.test("verifyTrigger() answers 503 when the store fails, and reports it", async () => {
+  const secret = createSecret();
+  const reported: unknown[] = [];
+  const failing: DedupStore = {
+    claim: () => Promise.reject(new Error("db down")),
+    complete: () => Promise.resolve(),
+    release: () => Promise.resolve(),
+  };
+  const app = new Hono();
+  let runs = 0;
+  app.post(
+    "/hook",
+    verifyTrigger({
+      secret,
+      store: failing,
+      onError: (error) => void reported.push(error),
+    }),
+    (c) => (runs++, c.text("ran")),
+  );
+  const response = await app.request("/hook", {
+    method: "POST",
+    body: "x",
+    headers: await signed(secret, "x"),
+  });
+  assert.equal(response.status, 503);
+  await response.body?.cancel();
+  assert.equal(runs, 0);
+  assert.equal((reported[0] as Error).message, "db down");
+
+  // complete() failing: the route's answer stands, the failure is reported.
+  const halfFailing: DedupStore = {
+    claim: () => Promise.resolve("claimed"),
+    complete: () => Promise.reject(new Error("write lost")),
+    release: () => Promise.resolve(),
+  };
+  const app2 = new Hono();
+  app2.post(
+    "/hook",
+    verifyTrigger({
+      secret,
+      store: halfFailing,
+      onError: (error) => void reported.push(error),
+    }),
+    (c) => c.text("ran"),
+  );
+  const ok = await app2.request("/hook", {
+    method: "POST",
+    body: "x",
+    headers: await signed(secret, "x"),
+  });
+  assert.equal(await ok.text(), "ran");
+  assert.equal((reported[1] as Error).message, "write lost");
+});
+
+Deno.test("MemoryDedupStore stays bounded: expiry, eviction of done ids, running claims kept", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 3 });
+  assert.equal(await store.claim("a", 60_000), "claimed");
+  assert.equal(await store.claim("b", 60_000), "claimed");
+  assert.equal(await store.claim("c", 60_000), "claimed");
+  // Full of running claims: a new id must wait.
+  assert.equal(await store.claim("d", 60_000), "busy");
+  await store.complete("b", 60_000);
+  assert.equal(await store.claim("d", 60_000), "claimed"); // "b" forgotten
+  assert.equal(store.size, 3);
+  assert.equal(await store.claim("a", 60_000), "busy");
+  await store.release("a");
+  await store.release("zzz"); // unknown: nothing happens
+  assert.equal(store.size, 2);
+  // Expiry.
+  assert.equal(await store.claim("e", 20), "claimed");
+  await store.complete("e", 20);
+  assert.equal(await store.claim("e", 60_000), "done");
+  await sleep(40);
+  assert.equal(await store.claim("e", 60_000), "claimed");
+  // release() never drops a done id.
+  await store.complete("e", 60_000);
+  await store.release("e");
+  assert.equal(await store.claim("e", 60_000), "done");
+  assert.throws(() => new MemoryDedupStore({ maxEntries: 0 }), RangeError);
+
+  const big = new MemoryDedupStore({ maxEntries: 1000 });
+  for (let i = 0; i < 20_000; i++) {
+    const id = `id-${i}`;
+    assert.equal(await big.claim(id, 60_000), "claimed");
+    await big.complete(id, 60_000);
+    assert.ok(big.size <= 1000);
+  }
+  assert.equal(big.size, 1000);
+});
+
+Deno.test("hostile input into verifyTrigger(): 20,000 malformed requests, no crash, no store growth", async () => {
+  const secret = createSecret();
+  const store = new MemoryDedupStore({ maxEntries: 500 });
+  const app = new Hono();
+  let runs = 0;
+  app.post("/hook", verifyTrigger({ secret, store }), (c) => {
+    runs++;
+    return c.text("ran");
+  });
+  const statuses = new Map<string, number>();
+  const good = await signed(secret, "body");
+  let seed = 12345;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const junk = () => {
+    const length = Math.floor(random() * 64);
+    let text = "";
+    for (let i = 0; i < length; i++) {
+      text += String.fromCharCode(0x20 + Math.floor(random() * 0x5f));
+    }
+    return text;
+  };
+  const heapBefore = Deno.memoryUsage().heapUsed;
+  const started = performance.now();
+  for (let i = 0; i < 20_000; i++) {
+    const headers: Record<string, string> = { ...good };
+    const kind = i % 5;
+    if (kind === 0) headers["webhook-signature"] = junk();
+    if (kind === 1) headers["webhook-timestamp"] = junk();
+    if (kind === 2) headers["webhook-id"] = junk() + "." + junk();
+    if (kind === 3) {
+      headers["webhook-signature"] = "v1," +
+        btoa(
+          String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))),
+        );
+      headers["webhook-id"] = `msg_${i}`;
+    }
+    if (kind === 4) {
+      delete headers[
+        ["webhook-id", "webhook-timestamp", "webhook-signature"][i % 3]
+      ];
+    }
+    const response = await app.request("/hook", {
+      method: "POST",
+      body: "body",
+      headers,
+    });
+    const key = `${response.status} ${(await response.text()).trim()}`;
+    statuses.set(key, (statuses.get(key) ?? 0) + 1);
+  }
+  const elapsed = performance.now() - started;
+  assert.equal(runs, 0);
+  assert.equal(store.size, 0);
+  for (const key of statuses.keys()) assert.match(key, /^401 /);
+  const growth = Deno.memoryUsage().heapUsed - heapBefore;
+  console.log(
+    `20,000 malformed requests in ${elapsed.toFixed(0)} ms, heap +${
+      (growth / 1e6).toFixed(1)
+    } MB, answers:`,
+    Object.fromEntries(statuses),
+  );
+  // 20,000 validly signed distinct ids: the store stays at its bound.
+  for (let i = 0; i < 2_000; i++) {
+    const response = await app.request("/hook", {
+      method: "POST",
+      body: "b",
+      headers: await signed(secret, "b"),
+    });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  }
+  assert.equal(store.size, 500);
+});
+
+// ---------------------------------------------------------------------------
+// Over real sockets: Deno.serve.
+// ---------------------------------------------------------------------------
+
+function serve(
+  app: {
+    // deno-lint-ignore no-explicit-any
+    fetch: (request: Request, ...rest: any[]) => Response | Promise<Response>;
+  },
+) {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    app.fetch,
+  );
+  return { port: server.addr.port, server };
+}
+
+/** Writes a request head, then its body one byte every `every` ms; returns the status line's code. */
+async function slowBody(
+  port: number,
+  head: string,
+  body: Uint8Array,
+  every: number,
+): Promise<{ status: number; elapsed: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const started = performance.now();
+  let answer = "";
+  const reading = (async () => {
+    const buffer = new Uint8Array(4096);
+    for (;;) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) return;
+      answer += new TextDecoder().decode(buffer.subarray(0, n));
+      if (answer.includes("\r\n")) return;
+    }
+  })();
+  await conn.write(new TextEncoder().encode(head));
+  for (const byte of body) {
+    if (answer.includes("\r\n")) break;
+    try {
+      await conn.write(new Uint8Array([byte]));
+    } catch {
+      break;
+    }
+    await sleep(every);
+  }
+  await reading;
+  const elapsed = performance.now() - started;
+  conn.close();
+  return {
+    status: Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0),
+    elapsed,
+  };
+}
+
+Deno.test("hostile bodies on Deno.serve: oversized → 413, slow-loris → 408 / TIMEOUT, all bounded", async () => {
+  const secret = createSecret();
+  const app = new Hono();
+  const statuses: number[] = [];
+  let runs = 0;
+  app.post(
+    "/verified",
+    verifyTrigger({ secret, maxBodySize: 10_000, bodyTimeout: 0.5 }),
+    (c) => (runs++, c.text("ran")),
+  );
+  app.post(
+    "/ack",
+    connection({ ack: true, maxBodySize: 10_000, timeLimit: 0.5 }),
+    (c) => {
+      runs++;
+      return c.text("ran");
+    },
+  );
+  const { port, server } = serve(app);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    // Oversized, declared: refused before reading.
+    const big = "x".repeat(20_000);
+    for (const path of ["/verified", "/ack"]) {
+      const response = await fetch(base + path, {
+        method: "POST",
+        body: big,
+        headers: await signed(secret, big),
+      });
+      assert.equal(response.status, 413, path);
+      assert.match(await response.text(), /exceeds 10000 bytes/);
+    }
+    // Oversized, chunked (no Content-Length): counted while reading.
+    for (const path of ["/verified", "/ack"]) {
+      const stream = new Blob([big]).stream();
+      const response = await fetch(base + path, {
+        method: "POST",
+        body: stream,
+        headers: await signed(secret, big),
+      });
+      assert.equal(response.status, 413, path);
+      await response.body?.cancel();
+    }
+    // Slow-loris: 1 byte every 100 ms of a 100-byte body.
+    const body = new Uint8Array(100).fill(0x61);
+    const headers = await signed(secret, "a".repeat(100));
+    const head = (path: string) =>
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n` +
+      Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("") +
+      "\r\n";
+    const verified = await slowBody(port, head("/verified"), body, 100);
+    assert.equal(verified.status, 408);
+    assert.ok(verified.elapsed < 2_000, `${verified.elapsed} ms`);
+    const ack = await slowBody(port, head("/ack"), body, 100);
+    // connection()'s time limit covers the body read: 503, status TIMEOUT.
+    assert.equal(ack.status, 503);
+    assert.ok(ack.elapsed < 2_000, `${ack.elapsed} ms`);
+    statuses.push(verified.status, ack.status);
+    assert.equal(runs, 0);
+  } finally {
+    await server.shutdown();
+  }
+  console.log("slow-loris answers:", statuses);
+});
+
+Deno.test("connection({ ack: true }) ends a body trickling past its time limit with status TIMEOUT", async () => {
+  const app = new Hono<ConnectionEnv>();
+  const statuses: number[] = [];
+  let runs = 0;
+  app.post(
+    "/ack",
+    async (c, next) => {
+      await next();
+      statuses.push(c.var.connection.status);
+    },
+    connection({ ack: true, timeLimit: 0.3 }),
+    (c) => (runs++, c.text("ran")),
+  );
+  const { port, server } = serve(app);
+  try {
+    const result = await slowBody(
+      port,
+      "POST /ack HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n",
+      new Uint8Array(50).fill(0x61),
+      50,
+    );
+    assert.equal(result.status, 503);
+    assert.ok(result.elapsed < 1_500, `${result.elapsed} ms`);
+  } finally {
+    await server.shutdown();
+  }
+  assert.deepEqual(statuses, [ConnectionStatus.TIMEOUT]);
+  assert.equal(runs, 0);
+});
+
+Deno.test("trigger() with sign reaches verifyTrigger() on Deno.serve, once per id, on both transports", async () => {
+  const secret = createSecret();
+  const app = new Hono<VerifyTriggerEnv>();
+  const ran: string[] = [];
+  app.post(
+    "/jobs",
+    verifyTrigger({ secret }),
+    connection({ ack: true }),
+    async (c) => {
+      const { n } = await c.req.json();
+      ran.push(`${c.var.trigger.id}:${n}`);
+    },
+  );
+  const { port, server } = serve(app);
+  try {
+    for (const transport of ["socket", "fetch"] as const) {
+      const id = newId();
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const result = await trigger(`http://127.0.0.1:${port}/jobs`, {
+          json: { n: attempt },
+          sign: { secret, id },
+          transport,
+          wait: "accepted",
+        });
+        assert.equal(result.ok, true, result.error?.message);
+        assert.equal(result.status, attempt === 0 ? 202 : 200);
+      }
+      // A wrong secret: refused, ok: false with the status.
+      const wrong = await trigger(`http://127.0.0.1:${port}/jobs`, {
+        json: {},
+        sign: { secret: createSecret() },
+        transport,
+        wait: "accepted",
+      });
+      assert.equal(wrong.status, 401);
+      assert.equal(wrong.error?.code, "HTTP_STATUS");
+    }
+    await drainBackground();
+    assert.equal(ran.length, 2);
+    assert.ok(ran.every((entry) => entry.endsWith(":0")));
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("connection({ ack: true }) answers 202 even when the route throws at once", async () => {
+  const app = new Hono();
+  const reported: unknown[] = [];
+  app.post(
+    "/sync",
+    connection({ ack: true, onError: (error) => void reported.push(error) }),
+    () => {
+      throw new Error("at once");
+    },
+  );
+  const realError = console.error;
+  console.error = () => {}; // Hono's default onError logs the throw too
+  try {
+    const response = await app.request("/sync", { method: "POST", body: "x" });
+    assert.equal(response.status, 202);
+    assert.equal(await drainBackground(), true);
+  } finally {
+    console.error = realError;
+  }
+  assert.equal((reported[0] as Error).message, "at once");
+});
