@@ -772,7 +772,7 @@ class PgOutbox implements Outbox {
         retryLimit: retry.limit,
         retryDelay: retry.delaySeconds,
         retryBackoff: retry.backoff,
-        retryDelayMax: retry.backoff ? retry.maxDelaySeconds : undefined,
+        ...(retry.backoff ? { retryDelayMax: retry.maxDelaySeconds } : {}),
         expireInSeconds: Math.ceil(req.timeout / 1000) + LEASE_MARGIN_SECONDS,
         heartbeatSeconds: HEARTBEAT_SECONDS,
         startAfter: delay ? new Date(Date.now() + delay) : undefined,
