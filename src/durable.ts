@@ -54,6 +54,8 @@ import { trigger } from "./trigger.ts";
 import { prepare, show } from "./_request.ts";
 import type { TriggerOptions, TriggerResult } from "./types.ts";
 
+export * from "./dedup_postgres.ts";
+
 /** How a failed delivery is retried. Whole seconds, as pg-boss stores them. */
 export interface RetrySettings {
   /** Retries after the first attempt before the job is dead-lettered.

@@ -12,6 +12,9 @@ import {
 } from "../src/durable.ts";
 import { trigger } from "../src/trigger.ts";
 import { createSecret, verifyPayload } from "../src/sign.ts";
+import { Hono } from "hono";
+import { verifyTrigger } from "../src/verify.ts";
+import { PostgresDedupStore } from "../src/durable.ts";
 
 const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
 if (DATABASE_URL === undefined) {
@@ -582,6 +585,96 @@ Deno.test({
     }
   },
 });
+
+for (const engine of engines) {
+  Deno.test({
+    name:
+      `PostgresDedupStore (${engine.name}) behind verifyTrigger(): a retry after a timed-out delivery and a replay to another instance run the route once`,
+    ignore: engine.ignore,
+    async fn() {
+      const options = await engine.fresh();
+      // Embedded: the store on its own in-memory PGlite (a receiver's DB).
+      const { PGlite } = await import("npm:@electric-sql/pglite@0.5.16");
+      const memory = engine.name === "embedded" ? await PGlite.create() : null;
+      const store = new PostgresDedupStore(
+        memory
+          ? { db: memory }
+          : { connectionString: DATABASE_URL, table: `ids_${options.queue}` },
+      );
+      const secret = createSecret();
+      let runs = 0;
+      let slow = 1_500;
+      const servers = [0, 1].map(() => {
+        const app = new Hono();
+        app.use("/jobs", verifyTrigger({ secret, store }));
+        app.post("/jobs", async (c) => {
+          runs++;
+          await new Promise((r) => setTimeout(r, slow));
+          return c.text("done");
+        });
+        return Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen() {} },
+          app.fetch,
+        );
+      });
+      const [a, b] = servers.map((s) => `http://127.0.0.1:${s.addr.port}/jobs`);
+      const events: OutboxEvent[] = [];
+      const outbox = await openOutbox({
+        ...options,
+        sign: { secret },
+        onEvent: (event) => events.push(event),
+      });
+      try {
+        outbox.start({ pollInterval: 100 });
+        // Attempt 1 times out while the route runs; attempt 2 finds it done.
+        const { id } = await outbox.trigger(a, {
+          json: { report: 7 },
+          timeout: 1_000,
+          retry: { limit: 5, delaySeconds: 1, backoff: false },
+        });
+        await waitFor(
+          () => Promise.resolve(events),
+          (e) => e.some((x) => x.type === "delivered"),
+        );
+        assert.equal(runs, 1);
+        const kinds = events.map((e) =>
+          e.type === "error" ? e.type : `${e.type} ${e.error?.code ?? e.status}`
+        );
+        assert.equal(kinds[0], "retry TIMEOUT");
+        assert.equal(kinds.at(-1), "delivered 200");
+
+        // The same message replayed to the other instance: 200, not run.
+        const replay = await trigger(b, {
+          json: { report: 7 },
+          sign: { secret, id },
+          wait: "accepted",
+        });
+        assert.equal(replay.status, 200);
+        assert.equal(runs, 1);
+
+        // Two concurrent deliveries of one new id: one runs, one is told 429.
+        slow = 300;
+        const message = {
+          secret,
+          id: `msg_${crypto.randomUUID().slice(0, 8)}`,
+        };
+        const both = await Promise.all(
+          [a, b].map((url) =>
+            trigger(url, { json: { n: 1 }, sign: message, wait: "accepted" })
+          ),
+        );
+        assert.deepEqual(both.map((r) => r.status).sort(), [200, 429]);
+        assert.equal(runs, 2);
+      } finally {
+        await outbox.stop();
+        await Promise.all(servers.map((s) => s.shutdown()));
+        await store.close();
+        await memory?.close();
+        await options.cleanup();
+      }
+    },
+  });
+}
 
 // Keep the type import used when every engine is ignored.
 export type { Outbox };

@@ -1,0 +1,193 @@
+// The receiving side of the durable outbox: a DedupStore for verifyTrigger()
+// over PostgreSQL, so several receiving instances deduplicate together.
+import type { ClaimResult, DedupStore } from "./verify.ts";
+import { show } from "./_request.ts";
+
+/** What the store needs of a database client: node-postgres's `Pool` and
+ * `Client`, and PGlite, all have this `query()`. */
+export interface Queryable {
+  query(
+    text: string,
+    params?: unknown[],
+  ): Promise<{ rows: Array<Record<string, unknown>> }>;
+}
+
+/** Options for {@linkcode PostgresDedupStore}: `connectionString` or `db`. */
+export interface PostgresDedupStoreOptions {
+  /** A PostgreSQL URL; the store opens a small pool (`close()` ends it). */
+  connectionString?: string;
+  /** A client of your own (a `pg` Pool, PGlite…); the store never closes it. */
+  db?: Queryable;
+  /** The table, created on first use. Default `"trigger_webhook_ids"`. */
+  table?: string;
+}
+
+const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
+/** Expired rows are swept at most this often, by the next call. */
+const SWEEP_INTERVAL = 60_000;
+
+interface Pool extends Queryable {
+  end(): Promise<void>;
+}
+
+/**
+ * A {@linkcode DedupStore} in a PostgreSQL table, for `verifyTrigger()`
+ * (from `./hono`) on several instances behind one load balancer: a retried
+ * delivery of a done `webhook-id` is answered 2xx without running the route,
+ * and two concurrent deliveries of one id never both run. One row per id:
+ * `expires_at` is a lease while the route runs, then how long the success is
+ * remembered. `claim()` is one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE
+ * expired`.
+ *
+ * @example Usage
+ * ```ts
+ * import { PostgresDedupStore } from "./dedup_postgres.ts";
+ * import { PGlite } from "npm:@electric-sql/pglite@0.5.16";
+ * import assert from "node:assert/strict";
+ *
+ * const db = await PGlite.create(); // in memory here; or { connectionString }
+ * const store = new PostgresDedupStore({ db });
+ * assert.equal(await store.claim("msg_1", 60_000), "claimed");
+ * assert.equal(await store.claim("msg_1", 60_000), "busy");
+ * await store.release("msg_1"); // the route failed: runnable again
+ * assert.equal(await store.claim("msg_1", 60_000), "claimed");
+ * await store.complete("msg_1", 600_000);
+ * assert.equal(await store.claim("msg_1", 60_000), "done");
+ * await store.close();
+ * await db.close();
+ * ```
+ */
+export class PostgresDedupStore implements DedupStore {
+  #db?: Queryable;
+  #pool?: Promise<Pool>;
+  #connectionString?: string;
+  #table: string;
+  #ready?: Promise<void>;
+  #swept = 0;
+
+  /**
+   * @param options `connectionString` or `db`, and the table name.
+   * @throws {TypeError} When neither or both are given, or for a bad table.
+   */
+  constructor(options: PostgresDedupStoreOptions) {
+    const { connectionString, db, table = "trigger_webhook_ids" } = options ??
+      {};
+    if ((connectionString === undefined) === (db === undefined)) {
+      throw new TypeError(
+        "Cannot create PostgresDedupStore: give connectionString or db, not both",
+      );
+    }
+    if (db !== undefined && typeof db?.query !== "function") {
+      throw new TypeError(
+        `Cannot create PostgresDedupStore: db must have a query() method, received ${
+          show(db)
+        }`,
+      );
+    }
+    if (typeof table !== "string" || !NAME.test(table)) {
+      throw new TypeError(
+        `Cannot create PostgresDedupStore: table must be a lower-case SQL name (schema.table allowed), received ${
+          show(table)
+        }`,
+      );
+    }
+    this.#db = db;
+    this.#connectionString = connectionString;
+    this.#table = table;
+  }
+
+  async #query(
+    text: string,
+    params: unknown[] = [],
+  ): Promise<Array<Record<string, unknown>>> {
+    const db = this.#db ?? await (this.#pool ??= this.#open());
+    this.#ready ??= db.query(
+      `CREATE TABLE IF NOT EXISTS ${this.#table} (
+         id text PRIMARY KEY,
+         done boolean NOT NULL,
+         expires_at timestamptz NOT NULL)`,
+    ).then(() => {}, (error) => {
+      this.#ready = undefined;
+      // Two instances creating it at once: one wins, the other sees a
+      // duplicate type; the table is there either way.
+      if ((error as { code?: string })?.code !== "23505") throw error;
+    });
+    await this.#ready;
+    return (await db.query(text, params)).rows;
+  }
+
+  async #open(): Promise<Pool> {
+    const { default: pg } = await import("npm:pg@8.23.1");
+    return new (pg as unknown as {
+      Pool: new (config: object) => Pool;
+    }).Pool({ connectionString: this.#connectionString, max: 4 });
+  }
+
+  /**
+   * Atomically takes `id` for one delivery, unless a live row exists.
+   *
+   * @param id The `webhook-id`.
+   * @param ttlMs How long the claim holds without `complete()`/`release()`.
+   * @returns `"claimed"`, `"done"` or `"busy"`.
+   */
+  async claim(id: string, ttlMs: number): Promise<ClaimResult> {
+    if (Date.now() - this.#swept > SWEEP_INTERVAL) {
+      this.#swept = Date.now();
+      await this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`);
+    }
+    for (let tries = 0; tries < 5; tries++) {
+      const claimed = await this.#query(
+        `INSERT INTO ${this.#table} AS t (id, done, expires_at)
+         VALUES ($1, false, now() + $2::float8 * interval '1 millisecond')
+         ON CONFLICT (id) DO UPDATE
+           SET done = false, expires_at = EXCLUDED.expires_at
+           WHERE t.expires_at <= now()
+         RETURNING id`,
+        [id, ttlMs],
+      );
+      if (claimed.length > 0) return "claimed";
+      const [row] = await this.#query(
+        `SELECT done FROM ${this.#table} WHERE id = $1`,
+        [id],
+      );
+      // Released between the two statements: try to take it again.
+      if (row !== undefined) return row.done ? "done" : "busy";
+    }
+    return "busy";
+  }
+
+  /**
+   * Marks a claimed id as done, remembered for `ttlMs`.
+   *
+   * @param id The id.
+   * @param ttlMs How long to remember it.
+   */
+  async complete(id: string, ttlMs: number): Promise<void> {
+    await this.#query(
+      `UPDATE ${this.#table} SET done = true,
+         expires_at = now() + $2::float8 * interval '1 millisecond'
+       WHERE id = $1`,
+      [id, ttlMs],
+    );
+  }
+
+  /**
+   * Drops a claim whose route did not succeed, so a retry can run.
+   *
+   * @param id The id.
+   */
+  async release(id: string): Promise<void> {
+    await this.#query(
+      `DELETE FROM ${this.#table} WHERE id = $1 AND NOT done`,
+      [id],
+    );
+  }
+
+  /** Ends the pool the store opened from `connectionString` (a `db` of
+   * yours is left open). */
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    if (pool) await (await pool).end();
+  }
+}
