@@ -318,8 +318,14 @@ function prepareUrl(input: unknown): URL {
 
 function basicAuth(url: URL): string | undefined {
   if (url.username === "" && url.password === "") return undefined;
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
+  let user: string, password: string;
+  try {
+    user = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    // Not show(url): the password must not be echoed.
+    fail("the credentials in the URL are not valid percent-encoded UTF-8");
+  }
   url.username = "";
   url.password = "";
   const bytes = encoder.encode(`${user}:${password}`);
