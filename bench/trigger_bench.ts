@@ -5,10 +5,15 @@
 // event loop. Only the caller's wait is measured (`b.start()`/`b.end()`);
 // `result.done` is awaited after `b.end()`, so each background connection is
 // closed before the next iteration starts and nothing leaks. After the
-// benches, the target's hit counts must equal the triggers sent, and a p50
-// table (which `deno bench` does not print) is logged.
-import { trigger } from "../mod.ts";
+// benches, the seed's own loop runs too: PHP's fsockopen/fwrite/fclose per
+// trigger against the same target, timed inside PHP with hrtime() (skipped
+// when php-cli is absent). Then the target's hit counts must equal the
+// triggers sent (the lossy bare close and PHP loop are only reported), a
+// p50/p90 table (which `deno bench` does not print) is logged with the
+// issue's targets, and bench/latency.svg is written.
+import { closeIdleConnections, trigger } from "../mod.ts";
 import { USER_AGENT } from "../src/_request.ts";
+import { type Bar, latencySvg } from "./_svg.ts";
 
 /** Measured iterations per bench; the p50 table uses the last N samples. */
 const N = 2_000;
@@ -181,32 +186,27 @@ for (const post of [false, true]) {
         await reading.done;
       },
     },
-    {
-      group,
-      name: 'trigger() wait: "sent"',
-      path: `${p}/sent`,
-      async fn(b, path) {
-        const url = target.origin + path;
-        const result = await measure(b, path, () => trigger(url, { form }));
-        if (!result.ok) throw result.error;
-        await result.done;
-      },
-    },
-    {
-      group,
-      name: 'trigger() wait: "accepted"',
-      path: `${p}/accepted`,
-      async fn(b, path) {
-        const url = target.origin + path;
-        const result = await measure(
-          b,
-          path,
-          () => trigger(url, { form, wait: "accepted" }),
-        );
-        if (!result.ok) throw result.error;
-        await result.done;
-      },
-    },
+    ...[true, false].flatMap((reuse) =>
+      (["sent", "accepted"] as const).map((wait) => ({
+        group,
+        name: `trigger() wait: "${wait}", ${
+          reuse ? "reused (default)" : "reuse: false (fresh)"
+        }`,
+        path: `${p}/${wait}${reuse ? "" : "-fresh"}`,
+        async fn(b: Deno.BenchContext, path: string) {
+          const url = target.origin + path;
+          const result = await measure(
+            b,
+            path,
+            () => trigger(url, { form, wait, reuse }),
+          );
+          if (!result.ok) throw result.error;
+          // Outside the measure: the connection is back in the pool (or
+          // closed) before the next iteration.
+          await result.done;
+        },
+      }))
+    ),
     {
       group,
       name: "fetch, body consumed",
@@ -266,6 +266,8 @@ interface Counts {
 let finished: Promise<Counts> | undefined;
 function finish(): Promise<Counts> {
   return finished ??= (async () => {
+    for (const post of [false, true]) await phpLoop(post);
+    await closeIdleConnections();
     const counts = await (await fetch(`${target.origin}/count`)).json();
     await (await fetch(`${target.origin}/shutdown`)).body?.cancel();
     await target.process.status;
@@ -273,31 +275,178 @@ function finish(): Promise<Counts> {
   })();
 }
 
-function p50(values: number[]): number {
-  const sorted = values.slice(-N).sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+/** The PHP loop: connect, write, close, timed per trigger with hrtime(). */
+const PHP_LOOP = `
+[, $port, $n, $warmup, $request] = $argv;
+$request = base64_decode($request);
+$samples = [];
+for ($i = 0; $i < $warmup + $n; $i++) {
+  $start = hrtime(true);
+  $fp = fsockopen("127.0.0.1", (int) $port, $errno, $errstr, 5);
+  if ($fp === false) { fwrite(STDERR, "$errno $errstr\\n"); continue; }
+  fwrite($fp, $request);
+  fclose($fp);
+  if ($i >= $warmup) $samples[] = (hrtime(true) - $start) / 1e3;
 }
+echo json_encode($samples);
+`;
+
+/** Whether php-cli is installed; the PHP rows are skipped otherwise. */
+let php: boolean | undefined;
+
+/** Runs PHP's loop against `/get/php` or `/post/php`, into `samples`. */
+async function phpLoop(post: boolean): Promise<void> {
+  const path = post ? "/post/php" : "/get/php";
+  const request = post
+    ? rawRequest("POST", path, FORM_TEXT)
+    : rawRequest("GET", path);
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command("php", {
+      args: [
+        "-r",
+        PHP_LOOP,
+        "--",
+        String(port),
+        String(N),
+        String(WARMUP),
+        btoa(String.fromCharCode(...request)),
+      ],
+      stderr: "inherit",
+    }).output();
+    php = true;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    php = false;
+    return;
+  }
+  if (!output.success) throw new Error(`php exited with ${output.code}`);
+  // Measured in µs inside PHP; kept in ms like the other samples.
+  const measured: number[] = JSON.parse(new TextDecoder().decode(output.stdout))
+    .map((us: number) => us / 1_000);
+  phpCalls[path] = N + WARMUP;
+  samples[path] = measured;
+}
+const phpCalls: Record<string, number> = {};
+
+function quantile(values: number[], q: number): number {
+  const sorted = values.slice(-N).sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
+}
+const p50 = (values: number[]) => quantile(values, 0.5);
+
+/** Table rows: every bench's path, then the PHP loop's. */
+function rows(): Array<{ path: string; name: string; calls: number }> {
+  const list = benches.map(({ path, name }) => ({
+    path,
+    name,
+    calls: samples[path]?.length ?? 0,
+  }));
+  for (const [path, calls] of Object.entries(phpCalls)) {
+    list.push({ path, name: "PHP fsockopen + fwrite + fclose", calls });
+  }
+  return list;
+}
+
+const baseOf = (path: string) => path.replace(/\/[^/]+$/, "/bare");
 
 function report({ hits, lost }: Counts): string {
   const lines = [
     "",
-    "path                 p50 µs  × bare  calls    hits    lost",
+    `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; p50 of the last ${N} calls`,
+    "path                   p50 µs  p90 µs  × bare  calls    hits    lost",
   ];
-  for (const { path } of benches) {
+  for (const { path, calls } of rows()) {
     const own = samples[path] ?? [];
-    const base = samples[path.replace(/\/[^/]+$/, "/bare")] ?? [];
+    const base = samples[baseOf(path)] ?? [];
     lines.push(
       [
-        path.padEnd(18),
+        path.padEnd(20),
         (p50(own) * 1_000).toFixed(1).padStart(8),
+        (quantile(own, 0.9) * 1_000).toFixed(1).padStart(7),
         (p50(own) / p50(base)).toFixed(2).padStart(7),
-        String(own.length).padStart(6),
+        String(calls).padStart(6),
         String(hits[path] ?? 0).padStart(7),
         String(lost[path] ?? 0).padStart(7),
       ].join(" "),
     );
   }
+  if (php === false) lines.push("PHP loop skipped: php-cli is not installed");
+  lines.push("", "targets (issue 6), p50 ratios:");
+  for (const p of ["/get", "/post"]) {
+    const ratio = (a: string, b: string) =>
+      p50(samples[`${p}/${a}`] ?? []) / p50(samples[`${p}/${b}`] ?? []);
+    const verdict = (value: number, limit: number) =>
+      `${value.toFixed(2)} ${value <= limit ? "met" : "NOT met"} (≤ ${
+        limit.toFixed(2)
+      })`;
+    lines.push(
+      `${p.padEnd(5)}  sent/bare ${verdict(ratio("sent", "bare"), 1.1)}; ` +
+        `accepted reused/bare ${verdict(ratio("accepted", "bare"), 1)}; ` +
+        (php
+          ? `sent/PHP ${verdict(ratio("sent", "php"), 1)}`
+          : "sent/PHP skipped"),
+    );
+  }
   return lines.join("\n");
+}
+
+const COLORS: Record<string, string> = {
+  bare: "#9e9e9e",
+  "bare-kept": "#bdbdbd",
+  php: "#8e6bbf",
+  sent: "#1f77b4",
+  "sent-fresh": "#7fb2dd",
+  accepted: "#2a9d4b",
+  "accepted-fresh": "#8fd19e",
+  fetch: "#f28e2b",
+  "fetch-aborted": "#f7b97a",
+};
+
+/** Writes bench/latency.svg: p50 bars, p10–p90 whiskers, per group. */
+async function writePlot({ hits }: Counts): Promise<void> {
+  const all = rows();
+  const order = Object.keys(COLORS);
+  const groups = ["/get", "/post"].map((p) => {
+    const baseline = p50(samples[`${p}/bare`]) * 1_000;
+    const bars: Bar[] = all
+      .filter(({ path }) => path.startsWith(`${p}/`))
+      .sort((a, b) =>
+        order.indexOf(a.path.slice(p.length + 1)) -
+        order.indexOf(b.path.slice(p.length + 1))
+      )
+      .map(({ path, name, calls }) => {
+        const own = samples[path];
+        const us = (q: number) => quantile(own, q) * 1_000;
+        const delivered = hits[path] ?? 0;
+        return {
+          label: name.replace("trigger() wait: ", "trigger() "),
+          p10: us(0.1),
+          p50: us(0.5),
+          p90: us(0.9),
+          color: COLORS[path.slice(p.length + 1)] ?? "#666",
+          note: `${(us(0.5) / baseline).toFixed(2)}× bare` +
+            (delivered < calls ? `, ${delivered}/${calls} delivered` : ""),
+        };
+      });
+    return {
+      title: p === "/get" ? "GET, no body" : "POST, 1 KB form",
+      baseline,
+      bars,
+    };
+  });
+  const svg = latencySvg(
+    "What the caller waits for, per way of firing a request (p50 bar, p10–p90 whisker)",
+    [
+      `Deno ${Deno.version.deno} on Linux, ${navigator.hardwareConcurrency} cores, 127.0.0.1; target: Deno.serve answering 202 in another process.`,
+      `${N} calls per mode after ${WARMUP} warm-up; PHP ${
+        php ? "timed inside PHP with hrtime()" : "skipped (no php-cli)"
+      }. Dashed line: bare connect + write + close p50.`,
+      '"delivered" counts bodies read intact by the target: the close-at-once modes lose POSTs on Deno.serve.',
+    ].join("\n"),
+    groups,
+  );
+  await Deno.writeTextFile(new URL("./latency.svg", import.meta.url), svg);
 }
 
 // Runs last (groups run in the order they are declared, ungrouped benches
@@ -316,6 +465,7 @@ Deno.bench({
     if (!reported) {
       reported = true;
       console.log(report(counts));
+      await writePlot(counts);
     }
     for (const { path } of benches) {
       if (path.endsWith("/bare")) continue; // lossy by design: reported only
