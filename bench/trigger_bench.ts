@@ -96,7 +96,12 @@ async function measure<T>(
 }
 
 /** The bytes trigger() writes, encoded once, outside the loop. */
-function rawRequest(method: string, path: string, form?: string): Uint8Array {
+function rawRequest(
+  method: string,
+  path: string,
+  form?: string,
+  keepAlive = false,
+): Uint8Array {
   const encoder = new TextEncoder();
   const body = form === undefined ? new Uint8Array() : encoder.encode(form);
   const head = `${method} ${path} HTTP/1.1\r\n` +
@@ -106,7 +111,7 @@ function rawRequest(method: string, path: string, form?: string): Uint8Array {
     )) +
     `User-Agent: ${USER_AGENT}\r\n` +
     (form === undefined ? "" : `Content-Length: ${body.length}\r\n`) +
-    "Connection: close\r\n\r\n";
+    (keepAlive ? "\r\n" : "Connection: close\r\n\r\n");
   const bytes = new Uint8Array(head.length + body.length);
   bytes.set(encoder.encode(head));
   bytes.set(body, head.length);
@@ -140,6 +145,29 @@ async function drain(conn: Deno.Conn): Promise<void> {
   }
 }
 
+/** Kept connections of the "bare keep-alive" rows, closed by finish(). */
+const keptConns = new Map<string, Deno.Conn>();
+const answerBuffer = new Uint8Array(4_096);
+
+/**
+ * The floor for an acknowledged trigger on a reused connection: write the
+ * request on a kept socket and read the answer's head (202, no body).
+ */
+async function bareKeepAlive(path: string, request: Uint8Array) {
+  let conn = keptConns.get(path);
+  if (!conn) {
+    conn = await Deno.connect({ hostname, port });
+    keptConns.set(path, conn);
+  }
+  await conn.write(request);
+  let text = "";
+  while (!text.includes("\r\n\r\n")) {
+    const n = await conn.read(answerBuffer);
+    if (n === null) throw new Error("The target closed a kept connection");
+    text += new TextDecoder().decode(answerBuffer.subarray(0, n));
+  }
+}
+
 const FORM = { id: "7", text: "x".repeat(1_000) };
 const FORM_TEXT = new URLSearchParams(FORM).toString();
 
@@ -160,6 +188,9 @@ for (const post of [false, true]) {
   const bareRequest = post
     ? rawRequest("POST", `${p}/bare`, FORM_TEXT)
     : rawRequest("GET", `${p}/bare`);
+  const keepAliveRequest = post
+    ? rawRequest("POST", `${p}/bare-keepalive`, FORM_TEXT, true)
+    : rawRequest("GET", `${p}/bare-keepalive`, undefined, true);
   const keptRequest = post
     ? rawRequest("POST", `${p}/bare-kept`, FORM_TEXT)
     : rawRequest("GET", `${p}/bare-kept`);
@@ -185,6 +216,13 @@ for (const post of [false, true]) {
         });
         await reading.done;
       },
+    },
+    {
+      group,
+      name: "bare keep-alive: write + read the 202 (floor for accepted)",
+      path: `${p}/bare-keepalive`,
+      fn: (b, path) =>
+        measure(b, path, () => bareKeepAlive(path, keepAliveRequest)),
     },
     ...[true, false].flatMap((reuse) =>
       (["sent", "accepted"] as const).map((wait) => ({
@@ -268,6 +306,7 @@ function finish(): Promise<Counts> {
   return finished ??= (async () => {
     for (const post of [false, true]) await phpLoop(post);
     await closeIdleConnections();
+    for (const conn of keptConns.values()) conn.close();
     const counts = await (await fetch(`${target.origin}/count`)).json();
     await (await fetch(`${target.origin}/shutdown`)).body?.cancel();
     await target.process.status;
@@ -394,6 +433,7 @@ function report({ hits, lost }: Counts): string {
 const COLORS: Record<string, string> = {
   bare: "#9e9e9e",
   "bare-kept": "#bdbdbd",
+  "bare-keepalive": "#6d6d6d",
   php: "#8e6bbf",
   sent: "#1f77b4",
   "sent-fresh": "#7fb2dd",
