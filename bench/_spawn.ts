@@ -111,3 +111,36 @@ export function openFds(): number {
   for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
   return count;
 }
+
+/** What each open fd of this process points at (Linux), by fd number. */
+export function fdTargets(): Map<string, string> {
+  const targets = new Map<string, string>();
+  for (const { name } of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      targets.set(name, Deno.readLinkSync(`/proc/self/fd/${name}`));
+    } catch {
+      // Closed since the listing (the listing's own fd).
+    }
+  }
+  return targets;
+}
+
+/** This process's open TCP sockets (fds whose inode is in /proc/net/tcp*). */
+export function tcpFds(): number {
+  const inodes = new Set<string>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    try {
+      for (const line of Deno.readTextFileSync(file).split("\n").slice(1)) {
+        const inode = line.trim().split(/\s+/)[9];
+        if (inode) inodes.add(inode);
+      }
+    } catch {
+      // No IPv6.
+    }
+  }
+  let count = 0;
+  for (const what of fdTargets().values()) {
+    if (what.startsWith("socket:[") && inodes.has(what.slice(8, -1))) count++;
+  }
+  return count;
+}

@@ -16,9 +16,11 @@
 import { closeIdleConnections, trigger } from "../mod.ts";
 import {
   controlRequest,
+  fdTargets,
   honoCounts,
   openFds,
   startHonoTarget,
+  tcpFds,
 } from "./_spawn.ts";
 
 const TRIGGERS = Number(Deno.args[0] ?? 100_000);
@@ -61,6 +63,8 @@ await fire(url, WARMUP, 0);
 await closeIdleConnections();
 await controlRequest(`${target.origin}/reset`, "POST");
 const fdsBefore = openFds();
+const fdMapBefore = fdTargets();
+const tcpBefore = tcpFds();
 const rssBefore = await settledRss();
 const { heapUsed: heapBefore, heapTotal: heapTotalBefore } = Deno
   .memoryUsage();
@@ -84,6 +88,11 @@ await closeIdleConnections();
 // Closing is immediate; give the runtime a turn to release the resources.
 await new Promise((resolve) => setTimeout(resolve, 0));
 const fdsAfterClose = openFds();
+const fdMapAfter = fdTargets();
+const tcpAfterClose = tcpFds();
+const fdsAdded = [...fdMapAfter]
+  .filter(([fd, what]) => fdMapBefore.get(fd) !== what)
+  .map(([fd, what]) => `${fd} → ${what}`);
 const rssAfter = await settledRss();
 const { heapUsed: heapAfter, heapTotal: heapTotalAfter } = Deno
   .memoryUsage();
@@ -101,6 +110,7 @@ const report = {
   connections: counts.connections,
   ms,
   gc: gc !== undefined,
+  tcp: { before: tcpBefore, afterClose: tcpAfterClose },
   fds: {
     before: fdsBefore,
     peak: peakFds,
@@ -134,7 +144,12 @@ console.log(
 console.log(
   `open fds: before ${fdsBefore}, peak ${peakFds}, after the run ${fdsAfterRun}, after closeIdleConnections() ${fdsAfterClose} → ${
     fdsAfterClose === fdsBefore ? "back to baseline" : "NOT back to baseline"
-  }`,
+  }${fdsAdded.length > 0 ? ` (new: ${fdsAdded.join(", ")})` : ""}`,
+);
+console.log(
+  `TCP sockets: before ${tcpBefore}, after closeIdleConnections() ${tcpAfterClose} → ${
+    tcpAfterClose === tcpBefore ? "back to baseline" : "NOT back to baseline"
+  } (the runtime opens a Unix socketpair ~2 s into the process: total fds can rise by 2 without a leak)`,
 );
 console.log(
   `RSS: ${mb(rssBefore).toFixed(1)} MB → ${
