@@ -219,7 +219,7 @@ for (const post of [false, true]) {
     },
     {
       group,
-      name: "bare keep-alive: write + read the 202 (floor for accepted)",
+      name: "bare keep-alive: write, read 202 (floor)",
       path: `${p}/bare-keepalive`,
       fn: (b, path) =>
         measure(b, path, () => bareKeepAlive(path, keepAliveRequest)),
