@@ -15,6 +15,9 @@ class DenoConn implements RawConn {
   #closed = false;
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+    // A head and a large body go out as two writes: without TCP_NODELAY,
+    // Nagle's algorithm and delayed ACKs can hold the tail for ~40 ms.
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
   }
   async write(data: Uint8Array): Promise<void> {
     let offset = 0;

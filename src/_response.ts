@@ -8,6 +8,8 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 export const MAX_DRAIN_BYTES = 1024 * 1024;
 const MAX_LINE = 8 * 1024;
 
+// Only the head's ASCII structure is read; windows-1252 is fine for that.
+const headDecoder = new TextDecoder("latin1");
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: |$)/;
 
 type State =
@@ -46,6 +48,8 @@ export class ResponseReader {
   #keepAlive = false;
   #state: State = "head";
   #head = "";
+  /** How much of "\r\n\r\n" the head read so far ends with. */
+  #blankLine = 0;
   #line = "";
   #remaining = 0;
   #drained = 0;
@@ -132,38 +136,46 @@ export class ResponseReader {
   }
 
   #pushHead(bytes: Uint8Array, from: number): number {
-    let i = from;
-    for (; i < bytes.length; i++) {
-      this.#head += String.fromCharCode(bytes[i]);
-      if (
-        bytes[i] === 10 && this.#head.length >= 4 &&
-        this.#head.endsWith("\r\n\r\n")
-      ) {
-        this.#onHead(this.#head);
-        this.#head = "";
-        return i + 1;
-      }
-      if (this.#head.length === 5 && this.#head !== "HTTP/") {
-        throw new ResponseProtocolError(
-          "Not an HTTP/1.x status line",
-          this.#head,
-        );
-      }
-      if (bytes[i] === 10 && this.status === undefined) {
-        // The status line is complete: check it now, before the headers.
-        const firstLine = this.#head.indexOf("\r\n");
-        if (firstLine === this.#head.length - 2) {
-          this.#statusOf(this.#head.slice(0, firstLine));
+    // Find the blank line ending the head, continuing a partial "\r\n\r\n"
+    // match from the previous chunk; decode the head once, natively.
+    let matched = this.#blankLine;
+    let end = -1;
+    for (let i = from; i < bytes.length; i++) {
+      const byte = bytes[i];
+      if (byte === (matched % 2 === 0 ? 13 : 10)) {
+        if (++matched === 4) {
+          end = i + 1;
+          break;
         }
-      }
-      if (this.#head.length > MAX_HEAD_BYTES) {
+      } else matched = byte === 13 ? 1 : 0;
+    }
+    this.#head += headDecoder.decode(
+      bytes.subarray(from, end < 0 ? bytes.length : end),
+    );
+    const head = this.#head;
+    if (!head.startsWith("HTTP/") && !"HTTP/".startsWith(head)) {
+      throw new ResponseProtocolError(
+        "Not an HTTP/1.x status line",
+        head.slice(0, 40).split("\r\n")[0],
+      );
+    }
+    if (end < 0) {
+      // Check a complete status line now rather than after the headers.
+      const lineEnd = head.indexOf("\r\n");
+      if (lineEnd > 0) this.#statusOf(head.slice(0, lineEnd));
+      this.#blankLine = matched;
+      if (head.length > MAX_HEAD_BYTES) {
         throw new ResponseProtocolError(
           "Response head too long",
-          this.#head.slice(0, 40),
+          head.slice(0, 40),
         );
       }
+      return bytes.length;
     }
-    return i;
+    this.#blankLine = 0;
+    this.#head = "";
+    this.#onHead(head);
+    return end;
   }
 
   #statusOf(line: string): [number, number] {

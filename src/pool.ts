@@ -19,26 +19,44 @@ export interface Reused {
 interface Idle {
   conn: RawConn;
   read: Promise<Uint8Array | null>;
-  timer: ReturnType<typeof setTimeout>;
+  /** When it stops being reusable (performance.now() ms). */
+  expires: number;
   idle: boolean;
 }
 
 const pools = new Map<string, Idle[]>();
+/** How often expired idle connections are closed; reuse checks exactly. */
+const SWEEP_MS = 1_000;
+let sweeper: ReturnType<typeof setInterval> | undefined;
 
 function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
   const unref = (timer as { unref?: () => void }).unref;
   if (typeof unref === "function") unref.call(timer);
 }
 
+// One timer for the whole pool, not one per idle connection (a timer costs
+// about as much as the rest of a reused trigger's own work).
+function sweep(): void {
+  const now = performance.now();
+  for (const [key, list] of [...pools]) {
+    for (const entry of [...list]) {
+      if (entry.expires <= now) discard(key, entry);
+    }
+  }
+}
+
 function discard(key: string, entry: Idle): void {
   if (!entry.idle) return;
   entry.idle = false;
-  clearTimeout(entry.timer);
   const list = pools.get(key);
   if (list) {
     const at = list.indexOf(entry);
     if (at >= 0) list.splice(at, 1);
     if (list.length === 0) pools.delete(key);
+  }
+  if (pools.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper);
+    sweeper = undefined;
   }
   entry.conn.close();
 }
@@ -46,11 +64,16 @@ function discard(key: string, entry: Idle): void {
 /** Takes the most recently used idle connection for `key`, if any. */
 export function takeIdle(key: string): Reused | undefined {
   const list = pools.get(key);
-  const entry = list?.pop();
-  if (!entry) return undefined;
-  if (list!.length === 0) pools.delete(key);
+  if (!list) return undefined;
+  const now = performance.now();
+  let entry: Idle | undefined;
+  while ((entry = list.at(-1)) !== undefined && entry.expires <= now) {
+    discard(key, entry);
+  }
+  if (entry === undefined) return undefined;
+  list.pop();
+  if (list.length === 0) pools.delete(key);
   entry.idle = false;
-  clearTimeout(entry.timer);
   entry.conn.ref?.();
   return { conn: entry.conn, firstRead: entry.read };
 }
@@ -70,16 +93,22 @@ export function putIdle(key: string, conn: RawConn, serverMs?: number): void {
     conn.close();
     return;
   }
-  const entry = { conn, idle: true } as Idle;
-  entry.read = conn.read();
+  const entry: Idle = {
+    conn,
+    read: conn.read(),
+    expires: performance.now() + keepMs,
+    idle: true,
+  };
   // Anything arriving on an idle connection (its close, a reset, a stray
   // 408) means it cannot carry a request: drop it.
   entry.read.then(() => discard(key, entry), () => discard(key, entry));
-  entry.timer = setTimeout(() => discard(key, entry), keepMs);
-  unrefTimer(entry.timer);
   conn.unref?.();
   list.push(entry);
   pools.set(key, list);
+  if (sweeper === undefined) {
+    sweeper = setInterval(sweep, SWEEP_MS);
+    unrefTimer(sweeper);
+  }
 }
 
 /** The number of idle connections kept now, per origin key. */

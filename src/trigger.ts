@@ -4,6 +4,7 @@ import { prepare, type PreparedRequest } from "./_request.ts";
 import { bodyBytes, failure } from "./_fail.ts";
 import { importKey, sign } from "./_sign.ts";
 import { discoverWaitUntil } from "./_runtime.ts";
+import { startDeadline } from "./_deadline.ts";
 import { type SendEvents, sendOverSocket } from "./socket.ts";
 import { sendOverFetch } from "./fetch.ts";
 
@@ -139,7 +140,8 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const start = performance.now();
   const controller = new AbortController();
   const { signal } = controller;
-  const timer = setTimeout(
+  const stopClock = startDeadline(
+    req.timeout,
     () =>
       controller.abort(
         new DOMException(
@@ -147,7 +149,6 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
           "TimeoutError",
         ),
       ),
-    req.timeout,
   );
   const external = req.signal;
   const onAbort = () => controller.abort(external!.reason);
@@ -201,7 +202,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       (error: TriggerError): TriggerOutcome => ({ ok: false, error }),
     )
     .then((result) => {
-      clearTimeout(timer);
+      stopClock();
       external?.removeEventListener("abort", onAbort);
       answer(result);
       settle(result);

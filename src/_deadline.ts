@@ -1,0 +1,55 @@
+// Trigger timeouts without a timer per trigger (private). A timer costs
+// about as much as a reused trigger's own work, so timeouts of a second or
+// more share one coarse sweeper (at most SWEEP_MS late, under 5 %); shorter
+// ones get their own timer, where that precision matters.
+
+const SWEEP_MS = 50;
+const SHARED_FROM_MS = 1_000;
+
+interface Deadline {
+  at: number;
+  fire: () => void;
+}
+
+const active = new Set<Deadline>();
+let sweeper: ReturnType<typeof setInterval> | undefined;
+
+function sweep(): void {
+  const now = performance.now();
+  for (const deadline of active) {
+    if (deadline.at <= now) {
+      active.delete(deadline);
+      deadline.fire();
+    }
+  }
+  stopIfIdle();
+}
+
+function stopIfIdle(): void {
+  if (active.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
+/**
+ * Calls `fire` once `ms` milliseconds have passed, unless the returned
+ * function is called first. The shared sweeper is unref'd where the runtime
+ * allows: a pending trigger's own I/O keeps the process alive, not its clock.
+ */
+export function startDeadline(ms: number, fire: () => void): () => void {
+  if (ms < SHARED_FROM_MS) {
+    const timer = setTimeout(fire, ms);
+    return () => clearTimeout(timer);
+  }
+  const deadline: Deadline = { at: performance.now() + ms, fire };
+  active.add(deadline);
+  if (sweeper === undefined) {
+    sweeper = setInterval(sweep, SWEEP_MS);
+    (sweeper as { unref?: () => void }).unref?.();
+  }
+  return () => {
+    active.delete(deadline);
+    stopIfIdle();
+  };
+}
