@@ -6,6 +6,7 @@ import { show } from "./_request.ts";
 /** What the store needs of a database client: node-postgres's `Pool` and
  * `Client`, and PGlite, all have this `query()`. */
 export interface Queryable {
+  /** Runs one parameterised statement. */
   query(
     text: string,
     params?: unknown[],
@@ -66,6 +67,8 @@ export class PostgresDedupStore implements DedupStore {
   #swept = 0;
 
   /**
+   * Creates the store; the table is made on first use.
+   *
    * @param options `connectionString` or `db`, and the table name.
    * @throws {TypeError} When neither or both are given, or for a bad table.
    */

@@ -55,6 +55,9 @@ import { prepare, show } from "./_request.ts";
 import type { TriggerOptions, TriggerResult } from "./types.ts";
 
 export * from "./dedup_postgres.ts";
+export type * from "./types.ts";
+export * from "./errors.ts";
+export type { ClaimResult, DedupStore } from "./verify.ts";
 
 /** How a failed delivery is retried. Whole seconds, as pg-boss stores them. */
 export interface RetrySettings {
@@ -161,7 +164,9 @@ export type OutboxEvent =
 export interface DeliveryError {
   /** A `TriggerError` code: `"HTTP_STATUS"`, `"CONNECT"`, `"TIMEOUT"`… */
   code: string;
+  /** The error's message, naming the request. */
   message: string;
+  /** The status the target answered, for `"HTTP_STATUS"`. */
   status?: number;
 }
 
@@ -169,7 +174,9 @@ export interface DeliveryError {
 export interface DeadLetter {
   /** The trigger's id, also its `webhook-id`. */
   id: string;
+  /** The request's method. */
   method: string;
+  /** The request's URL. */
   url: string;
   /** Attempts made before it was dead-lettered. */
   attempts: number;
@@ -261,6 +268,8 @@ export class OutboxError extends Error {
   /** What kind of failure this is. */
   readonly code: OutboxErrorCode;
   /**
+   * Creates an outbox error.
+   *
    * @param code What kind of failure this is.
    * @param message A sentence naming the directory or database.
    * @param options The original error as `cause`.
