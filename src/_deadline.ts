@@ -1,7 +1,10 @@
 // Trigger timeouts without a timer per trigger (private). A timer costs
 // about as much as a reused trigger's own work, so timeouts of a second or
 // more share one coarse sweeper (at most SWEEP_MS late, under 5 %); shorter
-// ones get their own timer, where that precision matters.
+// ones get their own timer, where that precision matters. The sweeper is
+// shared only on Deno: on Workers a timer belongs to the request that set it,
+// so one trigger's clock must never run on another request's timer.
+import { denoRuntime } from "./_runtime.ts";
 
 const SWEEP_MS = 50;
 const SHARED_FROM_MS = 1_000;
@@ -38,7 +41,7 @@ function stopIfIdle(): void {
  * allows: a pending trigger's own I/O keeps the process alive, not its clock.
  */
 export function startDeadline(ms: number, fire: () => void): () => void {
-  if (ms < SHARED_FROM_MS) {
+  if (ms < SHARED_FROM_MS || !denoRuntime()) {
     const timer = setTimeout(fire, ms);
     return () => clearTimeout(timer);
   }
