@@ -37,8 +37,9 @@ function stopIfIdle(): void {
 
 /**
  * Calls `fire` once `ms` milliseconds have passed, unless the returned
- * function is called first. The shared sweeper is unref'd where the runtime
- * allows: a pending trigger's own I/O keeps the process alive, not its clock.
+ * function is called first. Like a timer of its own, the shared sweeper keeps
+ * the process alive while a trigger is pending (a stalled body stream, say),
+ * so the trigger always ends at its timeout; it stops when none is pending.
  */
 export function startDeadline(ms: number, fire: () => void): () => void {
   if (ms < SHARED_FROM_MS || !denoRuntime()) {
@@ -49,7 +50,6 @@ export function startDeadline(ms: number, fire: () => void): () => void {
   active.add(deadline);
   if (sweeper === undefined) {
     sweeper = setInterval(sweep, SWEEP_MS);
-    (sweeper as { unref?: () => void }).unref?.();
   }
   return () => {
     active.delete(deadline);

@@ -30,14 +30,31 @@ export function abortFailure(
   return failure("ABORTED", "Request aborted", req, reason);
 }
 
-/** Reads a body kept as a Request (Blob, FormData, stream) into bytes. */
+/**
+ * Reads a body kept as a Request (Blob, FormData, stream) into bytes. A
+ * stalled stream does not outlast the trigger: aborting `signal` (the
+ * trigger's timeout or the caller's signal) rejects at once.
+ */
 export async function bodyBytes(
   req: PreparedRequest,
+  signal: AbortSignal,
 ): Promise<Uint8Array<ArrayBuffer> | null> {
   if (!(req.body instanceof Request)) return req.body;
+  const reading = req.body.arrayBuffer();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortFailure(signal, req));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
   try {
-    return new Uint8Array(await req.body.arrayBuffer());
+    return new Uint8Array(await Promise.race([reading, aborted]));
   } catch (error) {
+    if (error instanceof TriggerError) throw error;
     throw failure("BODY", "Request body could not be read", req, error);
+  } finally {
+    signal.removeEventListener("abort", onAbort!);
+    reading.catch(() => {}); // abandoned after an abort: never unhandled
+    aborted.catch(() => {});
   }
 }

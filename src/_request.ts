@@ -93,13 +93,29 @@ function fail(message: string): never {
   throw new TypeError(PREFIX + message);
 }
 
+/** Headers whose values are credentials: errors never show them. */
+const SECRET_HEADERS = new Set([
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+]);
+
 /**
  * Checks a header value the way fetch's `Headers` does, and returns it with
- * surrounding spaces and tabs removed.
+ * surrounding spaces and tabs removed. With `secret`, an error names the bad
+ * character and the value's length, never the value.
  */
-export function checkHeaderValue(what: string, value: unknown): string {
+export function checkHeaderValue(
+  what: string,
+  value: unknown,
+  secret = false,
+): string {
   if (typeof value !== "string") {
-    fail(`${what} must be a string, received ${show(value)}`);
+    fail(
+      `${what} must be a string, received ${
+        secret ? typeof value : show(value)
+      }`,
+    );
   }
   const bad = BAD_VALUE_CHAR.exec(value);
   if (bad) {
@@ -110,7 +126,11 @@ export function checkHeaderValue(what: string, value: unknown): string {
     fail(
       `${what} contains ${name} (U+${
         code.toString(16).toUpperCase().padStart(4, "0")
-      }), received ${show(value)}`,
+      }) at index ${bad.index}, received ${
+        secret
+          ? `a value of ${value.length} characters (not shown)`
+          : show(value)
+      }`,
     );
   }
   return value.replace(/^[\t ]+|[\t ]+$/g, "");
@@ -149,7 +169,14 @@ function prepareHeaders(
       fail(`each header must be a [name, value] pair, received ${show(entry)}`);
     }
     const name = checkHeaderName(entry[0]);
-    headers.push([name, checkHeaderValue(`header "${name}"`, entry[1])]);
+    headers.push([
+      name,
+      checkHeaderValue(
+        `header "${name}"`,
+        entry[1],
+        SECRET_HEADERS.has(name.toLowerCase()),
+      ),
+    ]);
   }
   return headers;
 }
@@ -167,7 +194,7 @@ function cookieHeader(cookies: unknown): string {
     if (!TOKEN.test(name)) {
       fail(`cookie name must be an HTTP token, received ${show(name)}`);
     }
-    checkHeaderValue(`cookie "${name}"`, value);
+    checkHeaderValue(`cookie "${name}"`, value, true);
     pairs.push(`${name}=${encodeURIComponent(value as string)}`);
   }
   return pairs.join("; ");

@@ -70,6 +70,11 @@ export class ResponseReader {
     return this.#state === "done" && this.#keepAlive;
   }
 
+  /** Whether the server allows reuse so far (the response may be unfinished). */
+  get keepAlive(): boolean {
+    return this.#keepAlive;
+  }
+
   /** Whether reading on is pointless: the body is read until close, or too big. */
   get giveUp(): boolean {
     return this.#state === "until-close" || this.#drained > MAX_DRAIN_BYTES;
@@ -82,6 +87,8 @@ export class ResponseReader {
    */
   push(bytes: Uint8Array): void {
     this.received += bytes.length;
+    // Bytes after a complete response were never asked for: do not reuse.
+    if (this.#state === "done") this.#keepAlive = false;
     let i = 0;
     while (i < bytes.length && this.#state !== "done") {
       switch (this.#state) {
@@ -115,6 +122,7 @@ export class ResponseReader {
           break;
       }
     }
+    if (i < bytes.length) this.#keepAlive = false; // bytes past the response
   }
 
   /** The server closed: a body read until close is complete now. */
@@ -220,6 +228,9 @@ export class ResponseReader {
     ) {
       this.#state = "done";
     } else if (transferEncoding !== undefined) {
+      // Both framings at once is a smuggling pattern (RFC 9112 §6.3): read
+      // by Transfer-Encoding, then close.
+      if (contentLength !== undefined) this.#keepAlive = false;
       this.#state = /(?:^|,)\s*chunked\s*$/.test(transferEncoding)
         ? "chunk-size"
         : "until-close";
@@ -275,6 +286,12 @@ export class ResponseReader {
         return;
       }
       case "chunk-end":
+        if (line !== "") {
+          // The chunk was longer than its size said: the framing is off.
+          this.#keepAlive = false;
+          this.#state = "until-close";
+          return;
+        }
         this.#state = "chunk-size";
         return;
       case "trailers":

@@ -21,7 +21,7 @@ export async function sendOverFetch(
 ): Promise<number> {
   const ca = req.caCerts ? createCaClient(req.caCerts) : undefined;
   try {
-    const body = await bodyBytes(req);
+    const body = await bodyBytes(req, signal);
     if (signal.aborted) throw abortFailure(signal, req);
     const init: RequestInit & { client?: unknown } = {
       method: req.method,

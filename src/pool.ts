@@ -54,11 +54,15 @@ function discard(key: string, entry: Idle): void {
     if (at >= 0) list.splice(at, 1);
     if (list.length === 0) pools.delete(key);
   }
+  stopSweeperIfEmpty();
+  entry.conn.close();
+}
+
+function stopSweeperIfEmpty(): void {
   if (pools.size === 0 && sweeper !== undefined) {
     clearInterval(sweeper);
     sweeper = undefined;
   }
-  entry.conn.close();
 }
 
 /** Takes the most recently used idle connection for `key`, if any. */
@@ -72,7 +76,10 @@ export function takeIdle(key: string): Reused | undefined {
   }
   if (entry === undefined) return undefined;
   list.pop();
-  if (list.length === 0) pools.delete(key);
+  if (list.length === 0) {
+    pools.delete(key);
+    stopSweeperIfEmpty();
+  }
   entry.idle = false;
   entry.conn.ref?.();
   return { conn: entry.conn, firstRead: entry.read };
@@ -151,5 +158,6 @@ export function closeIdleConnections(): Promise<void> {
   for (const [key, list] of [...pools]) {
     for (const entry of [...list]) discard(key, entry);
   }
+  stopSweeperIfEmpty();
   return Promise.resolve();
 }

@@ -109,7 +109,9 @@ export async function sendOverSocket(
   signal: AbortSignal,
   events: SendEvents,
 ): Promise<number | undefined> {
-  const body = req.body instanceof Request ? await bodyBytes(req) : req.body;
+  const body = req.body instanceof Request
+    ? await bodyBytes(req, signal)
+    : req.body;
   if (signal.aborted) throw abortFailure(signal, req);
   const target = connectTarget(req, signal);
   const key = req.reuse && rawSocketsCanBeReused()
@@ -207,6 +209,11 @@ async function exchange(
       if (!known && response.status !== undefined) {
         events.onStatus(response.status);
       }
+      // Read the rest only to reuse the connection.
+      if (
+        response.status !== undefined &&
+        (key === undefined || !response.keepAlive)
+      ) break;
     }
     if (key !== undefined && response.reusable && !signal.aborted) {
       putIdle(key, conn, response.keepAliveMs);

@@ -98,10 +98,13 @@ export function trigger(
  * Request into bytes first (the transports then send those bytes). Rejects
  * with a TriggerError: BODY when the body cannot be read, SIGN otherwise.
  */
-async function signRequest(req: PreparedRequest): Promise<void> {
+async function signRequest(
+  req: PreparedRequest,
+  signal: AbortSignal,
+): Promise<void> {
   const { key, id } = req.sign!;
   try {
-    const body = await bodyBytes(req);
+    const body = await bodyBytes(req, signal);
     req.body = body;
     const timestamp = req.sign!.timestamp ?? Math.floor(Date.now() / 1000);
     const signature = await sign(await importKey(key, "sign"), {
@@ -185,7 +188,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
   // Signing is async (WebCrypto): only signed triggers pay for the await.
   (req.sign
-    ? signRequest(req).then(() => send(req, signal, events))
+    ? signRequest(req, signal).then(() => send(req, signal, events))
     : send(req, signal, events))
     .then(
       (status): TriggerOutcome =>

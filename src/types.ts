@@ -117,8 +117,10 @@ export interface TriggerResult {
   elapsed: number;
   /** Why the trigger failed, when `ok` is false. */
   error?: TriggerError;
-  /** Settles when the background part is over (the connection is closed).
-   * Never rejects. Already settled in `"accepted"` mode and on failure. */
+  /** Settles when the background part is over: the connection is closed or
+   * back in the pool. In `"sent"` mode that is after the answer; in
+   * `"accepted"` mode, after the rest of a response whose connection is kept
+   * was read (up to 1 MB or `timeout`), else at once. Never rejects. */
   done: Promise<void>;
   /** Settles with what was finally learned once the background part is
    * over — in `"sent"` mode, the status that arrived after the caller moved

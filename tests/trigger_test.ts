@@ -979,3 +979,71 @@ Deno.test("the socket transport's background part also goes to waitUntil", async
     await recorder.close();
   }
 });
+
+Deno.test("errors about credentials name the bad character, never the value", () => {
+  const token = "Bearer sk_live_0123456789";
+  const cases: TriggerOptions[] = [
+    { headers: { Authorization: token + "\n" } },
+    {
+      headers: [["proxy-authorization", token + "\r"]] as [string, string][],
+    },
+    { cookies: { session: token + "\0" } },
+    { headers: { cookie: "a=" + token + "\x01" } },
+  ];
+  for (const options of cases) {
+    assert.throws(
+      () => trigger("http://example.test/", options),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError);
+        assert.match(
+          error.message,
+          /control character \(U\+00(0A|0D|00|01)\) at index \d+/,
+        );
+        assert.match(error.message, /characters \(not shown\)/);
+        assert.ok(!error.message.includes("sk_live"), error.message);
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("a stalled body stream ends at the trigger's timeout, short or long", async () => {
+  for (const timeout of [300, 1_200]) {
+    const stalled = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new Uint8Array([1, 2, 3])); // then nothing, ever
+      },
+    });
+    const result = await trigger(`http://127.0.0.1:${deadPort()}/`, {
+      body: stalled,
+      timeout,
+    });
+    assert.equal(result.ok, false);
+    assert.equal(result.error?.code, "TIMEOUT", result.error?.message);
+    assert.ok(result.elapsed >= timeout - 50, `${result.elapsed} ms`);
+    await result.done;
+    await stalled.cancel().catch(() => {});
+  }
+});
+
+Deno.test('"accepted" with a connection that will not be reused stops reading at the status', async () => {
+  const server = misbehaving(async (conn) => {
+    await conn.read(new Uint8Array(4096));
+    await conn.write(
+      new TextEncoder().encode(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 10\r\n\r\nabc",
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 3_000)); // the rest never comes
+  });
+  try {
+    const result = await trigger(server.origin, { wait: "accepted" });
+    assert.equal(result.status, 200);
+    const started = performance.now();
+    await result.done;
+    const waited = performance.now() - started;
+    assert.ok(waited < 2_000, `done settled ${waited.toFixed(0)} ms later`);
+  } finally {
+    await server.close();
+  }
+});
