@@ -21,6 +21,12 @@ export interface PostgresDedupStoreOptions {
   db?: Queryable;
   /** The table, created on first use. Default `"trigger_webhook_ids"`. */
   table?: string;
+  /**
+   * Told about an error of an idle pooled connection (a database restart,
+   * a terminated backend); the pool replaces the connection. Only for the
+   * pool opened from `connectionString`. Default: `console.error`.
+   */
+  onError?: (error: unknown) => void;
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
@@ -29,6 +35,7 @@ const SWEEP_INTERVAL = 60_000;
 
 interface Pool extends Queryable {
   end(): Promise<void>;
+  on(event: "error", listener: (error: unknown) => void): unknown;
 }
 
 /**
@@ -65,6 +72,7 @@ export class PostgresDedupStore implements DedupStore {
   #table: string;
   #ready?: Promise<void>;
   #swept = 0;
+  #onError: (error: unknown) => void;
 
   /**
    * Creates the store; the table is made on first use.
@@ -73,8 +81,20 @@ export class PostgresDedupStore implements DedupStore {
    * @throws {TypeError} When neither or both are given, or for a bad table.
    */
   constructor(options: PostgresDedupStoreOptions) {
-    const { connectionString, db, table = "trigger_webhook_ids" } = options ??
-      {};
+    const {
+      connectionString,
+      db,
+      table = "trigger_webhook_ids",
+      onError = (error: unknown) =>
+        console.error("PostgresDedupStore: idle connection failed", error),
+    } = options ?? {};
+    if (typeof onError !== "function") {
+      throw new TypeError(
+        `Cannot create PostgresDedupStore: onError must be a function, received ${
+          show(onError)
+        }`,
+      );
+    }
     if ((connectionString === undefined) === (db === undefined)) {
       throw new TypeError(
         "Cannot create PostgresDedupStore: give connectionString or db, not both",
@@ -97,6 +117,7 @@ export class PostgresDedupStore implements DedupStore {
     this.#db = db;
     this.#connectionString = connectionString;
     this.#table = table;
+    this.#onError = onError;
   }
 
   async #query(
@@ -121,9 +142,19 @@ export class PostgresDedupStore implements DedupStore {
 
   async #open(): Promise<Pool> {
     const { default: pg } = await import("npm:pg@8.23.1");
-    return new (pg as unknown as {
+    const pool = new (pg as unknown as {
       Pool: new (config: object) => Pool;
     }).Pool({ connectionString: this.#connectionString, max: 4 });
+    // Without a listener, an idle connection's error (the server restarted
+    // or ended the backend) is an uncaught error that ends the process.
+    pool.on("error", (error) => {
+      try {
+        this.#onError(error);
+      } catch {
+        // A reporter that throws must not take the process down either.
+      }
+    });
+    return pool;
   }
 
   /**

@@ -663,6 +663,9 @@ function verdict(result: TriggerResult): "done" | "retry" | "dead" {
 }
 
 function sleep(ms: number, wake: AbortSignal): Promise<void> {
+  // Woken already (a trigger stored while this dispatcher was fetching): an
+  // abort listener added now would never fire.
+  if (wake.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     function done() {
@@ -826,8 +829,8 @@ class PgOutbox implements Outbox {
         await Promise.race(deliveries);
         continue;
       }
-      // Reset before fetching: a trigger or a finished delivery during the
-      // fetch wakes the next wait at once.
+      // Reset before fetching: a trigger stored during the fetch wakes the
+      // next wait at once (sleep() sees the abort).
       this.#wake = new AbortController();
       let jobs: Job<StoredRequest>[] = [];
       try {
@@ -965,12 +968,13 @@ class PgOutbox implements Outbox {
     const close = options.close ?? true;
     const timeout = options.timeout;
     if (
-      timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0))
+      timeout !== undefined &&
+      (typeof timeout !== "number" || !(timeout >= 0) || timeout > 2 ** 31 - 1)
     ) {
       throw new RangeError(
-        `Cannot stop outbox: timeout must be a number of milliseconds, received ${
-          show(timeout)
-        }`,
+        `Cannot stop outbox: timeout must be a number of milliseconds from 0 to ${
+          2 ** 31 - 1
+        }, received ${show(timeout)}`,
       );
     }
     if (this.#closing) return this.#closing;
@@ -996,8 +1000,6 @@ class PgOutbox implements Outbox {
             close: true,
             timeout: 5_000,
           });
-          // stop() resolves before pg-boss's own shutdown is over.
-          if (!this.#boss.isMaintaining()) { /* settled */ }
         } finally {
           await this.#opened.close();
         }

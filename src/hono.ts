@@ -538,10 +538,16 @@ function reportToConsole(error: unknown, c: Context): void {
   );
 }
 
+/** The longest time a timer can wait (2^31 - 1 ms), in seconds. */
+const MAX_TIMER_SECONDS = 2_147_483;
+
 function checkSeconds(seconds: number, what: string): void {
-  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+  if (
+    typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0 ||
+    seconds > MAX_TIMER_SECONDS
+  ) {
     throw new RangeError(
-      `${what} must be a finite number of seconds >= 0, received ${
+      `${what} must be a number of seconds from 0 to ${MAX_TIMER_SECONDS}, received ${
         String(seconds)
       }`,
     );

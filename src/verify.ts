@@ -402,7 +402,8 @@ export function verifyTrigger(
   const { remember = 2 * tolerance } = options;
   checkNumber("remember", remember, 2 * tolerance);
   checkNumber("lease", lease, 1);
-  checkNumber("bodyTimeout", bodyTimeout, 0);
+  // A timer waits at most 2^31 - 1 ms.
+  checkNumber("bodyTimeout", bodyTimeout, 0, 2_147_483);
   if (typeof maxBodySize !== "number" || !(maxBodySize >= 0)) {
     throw new RangeError(
       `${PREFIX}maxBodySize must be a number >= 0, received ${
@@ -549,12 +550,18 @@ function secretList(
   return [parseSecret(secret, `${PREFIX}secret`)];
 }
 
-function checkNumber(name: string, value: unknown, min: number): void {
+function checkNumber(
+  name: string,
+  value: unknown,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): void {
   if (
-    typeof value !== "number" || !Number.isFinite(value) || !(value >= min)
+    typeof value !== "number" || !Number.isFinite(value) || !(value >= min) ||
+    value > max
   ) {
     throw new RangeError(
-      `${PREFIX}${name} must be a finite number of seconds >= ${min}, received ${
+      `${PREFIX}${name} must be a number of seconds from ${min} to ${max}, received ${
         String(value)
       }`,
     );

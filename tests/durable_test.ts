@@ -678,3 +678,48 @@ for (const engine of engines) {
 
 // Keep the type import used when every engine is ignored.
 export type { Outbox };
+
+Deno.test({
+  name:
+    "PostgresDedupStore (PostgreSQL): a terminated idle connection is reported, not a crash",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const errors: unknown[] = [];
+    const table = `dedup_terminate_${crypto.randomUUID().slice(0, 8)}`;
+    const store = new PostgresDedupStore({
+      connectionString: DATABASE_URL!,
+      table,
+      onError: (error) => errors.push(error),
+    });
+    const admin = new PostgresDedupStore({ connectionString: DATABASE_URL! });
+    try {
+      assert.equal(await store.claim("msg_terminate", 60_000), "claimed");
+      // End the store's idle backend, as a database restart would.
+      const { default: pg } = await import("npm:pg@8.23.1");
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      try {
+        await client.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE pid <> pg_backend_pid() AND query LIKE $1`,
+          [`%${table}%`],
+        );
+      } finally {
+        await client.end();
+      }
+      for (let i = 0; i < 100 && errors.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(
+        errors.length,
+        1,
+        "the idle connection's error was reported",
+      );
+      // The pool replaces the connection: the store keeps working.
+      assert.equal(await store.claim("msg_terminate", 60_000), "busy");
+    } finally {
+      await store.close();
+      await admin.close();
+    }
+  },
+});

@@ -5,8 +5,9 @@ import {
   type ConnectionEnv,
   ConnectionStatus,
   drainBackground,
+  verifyTrigger,
 } from "../src/hono.ts";
-import { trigger } from "../mod.ts";
+import { createSecret, trigger } from "../mod.ts";
 import { createHonoTestApp, type HonoRecord } from "./_hono_app.ts";
 import {
   getJson,
@@ -800,4 +801,20 @@ Deno.test({
 
 Deno.test("measured facts (printed for the README)", () => {
   console.log(JSON.stringify(facts, null, 2));
+});
+
+Deno.test("time settings past what a timer can wait are refused, not fired at once", async () => {
+  const thirtyDays = 30 * 86_400;
+  assert.throws(() => connection({ timeLimit: thirtyDays }), RangeError);
+  assert.throws(
+    () => verifyTrigger({ secret: createSecret(), bodyTimeout: thirtyDays }),
+    RangeError,
+  );
+  const app = new Hono<ConnectionEnv>();
+  app.get("/", connection(), (c) => {
+    assert.throws(() => c.var.connection.setTimeLimit(thirtyDays), RangeError);
+    c.var.connection.setTimeLimit(20 * 86_400); // within range: fine
+    return c.text("ok");
+  });
+  assert.equal(await (await app.request("/")).text(), "ok");
 });
