@@ -14,6 +14,7 @@
 import { closeIdleConnections, trigger } from "../mod.ts";
 import { USER_AGENT } from "../src/_request.ts";
 import { type Bar, latencySvg } from "./_svg.ts";
+import { spawnDeno } from "./_spawn.ts";
 
 /** Measured iterations per bench; the p50 table uses the last N samples. */
 const N = 2_000;
@@ -51,24 +52,8 @@ const server = Deno.serve(
 async function startTarget(): Promise<
   { origin: string; process: Deno.ChildProcess }
 > {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["eval", TARGET],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = process.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("The bench target exited before listening");
-    text += value;
-  }
-  // The target prints nothing else.
-  await reader.cancel();
-  return { origin: `http://127.0.0.1:${Number(text.trim())}`, process };
+  const { line, process } = await spawnDeno(["eval", TARGET]);
+  return { origin: `http://127.0.0.1:${Number(line.trim())}`, process };
 }
 
 const target = await startTarget();

@@ -1,28 +1,7 @@
 import assert from "node:assert/strict";
 import { createSecret, signPayload, trigger, verifyPayload } from "../mod.ts";
 import { deadPort, denoRecorder, rawCapture } from "./_servers.ts";
-
-/** The example published in the Standard Webhooks specification. */
-const VECTOR = {
-  secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-  id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
-  timestamp: 1614265330,
-  body: '{"test": 2432232314}',
-  signature: "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-};
-
-/** Every string with one byte changed at each position (printable changes). */
-function oneByteChanges(text: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const changed = code === 0x41 ? 0x42 : code === 0x30 ? 0x31 : code ^ 1;
-    out.push(
-      text.slice(0, i) + String.fromCharCode(changed) + text.slice(i + 1),
-    );
-  }
-  return out;
-}
+import { oneByteChanges, VECTOR } from "./_vector.ts";
 
 Deno.test("signPayload() and verifyPayload() agree with the specification's example", async () => {
   assert.equal(await signPayload(VECTOR.secret, VECTOR), VECTOR.signature);
