@@ -59,8 +59,8 @@
  *
  * @module
  */
-export * from "./src/trigger.ts";
-export { closeIdleConnections } from "./src/pool.ts";
-export * from "./src/errors.ts";
-export * from "./src/types.ts";
-export * from "./src/sign.ts";
+export * from "./src/trigger/trigger.ts";
+export { closeIdleConnections } from "./src/transport/_pool.ts";
+export * from "./src/trigger/errors.ts";
+export * from "./src/trigger/types.ts";
+export * from "./src/signature/sign.ts";

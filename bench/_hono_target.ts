@@ -13,7 +13,7 @@ import {
   connection,
   type ConnectionEnv,
   drainBackground,
-} from "../src/hono.ts";
+} from "../src/hono/mod.ts";
 
 let acknowledged = 0;
 let completed = 0;

@@ -10,7 +10,7 @@
 // from start() until the target has every job.
 // Under `deno bench` (deno task bench) only a small Deno.bench of one
 // embedded trigger() runs.
-import { openOutbox, type OutboxOptions } from "../src/durable.ts";
+import { openOutbox, type OutboxOptions } from "../src/durable/mod.ts";
 
 const N = 2_000;
 

@@ -19,7 +19,7 @@
 // with keep-alive (what a server sees). On Deno.serve, reading
 // `request.signal` at all is most of the cost: Deno makes the signal lazily.
 import { Hono, type MiddlewareHandler } from "hono";
-import { connection, type ConnectionEnv } from "../src/hono.ts";
+import { connection, type ConnectionEnv } from "../src/hono/mod.ts";
 
 const BODY = "x".repeat(1024);
 

@@ -5,7 +5,7 @@
 //
 //   deno run --allow-all bench/loss.ts
 import { trigger } from "../mod.ts";
-import { latin1 } from "../src/_http1.ts";
+import { latin1 } from "../src/transport/_http1.ts";
 
 const TRIES = 100;
 const BODY = "x".repeat(4096);

@@ -12,7 +12,7 @@
 // p50/p90 table (which `deno bench` does not print) is logged with the
 // issue's targets, and bench/latency.svg is written.
 import { closeIdleConnections, trigger } from "../mod.ts";
-import { USER_AGENT } from "../src/_request.ts";
+import { USER_AGENT } from "../src/trigger/_request.ts";
 import { type Bar, latencySvg } from "./_svg.ts";
 import { spawnDeno } from "./_spawn.ts";
 

@@ -5,7 +5,7 @@
 //
 // Deploy: set `main = "cloudflare_hono.ts"` in examples/wrangler.toml.
 import { Hono } from "npm:hono@^4.13.19";
-import { connection, type ConnectionEnv } from "../src/hono.ts";
+import { connection, type ConnectionEnv } from "../src/hono/mod.ts";
 import { trigger } from "../mod.ts";
 
 type Env = ConnectionEnv & { Bindings: { JOB_URL: string } };

@@ -8,9 +8,9 @@
 // behind verifyTrigger(), runs once. Kill the process between "stored" and
 // "delivered" and run it again: the job is still there and goes out.
 import { Hono } from "hono";
-import { verifyTrigger, type VerifyTriggerEnv } from "../src/hono.ts";
+import { verifyTrigger, type VerifyTriggerEnv } from "../src/hono/mod.ts";
 import { createSecret } from "../mod.ts";
-import { openOutbox } from "../src/durable.ts";
+import { openOutbox } from "../src/durable/mod.ts";
 
 const secret = createSecret();
 let attempts = 0;

@@ -14,7 +14,7 @@ import {
   type ConnectionEnv,
   ConnectionStatus,
   drainBackground,
-} from "../src/hono.ts";
+} from "../src/hono/mod.ts";
 
 const STEPS = 5;
 const STEP_MS = 300;

@@ -1,8 +1,8 @@
-// A dispatcher process for tests/durable_test.ts: opens the outbox named by
+// A dispatcher process for tests/durable/durable_test.ts: opens the outbox named by
 // its JSON argument, starts delivering, prints "ready", and on SIGTERM stops
 // gracefully and prints its stats as JSON. `kill -9` is the crash test.
 // On a failed open it prints "error <code> <message>" and exits with 2.
-import { openOutbox, OutboxError } from "../src/durable.ts";
+import { openOutbox, OutboxError } from "../src/durable/mod.ts";
 
 const { dir, connectionString, queue, concurrency } = JSON.parse(
   Deno.args[0],

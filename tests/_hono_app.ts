@@ -1,4 +1,4 @@
-// The Hono app the tests of src/hono.ts run on Deno.serve, on Node through
+// The Hono app the tests of src/hono/ run on Deno.serve, on Node through
 // @hono/node-server and behind nginx. Each request names a record with
 // `?id=`; the test reads it back from `GET /log/:id`.
 import { Hono } from "hono";
@@ -6,7 +6,7 @@ import {
   connection,
   type ConnectionEnv,
   drainBackground,
-} from "../src/hono.ts";
+} from "../src/hono/mod.ts";
 
 /** What a route saw; read back from `GET /log/:id`. */
 export interface HonoRecord {

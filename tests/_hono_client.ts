@@ -1,4 +1,4 @@
-// Raw-socket clients for tests/hono_test.ts: they really disconnect.
+// Raw-socket clients for tests/hono/connection_test.ts: they really disconnect.
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,4 +1,4 @@
-// Entry bundled for `node` by tests/hono_test.ts: serves the test app through
+// Entry bundled for `node` by tests/hono/connection_test.ts: serves the test app through
 // @hono/node-server on a loopback port, prints {"port":N}, exits on SIGTERM.
 // Not in deno.json: only this test entry needs it.
 // deno-lint-ignore no-import-prefix

@@ -2,7 +2,7 @@
 // run in workerd by tests/workers_test.ts. The background work reports to
 // the test's recorder after the 202 went out.
 import { Hono } from "npm:hono@^4.13.19";
-import { connection, type ConnectionEnv } from "../../src/hono.ts";
+import { connection, type ConnectionEnv } from "../../src/hono/mod.ts";
 import { trigger } from "../../mod.ts";
 
 const app = new Hono<ConnectionEnv>();

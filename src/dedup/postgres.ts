@@ -1,7 +1,7 @@
 // The receiving side of the durable outbox: a DedupStore for verifyTrigger()
 // over PostgreSQL, so several receiving instances deduplicate together.
-import type { ClaimResult, DedupStore } from "./verify.ts";
-import { show } from "./_request.ts";
+import type { ClaimResult, DedupStore } from "../hono/verify.ts";
+import { show } from "../trigger/_request.ts";
 
 /** What the store needs of a database client: node-postgres's `Pool` and
  * `Client`, and PGlite, all have this `query()`. */
@@ -49,7 +49,7 @@ interface Pool extends Queryable {
  *
  * @example Usage
  * ```ts
- * import { PostgresDedupStore } from "./dedup_postgres.ts";
+ * import { PostgresDedupStore } from "./postgres.ts";
  * import { PGlite } from "npm:@electric-sql/pglite@0.5.16";
  * import assert from "node:assert/strict";
  *

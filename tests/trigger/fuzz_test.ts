@@ -3,11 +3,11 @@
 // one request on the wire, which a strict raw parser, Deno.serve and Node's
 // http read back with exactly the given fields.
 //
-// Reproduce a run: FUZZ_SEED=<the printed seed> deno test -A tests/fuzz_test.ts
+// Reproduce a run: FUZZ_SEED=<the printed seed> deno test -A tests/trigger/fuzz_test.ts
 import assert from "node:assert/strict";
-import { trigger } from "../mod.ts";
-import { prepare, USER_AGENT } from "../src/_request.ts";
-import { latin1, requestHead } from "../src/_http1.ts";
+import { trigger } from "../../mod.ts";
+import { prepare, USER_AGENT } from "../../src/trigger/_request.ts";
+import { latin1, requestHead } from "../../src/transport/_http1.ts";
 import {
   denoRecorder,
   latin1Text,
@@ -15,7 +15,7 @@ import {
   rawCapture,
   type Recorder,
   type Seen,
-} from "./_servers.ts";
+} from "../_servers.ts";
 
 const CASES = Number(Deno.env.get("FUZZ_CASES") ?? 10_000);
 const SENT_RAW = 10_000; // loopback cases sent through trigger() to a raw socket server
@@ -468,7 +468,7 @@ function checkParsed(
 // ---------------------------------------------------------------------------
 
 console.log(
-  `fuzz seed ${SEED} (reproduce: FUZZ_SEED=${SEED} deno test -A tests/fuzz_test.ts)`,
+  `fuzz seed ${SEED} (reproduce: FUZZ_SEED=${SEED} deno test -A tests/trigger/fuzz_test.ts)`,
 );
 
 Deno.test("the fuzz test's strict parser refuses smuggling and bad framing", () => {

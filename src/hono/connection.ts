@@ -1,50 +1,7 @@
-/**
- * PHP's connection handling for Hono routes: a triggered route can ask whether
- * its caller is still there (`connection_status()`), choose to survive the
- * caller leaving (`ignore_user_abort()`), bound itself with a restartable time
- * limit (`set_time_limit()`), run cleanup exactly once
- * (`register_shutdown_function()`) and answer first, then keep working
- * (`fastcgi_finish_request()`, here `ack: true`).
- *
- * The module has no runtime dependency: Hono is imported for its types only.
- *
- * @example Usage
- * ```ts
- * import { Hono } from "hono";
- * import { connection, ConnectionStatus, type ConnectionEnv } from "./hono.ts";
- * import assert from "node:assert/strict";
- *
- * const ended: number[] = [];
- * const app = new Hono<ConnectionEnv>();
- * app.post("/jobs/report", connection({ timeLimit: 30 }), async (c) => {
- *   const conn = c.var.connection;
- *   const { month } = await c.req.json();
- *   conn.onShutdown((status) => ended.push(status)); // cleanup, any path
- *   if (conn.signal.aborted) return c.body(null, 503); // nobody is waiting
- *   return c.json({ month, rows: 0, status: conn.status });
- * });
- *
- * const response = await app.request("/jobs/report", {
- *   method: "POST",
- *   body: JSON.stringify({ month: "2024-05" }),
- * });
- * assert.deepEqual(await response.json(), {
- *   month: "2024-05",
- *   rows: 0,
- *   status: ConnectionStatus.NORMAL,
- * });
- * assert.deepEqual(ended, [ConnectionStatus.NORMAL]);
- * ```
- *
- * @module
- */
-
 // A full specifier: users import this file by URL, where deno.json's bare
 // "hono" mapping does not apply. Types only: no runtime dependency.
 // deno-lint-ignore no-import-prefix
 import type { Context, MiddlewareHandler } from "npm:hono@^4.13.19";
-
-export * from "./verify.ts";
 
 /**
  * The bits of {@linkcode Connection.status}, as PHP's `connection_status()`
@@ -55,7 +12,7 @@ export * from "./verify.ts";
  *
  * @example Usage
  * ```ts
- * import { ConnectionStatus } from "./hono.ts";
+ * import { ConnectionStatus } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * const status = ConnectionStatus.ABORTED | ConnectionStatus.TIMEOUT;
@@ -77,7 +34,7 @@ export const ConnectionStatus = {
  *
  * @example Usage
  * ```ts
- * import { ConnectionStatus } from "./hono.ts";
+ * import { ConnectionStatus } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * const status: ConnectionStatus = ConnectionStatus.TIMEOUT;
@@ -92,7 +49,7 @@ export type ConnectionStatus = 0 | 1 | 2 | 3;
  *
  * @example Usage
  * ```ts
- * import type { ShutdownFunction } from "./hono.ts";
+ * import type { ShutdownFunction } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * const seen: number[] = [];
@@ -110,7 +67,7 @@ export type ShutdownFunction = (status: ConnectionStatus) => unknown;
  * @example Usage
  * ```ts
  * import { Hono } from "hono";
- * import { type Connection, connection, type ConnectionEnv } from "./hono.ts";
+ * import { type Connection, connection, type ConnectionEnv } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * async function work(conn: Connection): Promise<string> {
@@ -182,7 +139,7 @@ export interface Connection {
  * @example Usage
  * ```ts
  * import { Hono } from "hono";
- * import { connection, type ConnectionVariables } from "./hono.ts";
+ * import { connection, type ConnectionVariables } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * const app = new Hono<{ Variables: ConnectionVariables & { user: string } }>();
@@ -202,7 +159,7 @@ export type ConnectionVariables = {
  * @example Usage
  * ```ts
  * import { Hono } from "hono";
- * import { connection, type ConnectionEnv } from "./hono.ts";
+ * import { connection, type ConnectionEnv } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * const app = new Hono<ConnectionEnv>();
@@ -264,7 +221,7 @@ export interface DrainOptions {
  * @example Usage
  * ```ts
  * import { Hono } from "hono";
- * import { connection, ConnectionStatus, type ConnectionEnv, drainBackground } from "./hono.ts";
+ * import { connection, ConnectionStatus, type ConnectionEnv, drainBackground } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * const app = new Hono<ConnectionEnv>();
@@ -385,7 +342,7 @@ export function connection(
  * @example Usage
  * ```ts
  * import { Hono } from "hono";
- * import { connection, drainBackground } from "./hono.ts";
+ * import { connection, drainBackground } from "./connection.ts";
  * import assert from "node:assert/strict";
  *
  * const app = new Hono();

@@ -1,11 +1,11 @@
 // The fetch transport: for runtimes without raw sockets (edge platforms), or
 // on request. The platform serialises the request; the status is read from
 // the response head and the body is never downloaded.
-import type { PreparedRequest } from "./_request.ts";
-import { abortFailure, bodyBytes, failure } from "./_fail.ts";
-import { TriggerError } from "./errors.ts";
+import type { PreparedRequest } from "../trigger/_request.ts";
+import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
+import { TriggerError } from "../trigger/errors.ts";
 import { createCaClient } from "./_runtime.ts";
-import type { SendEvents } from "./socket.ts";
+import type { SendEvents } from "./_socket.ts";
 
 /**
  * Sends `req` with `fetch`. Calls `onSent` as soon as the request is handed

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { closeIdleConnections, trigger } from "../mod.ts";
-import { idleConnectionCount } from "../src/pool.ts";
-import { latin1Text, Queue } from "./_servers.ts";
+import { closeIdleConnections, trigger } from "../../mod.ts";
+import { idleConnectionCount } from "../../src/transport/_pool.ts";
+import { latin1Text, Queue } from "../_servers.ts";
 
 const encoder = new TextEncoder();
 
@@ -276,7 +276,7 @@ Deno.test("idle pooled connections do not keep the process alive", async () => {
   try {
     const script = `
       import { trigger } from ${
-      JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      JSON.stringify(new URL("../../mod.ts", import.meta.url).href)
     };
       const result = await trigger(${
       JSON.stringify(target.url)

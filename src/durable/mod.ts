@@ -20,7 +20,7 @@
  *
  * @example Usage
  * ```ts
- * import { openOutbox } from "./durable.ts";
+ * import { openOutbox } from "./mod.ts";
  * import assert from "node:assert/strict";
  *
  * const received = Promise.withResolvers<string>();
@@ -50,14 +50,14 @@
  */
 import { PgBoss } from "npm:pg-boss@12.38.0";
 import type { ConstructorOptions, Job } from "npm:pg-boss@12.38.0";
-import { trigger } from "./trigger.ts";
-import { prepare, show } from "./_request.ts";
-import type { TriggerOptions, TriggerResult } from "./types.ts";
+import { trigger } from "../trigger/trigger.ts";
+import { prepare, show } from "../trigger/_request.ts";
+import type { TriggerOptions, TriggerResult } from "../trigger/types.ts";
 
-export * from "./dedup_postgres.ts";
-export type * from "./types.ts";
-export * from "./errors.ts";
-export type { ClaimResult, DedupStore } from "./verify.ts";
+export * from "../dedup/postgres.ts";
+export type * from "../trigger/types.ts";
+export * from "../trigger/errors.ts";
+export type { ClaimResult, DedupStore } from "../hono/verify.ts";
 
 /** How a failed delivery is retried. Whole seconds, as pg-boss stores them. */
 export interface RetrySettings {
@@ -256,7 +256,7 @@ export type OutboxErrorCode = "LOCKED" | "DATABASE";
  *
  * @example Usage
  * ```ts
- * import { OutboxError } from "./durable.ts";
+ * import { OutboxError } from "./mod.ts";
  * import assert from "node:assert/strict";
  *
  * const error = new OutboxError("LOCKED", "Cannot open outbox: in use");
@@ -345,7 +345,7 @@ const RETRYABLE_STATUS = new Set([408, 429]);
  *
  * @example Usage
  * ```ts
- * import { openOutbox } from "./durable.ts";
+ * import { openOutbox } from "./mod.ts";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();

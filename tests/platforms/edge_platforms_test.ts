@@ -3,11 +3,11 @@
 // runtimes cannot run here, through their examples with a faithful global or
 // context on Deno, which is what those platforms are built on.
 import assert from "node:assert/strict";
-import { trigger } from "../mod.ts";
-import { bundle } from "./_bundle.ts";
-import { denoRecorder } from "./_servers.ts";
-import netlify from "../examples/netlify_edge.ts";
-import deploy from "../examples/deno_deploy.ts";
+import { trigger } from "../../mod.ts";
+import { bundle } from "../_bundle.ts";
+import { denoRecorder } from "../_servers.ts";
+import netlify from "../../examples/netlify_edge.ts";
+import deploy from "../../examples/deno_deploy.ts";
 
 const decoder = new TextDecoder();
 const EDGE_RUNTIME = "edge-runtime@4.0.1";
@@ -70,11 +70,11 @@ Deno.test("Vercel edge-runtime: the example discovers the request context's wait
   const modules = await edgeRuntimeModules();
   const recorder = denoRecorder({ delay: 300 });
   try {
-    const code = await bundle("./_edge/vercel_entry.ts");
+    const code = await bundle("../_edge/vercel_entry.ts");
     const target = `${recorder.origin}/vercel?month=2026-11`;
     const out = await withTempFile(code, (path) =>
       node([
-        new URL("./_edge/run_edge_runtime.cjs", import.meta.url).pathname,
+        new URL("../_edge/run_edge_runtime.cjs", import.meta.url).pathname,
         modules,
         path,
         `http://edge.test/api/start?target=${encodeURIComponent(target)}`,
@@ -95,7 +95,7 @@ Deno.test("Vercel edge-runtime: the example discovers the request context's wait
 Deno.test("Node: the bundled module uses the fetch transport and delivers", async () => {
   const recorder = denoRecorder();
   try {
-    const code = await bundle("./_edge/node_entry.ts");
+    const code = await bundle("../_edge/node_entry.ts");
     const out = await withTempFile(
       code,
       (path) => node([path, `${recorder.origin}/node`]),

@@ -6,9 +6,9 @@ import {
   ConnectionStatus,
   drainBackground,
   verifyTrigger,
-} from "../src/hono.ts";
-import { createSecret, trigger } from "../mod.ts";
-import { createHonoTestApp, type HonoRecord } from "./_hono_app.ts";
+} from "../../src/hono/mod.ts";
+import { createSecret, trigger } from "../../mod.ts";
+import { createHonoTestApp, type HonoRecord } from "../_hono_app.ts";
 import {
   getJson,
   rawRequest,
@@ -17,7 +17,7 @@ import {
   sendAndReadStatus,
   sleep,
   waitForRecord,
-} from "./_hono_client.ts";
+} from "../_hono_client.ts";
 
 const { NORMAL, ABORTED, TIMEOUT } = ConnectionStatus;
 const decoder = new TextDecoder();
@@ -475,7 +475,7 @@ Deno.test("connection() with ack: drainBackground() waits for work still running
 async function startNode(): Promise<Target & { stop(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "hono_node_" });
   const out = `${dir}/server.mjs`;
-  const entry = new URL("./_hono_node_server.ts", import.meta.url).pathname;
+  const entry = new URL("../_hono_node_server.ts", import.meta.url).pathname;
   const bundled = await new Deno.Command(Deno.execPath(), {
     args: ["bundle", "--platform", "deno", "--format", "esm", "-o", out, entry],
     stdout: "piped",

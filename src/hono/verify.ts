@@ -9,7 +9,7 @@
  * ```ts
  * import { Hono } from "hono";
  * import { verifyTrigger } from "./verify.ts";
- * import { signPayload } from "./sign.ts";
+ * import { signPayload } from "../signature/sign.ts";
  * import assert from "node:assert/strict";
  *
  * const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -60,7 +60,7 @@ import {
   parseSignatures,
   TIMESTAMP,
   verify,
-} from "./_sign.ts";
+} from "../signature/_sign.ts";
 
 /**
  * What {@linkcode DedupStore.claim} found: `"claimed"` — the id is new (or
@@ -348,8 +348,8 @@ const PREFIX = "Cannot create verifyTrigger() middleware: ";
  * @example With an early ack
  * ```ts
  * import { Hono } from "hono";
- * import { connection, drainBackground, verifyTrigger } from "./hono.ts";
- * import { signPayload } from "./sign.ts";
+ * import { connection, drainBackground, verifyTrigger } from "./mod.ts";
+ * import { signPayload } from "../signature/sign.ts";
  * import assert from "node:assert/strict";
  *
  * const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

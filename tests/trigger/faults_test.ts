@@ -3,8 +3,8 @@
 // Refused, DNS, mid-status-line closes and untrusted certificates are in
 // trigger_test.ts; this file adds what those do not cover.
 import assert from "node:assert/strict";
-import { trigger, type TriggerResult } from "../mod.ts";
-import { deadPort, misbehaving } from "./_servers.ts";
+import { trigger, type TriggerResult } from "../../mod.ts";
+import { deadPort, misbehaving } from "../_servers.ts";
 
 const MB = 1024 * 1024;
 

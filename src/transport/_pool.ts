@@ -135,8 +135,8 @@ export function idleConnectionCount(): number {
  *
  * @example Usage
  * ```ts
- * import { closeIdleConnections } from "./pool.ts";
- * import { trigger } from "./trigger.ts";
+ * import { closeIdleConnections } from "./_pool.ts";
+ * import { trigger } from "../trigger/trigger.ts";
  * import assert from "node:assert/strict";
  *
  * const server = Deno.serve(

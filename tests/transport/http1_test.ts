@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
-import { latin1, requestHead } from "../src/_http1.ts";
-import { ResponseProtocolError, ResponseReader } from "../src/_response.ts";
+import { latin1, requestHead } from "../../src/transport/_http1.ts";
+import {
+  ResponseProtocolError,
+  ResponseReader,
+} from "../../src/transport/_response.ts";
 
 const bytes = (text: string) => latin1(text);
 

@@ -9,9 +9,9 @@ import {
   MemoryDedupStore,
   verifyTrigger,
   type VerifyTriggerEnv,
-} from "../src/hono.ts";
-import { createSecret, signPayload, trigger } from "../mod.ts";
-import { oneByteChanges, VECTOR } from "./_vector.ts";
+} from "../../src/hono/mod.ts";
+import { createSecret, signPayload, trigger } from "../../mod.ts";
+import { oneByteChanges, VECTOR } from "../_vector.ts";
 
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,6 +1,6 @@
 // Runtime differences, in one place: raw sockets, private CAs for fetch, and
 // the platform's waitUntil. Feature tests wherever the platform allows one.
-import type { WaitUntil } from "./types.ts";
+import type { WaitUntil } from "../trigger/types.ts";
 import type { Connector } from "./_conn.ts";
 import { connectDeno } from "./_conn_deno.ts";
 import { connectWorkers } from "./_conn_workers.ts";

@@ -10,9 +10,9 @@ import {
   canUseCaCertsWithFetch,
   rawConnector,
   rawSocketsTrustCaCerts,
-} from "./_runtime.ts";
+} from "../transport/_runtime.ts";
 import { VERSION } from "./_version.ts";
-import { checkMessage, newMessageId, parseSecret } from "./_sign.ts";
+import { checkMessage, newMessageId, parseSecret } from "../signature/_sign.ts";
 
 /** A request ready for a transport. */
 export interface PreparedRequest {

@@ -9,12 +9,12 @@ import {
   OutboxError,
   type OutboxEvent,
   type OutboxOptions,
-} from "../src/durable.ts";
-import { trigger } from "../src/trigger.ts";
-import { createSecret, verifyPayload } from "../src/sign.ts";
+} from "../../src/durable/mod.ts";
+import { trigger } from "../../src/trigger/trigger.ts";
+import { createSecret, verifyPayload } from "../../src/signature/sign.ts";
 import { Hono } from "hono";
-import { verifyTrigger } from "../src/verify.ts";
-import { PostgresDedupStore } from "../src/durable.ts";
+import { verifyTrigger } from "../../src/hono/verify.ts";
+import { PostgresDedupStore } from "../../src/durable/mod.ts";
 
 const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
 if (DATABASE_URL === undefined) {
@@ -22,7 +22,7 @@ if (DATABASE_URL === undefined) {
     "durable_test.ts: TRIGGER_TEST_DATABASE_URL is not set, skipping the PostgreSQL tests (.ci/postgres.sh starts a server)",
   );
 }
-const DISPATCHER = new URL("./_durable_dispatcher.ts", import.meta.url);
+const DISPATCHER = new URL("../_durable_dispatcher.ts", import.meta.url);
 
 interface Engine {
   name: "embedded" | "PostgreSQL";

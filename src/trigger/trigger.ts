@@ -2,11 +2,11 @@ import type { TriggerOptions, TriggerOutcome, TriggerResult } from "./types.ts";
 import { TriggerError } from "./errors.ts";
 import { prepare, type PreparedRequest } from "./_request.ts";
 import { bodyBytes, failure } from "./_fail.ts";
-import { importKey, sign } from "./_sign.ts";
-import { discoverWaitUntil } from "./_runtime.ts";
-import { startDeadline } from "./_deadline.ts";
-import { type SendEvents, sendOverSocket } from "./socket.ts";
-import { sendOverFetch } from "./fetch.ts";
+import { importKey, sign } from "../signature/_sign.ts";
+import { discoverWaitUntil } from "../transport/_runtime.ts";
+import { startDeadline } from "../transport/_deadline.ts";
+import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
+import { sendOverFetch } from "../transport/_fetch.ts";
 
 /**
  * Fires an HTTP request and moves on, without losing it.

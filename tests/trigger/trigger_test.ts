@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { trigger, TriggerError, type TriggerOptions } from "../mod.ts";
-import { USER_AGENT } from "../src/_request.ts";
+import { trigger, TriggerError, type TriggerOptions } from "../../mod.ts";
+import { USER_AGENT } from "../../src/trigger/_request.ts";
 import {
   deadPort,
   denoRecorder,
@@ -11,7 +11,7 @@ import {
   rawCapture,
   type Recorder,
   tlsRecorder,
-} from "./_servers.ts";
+} from "../_servers.ts";
 
 const decoder = new TextDecoder();
 
@@ -668,7 +668,7 @@ Deno.test("a failing trigger() that nobody awaits does not crash the process", a
   const port = deadPort();
   const script = `
     import { trigger } from ${
-    JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+    JSON.stringify(new URL("../../mod.ts", import.meta.url).href)
   };
     trigger("http://127.0.0.1:${port}/", { wait: "accepted" });
     trigger("http://no-such-host.invalid/");

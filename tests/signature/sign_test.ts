@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import { createSecret, signPayload, trigger, verifyPayload } from "../mod.ts";
-import { deadPort, denoRecorder, rawCapture } from "./_servers.ts";
-import { oneByteChanges, VECTOR } from "./_vector.ts";
+import {
+  createSecret,
+  signPayload,
+  trigger,
+  verifyPayload,
+} from "../../mod.ts";
+import { deadPort, denoRecorder, rawCapture } from "../_servers.ts";
+import { oneByteChanges, VECTOR } from "../_vector.ts";
 
 Deno.test("signPayload() and verifyPayload() agree with the specification's example", async () => {
   assert.equal(await signPayload(VECTOR.secret, VECTOR), VECTOR.signature);

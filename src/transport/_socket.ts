@@ -3,12 +3,12 @@
 // its status for the caller, the rest skipped so the connection can be reused.
 import { latin1, requestHead } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
-import type { PreparedRequest } from "./_request.ts";
-import { abortFailure, bodyBytes, failure } from "./_fail.ts";
-import { TriggerError } from "./errors.ts";
+import type { PreparedRequest } from "../trigger/_request.ts";
+import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
+import { TriggerError } from "../trigger/errors.ts";
 import type { ConnectStage, ConnectTarget, RawConn } from "./_conn.ts";
 import { rawConnector, rawSocketsCanBeReused } from "./_runtime.ts";
-import { putIdle, type Reused, takeIdle } from "./pool.ts";
+import { putIdle, type Reused, takeIdle } from "./_pool.ts";
 
 /** Bodies up to this size go out in the same write as the head. */
 const COALESCE_LIMIT = 64 * 1024;

@@ -3,8 +3,8 @@
 // modules included) through `http://127.0.0.1:…/mod.ts`.
 import assert from "node:assert/strict";
 
-const ROOT = new URL("../", import.meta.url);
-const HONO = new URL("src/hono.ts", ROOT);
+const ROOT = new URL("../../", import.meta.url);
+const HONO = new URL("src/hono/mod.ts", ROOT);
 
 const CONTENT_TYPES: Record<string, string> = {
   ts: "application/typescript; charset=utf-8",
@@ -150,12 +150,12 @@ console.log(JSON.stringify({
   });
   assert.ok(repo.served.has("/mod.ts"), "mod.ts was not fetched by URL");
   assert.ok(
-    repo.served.has("/src/trigger.ts"),
-    "src/trigger.ts was not fetched by URL",
+    repo.served.has("/src/trigger/trigger.ts"),
+    "src/trigger/trigger.ts was not fetched by URL",
   );
 });
 
-Deno.test("mod.ts and src/hono.ts imported by URL pass deno check --all", async () => {
+Deno.test("mod.ts and src/hono/mod.ts imported by URL pass deno check --all", async () => {
   await using repo = serveRepository();
   await using folder = await tempFolder();
   // The Hono helper is checked as soon as it exists in the repository.
@@ -169,7 +169,7 @@ Deno.test("mod.ts and src/hono.ts imported by URL pass deno check --all", async 
   ];
   if (withHono) {
     lines.push(
-      `import * as hono from "${repo.origin}/src/hono.ts";`,
+      `import * as hono from "${repo.origin}/src/hono/mod.ts";`,
       `export { hono };`,
     );
   }
@@ -185,8 +185,8 @@ Deno.test("mod.ts and src/hono.ts imported by URL pass deno check --all", async 
   assert.ok(repo.served.has("/mod.ts"), "mod.ts was not fetched by URL");
   if (withHono) {
     assert.ok(
-      repo.served.has("/src/hono.ts"),
-      "src/hono.ts was not fetched by URL",
+      repo.served.has("/src/hono/mod.ts"),
+      "src/hono/mod.ts was not fetched by URL",
     );
   }
 });

@@ -1,0 +1,42 @@
+/**
+ * PHP's connection handling for Hono routes: a triggered route can ask whether
+ * its caller is still there (`connection_status()`), choose to survive the
+ * caller leaving (`ignore_user_abort()`), bound itself with a restartable time
+ * limit (`set_time_limit()`), run cleanup exactly once
+ * (`register_shutdown_function()`) and answer first, then keep working
+ * (`fastcgi_finish_request()`, here `ack: true`).
+ *
+ * The module has no runtime dependency: Hono is imported for its types only.
+ *
+ * @example Usage
+ * ```ts
+ * import { Hono } from "hono";
+ * import { connection, ConnectionStatus, type ConnectionEnv } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const ended: number[] = [];
+ * const app = new Hono<ConnectionEnv>();
+ * app.post("/jobs/report", connection({ timeLimit: 30 }), async (c) => {
+ *   const conn = c.var.connection;
+ *   const { month } = await c.req.json();
+ *   conn.onShutdown((status) => ended.push(status)); // cleanup, any path
+ *   if (conn.signal.aborted) return c.body(null, 503); // nobody is waiting
+ *   return c.json({ month, rows: 0, status: conn.status });
+ * });
+ *
+ * const response = await app.request("/jobs/report", {
+ *   method: "POST",
+ *   body: JSON.stringify({ month: "2024-05" }),
+ * });
+ * assert.deepEqual(await response.json(), {
+ *   month: "2024-05",
+ *   rows: 0,
+ *   status: ConnectionStatus.NORMAL,
+ * });
+ * assert.deepEqual(ended, [ConnectionStatus.NORMAL]);
+ * ```
+ *
+ * @module
+ */
+export * from "./connection.ts";
+export * from "./verify.ts";
