@@ -1,6 +1,7 @@
 // Real loopback targets for the tests: a raw capture server, Deno.serve and
 // Node http recorders, a TLS server with a generated certificate, and
 // misbehaving servers. Every one listens on 127.0.0.1, port 0.
+import { output, WAIT_TIMEOUT, within } from "./_wait.ts";
 
 /** What a recorder saw of one request. */
 export interface Seen {
@@ -9,9 +10,6 @@ export interface Seen {
   headers: Record<string, string>;
   body: Uint8Array;
 }
-
-/** How long a test waits for something that should arrive, by default. */
-export const WAIT_TIMEOUT = 30_000;
 
 /**
  * A small async queue: push now, take later, in order. A take waits at most
@@ -136,7 +134,11 @@ export async function nodeRecorder(): Promise<Recorder> {
     .pipeThrough(new TextDecoderStream())
     .pipeThrough(lineSplitter());
   const reader = lines.getReader();
-  const first = await reader.read();
+  const first = await within(reader.read(), "the Node http recorder's port")
+    .catch((error) => {
+      child.kill("SIGKILL");
+      throw error;
+    });
   const { port } = JSON.parse(first.value!);
   const pump = (async () => {
     while (true) {
@@ -156,8 +158,16 @@ export async function nodeRecorder(): Promise<Recorder> {
     seen,
     async close() {
       await child.stdin.close();
-      await pump;
-      await child.status;
+      try {
+        await within(
+          Promise.all([pump, child.status]),
+          "the Node http recorder's exit",
+        );
+      } catch (error) {
+        child.kill("SIGKILL");
+        await child.status;
+        throw error;
+      }
     },
   };
 }
@@ -307,7 +317,7 @@ export interface TestCert {
 export async function makeCert(): Promise<TestCert> {
   const dir = await Deno.makeTempDir({ prefix: "trigger-cert-" });
   try {
-    const { success, stderr } = await new Deno.Command("openssl", {
+    const { success, stderr } = await output("openssl", {
       args: [
         "req",
         "-x509",
@@ -331,7 +341,8 @@ export async function makeCert(): Promise<TestCert> {
       ],
       stdout: "null",
       stderr: "piped",
-    }).output();
+      timeout: 60_000,
+    });
     if (!success) {
       throw new Error(`openssl failed: ${new TextDecoder().decode(stderr)}`);
     }

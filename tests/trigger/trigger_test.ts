@@ -854,56 +854,6 @@ Deno.test("bad input throws TypeError synchronously and connects nothing", async
   }
 });
 
-/** The framing headers trigger() owns, named by README; each is refused. */
-const REFUSED_HEADERS = [
-  "Connection",
-  "Keep-Alive",
-  "Proxy-Connection",
-  "Upgrade",
-  "TE",
-  "Trailer",
-  "Expect",
-  "Content-Length",
-  "Host",
-  "Transfer-Encoding",
-];
-
-for (const name of REFUSED_HEADERS) {
-  Deno.test(`the ${name} header is refused in any spelling and form, connecting nothing`, async () => {
-    const target = rawCapture();
-    const url = `${target.origin}/x`;
-    const forms: Array<[string, HeadersInit]> = [
-      [name, { [name]: "1" }],
-      [name.toLowerCase(), [[name.toLowerCase(), "1"]]],
-      [name.toUpperCase(), new Headers({ [name.toUpperCase()]: "1" })],
-    ];
-    try {
-      for (const [spelling, headers] of forms) {
-        assert.throws(
-          () => trigger(url, { headers, body: "x" }),
-          (error: unknown) => {
-            assert.ok(error instanceof TypeError, `${spelling}: ${error}`);
-            assert.match(
-              error.message,
-              /^Cannot trigger request: header "[^"]+" is set by trigger\(\) itself/,
-            );
-            assert.ok(
-              error.message.toLowerCase().includes(`"${name.toLowerCase()}"`),
-              error.message,
-            );
-            return true;
-          },
-          spelling,
-        );
-      }
-      await (await trigger(url, { wait: "accepted" })).done;
-      assert.equal(target.connections(), 1, "only the good request connected");
-    } finally {
-      await target.close();
-    }
-  });
-}
-
 Deno.test("credentials in the URL become Basic auth and never reach the request line", async () => {
   const target = rawCapture();
   try {
