@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { trigger, type TriggerOptions } from "../../mod.ts";
 import { latin1Text, rawCapture } from "../_servers.ts";
+import { within } from "../_wait.ts";
 
 interface Wire {
   method: string;
@@ -133,7 +134,7 @@ Deno.test("the socket transport, the fetch transport and fetch() put the same re
           true,
           `${transport} ${what}: ${result.error?.message}`,
         );
-        await result.done;
+        await within(result.done, `${transport} done, ${what}`);
         wire[transport] = parse(await server.requests.take());
       }
       const { socket, fetch: viaFetch } = wire;
