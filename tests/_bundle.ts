@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import { output } from "./_wait.ts";
 
-/** Bundles `entry` (relative to tests/) as one ESM file and returns its code. */
+/**
+ * Bundles `entry` (a path relative to tests/, e.g. "./_edge/node_entry.ts",
+ * whichever folder the caller is in) as one ESM file and returns its code.
+ */
 export async function bundle(entry: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "trigger-bundle-" });
   try {
