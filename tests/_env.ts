@@ -13,10 +13,17 @@ export const CI: boolean = Deno.env.get("CI") === "true";
  * returns `true`, so the run fails and says why.
  *
  * ```ts
+ * import { NGINX, skipUnless } from "./_env.ts";
+ *
  * Deno.test({
- *   name: "connection() behind nginx",
- *   ignore: skipUnless(NGINX !== undefined, "nginx is not installed"),
- *   fn: async () => {},
+ *   name: "example: a test that needs nginx",
+ *   ignore: skipUnless(
+ *     NGINX !== undefined,
+ *     "nginx is not installed (apt-get install nginx-light)",
+ *   ),
+ *   fn() {
+ *     if (!NGINX?.endsWith("nginx")) throw new Error(`odd path ${NGINX}`);
+ *   },
  * });
  * ```
  */
