@@ -380,10 +380,11 @@ Deno.test("trigger() returns long before a slow handler ends, and the hit arrive
     const result = await trigger(`${recorder.origin}/slow`, {
       json: { job: "report" },
     });
-    const returnedAfter = performance.now() - started;
     assert.equal(result.ok, true);
     assert.equal(result.status, undefined);
-    assert.ok(returnedAfter < 1_000, `returned after ${returnedAfter} ms`);
+    // An order, not a duration: the handler records the hit only after its
+    // 2 s, and it has not yet when trigger() has returned.
+    assert.equal(recorder.seen.size, 0, "returned before the handler ended");
     const seen = await recorder.seen.take();
     const finishedAfter = performance.now() - started;
     assert.ok(
