@@ -33,6 +33,10 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
     --encoding=UTF8 --locale=C.UTF-8 >&2
 fi
 echo "== starting PostgreSQL on 127.0.0.1:$PORT ($DATA)" >&2
-as_postgres "$BIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start \
-  -o "-c listen_addresses=127.0.0.1 -p $PORT -k /tmp -c max_connections=200" >&2
+if ! as_postgres "$BIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start \
+  -o "-c listen_addresses=127.0.0.1 -p $PORT -k /tmp -c max_connections=200" >&2; then
+  echo "== PostgreSQL failed to start; the end of $DATA/server.log:" >&2
+  tail -n 20 "$DATA/server.log" >&2 || true
+  exit 1
+fi
 echo "$URL"

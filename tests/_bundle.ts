@@ -1,12 +1,16 @@
 // Bundles a test entry for a non-Deno runtime (workerd, edge-runtime, Node).
 import assert from "node:assert/strict";
+import { output } from "./_wait.ts";
 
-/** Bundles `entry` (relative to tests/) as one ESM file and returns its code. */
+/**
+ * Bundles `entry` (a path relative to tests/, e.g. "./_edge/node_entry.ts",
+ * whichever folder the caller is in) as one ESM file and returns its code.
+ */
 export async function bundle(entry: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "trigger-bundle-" });
   try {
     const out = `${dir}/bundle.mjs`;
-    const { success, stderr } = await new Deno.Command(Deno.execPath(), {
+    const { success, stderr } = await output(Deno.execPath(), {
       args: [
         "bundle",
         "--quiet",
@@ -20,7 +24,8 @@ export async function bundle(entry: string): Promise<string> {
       ],
       stdout: "null",
       stderr: "piped",
-    }).output();
+      what: `deno bundle ${entry}`,
+    });
     assert.ok(success, new TextDecoder().decode(stderr));
     return await Deno.readTextFile(out);
   } finally {

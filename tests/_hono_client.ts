@@ -1,5 +1,7 @@
 // Raw-socket clients for tests/hono/connection_test.ts: they really disconnect.
 
+import { WAIT_TIMEOUT } from "./_wait.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -19,6 +21,28 @@ export function rawRequest(
     head.push(`Content-Type: ${type}`, `Content-Length: ${body.length}`);
   }
   return encoder.encode(head.join("\r\n") + "\r\n\r\n" + (body ?? ""));
+}
+
+/**
+ * Closes `conn` if it is still open after WAIT_TIMEOUT, failing the pending
+ * read: `close()` then throws saying so. A server that never answers fails
+ * the test instead of hanging it.
+ */
+function bounded(conn: Deno.Conn, what: string): { close(): void } {
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    conn.close();
+  }, WAIT_TIMEOUT);
+  return {
+    close() {
+      clearTimeout(timer);
+      if (expired) {
+        throw new Error(`${what}: no answer within ${WAIT_TIMEOUT} ms`);
+      }
+      conn.close();
+    },
+  };
 }
 
 /** Writes the request, waits `closeAfter` ms (0: none) and closes the socket. */
@@ -42,6 +66,7 @@ export async function sendAndRead(
   request: Uint8Array,
 ): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const bound = bounded(conn, "sendAndRead()");
   try {
     await conn.write(request);
     let text = "";
@@ -59,7 +84,7 @@ export async function sendAndRead(
     }
     return text;
   } finally {
-    conn.close();
+    bound.close();
   }
 }
 
@@ -69,6 +94,7 @@ export async function sendAndReadStatus(
   request: Uint8Array,
 ): Promise<number> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const bound = bounded(conn, "sendAndReadStatus()");
   try {
     await conn.write(request);
     let text = "";
@@ -80,7 +106,7 @@ export async function sendAndReadStatus(
     }
     return Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
   } finally {
-    conn.close();
+    bound.close();
   }
 }
 

@@ -1,6 +1,7 @@
 // Real loopback targets for the tests: a raw capture server, Deno.serve and
 // Node http recorders, a TLS server with a generated certificate, and
 // misbehaving servers. Every one listens on 127.0.0.1, port 0.
+import { output, WAIT_TIMEOUT, within } from "./_wait.ts";
 
 /** What a recorder saw of one request. */
 export interface Seen {
@@ -10,22 +11,53 @@ export interface Seen {
   body: Uint8Array;
 }
 
-/** A small async queue: push now, take later, in order. */
+/**
+ * A small async queue: push now, take later, in order. A take waits at most
+ * its timeout (default {@linkcode WAIT_TIMEOUT}), then rejects with a message
+ * naming the queue: a request that never arrives fails the test, never hangs
+ * it.
+ */
 export class Queue<T> {
   #items: T[] = [];
   #waiting: Array<(item: T) => void> = [];
+  #name: string;
+  constructor(name = "a queue") {
+    this.#name = name;
+  }
   push(item: T): void {
     const waiter = this.#waiting.shift();
     if (waiter) waiter(item);
     else this.#items.push(item);
   }
-  take(): Promise<T> {
+  take(timeout: number = WAIT_TIMEOUT): Promise<T> {
     if (this.#items.length > 0) return Promise.resolve(this.#items.shift()!);
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    return new Promise((resolve, reject) => {
+      const waiter = (item: T) => {
+        clearTimeout(timer);
+        resolve(item);
+      };
+      const timer = setTimeout(() => {
+        this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+        reject(
+          new Error(
+            `Nothing arrived in ${this.#name} within ${timeout} ms`,
+          ),
+        );
+      }, timeout);
+      this.#waiting.push(waiter);
+    });
   }
   get size(): number {
     return this.#items.length;
   }
+}
+
+/**
+ * The path and query of a request URL as received: unlike
+ * `pathname + search`, keeps the "?" of an empty query.
+ */
+function targetOf(href: string): string {
+  return href.slice(href.indexOf("/", href.indexOf("//") + 2));
 }
 
 /** A target that records requests. */
@@ -39,7 +71,7 @@ export interface Recorder {
 export function denoRecorder(
   options: { delay?: number; status?: number } = {},
 ): Recorder {
-  const seen = new Queue<Seen>();
+  const seen = new Queue<Seen>("the Deno.serve recorder");
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
@@ -47,10 +79,9 @@ export function denoRecorder(
         await new Promise((resolve) => setTimeout(resolve, options.delay));
       }
       const body = new Uint8Array(await request.arrayBuffer());
-      const url = new URL(request.url);
       seen.push({
         method: request.method,
-        url: url.pathname + url.search,
+        url: targetOf(request.url),
         headers: Object.fromEntries(request.headers),
         body,
       });
@@ -98,12 +129,16 @@ export async function nodeRecorder(): Promise<Recorder> {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const seen = new Queue<Seen>();
+  const seen = new Queue<Seen>("the Node http recorder");
   const lines = child.stdout
     .pipeThrough(new TextDecoderStream())
     .pipeThrough(lineSplitter());
   const reader = lines.getReader();
-  const first = await reader.read();
+  const first = await within(reader.read(), "the Node http recorder's port")
+    .catch((error) => {
+      child.kill("SIGKILL");
+      throw error;
+    });
   const { port } = JSON.parse(first.value!);
   const pump = (async () => {
     while (true) {
@@ -123,8 +158,16 @@ export async function nodeRecorder(): Promise<Recorder> {
     seen,
     async close() {
       await child.stdin.close();
-      await pump;
-      await child.status;
+      try {
+        await within(
+          Promise.all([pump, child.status]),
+          "the Node http recorder's exit",
+        );
+      } catch (error) {
+        child.kill("SIGKILL");
+        await child.status;
+        throw error;
+      }
     },
   };
 }
@@ -157,7 +200,7 @@ export interface RawCapture {
  */
 export function rawCapture(): RawCapture {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const requests = new Queue<Uint8Array>();
+  const requests = new Queue<Uint8Array>("the raw capture server");
   let connections = 0;
   const handlers = new Set<Promise<void>>();
   const loop = (async () => {
@@ -274,7 +317,7 @@ export interface TestCert {
 export async function makeCert(): Promise<TestCert> {
   const dir = await Deno.makeTempDir({ prefix: "trigger-cert-" });
   try {
-    const { success, stderr } = await new Deno.Command("openssl", {
+    const { success, stderr } = await output("openssl", {
       args: [
         "req",
         "-x509",
@@ -298,7 +341,8 @@ export async function makeCert(): Promise<TestCert> {
       ],
       stdout: "null",
       stderr: "piped",
-    }).output();
+      timeout: 60_000,
+    });
     if (!success) {
       throw new Error(`openssl failed: ${new TextDecoder().decode(stderr)}`);
     }
@@ -313,7 +357,7 @@ export async function makeCert(): Promise<TestCert> {
 
 /** An https Deno.serve recorder using `cert`. */
 export function tlsRecorder(tls: TestCert): Recorder {
-  const seen = new Queue<Seen>();
+  const seen = new Queue<Seen>("the TLS recorder");
   const server = Deno.serve(
     {
       hostname: "127.0.0.1",
@@ -323,10 +367,9 @@ export function tlsRecorder(tls: TestCert): Recorder {
       onListen() {},
     },
     async (request) => {
-      const url = new URL(request.url);
       seen.push({
         method: request.method,
-        url: url.pathname + url.search,
+        url: targetOf(request.url),
         headers: Object.fromEntries(request.headers),
         body: new Uint8Array(await request.arrayBuffer()),
       });

@@ -1,29 +1,34 @@
 // HTTP/1.1 request serialisation and status-line parsing (private, pure).
 
-/** Bytes allowed raw in a request-target (RFC 3986 pchar, "/", "?", "%"). */
-const TARGET_SAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]/g;
-
 /**
- * The request-target for a URL: path and query, never the fragment, with any
- * byte the URL parser leaves raw but RFC 3986 forbids (`{`, `|`, `^`, …)
- * percent-encoded, so strict parsers accept it.
+ * The request-target for a URL: its path and query exactly as the WHATWG URL
+ * parser left them (never the fragment), which is what `fetch` sends. The
+ * parser has already percent-encoded controls, spaces, non-ASCII and the
+ * characters its encode sets name; what it leaves raw (`|`, `^`, `[`, `]`, and
+ * in the query `` ` ``, `{`, `}`, `\`) stays raw, so both transports put the
+ * same target on the wire.
  */
 export function requestTarget(url: URL): string {
-  const target = (url.pathname || "/") + url.search;
-  TARGET_SAFE.lastIndex = 0;
-  return TARGET_SAFE.test(target)
-    ? target.replace(
-      TARGET_SAFE,
-      (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"),
-    )
-    : target;
+  // From the serialisation, not `pathname + search`: an empty query ("/x?")
+  // has an empty `search` but fetch still sends its "?". No "/" can come
+  // before the path (userinfo and host cannot hold one) and no "#" before the
+  // fragment.
+  const href = url.href;
+  const hash = href.indexOf("#");
+  const target = href.slice(
+    href.indexOf("/", url.protocol.length + 2),
+    hash < 0 ? href.length : hash,
+  );
+  return target.startsWith("/") ? target : "/";
 }
 
 /**
  * The head for `method` on `url`: `Host` (with the port when not default,
  * IPv6 in brackets, IDN as punycode), the given headers, the framing headers
  * `trigger()` owns (`Connection: close` unless the connection is to be kept),
- * and the blank line.
+ * and the blank line. A request without a body gets `Content-Length: 0` only
+ * for POST and PUT, as `fetch` does; a body, even an empty one, always gets
+ * its length.
  */
 export function requestHead(
   method: string,
@@ -38,7 +43,7 @@ export function requestHead(
   ];
   if (bodyLength !== null) {
     all.push(["Content-Length", String(bodyLength)]);
-  } else if (method !== "GET" && method !== "HEAD") {
+  } else if (method === "POST" || method === "PUT") {
     all.push(["Content-Length", "0"]);
   }
   if (!keepAlive) all.push(["Connection", "close"]);

@@ -64,12 +64,12 @@ const FORBIDDEN_HEADERS = new Set([
   "trailer",
   "expect",
 ]);
+/** The methods fetch upper-cases (Fetch standard, "normalize a method"). */
 const NORMALISED_METHODS = new Set([
   "DELETE",
   "GET",
   "HEAD",
   "OPTIONS",
-  "PATCH",
   "POST",
   "PUT",
 ]);

@@ -56,7 +56,11 @@ export interface SignOptions {
 
 /** Options for {@linkcode trigger}. */
 export interface TriggerOptions {
-  /** The HTTP method. Default `"GET"`, or `"POST"` when a body is given. */
+  /**
+   * The HTTP method. DELETE, GET, HEAD, OPTIONS, POST and PUT are upper-cased
+   * (as fetch does); any other method is sent as given (`"patch"` stays
+   * `"patch"`). Default `"GET"`, or `"POST"` when a body is given.
+   */
   method?: string;
   /** Request headers. `Host`, `Content-Length`, `Transfer-Encoding`,
    * `Connection` and similar framing headers are set by `trigger()` and

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { trigger } from "../../mod.ts";
 import { bundle } from "../_bundle.ts";
 import { denoRecorder } from "../_servers.ts";
+import { output } from "../_wait.ts";
 import netlify from "../../examples/netlify_edge.ts";
 import deploy from "../../examples/deno_deploy.ts";
 
@@ -21,7 +22,7 @@ async function edgeRuntimeModules(): Promise<string> {
     await Deno.stat(`${dir}/node_modules/edge-runtime/package.json`);
   } catch {
     await Deno.mkdir(dir, { recursive: true });
-    const { success, stderr } = await new Deno.Command("npm", {
+    const { success, stderr } = await output("npm", {
       args: [
         "install",
         "--prefix",
@@ -33,7 +34,8 @@ async function edgeRuntimeModules(): Promise<string> {
       ],
       stdout: "null",
       stderr: "piped",
-    }).output();
+      timeout: 300_000,
+    });
     assert.ok(
       success,
       `npm install ${EDGE_RUNTIME}: ${decoder.decode(stderr)}`,
@@ -57,11 +59,12 @@ async function withTempFile<T>(
 }
 
 async function node(args: string[]): Promise<string> {
-  const { success, stdout, stderr } = await new Deno.Command("node", {
+  const { success, stdout, stderr } = await output("node", {
     args,
     stdout: "piped",
     stderr: "piped",
-  }).output();
+    timeout: 60_000,
+  });
   assert.ok(success, decoder.decode(stderr));
   return decoder.decode(stdout).trim();
 }

@@ -2,6 +2,7 @@
 // a folder with no deno.json — `deno run` and `deno check --all` (remote
 // modules included) through `http://127.0.0.1:…/mod.ts`.
 import assert from "node:assert/strict";
+import { output } from "../_wait.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const HONO = new URL("src/hono/mod.ts", ROOT);
@@ -71,19 +72,21 @@ async function deno(
   cwd: string,
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
+  const result = await output(Deno.execPath(), {
     args,
     cwd,
     env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+    timeout: 180_000,
+    what: `deno ${args[0]} (URL import)`,
+  });
   const decoder = new TextDecoder();
   return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
+    code: result.code,
+    stdout: decoder.decode(result.stdout),
+    stderr: decoder.decode(result.stderr),
   };
 }
 

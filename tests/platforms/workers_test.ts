@@ -2,7 +2,7 @@
 // Miniflare: the module is bundled for the browser platform and loaded as an
 // ES module worker.
 import assert from "node:assert/strict";
-import { Miniflare } from "miniflare";
+import { Miniflare } from "npm:miniflare@4.20260426.0";
 import { Queue } from "../_servers.ts";
 import { bundle } from "../_bundle.ts";
 

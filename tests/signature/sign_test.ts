@@ -6,6 +6,7 @@ import {
   verifyPayload,
 } from "../../mod.ts";
 import { deadPort, denoRecorder, rawCapture } from "../_servers.ts";
+import { within } from "../_wait.ts";
 import { oneByteChanges, VECTOR } from "../_vector.ts";
 
 Deno.test("signPayload() and verifyPayload() agree with the specification's example", async () => {
@@ -154,10 +155,13 @@ Deno.test("trigger() refuses bad sign options synchronously and connects nothing
       /set by the sign option/,
     );
     // Without sign, such headers are the caller's own business.
-    await (await trigger(url, {
-      headers: { "webhook-id": "mine" },
-      wait: "accepted",
-    })).done;
+    await within(
+      (await trigger(url, {
+        headers: { "webhook-id": "mine" },
+        wait: "accepted",
+      })).done,
+      "trigger()'s done",
+    );
     await target.requests.take();
     assert.equal(target.connections(), 1);
   } finally {

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { latin1, requestHead } from "../../src/transport/_http1.ts";
+import {
+  latin1,
+  requestHead,
+  requestTarget,
+} from "../../src/transport/_http1.ts";
 import {
   ResponseProtocolError,
   ResponseReader,
@@ -27,11 +31,49 @@ Deno.test("requestHead() puts the port in Host only when it is not the default",
   }
 });
 
-Deno.test("requestHead() frames bodies with Content-Length, and POST without one with 0", () => {
+Deno.test("requestTarget() is the path and query as the URL parser left them, never the fragment", () => {
+  const cases: Array<[string, string]> = [
+    ["http://h.test", "/"],
+    ["http://h.test?", "/?"],
+    ["http://h.test/x?#f", "/x?"],
+    ["http://u:p%2F@h.test:8080/x#f?", "/x"],
+    ["http://h.test/a|b^c[d]e?q=|^`{}[]\\", "/a|b^c[d]e?q=|^`{}[]\\"],
+    ["http://h.test/a{b}`c\\d?x#frag", "/a%7Bb%7D%60c/d?x"],
+    [
+      "http://h.test/a b/é?q=a b&r=é\"'<>",
+      "/a%20b/%C3%A9?q=a%20b&r=%C3%A9%22%27%3C%3E",
+    ],
+    ["http://h.test/%7C%zz?%7c", "/%7C%zz?%7c"],
+  ];
+  for (const [url, target] of cases) {
+    assert.equal(requestTarget(new URL(url)), target, url);
+    assert.match(target, /^[!-~]+$/, "visible ASCII only");
+  }
+});
+
+Deno.test("requestHead() frames bodies with Content-Length, and only POST and PUT without one with 0 (as fetch)", () => {
   const url = new URL("http://h.test/");
   assert.match(requestHead("POST", url, [], 12), /\r\nContent-Length: 12\r\n/);
-  assert.match(requestHead("POST", url, [], null), /\r\nContent-Length: 0\r\n/);
-  assert.doesNotMatch(requestHead("GET", url, [], null), /Content-Length/);
+  for (const method of ["POST", "PUT"]) {
+    assert.match(
+      requestHead(method, url, [], null),
+      /\r\nContent-Length: 0\r\n/,
+      method,
+    );
+  }
+  for (const method of ["GET", "HEAD", "DELETE", "OPTIONS", "PATCH", "patch"]) {
+    assert.doesNotMatch(
+      requestHead(method, url, [], null),
+      /Content-Length/,
+      method,
+    );
+    // An empty body is still a body: its length is sent.
+    assert.match(
+      requestHead(method, url, [], 0),
+      /\r\nContent-Length: 0\r\n/,
+      method,
+    );
+  }
   assert.equal(
     requestHead("PUT", url, [["X-A", "1"]], 3),
     "PUT / HTTP/1.1\r\nHost: h.test\r\nX-A: 1\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",

@@ -1,0 +1,97 @@
+// Request validation and normalisation, network-free (`deno task test:quick`):
+// what trigger() refuses synchronously, and what prepare() makes of the rest.
+// The wire itself is checked in trigger_test.ts, wire_parity_test.ts and
+// fuzz_test.ts.
+import assert from "node:assert/strict";
+import { trigger } from "../../mod.ts";
+import { prepare } from "../../src/trigger/_request.ts";
+
+/** Nothing listens here and nothing may connect: every call must throw. */
+const URL_ = "http://127.0.0.1:9/x";
+
+/** The framing headers trigger() owns (README "Bad input throws"). */
+const REFUSED_HEADERS = [
+  "Connection",
+  "Keep-Alive",
+  "Proxy-Connection",
+  "Upgrade",
+  "TE",
+  "Trailer",
+  "Expect",
+  "Content-Length",
+  "Host",
+  "Transfer-Encoding",
+];
+
+for (const name of REFUSED_HEADERS) {
+  Deno.test(`the ${name} header is refused synchronously, in any spelling and form`, () => {
+    const forms: Array<[string, HeadersInit]> = [
+      [name, { [name]: "1" }],
+      [name.toLowerCase(), [[name.toLowerCase(), "1"]]],
+      [name.toUpperCase(), new Headers({ [name.toUpperCase()]: "1" })],
+      [`${name} after a good one`, [["x-ok", "1"], [name, "1"]]],
+    ];
+    for (const [spelling, headers] of forms) {
+      for (const call of [trigger, prepare]) {
+        assert.throws(
+          () => call(URL_, { headers, body: "x" }),
+          (error: unknown) => {
+            assert.ok(error instanceof TypeError, `${spelling}: ${error}`);
+            assert.match(
+              error.message,
+              /^Cannot trigger request: header "[^"]+" is set by trigger\(\) itself and cannot be given$/,
+            );
+            assert.ok(
+              error.message.toLowerCase().includes(`"${name.toLowerCase()}"`),
+              error.message,
+            );
+            return true;
+          },
+          `${call.name}: ${spelling}`,
+        );
+      }
+    }
+  });
+}
+
+Deno.test("headers close to a refused name are sent", () => {
+  const headers: Array<[string, string]> = [
+    ["X-Connection", "1"],
+    ["Content-Lengths", "1"],
+    ["Hosts", "1"],
+    ["TE2", "1"],
+    ["Upgrade-Insecure-Requests", "1"],
+    ["Expect-CT", "1"],
+  ];
+  const prepared = prepare(URL_, { headers });
+  for (const [name] of headers) {
+    assert.ok(prepared.headers.some(([n]) => n === name), name);
+  }
+});
+
+Deno.test("methods: fetch's six are upper-cased, others go out as given, CONNECT/TRACE/TRACK are refused", () => {
+  const cases: Array<[string, string]> = [
+    ["get", "GET"],
+    ["Head", "HEAD"],
+    ["post", "POST"],
+    ["put", "PUT"],
+    ["delete", "DELETE"],
+    ["options", "OPTIONS"],
+    ["patch", "patch"],
+    ["Patch", "Patch"],
+    ["PATCH", "PATCH"],
+    ["purge", "purge"],
+    ["M-SEARCH", "M-SEARCH"],
+  ];
+  for (const [given, sent] of cases) {
+    assert.equal(prepare(URL_, { method: given }).method, sent, given);
+  }
+  assert.equal(prepare(URL_).method, "GET");
+  assert.equal(prepare(URL_, { body: "x" }).method, "POST");
+  for (const method of ["CONNECT", "trace", "Track"]) {
+    assert.throws(() => trigger(URL_, { method }), /is not supported/, method);
+  }
+  for (const method of ["GE T", "", "GET\r\n", "é"]) {
+    assert.throws(() => trigger(URL_, { method }), /an HTTP token/, method);
+  }
+});
