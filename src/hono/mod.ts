@@ -16,7 +16,7 @@
  *
  * const ended: number[] = [];
  * const app = new Hono<ConnectionEnv>();
- * app.post("/jobs/report", connection({ timeLimit: 30 }), async (c) => {
+ * app.post("/jobs/report", connection({ timeLimit: 30_000 }), async (c) => {
  *   const conn = c.var.connection;
  *   const { month } = await c.req.json();
  *   conn.onShutdown((status) => ended.push(status)); // cleanup, any path
@@ -38,5 +38,11 @@
  *
  * @module
  */
+export * from "./context.ts";
+export * from "./connection_types.ts";
 export * from "./connection.ts";
+export * from "./drain.ts";
+export * from "./verify_types.ts";
 export * from "./verify.ts";
+export * from "../dedup/store.ts";
+export * from "../dedup/memory.ts";
