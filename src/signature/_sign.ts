@@ -25,7 +25,7 @@ export const TIMESTAMP = /^[0-9]{1,15}$/;
  * the rest are ignored. It bounds the work per request, not what decides:
  * one matching `v1` entry among them is enough.
  */
-export const MAX_SIGNATURE_ENTRIES = 64;
+export const MAX_SIGNATURE_ENTRIES = 256;
 const encoder = new TextEncoder();
 
 /**
