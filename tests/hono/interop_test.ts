@@ -5,11 +5,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { Webhook } from "npm:standardwebhooks@1.1.1";
 import { Webhook as SvixWebhook } from "npm:svix@2.5.0";
-import {
-  MemoryDedupStore,
-  verifyTrigger,
-  type VerifyTriggerEnv,
-} from "../../src/hono/mod.ts";
+import { verifyTrigger, type VerifyTriggerEnv } from "../../src/hono/mod.ts";
 import { createSecret, signPayload, trigger } from "../../mod.ts";
 
 const secret = createSecret();
