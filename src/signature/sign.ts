@@ -74,9 +74,9 @@ export async function signPayload(
 /**
  * Checks a `webhook-signature` header against one secret or several (during
  * a rotation), in constant time. Entries of other versions than `v1` and
- * malformed entries are skipped, as the reference libraries skip them. It does not look at the clock: check the
- * timestamp's age yourself (`verifyTrigger()` in `./hono` does, and
- * deduplicates by id).
+ * malformed entries are skipped, as the reference libraries skip them. It
+ * does not look at the clock: check the timestamp's age yourself
+ * (`verifyTrigger()` in `./hono` does, and deduplicates by id).
  *
  * @param secret A secret, or several accepted at once (as `verifyTrigger()`'s
  *   `secret` option).
