@@ -159,7 +159,11 @@ const TEXT = { "content-type": "text/plain; charset=UTF-8" };
  */
 export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`${PREFIX}options must be an object with a secret`);
+    throw new TypeError(
+      `${PREFIX}options must be an object with a secret, received ${
+        options === null ? "null" : typeof options
+      }`,
+    );
   }
   if ("secrets" in options) {
     throw new TypeError(
@@ -198,7 +202,15 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     typeof store.release !== "function"
   ) {
     throw new TypeError(
-      `${PREFIX}store must have claim(), complete() and release() methods`,
+      `${PREFIX}store must have claim(), complete() and release() methods, received ${
+        store === null
+          ? "null"
+          : typeof store === "object"
+          ? `an object with ${
+            Object.keys(store).join(", ") || "no own properties"
+          }`
+          : typeof store
+      }`,
     );
   }
   checkFunction(reportError, `${PREFIX}reportError`);
