@@ -22,7 +22,7 @@ app.post("/orders", async (c) => {
 
 app.post(
   "/jobs/report",
-  connection({ ack: true, timeLimit: 25 }),
+  connection({ ack: true, timeLimit: 25_000 }),
   async (c) => {
     const order = await c.req.json();
     const conn = c.var.connection;

@@ -23,7 +23,7 @@ const app = new Hono<ConnectionEnv>();
 
 app.post(
   "/jobs/report",
-  connection({ ack: true, timeLimit: 10, maxBodySize: 64 * 1024 }),
+  connection({ ack: true, timeLimit: 10_000, maxBodySize: 64 * 1024 }),
   async (c) => {
     const conn = c.var.connection;
     const { orderId } = await c.req.json<{ orderId: number }>();

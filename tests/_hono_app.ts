@@ -30,7 +30,7 @@ export interface HonoRecord {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Builds the test app; `errors` collects what `onError` reported. */
+/** Builds the test app; `errors` collects what `reportError` reported. */
 export function createHonoTestApp(): {
   app: Hono<ConnectionEnv>;
   records: Map<string, HonoRecord>;
@@ -55,7 +55,7 @@ export function createHonoTestApp(): {
   };
 
   // A slow route that checks its connection every 10 ms.
-  // ms: work length; ignore=1: ignoreUserAbort(true); limit: seconds;
+  // ms: work length; ignore=1: ignoreUserAbort(true); limit: ms;
   // restart: ms at which setTimeLimit(limit) is called again;
   // readAfter: ms to wait before reading the body (default: at once).
   app.all("/work", connection(), async (c) => {
@@ -104,7 +104,7 @@ export function createHonoTestApp(): {
   // Early ack: reads the JSON body, works `ms`, records the body.
   app.post(
     "/ack",
-    connection({ ack: true, onError: (error) => void errors.push(error) }),
+    connection({ ack: true, reportError: (error) => void errors.push(error) }),
     async (c) => {
       const conn = c.var.connection;
       const rec = record(c.req.query("id") ?? "none");

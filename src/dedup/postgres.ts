@@ -1,7 +1,28 @@
-// The receiving side of the durable outbox: a DedupStore for verifyTrigger()
-// over PostgreSQL, so several receiving instances deduplicate together.
-import type { ClaimResult, DedupStore } from "../hono/verify.ts";
+/**
+ * `./dedup/postgres`: {@linkcode PostgresDedupStore}, a `DedupStore` for
+ * `verifyTrigger()` (from `./hono`) over PostgreSQL, so several receiving
+ * instances deduplicate together. Its own entry point: it loads `npm:pg`
+ * only when it opens a pool, and nothing of the outbox.
+ *
+ * @example Usage
+ * ```ts
+ * import { PostgresDedupStore } from "./postgres.ts";
+ * import { PGlite } from "npm:@electric-sql/pglite@0.5.16";
+ * import assert from "node:assert/strict";
+ *
+ * const db = await PGlite.create();
+ * const store = new PostgresDedupStore({ db });
+ * assert.equal(await store.claim("msg_1", 60_000), "claimed");
+ * await store.close();
+ * await db.close();
+ * ```
+ *
+ * @module
+ */
+import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../trigger/_request.ts";
+
+export type { ClaimResult, DedupStore } from "./store.ts";
 
 /** What the store needs of a database client: node-postgres's `Pool` and
  * `Client`, and PGlite, all have this `query()`. */
@@ -19,14 +40,72 @@ export interface PostgresDedupStoreOptions {
   connectionString?: string;
   /** A client of your own (a `pg` Pool, PGlite…); the store never closes it. */
   db?: Queryable;
-  /** The table, created on first use. Default `"trigger_webhook_ids"`. */
+  /**
+   * The table, created on first use.
+   *
+   * @default {"trigger_webhook_ids"}
+   */
   table?: string;
   /**
    * Told about an error of an idle pooled connection (a database restart,
    * a terminated backend); the pool replaces the connection. Only for the
-   * pool opened from `connectionString`. Default: `console.error`.
+   * pool opened from `connectionString`. (Named as in `./hono`: a report,
+   * not Hono's `app.onError`.)
+   *
+   * @default {console.error}
    */
-  onError?: (error: unknown) => void;
+  reportError?: (error: unknown) => void;
+}
+
+/**
+ * The error with every form of the connection string's credentials
+ * replaced by `***` in its message and stack (and its cause dropped, which
+ * may repeat them); other fields (`code`, `name`) kept. `pg` puts the whole
+ * string in some messages, e.g. for an invalid URL.
+ */
+function redact(error: unknown, connectionString: string | undefined): unknown {
+  if (connectionString === undefined || !(error instanceof Error)) return error;
+  const secrets = new Set<string>([connectionString]);
+  const scheme = connectionString.indexOf("://");
+  const at = connectionString.lastIndexOf("@");
+  if (scheme !== -1 && at > scheme) {
+    const userinfo = connectionString.slice(scheme + 3, at);
+    secrets.add(userinfo);
+    const colon = userinfo.indexOf(":");
+    if (colon !== -1) {
+      const password = userinfo.slice(colon + 1);
+      secrets.add(password);
+      try {
+        secrets.add(decodeURIComponent(password));
+      } catch {
+        // Not percent-encoded: the raw form is enough.
+      }
+      for (const part of password.split(/[#?/]/)) {
+        if (part.length >= 4) secrets.add(part);
+      }
+    }
+  }
+  const scrub = (text: string) => {
+    for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+      if (secret !== "") text = text.split(secret).join("***");
+    }
+    return text;
+  };
+  const message = scrub(error.message);
+  const stack = error.stack === undefined ? undefined : scrub(error.stack);
+  if (message === error.message && stack === error.stack) return error;
+  const copy = new Error(message);
+  copy.name = error.name;
+  copy.stack = stack;
+  for (const key of Object.keys(error)) {
+    const value = (error as unknown as Record<string, unknown>)[key];
+    if (
+      key !== "cause" && (typeof value !== "string" || scrub(value) === value)
+    ) {
+      (copy as unknown as Record<string, unknown>)[key] = value;
+    }
+  }
+  return copy;
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
@@ -72,7 +151,7 @@ export class PostgresDedupStore implements DedupStore {
   #table: string;
   #ready?: Promise<void>;
   #swept = 0;
-  #onError: (error: unknown) => void;
+  #reportError: (error: unknown) => void;
 
   /**
    * Creates the store; the table is made on first use.
@@ -85,13 +164,13 @@ export class PostgresDedupStore implements DedupStore {
       connectionString,
       db,
       table = "trigger_webhook_ids",
-      onError = (error: unknown) =>
+      reportError = (error: unknown) =>
         console.error("PostgresDedupStore: idle connection failed", error),
     } = options ?? {};
-    if (typeof onError !== "function") {
+    if (typeof reportError !== "function") {
       throw new TypeError(
-        `Cannot create PostgresDedupStore: onError must be a function, received ${
-          show(onError)
+        `Cannot create PostgresDedupStore: reportError must be a function, received ${
+          show(reportError)
         }`,
       );
     }
@@ -117,12 +196,23 @@ export class PostgresDedupStore implements DedupStore {
     this.#db = db;
     this.#connectionString = connectionString;
     this.#table = table;
-    this.#onError = onError;
+    this.#reportError = reportError;
   }
 
   async #query(
     text: string,
     params: unknown[] = [],
+  ): Promise<Array<Record<string, unknown>>> {
+    try {
+      return await this.#run(text, params);
+    } catch (error) {
+      throw redact(error, this.#connectionString);
+    }
+  }
+
+  async #run(
+    text: string,
+    params: unknown[],
   ): Promise<Array<Record<string, unknown>>> {
     const db = this.#db ?? await (this.#pool ??= this.#open());
     this.#ready ??= db.query(
@@ -149,7 +239,7 @@ export class PostgresDedupStore implements DedupStore {
     // or ended the backend) is an uncaught error that ends the process.
     pool.on("error", (error) => {
       try {
-        this.#onError(error);
+        this.#reportError(redact(error, this.#connectionString));
       } catch {
         // A reporter that throws must not take the process down either.
       }

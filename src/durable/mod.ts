@@ -54,10 +54,8 @@ import { trigger } from "../trigger/trigger.ts";
 import { prepare, show } from "../trigger/_request.ts";
 import type { TriggerOptions, TriggerResult } from "../trigger/types.ts";
 
-export * from "../dedup/postgres.ts";
 export type * from "../trigger/types.ts";
 export * from "../trigger/errors.ts";
-export type { ClaimResult, DedupStore } from "../hono/verify.ts";
 
 /** How a failed delivery is retried. Whole seconds, as pg-boss stores them. */
 export interface RetrySettings {

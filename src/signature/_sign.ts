@@ -20,8 +20,12 @@ const SECRET_FORMAT =
 const ID = /^[\x21-\x2D\x2F-\x7E]{1,256}$/;
 /** A webhook-timestamp: unix seconds, digits only. */
 export const TIMESTAMP = /^[0-9]{1,15}$/;
-/** More entries than this in one `webhook-signature` header is malformed. */
-export const MAX_SIGNATURES = 8;
+/**
+ * At most this many entries of a `webhook-signature` header are looked at;
+ * the rest are ignored. It bounds the work per request, not what decides:
+ * one matching `v1` entry among them is enough.
+ */
+export const MAX_SIGNATURE_ENTRIES = 256;
 const encoder = new TextEncoder();
 
 /**
@@ -104,30 +108,45 @@ export function checkMessage(
 }
 
 /**
- * The decoded `v1` signatures of a `webhook-signature` header (entries of
- * other versions are skipped), or undefined when it is malformed: no entry,
- * an entry without `version,`, bad base64, not 32 bytes, too many entries.
+ * The decoded, well-formed `v1` signatures of a `webhook-signature` header,
+ * read as the reference libraries (standardwebhooks, svix) read it:
+ * space-separated `version,signature` entries; entries of other versions,
+ * malformed ones (bad base64, not 32 bytes, no comma) and empty ones are
+ * skipped; what follows a second comma is ignored, so a trailing comma and
+ * two header lines joined by fetch (`v1,a, v1,b`) still work. Looks at the
+ * first {@linkcode MAX_SIGNATURE_ENTRIES} entries; duplicates count once.
  */
-export function parseSignatures(header: string): Uint8Array[] | undefined {
-  const entries = header.split(" ").filter((entry) => entry !== "");
-  if (entries.length === 0 || entries.length > MAX_SIGNATURES) return undefined;
+export function parseSignatures(header: string): Uint8Array[] {
   const signatures: Uint8Array[] = [];
-  for (const entry of entries) {
-    const comma = entry.indexOf(",");
-    if (comma <= 0) return undefined;
-    if (entry.slice(0, comma) !== "v1") continue;
+  const seen = new Set<string>();
+  let looked = 0;
+  let start = 0;
+  while (start < header.length && looked < MAX_SIGNATURE_ENTRIES) {
+    let end = header.indexOf(" ", start);
+    if (end === -1) end = header.length;
+    const entry = header.slice(start, end);
+    start = end + 1;
+    if (entry === "") continue;
+    looked++;
+    if (!entry.startsWith("v1,")) continue;
+    const comma = entry.indexOf(",", 3);
+    const value = comma === -1 ? entry.slice(3) : entry.slice(3, comma);
+    if (value.length < 43 || value.length > 44 || seen.has(value)) continue;
+    seen.add(value);
     try {
-      const bytes = fromBase64(entry.slice(comma + 1));
-      if (bytes.length !== 32) return undefined;
-      signatures.push(bytes);
+      const bytes = fromBase64(value);
+      if (bytes.length === 32) signatures.push(bytes);
     } catch {
-      return undefined;
+      // Not base64: skipped, like any malformed entry.
     }
   }
   return signatures;
 }
 
-/** Imports HMAC-SHA256 key bytes. */
+/**
+ * Imports HMAC-SHA256 key bytes. A "verify" key can sign too: `verify()`
+ * computes the HMAC once and compares each candidate with it.
+ */
 export function importKey(
   key: Uint8Array,
   usage: "sign" | "verify",
@@ -137,7 +156,7 @@ export function importKey(
     key as Uint8Array<ArrayBuffer>,
     { name: "HMAC", hash: "SHA-256" },
     false,
-    [usage],
+    usage === "verify" ? ["sign", "verify"] : ["sign"],
   );
 }
 
@@ -152,7 +171,8 @@ export async function sign(
 
 /**
  * Whether one of `signatures` is the HMAC of the message under one of the
- * ("verify") keys. `crypto.subtle.verify` compares in constant time.
+ * ("verify") keys. The HMAC is computed once per key, whatever the number
+ * of candidates, and compared with each in constant time.
  */
 export async function verify(
   keys: readonly CryptoKey[],
@@ -161,19 +181,22 @@ export async function verify(
 ): Promise<boolean> {
   if (signatures.length === 0) return false;
   const data = signedContent(message);
+  let found = false;
   for (const key of keys) {
+    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
     for (const signature of signatures) {
-      if (
-        await crypto.subtle.verify(
-          "HMAC",
-          key,
-          signature as Uint8Array<ArrayBuffer>,
-          data,
-        )
-      ) return true;
+      if (sameBytes(mac, signature)) found = true;
     }
   }
-  return false;
+  return found;
+}
+
+/** Constant-time equality of two byte strings of the same length. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
 }
 
 /** The bytes of `{id}.{timestamp}.{body}`. */

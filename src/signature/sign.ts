@@ -73,12 +73,13 @@ export async function signPayload(
 
 /**
  * Checks a `webhook-signature` header against one secret or several (during
- * a rotation), in constant time (`crypto.subtle.verify`). Entries of other
- * versions than `v1` are skipped. It does not look at the clock: check the
- * timestamp's age yourself (`verifyTrigger()` in `./hono` does, and
- * deduplicates by id).
+ * a rotation), in constant time. Entries of other versions than `v1` and
+ * malformed entries are skipped, as the reference libraries skip them. It
+ * does not look at the clock: check the timestamp's age yourself
+ * (`verifyTrigger()` in `./hono` does, and deduplicates by id).
  *
- * @param secrets A secret, or several accepted at once.
+ * @param secret A secret, or several accepted at once (as `verifyTrigger()`'s
+ *   `secret` option).
  * @param check The id, timestamp, raw body and the header's value.
  * @returns Whether one `v1` entry matches under one secret; `false` for a
  *   malformed header, id or timestamp.
@@ -101,15 +102,15 @@ export async function signPayload(
  * ```
  */
 export async function verifyPayload(
-  secrets: string | readonly string[],
+  secret: string | readonly string[],
   check: SignatureCheck,
 ): Promise<boolean> {
-  const list: readonly string[] = typeof secrets === "string"
-    ? [secrets]
-    : secrets;
+  const list: readonly string[] = typeof secret === "string"
+    ? [secret]
+    : secret;
   if (!Array.isArray(list) || list.length === 0) {
     throw new TypeError(
-      "Cannot verify: secrets must be a secret or a non-empty array of them",
+      "Cannot verify: secret must be a secret or a non-empty array of them",
     );
   }
   const keys = list.map((secret, i) =>
@@ -120,10 +121,8 @@ export async function verifyPayload(
   } catch {
     return false;
   }
-  const signatures = typeof check.signature === "string"
-    ? parseSignatures(check.signature)
-    : undefined;
-  if (signatures === undefined) return false;
+  if (typeof check.signature !== "string") return false;
+  const signatures = parseSignatures(check.signature);
   return await verify(
     await Promise.all(keys.map((key) => importKey(key, "verify"))),
     signatures,

@@ -14,7 +14,7 @@ import { trigger } from "../../src/trigger/trigger.ts";
 import { createSecret, verifyPayload } from "../../src/signature/sign.ts";
 import { Hono } from "hono";
 import { verifyTrigger } from "../../src/hono/verify.ts";
-import { PostgresDedupStore } from "../../src/durable/mod.ts";
+import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
 
 const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
 if (DATABASE_URL === undefined) {
@@ -689,7 +689,7 @@ Deno.test({
     const store = new PostgresDedupStore({
       connectionString: DATABASE_URL!,
       table,
-      onError: (error) => errors.push(error),
+      reportError: (error) => errors.push(error),
     });
     const admin = new PostgresDedupStore({ connectionString: DATABASE_URL! });
     try {

@@ -1,0 +1,92 @@
+// Runtime differences of the receiving side, all in this file.
+//
+// - Deno.serve aborts `request.signal` after every successful response too
+//   (legacy abort): an abort after the route answered is not a disconnect.
+// - Deno.serve aborts the signal within milliseconds when a caller leaves a
+//   GET or a small POST, but never while the route works once a body over
+//   about 500 bytes was read; a body read after the caller left throws
+//   `BadResource` and the signal stays quiet. So a failed body read means
+//   ABORTED: on Deno the body methods are watched. The signal must be read
+//   at once: one first read after the caller left never aborts.
+// - @hono/node-server aborts the signal on client close only; bodies stay
+//   readable.
+// - Workers keep background work alive with `c.executionCtx.waitUntil`; the
+//   getter throws where there is no execution context.
+import type { MiddlewareContext } from "./context.ts";
+import { hasBody } from "./_body.ts";
+
+const isDeno =
+  typeof (globalThis as { Deno?: { serve?: unknown } }).Deno?.serve ===
+    "function";
+
+/** Whether the request came through @hono/node-server (also under Deno's node:http). */
+function isNode(c: MiddlewareContext): boolean {
+  const env: unknown = c.env;
+  return typeof env === "object" && env !== null && "incoming" in env;
+}
+
+/** Who to tell when a body read of a watched request fails. */
+const bodyWatchers = new WeakMap<Request, () => void>();
+
+/**
+ * A prototype between a watched request and `Request.prototype` whose body
+ * methods (those Hono's `c.req.json()`, `text()`, `parseBody()` … call)
+ * report a failed read. One prototype swap per request is cheaper than a
+ * copy of the request with a piped body, or own properties.
+ */
+let watchedPrototype: object | undefined;
+
+/**
+ * Calls `onFail` when a body read of the request fails, where that is the
+ * only sign of a caller gone (Deno.serve, not through node:http).
+ */
+export function watchBodyReads(
+  c: MiddlewareContext,
+  onFail: () => void,
+): void {
+  const raw = c.req.raw;
+  // Not `raw.body !== null`: on Deno that getter builds a stream and
+  // loses the fast path of `text()` and friends.
+  if (!isDeno || !hasBody(raw) || isNode(c)) return;
+  watchedPrototype ??= makeWatchedPrototype();
+  if (Object.getPrototypeOf(raw) !== Request.prototype) return;
+  bodyWatchers.set(raw, onFail);
+  Object.setPrototypeOf(raw, watchedPrototype);
+}
+
+function makeWatchedPrototype(): object {
+  const proto = Object.create(Request.prototype);
+  const methods = ["arrayBuffer", "blob", "bytes", "formData", "json", "text"];
+  for (const method of methods) {
+    const read = (Request.prototype as unknown as Record<string, unknown>)[
+      method
+    ];
+    if (typeof read !== "function") continue;
+    Object.defineProperty(proto, method, {
+      configurable: true,
+      writable: true,
+      value: function watchedRead(this: Request) {
+        return (read.call(this) as Promise<unknown>).catch((error) => {
+          bodyWatchers.get(this)?.();
+          throw error;
+        });
+      },
+    });
+  }
+  return proto;
+}
+
+/** The platform's `waitUntil` (Workers, Vercel, Netlify…), if it has one. */
+export function platformWaitUntil(
+  c: MiddlewareContext,
+): ((promise: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx as { waitUntil?: unknown } | undefined;
+    if (typeof ctx?.waitUntil === "function") {
+      return ctx.waitUntil.bind(ctx) as (promise: Promise<unknown>) => void;
+    }
+  } catch {
+    // `c.executionCtx` throws where the runtime has none.
+  }
+  return undefined;
+}

@@ -1,0 +1,231 @@
+// One request's connection state: status, signal, time limit, shutdown
+// functions. Kept cheap for requests that end normally: the controller,
+// the `finished` promise and the shutdown run are made only when used.
+import type { MiddlewareContext } from "./context.ts";
+import {
+  type Connection,
+  ConnectionStatus,
+  type ShutdownFunction,
+} from "./connection_types.ts";
+import { track } from "./_background.ts";
+import { checkMs } from "./_check.ts";
+import { report, type Reporter } from "./_report.ts";
+import { watchBodyReads } from "./_runtime.ts";
+
+/** Why the work ended before the route answered. */
+export type EarlyEnd = "aborted" | "timeout";
+
+const TEXT = { "content-type": "text/plain; charset=UTF-8" };
+
+/** The answer to a caller still waiting when the work ended early. */
+export function earlyResponse(why: EarlyEnd, limit: number): Response {
+  if (why === "timeout") {
+    return new Response(
+      `Time limit exceeded: the route ran past ${limit} ms\n`,
+      { status: 503, headers: TEXT },
+    );
+  }
+  // Nobody reads it: the caller is gone. 499 as nginx logs it.
+  return new Response(null, { status: 499 });
+}
+
+/**
+ * The signal's reason: a `DOMException` named `TimeoutError` or
+ * `AbortError`, with the `getResponse()` Hono's default error handler
+ * answers with (and does not log) when a route lets it propagate.
+ */
+function stopReason(why: EarlyEnd, limit: number): DOMException {
+  const reason = why === "timeout"
+    ? new DOMException(
+      `The route ran past its time limit of ${limit} ms`,
+      "TimeoutError",
+    )
+    : new DOMException(
+      "The caller closed the connection before the route answered",
+      "AbortError",
+    );
+  Object.defineProperty(reason, "getResponse", {
+    value: () => earlyResponse(why, limit),
+  });
+  return reason;
+}
+
+export class ConnectionState implements Connection {
+  #c: MiddlewareContext;
+  #reportError: Reporter;
+  #status: ConnectionStatus = ConnectionStatus.NORMAL;
+  #ignore: boolean;
+  #controller: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #watched: AbortSignal | undefined;
+  #answered = false;
+  #over = false;
+  #ran = false;
+  #shutdown: ShutdownFunction[] | undefined;
+  #running: Promise<void> | undefined;
+  #finished: Promise<ConnectionStatus> | undefined;
+  #resolveFinished: ((status: ConnectionStatus) => void) | undefined;
+  /** Called when the work ends before the route answered. */
+  endEarly: (why: EarlyEnd) => void = noop;
+  /** The time limit in force, in milliseconds. */
+  limit = 0;
+
+  constructor(c: MiddlewareContext, ignore: boolean, reportError: Reporter) {
+    this.#c = c;
+    this.#ignore = ignore;
+    this.#reportError = reportError;
+  }
+
+  get status(): ConnectionStatus {
+    return this.#status;
+  }
+
+  get aborted(): boolean {
+    return (this.#status & ConnectionStatus.ABORTED) !== 0;
+  }
+
+  get timedOut(): boolean {
+    return (this.#status & ConnectionStatus.TIMEOUT) !== 0;
+  }
+
+  get signal(): AbortSignal {
+    return (this.#controller ??= new AbortController()).signal;
+  }
+
+  get finished(): Promise<ConnectionStatus> {
+    if (this.#finished === undefined) {
+      this.#finished = this.#ran
+        ? Promise.resolve(this.#status)
+        : new Promise((resolve) => this.#resolveFinished = resolve);
+    }
+    return this.#finished;
+  }
+
+  ignoreUserAbort(value?: boolean): boolean {
+    const previous = this.#ignore;
+    if (value !== undefined) {
+      this.#ignore = Boolean(value);
+      if (!this.#ignore && this.aborted) this.#stop("aborted");
+    }
+    return previous;
+  }
+
+  setTimeLimit(ms: number): void {
+    checkMs(ms, "Cannot set time limit: ms");
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.limit = ms;
+    if (this.#over || ms === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#over) return;
+      this.#status |= ConnectionStatus.TIMEOUT;
+      this.#stop("timeout");
+    }, ms);
+  }
+
+  onShutdown(fn: ShutdownFunction): void {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot register shutdown function: expected a function, received ${typeof fn}`,
+      );
+    }
+    if (this.#ran) track(this.#call(fn));
+    else (this.#shutdown ??= []).push(fn);
+  }
+
+  /** Starts watching the caller; `body`: also watch body reads (Deno). */
+  watchCaller(body: boolean): void {
+    const signal = this.#c.req.raw.signal;
+    if (signal.aborted) this.callerGone();
+    else {
+      signal.addEventListener("abort", this, { once: true });
+      this.#watched = signal;
+    }
+    if (body) watchBodyReads(this.#c, () => this.callerGone(true));
+  }
+
+  unwatchCaller(): void {
+    this.#watched?.removeEventListener("abort", this);
+    this.#watched = undefined;
+  }
+
+  /** The caller's signal aborted. */
+  handleEvent(): void {
+    this.callerGone();
+  }
+
+  /** The caller went away; `force` when a body read failed. */
+  callerGone(force = false): void {
+    if (this.#over || (this.#answered && !force)) return;
+    this.#status |= ConnectionStatus.ABORTED;
+    if (!this.#ignore) this.#stop("aborted");
+  }
+
+  /** The caller has its answer (the early 202): leaving is no abort now. */
+  acknowledge(): void {
+    this.#answered = true;
+  }
+
+  /** Whether `error` is this connection's own stop (not a failure). */
+  isOwnStop(error: unknown): boolean {
+    return this.#controller !== undefined && error !== undefined &&
+      error === this.#controller.signal.reason;
+  }
+
+  #stop(why: EarlyEnd): void {
+    if (this.#over) return;
+    // The waiting caller's answer is decided before the route hears of it.
+    this.endEarly(why);
+    (this.#controller ??= new AbortController()).abort(
+      stopReason(why, this.limit),
+    );
+    this.finish();
+  }
+
+  /**
+   * Ends the work: runs every shutdown function once, in order. Returns
+   * nothing when there was nothing to run.
+   */
+  finish(): Promise<void> | undefined {
+    if (this.#over) return this.#running;
+    this.#over = true;
+    this.#answered = true;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#shutdown === undefined) {
+      this.#done();
+      return undefined;
+    }
+    this.#running = this.#runShutdown(this.#shutdown);
+    return this.#running;
+  }
+
+  async #runShutdown(fns: ShutdownFunction[]): Promise<void> {
+    for (let i = 0; i < fns.length; i++) await this.#call(fns[i]);
+    this.#done();
+  }
+
+  #done(): void {
+    this.#ran = true;
+    this.#shutdown = undefined;
+    this.#resolveFinished?.(this.#status);
+  }
+
+  async #call(fn: ShutdownFunction): Promise<void> {
+    try {
+      await fn(this.#status);
+    } catch (error) {
+      await this.report(error);
+    }
+  }
+
+  /** Hands an error to `reportError`. */
+  report(error: unknown): Promise<void> {
+    return report(this.#reportError, error, this.#c, "connection()");
+  }
+}
+
+function noop(): void {}

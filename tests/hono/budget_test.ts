@@ -1,0 +1,132 @@
+// verifyTrigger()'s memory bound for bodies not yet authenticated: 200
+// connections that each declare a 1 MiB body with a current timestamp and a
+// random signature, send all of it but the last byte, and stall. The server
+// (another process, so its memory is its own) must grow by less than 100 MB;
+// past its budget it answers 503 with Retry-After without reading, and the
+// stalled ones end at the default body timeout with 408.
+import assert from "node:assert/strict";
+import { createSecret } from "../../mod.ts";
+import { sleep } from "../_hono_client.ts";
+
+const CONNECTIONS = 200;
+const BODY = 1_048_576;
+const encoder = new TextEncoder();
+
+async function rss(base: string): Promise<number> {
+  const response = await fetch(`${base}/rss`);
+  return (await response.json()).rss;
+}
+
+/** The first bytes a connection answers; one read, shared by every wait. */
+function firstAnswer(conn: Deno.Conn): Promise<string> {
+  const buffer = new Uint8Array(1024);
+  return conn.read(buffer).then(
+    (n) => n === null ? "" : new TextDecoder().decode(buffer.subarray(0, n)),
+    () => "",
+  );
+}
+
+/** The answer, or `""` when none came within `ms`. */
+async function within(answer: Promise<string>, ms: number): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(""), ms);
+  });
+  try {
+    return await Promise.race([answer, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test({
+  name:
+    "verifyTrigger() bounds unauthenticated bodies in memory: 200 stalled 1 MiB bodies grow the server < 100 MB",
+  // The writes left pending on stalled sockets end with the connections.
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const secret = createSecret();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      new URL("../_hono_budget_server.ts", import.meta.url).pathname,
+      secret,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const conns: Deno.Conn[] = [];
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    const first = await Promise.race([
+      reader.read(),
+      sleep(30_000).then(() => ({ value: undefined })),
+    ]);
+    assert.ok(first.value, "the server did not start within 30 s");
+    reader.releaseLock();
+    child.stdout.cancel().catch(() => {});
+    const { port } = JSON.parse(first.value);
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 3; i++) await rss(base); // warm up
+    const before = await rss(base);
+
+    const timestamp = Math.floor(Date.now() / 1000);
+    const body = new Uint8Array(BODY - 1).fill(0x61);
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const signature = "v1," +
+        btoa(
+          String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))),
+        );
+      const head = `POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Content-Length: ${BODY}\r\nwebhook-id: msg_stall_${i}\r\n` +
+        `webhook-timestamp: ${timestamp}\r\nwebhook-signature: ${signature}\r\n\r\n`;
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(conn);
+      await conn.write(encoder.encode(head));
+      // Not awaited: a refused request's body is never read.
+      conn.write(body).catch(() => {});
+    }
+    // Let the admitted bodies arrive (well within the 10 s body timeout).
+    let peak = 0;
+    for (let i = 0; i < 6; i++) {
+      await sleep(500);
+      peak = Math.max(peak, await rss(base));
+    }
+    const grown = (peak - before) / 1_048_576;
+    const pending = conns.map(firstAnswer);
+    const answers = await Promise.all(pending.map((a) => within(a, 1000)));
+    const refused = answers.filter((a) => a.startsWith("HTTP/1.1 503"));
+    console.log(
+      `server RSS ${Math.round(before / 1_048_576)} MB -> peak ${
+        Math.round(peak / 1_048_576)
+      } MB (+${
+        grown.toFixed(1)
+      } MB); ${refused.length} of ${CONNECTIONS} answered 503 at once`,
+    );
+    assert.ok(grown < 100, `the server grew by ${grown.toFixed(1)} MB`);
+    assert.ok(refused.length >= CONNECTIONS / 2, `${refused.length} refused`);
+    assert.match(refused[0], /\r\nretry-after: 5\r\n/i);
+    // The admitted ones stall: the default bodyTimeout (10 s) ends them.
+    const admitted = pending.filter((_, i) => answers[i] === "");
+    const late = await Promise.all(admitted.map((a) => within(a, 15_000)));
+    assert.ok(late.length > 0, "no body was admitted at all");
+    for (const answer of late) {
+      assert.match(answer, /^HTTP\/1\.1 408/);
+      assert.match(answer, /Request body not received within 10000 ms/);
+    }
+  } finally {
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch {
+        // Closed by the server already.
+      }
+    }
+    child.kill("SIGTERM");
+    await child.status;
+  }
+});

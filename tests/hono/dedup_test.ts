@@ -1,0 +1,225 @@
+// The dedup side of verifyTrigger(): the memory store's eviction, the time
+// to live values a store is given, a key import that fails once, and
+// PostgresDedupStore's errors (never a password).
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  type ClaimResult,
+  type DedupStore,
+  MemoryDedupStore,
+  verifyTrigger,
+} from "../../src/hono/mod.ts";
+import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
+import { createSecret, signPayload } from "../../mod.ts";
+import { sleep } from "../_hono_client.ts";
+
+let counter = 0;
+
+async function signed(
+  secret: string,
+  body: string,
+  id = `msg_dedup_${++counter}`,
+): Promise<Record<string, string>> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  return {
+    "webhook-id": id,
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": await signPayload(secret, { id, timestamp, body }),
+  };
+}
+
+Deno.test("MemoryDedupStore evicts expired entries first, wherever they are", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 2 });
+  await store.claim("long", 60_000);
+  await store.complete("long", 60_000); // first in the map, still remembered
+  await store.claim("short", 60_000);
+  await store.complete("short", 20); // behind it, expires soon
+  await sleep(40);
+  assert.equal(await store.claim("new", 60_000), "claimed");
+  assert.equal(await store.claim("long", 60_000), "done", "kept");
+});
+
+Deno.test("MemoryDedupStore shared by two middlewares: a replay never runs twice", async () => {
+  // Two routes with different tolerances, one store: the long-lived id sits
+  // before an expired one in the store's order.
+  const secret = createSecret();
+  const store = new MemoryDedupStore({ maxEntries: 2 });
+  const runs = new Map<string, number>();
+  const app = new Hono();
+  const route = (c: { req: { path: string } }) => {
+    runs.set(c.req.path, (runs.get(c.req.path) ?? 0) + 1);
+    return new Response("ran");
+  };
+  app.post("/long", verifyTrigger({ secret, store, tolerance: 60_000 }), route);
+  app.post(
+    "/short",
+    verifyTrigger({ secret, store, tolerance: 1_000, remember: 2_000 }),
+    route,
+  );
+  const send = async (path: string, headers: Record<string, string>) => {
+    const response = await app.request(path, {
+      method: "POST",
+      body: "x",
+      headers,
+    });
+    await response.body?.cancel();
+    return response.status;
+  };
+  const remembered = await signed(secret, "x");
+  assert.equal(await send("/long", remembered), 200);
+  assert.equal(await send("/short", await signed(secret, "x")), 200);
+  await sleep(2_100); // the /short id expires; the /long one is remembered
+  assert.equal(await send("/short", await signed(secret, "x")), 200);
+  // A replay of the first request, well inside its 60 s tolerance.
+  assert.equal(await send("/long", remembered), 200);
+  assert.equal(runs.get("/long"), 1, "the replay ran the route again");
+});
+
+/** A store that records every call, backed by a real MemoryDedupStore. */
+class RecordingStore implements DedupStore {
+  calls: Array<[string, string, number?]> = [];
+  #store = new MemoryDedupStore();
+  claim(id: string, ttl: number): Promise<ClaimResult> {
+    this.calls.push(["claim", id, ttl]);
+    return this.#store.claim(id, ttl);
+  }
+  complete(id: string, ttl: number): Promise<void> {
+    this.calls.push(["complete", id, ttl]);
+    return this.#store.complete(id, ttl);
+  }
+  release(id: string): Promise<void> {
+    this.calls.push(["release", id]);
+    return this.#store.release(id);
+  }
+}
+
+Deno.test("verifyTrigger() gives the store lease to claim() and remember to complete(), in ms", async () => {
+  const secret = createSecret();
+  const cases: Array<[object, number, number]> = [
+    [{}, 300_000, 600_000], // the defaults: lease 5 min, remember 2 x tolerance
+    [{ tolerance: 60_000 }, 300_000, 120_000],
+    [
+      { tolerance: 60_000, remember: 86_400_000, lease: 30_000 },
+      30_000,
+      86_400_000,
+    ],
+  ];
+  for (const [options, lease, remember] of cases) {
+    const store = new RecordingStore();
+    const app = new Hono();
+    let fail = false;
+    app.post("/hook", verifyTrigger({ secret, store, ...options }), (c) => {
+      return fail ? c.text("failed", 500) : c.text("ran");
+    });
+    const ok = await signed(secret, "x");
+    await (await app.request("/hook", {
+      method: "POST",
+      body: "x",
+      headers: ok,
+    }))
+      .body?.cancel();
+    fail = true;
+    const bad = await signed(secret, "x");
+    await (await app.request("/hook", {
+      method: "POST",
+      body: "x",
+      headers: bad,
+    }))
+      .body?.cancel();
+    const okId = ok["webhook-id"];
+    const badId = bad["webhook-id"];
+    assert.deepEqual(store.calls, [
+      ["claim", okId, lease],
+      ["complete", okId, remember],
+      ["claim", badId, lease],
+      ["release", badId],
+    ], JSON.stringify(options));
+  }
+});
+
+Deno.test("verifyTrigger() retries a key import that failed, instead of keeping the failure", async () => {
+  const secret = createSecret();
+  const app = new Hono();
+  let runs = 0;
+  app.post("/hook", verifyTrigger({ secret }), (c) => (runs++, c.text("ran")));
+  app.onError((_error, c) => c.text("failed", 500)); // quiet
+  const [firstHeaders, secondHeaders] = [
+    await signed(secret, "x"),
+    await signed(secret, "x"),
+  ];
+  const subtle = crypto.subtle;
+  const realImport = subtle.importKey;
+  let failures = 1;
+  // One transient failure of the platform's key import; the real one after.
+  subtle.importKey = function (...args: unknown[]) {
+    if (failures-- > 0) {
+      return Promise.reject(new DOMException("transient", "OperationError"));
+    }
+    return (realImport as (...a: unknown[]) => Promise<CryptoKey>).apply(
+      subtle,
+      args,
+    );
+  } as SubtleCrypto["importKey"];
+  try {
+    const first = await app.request("/hook", {
+      method: "POST",
+      body: "x",
+      headers: firstHeaders,
+    });
+    assert.equal(first.status, 500);
+    await first.body?.cancel();
+    const second = await app.request("/hook", {
+      method: "POST",
+      body: "x",
+      headers: secondHeaders,
+    });
+    assert.equal(second.status, 200);
+    assert.equal(await second.text(), "ran");
+  } finally {
+    subtle.importKey = realImport;
+  }
+  assert.equal(runs, 1);
+});
+
+Deno.test("PostgresDedupStore never puts the password in an error message", async () => {
+  const password = "s3cr#t-pa55word";
+  const strings = [
+    // Not a valid URL: an unencoded "#" in the password, a port out of range.
+    `postgres://postgres:${password}@127.0.0.1:99999/postgres`,
+    `postgres://postgres:${password}@127.0.0.1:5/postgres`,
+    `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:1/postgres`,
+    `postgres://postgres:${password}@127.0.0.1/db?sslmode=bogus`,
+  ];
+  const parts = [password, encodeURIComponent(password), "s3cr", "pa55word"];
+  for (const connectionString of strings) {
+    const store = new PostgresDedupStore({ connectionString });
+    try {
+      for (
+        const call of [
+          () => store.claim("msg_1", 1000),
+          () => store.complete("msg_1", 1000),
+          () => store.release("msg_1"),
+        ]
+      ) {
+        const error = await call().then(
+          () => assert.fail(`no error for ${connectionString}`),
+          (error: unknown) => error,
+        );
+        const shown = [
+          String(error),
+          (error as Error).stack ?? "",
+          JSON.stringify(error),
+          String((error as Error).cause ?? ""),
+        ].join("\n");
+        for (const part of parts) {
+          assert.ok(
+            !shown.includes(part),
+            `"${part}" shown for ${connectionString}: ${shown}`,
+          );
+        }
+      }
+    } finally {
+      await store.close();
+    }
+  }
+});

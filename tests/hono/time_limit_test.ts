@@ -1,0 +1,155 @@
+// connection({ timeLimit }): once the limit has passed, a caller still
+// waiting gets 503, whatever the route does next; the connection's own stop
+// is not logged as an error. Real sockets: Deno.serve and fetch.
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  connection,
+  type ConnectionEnv,
+  ConnectionStatus,
+  drainBackground,
+} from "../../src/hono/mod.ts";
+import { sleep, waitFor } from "../_hono_client.ts";
+
+const LIMIT = 300;
+
+/** Route styles: what a route does once its time limit has passed. */
+function styles(upstream: string) {
+  return {
+    // Stops at the signal, then answers as if all went well.
+    "returns 200 after the signal": async (c: RouteContext) => {
+      const { signal } = c.var.connection;
+      await new Promise((resolve) => signal.addEventListener("abort", resolve));
+      return c.text("done");
+    },
+    // Passes the signal down (to fetch) and lets the TimeoutError propagate.
+    "lets the TimeoutError of fetch propagate": async (c: RouteContext) => {
+      const response = await fetch(upstream, {
+        signal: c.var.connection.signal,
+      });
+      return c.text(await response.text());
+    },
+    // Throws the signal's reason itself.
+    "throws signal.reason": async (c: RouteContext) => {
+      const conn = c.var.connection;
+      for (;;) {
+        conn.signal.throwIfAborted();
+        await sleep(10);
+      }
+    },
+    // Never looks at the signal: works on and answers 200 late.
+    "ignores the signal entirely": async (c: RouteContext) => {
+      await sleep(LIMIT + 700);
+      return c.text("done");
+    },
+    // Answers its own error at the signal.
+    "answers its own 500 at the signal": async (c: RouteContext) => {
+      const conn = c.var.connection;
+      while (!conn.signal.aborted) await sleep(10);
+      return c.text("stopped", 500);
+    },
+  };
+}
+
+type RouteContext = {
+  var: { connection: ConnectionEnv["Variables"]["connection"] };
+  text(text: string, status?: 500): Response;
+};
+
+/** A server that holds every request until its caller aborts. */
+function serveUpstream(): { url: string; shutdown(): Promise<void> } {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) =>
+      new Promise<Response>((resolve) => {
+        const timer = setTimeout(() => resolve(new Response("late")), 10_000);
+        request.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve(new Response("aborted"));
+        });
+      }),
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/`,
+    shutdown: () => server.shutdown(),
+  };
+}
+
+Deno.test("connection({ timeLimit }): the waiting caller gets 503 in every route style, nothing logged", async (t) => {
+  const upstream = serveUpstream();
+  const logged: unknown[][] = [];
+  const realError = console.error;
+  console.error = (...args: unknown[]) => void logged.push(args);
+  const reported: unknown[] = [];
+  const shutdown = new Map<string, number[]>();
+  const app = new Hono<ConnectionEnv>(); // Hono's default error handler
+  const routes = Object.entries(styles(upstream.url));
+  routes.forEach(([name, route], i) => {
+    app.get(
+      `/style/${i}`,
+      connection({
+        timeLimit: LIMIT,
+        reportError: (error) => void reported.push(error),
+      }),
+      (c) => {
+        // A cleanup that takes a while: the route may answer meanwhile.
+        c.var.connection.onShutdown(async (status) => {
+          await sleep(50);
+          shutdown.set(name, [...shutdown.get(name) ?? [], status]);
+        });
+        return route(c as unknown as RouteContext);
+      },
+    );
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    app.fetch,
+  );
+  try {
+    for (const [i, [name]] of routes.entries()) {
+      await t.step(name, async () => {
+        const response = await fetch(
+          `http://127.0.0.1:${server.addr.port}/style/${i}`,
+          { signal: AbortSignal.timeout(10_000) },
+        );
+        assert.equal(response.status, 503, name);
+        assert.equal(
+          await response.text(),
+          `Time limit exceeded: the route ran past ${LIMIT} ms\n`,
+        );
+        await waitFor(() => shutdown.has(name), `${name}: shutdown`);
+        assert.deepEqual(shutdown.get(name), [ConnectionStatus.TIMEOUT]);
+      });
+    }
+    assert.equal(await drainBackground(), true);
+  } finally {
+    console.error = realError;
+    await server.shutdown();
+    await upstream.shutdown();
+  }
+  assert.deepEqual(logged, [], "nothing logged as an error");
+  assert.deepEqual(reported, [], "nothing reported");
+});
+
+Deno.test("connection({ timeLimit }): an app.onError that answers getResponse() keeps the 503", async () => {
+  const app = new Hono<ConnectionEnv>();
+  const seen: string[] = [];
+  app.onError((error, c) => {
+    seen.push(error.name);
+    if ("getResponse" in error) {
+      return (error as { getResponse(): Response }).getResponse();
+    }
+    return c.text("Internal Server Error", 500);
+  });
+  app.get("/", connection({ timeLimit: 50 }), async (c) => {
+    for (;;) {
+      c.var.connection.signal.throwIfAborted();
+      await sleep(5);
+    }
+  });
+  const response = await app.request("/");
+  assert.equal(response.status, 503);
+  await response.body?.cancel();
+  assert.equal(await drainBackground(), true);
+  assert.deepEqual(seen, ["TimeoutError"]);
+});
