@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { NGINX, skipUnless } from "../_env.ts";
 import { Hono } from "hono";
 import {
   connection,
@@ -527,15 +528,6 @@ Deno.test("connection() on Node via @hono/node-server", async (t) => {
 // nginx in front of the app on Deno.serve.
 // ---------------------------------------------------------------------------
 
-const NGINX = "/usr/sbin/nginx";
-const hasNginx = (() => {
-  try {
-    return Deno.statSync(NGINX).isFile;
-  } catch {
-    return false;
-  }
-})();
-
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -577,7 +569,7 @@ http {
 }
 `,
   );
-  const child = new Deno.Command(NGINX, {
+  const child = new Deno.Command(NGINX!, {
     args: ["-p", dir, "-c", conf, "-e", `${dir}/error.log`],
     stdin: "null",
     stdout: "null",
@@ -679,7 +671,10 @@ function tally(values: string[]): Record<string, number> {
 
 Deno.test({
   name: "connection() behind nginx",
-  ignore: !hasNginx,
+  ignore: skipUnless(
+    NGINX !== undefined,
+    "nginx is not installed (apt-get install nginx-light)",
+  ),
   async fn(t) {
     await withDenoServer(async (target, { records }) => {
       const nginx = await startNginx(target.port);
