@@ -70,7 +70,7 @@ Deno.test("Vercel edge-runtime: the example discovers the request context's wait
   const modules = await edgeRuntimeModules();
   const recorder = denoRecorder({ delay: 300 });
   try {
-    const code = await bundle("../_edge/vercel_entry.ts");
+    const code = await bundle("./_edge/vercel_entry.ts");
     const target = `${recorder.origin}/vercel?month=2026-11`;
     const out = await withTempFile(code, (path) =>
       node([
@@ -92,16 +92,16 @@ Deno.test("Vercel edge-runtime: the example discovers the request context's wait
   }
 });
 
-Deno.test("Node: the bundled module uses the fetch transport and delivers", async () => {
+Deno.test("Node: the bundled module uses the raw socket (node:net) and delivers", async () => {
   const recorder = denoRecorder();
   try {
-    const code = await bundle("../_edge/node_entry.ts");
+    const code = await bundle("./_edge/node_entry.ts");
     const out = await withTempFile(
       code,
       (path) => node([path, `${recorder.origin}/node`]),
     );
     assert.deepEqual(JSON.parse(out), {
-      sent: { ok: true, transport: "fetch" },
+      sent: { ok: true, transport: "socket" },
       accepted: { ok: true, status: 202 },
     });
     const bodies = [

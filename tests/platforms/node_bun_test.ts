@@ -1,0 +1,233 @@
+// trigger() on real Node (`node`, 20 here) and Bun (1.4.5, installed by this
+// test into a cache): the bundled module picks node:net / node:tls, and the
+// Deno side checks what real servers received. Also: the exit warning on
+// Deno, Node and Bun, run as subprocesses.
+import assert from "node:assert/strict";
+import { trigger } from "../../mod.ts";
+import { bundle } from "../_bundle.ts";
+import {
+  deadPort,
+  denoRecorder,
+  makeCert,
+  misbehaving,
+  nodeRecorder,
+  rawCapture,
+  type Recorder,
+  tlsRecorder,
+} from "../_servers.ts";
+import { bunBinary, run, withTempFile } from "../_node/_runtimes.ts";
+
+const MB = 1024 * 1024;
+const decoder = new TextDecoder();
+
+/** The same generator as the entry's `pattern()`. */
+function pattern(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  let x = 0x12345678;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+/** Deno.serve recording the client port (the connection) of each request. */
+function portRecorder() {
+  const ports: number[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request, info) => {
+      await request.arrayBuffer();
+      ports.push(info.remoteAddr.port);
+      return new Response("accepted, with a body to skip", { status: 202 });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/job`,
+    ports,
+    close: () => server.shutdown(),
+  };
+}
+
+function statusServer(status: number, delay = 0) {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      return new Response(null, { status });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/status`,
+    close: () => server.shutdown(),
+  };
+}
+
+type Results = Record<string, unknown>;
+type Summary = {
+  ok: boolean;
+  status?: number;
+  code?: string;
+  message?: string;
+  transport: string;
+};
+
+async function runTriggerEntry(
+  runtime: "node" | "bun",
+  recorder: Recorder,
+): Promise<void> {
+  const capture = rawCapture();
+  const ports = portRecorder();
+  const unavailable = statusServer(503);
+  const slow = statusServer(202, 300);
+  const cert = await makeCert();
+  const tls = tlsRecorder(cert);
+  let readBeforeReset = 0;
+  const reset = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(64 * 1024);
+    let read = 0;
+    while (read < 256 * 1024) {
+      const n = await conn.read(buffer);
+      if (n === null) return;
+      read += n;
+    }
+    readBeforeReset = Math.max(readBeforeReset, read);
+    conn.close();
+  });
+  const silent = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(16 * 1024);
+    while (await conn.read(buffer) !== null) { /* never answer */ }
+  });
+  try {
+    const code = await bundle("./_node/trigger_entry.ts");
+    const targets = {
+      capture: capture.origin,
+      recorder: recorder.origin,
+      ports: ports.url,
+      unavailable: unavailable.url,
+      slow: slow.url,
+      refused: `http://127.0.0.1:${deadPort()}/`,
+      tls: tls.origin,
+      cert: cert.cert,
+      reset: reset.origin,
+      silent: silent.origin,
+    };
+    const binary = runtime === "bun" ? await bunBinary() : "node";
+    const out = await withTempFile(
+      code,
+      (path) => run(binary, [path, JSON.stringify(targets)], 60_000),
+    );
+    const results: Results = {};
+    for (const line of out.stdout.split("\n").filter(Boolean)) {
+      const { name, value } = JSON.parse(line);
+      results[name] = value;
+    }
+    const get = (name: string) => results[name] as Summary;
+
+    const version = results.runtime as { bun: string | null };
+    assert.equal(version.bun !== null, runtime === "bun", out.stderr);
+
+    // The same bytes as Deno writes for the same request.
+    assert.deepEqual(get("wire"), {
+      ok: true,
+      status: 204,
+      transport: "socket",
+    });
+    const theirs = await capture.requests.take();
+    const ours = await trigger(`${capture.origin}/wire?q=1&r=%C3%A9`, {
+      json: { a: "é", n: [1, 2] },
+      headers: { "x-test": "wire" },
+      wait: "accepted",
+      reuse: false,
+    });
+    await ours.done;
+    assert.deepEqual(theirs, await capture.requests.take());
+
+    // Intact large bodies, read by a real server.
+    const expected = pattern(3 * MB);
+    for (const wait of ["sent", "accepted"]) {
+      assert.deepEqual(get(`large-${wait}`).ok, true);
+      assert.equal(get(`large-${wait}`).transport, "socket");
+      assert.deepEqual(results[`large-${wait}-outcome`], {
+        ok: true,
+        status: 202,
+      });
+      const seen = await recorder.seen.take();
+      assert.equal(seen.url, `/large?wait=${wait}`);
+      assert.equal(seen.headers["content-length"], String(3 * MB));
+      assert.ok(
+        seen.body.length === expected.length &&
+          seen.body.every((b, i) => b === expected[i]),
+        `the ${wait} body arrived intact`,
+      );
+    }
+
+    assert.equal(get("accepted-503").status, 503);
+    assert.equal(get("accepted-503").code, "HTTP_STATUS");
+
+    // One kept-alive connection carried all four.
+    assert.deepEqual(
+      results.reuse,
+      Array(4).fill({ ok: true, status: 202 }),
+    );
+    assert.equal(new Set(ports.ports).size, 1, `ports ${ports.ports}`);
+
+    assert.equal(get("refused").code, "CONNECT", get("refused").message);
+    assert.equal(
+      get("tls-untrusted").code,
+      "TLS",
+      get("tls-untrusted").message,
+    );
+    assert.deepEqual(
+      { ok: get("tls-caCerts").ok, status: get("tls-caCerts").status },
+      { ok: true, status: 202 },
+      get("tls-caCerts").message,
+    );
+    const overTls = await tls.seen.take();
+    assert.equal(overTls.url, "/tls");
+    assert.deepEqual(JSON.parse(decoder.decode(overTls.body)), { tls: true });
+
+    for (const wait of ["sent", "accepted"]) {
+      const failed = get(`reset-${wait}`);
+      assert.equal(failed.code, "CLOSED", failed.message);
+    }
+    assert.ok(readBeforeReset >= 256 * 1024);
+    assert.equal(get("timeout").code, "TIMEOUT", get("timeout").message);
+
+    assert.equal(get("drain-before").ok, true);
+    assert.equal(results.drain, true);
+    assert.deepEqual(results["drain-outcome"], { ok: true, status: 202 });
+    assert.equal(out.stderr, "", "nothing reported at exit");
+  } finally {
+    await Promise.all([
+      capture.close(),
+      ports.close(),
+      unavailable.close(),
+      slow.close(),
+      tls.close(),
+      reset.close(),
+      silent.close(),
+    ]);
+  }
+}
+
+Deno.test("Node: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes, reuse, drain", async () => {
+  const recorder = await nodeRecorder();
+  try {
+    await runTriggerEntry("node", recorder);
+  } finally {
+    await recorder.close();
+  }
+});
+
+Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes, reuse, drain", async () => {
+  const recorder = denoRecorder();
+  try {
+    await runTriggerEntry("bun", recorder);
+  } finally {
+    await recorder.close();
+  }
+});
