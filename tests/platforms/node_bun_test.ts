@@ -231,3 +231,50 @@ Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes
     await recorder.close();
   }
 });
+
+/** Runs tests/_node/exit_entry.ts on `runtime` against `target`. */
+async function runExitEntry(
+  runtime: "deno" | "node" | "bun",
+  args: string[],
+) {
+  const entry = new URL("../_node/exit_entry.ts", import.meta.url).pathname;
+  if (runtime === "deno") {
+    return await run(Deno.execPath(), ["run", "-A", entry, ...args], 30_000);
+  }
+  const code = await bundle("./_node/exit_entry.ts");
+  const binary = runtime === "bun" ? await bunBinary() : "node";
+  return await withTempFile(
+    code,
+    (path) => run(binary, [path, ...args], 30_000),
+  );
+}
+
+Deno.test("an exit with triggers in flight says how many on stderr, once; none after drainTriggers() (Deno, Node, Bun)", async (t) => {
+  // Accepts and reads, never answers: the triggers stay in flight.
+  const silent = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(16 * 1024);
+    while (await conn.read(buffer) !== null) { /* never answer */ }
+  });
+  const slow = statusServer(202, 200);
+  try {
+    for (const runtime of ["deno", "node", "bun"] as const) {
+      await t.step(runtime, async () => {
+        const cut = await runExitEntry(runtime, [silent.origin, "2"]);
+        assert.equal(cut.code, 0, cut.stderr);
+        assert.equal(cut.stdout.trim(), "[true,true]");
+        const lines = cut.stderr.split("\n").filter((line) =>
+          line.includes("fire-trigger:")
+        );
+        assert.equal(lines.length, 1, cut.stderr);
+        assert.match(lines[0], /exited with 2 triggers still in flight/);
+
+        const drained = await runExitEntry(runtime, [slow.url, "3", "drain"]);
+        assert.equal(drained.code, 0, drained.stderr);
+        assert.equal(drained.stdout.trim(), "[true,true,true]");
+        assert.equal(drained.stderr, "");
+      });
+    }
+  } finally {
+    await Promise.all([silent.close(), slow.close()]);
+  }
+});
