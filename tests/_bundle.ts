@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 
 /** Bundles `entry` (relative to tests/) as one ESM file and returns its code. */
-export async function bundle(entry: string): Promise<string> {
+export async function bundle(
+  entry: string,
+  platform: "browser" | "node" = "browser",
+): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "trigger-bundle-" });
   try {
     const out = `${dir}/bundle.mjs`;
@@ -11,7 +14,7 @@ export async function bundle(entry: string): Promise<string> {
         "bundle",
         "--quiet",
         "--platform",
-        "browser",
+        platform,
         "--format",
         "esm",
         "-o",

@@ -15,7 +15,12 @@ import {
   type Recorder,
   tlsRecorder,
 } from "../_servers.ts";
-import { bunBinary, run, withTempFile } from "../_node/_runtimes.ts";
+import {
+  bunBinary,
+  npmModules,
+  run,
+  withTempFile,
+} from "../_node/_runtimes.ts";
 
 const MB = 1024 * 1024;
 const decoder = new TextDecoder();
@@ -276,5 +281,101 @@ Deno.test("an exit with triggers in flight says how many on stderr, once; none a
     }
   } finally {
     await Promise.all([silent.close(), slow.close()]);
+  }
+});
+
+const VERCEL_NODE = "@vercel/node@24.0.0";
+
+/**
+ * Runs the bundled tests/_node/vercel_function.ts under @vercel/node's dev
+ * server (what `vercel dev` runs for the Node.js runtime: it defines
+ * globalThis[Symbol.for("@vercel/request-context")] with its waitUntil, and
+ * on SIGTERM awaits what was handed to it before exiting), calls it once in
+ * `mode`, sends SIGTERM, and returns the answer and the server's stderr.
+ */
+async function vercelNodeCall(
+  target: string,
+  mode: "discover" | "package" | "noop",
+): Promise<{ answer: unknown; stderr: string }> {
+  const modules = await npmModules(
+    VERCEL_NODE,
+    "@vercel/node/dist/dev-server.mjs",
+  );
+  const code = await bundle("./_node/vercel_function.ts", "node");
+  const dir = await Deno.makeTempDir({ prefix: "trigger-vercel-node-" });
+  try {
+    await Deno.mkdir(`${dir}/api`);
+    await Deno.writeTextFile(`${dir}/api/start.mjs`, code);
+    const child = new Deno.Command("node", {
+      args: [`${modules}/@vercel/node/dist/dev-server.mjs`],
+      cwd: dir,
+      env: { VERCEL_DEV_ENTRYPOINT: "api/start.mjs" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    try {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let out = "";
+      let port: string | undefined;
+      while (port === undefined) {
+        const { value, done } = await reader.read();
+        if (done) assert.fail(`dev server ended: ${out} ${await stderr}`);
+        out += value;
+        port = /listening: .*port: (\d+)/.exec(out)?.[1];
+      }
+      reader.releaseLock();
+      child.stdout.cancel().catch(() => {});
+      const response = await fetch(
+        `http://127.0.0.1:${port}/api/start?mode=${mode}&target=${
+          encodeURIComponent(target)
+        }`,
+      ).catch((error) => {
+        child.kill("SIGKILL");
+        throw error;
+      });
+      const answer = await response.json();
+      child.kill("SIGTERM"); // the instance shuts down right after answering
+      const status = await child.status;
+      assert.equal(status.code, 0, await stderr);
+      return { answer, stderr: await stderr };
+    } finally {
+      clearTimeout(kill);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("Vercel Node.js runtime (@vercel/node dev server, @vercel/functions): raw socket, waitUntil discovered from the request context", async (t) => {
+  const recorder = denoRecorder({ delay: 500 });
+  try {
+    for (const mode of ["discover", "package"] as const) {
+      await t.step(mode, async () => {
+        const { answer, stderr } = await vercelNodeCall(
+          `${recorder.origin}/vercel-node`,
+          mode,
+        );
+        assert.deepEqual(answer, { ok: true, transport: "socket" });
+        // Kept by Vercel's waitUntil until the status line: nothing cut short.
+        assert.doesNotMatch(stderr, /fire-trigger:/);
+        const seen = await recorder.seen.take();
+        assert.deepEqual(JSON.parse(decoder.decode(seen.body)), { mode });
+      });
+    }
+    await t.step("control: a waitUntil that keeps nothing", async () => {
+      const { answer, stderr } = await vercelNodeCall(
+        `${recorder.origin}/vercel-node`,
+        "noop",
+      );
+      assert.deepEqual(answer, { ok: true, transport: "socket" });
+      assert.match(stderr, /exited with 1 trigger still in flight/);
+      await recorder.seen.take(); // written before the exit
+    });
+  } finally {
+    await recorder.close();
   }
 });
