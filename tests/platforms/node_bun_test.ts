@@ -15,6 +15,7 @@ import {
   type Recorder,
   tlsRecorder,
 } from "../_servers.ts";
+import { rawRequest, sendAndClose, sleep } from "../_hono_client.ts";
 import {
   bunBinary,
   npmModules,
@@ -377,5 +378,68 @@ Deno.test("Vercel Node.js runtime (@vercel/node dev server, @vercel/functions): 
     });
   } finally {
     await recorder.close();
+  }
+});
+
+Deno.test("Bun.serve request.signal, measured: quiet after an answer, aborts when the caller leaves (body read or not), body readable after", async () => {
+  const child = new Deno.Command(await bunBinary(), {
+    args: [new URL("../_node/bun_signal_server.ts", import.meta.url).pathname],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) assert.fail(`bun ended: ${text}`);
+      text += value;
+    }
+    reader.releaseLock();
+    const { port } = JSON.parse(text);
+    const base = `http://127.0.0.1:${port}`;
+    const body = "x".repeat(2048);
+
+    const answered = await fetch(`${base}/w?id=normal&ms=10`);
+    assert.equal(await answered.text(), "ok");
+    await sendAndClose(port, rawRequest("GET", "/w?id=get&ms=1000"), 200);
+    await sendAndClose(
+      port,
+      rawRequest("POST", "/w?id=read&ms=1000&read=1", body),
+      200,
+    );
+    await sendAndClose(
+      port,
+      rawRequest("POST", "/w?id=late&ms=400&readlate=1", body),
+      200,
+    );
+    await sendAndClose(port, rawRequest("GET", "/w?id=atonce&ms=300"), 0);
+    type Entry = {
+      abortedAfter?: number;
+      reason?: string;
+      body?: number;
+      answered?: boolean;
+    };
+    let log: Record<string, Entry> = {};
+    for (let i = 0; i < 100; i++) {
+      log = await (await fetch(`${base}/log`)).json();
+      if (Object.values(log).every((e) => e.answered)) break;
+      await sleep(50);
+    }
+    assert.deepEqual(log.normal, { answered: true }, "no abort after answer");
+    for (const id of ["get", "read", "late", "atonce"]) {
+      assert.equal(log[id].reason, "AbortError", `${id}: ${log[id]}`);
+      assert.ok(log[id].abortedAfter! < 1000, `${id} seen late`);
+    }
+    assert.equal(log.read.body, 2048);
+    assert.equal(log.late.body, 2048, "the body stays readable");
+    console.log(JSON.stringify(log));
+  } finally {
+    clearTimeout(kill);
+    child.kill("SIGTERM");
+    await child.status;
   }
 });
