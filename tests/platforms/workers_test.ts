@@ -54,7 +54,7 @@ Deno.test({
   async fn() {
     const slow = target(1_000);
     try {
-      await withWorker("../_workers/trigger_worker.ts", async (mf) => {
+      await withWorker("./_workers/trigger_worker.ts", async (mf) => {
         for (const transport of ["fetch", "socket", "auto"]) {
           const query = new URLSearchParams({ target: slow.url, transport });
           const before = slow.answered();
@@ -109,7 +109,7 @@ Deno.test({
   async fn() {
     const fast = target(0);
     try {
-      await withWorker("../_workers/trigger_worker.ts", async (mf) => {
+      await withWorker("./_workers/trigger_worker.ts", async (mf) => {
         const tries = 5;
         for (let i = 0; i < tries; i++) {
           const query = new URLSearchParams({
@@ -157,7 +157,7 @@ Deno.test({
   async fn() {
     const reports = target(0);
     try {
-      await withWorker("../_workers/hono_worker.ts", async (mf) => {
+      await withWorker("./_workers/hono_worker.ts", async (mf) => {
         const ids = [1, 2, 3];
         for (const id of ids) {
           const response = await mf.dispatchFetch("http://worker.test/jobs", {
@@ -184,7 +184,7 @@ Deno.test({
 Deno.test("workerd: the Cloudflare examples run as written (Worker, and Hono with an acknowledged trigger)", async () => {
   const jobs = target(0);
   try {
-    await withWorker("../../examples/cloudflare_worker.ts", async (mf) => {
+    await withWorker("../examples/cloudflare_worker.ts", async (mf) => {
       const response = await mf.dispatchFetch(
         "http://worker.test/?month=2026-08",
       );
@@ -197,7 +197,7 @@ Deno.test("workerd: the Cloudflare examples run as written (Worker, and Hono wit
       });
     }, { JOB_URL: jobs.url });
 
-    await withWorker("../../examples/cloudflare_hono.ts", async (mf) => {
+    await withWorker("../examples/cloudflare_hono.ts", async (mf) => {
       const response = await mf.dispatchFetch("http://worker.test/orders", {
         method: "POST",
         headers: { "content-type": "application/json" },
