@@ -126,6 +126,7 @@ async function runTriggerEntry(
       code,
       (path) => run(binary, [path, JSON.stringify(targets)], 60_000),
     );
+    const exited = Date.now();
     const results: Results = {};
     for (const line of out.stdout.split("\n").filter(Boolean)) {
       const { name, value } = JSON.parse(line);
@@ -207,6 +208,12 @@ async function runTriggerEntry(
     assert.equal(results.drain, true);
     assert.deepEqual(results["drain-outcome"], { ok: true, status: 202 });
     assert.equal(out.stderr, "", "nothing reported at exit");
+    // Idle pooled connections do not keep the process alive: it exits at
+    // once instead of after the 4 s idle timeout.
+    const idle = results["idle-at-end"] as { count: number; at: number };
+    assert.ok(idle.count >= 1, `idle connections: ${idle.count}`);
+    const exitedAfter = exited - idle.at;
+    assert.ok(exitedAfter < 2_500, `exited ${exitedAfter} ms after its end`);
   } finally {
     await Promise.all([
       capture.close(),
