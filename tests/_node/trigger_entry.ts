@@ -5,6 +5,7 @@
 import { drainTriggers, trigger } from "../../mod.ts";
 import type { TriggerResult } from "../../mod.ts";
 import { idleConnectionCount } from "../../src/transport/_pool.ts";
+import { pattern } from "./_pattern.ts";
 
 /** The servers the test started, all on 127.0.0.1. */
 export interface Targets {
@@ -33,19 +34,6 @@ declare const process: { argv: string[]; versions: Record<string, string> };
 
 const targets = JSON.parse(process.argv[2]) as Targets;
 const MB = 1024 * 1024;
-
-/** Deterministic bytes covering every value, so corruption shows. */
-function pattern(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = 0x12345678;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}
 
 function summary(result: TriggerResult) {
   return {

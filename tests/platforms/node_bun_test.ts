@@ -11,11 +11,13 @@ import {
   makeCert,
   misbehaving,
   nodeRecorder,
+  portRecorder,
   rawCapture,
   type Recorder,
   tlsRecorder,
 } from "../_servers.ts";
 import { rawRequest, sendAndClose, sleep } from "../_hono_client.ts";
+import { pattern } from "../_node/_pattern.ts";
 import {
   bunBinary,
   npmModules,
@@ -25,37 +27,6 @@ import {
 
 const MB = 1024 * 1024;
 const decoder = new TextDecoder();
-
-/** The same generator as the entry's `pattern()`. */
-function pattern(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = 0x12345678;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}
-
-/** Deno.serve recording the client port (the connection) of each request. */
-function portRecorder() {
-  const ports: number[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (request, info) => {
-      await request.arrayBuffer();
-      ports.push(info.remoteAddr.port);
-      return new Response("accepted, with a body to skip", { status: 202 });
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/job`,
-    ports,
-    close: () => server.shutdown(),
-  };
-}
 
 function statusServer(status: number, delay = 0) {
   const server = Deno.serve(
