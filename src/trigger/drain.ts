@@ -57,6 +57,7 @@ export interface DrainTriggersOptions {
  * @returns `true` once none is in flight; `false` when the timeout passed or
  *   the signal aborted first.
  * @throws {RangeError} When `timeout` is not a positive number of ms.
+ * @throws {TypeError} When `signal` is not an AbortSignal.
  *
  * @example Usage
  * ```ts
@@ -93,7 +94,7 @@ export interface DrainTriggersOptions {
  * }
  * ```
  */
-export async function drainTriggers(
+export function drainTriggers(
   options: DrainTriggersOptions = {},
 ): Promise<boolean> {
   const { timeout, signal } = options;
@@ -107,7 +108,27 @@ export async function drainTriggers(
       }`,
     );
   }
-  if (signal?.aborted) return pending.size === 0;
+  if (
+    signal !== undefined &&
+    (typeof signal !== "object" || signal === null ||
+      typeof signal.addEventListener !== "function")
+  ) {
+    throw new TypeError(
+      `Cannot drain triggers: signal must be an AbortSignal, received ${
+        signal === null ? "null" : typeof signal
+      }`,
+    );
+  }
+  if (signal?.aborted || pending.size === 0) {
+    return Promise.resolve(pending.size === 0);
+  }
+  return waitForAll(timeout, signal);
+}
+
+async function waitForAll(
+  timeout: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
   let stop!: () => void;
   const stopped = new Promise<"stopped">((resolve) => {
     stop = () => resolve("stopped");

@@ -108,6 +108,17 @@ print(
     }),
   ),
 );
+// By name: SNI and the certificate's DNS name are checked.
+print(
+  "tls-localhost",
+  summary(
+    await trigger(`${targets.tls.replace("127.0.0.1", "localhost")}/name`, {
+      wait: "accepted",
+      caCerts: [targets.cert],
+      timeout: 5_000,
+    }),
+  ),
+);
 for (const wait of ["sent", "accepted"] as const) {
   const result = await trigger(`${targets.reset}/upload`, {
     body: new Uint8Array(10 * MB),

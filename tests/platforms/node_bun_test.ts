@@ -167,6 +167,15 @@ async function runTriggerEntry(
     const overTls = await tls.seen.take();
     assert.equal(overTls.url, "/tls");
     assert.deepEqual(JSON.parse(decoder.decode(overTls.body)), { tls: true });
+    assert.equal(
+      get("tls-localhost").status,
+      202,
+      get("tls-localhost").message,
+    );
+    assert.equal(
+      (await tls.seen.take()).headers.host,
+      `localhost:${new URL(tls.origin).port}`,
+    );
 
     for (const wait of ["sent", "accepted"]) {
       const failed = get(`reset-${wait}`);
