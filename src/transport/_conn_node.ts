@@ -91,9 +91,12 @@ class NodeConn implements RawConn {
         reject(new Error("Connection closed"));
         return;
       }
-      // The callback runs once the bytes are handed to the kernel.
+      // The callback runs once the bytes are handed to the kernel, or when
+      // the socket is destroyed first, then on Node without an error: a
+      // write cut short by close() must not count as sent.
       this.#socket.write(data, (error?: Error | null) => {
         if (error) reject(new Error(describe(error), { cause: error }));
+        else if (this.#closed) reject(new Error("Connection closed"));
         else resolve();
       });
     });

@@ -28,6 +28,8 @@ export interface Targets {
   reset: string;
   /** Accepts and reads, never answers. */
   silent: string;
+  /** Accepts and never reads (for 3 s). */
+  stalled: string;
 }
 
 declare const process: { argv: string[]; versions: Record<string, string> };
@@ -128,6 +130,16 @@ for (const wait of ["sent", "accepted"] as const) {
   });
   print(`reset-${wait}`, summary(result));
   await result.done;
+}
+// A 10 MB body the server never reads: the write cannot finish.
+for (const wait of ["sent", "accepted"] as const) {
+  const stalled = await trigger(`${targets.stalled}/upload`, {
+    body: new Uint8Array(10 * MB),
+    wait,
+    timeout: 1_000,
+    reuse: false,
+  });
+  print(`backpressure-${wait}`, summary(stalled));
 }
 const silent = await trigger(targets.silent, {
   wait: "accepted",

@@ -78,6 +78,7 @@ async function runTriggerEntry(
     const buffer = new Uint8Array(16 * 1024);
     while (await conn.read(buffer) !== null) { /* never answer */ }
   });
+  const stalled = misbehaving(() => sleep(3_000));
   try {
     const code = await bundle("./_node/trigger_entry.ts");
     const targets = {
@@ -91,6 +92,7 @@ async function runTriggerEntry(
       cert: cert.cert,
       reset: reset.origin,
       silent: silent.origin,
+      stalled: stalled.origin,
     };
     const binary = runtime === "bun" ? await bunBinary() : "node";
     const out = await withTempFile(
@@ -183,6 +185,11 @@ async function runTriggerEntry(
     }
     assert.ok(readBeforeReset >= 256 * 1024);
     assert.equal(get("timeout").code, "TIMEOUT", get("timeout").message);
+    for (const wait of ["sent", "accepted"]) {
+      // A write cut short by the timeout is not "sent".
+      const stalled = get(`backpressure-${wait}`);
+      assert.equal(stalled.code, "TIMEOUT", JSON.stringify(stalled));
+    }
 
     assert.equal(get("drain-before").ok, true);
     assert.equal(results.drain, true);
@@ -203,6 +210,7 @@ async function runTriggerEntry(
       tls.close(),
       reset.close(),
       silent.close(),
+      stalled.close(),
     ]);
   }
 }
