@@ -438,3 +438,71 @@ Deno.test("Bun.serve request.signal, measured: quiet after an answer, aborts whe
     await child.status;
   }
 });
+
+Deno.test("the shutdown recipe: SIGINT (Deno Deploy) and SIGTERM (servers) drain the trigger in flight, then exit 0 (Deno, Node, Bun)", async (t) => {
+  const slow = denoRecorder({ delay: 500 });
+  try {
+    for (const runtime of ["deno", "node", "bun"] as const) {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        await t.step(`${runtime} ${signal}`, async () => {
+          let binary = Deno.execPath();
+          let args = [
+            "run",
+            "-A",
+            new URL("../_node/shutdown_entry.ts", import.meta.url).pathname,
+          ];
+          let dir: string | undefined;
+          if (runtime !== "deno") {
+            dir = await Deno.makeTempDir({ prefix: "trigger-shutdown-" });
+            await Deno.writeTextFile(
+              `${dir}/entry.mjs`,
+              await bundle("./_node/shutdown_entry.ts"),
+            );
+            binary = runtime === "bun" ? await bunBinary() : "node";
+            args = [`${dir}/entry.mjs`];
+          }
+          const child = new Deno.Command(binary, {
+            args: [...args, slow.origin],
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          const kill = setTimeout(() => child.kill("SIGKILL"), 20_000);
+          try {
+            const stderr = new Response(child.stderr).text();
+            const lines = child.stdout.pipeThrough(new TextDecoderStream())
+              .getReader();
+            let out = "";
+            while (!out.includes("\n")) {
+              const { value, done } = await lines.read();
+              if (done) assert.fail(`${runtime} ended: ${await stderr}`);
+              out += value;
+            }
+            assert.deepEqual(JSON.parse(out), { ready: true });
+            child.kill(signal); // while the target still works (500 ms)
+            while (true) {
+              const { value, done } = await lines.read();
+              if (done) break;
+              out += value;
+            }
+            const status = await child.status;
+            assert.equal(status.code, 0, await stderr);
+            assert.deepEqual(JSON.parse(out.split("\n")[1]), {
+              signal,
+              drained: true,
+              outcome: { ok: true, status: 202 },
+            });
+            assert.doesNotMatch(await stderr, /fire-trigger:/);
+            const seen = await slow.seen.take();
+            assert.equal(seen.url, "/shutdown");
+          } finally {
+            clearTimeout(kill);
+            if (dir) await Deno.remove(dir, { recursive: true });
+          }
+        });
+      }
+    }
+  } finally {
+    await slow.close();
+  }
+});
