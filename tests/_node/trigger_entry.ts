@@ -96,6 +96,10 @@ print(
   summary(await trigger(targets.refused, { timeout: 5_000 })),
 );
 print(
+  "dns",
+  summary(await trigger("http://no-such-host.invalid/", { timeout: 5_000 })),
+);
+print(
   "tls-untrusted",
   summary(await trigger(targets.tls, { wait: "accepted", timeout: 5_000 })),
 );

@@ -156,6 +156,7 @@ async function runTriggerEntry(
     assert.equal(new Set(ports.ports).size, 1, `ports ${ports.ports}`);
 
     assert.equal(get("refused").code, "CONNECT", get("refused").message);
+    assert.equal(get("dns").code, "DNS", get("dns").message);
     assert.equal(
       get("tls-untrusted").code,
       "TLS",
