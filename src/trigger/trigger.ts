@@ -7,7 +7,7 @@ import { discoverWaitUntil } from "../transport/_runtime.ts";
 import { startDeadline } from "../transport/_deadline.ts";
 import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
 import { sendOverFetch } from "../transport/_fetch.ts";
-import { track } from "./drain.ts";
+import { triggerEnded, triggerStarted } from "./drain.ts";
 
 /**
  * Fires an HTTP request and moves on, without losing it.
@@ -168,7 +168,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   let settle!: (outcome: TriggerOutcome) => void;
   const outcome = new Promise<TriggerOutcome>((r) => settle = r);
   const done = outcome.then(() => {});
-  track(done);
+  triggerStarted();
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
     answered = true;
@@ -213,6 +213,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       external?.removeEventListener("abort", onAbort);
       answer(result);
       settle(result);
+      triggerEnded();
     });
 
   const waitUntil = req.waitUntil ?? discoverWaitUntil();
