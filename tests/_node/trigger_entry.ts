@@ -77,6 +77,24 @@ for (const wait of ["sent", "accepted"] as const) {
   print(`large-${wait}-outcome`, await result.outcome);
 }
 
+// A burst: 300 at once, every one delivered (checked by the server).
+const burst = await Promise.all(
+  Array.from(
+    { length: 300 },
+    (_, i) =>
+      trigger(`${targets.recorder}/burst?i=${i}`, {
+        json: { i },
+        timeout: 20_000,
+      }),
+  ),
+);
+await Promise.all(burst.map((result) => result.done));
+print("burst", {
+  sent: burst.filter((result) => result.ok).length,
+  accepted: (await Promise.all(burst.map((result) => result.outcome)))
+    .filter((outcome) => outcome.status === 202).length,
+});
+
 print(
   "accepted-503",
   summary(await trigger(targets.unavailable, { wait: "accepted" })),

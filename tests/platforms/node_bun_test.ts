@@ -12,6 +12,7 @@ import {
   misbehaving,
   nodeRecorder,
   portRecorder,
+  type Queue,
   rawCapture,
   type Recorder,
   tlsRecorder,
@@ -27,6 +28,22 @@ import {
 } from "../_node/_runtimes.ts";
 
 const MB = 1024 * 1024;
+
+/** The next item of `queue`, failing after 10 s instead of hanging. */
+async function within<T>(queue: Queue<T>, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`nothing arrived within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([queue.take(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const decoder = new TextDecoder();
 
 function statusServer(status: number, delay = 0) {
@@ -122,7 +139,7 @@ async function runTriggerEntry(
       status: 204,
       transport: "socket",
     });
-    const theirs = await capture.requests.take();
+    const theirs = await within(capture.requests);
     const ours = await trigger(`${capture.origin}/wire?q=1&r=%C3%A9`, {
       json: { a: "é", n: [1, 2] },
       headers: { "x-test": "wire" },
@@ -130,7 +147,7 @@ async function runTriggerEntry(
       reuse: false,
     });
     await ours.done;
-    assert.deepEqual(theirs, await capture.requests.take());
+    assert.deepEqual(theirs, await within(capture.requests));
 
     // Intact large bodies, read by a real server.
     const expected = pattern(3 * MB);
@@ -141,7 +158,7 @@ async function runTriggerEntry(
         ok: true,
         status: 202,
       });
-      const seen = await recorder.seen.take();
+      const seen = await within(recorder.seen);
       assert.equal(seen.url, `/large?wait=${wait}`);
       assert.equal(seen.headers["content-length"], String(3 * MB));
       assert.ok(
@@ -150,6 +167,14 @@ async function runTriggerEntry(
         `the ${wait} body arrived intact`,
       );
     }
+
+    assert.deepEqual(results.burst, { sent: 300, accepted: 300 });
+    const burst = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const seen = await within(recorder.seen);
+      burst.add(JSON.parse(decoder.decode(seen.body)).i);
+    }
+    assert.equal(burst.size, 300, "300 distinct bodies arrived");
 
     assert.equal(get("accepted-503").status, 503);
     assert.equal(get("accepted-503").code, "HTTP_STATUS");
@@ -173,7 +198,7 @@ async function runTriggerEntry(
       { ok: true, status: 202 },
       get("tls-caCerts").message,
     );
-    const overTls = await tls.seen.take();
+    const overTls = await within(tls.seen);
     assert.equal(overTls.url, "/tls");
     assert.deepEqual(JSON.parse(decoder.decode(overTls.body)), { tls: true });
     assert.equal(
@@ -182,7 +207,7 @@ async function runTriggerEntry(
       get("tls-localhost").message,
     );
     assert.equal(
-      (await tls.seen.take()).headers.host,
+      (await within(tls.seen)).headers.host,
       `localhost:${new URL(tls.origin).port}`,
     );
 
@@ -380,7 +405,7 @@ Deno.test("Vercel Node.js runtime (@vercel/node dev server, @vercel/functions): 
         assert.deepEqual(answer, { ok: true, transport: "socket" });
         // Kept by Vercel's waitUntil until the status line: nothing cut short.
         assert.doesNotMatch(stderr, /fire-trigger:/);
-        const seen = await recorder.seen.take();
+        const seen = await within(recorder.seen);
         assert.deepEqual(JSON.parse(decoder.decode(seen.body)), { mode });
       });
     }
@@ -391,7 +416,7 @@ Deno.test("Vercel Node.js runtime (@vercel/node dev server, @vercel/functions): 
       );
       assert.deepEqual(answer, { ok: true, transport: "socket" });
       assert.match(stderr, /exited with 1 trigger still in flight/);
-      await recorder.seen.take(); // written before the exit
+      await within(recorder.seen); // written before the exit
     });
   } finally {
     await recorder.close();
@@ -515,7 +540,7 @@ Deno.test("the shutdown recipe: SIGINT (Deno Deploy) and SIGTERM (servers) drain
               outcome: { ok: true, status: 202 },
             });
             assert.doesNotMatch(await stderr, /fire-trigger:/);
-            const seen = await slow.seen.take();
+            const seen = await within(slow.seen);
             assert.equal(seen.url, "/shutdown");
           } finally {
             clearTimeout(kill);
