@@ -3,10 +3,11 @@
  *
  * `trigger()` starts a job on your own server (or anyone's) and returns as
  * soon as the request is written. Where raw sockets exist (Deno, Deno Deploy,
- * Supabase and Netlify edge functions) it writes HTTP/1.1 itself over
- * `Deno.connect` / `Deno.connectTls` and keeps the connection open in the
+ * Supabase and Netlify edge functions; Node and Bun through `node:net` /
+ * `node:tls`) it writes HTTP/1.1 itself and keeps the connection open in the
  * background until the server answers, so the server never sees an early
- * disconnect. Elsewhere (Cloudflare Workers, Vercel Edge) it uses `fetch`,
+ * disconnect. At shutdown, `drainTriggers()` waits for those background
+ * parts. Elsewhere (Cloudflare Workers, Vercel Edge) it uses `fetch`,
  * kept alive with the platform's `waitUntil`.
  *
  * The triggered route can learn what happened to its caller with the Hono
@@ -61,6 +62,10 @@
  */
 export * from "./src/trigger/trigger.ts";
 export { closeIdleConnections } from "./src/transport/_pool.ts";
+export {
+  drainTriggers,
+  type DrainTriggersOptions,
+} from "./src/trigger/drain.ts";
 export * from "./src/trigger/errors.ts";
 export * from "./src/trigger/types.ts";
 export * from "./src/signature/sign.ts";

@@ -6,7 +6,10 @@ import { output } from "./_wait.ts";
  * Bundles `entry` (a path relative to tests/, e.g. "./_edge/node_entry.ts",
  * whichever folder the caller is in) as one ESM file and returns its code.
  */
-export async function bundle(entry: string): Promise<string> {
+export async function bundle(
+  entry: string,
+  platform: "browser" | "node" = "browser",
+): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "trigger-bundle-" });
   try {
     const out = `${dir}/bundle.mjs`;
@@ -15,7 +18,7 @@ export async function bundle(entry: string): Promise<string> {
         "bundle",
         "--quiet",
         "--platform",
-        "browser",
+        platform,
         "--format",
         "esm",
         "-o",

@@ -383,6 +383,28 @@ export function tlsRecorder(tls: TestCert): Recorder {
   };
 }
 
+/** Deno.serve recording the client port (the connection) of each request. */
+export function portRecorder(): {
+  url: string;
+  ports: number[];
+  close(): Promise<void>;
+} {
+  const ports: number[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request, info) => {
+      await request.arrayBuffer();
+      ports.push(info.remoteAddr.port);
+      return new Response("accepted, with a body to skip", { status: 202 });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/job`,
+    ports,
+    close: () => server.shutdown(),
+  };
+}
+
 /** Decodes bytes as Latin-1 (one char per byte), to look at raw requests. */
 export function latin1Text(bytes: Uint8Array): string {
   // Not TextDecoder("latin1"): that is windows-1252 and remaps 0x80–0x9F.

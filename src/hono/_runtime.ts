@@ -10,6 +10,8 @@
 //   at once: one first read after the caller left never aborts.
 // - @hono/node-server aborts the signal on client close only; bodies stay
 //   readable.
+// - Bun.serve (1.4.5) does the same: the signal aborts when the caller
+//   leaves, body read or not, never after an answer; bodies stay readable.
 // - Workers keep background work alive with `c.executionCtx.waitUntil`; the
 //   getter throws where there is no execution context.
 import type { MiddlewareContext } from "./context.ts";

@@ -1,6 +1,7 @@
 // The contract every raw-socket implementation meets (private). One file per
-// runtime implements it: _conn_deno.ts (Deno.connect / connectTls) and
-// _conn_workers.ts (cloudflare:sockets), loaded only where they can run.
+// runtime implements it: _conn_deno.ts (Deno.connect / connectTls),
+// _conn_workers.ts (cloudflare:sockets) and _conn_node.ts (node:net /
+// node:tls on Node and Bun), their modules loaded only where they can run.
 
 /** Where to connect. */
 export interface ConnectTarget {

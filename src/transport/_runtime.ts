@@ -4,6 +4,7 @@ import type { WaitUntil } from "../trigger/types.ts";
 import type { Connector } from "./_conn.ts";
 import { connectDeno } from "./_conn_deno.ts";
 import { connectWorkers } from "./_conn_workers.ts";
+import { connectNode } from "./_conn_node.ts";
 
 type DenoNamespace = typeof Deno;
 
@@ -23,10 +24,29 @@ function isWorkers(): boolean {
   return nav?.userAgent === "Cloudflare-Workers";
 }
 
+interface NodeProcess {
+  versions?: { node?: unknown };
+  on?: (event: string, listener: () => void) => unknown;
+  stderr?: { write?: (text: string) => unknown };
+}
+
+/**
+ * The `process` of Node or Bun (Bun reports a Node version too), where
+ * node:net can be loaded. Not on Deno (its `process` is checked as Deno),
+ * Workers (nodejs_compat has a `process`) or Vercel's edge-runtime (no
+ * `versions.node`).
+ */
+function nodeProcess(): NodeProcess | undefined {
+  if (denoRuntime() || isWorkers()) return undefined;
+  const process = (globalThis as { process?: NodeProcess }).process;
+  return typeof process?.versions?.node === "string" ? process : undefined;
+}
+
 /** How to open raw TCP/TLS sockets here, or undefined where there are none. */
 export function rawConnector(): Connector | undefined {
   if (denoRuntime()) return connectDeno;
   if (isWorkers()) return connectWorkers;
+  if (nodeProcess()) return connectNode;
   return undefined;
 }
 
@@ -35,12 +55,38 @@ export function rawConnector(): Connector | undefined {
  * I/O object there belongs to the request that opened it.
  */
 export function rawSocketsCanBeReused(): boolean {
-  return denoRuntime() !== undefined;
+  return denoRuntime() !== undefined || nodeProcess() !== undefined;
 }
 
 /** Whether raw sockets here can trust extra CAs (`caCerts`). */
 export function rawSocketsTrustCaCerts(): boolean {
-  return denoRuntime() !== undefined;
+  return denoRuntime() !== undefined || nodeProcess() !== undefined;
+}
+
+/**
+ * Calls `listener` once when the process exits (Deno's `unload` event, Node
+ * and Bun's `exit`), with a function that writes a line to stderr
+ * synchronously. Returns false where there is no process to exit (Workers,
+ * edge runtimes).
+ */
+export function onProcessExit(
+  listener: (writeError: (line: string) => void) => void,
+): boolean {
+  const deno = denoRuntime();
+  if (deno) {
+    const encoder = new TextEncoder();
+    const write = (line: string) =>
+      deno.stderr.writeSync(encoder.encode(line + "\n"));
+    globalThis.addEventListener("unload", () => listener(write));
+    return true;
+  }
+  const process = nodeProcess();
+  if (typeof process?.on === "function") {
+    const write = (line: string) => process.stderr?.write?.(line + "\n");
+    process.on("exit", () => listener(write));
+    return true;
+  }
+  return false;
 }
 
 /** A fetch client trusting extra CAs, where the runtime can make one. */

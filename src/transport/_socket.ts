@@ -15,7 +15,7 @@ const COALESCE_LIMIT = 64 * 1024;
 /** Methods safe to send again (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 const DNS_FAILURE =
-  /lookup address|name or service|nodename nor servname|dns|no such host/i;
+  /lookup address|name or service|nodename nor servname|dns|no such host|enotfound|eai_again/i;
 
 type Phase = ConnectStage | "write" | "read";
 

@@ -471,7 +471,7 @@ export function prepare(
   const sockets = rawConnector() !== undefined;
   if (requested === "socket" && !sockets) {
     fail(
-      'transport "socket" needs Deno.connect or cloudflare:sockets, which this runtime lacks',
+      'transport "socket" needs Deno.connect, cloudflare:sockets or node:net, which this runtime lacks',
     );
   }
   const transport = requested === "auto"

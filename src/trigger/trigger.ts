@@ -7,6 +7,7 @@ import { discoverWaitUntil } from "../transport/_runtime.ts";
 import { startDeadline } from "../transport/_deadline.ts";
 import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
 import { sendOverFetch } from "../transport/_fetch.ts";
+import { triggerEnded, triggerStarted } from "./drain.ts";
 
 /**
  * Fires an HTTP request and moves on, without losing it.
@@ -15,8 +16,10 @@ import { sendOverFetch } from "../transport/_fetch.ts";
  * request is written; the connection then stays open in the background until
  * the status line arrives, so the server never sees an early disconnect and
  * reads the body intact. `wait: "accepted"` resolves with the status instead.
- * Where `Deno.connect` exists the request is written raw over a socket;
- * elsewhere (edge platforms) `fetch` carries it, kept alive with `waitUntil`.
+ * Where raw sockets exist (`Deno.connect`, `node:net` on Node and Bun) the
+ * request is written raw over a socket; elsewhere (edge platforms) `fetch`
+ * carries it, kept alive with `waitUntil`. {@linkcode drainTriggers} waits
+ * for every background part still running, for shutdown.
  *
  * Bad input throws at once; network failures never reject: they resolve with
  * `ok: false` and a {@linkcode TriggerError} in `error`.
@@ -165,6 +168,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   let settle!: (outcome: TriggerOutcome) => void;
   const outcome = new Promise<TriggerOutcome>((r) => settle = r);
   const done = outcome.then(() => {});
+  triggerStarted();
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
     answered = true;
@@ -209,6 +213,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       external?.removeEventListener("abort", onAbort);
       answer(result);
       settle(result);
+      triggerEnded();
     });
 
   const waitUntil = req.waitUntil ?? discoverWaitUntil();

@@ -1,5 +1,5 @@
-// Runs trigger() under Node (bundled): no Deno.connect there, so "auto"
-// picks fetch. Prints the result as JSON. argv: target URL.
+// Runs trigger() under Node (bundled): "auto" picks the raw socket through
+// node:net. Prints the result as JSON. argv: target URL.
 import { trigger } from "../../mod.ts";
 
 const process = (globalThis as unknown as { process: { argv: string[] } })

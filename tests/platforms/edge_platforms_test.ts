@@ -95,7 +95,7 @@ Deno.test("Vercel edge-runtime: the example discovers the request context's wait
   }
 });
 
-Deno.test("Node: the bundled module uses the fetch transport and delivers", async () => {
+Deno.test("Node: the bundled module uses the raw socket (node:net) and delivers", async () => {
   const recorder = denoRecorder();
   try {
     const code = await bundle("./_edge/node_entry.ts");
@@ -104,7 +104,7 @@ Deno.test("Node: the bundled module uses the fetch transport and delivers", asyn
       (path) => node([path, `${recorder.origin}/node`]),
     );
     assert.deepEqual(JSON.parse(out), {
-      sent: { ok: true, transport: "fetch" },
+      sent: { ok: true, transport: "socket" },
       accepted: { ok: true, status: 202 },
     });
     const bodies = [

@@ -1,0 +1,215 @@
+// Raw sockets on Node and Bun, through node:net and node:tls. Loaded with a
+// non-literal dynamic import (like cloudflare:sockets in _conn_workers.ts),
+// so bundles for Workers and edge runtimes never try to resolve node:net.
+import type { Socket } from "node:net";
+import type { ConnectionOptions, TLSSocket } from "node:tls";
+import type {
+  Connector,
+  ConnectStage,
+  ConnectTarget,
+  RawConn,
+} from "./_conn.ts";
+
+interface NodeModules {
+  connect(options: { host: string; port: number }): Socket;
+  isIP(input: string): number;
+  tlsConnect(options: ConnectionOptions): TLSSocket;
+  rootCertificates: readonly string[];
+}
+
+const NET = ["node", "net"].join(":");
+const TLS = ["node", "tls"].join(":");
+let loaded: Promise<NodeModules> | undefined;
+
+function load(): Promise<NodeModules> {
+  return loaded ??= Promise.all([import(NET), import(TLS)]).then((
+    [net, tls],
+  ) => ({
+    connect: net.connect,
+    isIP: net.isIP,
+    tlsConnect: tls.connect,
+    rootCertificates: tls.rootCertificates ?? [],
+  }));
+}
+
+/** A readable message for a socket error; Node's AggregateError (from
+ * happy-eyeballs connects) has an empty one. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const nested = (error as { errors?: unknown[] }).errors;
+  if (!error.message && Array.isArray(nested) && nested.length > 0) {
+    return nested.map(describe).join("; ");
+  }
+  return error.message || String((error as { code?: unknown }).code ?? error);
+}
+
+class NodeConn implements RawConn {
+  #socket: Socket;
+  #queue: Uint8Array[] = [];
+  #ended = false;
+  #error: unknown;
+  #waiter?: {
+    resolve(chunk: Uint8Array | null): void;
+    reject(error: unknown): void;
+  };
+  #closed = false;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.pause();
+    socket.on("data", (chunk: Uint8Array) => {
+      const waiter = this.#waiter;
+      if (waiter) {
+        this.#waiter = undefined;
+        waiter.resolve(chunk);
+      } else {
+        this.#queue.push(chunk);
+      }
+      // Read on only when asked: the queue never grows past a chunk or two.
+      socket.pause();
+    });
+    const end = () => {
+      this.#ended = true;
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter?.resolve(null);
+    };
+    socket.on("end", end);
+    socket.on("close", end);
+    // Always listened to: an unhandled 'error' event would crash the process.
+    socket.on("error", (error: unknown) => {
+      this.#error ??= error;
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter?.reject(new Error(describe(error), { cause: error }));
+    });
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed || this.#socket.destroyed) {
+        reject(new Error("Connection closed"));
+        return;
+      }
+      // The callback runs once the bytes are handed to the kernel, or when
+      // the socket is destroyed first, then on Node without an error: a
+      // write cut short by close() must not count as sent.
+      this.#socket.write(data, (error?: Error | null) => {
+        if (error) reject(new Error(describe(error), { cause: error }));
+        else if (this.#closed) reject(new Error("Connection closed"));
+        else resolve();
+      });
+    });
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const chunk = this.#queue.shift();
+    if (chunk) return Promise.resolve(chunk);
+    if (this.#error !== undefined) {
+      return Promise.reject(
+        new Error(describe(this.#error), { cause: this.#error }),
+      );
+    }
+    if (this.#closed) return Promise.reject(new Error("Connection closed"));
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+      this.#socket.resume();
+    });
+  }
+
+  unref(): void {
+    this.#socket.unref();
+  }
+
+  ref(): void {
+    this.#socket.ref();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+    // As on Deno: a read pending on a connection closed here fails.
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.reject(new Error("Connection closed"));
+  }
+}
+
+function ignore(): void {}
+
+/** Resolves once `socket` emits `ready` (connect or secureConnect); rejects
+ * on its error or the signal's abort, destroying the socket. */
+function opened(
+  socket: Socket,
+  ready: "connect" | "secureConnect",
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      socket.off(ready, onReady);
+      socket.off("error", onError);
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (error: unknown) => {
+      cleanup();
+      socket.destroy();
+      reject(new Error(describe(error), { cause: error }));
+    };
+    const onAbort = () => {
+      cleanup();
+      socket.destroy();
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    socket.once(ready, onReady);
+    socket.once("error", onError);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Connects with `net.connect`, then `tls.connect` over that socket for
+ * https, so a TLS failure is told apart from a refused connection. Extra
+ * `caCerts` are trusted on top of the bundled roots, as Deno does. */
+export const connectNode: Connector = async (
+  target: ConnectTarget,
+  onStage: (stage: ConnectStage) => void,
+): Promise<RawConn> => {
+  const node = await load();
+  const { hostname, port, signal } = target;
+  if (signal.aborted) throw signal.reason;
+  const socket = node.connect({ host: hostname, port });
+  // Errors are read through opened() and NodeConn; this one listener makes
+  // sure a late one can never be an unhandled 'error' event.
+  socket.on("error", ignore);
+  await opened(socket, "connect", signal);
+  // A head and a large body go out as two writes: without TCP_NODELAY,
+  // Nagle's algorithm and delayed ACKs can hold the tail for ~40 ms.
+  socket.setNoDelay(true);
+  if (!target.tls) return new NodeConn(socket);
+
+  onStage("tls");
+  const secure = node.tlsConnect({
+    socket,
+    host: hostname,
+    // SNI carries names only (RFC 6066); an IP is checked against the SANs.
+    servername: node.isIP(hostname) ? undefined : hostname,
+    ca: target.caCerts
+      ? [...node.rootCertificates, ...target.caCerts]
+      : undefined,
+    ALPNProtocols: ["http/1.1"],
+  });
+  secure.on("error", ignore);
+  try {
+    await opened(secure, "secureConnect", signal);
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+  return new NodeConn(secure);
+};

