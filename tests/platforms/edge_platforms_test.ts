@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { trigger } from "../../mod.ts";
 import { bundle } from "../_bundle.ts";
 import { denoRecorder } from "../_servers.ts";
-import netlify from "../../examples/netlify_edge.ts";
+import netlify from "../../examples/netlify/netlify/edge-functions/start.ts";
 import deploy from "../../examples/deno_deploy.ts";
 
 const decoder = new TextDecoder();
@@ -70,7 +70,7 @@ Deno.test("Vercel edge-runtime: the example discovers the request context's wait
   const modules = await edgeRuntimeModules();
   const recorder = denoRecorder({ delay: 300 });
   try {
-    const code = await bundle("../_edge/vercel_entry.ts");
+    const code = await bundle("./_edge/vercel_entry.ts");
     const target = `${recorder.origin}/vercel?month=2026-11`;
     const out = await withTempFile(code, (path) =>
       node([
@@ -95,7 +95,7 @@ Deno.test("Vercel edge-runtime: the example discovers the request context's wait
 Deno.test("Node: the bundled module uses the fetch transport and delivers", async () => {
   const recorder = denoRecorder();
   try {
-    const code = await bundle("../_edge/node_entry.ts");
+    const code = await bundle("./_edge/node_entry.ts");
     const out = await withTempFile(
       code,
       (path) => node([path, `${recorder.origin}/node`]),
@@ -137,18 +137,25 @@ Deno.test("Supabase (simulated EdgeRuntime): auto picks the raw socket and hands
   }
 });
 
-Deno.test("Netlify (context.waitUntil): the example passes it and the raw socket's background part goes there", async () => {
+Deno.test("Netlify (simulated Netlify global, context.waitUntil): the example picks fetch and its background part goes to the context", async () => {
   const recorder = denoRecorder({ delay: 200 });
   const kept: Promise<unknown>[] = [];
-  Deno.env.set("JOB_URL", `${recorder.origin}/netlify`);
+  const g = globalThis as Record<string, unknown>;
+  // Netlify's edge runtime has a `Netlify` global with `Netlify.env`.
+  g.Netlify = {
+    env: {
+      get: (name: string) =>
+        name === "JOB_URL" ? `${recorder.origin}/netlify` : undefined,
+    },
+  };
   try {
     const response = await netlify(
       new Request("http://site.test/start?month=2026-10"),
-      { waitUntil: (promise) => kept.push(promise) },
+      { waitUntil: (promise: Promise<unknown>) => kept.push(promise) },
     );
     assert.deepEqual(await response.json(), {
       started: true,
-      transport: "socket",
+      transport: "fetch",
     });
     assert.equal(kept.length, 1);
     const seen = await recorder.seen.take();
@@ -157,7 +164,7 @@ Deno.test("Netlify (context.waitUntil): the example passes it and the raw socket
     });
     await Promise.all(kept);
   } finally {
-    Deno.env.delete("JOB_URL");
+    delete g.Netlify;
     await recorder.close();
   }
 });

@@ -6,25 +6,73 @@ import { Miniflare } from "miniflare";
 import { Queue } from "../_servers.ts";
 import { bundle } from "../_bundle.ts";
 
-/** A Deno.serve target that records bodies and answers after `delay` ms. */
+/**
+ * A Deno.serve target that reads the body, then answers after `delay` ms,
+ * and records each request when it answers: `cut` says whether the caller
+ * had gone by then (the request's signal aborts when the client leaves).
+ */
 function target(delay: number) {
-  const hits = new Queue<{ body: string; at: number }>();
+  const hits = new Queue<{ body: string; cut: boolean }>();
+  /** Every hit by the `id` in its query, for tests that wait by id. */
+  const byId = new Map<string, { body: string; cut: boolean }>();
   let answered = 0;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
-      hits.push({ body: await request.text(), at: performance.now() });
-      await new Promise((r) => setTimeout(r, delay));
-      answered++;
+      const id = new URL(request.url).searchParams.get("id");
+      const body = await request.text();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        request.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+      hits.push({ body, cut: request.signal.aborted });
+      if (id) byId.set(id, { body, cut: request.signal.aborted });
+      if (!request.signal.aborted) answered++;
       return new Response(null, { status: 202 });
     },
   );
   return {
     url: `http://127.0.0.1:${server.addr.port}/job`,
     hits,
+    byId,
     answered: () => answered,
     close: () => server.shutdown(),
   };
+}
+
+/** The next item of `queue`, or a failure naming `what` after `ms`. */
+async function take<T>(queue: Queue<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      queue.take(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no ${what} within ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Waits up to `ms` for `check()` to return a value; undefined after. */
+async function poll<T>(
+  check: () => T | undefined,
+  ms: number,
+): Promise<T | undefined> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const value = check();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return check();
 }
 
 async function withWorker(
@@ -32,7 +80,9 @@ async function withWorker(
   fn: (mf: Miniflare) => Promise<void>,
   bindings: Record<string, string> = {},
 ) {
+  // Named, so that the service binding SELF can point at the Worker itself.
   const mf = new Miniflare({
+    name: "worker",
     modules: [{
       type: "ESModule",
       path: "worker.mjs",
@@ -40,6 +90,7 @@ async function withWorker(
     }],
     compatibilityDate: "2026-04-01",
     bindings,
+    serviceBindings: { SELF: "worker" },
   });
   try {
     await fn(mf);
@@ -54,7 +105,7 @@ Deno.test({
   async fn() {
     const slow = target(1_000);
     try {
-      await withWorker("../_workers/trigger_worker.ts", async (mf) => {
+      await withWorker("./_workers/trigger_worker.ts", async (mf) => {
         for (const transport of ["fetch", "socket", "auto"]) {
           const query = new URLSearchParams({ target: slow.url, transport });
           const before = slow.answered();
@@ -71,18 +122,19 @@ Deno.test({
             "the worker answered before the target did",
           );
           assert.equal(result.ok, true, JSON.stringify(result));
-          // On Workers, "auto" picks the raw socket from cloudflare:sockets.
+          // On Workers, "auto" picks fetch: the raw socket only on request.
           assert.equal(
             result.transport,
-            transport === "fetch" ? "fetch" : "socket",
+            transport === "socket" ? "socket" : "fetch",
           );
-          const hit = await slow.hits.take();
+          const hit = await take(slow.hits, `the ${transport} hit`);
+          assert.equal(hit.cut, false, "ctx.waitUntil kept the caller");
           assert.deepEqual(JSON.parse(hit.body), {
             from: "worker",
             mode: "now",
           });
         }
-        // "accepted" over the socket waits for the status line.
+        // "accepted" waits for the status line, over fetch by default.
         const query = new URLSearchParams({
           target: slow.url,
           wait: "accepted",
@@ -91,11 +143,11 @@ Deno.test({
           await (await mf.dispatchFetch(`http://worker.test/?${query}`)).json();
         assert.deepEqual(result, {
           ok: true,
-          transport: "socket",
+          transport: "fetch",
           status: 202,
           code: null,
         });
-        await slow.hits.take();
+        await take(slow.hits, "the accepted hit");
       });
     } finally {
       await slow.close();
@@ -109,7 +161,7 @@ Deno.test({
   async fn() {
     const fast = target(0);
     try {
-      await withWorker("../_workers/trigger_worker.ts", async (mf) => {
+      await withWorker("./_workers/trigger_worker.ts", async (mf) => {
         const tries = 5;
         for (let i = 0; i < tries; i++) {
           const query = new URLSearchParams({
@@ -141,7 +193,7 @@ Deno.test({
           );
         }
         for (let i = 0; i < tries; i++) {
-          const hit = await fast.hits.take();
+          const hit = await take(fast.hits, `kept hit ${i + 1}`);
           assert.equal(JSON.parse(hit.body).mode, "late-with-waitUntil");
         }
       });
@@ -153,11 +205,89 @@ Deno.test({
 
 Deno.test({
   name:
+    "workerd: the background part outlives the response with ctx.waitUntil or the one discovered in cloudflare:workers, and is cut without (fetch and socket)",
+  async fn() {
+    // The target answers 1.5 s after reading the body: a trigger whose
+    // background part nobody keeps alive is cut before that.
+    const late = target(1_500);
+    try {
+      for (const transport of ["fetch", "socket"]) {
+        for (const keep of ["discovered", "explicit", "unkept"]) {
+          // A fresh isolate each: no other request holds workerd's request
+          // context open, and "discovered" meets cloudflare:workers unloaded.
+          await withWorker("./_workers/trigger_worker.ts", async (mf) => {
+            const id = `${transport}-${keep}`;
+            const query = new URLSearchParams({
+              target: `${late.url}?id=${id}`,
+              transport,
+              keep,
+            });
+            const before = late.answered();
+            const result = await (await mf.dispatchFetch(
+              `http://worker.test/?${query}`,
+            )).json();
+            assert.equal(late.answered(), before, "answered before the target");
+            assert.deepEqual(
+              result,
+              { ok: true, transport, status: null, code: null },
+              id,
+            );
+            // The target answers 1.5 s after the body: wait past that.
+            const hit = await poll(() => late.byId.get(id), 5_000);
+            if (keep === "unkept") {
+              // Kept by nobody: the target saw its caller leave, or nothing.
+              assert.notEqual(
+                hit?.cut,
+                false,
+                `${id}: delivered in full, so this target cannot tell`,
+              );
+            } else {
+              assert.ok(hit, `${id}: no hit within 5 s`);
+              assert.equal(JSON.parse(hit.body).keep, keep);
+              assert.equal(hit.cut, false, `${id}: cut short`);
+            }
+          });
+        }
+      }
+    } finally {
+      await late.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "workerd: the fetch option carries a self-trigger through a service binding (env.SELF) and auto picks fetch",
+  async fn() {
+    const jobs = target(0);
+    try {
+      await withWorker("./_workers/trigger_worker.ts", async (mf) => {
+        const query = new URLSearchParams({ target: jobs.url, mode: "self" });
+        const response = await mf.dispatchFetch(`http://worker.test/?${query}`);
+        assert.deepEqual(await response.json(), {
+          ok: true,
+          transport: "fetch",
+          status: 202,
+        });
+        const hit = await take(jobs.hits, "the self-triggered job's hit");
+        assert.deepEqual(JSON.parse(hit.body), {
+          from: "worker",
+          mode: "self",
+        });
+      });
+    } finally {
+      await jobs.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "workerd: connection({ ack: true }) answers 202 and its background work completes through executionCtx.waitUntil",
   async fn() {
     const reports = target(0);
     try {
-      await withWorker("../_workers/hono_worker.ts", async (mf) => {
+      await withWorker("./_workers/hono_worker.ts", async (mf) => {
         const ids = [1, 2, 3];
         for (const id of ids) {
           const response = await mf.dispatchFetch("http://worker.test/jobs", {
@@ -170,7 +300,7 @@ Deno.test({
         }
         const seen = [];
         for (const _ of ids) {
-          seen.push(JSON.parse((await reports.hits.take()).body));
+          seen.push(JSON.parse((await take(reports.hits, "a report")).body));
         }
         assert.deepEqual(seen.map((s) => s.id).sort(), ids);
         assert.ok(seen.every((s) => s.status === 0), JSON.stringify(seen));
@@ -181,40 +311,38 @@ Deno.test({
   },
 });
 
-Deno.test("workerd: the Cloudflare examples run as written (Worker, and Hono with an acknowledged trigger)", async () => {
+Deno.test("workerd: the Cloudflare examples run as written (a Worker over fetch, and Hono triggering itself through SELF with an acknowledged route)", async () => {
   const jobs = target(0);
   try {
-    await withWorker("../../examples/cloudflare_worker.ts", async (mf) => {
-      const response = await mf.dispatchFetch(
-        "http://worker.test/?month=2026-08",
-      );
-      assert.deepEqual(await response.json(), {
-        started: true,
-        transport: "socket",
-      });
-      assert.deepEqual(JSON.parse((await jobs.hits.take()).body), {
-        month: "2026-08",
-      });
-    }, { JOB_URL: jobs.url });
+    await withWorker(
+      "../examples/cloudflare-worker/src/index.ts",
+      async (mf) => {
+        const response = await mf.dispatchFetch(
+          "http://worker.test/?month=2026-08",
+        );
+        assert.deepEqual(await response.json(), {
+          started: true,
+          transport: "fetch",
+        });
+        const hit = await take(jobs.hits, "the Worker example's job");
+        assert.deepEqual(JSON.parse(hit.body), { month: "2026-08" });
+        assert.equal(hit.cut, false);
+      },
+      { JOB_URL: jobs.url },
+    );
 
-    await withWorker("../../examples/cloudflare_hono.ts", async (mf) => {
-      const response = await mf.dispatchFetch("http://worker.test/orders", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ id: 42 }),
-      });
-      assert.equal(response.status, 201);
-      assert.deepEqual(await response.json(), { started: true });
-      assert.deepEqual(JSON.parse((await jobs.hits.take()).body), { id: 42 });
-
-      const ack = await mf.dispatchFetch("http://worker.test/jobs/report", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ id: 43 }),
-      });
-      assert.equal(ack.status, 202);
-      await ack.arrayBuffer();
-    }, { JOB_URL: jobs.url });
+    await withWorker(
+      "../examples/cloudflare-hono/src/index.ts",
+      async (mf) => {
+        const response = await mf.dispatchFetch("http://worker.test/orders", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ id: 42 }),
+        });
+        assert.equal(response.status, 201);
+        assert.deepEqual(await response.json(), { started: true });
+      },
+    );
   } finally {
     await jobs.close();
   }

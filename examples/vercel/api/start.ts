@@ -4,7 +4,7 @@
 // edge-runtime: tests/edge_runtime_test.ts). The transport is fetch.
 //
 // Deploy: as `api/start.ts` in a Vercel project, with JOB_URL set.
-import { trigger } from "../mod.ts";
+import { trigger } from "../../../mod.ts";
 
 export const config = { runtime: "edge" };
 

@@ -5,7 +5,7 @@
 //
 // Deploy: `supabase functions deploy start` with this file as
 // supabase/functions/start/index.ts and JOB_URL set.
-import { trigger } from "../mod.ts";
+import { trigger } from "../../../../../mod.ts";
 
 Deno.serve(async (request) => {
   const { month } = await request.json().catch(() => ({ month: "2026-11" }));
