@@ -5,8 +5,10 @@
 // sees the `Netlify` global and picks `fetch`. Netlify has no global
 // `waitUntil` to discover: pass `context.waitUntil`.
 //
-// Deploy: this folder (examples/netlify) is the site: `netlify deploy`, with
-// JOB_URL set in the site's environment variables.
+// Deploy: this folder (examples/netlify) is the site, its route is in
+// netlify.toml: `netlify deploy`, with JOB_URL set in the site's environment
+// variables. Bundled with Netlify's edge bundler by
+// tests/platforms/deploy_build_test.ts.
 import { trigger } from "../../../../mod.ts";
 
 /** Netlify's runtime global (https://docs.netlify.com/edge-functions/api/). */
@@ -31,5 +33,3 @@ export default async function start(
   );
   return Response.json({ started: result.ok, transport: result.transport });
 }
-
-export const config = { path: "/start" };
