@@ -1,10 +1,14 @@
-// Supabase Edge Functions (Deno-based): `Deno.connect` exists, so the raw
-// socket carries the trigger, and trigger() discovers
-// `EdgeRuntime.waitUntil` and hands it the background part, so the function
-// is not stopped before the target has read the request.
+// A Supabase Edge Function that starts a job and answers at once.
 //
-// Deploy: `supabase functions deploy start` with this file as
-// supabase/functions/start/index.ts and JOB_URL set.
+// Supabase allows outbound TCP except to ports 25 and 587
+// (https://supabase.com/docs/guides/functions/limits), so `Deno.connect`
+// carries the trigger; trigger() discovers `EdgeRuntime.waitUntil`
+// (https://supabase.com/docs/guides/functions/background-tasks) and hands it
+// the background part, so the function is not stopped before the target has
+// answered. Run as written by tests/platforms/supabase_test.ts.
+//
+// Deploy: from examples/supabase, `supabase functions deploy start`, with
+// JOB_URL set as a secret (`supabase secrets set JOB_URL=...`).
 import { trigger } from "../../../../../mod.ts";
 
 Deno.serve(async (request) => {
