@@ -24,13 +24,14 @@ function isWorkers(): boolean {
 }
 
 /**
- * Whether this is a Netlify edge function: Netlify documents a `Netlify`
- * global with `Netlify.env` there, and no `Deno.connect`.
+ * Whether this is a Netlify edge function: Deno with Netlify's `Netlify`
+ * global (`Netlify.env`), where Netlify does not document `Deno.connect`.
+ * (Netlify's Node functions have the global too, but not Deno.)
  */
-function isNetlify(): boolean {
+function isNetlifyEdge(): boolean {
   const netlify = (globalThis as { Netlify?: { env?: { get?: unknown } } })
     .Netlify;
-  return typeof netlify?.env?.get === "function";
+  return typeof netlify?.env?.get === "function" && denoRuntime() !== undefined;
 }
 
 /** How to open raw TCP/TLS sockets here, or undefined where there are none. */
@@ -47,7 +48,7 @@ export function rawConnector(): Connector | undefined {
  * not on Netlify, whose edge functions do not document `Deno.connect`.
  */
 export function autoPicksSocket(): boolean {
-  if (isWorkers() || isNetlify()) return false;
+  if (isWorkers() || isNetlifyEdge()) return false;
   return rawConnector() !== undefined;
 }
 
