@@ -150,10 +150,11 @@ async function wranglerProjects(): Promise<string[]> {
 Deno.test("Wrangler 4.164.0: every Wrangler config under examples/ builds with `npm install && npx wrangler deploy --dry-run`, and the Hono one, bundling ./hono, runs in workerd", async () => {
   const PATH = await node22Path();
   const projects = await wranglerProjects();
-  assert.deepEqual(projects, [
-    "examples/cloudflare-hono",
-    "examples/cloudflare-worker",
-  ]);
+  for (
+    const known of ["examples/cloudflare-hono", "examples/cloudflare-worker"]
+  ) {
+    assert.ok(projects.includes(known), `${known} in ${projects.join(", ")}`);
+  }
   for (const project of projects) {
     await withCopy(project, async (_root, dir) => {
       const env = { PATH, WRANGLER_SEND_METRICS: "false", CI: "true" };
