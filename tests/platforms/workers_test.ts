@@ -20,7 +20,12 @@ function target(delay: number) {
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
       const id = new URL(request.url).searchParams.get("id");
-      const body = await request.text();
+      // A caller that leaves during the body is cut short too.
+      const body = await request.text().catch(() => null);
+      if (body === null) {
+        if (id) byId.set(id, { body: "", cut: true });
+        return new Response(null, { status: 400 });
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         request.signal.addEventListener("abort", () => {
@@ -75,11 +80,11 @@ async function poll<T>(
   return check();
 }
 
-async function withWorker(
+async function withWorker<T>(
   entry: string,
-  fn: (mf: Miniflare) => Promise<void>,
+  fn: (mf: Miniflare) => Promise<T>,
   bindings: Record<string, string> = {},
-) {
+): Promise<T> {
   // Named, so that the service binding SELF can point at the Worker itself.
   const mf = new Miniflare({
     name: "worker",
@@ -93,7 +98,7 @@ async function withWorker(
     serviceBindings: { SELF: "worker" },
   });
   try {
-    await fn(mf);
+    return await fn(mf);
   } finally {
     await mf.dispose();
   }
@@ -203,50 +208,70 @@ Deno.test({
   },
 });
 
+/** How many fresh isolates run each case of the waitUntil test at once. */
+const ATTEMPTS = 3;
+
 Deno.test({
   name:
     "workerd: the background part outlives the response with ctx.waitUntil or the one discovered in cloudflare:workers, and is cut without (fetch and socket)",
   async fn() {
-    // The target answers 1.5 s after reading the body: a trigger whose
-    // background part nobody keeps alive is cut before that.
+    // The target answers 1.5 s after reading the body, and notes whether its
+    // caller was still there. workerd cancels a request's unkept I/O once its
+    // response is sent, but not every time: an unkept fetch already fully
+    // sent escaped in 2 of 12 tries here. So each case runs in 3 fresh
+    // isolates at once (fresh: no other request holds workerd's request
+    // context open, and "discovered" meets cloudflare:workers not yet
+    // loaded). Kept: all 3 answered. Unkept: at least one cut, which shows
+    // this target can tell; a trigger keeping nothing alive passes all 3
+    // kept runs about once in 300.
     const late = target(1_500);
+    const attempt = (transport: string, keep: string, n: number) =>
+      withWorker("./_workers/trigger_worker.ts", async (mf) => {
+        const id = `${transport}-${keep}-${n}`;
+        const query = new URLSearchParams({
+          target: `${late.url}?id=${id}`,
+          transport,
+          keep,
+        });
+        const result = await (await mf.dispatchFetch(
+          `http://worker.test/?${query}`,
+        )).json();
+        // The worker answered before the target did (a cut caller may have
+        // been noted already).
+        assert.notEqual(late.byId.get(id)?.cut, false, `${id}: answered late`);
+        assert.deepEqual(
+          result,
+          { ok: true, transport, status: null, code: null },
+          id,
+        );
+        // Past the target's 1.5 s, with room for a slow machine.
+        return await poll(() => late.byId.get(id), 6_000);
+      });
     try {
       for (const transport of ["fetch", "socket"]) {
         for (const keep of ["discovered", "explicit", "unkept"]) {
-          // A fresh isolate each: no other request holds workerd's request
-          // context open, and "discovered" meets cloudflare:workers unloaded.
-          await withWorker("./_workers/trigger_worker.ts", async (mf) => {
-            const id = `${transport}-${keep}`;
-            const query = new URLSearchParams({
-              target: `${late.url}?id=${id}`,
-              transport,
-              keep,
-            });
-            const before = late.answered();
-            const result = await (await mf.dispatchFetch(
-              `http://worker.test/?${query}`,
-            )).json();
-            assert.equal(late.answered(), before, "answered before the target");
-            assert.deepEqual(
-              result,
-              { ok: true, transport, status: null, code: null },
-              id,
+          const hits = await Promise.all(
+            Array.from(
+              { length: ATTEMPTS },
+              (_, n) => attempt(transport, keep, n),
+            ),
+          );
+          const delivered = hits.filter((hit) => hit?.cut === false);
+          if (keep === "unkept") {
+            assert.ok(
+              delivered.length < ATTEMPTS,
+              `${transport}-unkept: all ${ATTEMPTS} delivered in full, so this target cannot tell`,
             );
-            // The target answers 1.5 s after the body: wait past that.
-            const hit = await poll(() => late.byId.get(id), 5_000);
-            if (keep === "unkept") {
-              // Kept by nobody: the target saw its caller leave, or nothing.
-              assert.notEqual(
-                hit?.cut,
-                false,
-                `${id}: delivered in full, so this target cannot tell`,
-              );
-            } else {
-              assert.ok(hit, `${id}: no hit within 5 s`);
-              assert.equal(JSON.parse(hit.body).keep, keep);
-              assert.equal(hit.cut, false, `${id}: cut short`);
+          } else {
+            assert.equal(
+              delivered.length,
+              ATTEMPTS,
+              `${transport}-${keep}: cut short ${JSON.stringify(hits)}`,
+            );
+            for (const hit of delivered) {
+              assert.equal(JSON.parse(hit!.body).keep, keep);
             }
-          });
+          }
         }
       }
     } finally {
