@@ -1,6 +1,7 @@
 // The fetch transport: for runtimes without raw sockets (edge platforms), or
-// on request. The platform serialises the request; the status is read from
-// the response head and the body is never downloaded.
+// on request; it calls the caller's `fetch` when one is given. The platform
+// serialises the request; the status is read from the response head and the
+// body is never downloaded.
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
@@ -31,7 +32,7 @@ export async function sendOverFetch(
       redirect: "manual",
     };
     if (ca) init.client = ca.client;
-    const pending = fetch(req.href, init);
+    const pending = (req.fetch ?? fetch)(req.href, init);
     events.onSent();
     const response = await pending;
     events.onStatus(response.status);

@@ -42,12 +42,34 @@ function nodeProcess(): NodeProcess | undefined {
   return typeof process?.versions?.node === "string" ? process : undefined;
 }
 
+/**
+ * Whether this is a Netlify edge function: Deno with Netlify's `Netlify`
+ * global (`Netlify.env`), where Netlify does not document `Deno.connect`.
+ * (Netlify's Node functions have the global too, but not Deno.)
+ */
+function isNetlifyEdge(): boolean {
+  const netlify = (globalThis as { Netlify?: { env?: { get?: unknown } } })
+    .Netlify;
+  return typeof netlify?.env?.get === "function" && denoRuntime() !== undefined;
+}
+
 /** How to open raw TCP/TLS sockets here, or undefined where there are none. */
 export function rawConnector(): Connector | undefined {
   if (denoRuntime()) return connectDeno;
   if (isWorkers()) return connectWorkers;
   if (nodeProcess()) return connectNode;
   return undefined;
+}
+
+/**
+ * Whether `transport: "auto"` picks the raw socket here. Not on Workers,
+ * whose sockets cannot reach Cloudflare IP ranges or the Worker itself
+ * (https://developers.cloudflare.com/workers/runtime-apis/tcp-sockets/), and
+ * not on Netlify, whose edge functions do not document `Deno.connect`.
+ */
+export function autoPicksSocket(): boolean {
+  if (isWorkers() || isNetlifyEdge()) return false;
+  return rawConnector() !== undefined;
 }
 
 /**
@@ -106,12 +128,45 @@ export function canUseCaCertsWithFetch(): boolean {
 }
 
 const VERCEL_CONTEXT = Symbol.for("@vercel/request-context");
+// Non-literal, like cloudflare:sockets: no other runtime or bundler resolves it.
+const WORKERS_MODULE = ["cloudflare", "workers"].join(":");
+/** `waitUntil` from cloudflare:workers: undefined until loaded, null if none. */
+let workersWaitUntil: WaitUntil | null | undefined;
+let workersLoading: Promise<WaitUntil | null> | undefined;
+
+function loadWorkersWaitUntil(): Promise<WaitUntil | null> {
+  workersLoading ??= import(WORKERS_MODULE).then(
+    (module: { waitUntil?: unknown }) =>
+      workersWaitUntil = typeof module.waitUntil === "function"
+        ? module.waitUntil as WaitUntil
+        : null,
+    () => workersWaitUntil = null,
+  );
+  return workersLoading;
+}
 
 /**
- * The platform's `waitUntil`, or undefined: Supabase's
- * `EdgeRuntime.waitUntil`, then Vercel's request context.
+ * Workers' `waitUntil` from cloudflare:workers (exported since August 2025:
+ * https://developers.cloudflare.com/changelog/2025-08-08-add-waituntil-cloudflare-workers/).
+ * The module loads asynchronously, so the first call hands the promise over
+ * once it is loaded; later calls hand it over at once.
+ */
+function discoverWorkersWaitUntil(): WaitUntil | undefined {
+  if (workersWaitUntil === null) return undefined;
+  if (workersWaitUntil) return workersWaitUntil;
+  return (promise) => {
+    loadWorkersWaitUntil().then((waitUntil) => waitUntil?.(promise))
+      .catch(() => {}); // outside a request: nothing can be kept alive
+  };
+}
+
+/**
+ * The platform's `waitUntil`, or undefined: Workers' from
+ * cloudflare:workers, Supabase's `EdgeRuntime.waitUntil`, then Vercel's
+ * request context.
  */
 export function discoverWaitUntil(): WaitUntil | undefined {
+  if (isWorkers()) return discoverWorkersWaitUntil();
   const g = globalThis as Record<string | symbol, unknown>;
   const edge = g.EdgeRuntime as { waitUntil?: unknown } | undefined;
   if (typeof edge?.waitUntil === "function") {

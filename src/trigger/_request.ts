@@ -7,6 +7,7 @@ import type {
   WaitUntil,
 } from "./types.ts";
 import {
+  autoPicksSocket,
   canUseCaCertsWithFetch,
   rawConnector,
   rawSocketsTrustCaCerts,
@@ -29,6 +30,8 @@ export interface PreparedRequest {
   timeout: number;
   signal?: AbortSignal;
   transport: "socket" | "fetch";
+  /** The caller's `fetch` for the fetch transport. */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
   waitUntil?: WaitUntil;
   caCerts?: string[];
   /** Whether the connection may be kept for later triggers. */
@@ -468,14 +471,20 @@ export function prepare(
     ["auto", "socket", "fetch"],
     "auto",
   );
-  const sockets = rawConnector() !== undefined;
-  if (requested === "socket" && !sockets) {
+  const customFetch = options.fetch;
+  if (customFetch !== undefined && typeof customFetch !== "function") {
+    fail(`fetch must be a function, received ${show(customFetch)}`);
+  }
+  if (customFetch !== undefined && requested === "socket") {
+    fail('fetch is for the fetch transport, received transport "socket"');
+  }
+  if (requested === "socket" && rawConnector() === undefined) {
     fail(
       'transport "socket" needs Deno.connect, cloudflare:sockets or node:net, which this runtime lacks',
     );
   }
   const transport = requested === "auto"
-    ? (sockets ? "socket" : "fetch")
+    ? (customFetch === undefined && autoPicksSocket() ? "socket" : "fetch")
     : requested;
 
   const timeout = options.timeout ?? 30_000;
@@ -515,6 +524,9 @@ export function prepare(
         `caCerts must be an array of PEM strings, received ${show(caCerts)}`,
       );
     }
+    if (customFetch !== undefined) {
+      fail("caCerts cannot be combined with fetch: give your fetch the CAs");
+    }
     if (
       transport === "fetch"
         ? !canUseCaCertsWithFetch()
@@ -534,6 +546,7 @@ export function prepare(
     timeout,
     signal,
     transport,
+    fetch: customFetch,
     waitUntil: options.waitUntil,
     caCerts,
     sign,

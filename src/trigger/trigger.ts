@@ -16,10 +16,11 @@ import { triggerEnded, triggerStarted } from "./drain.ts";
  * request is written; the connection then stays open in the background until
  * the status line arrives, so the server never sees an early disconnect and
  * reads the body intact. `wait: "accepted"` resolves with the status instead.
- * Where raw sockets exist (`Deno.connect`, `node:net` on Node and Bun) the
- * request is written raw over a socket; elsewhere (edge platforms) `fetch`
- * carries it, kept alive with `waitUntil`. {@linkcode drainTriggers} waits
- * for every background part still running, for shutdown.
+ * Where raw sockets exist and are usable (`Deno.connect`, `node:net` on Node
+ * and Bun) the request is written raw over a socket; on Workers and the other
+ * edge platforms `fetch` carries it (or the `fetch` option), kept alive with
+ * `waitUntil`. {@linkcode drainTriggers} waits for every background part
+ * still running, for shutdown.
  *
  * Bad input throws at once; network failures never reject: they resolve with
  * `ok: false` and a {@linkcode TriggerError} in `error`.
@@ -71,6 +72,25 @@ import { triggerEnded, triggerStarted } from "./drain.ts";
  * assert.equal(result.status, 503);
  * assert.equal(result.error?.code, "HTTP_STATUS");
  * await server.shutdown();
+ * ```
+ *
+ * @example A fetch of your own (a Workers service binding, a logger)
+ * ```ts
+ * import { trigger } from "./trigger.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const seen: string[] = [];
+ * const result = await trigger("https://app.example/jobs/report", {
+ *   json: { month: "2026-11" },
+ *   wait: "accepted",
+ *   fetch: async (url, init) => {
+ *     seen.push(`${init.method} ${url} ${init.body ? "with body" : ""}`);
+ *     return new Response(null, { status: 202 });
+ *   },
+ * });
+ * assert.equal(result.transport, "fetch");
+ * assert.equal(result.status, 202);
+ * assert.deepEqual(seen, ["POST https://app.example/jobs/report with body"]);
  * ```
  *
  * @example Bad input throws, network failures resolve

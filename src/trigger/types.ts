@@ -18,9 +18,16 @@ export type WaitMode = "sent" | "accepted";
 /**
  * How the request travels.
  *
- * - `"socket"`: raw HTTP/1.1 over `Deno.connect` / `Deno.connectTls`.
- * - `"fetch"`: the platform's `fetch`, kept alive with `waitUntil`.
- * - `"auto"`: the socket where raw sockets exist, else fetch.
+ * - `"socket"`: raw HTTP/1.1 over `Deno.connect` / `Deno.connectTls`, or
+ *   `connect()` from `cloudflare:sockets` on Workers, where Cloudflare blocks
+ *   sockets to Cloudflare IP ranges (every site behind its proxy) and back to
+ *   the Worker itself ("TCP Loop detected"):
+ *   https://developers.cloudflare.com/workers/runtime-apis/tcp-sockets/
+ * - `"fetch"`: the `fetch` option (default: the platform's `fetch`), kept
+ *   alive with `waitUntil`.
+ * - `"auto"`: the socket on Deno, Deno Deploy and Supabase; fetch on
+ *   Workers, Netlify and runtimes without raw sockets, and wherever a `fetch`
+ *   option is given.
  */
 export type Transport = "auto" | "socket" | "fetch";
 
@@ -83,8 +90,15 @@ export interface TriggerOptions {
   signal?: AbortSignal;
   /** How the request travels. Default `"auto"`. */
   transport?: Transport;
+  /** The function the fetch transport calls, with the URL and a
+   * `RequestInit`: on Workers, a service binding
+   * (`env.SELF.fetch.bind(env.SELF)`) to trigger your own Worker. Given one,
+   * `"auto"` picks the fetch transport on every runtime. Default: the global
+   * `fetch`. */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
   /** Keeps the background part alive on edge platforms; when absent the
-   * platform's own is discovered (Supabase `EdgeRuntime.waitUntil`, Vercel's
+   * platform's own is discovered (Workers' `waitUntil` from
+   * `cloudflare:workers`, Supabase's `EdgeRuntime.waitUntil`, Vercel's
    * request context). */
   waitUntil?: WaitUntil;
   /** Keep the raw connection for later triggers to the same origin when the

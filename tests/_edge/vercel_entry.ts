@@ -1,6 +1,6 @@
-// Runs examples/vercel_edge.ts the way Vercel's edge runtime calls a
+// Runs examples/vercel/api/start.ts the way Vercel's edge runtime calls a
 // function: a FetchEvent whose response is the handler's.
-import handler from "../../examples/vercel_edge.ts";
+import handler from "../../examples/vercel/api/start.ts";
 
 interface FetchEvent extends Event {
   request: Request;

@@ -1,5 +1,5 @@
 // A Cloudflare Worker with Hono and connection({ ack: true }), bundled and
-// run in workerd by tests/workers_test.ts. The background work reports to
+// run in workerd by tests/platforms/workers_test.ts. The background work reports to
 // the test's recorder after the 202 went out.
 import { Hono } from "npm:hono@^4.13.19";
 import { connection, type ConnectionEnv } from "../../src/hono/mod.ts";

@@ -1,19 +1,45 @@
 // A Cloudflare Worker driving trigger(), bundled and run in workerd by
-// tests/workers_test.ts. Query: target, transport, wait, mode.
+// tests/platforms/workers_test.ts. Query: target, transport, wait, mode.
 import { type Transport, trigger, type WaitMode } from "../../mod.ts";
 
 interface Ctx {
   waitUntil(promise: Promise<unknown>): void;
 }
+interface Env {
+  /** This Worker, through a service binding. */
+  SELF?: { fetch(input: string, init?: RequestInit): Promise<Response> };
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export default {
-  async fetch(request: Request, _env: unknown, ctx: Ctx): Promise<Response> {
-    const params = new URL(request.url).searchParams;
+  async fetch(request: Request, env: Env, ctx: Ctx): Promise<Response> {
+    const url = new URL(request.url);
+    const params = url.searchParams;
     const target = params.get("target")!;
     const mode = params.get("mode") ?? "now";
-    const json = { from: "worker", mode };
+    const keep = params.get("keep") ?? "explicit";
+    const json = params.has("keep")
+      ? { from: "worker", mode, keep }
+      : { from: "worker", mode };
+    if (url.pathname === "/job") {
+      // The self-triggered route: hands the body on to the test's target.
+      const body = await request.text();
+      await fetch(target, { method: "POST", body });
+      return new Response(null, { status: 202 });
+    }
+    if (mode === "self") {
+      const result = await trigger(new URL(`/job?${params}`, url), {
+        wait: "accepted",
+        json,
+        fetch: (input, init) => env.SELF!.fetch(input, init),
+      });
+      return Response.json({
+        ok: result.ok,
+        transport: result.transport,
+        status: result.status ?? null,
+      });
+    }
     if (mode === "late-without-waitUntil") {
       // Started after the response, nobody keeps it alive: workerd drops it.
       sleep(50).then(() => trigger(target, { transport: "fetch", json }));
@@ -26,11 +52,17 @@ export default {
       );
       return new Response("answered");
     }
+    // "explicit" passes ctx.waitUntil, "discovered" passes nothing (found in
+    // cloudflare:workers), "unkept" passes one that keeps nothing alive.
     const result = await trigger(target, {
       transport: (params.get("transport") ?? "auto") as Transport,
       wait: (params.get("wait") ?? "sent") as WaitMode,
       json,
-      waitUntil: ctx.waitUntil.bind(ctx),
+      waitUntil: keep === "explicit"
+        ? ctx.waitUntil.bind(ctx)
+        : keep === "unkept"
+        ? () => {}
+        : undefined,
     });
     return Response.json({
       ok: result.ok,

@@ -7,7 +7,7 @@ import { trigger } from "../../mod.ts";
 import { bundle } from "../_bundle.ts";
 import { denoRecorder } from "../_servers.ts";
 import { output } from "../_wait.ts";
-import netlify from "../../examples/netlify_edge.ts";
+import netlify from "../../examples/netlify/netlify/edge-functions/start.ts";
 import deploy from "../../examples/deno_deploy.ts";
 
 const decoder = new TextDecoder();
@@ -140,18 +140,25 @@ Deno.test("Supabase (simulated EdgeRuntime): auto picks the raw socket and hands
   }
 });
 
-Deno.test("Netlify (context.waitUntil): the example passes it and the raw socket's background part goes there", async () => {
+Deno.test("Netlify (simulated Netlify global, context.waitUntil): the example picks fetch and its background part goes to the context", async () => {
   const recorder = denoRecorder({ delay: 200 });
   const kept: Promise<unknown>[] = [];
-  Deno.env.set("JOB_URL", `${recorder.origin}/netlify`);
+  const g = globalThis as Record<string, unknown>;
+  // Netlify's edge runtime has a `Netlify` global with `Netlify.env`.
+  g.Netlify = {
+    env: {
+      get: (name: string) =>
+        name === "JOB_URL" ? `${recorder.origin}/netlify` : undefined,
+    },
+  };
   try {
     const response = await netlify(
       new Request("http://site.test/start?month=2026-10"),
-      { waitUntil: (promise) => kept.push(promise) },
+      { waitUntil: (promise: Promise<unknown>) => kept.push(promise) },
     );
     assert.deepEqual(await response.json(), {
       started: true,
-      transport: "socket",
+      transport: "fetch",
     });
     assert.equal(kept.length, 1);
     const seen = await recorder.seen.take();
@@ -160,7 +167,7 @@ Deno.test("Netlify (context.waitUntil): the example passes it and the raw socket
     });
     await Promise.all(kept);
   } finally {
-    Deno.env.delete("JOB_URL");
+    delete g.Netlify;
     await recorder.close();
   }
 });

@@ -1,10 +1,16 @@
-// Vercel Edge Functions: nothing to pass. Vercel puts its request context on
+// Vercel Edge Functions (legacy: Vercel now recommends its Node.js runtime):
+// nothing to pass. Vercel puts its request context on
 // `globalThis[Symbol.for("@vercel/request-context")]`; trigger() finds its
 // `waitUntil` there and hands it the background part (tested in Vercel's
-// edge-runtime: tests/edge_runtime_test.ts). The transport is fetch.
+// edge-runtime: tests/platforms/edge_platforms_test.ts). The transport is
+// fetch.
 //
-// Deploy: as `api/start.ts` in a Vercel project, with JOB_URL set.
-import { trigger } from "../mod.ts";
+// Deploy: a Vercel project whose Root Directory is examples/vercel (the
+// library lives outside it): `vercel build && vercel deploy --prebuilt`, with
+// JOB_URL set. tsconfig.json's `rewriteRelativeImportExtensions` turns the
+// `.ts` imports into the `.js` files `vercel build` emits
+// (tests/platforms/deploy_build_test.ts).
+import { trigger } from "../../../mod.ts";
 
 export const config = { runtime: "edge" };
 

@@ -1,0 +1,72 @@
+// The `fetch` option: the function the fetch transport calls (a Workers
+// service binding, a logger). Its effect inside workerd, through a service
+// binding, is in tests/platforms/workers_test.ts.
+import assert from "node:assert/strict";
+import { trigger } from "../../mod.ts";
+import { denoRecorder } from "../_servers.ts";
+
+const decoder = new TextDecoder();
+
+Deno.test("fetch option: auto picks the fetch transport on Deno and the caller's fetch carries the request to a real server", async () => {
+  const recorder = denoRecorder();
+  const calls: Array<{ url: string; init: RequestInit }> = [];
+  try {
+    const result = await trigger(`${recorder.origin}/jobs?x=1`, {
+      json: { a: 1 },
+      wait: "accepted",
+      headers: { "x-trace": "t1" },
+      fetch: (url, init) => {
+        calls.push({ url, init });
+        return fetch(url, init);
+      },
+    });
+    assert.equal(result.ok, true);
+    assert.equal(result.transport, "fetch");
+    assert.equal(result.status, 202);
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].url, `${recorder.origin}/jobs?x=1`);
+    assert.equal(calls[0].init.method, "POST");
+    assert.equal(calls[0].init.redirect, "manual");
+    assert.ok(calls[0].init.signal instanceof AbortSignal);
+    const seen = await recorder.seen.take();
+    assert.equal(seen.url, "/jobs?x=1");
+    assert.equal(seen.headers["x-trace"], "t1");
+    assert.deepEqual(JSON.parse(decoder.decode(seen.body)), { a: 1 });
+  } finally {
+    await recorder.close();
+  }
+});
+
+Deno.test("fetch option: a fetch that throws resolves as a typed failure with the error as its cause", async () => {
+  const boom = new TypeError("Illegal invocation");
+  const result = await trigger("http://app.test/", {
+    wait: "accepted",
+    fetch: () => {
+      throw boom;
+    },
+  });
+  assert.equal(result.ok, false);
+  assert.equal(result.transport, "fetch");
+  assert.equal(result.error?.code, "NETWORK");
+  assert.equal(result.error?.cause, boom);
+  await result.done;
+});
+
+Deno.test("fetch option: bad input is a TypeError naming it (not a function, with transport socket, with caCerts)", () => {
+  assert.throws(
+    () => trigger("http://app.test/", { fetch: "fetch" as never }),
+    {
+      name: "TypeError",
+      message:
+        'Cannot trigger request: fetch must be a function, received "fetch"',
+    },
+  );
+  assert.throws(
+    () => trigger("http://app.test/", { fetch, transport: "socket" }),
+    { name: "TypeError", message: /fetch is for the fetch transport/ },
+  );
+  assert.throws(
+    () => trigger("https://app.test/", { fetch, caCerts: ["PEM"] }),
+    { name: "TypeError", message: /caCerts cannot be combined with fetch/ },
+  );
+});
