@@ -289,6 +289,34 @@ Deno.test("a reused connection that dies after the write: the request goes out o
   }
 });
 
+Deno.test("a 408 that closes a reused connection (the server's idle timeout) sends the request again", async () => {
+  const server = rawKeepAlive((n) =>
+    n === 1
+      ? "HTTP/1.1 204 No Content\r\n\r\n"
+      : "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+  );
+  try {
+    await closeIdleConnections();
+    await (await trigger(server.url, { wait: "accepted" })).done;
+    await server.requests.take();
+    const result = await trigger(server.url, {
+      wait: "accepted",
+      json: { n: 2 },
+    });
+    assert.equal(result.status, 204, result.error?.message);
+    await result.done;
+    const [timedOut, fresh] = [
+      await server.requests.take(),
+      await server.requests.take(),
+    ];
+    assert.deepEqual([timedOut.n, fresh.n], [2, 1]);
+    assert.equal(server.connections(), 2);
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
 Deno.test("idle pooled connections do not keep the process alive", async () => {
   const target = portRecorder();
   try {
