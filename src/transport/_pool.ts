@@ -193,7 +193,7 @@ export function learnStale(key: string, idleSince: number): void {
  */
 export function worthKeeping(key: string): boolean {
   const origin = origins.get(key);
-  if (origin === undefined) return true;
+  if (origin?.learnedMs === undefined) return true;
   const limit = learnedLimit(origin, performance.now());
   return limit === undefined || limit >= MIN_IDLE_MS;
 }
