@@ -10,13 +10,15 @@ export const MAX_IDLE_PER_ORIGIN = 64;
  * bench/queue_bench.ts and docs/delivery.md for how it was chosen). */
 export const DEFAULT_MAX_CONNECTIONS = 128;
 /**
- * How long an idle connection is kept when the server announces no
- * `Keep-Alive: timeout`: below the shortest common unannounced idle timeout
- * (gunicorn's 2 s), so a reused connection is rarely one the server is
- * closing at that very moment.
+ * How long an idle connection may be reused when the server announces no
+ * `Keep-Alive: timeout` and none was learned: below the shortest common
+ * unannounced idle timeout (gunicorn's 2 s), so a reused connection is rarely
+ * one the server is closing at that very moment.
  */
 export const IDLE_TIMEOUT_MS = 1_500;
-/** How long an idle connection is kept at most, even when announced. */
+/** How long an idle connection is kept (and watched) at most. One that
+ * lasts this long teaches that the origin's idle timeout is longer: its
+ * later idle connections may be reused up to this age. */
 export const MAX_IDLE_TIMEOUT_MS = 4_000;
 /** Margin below a server's announced `Keep-Alive: timeout`. */
 const SERVER_TIMEOUT_MARGIN_MS = 1_000;
@@ -29,8 +31,10 @@ const CLOSES_AFTER_RESPONSE_MS = 50;
 const LEARNED_SHARE = 0.75;
 /** How long a learned limit holds before the origin is given another try. */
 const LEARNED_TTL_MS = 10_000;
+/** How long a learned tolerance (idle connections lasted) holds. */
+const TOLERATED_TTL_MS = 60_000;
 /** How often expired idle connections are closed; reuse checks exactly. */
-const SWEEP_MS = 1_000;
+const SWEEP_MS = 250;
 
 /** What a trigger gets to send on: a connection to reuse, or leave to open a
  * fresh one (`conn` undefined). */
@@ -46,8 +50,14 @@ interface Idle {
   conn: RawConn;
   read: Promise<Uint8Array | null>;
   since: number;
-  /** When it stops being reusable (performance.now() ms). */
+  /** Until when it may carry a request (performance.now() ms). */
+  reusable: number;
+  /** When it is closed: kept past `reusable` only to learn how long the
+   * server lets it idle. */
   expires: number;
+  /** Whether `expires` is the full keep time, not a learned limit (lasting
+   * that long then teaches something). */
+  full: boolean;
   idle: boolean;
 }
 
@@ -67,6 +77,9 @@ interface Origin {
   /** Learned: keep idle connections at most this long (ms), until `until`. */
   learnedMs?: number;
   until: number;
+  /** Learned: idle connections lasted this long (ms), until `toleratedUntil`. */
+  toleratedMs?: number;
+  toleratedUntil: number;
 }
 
 const origins = new Map<string, Origin>();
@@ -80,7 +93,14 @@ function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
 function originOf(key: string): Origin {
   let origin = origins.get(key);
   if (origin === undefined) {
-    origin = { open: 0, idle: [], waiters: [], head: 0, until: 0 };
+    origin = {
+      open: 0,
+      idle: [],
+      waiters: [],
+      head: 0,
+      until: 0,
+      toleratedUntil: 0,
+    };
     origins.set(key, origin);
   }
   return origin;
@@ -90,7 +110,8 @@ function originOf(key: string): Origin {
 function forgetIfEmpty(key: string, origin: Origin, now: number): void {
   if (
     origin.open === 0 && origin.head >= origin.waiters.length &&
-    (origin.learnedMs === undefined || origin.until <= now)
+    (origin.learnedMs === undefined || origin.until <= now) &&
+    (origin.toleratedMs === undefined || origin.toleratedUntil <= now)
   ) {
     origins.delete(key);
   }
@@ -102,7 +123,16 @@ function sweep(): void {
   const now = performance.now();
   for (const [key, origin] of origins) {
     for (const entry of [...origin.idle]) {
-      if (entry.expires <= now) discard(key, origin, entry);
+      if (entry.expires > now) continue;
+      // It lasted its whole keep time: the server's idle timeout is longer.
+      if (entry.full && learnedLimit(origin, now) === undefined) {
+        origin.toleratedMs = Math.max(
+          now - entry.since,
+          origin.toleratedUntil > now ? origin.toleratedMs ?? 0 : 0,
+        );
+        origin.toleratedUntil = now + TOLERATED_TTL_MS;
+      }
+      discard(key, origin, entry);
     }
     forgetIfEmpty(key, origin, now);
   }
@@ -174,6 +204,15 @@ function learn(origin: Origin, idleMs: number, now: number): void {
   const current = learnedLimit(origin, now);
   origin.learnedMs = current === undefined ? limit : Math.min(current, limit);
   origin.until = now + LEARNED_TTL_MS;
+  origin.toleratedMs = undefined;
+}
+
+/** Until when `entry` may carry a request: what was known when it went
+ * idle, or longer when its origin's idle connections were since seen to
+ * last longer. */
+function reusableUntil(origin: Origin, entry: Idle, now: number): number {
+  if (!entry.full || origin.toleratedUntil <= now) return entry.reusable;
+  return Math.max(entry.reusable, entry.since + (origin.toleratedMs ?? 0));
 }
 
 /**
@@ -213,6 +252,17 @@ export function tryAcquire(
   let entry: Idle | undefined;
   while ((entry = origin.idle.at(-1)) !== undefined && entry.expires <= now) {
     discard(key, origin, entry);
+  }
+  if (entry !== undefined && reusableUntil(origin, entry, now) <= now) {
+    // Idle too long to trust (it is kept to learn from): not reused.
+    if (origin.open < max) entry = undefined;
+    else {
+      // Its place is needed: the oldest idle connection gives it up.
+      const oldest = origin.idle.shift()!;
+      oldest.idle = false;
+      oldest.conn.close();
+      return { idleSince: 0 };
+    }
   }
   if (entry !== undefined && (reuse || origin.open >= max)) {
     origin.idle.pop();
@@ -281,11 +331,22 @@ export function release(
     conn.close();
     return waiter.grant({ idleSince: 0 });
   }
-  const announced = serverMs === undefined
-    ? IDLE_TIMEOUT_MS
+  // Kept (and watched) as long as the server allows, at most 4 s; reused
+  // only while idle for less than the server announced, or than idle
+  // connections to this origin were seen to last, or 1.5 s.
+  const learned = learnedLimit(origin, now);
+  let keepMs = serverMs === undefined
+    ? MAX_IDLE_TIMEOUT_MS
     : Math.min(MAX_IDLE_TIMEOUT_MS, serverMs - SERVER_TIMEOUT_MARGIN_MS);
-  const keepMs = Math.min(announced, learnedLimit(origin, now) ?? Infinity);
-  if (origin.idle.length >= MAX_IDLE_PER_ORIGIN || keepMs < MIN_IDLE_MS) {
+  let reuseMs = keepMs;
+  if (serverMs === undefined) {
+    const tolerated = origin.toleratedUntil > now ? origin.toleratedMs : 0;
+    reuseMs = Math.max(IDLE_TIMEOUT_MS, tolerated ?? 0);
+  }
+  const full = learned === undefined;
+  if (!full) keepMs = reuseMs = Math.min(keepMs, reuseMs, learned);
+  reuseMs = Math.min(reuseMs, keepMs);
+  if (origin.idle.length >= MAX_IDLE_PER_ORIGIN || reuseMs < MIN_IDLE_MS) {
     conn.close();
     return closed(key, origin);
   }
@@ -293,7 +354,9 @@ export function release(
     conn,
     read: conn.read(),
     since: now,
+    reusable: now + reuseMs,
     expires: now + keepMs,
+    full,
     idle: true,
   };
   // Anything arriving on an idle connection (its close, a reset, a stray
@@ -363,7 +426,7 @@ export function connectionCounts(): { open: number; waiting: number } {
 export function closeIdleConnections(): Promise<void> {
   for (const [key, origin] of [...origins]) {
     for (const entry of [...origin.idle]) discard(key, origin, entry);
-    origin.learnedMs = undefined;
+    origin.learnedMs = origin.toleratedMs = undefined;
     forgetIfEmpty(key, origin, performance.now());
   }
   if (origins.size === 0 && sweeper !== undefined) {

@@ -2,7 +2,10 @@
 // and the read bound (every response byte counts against 1 MB).
 import assert from "node:assert/strict";
 import { closeIdleConnections, trigger } from "../../mod.ts";
-import { IDLE_TIMEOUT_MS } from "../../src/transport/_pool.ts";
+import {
+  IDLE_TIMEOUT_MS,
+  MAX_IDLE_TIMEOUT_MS,
+} from "../../src/transport/_pool.ts";
 import { MAX_DRAIN_BYTES } from "../../src/transport/_response.ts";
 import { misbehaving } from "../_servers.ts";
 import { lossBody, rawClosingTarget, within } from "../_stale_servers.ts";
@@ -100,5 +103,26 @@ Deno.test("chunk extensions and trailers count against the 1 MB read bound: read
       await closeIdleConnections();
       await server.close();
     }
+  }
+});
+
+Deno.test("idle connections that last their whole keep time teach that the origin tolerates it: a sporadic sender reuses again", async () => {
+  await closeIdleConnections();
+  const target = rawClosingTarget({}); // never closes an idle connection
+  try {
+    const send = async (id: string) => {
+      const result = await trigger(target.url, { body: lossBody(id) });
+      assert.equal((await result.outcome).ok, true);
+    };
+    await send("a"); // connection 1, kept 4 s, reused up to 1.5 s
+    await sleep(IDLE_TIMEOUT_MS + 150);
+    await send("b"); // connection 2: 1 was idle too long to trust
+    // Connection 1 lasts its 4 s: the origin tolerates 4 s of idle.
+    await sleep(MAX_IDLE_TIMEOUT_MS - IDLE_TIMEOUT_MS + 600);
+    await send("c"); // reuses connection 2, idle for about 3.1 s
+    assert.deepEqual(target.connections, [1, 2, 2]);
+  } finally {
+    await closeIdleConnections();
+    await target.stop();
   }
 });
