@@ -164,6 +164,7 @@ export async function sendOverSocket(
       if (!(error instanceof StaleConnection)) throw error;
       learnStale(key!, lease!.idleSince);
       if (!req.resend) {
+        release(key!, undefined);
         throw failure(
           "CLOSED",
           "Reused connection closed before answering; not sent again (resend: false), though the server may have received it",

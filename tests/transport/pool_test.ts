@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { closeIdleConnections, trigger } from "../../mod.ts";
-import { idleConnectionCount } from "../../src/transport/_pool.ts";
+import {
+  connectionCounts,
+  idleConnectionCount,
+} from "../../src/transport/_pool.ts";
 import { latin1Text, Queue } from "../_servers.ts";
 
 const encoder = new TextEncoder();
@@ -283,6 +286,8 @@ Deno.test("a reused connection that dies after the write: the request goes out o
     assert.equal(outcome.ok, false);
     assert.equal(outcome.error?.code, "CLOSED");
     assert.equal((await server.requests.take()).n, 2);
+    await closeIdleConnections();
+    assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
   } finally {
     await closeIdleConnections();
     await server.close();

@@ -11,6 +11,7 @@ import {
   trigger,
   type TriggerOutcome,
 } from "../../mod.ts";
+import { connectionCounts } from "../../src/transport/_pool.ts";
 import {
   type CountingTarget,
   lossBody,
@@ -73,6 +74,11 @@ async function count(
     await closeIdleConnections();
     received = await target.stop();
   }
+  assert.deepEqual(
+    connectionCounts(),
+    { open: 0, waiting: 0 },
+    "every connection's place was given back",
+  );
   const tally: Tally = {
     fired: outcomes.size,
     received: 0,
