@@ -24,9 +24,11 @@ export const MAX_IDLE_TIMEOUT_MS = 4_000;
 const SERVER_TIMEOUT_MARGIN_MS = 1_000;
 /** An idle connection is kept only if it may stay this long. */
 const MIN_IDLE_MS = 20;
-/** A server close seen this soon after a response means "closes after each
- * response": nothing is kept for that origin for a while. */
+/** A server close seen this soon after a response, twice at least
+ * `QUICK_SPREAD_MS` apart, means "closes after each response": nothing is
+ * kept for that origin for a while. (Closes in one burst are a restart.) */
 const CLOSES_AFTER_RESPONSE_MS = 50;
+const QUICK_SPREAD_MS = 10;
 /** A learned idle limit is this share of the idle time the server allowed. */
 const LEARNED_SHARE = 0.75;
 /** How long a learned limit holds before the origin is given another try. */
@@ -77,6 +79,8 @@ interface Origin {
   /** Learned: keep idle connections at most this long (ms), until `until`. */
   learnedMs?: number;
   until: number;
+  /** When a quick close (right after a response) was first seen. */
+  quickSince?: number;
   /** Learned: idle connections lasted this long (ms), until `toleratedUntil`. */
   toleratedMs?: number;
   toleratedUntil: number;
@@ -111,6 +115,8 @@ function forgetIfEmpty(key: string, origin: Origin, now: number): void {
   if (
     origin.open === 0 && origin.head >= origin.waiters.length &&
     (origin.learnedMs === undefined || origin.until <= now) &&
+    (origin.quickSince === undefined ||
+      now - origin.quickSince > LEARNED_TTL_MS) &&
     (origin.toleratedMs === undefined || origin.toleratedUntil <= now)
   ) {
     origins.delete(key);
@@ -198,9 +204,16 @@ function learnedLimit(origin: Origin, now: number): number | undefined {
  * origin's idle connections shorter than that from now on (for a while).
  */
 function learn(origin: Origin, idleMs: number, now: number): void {
-  const limit = idleMs < CLOSES_AFTER_RESPONSE_MS
-    ? 0
-    : Math.floor(idleMs * LEARNED_SHARE);
+  let limit = Math.floor(idleMs * LEARNED_SHARE);
+  if (idleMs < CLOSES_AFTER_RESPONSE_MS) {
+    const since = origin.quickSince;
+    if (since === undefined || now - since > LEARNED_TTL_MS) {
+      origin.quickSince = now;
+      return;
+    }
+    if (now - since < QUICK_SPREAD_MS) return;
+    limit = 0;
+  }
   const current = learnedLimit(origin, now);
   origin.learnedMs = current === undefined ? limit : Math.min(current, limit);
   origin.until = now + LEARNED_TTL_MS;

@@ -322,6 +322,33 @@ Deno.test("a 408 that closes a reused connection (the server's idle timeout) sen
   }
 });
 
+Deno.test("idle connections all closed at once (a restart) do not mark the origin as closing after each response", async () => {
+  const server = rawKeepAlive(() => "HTTP/1.1 204 No Content\r\n\r\n");
+  try {
+    await closeIdleConnections();
+    const burst = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () => trigger(server.url, { wait: "accepted" }),
+      ),
+    );
+    await Promise.all(burst.map((r) => r.done));
+    for (let i = 0; i < 4; i++) await server.requests.take();
+    assert.equal(idleConnectionCount(), 4);
+    server.dropConnections();
+    await eventually(() => idleConnectionCount() === 0, "pool noticed");
+    const next = await trigger(server.url, { wait: "accepted" });
+    assert.equal(next.status, 204);
+    await next.done;
+    const { head } = await server.requests.take();
+    assert.doesNotMatch(head, /\r\nConnection: close/i);
+    assert.equal(idleConnectionCount(), 1, "kept for reuse");
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
 Deno.test("idle pooled connections do not keep the process alive", async () => {
   const target = portRecorder();
   try {
