@@ -4,15 +4,20 @@
 // caller's wait (from the call until `trigger()` resolves: the queue, then
 // the write), the sender's peak open descriptors, and what arrived.
 //
-//   deno run -A bench/queue_bench.ts [rounds=1] [caps=8,32,64,128,256,512,2048]
+// With a delay, the target answers each request that many ms late (a server
+// doing work, or a round trip across a network): the cap then bounds
+// throughput at about cap / delay.
+//
+//   deno run -A bench/queue_bench.ts [rounds=1] [caps=8,32,64,128,256,512,2048] [delayMs=0] [triggers=15000]
 import { closeIdleConnections, trigger } from "../mod.ts";
 import { spawnDeno } from "./_spawn.ts";
 
-const TRIGGERS = 15_000;
 const rounds = Number(Deno.args[0] ?? 1);
 const caps = (Deno.args[1] ?? "8,32,64,128,256,512,2048").split(",").map(
   Number,
 );
+const delay = Number(Deno.args[2] ?? 0);
+const TRIGGERS = Number(Deno.args[3] ?? 15_000);
 
 const TARGET = `
 let hits = 0;
@@ -21,6 +26,7 @@ const server = Deno.serve(
   async (request) => {
     if (new URL(request.url).pathname === "/count") return Response.json(hits);
     if ((await request.text()).length > 0) hits++;
+    if (DELAY > 0) await new Promise((r) => setTimeout(r, DELAY));
     return new Response(null, { status: 202 });
   },
 );
@@ -36,7 +42,10 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-const { line, process } = await spawnDeno(["eval", TARGET]);
+const { line, process } = await spawnDeno([
+  "eval",
+  `const DELAY = ${delay};` + TARGET,
+]);
 const origin = `http://127.0.0.1:${Number(line.trim())}`;
 const body = JSON.stringify({ pad: "x".repeat(1000) });
 
@@ -80,6 +89,9 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
+console.log(
+  `${TRIGGERS} triggers at once; the target answers after ${delay} ms`,
+);
 console.log(
   `| maxConnections | triggers/s | caller's wait p50 (ms) | p99 | max | sender's peak fds | received | failed |`,
 );
