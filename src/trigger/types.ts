@@ -140,6 +140,8 @@ export interface TriggerResult {
   done: Promise<void>;
   /** Settles with what was finally learned once the background part is
    * over — in `"sent"` mode, the status that arrived after the caller moved
-   * on, or why none did. Never rejects. */
+   * on, or why none did. Exactly one per trigger: after a `resend`, the
+   * second attempt's. `CLOSED`, `TIMEOUT` or `ABORTED` after the write leave
+   * receipt unknown. Never rejects. */
   outcome: Promise<TriggerOutcome>;
 }
