@@ -279,15 +279,10 @@ export function rawClosingTarget(options: ClosingOptions): CountingTarget & {
         if (n === null) return;
         clearTimeout(timer);
         buffered += latin1Text(buffer.subarray(0, n));
-        let end: number;
-        while ((end = buffered.indexOf("\r\n\r\n")) >= 0) {
-          const head = buffered.slice(0, end);
-          const length = Number(
-            /\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0,
-          );
-          if (buffered.length < end + 4 + length) break;
-          const body = buffered.slice(end + 4, end + 4 + length);
-          buffered = buffered.slice(end + 4 + length);
+        let request: ReturnType<typeof nextRequest>;
+        while ((request = nextRequest(buffered)) !== undefined) {
+          const { head, body } = request;
+          buffered = request.rest;
           connections.push(id);
           heads.push(head);
           const intact = intactId(body);
@@ -328,6 +323,23 @@ export function rawClosingTarget(options: ClosingOptions): CountingTarget & {
       await Promise.all(handlers);
       return counts;
     },
+  };
+}
+
+/** The first complete request (head, Content-Length body) in `buffered`,
+ * and what follows it; undefined while it is incomplete. */
+export function nextRequest(
+  buffered: string,
+): { head: string; body: string; rest: string } | undefined {
+  const end = buffered.indexOf("\r\n\r\n");
+  if (end < 0) return undefined;
+  const head = buffered.slice(0, end);
+  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+  if (buffered.length < end + 4 + length) return undefined;
+  return {
+    head,
+    body: buffered.slice(end + 4, end + 4 + length),
+    rest: buffered.slice(end + 4 + length),
   };
 }
 

@@ -5,6 +5,7 @@ import {
   idleConnectionCount,
 } from "../../src/transport/_pool.ts";
 import { latin1Text, Queue } from "../_servers.ts";
+import { nextRequest, within } from "../_stale_servers.ts";
 
 const encoder = new TextEncoder();
 
@@ -50,14 +51,10 @@ function rawKeepAlive(answer: (n: number, head: string) => string | null) {
             const read = await conn.read(buffer);
             if (read === null) return;
             buffered += latin1Text(buffer.subarray(0, read));
-            let end: number;
-            while ((end = buffered.indexOf("\r\n\r\n")) >= 0) {
-              const head = buffered.slice(0, end);
-              const length = Number(
-                /\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0,
-              );
-              if (buffered.length < end + 4 + length) break;
-              buffered = buffered.slice(end + 4 + length);
+            let request: ReturnType<typeof nextRequest>;
+            while ((request = nextRequest(buffered)) !== undefined) {
+              const { head } = request;
+              buffered = request.rest;
               n++;
               requests.push({ conn: id, n, head });
               const reply = answer(n, head);
@@ -100,6 +97,11 @@ function closeQuietly(conn: Deno.Conn) {
   } catch {
     // Already closed.
   }
+}
+
+/** The next request the server saw, failing after 5 s. */
+function take(server: ReturnType<typeof rawKeepAlive>) {
+  return within(server.requests.take(), 5_000, "the next request");
 }
 
 async function eventually(check: () => boolean, what: string) {
@@ -237,7 +239,7 @@ Deno.test("a reused connection that dies after the write: the request goes out o
     for (const method of ["GET", "POST"]) {
       await closeIdleConnections(); // forgets what the last round taught
       await (await trigger(server.url, { wait: "accepted" })).done;
-      await server.requests.take();
+      await take(server);
       const again = await trigger(server.url, {
         wait: "accepted",
         method,
@@ -247,8 +249,8 @@ Deno.test("a reused connection that dies after the write: the request goes out o
       assert.equal(again.status, 204);
       await again.done;
       const [died, fresh] = [
-        await server.requests.take(),
-        await server.requests.take(),
+        await take(server),
+        await take(server),
       ];
       assert.deepEqual(
         [died.n, fresh.n],
@@ -260,7 +262,7 @@ Deno.test("a reused connection that dies after the write: the request goes out o
 
     await closeIdleConnections();
     await (await trigger(server.url, { wait: "accepted" })).done;
-    await server.requests.take();
+    await take(server);
     const post = await trigger(server.url, {
       wait: "accepted",
       json: { charge: 1 },
@@ -269,14 +271,14 @@ Deno.test("a reused connection that dies after the write: the request goes out o
     assert.equal(post.ok, false);
     assert.equal(post.error?.code, "CLOSED");
     assert.match(post.error!.message, /not sent again \(resend: false\)/);
-    assert.equal((await server.requests.take()).n, 2);
+    assert.equal((await take(server)).n, 2);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(server.requests.size, 0, "the POST went out exactly once");
 
     // In "sent" mode the caller has moved on: the outcome reports it.
     await closeIdleConnections();
     await (await trigger(server.url, { wait: "accepted" })).done;
-    await server.requests.take();
+    await take(server);
     const sent = await trigger(server.url, {
       json: { charge: 2 },
       resend: false,
@@ -285,7 +287,7 @@ Deno.test("a reused connection that dies after the write: the request goes out o
     const outcome = await sent.outcome;
     assert.equal(outcome.ok, false);
     assert.equal(outcome.error?.code, "CLOSED");
-    assert.equal((await server.requests.take()).n, 2);
+    assert.equal((await take(server)).n, 2);
     await closeIdleConnections();
     assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
   } finally {
@@ -303,7 +305,7 @@ Deno.test("a 408 that closes a reused connection (the server's idle timeout) sen
   try {
     await closeIdleConnections();
     await (await trigger(server.url, { wait: "accepted" })).done;
-    await server.requests.take();
+    await take(server);
     const result = await trigger(server.url, {
       wait: "accepted",
       json: { n: 2 },
@@ -311,8 +313,8 @@ Deno.test("a 408 that closes a reused connection (the server's idle timeout) sen
     assert.equal(result.status, 204, result.error?.message);
     await result.done;
     const [timedOut, fresh] = [
-      await server.requests.take(),
-      await server.requests.take(),
+      await take(server),
+      await take(server),
     ];
     assert.deepEqual([timedOut.n, fresh.n], [2, 1]);
     assert.equal(server.connections(), 2);
@@ -333,14 +335,14 @@ Deno.test("idle connections all closed at once (a restart) do not mark the origi
       ),
     );
     await Promise.all(burst.map((r) => r.done));
-    for (let i = 0; i < 4; i++) await server.requests.take();
+    for (let i = 0; i < 4; i++) await take(server);
     assert.equal(idleConnectionCount(), 4);
     server.dropConnections();
     await eventually(() => idleConnectionCount() === 0, "pool noticed");
     const next = await trigger(server.url, { wait: "accepted" });
     assert.equal(next.status, 204);
     await next.done;
-    const { head } = await server.requests.take();
+    const { head } = await take(server);
     assert.doesNotMatch(head, /\r\nConnection: close/i);
     assert.equal(idleConnectionCount(), 1, "kept for reuse");
   } finally {
