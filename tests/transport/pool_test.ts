@@ -6,6 +6,7 @@ import {
 } from "../../src/transport/_pool.ts";
 import { latin1Text, Queue } from "../_servers.ts";
 import { nextRequest, within } from "../_stale_servers.ts";
+import { VECTOR } from "../_vector.ts";
 
 const encoder = new TextEncoder();
 
@@ -236,14 +237,14 @@ Deno.test("a reused connection that dies after the write: the request goes out o
     n === 1 ? "HTTP/1.1 204 No Content\r\n\r\n" : null
   );
   try {
-    for (const method of ["GET", "POST"]) {
+    for (const method of ["GET", "POST", "signed POST"]) {
       await closeIdleConnections(); // forgets what the last round taught
       await (await trigger(server.url, { wait: "accepted" })).done;
       await take(server);
       const again = await trigger(server.url, {
         wait: "accepted",
-        method,
-        body: method === "POST" ? "charge=1" : undefined,
+        body: method === "GET" ? undefined : "charge=1",
+        sign: method === "signed POST" ? { secret: VECTOR.secret } : undefined,
       });
       assert.equal(again.ok, true, again.error?.message);
       assert.equal(again.status, 204);
@@ -258,6 +259,10 @@ Deno.test("a reused connection that dies after the write: the request goes out o
         `the ${method} died on the reused connection, then went out on a fresh one`,
       );
       assert.equal(died.head, fresh.head, "byte for byte the same head");
+      if (method === "signed POST") {
+        assert.match(fresh.head, /\r\nwebhook-id: msg_[0-9a-f]+\r\n/);
+        assert.match(fresh.head, /\r\nwebhook-signature: v1,/);
+      }
     }
 
     await closeIdleConnections();
