@@ -42,60 +42,66 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-const { line, process } = await spawnDeno([
-  "eval",
-  `const DELAY = ${delay};` + TARGET,
-]);
-const origin = `http://127.0.0.1:${Number(line.trim())}`;
-const body = JSON.stringify({ pad: "x".repeat(1000) });
+/** Runs the bench (only with `deno run`: `deno bench bench/` loads this
+ * file too, and must not run it). */
+async function main(): Promise<void> {
+  const { line, process } = await spawnDeno([
+    "eval",
+    `const DELAY = ${delay};` + TARGET,
+  ]);
+  const origin = `http://127.0.0.1:${Number(line.trim())}`;
+  const body = JSON.stringify({ pad: "x".repeat(1000) });
 
-const rows: string[] = [];
-for (let round = 0; round < rounds; round++) {
-  for (const cap of caps) {
-    const before = await (await fetch(`${origin}/count`)).json() as number;
-    let peak = openFds();
-    const sampler = setInterval(() => peak = Math.max(peak, openFds()), 5);
-    const waits: number[] = [];
-    const started = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: TRIGGERS }, async () => {
-        const t0 = performance.now();
-        const result = await trigger(`${origin}/hook`, {
-          body,
-          maxConnections: cap,
-          timeout: 120_000,
-        });
-        waits.push(performance.now() - t0);
-        return result;
-      }),
-    );
-    const outcomes = await Promise.all(results.map((r) => r.outcome));
-    const took = performance.now() - started;
-    clearInterval(sampler);
-    await closeIdleConnections();
-    const hits = (await (await fetch(`${origin}/count`)).json() as number) -
-      before;
-    const failed = outcomes.filter((o) => !o.ok).length;
-    waits.sort((a, b) => a - b);
-    rows.push(
-      `| ${cap} | ${(TRIGGERS / (took / 1000)).toFixed(0)} | ${
-        percentile(waits, 0.5).toFixed(0)
-      } | ${percentile(waits, 0.99).toFixed(0)} | ${
-        waits.at(-1)!.toFixed(0)
-      } | ${peak} | ${hits} | ${failed} |`,
-    );
-    console.error(rows.at(-1));
-    await new Promise((r) => setTimeout(r, 500)); // let TIME_WAIT settle a bit
+  const rows: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const cap of caps) {
+      const before = await (await fetch(`${origin}/count`)).json() as number;
+      let peak = openFds();
+      const sampler = setInterval(() => peak = Math.max(peak, openFds()), 5);
+      const waits: number[] = [];
+      const started = performance.now();
+      const results = await Promise.all(
+        Array.from({ length: TRIGGERS }, async () => {
+          const t0 = performance.now();
+          const result = await trigger(`${origin}/hook`, {
+            body,
+            maxConnections: cap,
+            timeout: 120_000,
+          });
+          waits.push(performance.now() - t0);
+          return result;
+        }),
+      );
+      const outcomes = await Promise.all(results.map((r) => r.outcome));
+      const took = performance.now() - started;
+      clearInterval(sampler);
+      await closeIdleConnections();
+      const hits = (await (await fetch(`${origin}/count`)).json() as number) -
+        before;
+      const failed = outcomes.filter((o) => !o.ok).length;
+      waits.sort((a, b) => a - b);
+      rows.push(
+        `| ${cap} | ${(TRIGGERS / (took / 1000)).toFixed(0)} | ${
+          percentile(waits, 0.5).toFixed(0)
+        } | ${percentile(waits, 0.99).toFixed(0)} | ${
+          waits.at(-1)!.toFixed(0)
+        } | ${peak} | ${hits} | ${failed} |`,
+      );
+      console.error(rows.at(-1));
+      await new Promise((r) => setTimeout(r, 500)); // let TIME_WAIT settle a bit
+    }
   }
+
+  console.log(
+    `${TRIGGERS} triggers at once; the target answers after ${delay} ms`,
+  );
+  console.log(
+    `| maxConnections | triggers/s | caller's wait p50 (ms) | p99 | max | sender's peak fds | received | failed |`,
+  );
+  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- |`);
+  for (const row of rows) console.log(row);
+  process.kill();
+  await process.status;
 }
 
-console.log(
-  `${TRIGGERS} triggers at once; the target answers after ${delay} ms`,
-);
-console.log(
-  `| maxConnections | triggers/s | caller's wait p50 (ms) | p99 | max | sender's peak fds | received | failed |`,
-);
-console.log(`| --- | --- | --- | --- | --- | --- | --- | --- |`);
-for (const row of rows) console.log(row);
-process.kill();
-await process.status;
+if (import.meta.main) await main();

@@ -32,35 +32,43 @@ Deno.serve(
 );
 `;
 
-const { line, process } = await spawnDeno(["eval", TARGET]);
-const origin = `http://127.0.0.1:${Number(line.trim())}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Runs the bench (only with `deno run`: `deno bench bench/` loads this
+ * file too, and must not run it). */
+async function main(): Promise<void> {
+  const { line, process } = await spawnDeno(["eval", TARGET]);
+  const origin = `http://127.0.0.1:${Number(line.trim())}`;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-console.log(
-  "| gap between triggers (ms) | caller's wait p50 (µs) | connections used |",
-);
-console.log("| --- | --- | --- |");
-for (const gap of gaps) {
-  await closeIdleConnections();
-  // A first trigger opens the connection the others may reuse.
-  await (await trigger(`${origin}/hook`, { body: "warm" })).outcome;
-  await (await fetch(`${origin}/count`)).json();
-  const waits: number[] = [];
-  for (let i = 0; i < count; i++) {
-    await sleep(gap);
-    const start = performance.now();
-    const result = await trigger(`${origin}/hook`, { body: "x".repeat(1000) });
-    waits.push(performance.now() - start);
-    await result.outcome;
-  }
-  const { connections, hits } = await (await fetch(`${origin}/count`)).json();
-  waits.sort((a, b) => a - b);
   console.log(
-    `| ${gap} | ${
-      (waits[Math.floor(count / 2)] * 1000).toFixed(0)
-    } | ${connections} for ${hits} triggers |`,
+    "| gap between triggers (ms) | caller's wait p50 (µs) | connections used |",
   );
+  console.log("| --- | --- | --- |");
+  for (const gap of gaps) {
+    await closeIdleConnections();
+    // A first trigger opens the connection the others may reuse.
+    await (await trigger(`${origin}/hook`, { body: "warm" })).outcome;
+    await (await fetch(`${origin}/count`)).json();
+    const waits: number[] = [];
+    for (let i = 0; i < count; i++) {
+      await sleep(gap);
+      const start = performance.now();
+      const result = await trigger(`${origin}/hook`, {
+        body: "x".repeat(1000),
+      });
+      waits.push(performance.now() - start);
+      await result.outcome;
+    }
+    const { connections, hits } = await (await fetch(`${origin}/count`)).json();
+    waits.sort((a, b) => a - b);
+    console.log(
+      `| ${gap} | ${
+        (waits[Math.floor(count / 2)] * 1000).toFixed(0)
+      } | ${connections} for ${hits} triggers |`,
+    );
+  }
+  await closeIdleConnections();
+  process.kill();
+  await process.status;
 }
-await closeIdleConnections();
-process.kill();
-await process.status;
+
+if (import.meta.main) await main();
