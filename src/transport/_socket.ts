@@ -135,7 +135,15 @@ export async function sendOverSocket(
       try {
         lease = await waitTurn(key, reuse, signal);
       } catch {
-        throw abortFailure(signal, req);
+        const { code, cause } = abortFailure(signal, req);
+        throw failure(
+          code,
+          `${
+            code === "TIMEOUT" ? "Timed out" : "Aborted"
+          } waiting for a connection (maxConnections: ${req.maxConnections} open to this origin)`,
+          req,
+          cause,
+        );
       }
     }
   }

@@ -112,6 +112,7 @@ Deno.test("queued triggers obey their timeout and signal, and the queue moves on
     ]);
     assert.equal(timedOut.error?.code, "TIMEOUT", timedOut.error?.message);
     assert.equal(aborted.error?.code, "ABORTED", aborted.error?.message);
+    assert.match(timedOut.error!.message, /waiting for a connection/);
     assert.ok(timedOut.elapsed < 290, `${timedOut.elapsed} ms in the queue`);
     assert.ok(aborted.elapsed < 290, `${aborted.elapsed} ms in the queue`);
     assert.equal(connectionCounts().waiting, 0, "both left the queue");
