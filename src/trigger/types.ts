@@ -94,14 +94,14 @@ export interface TriggerOptions {
    * deduplicate. A duplicate is possible only when a server processed a
    * request and then closed without any answer byte. `false` gives
    * at-most-once instead: such a trigger ends `CLOSED`, possibly unreceived.
-   * Raw-socket transport only (fetch retries by itself).
-   * @default {true} */
+   * Raw-socket transport only.
+   * @default true */
   resend?: boolean;
   /** The most connections open at once to one origin (scheme, host, port),
    * counted across all triggers in this process; a trigger beyond waits in
    * a queue for one, within its `timeout` and `signal`. Raw-socket transport
    * only, and not on Workers (where a socket belongs to its request).
-   * @default {128} */
+   * @default 128 */
   maxConnections?: number;
   /** Extra root certificates (PEM) for https targets with a private CA. */
   caCerts?: string[];
