@@ -1,32 +1,92 @@
-// Connection reuse for the raw-socket transport: idle keep-alive connections
-// per origin, watched while idle so a server's close is seen before reuse.
+// Connections per origin for the raw-socket transport: a cap on how many are
+// open at once (triggers beyond it wait in a queue), idle keep-alive
+// connections kept for reuse and watched while idle, and what was learned of
+// the origin's unannounced idle timeout (the reuse policy).
 import type { RawConn } from "./_conn.ts";
 
 /** Idle connections kept per origin; more are closed. */
 export const MAX_IDLE_PER_ORIGIN = 64;
-/** How long an idle connection is kept, at most (undici's default). */
-export const IDLE_TIMEOUT_MS = 4_000;
+/** Default cap on the connections open at once per origin (see
+ * bench/queue_bench.ts and docs/delivery.md for how it was chosen). */
+export const DEFAULT_MAX_CONNECTIONS = 128;
+/**
+ * How long an idle connection may be reused when the server announces no
+ * `Keep-Alive: timeout` and none was learned: below the shortest common
+ * unannounced idle timeout (gunicorn's 2 s), so a reused connection is rarely
+ * one the server is closing at that very moment.
+ */
+export const IDLE_TIMEOUT_MS = 1_500;
+/** How long an idle connection is kept (and watched) at most. One that
+ * lasts this long teaches that the origin's idle timeout is longer: its
+ * later idle connections may be reused up to this age. */
+export const MAX_IDLE_TIMEOUT_MS = 4_000;
 /** Margin below a server's announced `Keep-Alive: timeout`. */
 const SERVER_TIMEOUT_MARGIN_MS = 1_000;
+/** An idle connection is kept only if it may stay this long. */
+const MIN_IDLE_MS = 20;
+/** A server close seen this soon after a response, twice at least
+ * `QUICK_SPREAD_MS` apart, means "closes after each response": nothing is
+ * kept for that origin for a while. (Closes in one burst are a restart.) */
+const CLOSES_AFTER_RESPONSE_MS = 50;
+const QUICK_SPREAD_MS = 10;
+/** A learned idle limit is this share of the idle time the server allowed. */
+const LEARNED_SHARE = 0.75;
+/** How long a learned limit holds before the origin is given another try. */
+const LEARNED_TTL_MS = 10_000;
+/** How long a learned tolerance (idle connections lasted) holds. */
+const TOLERATED_TTL_MS = 60_000;
+/** How often expired idle connections are closed; reuse checks exactly. */
+const SWEEP_MS = 250;
 
-/** An idle connection taken from the pool. */
-export interface Reused {
-  conn: RawConn;
+/** What a trigger gets to send on: a connection to reuse, or leave to open a
+ * fresh one (`conn` undefined). */
+export interface Lease {
+  conn?: RawConn;
   /** The read that watched the idle connection: the response's first bytes. */
-  firstRead: Promise<Uint8Array | null>;
+  firstRead?: Promise<Uint8Array | null>;
+  /** When the connection went idle (performance.now() ms). */
+  idleSince: number;
 }
 
 interface Idle {
   conn: RawConn;
   read: Promise<Uint8Array | null>;
-  /** When it stops being reusable (performance.now() ms). */
+  since: number;
+  /** Until when it may carry a request (performance.now() ms). */
+  reusable: number;
+  /** When it is closed: kept past `reusable` only to learn how long the
+   * server lets it idle. */
   expires: number;
+  /** Whether `expires` is the full keep time, not a learned limit (lasting
+   * that long then teaches something). */
+  full: boolean;
   idle: boolean;
 }
 
-const pools = new Map<string, Idle[]>();
-/** How often expired idle connections are closed; reuse checks exactly. */
-const SWEEP_MS = 1_000;
+interface Waiter {
+  reuse: boolean;
+  grant(lease: Lease): void;
+  done: boolean;
+}
+
+interface Origin {
+  /** Connections open or being opened, idle ones included. */
+  open: number;
+  idle: Idle[];
+  /** Triggers waiting for a connection, oldest first (from `head`). */
+  waiters: Waiter[];
+  head: number;
+  /** Learned: keep idle connections at most this long (ms), until `until`. */
+  learnedMs?: number;
+  until: number;
+  /** When a quick close (right after a response) was first seen. */
+  quickSince?: number;
+  /** Learned: idle connections lasted this long (ms), until `toleratedUntil`. */
+  toleratedMs?: number;
+  toleratedUntil: number;
+}
+
+const origins = new Map<string, Origin>();
 let sweeper: ReturnType<typeof setInterval> | undefined;
 
 function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
@@ -34,102 +94,324 @@ function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
   if (typeof unref === "function") unref.call(timer);
 }
 
+function originOf(key: string): Origin {
+  let origin = origins.get(key);
+  if (origin === undefined) {
+    origin = {
+      open: 0,
+      idle: [],
+      waiters: [],
+      head: 0,
+      until: 0,
+      toleratedUntil: 0,
+    };
+    origins.set(key, origin);
+  }
+  return origin;
+}
+
+/** Forgets an origin with nothing open, waiting or learned. */
+function forgetIfEmpty(key: string, origin: Origin, now: number): void {
+  if (
+    origin.open === 0 && origin.head >= origin.waiters.length &&
+    (origin.learnedMs === undefined || origin.until <= now) &&
+    (origin.quickSince === undefined ||
+      now - origin.quickSince > LEARNED_TTL_MS) &&
+    (origin.toleratedMs === undefined || origin.toleratedUntil <= now)
+  ) {
+    origins.delete(key);
+  }
+}
+
 // One timer for the whole pool, not one per idle connection (a timer costs
 // about as much as the rest of a reused trigger's own work).
 function sweep(): void {
   const now = performance.now();
-  for (const [key, list] of [...pools]) {
-    for (const entry of [...list]) {
-      if (entry.expires <= now) discard(key, entry);
+  for (const [key, origin] of origins) {
+    for (const entry of [...origin.idle]) {
+      if (entry.expires > now) continue;
+      // It lasted its whole keep time: the server's idle timeout is longer.
+      if (entry.full && learnedLimit(origin, now) === undefined) {
+        origin.toleratedMs = Math.max(
+          now - entry.since,
+          origin.toleratedUntil > now ? origin.toleratedMs ?? 0 : 0,
+        );
+        origin.toleratedUntil = now + TOLERATED_TTL_MS;
+      }
+      discard(key, origin, entry);
     }
+    forgetIfEmpty(key, origin, now);
   }
-}
-
-function discard(key: string, entry: Idle): void {
-  if (!entry.idle) return;
-  entry.idle = false;
-  const list = pools.get(key);
-  if (list) {
-    const at = list.indexOf(entry);
-    if (at >= 0) list.splice(at, 1);
-    if (list.length === 0) pools.delete(key);
-  }
-  stopSweeperIfEmpty();
-  entry.conn.close();
-}
-
-function stopSweeperIfEmpty(): void {
-  if (pools.size === 0 && sweeper !== undefined) {
+  if (origins.size === 0 && sweeper !== undefined) {
     clearInterval(sweeper);
     sweeper = undefined;
   }
 }
 
-/** Takes the most recently used idle connection for `key`, if any. */
-export function takeIdle(key: string): Reused | undefined {
-  const list = pools.get(key);
-  if (!list) return undefined;
-  const now = performance.now();
-  let entry: Idle | undefined;
-  while ((entry = list.at(-1)) !== undefined && entry.expires <= now) {
-    discard(key, entry);
-  }
-  if (entry === undefined) return undefined;
-  list.pop();
-  if (list.length === 0) {
-    pools.delete(key);
-    stopSweeperIfEmpty();
-  }
-  entry.idle = false;
-  entry.conn.ref?.();
-  return { conn: entry.conn, firstRead: entry.read };
-}
-
-/**
- * Keeps `conn` for the next request to `key`. While idle it is unref'd (it
- * never keeps the process alive), its close by the server is noticed through
- * a pending read, and it is closed after the idle timeout.
- */
-export function putIdle(key: string, conn: RawConn, serverMs?: number): void {
-  const list = pools.get(key) ?? [];
-  const keepMs = Math.min(
-    IDLE_TIMEOUT_MS,
-    serverMs === undefined ? Infinity : serverMs - SERVER_TIMEOUT_MARGIN_MS,
-  );
-  if (list.length >= MAX_IDLE_PER_ORIGIN || keepMs <= 0) {
-    conn.close();
-    return;
-  }
-  const entry: Idle = {
-    conn,
-    read: conn.read(),
-    expires: performance.now() + keepMs,
-    idle: true,
-  };
-  // Anything arriving on an idle connection (its close, a reset, a stray
-  // 408) means it cannot carry a request: drop it.
-  entry.read.then(() => discard(key, entry), () => discard(key, entry));
-  conn.unref?.();
-  list.push(entry);
-  pools.set(key, list);
+function startSweeper(): void {
   if (sweeper === undefined) {
     sweeper = setInterval(sweep, SWEEP_MS);
     unrefTimer(sweeper);
   }
 }
 
-/** The number of idle connections kept now, per origin key. */
+/** Closes an idle connection and frees its place. */
+function discard(key: string, origin: Origin, entry: Idle): void {
+  if (!entry.idle) return;
+  entry.idle = false;
+  const at = origin.idle.indexOf(entry);
+  if (at >= 0) origin.idle.splice(at, 1);
+  entry.conn.close();
+  closed(key, origin);
+}
+
+/** One connection of `origin` is gone: a waiter may open one now. */
+function closed(key: string, origin: Origin): void {
+  origin.open--;
+  const waiter = nextWaiter(origin);
+  if (waiter !== undefined) {
+    origin.open++;
+    waiter.grant({ idleSince: 0 });
+  } else forgetIfEmpty(key, origin, performance.now());
+}
+
+function nextWaiter(origin: Origin): Waiter | undefined {
+  while (origin.head < origin.waiters.length) {
+    const waiter = origin.waiters[origin.head];
+    origin.waiters[origin.head++] = undefined as unknown as Waiter;
+    if (origin.head === origin.waiters.length) {
+      origin.waiters.length = 0;
+      origin.head = 0;
+    }
+    if (!waiter.done) {
+      waiter.done = true;
+      return waiter;
+    }
+  }
+  return undefined;
+}
+
+/** The origin's learned idle limit, when one holds now. */
+function learnedLimit(origin: Origin, now: number): number | undefined {
+  if (origin.learnedMs === undefined) return undefined;
+  if (origin.until > now) return origin.learnedMs;
+  origin.learnedMs = undefined;
+  return undefined;
+}
+
+/**
+ * The server closed a connection that had been idle for `idleMs`: keep the
+ * origin's idle connections shorter than that from now on (for a while).
+ */
+function learn(origin: Origin, idleMs: number, now: number): void {
+  let limit = Math.floor(idleMs * LEARNED_SHARE);
+  if (idleMs < CLOSES_AFTER_RESPONSE_MS) {
+    const since = origin.quickSince;
+    if (since === undefined || now - since > LEARNED_TTL_MS) {
+      origin.quickSince = now;
+      return;
+    }
+    if (now - since < QUICK_SPREAD_MS) return;
+    limit = 0;
+  }
+  const current = learnedLimit(origin, now);
+  origin.learnedMs = current === undefined ? limit : Math.min(current, limit);
+  origin.until = now + LEARNED_TTL_MS;
+  origin.toleratedMs = undefined;
+}
+
+/** Until when `entry` may carry a request: what was known when it went
+ * idle, or longer when its origin's idle connections were since seen to
+ * last longer. */
+function reusableUntil(origin: Origin, entry: Idle, now: number): number {
+  if (!entry.full || origin.toleratedUntil <= now) return entry.reusable;
+  return Math.max(entry.reusable, entry.since + (origin.toleratedMs ?? 0));
+}
+
+/**
+ * A reused connection died before answering after being idle since
+ * `idleSince`: the server's idle timeout is shorter than that.
+ */
+export function learnStale(key: string, idleSince: number): void {
+  const now = performance.now();
+  learn(originOf(key), now - idleSince, now);
+  startSweeper();
+}
+
+/**
+ * Whether a connection to `key` should be offered for reuse at all (sent
+ * without `Connection: close`): not while the origin is known to close
+ * connections right after its responses.
+ */
+export function worthKeeping(key: string): boolean {
+  const origin = origins.get(key);
+  if (origin?.learnedMs === undefined) return true;
+  const limit = learnedLimit(origin, performance.now());
+  return limit === undefined || limit >= MIN_IDLE_MS;
+}
+
+/**
+ * A place on a connection to `key`, at once when one is free: an idle
+ * connection (when `reuse`), or leave to open a fresh one while fewer than
+ * `max` are open. Undefined when the caller must {@linkcode waitTurn}.
+ */
+export function tryAcquire(
+  key: string,
+  max: number,
+  reuse: boolean,
+): Lease | undefined {
+  const origin = originOf(key);
+  const now = performance.now();
+  let entry: Idle | undefined;
+  while ((entry = origin.idle.at(-1)) !== undefined && entry.expires <= now) {
+    discard(key, origin, entry);
+  }
+  if (entry !== undefined && reusableUntil(origin, entry, now) <= now) {
+    // Idle too long to trust (it is kept to learn from): not reused.
+    if (origin.open < max) entry = undefined;
+    else {
+      // Its place is needed: the oldest idle connection gives it up.
+      const oldest = origin.idle.shift()!;
+      oldest.idle = false;
+      oldest.conn.close();
+      return { idleSince: 0 };
+    }
+  }
+  if (entry !== undefined && (reuse || origin.open >= max)) {
+    origin.idle.pop();
+    entry.idle = false;
+    if (!reuse) {
+      // A caller that will not reuse takes the place of an idle connection.
+      entry.conn.close();
+      return { idleSince: 0 };
+    }
+    entry.conn.ref?.();
+    return { conn: entry.conn, firstRead: entry.read, idleSince: entry.since };
+  }
+  if (origin.open < max) {
+    origin.open++;
+    return { idleSince: 0 };
+  }
+  return undefined;
+}
+
+/**
+ * Waits for a place on a connection to `key` (FIFO). Rejects with the
+ * signal's reason when it aborts first; the place is then not taken.
+ */
+export function waitTurn(
+  key: string,
+  reuse: boolean,
+  signal: AbortSignal,
+): Promise<Lease> {
+  const origin = originOf(key);
+  return new Promise<Lease>((resolve, reject) => {
+    const onAbort = () => {
+      if (waiter.done) return;
+      waiter.done = true;
+      reject(signal.reason);
+    };
+    const waiter: Waiter = {
+      reuse,
+      done: false,
+      grant(lease) {
+        signal.removeEventListener("abort", onAbort);
+        resolve(lease);
+      },
+    };
+    origin.waiters.push(waiter);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Gives back a place taken with {@linkcode tryAcquire} or
+ * {@linkcode waitTurn}: `conn` when it may carry another request (it goes to
+ * the next waiter, or idle into the pool), else undefined (it was closed).
+ * `serverMs` is the server's announced `Keep-Alive: timeout`.
+ */
+export function release(
+  key: string,
+  conn: RawConn | undefined,
+  serverMs?: number,
+): void {
+  const origin = originOf(key);
+  if (conn === undefined) return closed(key, origin);
+  const now = performance.now();
+  const waiter = nextWaiter(origin);
+  if (waiter !== undefined) {
+    if (waiter.reuse) return waiter.grant({ conn, idleSince: now });
+    conn.close();
+    return waiter.grant({ idleSince: 0 });
+  }
+  // Kept (and watched) as long as the server allows, at most 4 s; reused
+  // only while idle for less than the server announced, or than idle
+  // connections to this origin were seen to last, or 1.5 s.
+  const learned = learnedLimit(origin, now);
+  let keepMs = serverMs === undefined
+    ? MAX_IDLE_TIMEOUT_MS
+    : Math.min(MAX_IDLE_TIMEOUT_MS, serverMs - SERVER_TIMEOUT_MARGIN_MS);
+  let reuseMs = keepMs;
+  if (serverMs === undefined) {
+    const tolerated = origin.toleratedUntil > now ? origin.toleratedMs : 0;
+    reuseMs = Math.max(IDLE_TIMEOUT_MS, tolerated ?? 0);
+  }
+  const full = learned === undefined;
+  if (!full) keepMs = reuseMs = Math.min(keepMs, reuseMs, learned);
+  reuseMs = Math.min(reuseMs, keepMs);
+  if (origin.idle.length >= MAX_IDLE_PER_ORIGIN || reuseMs < MIN_IDLE_MS) {
+    conn.close();
+    return closed(key, origin);
+  }
+  const entry: Idle = {
+    conn,
+    read: conn.read(),
+    since: now,
+    reusable: now + reuseMs,
+    expires: now + keepMs,
+    full,
+    idle: true,
+  };
+  // Anything arriving on an idle connection (its close, a reset, a stray
+  // 408) means it cannot carry a request: drop it, and learn how long the
+  // server let it idle.
+  const onIdleEnd = () => {
+    if (!entry.idle) return;
+    learn(origin, performance.now() - entry.since, performance.now());
+    discard(key, origin, entry);
+  };
+  entry.read.then(onIdleEnd, onIdleEnd);
+  conn.unref?.();
+  origin.idle.push(entry);
+  startSweeper();
+}
+
+/** The number of idle connections kept now, all origins together. */
 export function idleConnectionCount(): number {
   let count = 0;
-  for (const list of pools.values()) count += list.length;
+  for (const origin of origins.values()) count += origin.idle.length;
   return count;
+}
+
+/** The number of connections open now (idle or carrying a request), and of
+ * triggers waiting for one, all origins together. */
+export function connectionCounts(): { open: number; waiting: number } {
+  let open = 0, waiting = 0;
+  for (const origin of origins.values()) {
+    open += origin.open;
+    for (let i = origin.head; i < origin.waiters.length; i++) {
+      if (!origin.waiters[i].done) waiting++;
+    }
+  }
+  return { open, waiting };
 }
 
 /**
  * Closes every idle connection the raw-socket transport keeps for reuse. A
  * connection still carrying a request returns to the pool when that request
  * is over: await its `result.done` first to include it. Call this at
- * shutdown, or between tests that must not share connections.
+ * shutdown, or between tests that must not share connections. What was
+ * learned of origins' idle timeouts is forgotten too.
  *
  * @returns A promise that resolves once they are closed.
  *
@@ -155,9 +437,14 @@ export function idleConnectionCount(): number {
  * ```
  */
 export function closeIdleConnections(): Promise<void> {
-  for (const [key, list] of [...pools]) {
-    for (const entry of [...list]) discard(key, entry);
+  for (const [key, origin] of [...origins]) {
+    for (const entry of [...origin.idle]) discard(key, origin, entry);
+    origin.learnedMs = origin.toleratedMs = undefined;
+    forgetIfEmpty(key, origin, performance.now());
   }
-  stopSweeperIfEmpty();
+  if (origins.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
   return Promise.resolve();
 }

@@ -4,7 +4,9 @@
 
 /** The longest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
-/** The most body bytes skipped to keep a connection; beyond, it is closed. */
+/** The most bytes read after the final head (body, chunk sizes and
+ * extensions, trailers: every byte) to keep a connection; beyond, reading
+ * stops and it is closed. */
 export const MAX_DRAIN_BYTES = 1024 * 1024;
 const MAX_LINE = 8 * 1024;
 
@@ -52,7 +54,10 @@ export class ResponseReader {
   #blankLine = 0;
   #line = "";
   #remaining = 0;
+  /** Every byte after the final head, framing included. */
   #drained = 0;
+  /** Every byte of every head so far, interim (1xx) heads included. */
+  #headBytes = 0;
   #headRequest: boolean;
 
   /** @param method The request's method (a HEAD response has no body). */
@@ -75,7 +80,8 @@ export class ResponseReader {
     return this.#keepAlive;
   }
 
-  /** Whether reading on is pointless: the body is read until close, or too big. */
+  /** Whether reading on is pointless: the body is read until close, or more
+   * than {@linkcode MAX_DRAIN_BYTES} came after the head (every byte counts). */
   get giveUp(): boolean {
     return this.#state === "until-close" || this.#drained > MAX_DRAIN_BYTES;
   }
@@ -91,14 +97,21 @@ export class ResponseReader {
     if (this.#state === "done") this.#keepAlive = false;
     let i = 0;
     while (i < bytes.length && this.#state !== "done") {
+      const from = i;
       switch (this.#state) {
         case "head":
           i = this.#pushHead(bytes, i);
-          break;
+          this.#headBytes += i - from;
+          if (this.#headBytes > MAX_HEAD_BYTES) {
+            throw new ResponseProtocolError(
+              "Response head too long",
+              this.#head.slice(0, 40),
+            );
+          }
+          continue;
         case "length": {
           const n = Math.min(this.#remaining, bytes.length - i);
           this.#remaining -= n;
-          this.#drained += n;
           i += n;
           if (this.#remaining === 0) this.#state = "done";
           break;
@@ -111,16 +124,18 @@ export class ResponseReader {
         case "chunk-data": {
           const n = Math.min(this.#remaining, bytes.length - i);
           this.#remaining -= n;
-          this.#drained += n;
           i += n;
           if (this.#remaining === 0) this.#state = "chunk-end";
           break;
         }
         case "until-close":
-          this.#drained += bytes.length - i;
           i = bytes.length;
           break;
       }
+      // Every byte after the head counts: a chunk size, its extensions, a
+      // trailer, as much as the body itself.
+      this.#drained += i - from;
+      if (this.#drained > MAX_DRAIN_BYTES) break;
     }
     if (i < bytes.length) this.#keepAlive = false; // bytes past the response
   }
@@ -172,12 +187,6 @@ export class ResponseReader {
       const lineEnd = head.indexOf("\r\n");
       if (lineEnd > 0) this.#statusOf(head.slice(0, lineEnd));
       this.#blankLine = matched;
-      if (head.length > MAX_HEAD_BYTES) {
-        throw new ResponseProtocolError(
-          "Response head too long",
-          head.slice(0, 40),
-        );
-      }
       return bytes.length;
     }
     this.#blankLine = 0;

@@ -8,12 +8,17 @@ import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
 import type { ConnectStage, ConnectTarget, RawConn } from "./_conn.ts";
 import { rawConnector, rawSocketsCanBeReused } from "./_runtime.ts";
-import { putIdle, type Reused, takeIdle } from "./_pool.ts";
+import {
+  learnStale,
+  type Lease,
+  release,
+  tryAcquire,
+  waitTurn,
+  worthKeeping,
+} from "./_pool.ts";
 
 /** Bodies up to this size go out in the same write as the head. */
 const COALESCE_LIMIT = 64 * 1024;
-/** Methods safe to send again (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 const DNS_FAILURE =
   /lookup address|name or service|nodename nor servname|dns|no such host|enotfound|eai_again/i;
 
@@ -100,9 +105,11 @@ function connectTarget(req: PreparedRequest, signal: AbortSignal) {
  * connection is back in the pool or closed, with the status (undefined when
  * the server closed without answering). Rejects with a TriggerError.
  *
- * A reused connection that dies before any response byte is retried once on
- * a fresh one for idempotent methods only; for others it is reported, since
- * nothing proves the server did not receive the request.
+ * Where connections are shared (not on Workers), at most `maxConnections`
+ * are open per origin; a trigger beyond waits its turn, within its timeout
+ * and signal. A reused connection that ends before any byte of the answer
+ * (or answers 408, a server's idle timeout) is replaced once by a fresh one
+ * and the same bytes are sent again, unless `resend` is false.
  */
 export async function sendOverSocket(
   req: PreparedRequest,
@@ -114,17 +121,38 @@ export async function sendOverSocket(
     : req.body;
   if (signal.aborted) throw abortFailure(signal, req);
   const target = connectTarget(req, signal);
-  const key = req.reuse && rawSocketsCanBeReused()
+  const key = rawSocketsCanBeReused()
     ? `${req.url.protocol}//${target.hostname}:${target.port}|${
       req.caCerts?.join("") ?? ""
     }`
     : undefined;
+  const reuse = key !== undefined && req.reuse && worthKeeping(key);
+
+  let lease: Lease | undefined;
+  if (key !== undefined) {
+    lease = tryAcquire(key, req.maxConnections, reuse);
+    if (lease === undefined) {
+      try {
+        lease = await waitTurn(key, reuse, signal);
+      } catch {
+        const { code, cause } = abortFailure(signal, req);
+        throw failure(
+          code,
+          `${
+            code === "TIMEOUT" ? "Timed out" : "Aborted"
+          } waiting for a connection (maxConnections: ${req.maxConnections} open to this origin)`,
+          req,
+          cause,
+        );
+      }
+    }
+  }
   const head = requestHead(
     req.method,
     req.url,
     req.headers,
     body?.length ?? null,
-    key !== undefined,
+    reuse,
   );
   let data: Uint8Array;
   let rest: Uint8Array | null = null;
@@ -136,102 +164,124 @@ export async function sendOverSocket(
     rest = body;
   }
 
-  let reused = key === undefined ? undefined : takeIdle(key);
+  const exchange = new Exchange(req, signal, events, target, key, reuse);
   while (true) {
     try {
-      return await exchange(req, signal, events, target, reused, key, [
-        data,
-        rest,
-      ]);
+      return await exchange.run(lease, data, rest);
     } catch (error) {
       if (!(error instanceof StaleConnection)) throw error;
-      if (!IDEMPOTENT.has(req.method)) {
+      learnStale(key!, lease!.idleSince);
+      if (!req.resend) {
+        release(key!, undefined);
         throw failure(
           "CLOSED",
-          `Reused connection closed after the request was written; not sent again, since ${req.method} is not idempotent`,
+          "Reused connection closed before answering; not sent again (resend: false), though the server may have received it",
           req,
           error.cause,
         );
       }
-      reused = undefined; // once more, on a fresh connection
+      // Once more, byte for byte, on a fresh connection in the same place.
+      lease = { idleSince: 0 };
     }
   }
 }
 
-async function exchange(
-  req: PreparedRequest,
-  signal: AbortSignal,
-  events: SendEvents,
-  target: ConnectTarget,
-  reused: Reused | undefined,
-  key: string | undefined,
-  [data, rest]: [Uint8Array, Uint8Array | null],
-): Promise<number | undefined> {
-  let phase: Phase = "connect";
-  let conn: RawConn | undefined = reused?.conn;
-  let kept = false;
-  const close = () => conn?.close();
-  signal.addEventListener("abort", close, { once: true });
-  const response = new ResponseReader(req.method);
-  try {
-    conn ??= await rawConnector()!(target, (stage) => phase = stage);
-    if (signal.aborted) throw abortFailure(signal, req);
+/** One request's life on a connection: write, read, then keep or close. */
+class Exchange {
+  constructor(
+    readonly req: PreparedRequest,
+    readonly signal: AbortSignal,
+    readonly events: SendEvents,
+    readonly target: ConnectTarget,
+    readonly key: string | undefined,
+    readonly reuse: boolean,
+  ) {}
 
-    phase = "write";
-    await conn.write(data);
-    if (rest !== null) await conn.write(rest);
-    events.onSent();
-    // Let the caller resume before the read starts.
-    await undefined;
+  async run(
+    lease: Lease | undefined,
+    data: Uint8Array,
+    rest: Uint8Array | null,
+  ): Promise<number | undefined> {
+    const { req, signal, events, key } = this;
+    const reused = lease?.conn !== undefined;
+    let phase: Phase = "connect";
+    let conn: RawConn | undefined = lease?.conn;
+    let kept = false;
+    let stale = false;
+    const close = () => conn?.close();
+    signal.addEventListener("abort", close, { once: true });
+    const response = new ResponseReader(req.method);
+    try {
+      conn ??= await rawConnector()!(this.target, (stage) => phase = stage);
+      if (signal.aborted) throw abortFailure(signal, req);
 
-    phase = "read";
-    let first = reused?.firstRead;
-    while (!response.complete && !response.giveUp) {
-      const chunk = first ? await first : await conn.read();
-      first = undefined;
-      if (chunk === null) {
-        if (response.received === 0) {
-          if (reused) throw new StaleConnection(null);
-          return undefined;
+      phase = "write";
+      await conn.write(data);
+      if (rest !== null) await conn.write(rest);
+      events.onSent();
+      // Let the caller resume before the read starts.
+      await undefined;
+
+      phase = "read";
+      let first = lease?.firstRead;
+      while (!response.complete && !response.giveUp) {
+        const chunk = first ? await first : await conn.read();
+        first = undefined;
+        if (chunk === null) {
+          if (response.received === 0) {
+            if (reused) {
+              stale = true;
+              throw new StaleConnection(null);
+            }
+            return undefined;
+          }
+          response.end();
+          if (response.status === undefined) {
+            throw failure(
+              "CLOSED",
+              "Connection closed in the middle of the status line",
+              req,
+            );
+          }
+          break;
         }
-        response.end();
-        if (response.status === undefined) {
-          throw failure(
-            "CLOSED",
-            "Connection closed in the middle of the status line",
-            req,
-          );
+        const known = response.status !== undefined;
+        response.push(chunk);
+        if (!known && response.status !== undefined) {
+          // A 408 that closes a reused connection is the server's idle
+          // timeout, sent as the request went out: the request was not read.
+          if (reused && response.status === 408 && !response.keepAlive) {
+            stale = true;
+            throw new StaleConnection(null);
+          }
+          events.onStatus(response.status);
         }
-        break;
+        // Read the rest only to reuse the connection.
+        if (
+          response.status !== undefined && (!this.reuse || !response.keepAlive)
+        ) break;
       }
-      const known = response.status !== undefined;
-      response.push(chunk);
-      if (!known && response.status !== undefined) {
-        events.onStatus(response.status);
-      }
-      // Read the rest only to reuse the connection.
+      if (this.reuse && response.reusable && !signal.aborted) kept = true;
+      return response.status;
+    } catch (error) {
+      if (stale) throw error;
+      // After the status, a failure only means the connection is not reused.
+      if (response.status !== undefined) return response.status;
       if (
-        response.status !== undefined &&
-        (key === undefined || !response.keepAlive)
-      ) break;
+        reused && response.received === 0 && !signal.aborted &&
+        !(error instanceof TriggerError)
+      ) {
+        stale = true;
+        throw new StaleConnection(error);
+      }
+      throw classify(error, phase, req, signal);
+    } finally {
+      signal.removeEventListener("abort", close);
+      if (!kept) close();
+      // A stale connection's place goes to its replacement.
+      if (key !== undefined && !stale) {
+        release(key, kept ? conn : undefined, response.keepAliveMs);
+      }
     }
-    if (key !== undefined && response.reusable && !signal.aborted) {
-      putIdle(key, conn, response.keepAliveMs);
-      kept = true;
-    }
-    return response.status;
-  } catch (error) {
-    // After the status, a failure only means the connection is not reused.
-    if (response.status !== undefined) return response.status;
-    if (
-      reused && response.received === 0 && !signal.aborted &&
-      !(error instanceof TriggerError)
-    ) {
-      throw new StaleConnection(error);
-    }
-    throw classify(error, phase, req, signal);
-  } finally {
-    signal.removeEventListener("abort", close);
-    if (!kept) close();
   }
 }

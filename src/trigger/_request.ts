@@ -13,6 +13,7 @@ import {
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { VERSION } from "./_version.ts";
+import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
 import { checkMessage, newMessageId, parseSecret } from "../signature/_sign.ts";
 
 /** A request ready for a transport. */
@@ -36,6 +37,10 @@ export interface PreparedRequest {
   caCerts?: string[];
   /** Whether the connection may be kept for later triggers. */
   reuse: boolean;
+  /** Whether a request a reused connection dropped is sent again. */
+  resend: boolean;
+  /** The cap on connections open at once to the origin. */
+  maxConnections: number;
   /** Sign with these: the secret's key bytes, the id, a fixed timestamp. */
   sign?: PreparedSign;
 }
@@ -515,6 +520,21 @@ export function prepare(
   if (typeof reuse !== "boolean") {
     fail(`reuse must be a boolean, received ${show(reuse)}`);
   }
+  const resend = options.resend ?? true;
+  if (typeof resend !== "boolean") {
+    fail(`resend must be a boolean, received ${show(resend)}`);
+  }
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  if (
+    typeof maxConnections !== "number" || !Number.isInteger(maxConnections) ||
+    maxConnections < 1
+  ) {
+    throw new RangeError(
+      `${PREFIX}maxConnections must be a positive integer, received ${
+        show(maxConnections)
+      }`,
+    );
+  }
   const caCerts = options.caCerts;
   if (caCerts !== undefined) {
     if (
@@ -551,5 +571,7 @@ export function prepare(
     caCerts,
     sign,
     reuse,
+    resend,
+    maxConnections,
   };
 }

@@ -105,6 +105,22 @@ export interface TriggerOptions {
    * server allows it (HTTP/1.1 keep-alive). Default `true`; ignored by the
    * fetch transport, which pools by itself, and on Workers. */
   reuse?: boolean;
+  /** When a reused connection ends before any byte of the answer (the
+   * server closed it while idle, as the request went out), send the same
+   * bytes once more on a fresh connection, whatever the method; a signed
+   * trigger keeps its `webhook-id` and signature, so a receiver can
+   * deduplicate. A duplicate is possible only when a server processed a
+   * request and then closed without any answer byte. `false` gives
+   * at-most-once instead: such a trigger ends `CLOSED`, possibly unreceived.
+   * Raw-socket transport only.
+   * @default true */
+  resend?: boolean;
+  /** The most connections open at once to one origin (scheme, host, port),
+   * counted across all triggers in this process; a trigger beyond waits in
+   * a queue for one, within its `timeout` and `signal`. Raw-socket transport
+   * only, and not on Workers (where a socket belongs to its request).
+   * @default 128 */
+  maxConnections?: number;
   /** Extra root certificates (PEM) for https targets with a private CA. */
   caCerts?: string[];
   /** Signs the request (Standard Webhooks headers) with a shared secret;
@@ -142,6 +158,8 @@ export interface TriggerResult {
   done: Promise<void>;
   /** Settles with what was finally learned once the background part is
    * over — in `"sent"` mode, the status that arrived after the caller moved
-   * on, or why none did. Never rejects. */
+   * on, or why none did. Exactly one per trigger: after a `resend`, the
+   * second attempt's. `CLOSED`, `TIMEOUT` or `ABORTED` after the write leave
+   * receipt unknown. Never rejects. */
   outcome: Promise<TriggerOutcome>;
 }

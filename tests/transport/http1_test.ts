@@ -5,6 +5,8 @@ import {
   requestTarget,
 } from "../../src/transport/_http1.ts";
 import {
+  MAX_DRAIN_BYTES,
+  MAX_HEAD_BYTES,
   ResponseProtocolError,
   ResponseReader,
 } from "../../src/transport/_response.ts";
@@ -157,4 +159,38 @@ Deno.test("ResponseReader reads Keep-Alive timeouts and rejects what is not HTTP
 Deno.test("latin1() writes one byte per char", () => {
   assert.deepEqual(latin1("aé\xff"), new Uint8Array([0x61, 0xe9, 0xff]));
   assert.equal(latin1("ab", 3).length, 5);
+});
+
+Deno.test("ResponseReader counts every byte after the head against the read bound, framing included", () => {
+  const head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // [what follows the head once, what then repeats]
+  const cases: Array<[string, string]> = [
+    ["", `1;ext=${"e".repeat(4000)}\r\nx\r\n`], // 1 body byte per 4 KB
+    ["0\r\n", "x-t: t\r\n".repeat(500)], // trailers, endless
+  ];
+  for (const [once, unit] of cases) {
+    const reader = new ResponseReader("GET");
+    reader.push(bytes(head + once));
+    assert.equal(reader.status, 200);
+    const chunk = bytes(unit);
+    let pushed = 0;
+    while (!reader.giveUp && pushed < 4 * MAX_DRAIN_BYTES) {
+      reader.push(chunk);
+      pushed += chunk.length;
+    }
+    assert.ok(reader.giveUp, "gave up");
+    assert.ok(pushed <= MAX_DRAIN_BYTES + chunk.length, `${pushed} bytes`);
+    assert.equal(reader.reusable, false);
+  }
+});
+
+Deno.test("ResponseReader bounds all heads together, interim 1xx heads included", () => {
+  const reader = new ResponseReader("GET");
+  const interim = bytes(
+    "HTTP/1.1 100 Continue\r\nX-Pad: " + "p".repeat(1000) + "\r\n\r\n",
+  );
+  assert.throws(() => {
+    for (let i = 0; i < 1_000; i++) reader.push(interim);
+  }, ResponseProtocolError);
+  assert.ok(reader.received <= MAX_HEAD_BYTES + interim.length);
 });

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { closeIdleConnections, trigger } from "../../mod.ts";
-import { idleConnectionCount } from "../../src/transport/_pool.ts";
+import {
+  connectionCounts,
+  idleConnectionCount,
+} from "../../src/transport/_pool.ts";
 import { latin1Text, Queue } from "../_servers.ts";
 import { until, within } from "../_wait.ts";
+import { nextRequest } from "../_stale_servers.ts";
+import { VECTOR } from "../_vector.ts";
 
 const encoder = new TextEncoder();
 
@@ -48,14 +53,10 @@ function rawKeepAlive(answer: (n: number, head: string) => string | null) {
             const read = await conn.read(buffer);
             if (read === null) return;
             buffered += latin1Text(buffer.subarray(0, read));
-            let end: number;
-            while ((end = buffered.indexOf("\r\n\r\n")) >= 0) {
-              const head = buffered.slice(0, end);
-              const length = Number(
-                /\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0,
-              );
-              if (buffered.length < end + 4 + length) break;
-              buffered = buffered.slice(end + 4 + length);
+            let request: ReturnType<typeof nextRequest>;
+            while ((request = nextRequest(buffered)) !== undefined) {
+              const { head } = request;
+              buffered = request.rest;
               n++;
               requests.push({ conn: id, n, head });
               const reply = answer(n, head);
@@ -98,6 +99,11 @@ function closeQuietly(conn: Deno.Conn) {
   } catch {
     // Already closed.
   }
+}
+
+/** The next request the server saw, failing after 5 s. */
+function take(server: ReturnType<typeof rawKeepAlive>) {
+  return within(server.requests.take(), "the next request", 5_000);
 }
 
 async function eventually(check: () => boolean, what: string) {
@@ -228,55 +234,126 @@ Deno.test("an idle connection the server closes is dropped before it is reused",
   }
 });
 
-Deno.test("a reused connection that dies after the write: GET is sent again, POST is reported and never sent twice", async () => {
+Deno.test("a reused connection that dies after the write: the request goes out once more, whatever the method; resend: false reports it instead", async () => {
   // Answers the first request on a connection, then closes without answering
   // the second: what a keep-alive race looks like from the client.
   const server = rawKeepAlive((n) =>
     n === 1 ? "HTTP/1.1 204 No Content\r\n\r\n" : null
   );
   try {
-    await within(
-      (await trigger(server.url, { wait: "accepted" })).done,
-      "trigger()'s done",
-    );
-    await server.requests.take();
-    const get = await trigger(server.url, { wait: "accepted" });
-    assert.equal(get.ok, true, get.error?.message);
-    assert.equal(get.status, 204);
-    await within(get.done, "trigger()'s done");
-    assert.deepEqual(
-      [await server.requests.take(), await server.requests.take()].map((r) =>
-        r.n
-      ),
-      [2, 1],
-      "the GET died on the reused connection, then went out on a fresh one",
-    );
+    for (const method of ["GET", "POST", "signed POST"]) {
+      await closeIdleConnections(); // forgets what the last round taught
+      await (await trigger(server.url, { wait: "accepted" })).done;
+      await take(server);
+      const again = await trigger(server.url, {
+        wait: "accepted",
+        body: method === "GET" ? undefined : "charge=1",
+        sign: method === "signed POST" ? { secret: VECTOR.secret } : undefined,
+      });
+      assert.equal(again.ok, true, again.error?.message);
+      assert.equal(again.status, 204);
+      await again.done;
+      const [died, fresh] = [
+        await take(server),
+        await take(server),
+      ];
+      assert.deepEqual(
+        [died.n, fresh.n],
+        [2, 1],
+        `the ${method} died on the reused connection, then went out on a fresh one`,
+      );
+      assert.equal(died.head, fresh.head, "byte for byte the same head");
+      if (method === "signed POST") {
+        assert.match(fresh.head, /\r\nwebhook-id: msg_[0-9a-f]+\r\n/);
+        assert.match(fresh.head, /\r\nwebhook-signature: v1,/);
+      }
+    }
 
+    await closeIdleConnections();
+    await (await trigger(server.url, { wait: "accepted" })).done;
+    await take(server);
     const post = await trigger(server.url, {
       wait: "accepted",
       json: { charge: 1 },
+      resend: false,
     });
     assert.equal(post.ok, false);
     assert.equal(post.error?.code, "CLOSED");
-    assert.match(post.error!.message, /not sent again, since POST/);
-    assert.equal((await server.requests.take()).n, 2);
-    // done settles after everything this trigger sends: a second POST
-    // would have reached the server by then.
-    await within(post.done, "the POST's done");
+    assert.match(post.error!.message, /not sent again \(resend: false\)/);
+    assert.equal((await take(server)).n, 2);
+    await new Promise((r) => setTimeout(r, 100));
     assert.equal(server.requests.size, 0, "the POST went out exactly once");
 
     // In "sent" mode the caller has moved on: the outcome reports it.
-    await within(
-      (await trigger(server.url, { wait: "accepted" })).done,
-      "trigger()'s done",
-    );
-    await server.requests.take();
-    const sent = await trigger(server.url, { json: { charge: 2 } });
+    await closeIdleConnections();
+    await (await trigger(server.url, { wait: "accepted" })).done;
+    await take(server);
+    const sent = await trigger(server.url, {
+      json: { charge: 2 },
+      resend: false,
+    });
     assert.equal(sent.ok, true);
     const outcome = await sent.outcome;
     assert.equal(outcome.ok, false);
     assert.equal(outcome.error?.code, "CLOSED");
-    assert.equal((await server.requests.take()).n, 2);
+    assert.equal((await take(server)).n, 2);
+    await closeIdleConnections();
+    assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
+Deno.test("a 408 that closes a reused connection (the server's idle timeout) sends the request again", async () => {
+  const server = rawKeepAlive((n) =>
+    n === 1
+      ? "HTTP/1.1 204 No Content\r\n\r\n"
+      : "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+  );
+  try {
+    await closeIdleConnections();
+    await (await trigger(server.url, { wait: "accepted" })).done;
+    await take(server);
+    const result = await trigger(server.url, {
+      wait: "accepted",
+      json: { n: 2 },
+    });
+    assert.equal(result.status, 204, result.error?.message);
+    await result.done;
+    const [timedOut, fresh] = [
+      await take(server),
+      await take(server),
+    ];
+    assert.deepEqual([timedOut.n, fresh.n], [2, 1]);
+    assert.equal(server.connections(), 2);
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
+Deno.test("idle connections all closed at once (a restart) do not mark the origin as closing after each response", async () => {
+  const server = rawKeepAlive(() => "HTTP/1.1 204 No Content\r\n\r\n");
+  try {
+    await closeIdleConnections();
+    const burst = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () => trigger(server.url, { wait: "accepted" }),
+      ),
+    );
+    await Promise.all(burst.map((r) => r.done));
+    for (let i = 0; i < 4; i++) await take(server);
+    assert.equal(idleConnectionCount(), 4);
+    server.dropConnections();
+    await eventually(() => idleConnectionCount() === 0, "pool noticed");
+    const next = await trigger(server.url, { wait: "accepted" });
+    assert.equal(next.status, 204);
+    await next.done;
+    const { head } = await take(server);
+    assert.doesNotMatch(head, /\r\nConnection: close/i);
+    assert.equal(idleConnectionCount(), 1, "kept for reuse");
   } finally {
     await closeIdleConnections();
     await server.close();

@@ -1,0 +1,200 @@
+// The per-origin connection cap: triggers beyond it wait in a queue, within
+// their timeout and signal; a flood at one origin stays within a bounded
+// number of file descriptors; running out of descriptors anyway is a typed
+// CONNECT failure, not a crash.
+import assert from "node:assert/strict";
+import { closeIdleConnections, trigger } from "../../mod.ts";
+import { connectionCounts } from "../../src/transport/_pool.ts";
+import { denoRecorder } from "../_servers.ts";
+import { within } from "../_stale_servers.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function openFds(): number {
+  let count = 0;
+  for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
+  return count;
+}
+
+const NODE_COUNTER = `
+let received = 0;
+const server = require("node:http").createServer((req, res) => {
+  let length = 0;
+  req.on("data", (chunk) => length += chunk.length);
+  req.on("end", () => {
+    if (length === Number(req.headers["content-length"])) received++;
+    res.writeHead(202).end();
+  });
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+process.stdin.on("data", () => console.log(received)).on("end", () => process.exit(0));
+`;
+
+/** A Node http target in its own process (its descriptors are its own),
+ * counting intact bodies. */
+async function nodeCounter() {
+  const child = new Deno.Command("node", {
+    args: ["-e", NODE_COUNTER],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const port = Number((await within(lines.read(), 10_000, "node")).value);
+  const writer = child.stdin.getWriter();
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    async received(): Promise<number> {
+      await writer.write(new Uint8Array([10]));
+      return Number((await within(lines.read(), 10_000, "count")).value);
+    },
+    async close() {
+      await writer.close();
+      await lines.cancel();
+      await child.status;
+    },
+  };
+}
+
+Deno.test("15,000 triggers at once at one origin all arrive, the sender under 1,500 open descriptors", async () => {
+  const target = await nodeCounter();
+  const before = openFds();
+  let peak = before;
+  const sampler = setInterval(() => peak = Math.max(peak, openFds()), 5);
+  try {
+    const started = performance.now();
+    const results = await within(
+      Promise.all(
+        Array.from(
+          { length: 15_000 },
+          (_, i) => trigger(target.url, { json: { i }, timeout: 60_000 }),
+        ),
+      ),
+      60_000,
+      "15,000 triggers",
+    );
+    const outcomes = await within(
+      Promise.all(results.map((r) => r.outcome)),
+      60_000,
+      "their outcomes",
+    );
+    const took = performance.now() - started;
+    peak = Math.max(peak, openFds());
+    const failed = outcomes.filter((o) => !o.ok);
+    assert.equal(failed.length, 0, failed[0]?.error?.message);
+    assert.equal(results.filter((r) => !r.ok).length, 0);
+    assert.equal(await target.received(), 15_000);
+    console.log(
+      `15,000 triggers in ${
+        took.toFixed(0)
+      } ms; open fds ${before} before, at most ${peak}`,
+    );
+    assert.ok(peak < 1_500, `at most ${peak} open descriptors`);
+  } finally {
+    clearInterval(sampler);
+    await closeIdleConnections();
+    await target.close();
+  }
+  assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
+});
+
+Deno.test("queued triggers obey their timeout and signal, and the queue moves on", async () => {
+  const target = denoRecorder({ delay: 300 });
+  const url = `${target.origin}/slow`;
+  try {
+    const options = { wait: "accepted", maxConnections: 1 } as const;
+    const holder = trigger(url, { ...options, json: "holder" });
+    await sleep(20); // the holder has the one connection
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const [timedOut, aborted] = await Promise.all([
+      trigger(url, { ...options, json: "timeout", timeout: 100 }),
+      trigger(url, { ...options, json: "signal", signal: controller.signal }),
+    ]);
+    assert.equal(timedOut.error?.code, "TIMEOUT", timedOut.error?.message);
+    assert.equal(aborted.error?.code, "ABORTED", aborted.error?.message);
+    assert.match(timedOut.error!.message, /waiting for a connection/);
+    assert.ok(timedOut.elapsed < 290, `${timedOut.elapsed} ms in the queue`);
+    assert.ok(aborted.elapsed < 290, `${aborted.elapsed} ms in the queue`);
+    assert.equal(connectionCounts().waiting, 0, "both left the queue");
+
+    const next = trigger(url, { ...options, json: "next" });
+    assert.equal((await holder).status, 202);
+    assert.equal((await next).status, 202);
+    await (await holder).done;
+    await (await next).done;
+    const seen = [
+      await within(target.seen.take(), 5_000, "the holder's request"),
+      await within(target.seen.take(), 5_000, "the next request"),
+    ];
+    assert.deepEqual(
+      seen.map((s) => new TextDecoder().decode(s.body)),
+      ['"holder"', '"next"'],
+    );
+    await sleep(50);
+    assert.equal(
+      target.seen.size,
+      0,
+      "the queued-out triggers were never sent",
+    );
+  } finally {
+    await closeIdleConnections();
+    await target.close();
+  }
+});
+
+Deno.test("maxConnections must be a positive integer", () => {
+  for (const bad of [0, -1, 1.5, NaN, "8"]) {
+    assert.throws(
+      () => trigger("http://127.0.0.1:1/", { maxConnections: bad as number }),
+      RangeError,
+    );
+  }
+  assert.throws(
+    () =>
+      trigger("http://127.0.0.1:1/", { resend: "no" as unknown as boolean }),
+    TypeError,
+  );
+});
+
+Deno.test("running out of file descriptors is a typed CONNECT failure, not a crash", async () => {
+  const target = denoRecorder();
+  const child = `
+    import { trigger } from ${
+    JSON.stringify(new URL("../../mod.ts", import.meta.url).href)
+  };
+    const results = await Promise.all(Array.from({ length: 300 }, () =>
+      trigger(${
+    JSON.stringify(target.origin + "/")
+  }, { body: "x", maxConnections: 1000, timeout: 10000 })));
+    const codes = {};
+    let message;
+    for (const result of results) {
+      const outcome = await result.outcome;
+      const code = outcome.ok ? "ok" : outcome.error.code;
+      codes[code] = (codes[code] ?? 0) + 1;
+      if (!outcome.ok) message = outcome.error.message;
+    }
+    console.log(JSON.stringify({ codes, message }));
+  `;
+  try {
+    const { code, stdout, stderr } = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `ulimit -n 100 && exec "$0" eval --no-config "$1"`,
+        Deno.execPath(),
+        child,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    assert.equal(code, 0, decoder.decode(stderr));
+    const { codes, message } = JSON.parse(decoder.decode(stdout));
+    assert.ok(codes.CONNECT > 0, JSON.stringify(codes));
+    assert.deepEqual(Object.keys(codes).sort(), ["CONNECT", "ok"]);
+    assert.match(message, /too many open files|os error 24/i);
+    while (target.seen.size > 0) await target.seen.take();
+  } finally {
+    await target.close();
+  }
+});
