@@ -25,6 +25,11 @@ export interface SendEvents {
   onSent(): void;
   /** The final status line arrived. */
   onStatus(status: number): void;
+  /** A stale reused connection: the request goes again on a fresh one. */
+  onResend?(): void;
+  /** The request starts (`true`) or stops (`false`) waiting for a
+   * connection to its origin. */
+  onQueue?(waiting: boolean): void;
 }
 
 /** A reused connection died before answering: nothing proves receipt. */
@@ -154,6 +159,7 @@ export async function sendOverSocket(
         );
       }
       reused = undefined; // once more, on a fresh connection
+      events.onResend?.();
     }
   }
 }

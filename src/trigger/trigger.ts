@@ -7,6 +7,7 @@ import { discoverWaitUntil } from "../transport/_runtime.ts";
 import { startDeadline } from "../transport/_deadline.ts";
 import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
 import { sendOverFetch } from "../transport/_fetch.ts";
+import { startTelemetry } from "./_telemetry.ts";
 
 /**
  * Fires an HTTP request and moves on, without losing it.
@@ -141,6 +142,8 @@ function statusOutcome(status: number, req: PreparedRequest): TriggerOutcome {
 
 function run(req: PreparedRequest): Promise<TriggerResult> {
   const start = performance.now();
+  // Undefined unless an OpenTelemetry API is registered.
+  const telemetry = startTelemetry(req);
   const controller = new AbortController();
   const { signal } = controller;
   const stopClock = startDeadline(
@@ -168,10 +171,12 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
     answered = true;
+    const elapsed = performance.now() - start;
+    telemetry?.resumed(result, elapsed);
     resolve({
       ...result,
       transport: req.transport,
-      elapsed: performance.now() - start,
+      elapsed,
       done,
       outcome,
     });
@@ -184,12 +189,18 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       if (req.wait === "accepted") answer(statusOutcome(status, req));
     },
   };
+  if (telemetry) {
+    events.onResend = () => telemetry.resend();
+    events.onQueue = (waiting) => telemetry.queue(waiting);
+  }
 
   const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
   // Signing is async (WebCrypto): only signed triggers pay for the await.
-  (req.sign
-    ? signRequest(req, signal).then(() => send(req, signal, events))
-    : send(req, signal, events))
+  const go = () =>
+    req.sign
+      ? signRequest(req, signal).then(() => send(req, signal, events))
+      : send(req, signal, events);
+  (telemetry ? telemetry.within(go) : go())
     .then(
       (status): TriggerOutcome =>
         status === undefined
@@ -209,6 +220,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       external?.removeEventListener("abort", onAbort);
       answer(result);
       settle(result);
+      telemetry?.end(result);
     });
 
   const waitUntil = req.waitUntil ?? discoverWaitUntil();
