@@ -2,6 +2,7 @@
 // "hono" mapping does not apply. Types only: no runtime dependency.
 // deno-lint-ignore no-import-prefix
 import type { Context, MiddlewareHandler } from "npm:hono@^4.13.19";
+import { traceConnection } from "./_trace.ts";
 
 /**
  * The bits of {@linkcode Connection.status}, as PHP's `connection_status()`
@@ -273,6 +274,7 @@ export function connection(
   return async function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, onError);
     c.set("connection", conn);
+    traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
 

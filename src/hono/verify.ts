@@ -61,6 +61,7 @@ import {
   TIMESTAMP,
   verify,
 } from "../signature/_sign.ts";
+import { annotate } from "./_trace.ts";
 
 /**
  * What {@linkcode DedupStore.claim} found: `"claimed"` — the id is new (or
@@ -479,6 +480,10 @@ export function verifyTrigger(
       await report(onError, error, c);
       return reject(503, "Deduplication store unavailable");
     }
+    annotate({
+      "fire_trigger.webhook.id": id,
+      "fire_trigger.webhook.duplicate": claim !== "claimed",
+    });
     if (claim === "done") {
       return new Response("Duplicate: this webhook-id was already handled\n", {
         status: 200,
@@ -526,6 +531,7 @@ export function verifyTrigger(
 const TEXT = { "content-type": "text/plain; charset=UTF-8" };
 
 function reject(status: number, reason: string): Response {
+  annotate({ "fire_trigger.webhook.rejected": reason });
   return new Response(reason + "\n", { status, headers: TEXT });
 }
 

@@ -3,10 +3,25 @@
 // received as JSON. Usage: _otel_child.ts trigger <socket|fetch> | outbox
 import { trigger } from "../../src/trigger/trigger.ts";
 import { closeIdleConnections } from "../../src/transport/_pool.ts";
+import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import { verifyTrigger } from "../../src/hono/verify.ts";
+import { connection } from "../../src/hono/connection.ts";
+import { createSecret } from "../../src/signature/sign.ts";
+import { Hono } from "hono";
+
+const secret = createSecret();
+/** The receiving side: verifyTrigger() and connection() on a Hono route
+ * that fails its first delivery (503), then accepts. */
+let hookHits = 0;
+const hooks = new Hono().post(
+  "/hook",
+  verifyTrigger({ secret }),
+  connection(),
+  (c) => c.body(null, ++hookHits === 1 ? 503 : 200),
+);
 
 /** The headers a target route saw, per path, in arrival order. */
 const received: Record<string, Array<Record<string, string | null>>> = {};
-let hits = 0;
 const target = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen() {} },
   (request) => {
@@ -17,10 +32,7 @@ const target = Deno.serve(
       baggage: request.headers.get("baggage"),
     });
     if (path === "/fail") return new Response(null, { status: 503 });
-    // The outbox's target fails once, then accepts.
-    if (path === "/flaky" && ++hits === 1) {
-      return new Response(null, { status: 503 });
-    }
+    if (path === "/hook") return hooks.fetch(request);
     return new Response("ok");
   },
 );
@@ -133,7 +145,63 @@ async function triggerScenario(transport: "socket" | "fetch") {
   await caller.shutdown();
 }
 
+/** Stores a trigger from inside a caller route, then delivers it: the
+ * first attempt meets a 503, the retry a 200; then the same message again,
+ * which the receiver reports as a duplicate. */
+async function outboxScenario() {
+  const url = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+  const dir = url ? undefined : await Deno.makeTempDir();
+  const events: OutboxEvent[] = [];
+  const delivered = Promise.withResolvers<void>();
+  const outbox = await openOutbox({
+    ...(url
+      ? {
+        connectionString: url,
+        queue: `otel_${crypto.randomUUID().slice(0, 8)}`,
+      }
+      : { dir }),
+    sign: { secret },
+    retry: { limit: 2, delaySeconds: 0, backoff: false },
+    onEvent(event) {
+      events.push(event);
+      if (event.type === "delivered") delivered.resolve();
+    },
+  });
+  let id = "";
+  const caller = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async () => {
+      ({ id } = await outbox.trigger(`${base}/hook`, { json: { n: 1 } }));
+      return new Response(null, { status: 202 });
+    },
+  );
+  await fetch(`http://127.0.0.1:${caller.addr.port}/enqueue`);
+  await caller.shutdown();
+  outbox.start({ pollInterval: 50 });
+  const timer = setTimeout(
+    () => delivered.reject(new Error("not delivered within 30 s")),
+    30_000,
+  );
+  await delivered.promise.finally(() => clearTimeout(timer));
+  await outbox.stop();
+  // The same message again: a duplicate for verifyTrigger().
+  const again = await trigger(`${base}/hook`, {
+    wait: "accepted",
+    json: { n: 1 },
+    sign: { secret, id },
+  });
+  await again.done;
+  if (dir) await Deno.remove(dir, { recursive: true });
+  console.log(JSON.stringify({
+    received,
+    events: events.map((e) => e.type),
+    again: again.status,
+  }));
+}
+
 if (Deno.args[0] === "trigger") {
   await triggerScenario(Deno.args[1] as "socket" | "fetch");
+} else if (Deno.args[0] === "outbox") {
+  await outboxScenario();
 }
 await target.shutdown();

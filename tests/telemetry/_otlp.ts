@@ -123,14 +123,24 @@ export async function runWithOtel(
   timeoutMs = 60_000,
 ): Promise<OtelRun> {
   const spans: ReceivedSpan[] = [];
-  const points: ReceivedPoint[] = [];
+  // Deno exports cumulative metrics at each interval: keep the latest point
+  // per metric and attribute set.
+  const points = new Map<string, ReceivedPoint>();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
       const path = new URL(request.url).pathname;
       const body = await request.json();
       if (path === "/v1/traces") spans.push(...spansOf(body));
-      if (path === "/v1/metrics") points.push(...pointsOf(body));
+      if (path === "/v1/metrics") {
+        for (const point of pointsOf(body)) {
+          const attributes = Object.entries(point.attributes).sort();
+          points.set(
+            JSON.stringify([point.scope, point.metric, attributes]),
+            point,
+          );
+        }
+      }
       return Response.json({});
     },
   );
@@ -159,7 +169,7 @@ export async function runWithOtel(
         }):\n${stdout}\n${new TextDecoder().decode(output.stderr)}`,
       );
     }
-    return { stdout, spans, points };
+    return { stdout, spans, points: [...points.values()] };
   } finally {
     clearTimeout(timer);
     await server.shutdown();
