@@ -44,7 +44,7 @@ export interface OtelSpan {
   spanContext(): { traceId: string; spanId: string; traceFlags: number };
   setAttribute(key: string, value: AttributeValue): unknown;
   setAttributes(attributes: Attributes): unknown;
-  addEvent(name: string, attributes?: Attributes): unknown;
+  addEvent(name: string, attributes?: Attributes, time?: number): unknown;
   setStatus(status: { code: number; message?: string }): unknown;
   end(): void;
   isRecording(): boolean;

@@ -132,6 +132,9 @@ function fullUrl(req: PreparedRequest): string {
   return url.href;
 }
 
+// The caller waits only for the span's start and the headers: attributes
+// beyond the ones sampling may use, the "resumed" event (with its own time)
+// and the metrics are recorded when the trigger is over.
 class Telemetry implements TriggerTelemetry {
   #api: Registry;
   #req: PreparedRequest;
@@ -139,6 +142,11 @@ class Telemetry implements TriggerTelemetry {
   #context: OtelContext;
   #common: Attributes;
   #resends = 0;
+  /** When the caller resumed (ms since the epoch), how long it waited, and
+   * the error it saw. */
+  #resumedAt = 0;
+  #wait: number | undefined;
+  #waitError: string | undefined;
 
   constructor(api: Registry, req: PreparedRequest) {
     this.#api = api;
@@ -156,19 +164,15 @@ class Telemetry implements TriggerTelemetry {
       "fire_trigger.wait": req.wait,
     };
     const parent = activeContext(api);
+    // What semantic conventions list as available to samplers, at start.
     this.#span = tracer(api)?.startSpan(method, {
       kind: SpanKind.CLIENT,
-      attributes: defined({
-        ...this.#common,
-        "http.request.method_original": method === "_OTHER"
-          ? req.method
-          : undefined,
+      attributes: {
+        "http.request.method": method,
+        "server.address": this.#common["server.address"],
+        "server.port": this.#common["server.port"],
         "url.full": fullUrl(req),
-        "network.protocol.name": "http",
-        "network.protocol.version": req.transport === "socket"
-          ? "1.1"
-          : undefined,
-      }),
+      },
     }, parent);
     this.#context = this.#span === undefined
       ? parent
@@ -191,19 +195,9 @@ class Telemetry implements TriggerTelemetry {
   }
 
   resumed(outcome: TriggerOutcome, elapsed: number): void {
-    quietly(() => {
-      this.#span?.addEvent(
-        "fire_trigger.resumed",
-        defined({
-          "fire_trigger.wait": this.#req.wait,
-          "error.type": outcome.error?.code,
-        }),
-      );
-      instruments(this.#api)?.wait.record?.(
-        elapsed / 1000,
-        defined({ ...this.#common, "error.type": outcome.error?.code }),
-      );
-    });
+    this.#resumedAt = performance.timeOrigin + performance.now();
+    this.#wait = elapsed;
+    this.#waitError = outcome.error?.code;
   }
 
   resend(): void {
@@ -226,15 +220,36 @@ class Telemetry implements TriggerTelemetry {
 
   end(outcome: TriggerOutcome): void {
     quietly(() => {
+      const req = this.#req;
       const error = outcome.error?.code;
       const status = outcome.status;
       const span = this.#span;
       if (span !== undefined) {
-        if (status !== undefined) {
-          span.setAttribute("http.response.status_code", status);
+        span.setAttributes(defined({
+          "fire_trigger.transport": req.transport,
+          "fire_trigger.wait": req.wait,
+          "http.request.method_original":
+            this.#common["http.request.method"] === "_OTHER"
+              ? req.method
+              : undefined,
+          "network.protocol.name": "http",
+          "network.protocol.version": req.transport === "socket"
+            ? "1.1"
+            : undefined,
+          "http.response.status_code": status,
+          "error.type": error,
+        }));
+        if (this.#wait !== undefined) {
+          span.addEvent(
+            "fire_trigger.resumed",
+            defined({
+              "fire_trigger.wait": req.wait,
+              "error.type": this.#waitError,
+            }),
+            this.#resumedAt,
+          );
         }
         if (error !== undefined) {
-          span.setAttribute("error.type", error);
           span.setStatus({
             code: STATUS_ERROR,
             message: outcome.error!.message,
@@ -242,7 +257,15 @@ class Telemetry implements TriggerTelemetry {
         }
         span.end();
       }
-      instruments(this.#api)?.triggers.add?.(
+      const metrics = instruments(this.#api);
+      if (metrics === undefined) return;
+      if (this.#wait !== undefined) {
+        metrics.wait.record?.(
+          this.#wait / 1000,
+          defined({ ...this.#common, "error.type": this.#waitError }),
+        );
+      }
+      metrics.triggers.add?.(
         1,
         defined({
           ...this.#common,

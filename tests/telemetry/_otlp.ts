@@ -11,8 +11,13 @@ export interface ReceivedSpan {
   kind: number;
   scope: string;
   attributes: Record<string, unknown>;
-  events: Array<{ name: string; attributes: Record<string, unknown> }>;
+  events: Array<
+    { name: string; time: bigint; attributes: Record<string, unknown> }
+  >;
   status: { code?: number; message?: string };
+  /** Unix nanoseconds. */
+  start: bigint;
+  end: bigint;
 }
 
 /** A received metric data point, attributes flattened. */
@@ -70,9 +75,12 @@ function spansOf(body: Json): ReceivedSpan[] {
           attributes: flat(span.attributes),
           events: (span.events ?? []).map((e: Json) => ({
             name: e.name,
+            time: BigInt(e.timeUnixNano),
             attributes: flat(e.attributes),
           })),
           status: span.status ?? {},
+          start: BigInt(span.startTimeUnixNano),
+          end: BigInt(span.endTimeUnixNano),
         });
       }
     }

@@ -126,6 +126,12 @@ for (const transport of ["socket", "fetch"] as const) {
     // "sent" mode: the span covers the background part, up to the status.
     const [sent] = ours(run.spans, "/sent");
     assert.equal(sent.attributes["http.response.status_code"], 200);
+    const resumed = sent.events.find((e) => e.name === "fire_trigger.resumed");
+    assert.ok(resumed, "the caller's resumption is an event");
+    assert.ok(
+      sent.start <= resumed.time && resumed.time <= sent.end,
+      `resumed at ${resumed.time}, within ${sent.start}..${sent.end}`,
+    );
 
     const counted = points(run, "fire_trigger.triggers");
     assert.ok(counted.every((p) => p.unit === "{trigger}"));
