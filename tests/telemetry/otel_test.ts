@@ -9,6 +9,7 @@ import {
   runWithOtel,
 } from "./_otlp.ts";
 import { trigger } from "../../src/trigger/trigger.ts";
+import { closeIdleConnections } from "../../src/transport/_pool.ts";
 
 const CHILD = new URL("./_otel_child.ts", import.meta.url).pathname;
 const SCOPE = "@fire/trigger";
@@ -260,5 +261,73 @@ Deno.test("OTel off: no trace headers are sent", async () => {
     }
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("@opentelemetry/api registered by the application (as on Node or Bun): the same trace, both transports", async () => {
+  const { context, propagation, trace } = await import(
+    "npm:@opentelemetry/api@1.9.0"
+  );
+  const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } =
+    await import("npm:@opentelemetry/sdk-trace-base@2.12.1");
+  const { AsyncLocalStorageContextManager } = await import(
+    "npm:@opentelemetry/context-async-hooks@2.12.1"
+  );
+  const { W3CTraceContextPropagator } = await import(
+    "npm:@opentelemetry/core@2.12.1"
+  );
+  const exporter = new InMemorySpanExporter();
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    }),
+  );
+  context.setGlobalContextManager(
+    new AsyncLocalStorageContextManager().enable(),
+  );
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const seen: Array<string | null> = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      seen.push(request.headers.get("traceparent"));
+      return new Response("ok");
+    },
+  );
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/`;
+    const caller = await trace.getTracer("app").startActiveSpan(
+      "caller",
+      async (span) => {
+        for (const transport of ["socket", "fetch"] as const) {
+          const result = await trigger(url, { wait: "accepted", transport });
+          assert.equal(result.status, 200);
+          await result.done;
+        }
+        span.end();
+        return span.spanContext();
+      },
+    );
+    const spans = exporter.getFinishedSpans().filter((s) =>
+      s.instrumentationScope.name === SCOPE
+    );
+    assert.deepEqual(
+      spans.map((s) => [
+        s.attributes["fire_trigger.transport"],
+        s.spanContext().traceId,
+        s.parentSpanContext?.spanId,
+        `00-${caller.traceId}-${s.spanContext().spanId}-01`,
+      ]),
+      [
+        ["socket", caller.traceId, caller.spanId, seen[0]],
+        ["fetch", caller.traceId, caller.spanId, seen[1]],
+      ],
+    );
+  } finally {
+    await closeIdleConnections();
+    await server.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
   }
 });
