@@ -18,6 +18,13 @@ const hooks = new Hono().post(
   verifyTrigger({ secret }),
   connection(),
   (c) => c.body(null, ++hookHits === 1 ? 503 : 200),
+).post(
+  "/ack",
+  connection({ ack: true }),
+  async (c) => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return c.body(null, 204);
+  },
 );
 
 /** The headers a target route saw, per path, in arrival order. */
@@ -32,7 +39,7 @@ const target = Deno.serve(
       baggage: request.headers.get("baggage"),
     });
     if (path === "/fail") return new Response(null, { status: 503 });
-    if (path === "/hook") return hooks.fetch(request);
+    if (path === "/hook" || path === "/ack") return hooks.fetch(request);
     return new Response("ok");
   },
 );
@@ -191,11 +198,20 @@ async function outboxScenario() {
     sign: { secret, id },
   });
   await again.done;
+  // Unsigned: verifyTrigger() refuses it. And an early-acknowledged route.
+  const unsigned = await trigger(`${base}/hook`, { wait: "accepted", json: 1 });
+  await unsigned.done;
+  const acked = await trigger(`${base}/ack`, { wait: "accepted", json: 1 });
+  await acked.done;
+  // The background work ends after the 202: wait for its span to end.
+  await new Promise((resolve) => setTimeout(resolve, 200));
   if (dir) await Deno.remove(dir, { recursive: true });
   console.log(JSON.stringify({
     received,
     events: events.map((e) => e.type),
     again: again.status,
+    unsigned: unsigned.status,
+    acked: acked.status,
   }));
 }
 

@@ -30,6 +30,8 @@ function output(run: OtelRun): {
   received: Record<string, Received[]>;
   events?: string[];
   again?: number;
+  unsigned?: number;
+  acked?: number;
 } {
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!);
 }
@@ -176,7 +178,7 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
       }
       : {}),
   });
-  const { received, events, again } = output(run);
+  const { received, events, again, unsigned, acked } = output(run);
   assert.deepEqual(events, ["retry", "delivered"]);
   assert.equal(again, 200);
 
@@ -218,7 +220,7 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
 
   // verifyTrigger() and connection() on the route's server span.
   const routes = serverSpans(run.spans, "/hook");
-  assert.equal(routes.length, 3);
+  assert.equal(routes.length, 4);
   const first = routes.find((s) => s.parentSpanId === hooks[0].spanId)!;
   assert.equal(typeof first.attributes["fire_trigger.webhook.id"], "string");
   assert.equal(first.attributes["fire_trigger.webhook.duplicate"], false);
@@ -231,6 +233,28 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
     duplicate.attributes["fire_trigger.webhook.id"],
     first.attributes["fire_trigger.webhook.id"],
   );
+  assert.equal(unsigned, 401);
+  assert.ok(
+    routes.some((s) =>
+      s.attributes["fire_trigger.webhook.rejected"] ===
+        "Missing webhook-id header"
+    ),
+    "a refused request says why",
+  );
+
+  // connection({ ack: true }): the status after the 202, on its own span.
+  assert.equal(acked, 202);
+  const [ackRoute] = serverSpans(run.spans, "/ack");
+  const background = run.spans.find((s) =>
+    s.scope === SCOPE && s.name === "connection background"
+  );
+  assert.ok(background, "the background work has a span");
+  assert.equal(background.parentSpanId, ackRoute.spanId);
+  assert.equal(
+    background.attributes["fire_trigger.connection.status"],
+    "normal",
+  );
+  assert.ok(background.end > ackRoute.end, "it outlasts the server span");
 });
 
 Deno.test("OTel off: no trace headers are sent", async () => {
