@@ -51,6 +51,7 @@
 import { PgBoss } from "npm:pg-boss@12.38.0";
 import type { ConstructorOptions, Job } from "npm:pg-boss@12.38.0";
 import { trigger } from "../trigger/trigger.ts";
+import { type AttemptTrace, traceAttempt, traceEnqueue } from "./_trace.ts";
 import { prepare, show } from "../trigger/_request.ts";
 import type { TriggerOptions, TriggerResult } from "../trigger/types.ts";
 
@@ -298,6 +299,8 @@ interface StoredRequest {
   timeout: number;
   transport?: "socket" | "fetch";
   caCerts?: string[];
+  /** The caller's trace context (`traceparent`, …), when OTel is on. */
+  trace?: Record<string, string>;
 }
 
 const PREFIX = "Cannot trigger request: ";
@@ -760,7 +763,8 @@ class PgOutbox implements Outbox {
     const id = init.sign?.id !== undefined && req.sign !== undefined
       ? req.sign.id
       : given?.[1] ?? jobId;
-    return (async () => {
+    const trace = traceEnqueue(this.#queue, jobId, req.href);
+    const storing = (async () => {
       const body = req.body === null
         ? null
         : req.body instanceof Uint8Array
@@ -779,6 +783,7 @@ class PgOutbox implements Outbox {
       }
       if (req.caCerts !== undefined) stored.caCerts = req.caCerts;
       if (init.sign !== undefined) stored.secret = init.sign.secret;
+      if (trace) stored.trace = trace.carrier;
       await this.#boss.send(this.#queue, stored, {
         id: jobId,
         retryLimit: retry.limit,
@@ -792,6 +797,7 @@ class PgOutbox implements Outbox {
       if (!delay) this.#wake.abort();
       return { id };
     })();
+    return trace?.follow(storing) ?? storing;
   }
 
   start(options: DispatchOptions = {}): void {
@@ -858,6 +864,7 @@ class PgOutbox implements Outbox {
     const data = job.data;
     const attempt = job.retryCount + 1;
     let result: TriggerResult;
+    let span: AttemptTrace | undefined;
     try {
       const secret = data.secret ?? this.#secret;
       const headers = data.headers.filter(([name]) =>
@@ -865,24 +872,29 @@ class PgOutbox implements Outbox {
       );
       // The same id on every attempt; with a secret, a fresh signature.
       if (secret === undefined) headers.push(["webhook-id", data.id]);
-      result = await trigger(data.url, {
-        sign: secret === undefined ? undefined : { secret, id: data.id },
-        method: data.method,
-        headers,
-        body: data.body === null ? undefined : fromBase64(data.body),
-        timeout: data.timeout,
-        wait: "accepted",
-        transport: data.transport,
-        caCerts: data.caCerts,
-        signal: this.#abort.signal,
-      });
+      span = traceAttempt(data.trace, this.#queue, job.id, attempt);
+      const go = () =>
+        trigger(data.url, {
+          sign: secret === undefined ? undefined : { secret, id: data.id },
+          method: data.method,
+          headers,
+          body: data.body === null ? undefined : fromBase64(data.body),
+          timeout: data.timeout,
+          wait: "accepted",
+          transport: data.transport,
+          caCerts: data.caCerts,
+          signal: this.#abort.signal,
+        });
+      result = await (span ? span.within(go) : go());
     } catch (error) {
       // Stored input that no longer validates (e.g. caCerts on a runtime
       // that cannot use them): retrying will not help.
-      await this.#settle(job, "dead", attempt, 0, {
+      const invalid = {
         code: "INVALID",
         message: (error as Error)?.message ?? String(error),
-      });
+      };
+      span?.end(false, invalid);
+      await this.#settle(job, "dead", attempt, 0, invalid);
       return;
     }
     const error = result.error && {
@@ -890,6 +902,7 @@ class PgOutbox implements Outbox {
       message: result.error.message,
       ...(result.status !== undefined ? { status: result.status } : {}),
     };
+    span?.end(result.ok, error);
     await this.#settle(
       job,
       verdict(result),

@@ -12,6 +12,7 @@ import { keepAlive, track } from "./_background.ts";
 import { bufferedRequest, DEFAULT_MAX_BODY_SIZE, readBody } from "./_body.ts";
 import { checkBytes, checkFunction, checkMs } from "./_check.ts";
 import { consoleReporter } from "./_report.ts";
+import { traceConnection } from "./_trace.ts";
 import { ConnectionState, type EarlyEnd, earlyResponse } from "./_state.ts";
 
 const PREFIX = "Cannot create connection() middleware: ";
@@ -93,6 +94,7 @@ export function connection(options: ConnectionOptions = {}): Middleware {
   return async function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
     c.set("connection", conn);
+    traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
     if (!ack) return await runInline(c, next, conn);

@@ -72,6 +72,7 @@ import {
 } from "./_body.ts";
 import { checkBytes, checkFunction, checkMs } from "./_check.ts";
 import { consoleReporter, report } from "./_report.ts";
+import { annotate } from "./_trace.ts";
 
 /** The header that marks an answer given instead of running the route. */
 const DUPLICATE_HEADER = "x-trigger-duplicate";
@@ -272,6 +273,10 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       await report(reportError, error, c, "verifyTrigger()");
       return reject(503, "Deduplication store unavailable");
     }
+    annotate({
+      "fire_trigger.webhook.id": id,
+      "fire_trigger.webhook.duplicate": claim !== "claimed",
+    });
     if (claim === "done") {
       return new Response("Duplicate: this webhook-id was already handled\n", {
         status: 200,
@@ -353,6 +358,7 @@ function refuseBody(
 }
 
 function reject(status: number, reason: string): Response {
+  annotate({ "fire_trigger.webhook.rejected": reason });
   return new Response(reason + "\n", { status, headers: TEXT });
 }
 

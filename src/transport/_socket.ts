@@ -30,6 +30,11 @@ export interface SendEvents {
   onSent(): void;
   /** The final status line arrived. */
   onStatus(status: number): void;
+  /** A stale reused connection: the request goes again on a fresh one. */
+  onResend?(): void;
+  /** The request starts (`true`) or stops (`false`) waiting for a
+   * connection to its origin. */
+  onQueue?(waiting: boolean): void;
 }
 
 /** A reused connection died before answering: nothing proves receipt. */
@@ -182,6 +187,7 @@ export async function sendOverSocket(
       }
       // Once more, byte for byte, on a fresh connection in the same place.
       lease = { idleSince: 0 };
+      events.onResend?.();
     }
   }
 }

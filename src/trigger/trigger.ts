@@ -8,6 +8,7 @@ import { startDeadline } from "../transport/_deadline.ts";
 import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
 import { sendOverFetch } from "../transport/_fetch.ts";
 import { triggerEnded, triggerStarted } from "./drain.ts";
+import { startTelemetry } from "./_telemetry.ts";
 
 /**
  * Fires an HTTP request and moves on, without losing it.
@@ -164,6 +165,8 @@ function statusOutcome(status: number, req: PreparedRequest): TriggerOutcome {
 
 function run(req: PreparedRequest): Promise<TriggerResult> {
   const start = performance.now();
+  // Undefined unless an OpenTelemetry API is registered.
+  const telemetry = startTelemetry(req);
   const controller = new AbortController();
   const { signal } = controller;
   const stopClock = startDeadline(
@@ -192,10 +195,12 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
     answered = true;
+    const elapsed = performance.now() - start;
+    telemetry?.resumed(result, elapsed);
     resolve({
       ...result,
       transport: req.transport,
-      elapsed: performance.now() - start,
+      elapsed,
       done,
       outcome,
     });
@@ -208,12 +213,18 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       if (req.wait === "accepted") answer(statusOutcome(status, req));
     },
   };
+  if (telemetry) {
+    events.onResend = () => telemetry.resend();
+    events.onQueue = (waiting) => telemetry.queue(waiting);
+  }
 
   const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
   // Signing is async (WebCrypto): only signed triggers pay for the await.
-  (req.sign
-    ? signRequest(req, signal).then(() => send(req, signal, events))
-    : send(req, signal, events))
+  const go = () =>
+    req.sign
+      ? signRequest(req, signal).then(() => send(req, signal, events))
+      : send(req, signal, events);
+  (telemetry ? telemetry.within(go) : go())
     .then(
       (status): TriggerOutcome =>
         status === undefined
@@ -234,6 +245,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       answer(result);
       settle(result);
       triggerEnded();
+      telemetry?.end(result);
     });
 
   const waitUntil = req.waitUntil ?? discoverWaitUntil();

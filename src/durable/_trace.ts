@@ -1,0 +1,156 @@
+// The outbox continues the caller's trace (private): `outbox.trigger()`
+// stores the trace context of a PRODUCER span with the job, and each
+// delivery attempt is a CONSUMER span in that trace, with its attempt number.
+// Nothing happens where no OpenTelemetry API is registered.
+import {
+  activeContext,
+  type Carrier,
+  extract,
+  inject,
+  otel,
+  type OtelContext,
+  type OtelSpan,
+  quietly,
+  type Registry,
+  SPAN_KEY,
+  SpanKind,
+  STATUS_ERROR,
+  tracer,
+} from "../telemetry/_otel.ts";
+
+/** The span of storing one trigger; its context goes with the job. */
+export interface EnqueueTrace {
+  /** `traceparent` (and `tracestate`, `baggage`) to store with the job. */
+  carrier: Carrier;
+  /** Ends the span when `storing` settles; returns it unchanged. */
+  follow<T>(storing: Promise<T>): Promise<T>;
+}
+
+/**
+ * Starts the span of storing a trigger in `queue`, in the caller's context.
+ * Undefined when OpenTelemetry is off.
+ */
+export function traceEnqueue(
+  queue: string,
+  jobId: string,
+  url: string,
+): EnqueueTrace | undefined {
+  const api = otel();
+  if (api === undefined) return undefined;
+  try {
+    const parent = activeContext(api);
+    const span = tracer(api)?.startSpan(`send ${queue}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "messaging.system": "pg-boss",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": queue,
+        "messaging.message.id": jobId,
+        "url.full": url,
+      },
+    }, parent);
+    const carrier = inject(
+      api,
+      span === undefined ? parent : parent.setValue(SPAN_KEY, span),
+    );
+    return {
+      carrier,
+      follow: (storing) =>
+        storing.then((value) => {
+          quietly(() => span?.end());
+          return value;
+        }, (error) => {
+          quietly(() => {
+            fail(span, (error as Error)?.name ?? "_OTHER", error);
+            span?.end();
+          });
+          throw error;
+        }),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** One delivery attempt's span. */
+export interface AttemptTrace {
+  /** Runs `fn` with the attempt's span active (the trigger nests in it). */
+  within<T>(fn: () => T): T;
+  /** The attempt is over: delivered (a 2xx), or failed with `error`. */
+  end(delivered: boolean, error?: { code: string; message: string }): void;
+}
+
+/**
+ * Starts the span of delivery attempt `attempt` of a job, a child of the
+ * context stored with it. Undefined when OpenTelemetry is off.
+ */
+export function traceAttempt(
+  stored: Carrier | undefined,
+  queue: string,
+  jobId: string,
+  attempt: number,
+): AttemptTrace | undefined {
+  const api = otel();
+  if (api === undefined) return undefined;
+  try {
+    return new Attempt(api, stored ?? {}, queue, jobId, attempt);
+  } catch {
+    return undefined;
+  }
+}
+
+function fail(span: OtelSpan | undefined, code: string, error: unknown): void {
+  span?.setAttribute("error.type", code);
+  span?.setStatus({
+    code: STATUS_ERROR,
+    message: error instanceof Error ? error.message : String(error),
+  });
+}
+
+class Attempt implements AttemptTrace {
+  #api: Registry;
+  #span: OtelSpan | undefined;
+  #context: OtelContext;
+
+  constructor(
+    api: Registry,
+    stored: Carrier,
+    queue: string,
+    jobId: string,
+    attempt: number,
+  ) {
+    this.#api = api;
+    // The stored context, not whatever is active in the dispatcher.
+    const parent = extract(
+      api,
+      activeContext(api).setValue(SPAN_KEY, undefined),
+      stored,
+    );
+    this.#span = tracer(api)?.startSpan(`process ${queue}`, {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        "messaging.system": "pg-boss",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": queue,
+        "messaging.message.id": jobId,
+        "fire_trigger.attempt": attempt,
+      },
+    }, parent);
+    this.#context = this.#span === undefined
+      ? parent
+      : parent.setValue(SPAN_KEY, this.#span);
+  }
+
+  within<T>(fn: () => T): T {
+    const manager = this.#api.context;
+    return manager === undefined ? fn() : manager.with(this.#context, fn);
+  }
+
+  end(delivered: boolean, error?: { code: string; message: string }): void {
+    quietly(() => {
+      this.#span?.setAttribute("fire_trigger.delivered", delivered);
+      if (error !== undefined) fail(this.#span, error.code, error.message);
+      this.#span?.end();
+    });
+  }
+}

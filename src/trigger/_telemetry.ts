@@ -1,0 +1,279 @@
+// A trigger seen by OpenTelemetry (private): its trace context on the wire, a
+// CLIENT span covering the whole trigger, and two metrics. Nothing happens,
+// and nothing is allocated, when no OpenTelemetry API is registered.
+import type { PreparedRequest } from "./_request.ts";
+import type { TriggerOutcome } from "./types.ts";
+import {
+  activeContext,
+  type Attributes,
+  defined,
+  fetchPropagatesItself,
+  inject,
+  type Instrument,
+  type Meter,
+  meter,
+  otel,
+  type OtelContext,
+  type OtelSpan,
+  quietly,
+  type Registry,
+  SPAN_KEY,
+  SpanKind,
+  STATUS_ERROR,
+  tracer,
+} from "../telemetry/_otel.ts";
+
+/** The metric counting triggers once they are over. */
+export const TRIGGERS_METRIC = "fire_trigger.triggers";
+/** The metric of how long callers waited for `trigger()` to resolve. */
+export const WAIT_METRIC = "fire_trigger.wait.duration";
+
+const KNOWN_METHODS = new Set([
+  "CONNECT",
+  "DELETE",
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "PATCH",
+  "POST",
+  "PUT",
+  "QUERY",
+  "TRACE",
+]);
+/** Query parameters semantic conventions ask to redact in `url.full`. */
+const SENSITIVE_QUERY = [
+  "AWSAccessKeyId",
+  "Signature",
+  "sig",
+  "X-Goog-Signature",
+];
+/** Buckets (s) for the caller's wait: it is often well under a millisecond. */
+const WAIT_BUCKETS = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+let instrumentsOf: Meter | undefined;
+let cached: { triggers: Instrument; wait: Instrument } | undefined;
+
+/** The two instruments, made once per meter provider. */
+function instruments(api: Registry): typeof cached {
+  const current = meter(api);
+  if (current === undefined) return undefined;
+  if (current !== instrumentsOf) {
+    cached = {
+      triggers: current.createCounter(TRIGGERS_METRIC, {
+        description: "Triggers by outcome, counted once each is over.",
+        unit: "{trigger}",
+      }),
+      wait: current.createHistogram(WAIT_METRIC, {
+        description: "How long callers waited for trigger() to resolve.",
+        unit: "s",
+        advice: { explicitBucketBoundaries: WAIT_BUCKETS },
+      }),
+    };
+    instrumentsOf = current;
+  }
+  return cached;
+}
+
+/** What `run()` tells the trigger's telemetry as it goes. */
+export interface TriggerTelemetry {
+  /** Runs the send in the span's context (the runtime's fetch span nests). */
+  within<T>(fn: () => T): T;
+  /** The caller's promise resolved (`wait` reached, or a failure). */
+  resumed(outcome: TriggerOutcome, elapsed: number): void;
+  /** A stale reused connection: the request goes again on a fresh one. */
+  resend(): void;
+  /** The request waits for a connection (`true`), or stops waiting. */
+  queue(waiting: boolean): void;
+  /** The trigger is over. */
+  end(outcome: TriggerOutcome): void;
+}
+
+/**
+ * Starts a trigger's telemetry in the caller's context, and adds the trace
+ * context headers the caller did not set to `req.headers`. Undefined when
+ * OpenTelemetry is off.
+ */
+export function startTelemetry(
+  req: PreparedRequest,
+): TriggerTelemetry | undefined {
+  const api = otel();
+  if (api === undefined) return undefined;
+  try {
+    return new Telemetry(api, req);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `url.full` of semantic conventions: no credentials, signatures redacted. */
+function fullUrl(req: PreparedRequest): string {
+  if (req.url.search === "") return req.href;
+  const url = new URL(req.href);
+  for (const name of SENSITIVE_QUERY) {
+    if (url.searchParams.has(name)) url.searchParams.set(name, "REDACTED");
+  }
+  return url.href;
+}
+
+// The caller waits only for the span's start and the headers: attributes
+// beyond the ones sampling may use, the "resumed" event (with its own time)
+// and the metrics are recorded when the trigger is over.
+class Telemetry implements TriggerTelemetry {
+  #api: Registry;
+  #req: PreparedRequest;
+  #span: OtelSpan | undefined;
+  #context: OtelContext;
+  #common: Attributes;
+  #resends = 0;
+  /** When the caller resumed (ms since the epoch), how long it waited, and
+   * the error it saw. */
+  #resumedAt = 0;
+  #wait: number | undefined;
+  #waitError: string | undefined;
+
+  constructor(api: Registry, req: PreparedRequest) {
+    this.#api = api;
+    this.#req = req;
+    const { url } = req;
+    const method = KNOWN_METHODS.has(req.method) ? req.method : "_OTHER";
+    const tls = url.protocol === "https:";
+    this.#common = {
+      "http.request.method": method,
+      "server.address": url.hostname.startsWith("[")
+        ? url.hostname.slice(1, -1)
+        : url.hostname,
+      "server.port": url.port ? Number(url.port) : tls ? 443 : 80,
+      "fire_trigger.transport": req.transport,
+      "fire_trigger.wait": req.wait,
+    };
+    const parent = activeContext(api);
+    // What semantic conventions list as available to samplers, at start.
+    this.#span = tracer(api)?.startSpan(method, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        "http.request.method": method,
+        "server.address": this.#common["server.address"],
+        "server.port": this.#common["server.port"],
+        "url.full": fullUrl(req),
+      },
+    }, parent);
+    this.#context = this.#span === undefined
+      ? parent
+      : parent.setValue(SPAN_KEY, this.#span);
+    if (req.transport === "fetch" && fetchPropagatesItself(api)) return;
+    const carrier = inject(api, this.#context);
+    for (const name in carrier) {
+      // Headers the caller set win.
+      if (!req.headers.some(([key]) => key.toLowerCase() === name)) {
+        req.headers.push([name, carrier[name]]);
+      }
+    }
+  }
+
+  within<T>(fn: () => T): T {
+    const manager = this.#api.context;
+    return this.#span === undefined || manager === undefined
+      ? fn()
+      : manager.with(this.#context, fn);
+  }
+
+  resumed(outcome: TriggerOutcome, elapsed: number): void {
+    this.#resumedAt = performance.timeOrigin + performance.now();
+    this.#wait = elapsed;
+    this.#waitError = outcome.error?.code;
+  }
+
+  resend(): void {
+    quietly(() => {
+      this.#resends++;
+      this.#span?.setAttribute("http.request.resend_count", this.#resends);
+      this.#span?.addEvent("fire_trigger.resend", {
+        "fire_trigger.resend.reason": "stale_connection",
+      });
+    });
+  }
+
+  queue(waiting: boolean): void {
+    quietly(() =>
+      this.#span?.addEvent(
+        waiting ? "fire_trigger.queue.wait" : "fire_trigger.queue.leave",
+      )
+    );
+  }
+
+  end(outcome: TriggerOutcome): void {
+    quietly(() => {
+      const req = this.#req;
+      const error = outcome.error?.code;
+      const status = outcome.status;
+      const span = this.#span;
+      if (span !== undefined) {
+        span.setAttributes(defined({
+          "fire_trigger.transport": req.transport,
+          "fire_trigger.wait": req.wait,
+          "http.request.method_original":
+            this.#common["http.request.method"] === "_OTHER"
+              ? req.method
+              : undefined,
+          "network.protocol.name": "http",
+          "network.protocol.version": req.transport === "socket"
+            ? "1.1"
+            : undefined,
+          "http.response.status_code": status,
+          "error.type": error,
+        }));
+        if (this.#wait !== undefined) {
+          span.addEvent(
+            "fire_trigger.resumed",
+            defined({
+              "fire_trigger.wait": req.wait,
+              "error.type": this.#waitError,
+            }),
+            this.#resumedAt,
+          );
+        }
+        if (error !== undefined) {
+          span.setStatus({
+            code: STATUS_ERROR,
+            message: outcome.error!.message,
+          });
+        }
+        span.end();
+      }
+      const metrics = instruments(this.#api);
+      if (metrics === undefined) return;
+      if (this.#wait !== undefined) {
+        metrics.wait.record?.(
+          this.#wait / 1000,
+          defined({ ...this.#common, "error.type": this.#waitError }),
+        );
+      }
+      metrics.triggers.add?.(
+        1,
+        defined({
+          ...this.#common,
+          "http.response.status_code": status,
+          "error.type": error,
+          "fire_trigger.outcome": outcome.ok ? "ok" : "error",
+        }),
+      );
+    });
+  }
+}

@@ -1,0 +1,357 @@
+// OpenTelemetry, end to end: subprocesses run with Deno's built-in OTel
+// (OTEL_DENO=true) exporting OTLP over HTTP/JSON to a receiver started here;
+// the assertions are on the spans and metrics it received.
+import assert from "node:assert/strict";
+import {
+  type OtelRun,
+  type ReceivedPoint,
+  type ReceivedSpan,
+  runWithOtel,
+} from "./_otlp.ts";
+import { trigger } from "../../src/trigger/trigger.ts";
+import { closeIdleConnections } from "../../src/transport/_pool.ts";
+
+const CHILD = new URL("./_otel_child.ts", import.meta.url).pathname;
+const SCOPE = "@fire/trigger";
+/** OTLP span kinds (1-based). */
+const SERVER = 2;
+const CLIENT = 3;
+const PRODUCER = 4;
+const CONSUMER = 5;
+
+interface Received {
+  traceparent: string | null;
+  tracestate: string | null;
+  baggage: string | null;
+}
+
+function output(run: OtelRun): {
+  results: Record<string, unknown>;
+  received: Record<string, Received[]>;
+  events?: string[];
+  again?: number;
+  unsigned?: number;
+  acked?: number;
+} {
+  return JSON.parse(run.stdout.trim().split("\n").at(-1)!);
+}
+
+/** Our span for `path` (there is one per trigger). */
+function ours(spans: ReceivedSpan[], path: string): ReceivedSpan[] {
+  return spans.filter((s) =>
+    s.scope === SCOPE && s.kind === CLIENT &&
+    new URL(String(s.attributes["url.full"])).pathname === path
+  );
+}
+
+function serverSpans(spans: ReceivedSpan[], path: string): ReceivedSpan[] {
+  return spans.filter((s) =>
+    s.scope !== SCOPE && s.kind === SERVER && s.attributes["url.path"] === path
+  );
+}
+
+function byId(spans: ReceivedSpan[], id: string): ReceivedSpan {
+  const span = spans.find((s) => s.spanId === id);
+  assert.ok(span, `span ${id} was exported`);
+  return span;
+}
+
+function points(run: OtelRun, metric: string): ReceivedPoint[] {
+  return run.points.filter((p) => p.scope === SCOPE && p.metric === metric);
+}
+
+for (const transport of ["socket", "fetch"] as const) {
+  Deno.test(`OTel on (${transport}): caller, trigger span and triggered route share one trace`, async () => {
+    const run = await runWithOtel(CHILD, ["trigger", transport]);
+    const { results, received } = output(run);
+    assert.equal(results.ok, 200);
+
+    const [span] = ours(run.spans, "/ok");
+    assert.ok(span, "the trigger's own span was exported");
+    const caller = byId(run.spans, span.parentSpanId);
+    assert.equal(caller.kind, SERVER, "the parent is the caller's server span");
+    assert.equal(caller.attributes["url.path"], "/call");
+    const [route] = serverSpans(run.spans, "/ok");
+    assert.equal(route.traceId, span.traceId, "the triggered route is in it");
+    assert.equal(caller.traceId, span.traceId);
+
+    const [header] = received["/ok"];
+    assert.equal(header.baggage, "tenant=acme", "baggage goes along");
+    if (transport === "socket") {
+      assert.equal(
+        header.traceparent,
+        `00-${span.traceId}-${span.spanId}-01`,
+        "the propagated context is the trigger span's",
+      );
+      assert.equal(route.parentSpanId, span.spanId);
+    } else {
+      // Deno's fetch makes its own span, a child of ours, and sends that.
+      assert.doesNotMatch(header.traceparent!, /,/, "one traceparent only");
+      const fetchSpan = byId(run.spans, route.parentSpanId);
+      assert.equal(fetchSpan.parentSpanId, span.spanId);
+      assert.equal(
+        header.traceparent,
+        `00-${span.traceId}-${fetchSpan.spanId}-01`,
+      );
+    }
+
+    assert.equal(span.name, "POST");
+    const attrs = span.attributes;
+    assert.equal(attrs["http.request.method"], "POST");
+    assert.equal(attrs["server.address"], "127.0.0.1");
+    assert.equal(typeof attrs["server.port"], "number");
+    assert.match(
+      String(attrs["url.full"]),
+      /^http:\/\/127\.0\.0\.1:\d+\/ok\?sig=REDACTED$/,
+    );
+    assert.equal(attrs["http.response.status_code"], 200);
+    assert.equal(attrs["fire_trigger.transport"], transport);
+    assert.equal(attrs["error.type"], undefined);
+    assert.deepEqual(
+      span.events.map((e) => e.name),
+      ["fire_trigger.resumed"],
+      "the moment the caller resumed",
+    );
+  });
+
+  Deno.test(`OTel on (${transport}): a failed trigger has error.type and an error status; metrics count outcomes`, async () => {
+    const run = await runWithOtel(CHILD, ["trigger", transport]);
+    const [fail] = ours(run.spans, "/fail");
+    assert.equal(fail.attributes["error.type"], "HTTP_STATUS");
+    assert.equal(fail.attributes["http.response.status_code"], 503);
+    assert.equal(fail.status.code, 2);
+    const refused = run.spans.find((s) =>
+      s.scope === SCOPE && s.attributes["error.type"] === "CONNECT"
+    );
+    assert.ok(refused, "a refused connection is CONNECT");
+    assert.equal(refused.attributes["fire_trigger.wait"], "sent");
+
+    // "sent" mode: the span covers the background part, up to the status.
+    const [sent] = ours(run.spans, "/sent");
+    assert.equal(sent.attributes["http.response.status_code"], 200);
+    const resumed = sent.events.find((e) => e.name === "fire_trigger.resumed");
+    assert.ok(resumed, "the caller's resumption is an event");
+    assert.ok(
+      sent.start <= resumed.time && resumed.time <= sent.end,
+      `resumed at ${resumed.time}, within ${sent.start}..${sent.end}`,
+    );
+
+    const counted = points(run, "fire_trigger.triggers");
+    assert.ok(counted.every((p) => p.unit === "{trigger}"));
+    const total = (outcome: string) =>
+      counted.filter((p) => p.attributes["fire_trigger.outcome"] === outcome)
+        .reduce((sum, p) => sum + p.value!, 0);
+    assert.ok(total("ok") >= 2, `ok triggers counted: ${total("ok")}`);
+    assert.equal(total("error"), 2, "the 503 and the refused connection");
+    assert.ok(
+      counted.some((p) =>
+        p.attributes["error.type"] === "HTTP_STATUS" &&
+        p.attributes["fire_trigger.transport"] === transport
+      ),
+    );
+    const waits = points(run, "fire_trigger.wait.duration");
+    assert.ok(waits.length > 0, "the caller's wait is a histogram");
+    assert.ok(waits.every((p) => p.unit === "s" && p.count! >= 1));
+  });
+}
+
+Deno.test("OTel on (socket): explicit trace headers win; a resend is on the span", async () => {
+  const run = await runWithOtel(CHILD, ["trigger", "socket"]);
+  const { results, received } = output(run);
+  assert.equal(
+    received["/explicit"][0].traceparent,
+    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+  );
+  assert.equal(results.resent, 204);
+  const resent = run.spans.find((s) =>
+    s.scope === SCOPE && s.attributes["http.request.resend_count"] === 1
+  );
+  assert.ok(resent, "the resent trigger's span counts the resend");
+  assert.ok(resent.events.some((e) => e.name === "fire_trigger.resend"));
+});
+
+Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; the receiving side annotates its server span", async () => {
+  const run = await runWithOtel(CHILD, ["outbox"], {
+    ...(Deno.env.get("TRIGGER_TEST_DATABASE_URL")
+      ? {
+        TRIGGER_TEST_DATABASE_URL: Deno.env.get("TRIGGER_TEST_DATABASE_URL")!,
+      }
+      : {}),
+  });
+  const { received, events, again, unsigned, acked } = output(run);
+  assert.deepEqual(events, ["retry", "delivered"]);
+  assert.equal(again, 200);
+
+  const caller = serverSpans(run.spans, "/enqueue")[0];
+  assert.ok(caller, "the caller's server span");
+  const send = run.spans.find((s) => s.scope === SCOPE && s.kind === PRODUCER);
+  assert.ok(send, "storing the trigger is a PRODUCER span");
+  assert.equal(send.parentSpanId, caller.spanId);
+  const attempts = run.spans
+    .filter((s) => s.scope === SCOPE && s.kind === CONSUMER)
+    .sort((a, b) =>
+      Number(a.attributes["fire_trigger.attempt"]) -
+      Number(b.attributes["fire_trigger.attempt"])
+    );
+  assert.deepEqual(
+    attempts.map((s) => [
+      s.attributes["fire_trigger.attempt"],
+      s.attributes["fire_trigger.delivered"],
+      s.traceId,
+      s.parentSpanId,
+    ]),
+    [
+      [1, false, caller.traceId, send.spanId],
+      [2, true, caller.traceId, send.spanId],
+    ],
+  );
+  assert.equal(attempts[0].attributes["error.type"], "HTTP_STATUS");
+
+  // Each attempt's trigger span is its child, and what the route received.
+  const hooks = ours(run.spans, "/hook");
+  for (const [i, attempt] of attempts.entries()) {
+    const span = hooks.find((s) => s.parentSpanId === attempt.spanId);
+    assert.ok(span, `attempt ${i + 1} has a trigger span`);
+    assert.equal(
+      received["/hook"][i].traceparent,
+      `00-${caller.traceId}-${span.spanId}-01`,
+    );
+  }
+
+  // verifyTrigger() and connection() on the route's server span.
+  const routes = serverSpans(run.spans, "/hook");
+  assert.equal(routes.length, 4);
+  const first = routes.find((s) => s.parentSpanId === hooks[0].spanId)!;
+  assert.equal(typeof first.attributes["fire_trigger.webhook.id"], "string");
+  assert.equal(first.attributes["fire_trigger.webhook.duplicate"], false);
+  assert.equal(first.attributes["fire_trigger.connection.status"], "normal");
+  const duplicate = routes.find((s) =>
+    s.attributes["fire_trigger.webhook.duplicate"] === true
+  );
+  assert.ok(duplicate, "the resent message is marked a duplicate");
+  assert.equal(
+    duplicate.attributes["fire_trigger.webhook.id"],
+    first.attributes["fire_trigger.webhook.id"],
+  );
+  assert.equal(unsigned, 401);
+  assert.ok(
+    routes.some((s) =>
+      s.attributes["fire_trigger.webhook.rejected"] ===
+        "Missing webhook-id header"
+    ),
+    "a refused request says why",
+  );
+
+  // connection({ ack: true }): the status after the 202, on its own span.
+  assert.equal(acked, 202);
+  const [ackRoute] = serverSpans(run.spans, "/ack");
+  const background = run.spans.find((s) =>
+    s.scope === SCOPE && s.name === "connection background"
+  );
+  assert.ok(background, "the background work has a span");
+  assert.equal(background.parentSpanId, ackRoute.spanId);
+  assert.equal(
+    background.attributes["fire_trigger.connection.status"],
+    "normal",
+  );
+  assert.ok(background.end > ackRoute.end, "it outlasts the server span");
+});
+
+Deno.test("OTel off: no trace headers are sent", async () => {
+  assert.equal(
+    (globalThis as Record<symbol, unknown>)[
+      Symbol.for("opentelemetry.js.api.1")
+    ],
+    undefined,
+    "this test process runs without OTEL_DENO",
+  );
+  const seen = Promise.withResolvers<string[]>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      seen.resolve([...request.headers.keys()]);
+      return new Response("ok");
+    },
+  );
+  try {
+    const result = await trigger(`http://127.0.0.1:${server.addr.port}/`, {
+      wait: "accepted",
+    });
+    assert.equal(result.status, 200);
+    await result.done;
+    const names = await seen.promise;
+    for (const name of ["traceparent", "tracestate", "baggage"]) {
+      assert.ok(!names.includes(name), `${name} is not sent`);
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("@opentelemetry/api registered by the application (as on Node or Bun): the same trace, both transports", async () => {
+  const { context, propagation, trace } = await import(
+    "npm:@opentelemetry/api@1.9.0"
+  );
+  const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } =
+    await import("npm:@opentelemetry/sdk-trace-base@2.12.1");
+  const { AsyncLocalStorageContextManager } = await import(
+    "npm:@opentelemetry/context-async-hooks@2.12.1"
+  );
+  const { W3CTraceContextPropagator } = await import(
+    "npm:@opentelemetry/core@2.12.1"
+  );
+  const exporter = new InMemorySpanExporter();
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    }),
+  );
+  context.setGlobalContextManager(
+    new AsyncLocalStorageContextManager().enable(),
+  );
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const seen: Array<string | null> = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      seen.push(request.headers.get("traceparent"));
+      return new Response("ok");
+    },
+  );
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/`;
+    const caller = await trace.getTracer("app").startActiveSpan(
+      "caller",
+      async (span) => {
+        for (const transport of ["socket", "fetch"] as const) {
+          const result = await trigger(url, { wait: "accepted", transport });
+          assert.equal(result.status, 200);
+          await result.done;
+        }
+        span.end();
+        return span.spanContext();
+      },
+    );
+    const spans = exporter.getFinishedSpans().filter((s) =>
+      s.instrumentationScope.name === SCOPE
+    );
+    assert.deepEqual(
+      spans.map((s) => [
+        s.attributes["fire_trigger.transport"],
+        s.spanContext().traceId,
+        s.parentSpanContext?.spanId,
+        `00-${caller.traceId}-${s.spanContext().spanId}-01`,
+      ]),
+      [
+        ["socket", caller.traceId, caller.spanId, seen[0]],
+        ["fetch", caller.traceId, caller.spanId, seen[1]],
+      ],
+    );
+  } finally {
+    await closeIdleConnections();
+    await server.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  }
+});
