@@ -137,9 +137,12 @@ export async function sendOverSocket(
   if (key !== undefined) {
     lease = tryAcquire(key, req.maxConnections, reuse);
     if (lease === undefined) {
+      events.onQueue?.(true);
       try {
         lease = await waitTurn(key, reuse, signal);
+        events.onQueue?.(false);
       } catch {
+        events.onQueue?.(false);
         const { code, cause } = abortFailure(signal, req);
         throw failure(
           code,
