@@ -12,7 +12,7 @@
  *
  * const db = await PGlite.create();
  * const store = new PostgresDedupStore({ db });
- * assert.equal(await store.claim("msg_1", 60_000), "claimed");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-a"), "claimed");
  * await store.close();
  * await db.close();
  * ```
@@ -134,12 +134,12 @@ interface Pool extends Queryable {
  *
  * const db = await PGlite.create(); // in memory here; or { connectionString }
  * const store = new PostgresDedupStore({ db });
- * assert.equal(await store.claim("msg_1", 60_000), "claimed");
- * assert.equal(await store.claim("msg_1", 60_000), "busy");
- * await store.release("msg_1"); // the route failed: runnable again
- * assert.equal(await store.claim("msg_1", 60_000), "claimed");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-a"), "claimed");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-b"), "busy");
+ * await store.release("msg_1", "delivery-a"); // the route failed: runnable again
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-c"), "claimed");
  * await store.complete("msg_1", 600_000);
- * assert.equal(await store.claim("msg_1", 60_000), "done");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-d"), "done");
  * await store.close();
  * await db.close();
  * ```
@@ -219,7 +219,11 @@ export class PostgresDedupStore implements DedupStore {
       `CREATE TABLE IF NOT EXISTS ${this.#table} (
          id text PRIMARY KEY,
          done boolean NOT NULL,
-         expires_at timestamptz NOT NULL)`,
+         expires_at timestamptz NOT NULL,
+         token text)`,
+    ).then(() =>
+      // A table made by an earlier version has no token column.
+      db.query(`ALTER TABLE ${this.#table} ADD COLUMN IF NOT EXISTS token text`)
     ).then(() => {}, (error) => {
       this.#ready = undefined;
       // Two instances creating it at once: one wins, the other sees a
@@ -252,22 +256,24 @@ export class PostgresDedupStore implements DedupStore {
    *
    * @param id The `webhook-id`.
    * @param ttlMs How long the claim holds without `complete()`/`release()`.
+   * @param token The claim's owner, for `release()`.
    * @returns `"claimed"`, `"done"` or `"busy"`.
    */
-  async claim(id: string, ttlMs: number): Promise<ClaimResult> {
+  async claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {
     if (Date.now() - this.#swept > SWEEP_INTERVAL) {
       this.#swept = Date.now();
       await this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`);
     }
     for (let tries = 0; tries < 5; tries++) {
       const claimed = await this.#query(
-        `INSERT INTO ${this.#table} AS t (id, done, expires_at)
-         VALUES ($1, false, now() + $2::float8 * interval '1 millisecond')
+        `INSERT INTO ${this.#table} AS t (id, done, expires_at, token)
+         VALUES ($1, false, now() + $2::float8 * interval '1 millisecond', $3)
          ON CONFLICT (id) DO UPDATE
-           SET done = false, expires_at = EXCLUDED.expires_at
+           SET done = false, expires_at = EXCLUDED.expires_at,
+               token = EXCLUDED.token
            WHERE t.expires_at <= now()
          RETURNING id`,
-        [id, ttlMs],
+        [id, ttlMs, token],
       );
       if (claimed.length > 0) return "claimed";
       const [row] = await this.#query(
@@ -281,29 +287,33 @@ export class PostgresDedupStore implements DedupStore {
   }
 
   /**
-   * Marks a claimed id as done, remembered for `ttlMs`.
+   * Marks an id as done, remembered for `ttlMs`: inserted when its row was
+   * swept meanwhile, overwriting a claim another delivery took since.
    *
    * @param id The id.
    * @param ttlMs How long to remember it.
    */
   async complete(id: string, ttlMs: number): Promise<void> {
     await this.#query(
-      `UPDATE ${this.#table} SET done = true,
-         expires_at = now() + $2::float8 * interval '1 millisecond'
-       WHERE id = $1`,
+      `INSERT INTO ${this.#table} AS t (id, done, expires_at, token)
+       VALUES ($1, true, now() + $2::float8 * interval '1 millisecond', NULL)
+       ON CONFLICT (id) DO UPDATE
+         SET done = true, expires_at = EXCLUDED.expires_at, token = NULL`,
       [id, ttlMs],
     );
   }
 
   /**
-   * Drops a claim whose route did not succeed, so a retry can run.
+   * Drops a claim whose route did not succeed, so a retry can run: only
+   * while the row is still the claim of `token`.
    *
    * @param id The id.
+   * @param token The token given to `claim()`.
    */
-  async release(id: string): Promise<void> {
+  async release(id: string, token: string): Promise<void> {
     await this.#query(
-      `DELETE FROM ${this.#table} WHERE id = $1 AND NOT done`,
-      [id],
+      `DELETE FROM ${this.#table} WHERE id = $1 AND NOT done AND token = $2`,
+      [id, token],
     );
   }
 

@@ -266,8 +266,9 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     if (!valid) return reject(401, "Invalid signature");
 
     let claim: ClaimResult;
+    const token = crypto.randomUUID();
     try {
-      claim = await store.claim(id, lease);
+      claim = await store.claim(id, lease, token);
     } catch (error) {
       await report(reportError, error, c, "verifyTrigger()");
       return reject(503, "Deduplication store unavailable");
@@ -307,7 +308,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     } finally {
       try {
         if (succeeded) await store.complete(id, remember);
-        else await store.release(id);
+        else await store.release(id, token);
       } catch (error) {
         await report(reportError, error, c, "verifyTrigger()");
       }

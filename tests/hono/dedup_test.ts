@@ -30,13 +30,13 @@ async function signed(
 
 Deno.test("MemoryDedupStore evicts expired entries first, wherever they are", async () => {
   const store = new MemoryDedupStore({ maxEntries: 2 });
-  await store.claim("long", 60_000);
+  await store.claim("long", 60_000, "t");
   await store.complete("long", 60_000); // first in the map, still remembered
-  await store.claim("short", 60_000);
+  await store.claim("short", 60_000, "t");
   await store.complete("short", 20); // behind it, expires soon
   await sleep(40);
-  assert.equal(await store.claim("new", 60_000), "claimed");
-  assert.equal(await store.claim("long", 60_000), "done", "kept");
+  assert.equal(await store.claim("new", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("long", 60_000, "t"), "done", "kept");
 });
 
 Deno.test("MemoryDedupStore shared by two middlewares: a replay never runs twice", async () => {
@@ -78,18 +78,22 @@ Deno.test("MemoryDedupStore shared by two middlewares: a replay never runs twice
 /** A store that records every call, backed by a real MemoryDedupStore. */
 class RecordingStore implements DedupStore {
   calls: Array<[string, string, number?]> = [];
+  /** The tokens given to claim() and release(), in order. */
+  tokens: string[] = [];
   #store = new MemoryDedupStore();
-  claim(id: string, ttl: number): Promise<ClaimResult> {
+  claim(id: string, ttl: number, token: string): Promise<ClaimResult> {
     this.calls.push(["claim", id, ttl]);
-    return this.#store.claim(id, ttl);
+    this.tokens.push(token);
+    return this.#store.claim(id, ttl, token);
   }
   complete(id: string, ttl: number): Promise<void> {
     this.calls.push(["complete", id, ttl]);
     return this.#store.complete(id, ttl);
   }
-  release(id: string): Promise<void> {
+  release(id: string, token: string): Promise<void> {
     this.calls.push(["release", id]);
-    return this.#store.release(id);
+    this.tokens.push(token);
+    return this.#store.release(id, token);
   }
 }
 
@@ -196,9 +200,9 @@ Deno.test("PostgresDedupStore never puts the password in an error message", asyn
     try {
       for (
         const call of [
-          () => store.claim("msg_1", 1000),
+          () => store.claim("msg_1", 1000, "t"),
           () => store.complete("msg_1", 1000),
-          () => store.release("msg_1"),
+          () => store.release("msg_1", "t"),
         ]
       ) {
         const error = await call().then(
@@ -222,4 +226,94 @@ Deno.test("PostgresDedupStore never puts the password in an error message", asyn
       await store.close();
     }
   }
+});
+
+const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+
+/** The stores the ownership rules are checked on: memory, and PostgreSQL when there is one. */
+function ownedStores(): Array<
+  [string, () => Promise<[DedupStore, () => Promise<void>]>]
+> {
+  const list: Array<
+    [string, () => Promise<[DedupStore, () => Promise<void>]>]
+  > = [
+    [
+      "MemoryDedupStore",
+      () => Promise.resolve([new MemoryDedupStore(), () => Promise.resolve()]),
+    ],
+  ];
+  if (DATABASE_URL !== undefined) {
+    list.push(["PostgresDedupStore", async () => {
+      const { default: pg } = await import("npm:pg@8.23.1");
+      const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+      const table = `dedup_owner_${Date.now()}_${++counter}`;
+      const store = new PostgresDedupStore({ db, table });
+      return [store, async () => {
+        await db.query(`DROP TABLE IF EXISTS ${table}`);
+        await db.end();
+      }];
+    }]);
+  } else {
+    console.error(
+      "TRIGGER_TEST_DATABASE_URL unset: PostgresDedupStore not checked",
+    );
+  }
+  return list;
+}
+
+Deno.test("a claim has an owner: a lapsed claim's late release() never frees the claim taken since", async (t) => {
+  for (const [name, open] of ownedStores()) {
+    await t.step(name, async () => {
+      const [store, close] = await open();
+      try {
+        assert.equal(await store.claim("msg_own", 50, "a"), "claimed");
+        await sleep(120); // A's lease lapses; A still runs
+        assert.equal(await store.claim("msg_own", 60_000, "b"), "claimed");
+        await store.release("msg_own", "a"); // A ends late and fails
+        assert.equal(
+          await store.claim("msg_own", 60_000, "c"),
+          "busy",
+          "C would run beside B",
+        );
+        await store.release("msg_own", "b");
+        assert.equal(await store.claim("msg_own", 60_000, "c"), "claimed");
+        // complete() remembers an id whose entry is gone (never claimed
+        // here: the same as a lapsed claim swept away).
+        await store.complete("msg_swept", 60_000);
+        assert.equal(await store.claim("msg_swept", 60_000, "d"), "done");
+        // and overwrites a claim another delivery took since.
+        assert.equal(await store.claim("msg_late", 50, "a"), "claimed");
+        await sleep(120);
+        assert.equal(await store.claim("msg_late", 60_000, "b"), "claimed");
+        await store.complete("msg_late", 60_000); // A succeeded after all
+        await store.release("msg_late", "b"); // B failed: A's success stays
+        assert.equal(await store.claim("msg_late", 60_000, "c"), "done");
+      } finally {
+        await close();
+      }
+    });
+  }
+});
+
+Deno.test("verifyTrigger() releases with the token it claimed with, a new one per delivery", async () => {
+  const secret = createSecret();
+  const store = new RecordingStore();
+  const app = new Hono();
+  app.post("/hook", verifyTrigger({ secret, store }), (c) => c.text("no", 500));
+  const headers = await signed(secret, "x");
+  for (let i = 0; i < 2; i++) {
+    const response = await app.request("/hook", {
+      method: "POST",
+      body: "x",
+      headers,
+    });
+    assert.equal(response.status, 500);
+    await response.body?.cancel();
+  }
+  const [a, aRelease, b, bRelease] = store.tokens;
+  assert.equal(store.tokens.length, 4);
+  assert.equal(aRelease, a);
+  assert.equal(bRelease, b);
+  assert.notEqual(a, b);
+  assert.ok(a.length >= 16, a);
 });

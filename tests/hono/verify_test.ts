@@ -624,34 +624,34 @@ Deno.test("verifyTrigger() answers 503 when the store fails, and reports it", as
 
 Deno.test("MemoryDedupStore stays bounded: expiry, eviction of done ids, running claims kept", async () => {
   const store = new MemoryDedupStore({ maxEntries: 3 });
-  assert.equal(await store.claim("a", 60_000), "claimed");
-  assert.equal(await store.claim("b", 60_000), "claimed");
-  assert.equal(await store.claim("c", 60_000), "claimed");
+  assert.equal(await store.claim("a", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("b", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("c", 60_000, "t"), "claimed");
   // Full of running claims: a new id must wait.
-  assert.equal(await store.claim("d", 60_000), "busy");
+  assert.equal(await store.claim("d", 60_000, "t"), "busy");
   await store.complete("b", 60_000);
-  assert.equal(await store.claim("d", 60_000), "claimed"); // "b" forgotten
+  assert.equal(await store.claim("d", 60_000, "t"), "claimed"); // "b" forgotten
   assert.equal(store.size, 3);
-  assert.equal(await store.claim("a", 60_000), "busy");
-  await store.release("a");
-  await store.release("zzz"); // unknown: nothing happens
+  assert.equal(await store.claim("a", 60_000, "t"), "busy");
+  await store.release("a", "t");
+  await store.release("zzz", "t"); // unknown: nothing happens
   assert.equal(store.size, 2);
   // Expiry.
-  assert.equal(await store.claim("e", 20), "claimed");
+  assert.equal(await store.claim("e", 20, "t"), "claimed");
   await store.complete("e", 20);
-  assert.equal(await store.claim("e", 60_000), "done");
+  assert.equal(await store.claim("e", 60_000, "t"), "done");
   await sleep(40);
-  assert.equal(await store.claim("e", 60_000), "claimed");
+  assert.equal(await store.claim("e", 60_000, "t"), "claimed");
   // release() never drops a done id.
   await store.complete("e", 60_000);
-  await store.release("e");
-  assert.equal(await store.claim("e", 60_000), "done");
+  await store.release("e", "t");
+  assert.equal(await store.claim("e", 60_000, "t"), "done");
   assert.throws(() => new MemoryDedupStore({ maxEntries: 0 }), RangeError);
 
   const big = new MemoryDedupStore({ maxEntries: 1000 });
   for (let i = 0; i < 20_000; i++) {
     const id = `id-${i}`;
-    assert.equal(await big.claim(id, 60_000), "claimed");
+    assert.equal(await big.claim(id, 60_000, "t"), "claimed");
     await big.complete(id, 60_000);
     assert.ok(big.size <= 1000);
   }
