@@ -12,6 +12,7 @@ import { keepAlive, track } from "./_background.ts";
 import { bufferedRequest, DEFAULT_MAX_BODY_SIZE, readBody } from "./_body.ts";
 import { checkBytes, checkFunction, checkMs } from "./_check.ts";
 import { consoleReporter } from "./_report.ts";
+import { setRunning } from "./_running.ts";
 import { ConnectionState, type EarlyEnd, earlyResponse } from "./_state.ts";
 
 const PREFIX = "Cannot create connection() middleware: ";
@@ -157,6 +158,8 @@ async function runInline(
   }
   if (early === undefined) return;
   track(route);
+  // For verifyTrigger() in front: the id stays claimed until the run ends.
+  setRunning(c, route);
   await conn.finished;
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.

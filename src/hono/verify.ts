@@ -72,6 +72,8 @@ import {
 } from "./_body.ts";
 import { checkBytes, checkFunction, checkMs } from "./_check.ts";
 import { consoleReporter, report } from "./_report.ts";
+import { keepAlive } from "./_background.ts";
+import { takeRunning } from "./_running.ts";
 
 /** The header that marks an answer given instead of running the route. */
 const DUPLICATE_HEADER = "x-trigger-duplicate";
@@ -297,6 +299,14 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     c.set("trigger", { id, timestamp });
     let succeeded = false;
     let response: Response | undefined;
+    const settle = async () => {
+      try {
+        if (succeeded) await store.complete(id, remember);
+        else await store.release(id, token);
+      } catch (error) {
+        await report(reportError, error, c, "verifyTrigger()");
+      }
+    };
     try {
       await next();
       // Judged at once: a route running in the background behind
@@ -306,12 +316,12 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       succeeded = c.error === undefined && response.status >= 200 &&
         response.status < 300;
     } finally {
-      try {
-        if (succeeded) await store.complete(id, remember);
-        else await store.release(id, token);
-      } catch (error) {
-        await report(reportError, error, c, "verifyTrigger()");
-      }
+      // connection() answered early (time limit, caller gone) while the
+      // route goes on: the id stays claimed (a retry gets 429) until the
+      // run ends, then is released, in the background.
+      const running = takeRunning(c);
+      if (running === undefined) await settle();
+      else keepAlive(c, running.then(settle, settle));
     }
     if (c.res !== response) c.res = response;
   };

@@ -483,6 +483,63 @@ Deno.test("verifyTrigger() never runs two deliveries of one id at once: the seco
   assert.equal(maxRunning, 1);
 });
 
+Deno.test("verifyTrigger() keeps the id claimed while a route connection() ended early still runs: retries get 429", async (t) => {
+  const secret = createSecret();
+  const cases = [
+    { name: "time limit (503)", options: { timeLimit: 100 }, abort: false },
+    { name: "caller gone (499)", options: {}, abort: true },
+  ];
+  for (const { name, options, abort } of cases) {
+    await t.step(name, async () => {
+      const app = new Hono<ConnectionEnv & VerifyTriggerEnv>();
+      let running = 0;
+      let maxRunning = 0;
+      let runs = 0;
+      let ended = 0;
+      app.post(
+        "/hook",
+        verifyTrigger({ secret }),
+        connection(options),
+        async (c) => {
+          runs++;
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await sleep(500); // ignores the signal
+          running--;
+          ended++;
+          return c.text("ran");
+        },
+      );
+      const body = "x";
+      const headers = await signed(secret, body);
+      const send = (signal?: AbortSignal) =>
+        app.request("/hook", { method: "POST", body, headers, signal });
+      const stop = new AbortController();
+      const first = send(abort ? stop.signal : undefined);
+      await waitFor(() => running === 1, "the first delivery to run");
+      stop.abort();
+      const firstResponse = await first;
+      assert.equal(firstResponse.status, abort ? 499 : 503);
+      await firstResponse.body?.cancel();
+      assert.equal(ended, 0, "the route still runs");
+      const retry = await send();
+      assert.equal(retry.status, 429, "a retry while the first still runs");
+      assert.equal(retry.headers.get("x-trigger-duplicate"), "running");
+      await retry.body?.cancel();
+      assert.equal(await drainBackground(), true);
+      assert.equal(ended, 1);
+      // The first run ended without success: the id is runnable again.
+      const again = send();
+      await waitFor(() => running === 1, "the retry to run");
+      stop.abort();
+      await (await again).body?.cancel();
+      assert.equal(await drainBackground(), true);
+      assert.equal(runs, 2);
+      assert.equal(maxRunning, 1, "two runs of one id at once");
+    });
+  }
+});
+
 Deno.test("verifyTrigger() before connection({ ack: true }): bad signatures never get a 202, the ack marks the id done", async () => {
   const secret = createSecret();
   const app = new Hono();
