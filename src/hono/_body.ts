@@ -94,7 +94,11 @@ export async function readBody(
     return { ok: true, body: bytes, release: released };
   }
   const declared = Number(raw.headers.get("content-length") ?? NaN);
-  if (declared > maxBodySize) return { ok: false, failure: "too large" };
+  // Over the whole budget: never readable, so not "busy" (a retry would
+  // get the same).
+  if (declared > maxBodySize || declared > (budget?.max ?? Infinity)) {
+    return { ok: false, failure: "too large" };
+  }
   if (raw.body === null) return { ok: true, body: null, release: released };
 
   // Bytes counted against the budget so far.
@@ -133,8 +137,9 @@ export async function readBody(
       }
       if (done) break;
       size += value.byteLength;
-      if (size > maxBodySize) failure = "too large";
-      else if (!hold(size)) failure = "busy";
+      if (size > maxBodySize || size > (budget?.max ?? Infinity)) {
+        failure = "too large";
+      } else if (!hold(size)) failure = "busy";
       if (failure !== undefined) {
         await reader.cancel().catch(noop);
         break;

@@ -80,6 +80,13 @@ const PREFIX = "Cannot create connection() middleware: ";
  * ```
  */
 export function connection(options: ConnectionOptions = {}): Middleware {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${PREFIX}options must be an object, received ${
+        options === null ? "null" : typeof options
+      }`,
+    );
+  }
   const {
     ignoreUserAbort = false,
     timeLimit = 0,

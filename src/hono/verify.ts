@@ -70,7 +70,14 @@ import {
   hasBody,
   readBody,
 } from "./_body.ts";
-import { checkBytes, checkFunction, checkMs } from "./_check.ts";
+import {
+  checkBodyTimeout,
+  checkBudget,
+  checkBytes,
+  checkFunction,
+  checkMs,
+  MAX_TOLERANCE,
+} from "./_check.ts";
 import { consoleReporter, report } from "./_report.ts";
 import { keepAlive } from "./_background.ts";
 import { takeRunning } from "./_running.ts";
@@ -121,7 +128,8 @@ const TEXT = { "content-type": "text/plain; charset=UTF-8" };
  * @throws {TypeError} When no secret is given or one is malformed (never
  *   shown), or `store`/`reportError` are not what they must be.
  * @throws {RangeError} For a bad `tolerance`, `remember`, `lease`,
- *   `maxBodySize`, `bodyTimeout` or `maxBufferedBytes`.
+ *   `maxBodySize`, `bodyTimeout` or `maxBufferedBytes`, or a `maxBodySize`
+ *   over `maxBufferedBytes`.
  *
  * @example With an early ack
  * ```ts
@@ -185,7 +193,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     ),
   } = options;
   const keyBytes = secretList(secret);
-  checkMs(tolerance, `${PREFIX}tolerance`, 1_000, Number.MAX_SAFE_INTEGER);
+  checkMs(tolerance, `${PREFIX}tolerance`, 1_000, MAX_TOLERANCE);
   const { remember = 2 * tolerance } = options;
   checkMs(
     remember,
@@ -194,9 +202,10 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     Number.MAX_SAFE_INTEGER,
   );
   checkMs(lease, `${PREFIX}lease`, 1_000, Number.MAX_SAFE_INTEGER);
-  checkMs(bodyTimeout, `${PREFIX}bodyTimeout`);
+  checkBodyTimeout(bodyTimeout, `${PREFIX}bodyTimeout`);
   checkBytes(maxBodySize, `${PREFIX}maxBodySize`);
   checkBytes(maxBufferedBytes, `${PREFIX}maxBufferedBytes`);
+  checkBudget(maxBodySize, maxBufferedBytes, PREFIX);
   if (
     typeof store !== "object" || store === null ||
     typeof store.claim !== "function" ||

@@ -286,6 +286,8 @@ Deno.test("verifyTrigger() accepts several secrets for a rotation and refuses ba
     [{ secret, lease: 0 }, RangeError],
     [{ secret, maxBodySize: -1 }, RangeError],
     [{ secret, bodyTimeout: -1 }, RangeError],
+    [{ secret, bodyTimeout: 30 }, RangeError], // seconds by mistake
+    [{ secret, bodyTimeout: 999 }, RangeError],
     [{ secret, store: {} }, TypeError],
     [{ secret, reportError: "log" }, TypeError],
   ];
@@ -301,6 +303,83 @@ Deno.test("verifyTrigger() accepts several secrets for a rotation and refuses ba
       },
     );
   }
+});
+
+Deno.test("option checks name the option at fault: tolerance, bodyTimeout, maxBodySize vs maxBufferedBytes, options", async () => {
+  const secret = createSecret();
+  const cases: Array<[() => unknown, ErrorConstructor, RegExp]> = [
+    // A huge tolerance is refused as itself, not through remember's minimum.
+    [
+      () => verifyTrigger({ secret, tolerance: Number.MAX_SAFE_INTEGER }),
+      RangeError,
+      /tolerance must be a number of milliseconds from 1000 to 4503599627370495, received 9007199254740991/,
+    ],
+    [
+      () => verifyTrigger({ secret, bodyTimeout: 30 }),
+      RangeError,
+      /bodyTimeout must be 0 \(no limit\) or a number of milliseconds from 1000 to 2147483647, received 30/,
+    ],
+    [
+      () =>
+        verifyTrigger({
+          secret,
+          maxBodySize: 2_000_000,
+          maxBufferedBytes: 1_000_000,
+        }),
+      RangeError,
+      /maxBodySize \(2000000\) must not exceed maxBufferedBytes \(1000000\)/,
+    ],
+    [
+      () => verifyTrigger({ secret, maxBufferedBytes: 0 }),
+      RangeError,
+      /maxBodySize \(1048576\) must not exceed maxBufferedBytes \(0\)/,
+    ],
+    [
+      () => connection(null as unknown as object),
+      TypeError,
+      /^Cannot create connection\(\) middleware: options must be an object, received null$/,
+    ],
+    [
+      () => verifyTrigger(null as unknown as { secret: string }),
+      TypeError,
+      /options must be an object with a secret, received null/,
+    ],
+  ];
+  for (const [make, type, message] of cases) {
+    assert.throws(make, (error: Error) => {
+      assert.ok(error instanceof type, `${error}`);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  // Allowed: no limit, and a budget that holds exactly one largest body.
+  verifyTrigger({
+    secret,
+    bodyTimeout: 0,
+    maxBodySize: 10,
+    maxBufferedBytes: 10,
+  });
+  verifyTrigger({ secret, tolerance: 4503599627370495 });
+  // No body at all: a budget of 0 with a maxBodySize of 0 is consistent.
+  const app = new Hono();
+  app.post(
+    "/hook",
+    verifyTrigger({ secret, maxBodySize: 0, maxBufferedBytes: 0 }),
+    (c) => c.text("ran"),
+  );
+  const empty = await app.request("/hook", {
+    method: "POST",
+    headers: await signed(secret, ""),
+  });
+  assert.equal(empty.status, 200);
+  assert.equal(await empty.text(), "ran");
+  const some = await app.request("/hook", {
+    method: "POST",
+    body: "x",
+    headers: await signed(secret, "x"),
+  });
+  assert.equal(some.status, 413);
+  await some.body?.cancel();
 });
 
 Deno.test("verifyTrigger() leaves the body readable for the route, every way", async () => {
