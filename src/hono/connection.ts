@@ -9,8 +9,23 @@
 import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { ConnectionOptions } from "./connection_types.ts";
 import { keepAlive, track } from "./_background.ts";
-import { bufferedRequest, DEFAULT_MAX_BODY_SIZE, readBody } from "./_body.ts";
-import { checkBytes, checkFunction, checkMs } from "./_check.ts";
+import {
+  BodyBudget,
+  type BodyRead,
+  bufferedRequest,
+  DEFAULT_BODY_TIMEOUT,
+  DEFAULT_MAX_BODY_SIZE,
+  DEFAULT_MAX_BUFFERED_BYTES,
+  readBody,
+  refuseBody,
+} from "./_body.ts";
+import {
+  checkBodyTimeout,
+  checkBudget,
+  checkBytes,
+  checkFunction,
+  checkMs,
+} from "./_check.ts";
 import { consoleReporter } from "./_report.ts";
 import { setRunning } from "./_running.ts";
 import { ConnectionState, type EarlyEnd, earlyResponse } from "./_state.ts";
@@ -32,8 +47,11 @@ const PREFIX = "Cannot create connection() middleware: ";
  *
  * @param options How the connection behaves.
  * @returns The middleware.
- * @throws {RangeError} When `timeLimit` or `maxBodySize` is out of range.
- * @throws {TypeError} When `reportError` is not a function.
+ * @throws {RangeError} When `timeLimit`, `maxBodySize`, `bodyTimeout` or
+ *   `maxBufferedBytes` is out of range, or `maxBodySize` exceeds
+ *   `maxBufferedBytes`.
+ * @throws {TypeError} When `options` is not an object or `reportError` is
+ *   not a function.
  *
  * @example Usage
  * ```ts
@@ -92,11 +110,18 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     timeLimit = 0,
     ack = false,
     maxBodySize = DEFAULT_MAX_BODY_SIZE,
+    bodyTimeout = DEFAULT_BODY_TIMEOUT,
+    maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
     reportError = consoleReporter("connection(): background work failed"),
   } = options;
   checkMs(timeLimit, `${PREFIX}timeLimit`);
   checkBytes(maxBodySize, `${PREFIX}maxBodySize`);
+  checkBodyTimeout(bodyTimeout, `${PREFIX}bodyTimeout`);
+  checkBytes(maxBufferedBytes, `${PREFIX}maxBufferedBytes`);
+  checkBudget(maxBodySize, maxBufferedBytes, PREFIX);
   checkFunction(reportError, `${PREFIX}reportError`);
+  // The bytes of bodies being read before the 202, across requests.
+  const budget = new BodyBudget(maxBufferedBytes);
 
   return async function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
@@ -105,28 +130,28 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
     if (!ack) return await runInline(c, next, conn);
 
+    const reading = readBody(c, { maxBodySize, timeout: bodyTimeout, budget });
     let read;
     try {
-      read = await new Promise<Awaited<ReturnType<typeof readBody>> | EarlyEnd>(
-        (resolve, reject) => {
-          conn.endEarly = resolve;
-          readBody(c, { maxBodySize }).then(resolve, reject);
-        },
-      );
+      read = await new Promise<BodyRead | EarlyEnd>((resolve, reject) => {
+        conn.endEarly = resolve;
+        reading.then(resolve, reject);
+      });
     } finally {
       conn.unwatchCaller();
     }
     if (typeof read === "string") {
+      // Ended before the body was in: its bytes leave the budget when the
+      // read ends (at the latest at bodyTimeout).
+      reading.then((late) => late.ok && late.release(), noop);
       await conn.finished;
       return earlyResponse(read, conn.limit);
     }
     if (!read.ok) {
-      if (read.failure === "too large") {
+      if (read.failure !== "failed") {
+        // 413, 408, or 503 + Retry-After: the route does not run.
         await conn.finish();
-        return new Response(`Request body exceeds ${maxBodySize} bytes\n`, {
-          status: 413,
-          headers: { "content-type": "text/plain; charset=UTF-8" },
-        });
+        return refuseBody(read.failure, maxBodySize, bodyTimeout);
       }
       // A failed read: the caller left.
       conn.callerGone(true);
@@ -201,3 +226,5 @@ async function runInBackground(
   }
   await conn.finish();
 }
+
+function noop(): void {}

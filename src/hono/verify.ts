@@ -64,11 +64,13 @@ import {
 } from "../signature/_sign.ts";
 import {
   BodyBudget,
-  type BodyFailure,
   bufferedRequest,
+  DEFAULT_BODY_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
+  DEFAULT_MAX_BUFFERED_BYTES,
   hasBody,
   readBody,
+  refuseBody,
 } from "./_body.ts";
 import {
   checkBodyTimeout,
@@ -186,8 +188,8 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     store = new MemoryDedupStore(),
     lease = 300_000,
     maxBodySize = DEFAULT_MAX_BODY_SIZE,
-    bodyTimeout = 10_000,
-    maxBufferedBytes = 16_777_216,
+    bodyTimeout = DEFAULT_BODY_TIMEOUT,
+    maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
     reportError = consoleReporter(
       "verifyTrigger(): deduplication store failed",
     ),
@@ -350,26 +352,6 @@ function signatureHeaders(
   if (stamp === null) return `Missing ${prefix}-timestamp header`;
   if (header === null) return `Missing ${prefix}-signature header`;
   return { id, stamp, header, prefix };
-}
-
-function refuseBody(
-  failure: BodyFailure,
-  maxBodySize: number,
-  bodyTimeout: number,
-): Response {
-  switch (failure) {
-    case "too large":
-      return reject(413, `Request body exceeds ${maxBodySize} bytes`);
-    case "timeout":
-      return reject(408, `Request body not received within ${bodyTimeout} ms`);
-    case "busy":
-      return new Response(
-        "Too many unverified request bodies in memory; retry later\n",
-        { status: 503, headers: { ...TEXT, "retry-after": "5" } },
-      );
-    default:
-      return reject(400, "Request body could not be read");
-  }
 }
 
 function reject(status: number, reason: string): Response {

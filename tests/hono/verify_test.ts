@@ -932,7 +932,7 @@ Deno.test("hostile bodies on Deno.serve: oversized → 413, slow-loris → 408 /
   let runs = 0;
   app.post(
     "/verified",
-    verifyTrigger({ secret, maxBodySize: 10_000, bodyTimeout: 500 }),
+    verifyTrigger({ secret, maxBodySize: 10_000, bodyTimeout: 1_000 }),
     (c) => (runs++, c.text("ran")),
   );
   app.post(
@@ -977,7 +977,7 @@ Deno.test("hostile bodies on Deno.serve: oversized → 413, slow-loris → 408 /
       "\r\n";
     const verified = await slowBody(port, head("/verified"), body, 100);
     assert.equal(verified.status, 408);
-    // The whole body would take 10 s: cut at 0.5 s, within a wide margin.
+    // The whole body would take 10 s: cut at 1 s, within a wide margin.
     assert.ok(verified.elapsed < 5_000, `${verified.elapsed} ms`);
     const ack = await slowBody(port, head("/ack"), body, 100);
     // connection()'s time limit covers the body read: 503, status TIMEOUT.
@@ -989,6 +989,69 @@ Deno.test("hostile bodies on Deno.serve: oversized → 413, slow-loris → 408 /
     await server.shutdown();
   }
   console.log("slow-loris answers:", statuses);
+});
+
+Deno.test("connection({ ack: true }) bounds the body read: a stalled body gets 408, a spent budget 503 + Retry-After", async () => {
+  const app = new Hono();
+  let arrived = 0;
+  let runs = 0;
+  app.use("/ack", async (_c, next) => {
+    arrived++;
+    await next();
+  });
+  app.post(
+    "/ack",
+    connection({
+      ack: true,
+      maxBodySize: 100,
+      bodyTimeout: 1_000,
+      maxBufferedBytes: 150,
+    }),
+    (c) => (runs++, c.text("ran")),
+  );
+  const { port, server } = serve(app);
+  try {
+    // 100 declared bytes, 1 byte every 100 ms: holds 100 of the 150 bytes
+    // until the body timeout ends it.
+    const head = "POST /ack HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    const stalled = slowBody(port, head, new Uint8Array(100).fill(0x61), 100);
+    await waitFor(() => arrived === 1, "the stalled request to arrive");
+    const busy = await fetch(`http://127.0.0.1:${port}/ack`, {
+      method: "POST",
+      body: "b".repeat(100),
+    });
+    assert.equal(busy.status, 503);
+    assert.equal(busy.headers.get("retry-after"), "5");
+    await busy.body?.cancel();
+    const small = await fetch(`http://127.0.0.1:${port}/ack`, {
+      method: "POST",
+      body: "s".repeat(40), // fits beside the stalled one
+    });
+    assert.equal(small.status, 202);
+    await small.body?.cancel();
+    const { status, elapsed } = await stalled;
+    assert.equal(status, 408);
+    assert.ok(elapsed < 5_000, `${elapsed} ms`);
+    // The stalled body's bytes are back: a full-size body fits again.
+    const after = await fetch(`http://127.0.0.1:${port}/ack`, {
+      method: "POST",
+      body: "a".repeat(100),
+    });
+    assert.equal(after.status, 202);
+    await after.body?.cancel();
+    assert.equal(await drainBackground(), true);
+    assert.equal(runs, 2);
+  } finally {
+    await server.shutdown();
+  }
+  assert.throws(
+    () => connection({ ack: true, bodyTimeout: 10 }),
+    /bodyTimeout must be 0 \(no limit\) or a number of milliseconds from 1000/,
+  );
+  assert.throws(
+    () => connection({ maxBodySize: 200, maxBufferedBytes: 100 }),
+    /maxBodySize \(200\) must not exceed maxBufferedBytes \(100\)/,
+  );
 });
 
 Deno.test("connection({ ack: true }) ends a body trickling past its time limit with status TIMEOUT", async () => {
