@@ -128,7 +128,7 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     c.set("connection", conn);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
-    if (!ack) return await runInline(c, next, conn);
+    if (!ack) return await runInline(c, next, conn, keptHeaders(c));
 
     const reading = readBody(c, { maxBodySize, timeout: bodyTimeout, budget });
     let read;
@@ -171,6 +171,7 @@ async function runInline(
   c: MiddlewareContext,
   next: () => Promise<void>,
   conn: ConnectionState,
+  kept: Headers,
 ): Promise<Response | void> {
   // Settles when the route answers, or earlier when the caller leaves
   // (unless ignored) or the time limit passes.
@@ -195,11 +196,33 @@ async function runInline(
   await conn.finished;
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
-  return answer(c, earlyResponse(early, conn.limit));
+  return answer(c, earlyResponse(early, conn.limit), kept);
 }
 
-/** Makes `response` the answer, whatever the route set on the context. */
-function answer(c: MiddlewareContext, response: Response): Response {
+/**
+ * The headers earlier middleware set (CORS, security headers…), taken
+ * before the route runs: an early answer keeps them, not the route's.
+ */
+function keptHeaders(c: MiddlewareContext): Headers {
+  const kept = new Headers(c.res.headers);
+  kept.delete("content-type");
+  kept.delete("content-length");
+  return kept;
+}
+
+/**
+ * Makes `response` the answer, whatever the route set on the context, with
+ * the `kept` headers of earlier middleware its own do not replace.
+ */
+function answer(
+  c: MiddlewareContext,
+  response: Response,
+  kept: Headers,
+): Response {
+  for (const [name, value] of kept) {
+    if (name === "set-cookie") response.headers.append(name, value);
+    else if (!response.headers.has(name)) response.headers.set(name, value);
+  }
   c.res = undefined as unknown as Response; // no header merge with the route's
   c.res = response;
   return response;
