@@ -47,6 +47,24 @@ export interface PostgresDedupStoreOptions {
    */
   table?: string;
   /**
+   * Milliseconds to wait for a new connection of the pool opened from
+   * `connectionString` (node-postgres's `connectionTimeoutMillis`): a
+   * database that does not answer fails the call (`verifyTrigger()` answers
+   * `503` and reports it) instead of hanging. `0`: no limit.
+   *
+   * @default {5_000}
+   */
+  connectionTimeout?: number;
+  /**
+   * Milliseconds one statement may take, for the pool opened from
+   * `connectionString`: the client gives up after it (node-postgres's
+   * `query_timeout`, which also covers a server that stopped answering)
+   * and the server cancels it (`statement_timeout`). `0`: no limit.
+   *
+   * @default {5_000}
+   */
+  queryTimeout?: number;
+  /**
    * Told about an error of an idle pooled connection (a database restart,
    * a terminated backend); the pool replaces the connection. Only for the
    * pool opened from `connectionString`. (Named as in `./hono`: a report,
@@ -109,6 +127,8 @@ function redact(error: unknown, connectionString: string | undefined): unknown {
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
+/** The longest time a timer can wait: 2^31 - 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
 /** Expired rows are swept at most this often, by the next call. */
 const SWEEP_INTERVAL = 60_000;
 
@@ -152,18 +172,23 @@ export class PostgresDedupStore implements DedupStore {
   #ready?: Promise<void>;
   #swept = 0;
   #reportError: (error: unknown) => void;
+  #connectionTimeout: number;
+  #queryTimeout: number;
 
   /**
    * Creates the store; the table is made on first use.
    *
    * @param options `connectionString` or `db`, and the table name.
    * @throws {TypeError} When neither or both are given, or for a bad table.
+   * @throws {RangeError} For a bad `connectionTimeout` or `queryTimeout`.
    */
   constructor(options: PostgresDedupStoreOptions) {
     const {
       connectionString,
       db,
       table = "trigger_webhook_ids",
+      connectionTimeout = 5_000,
+      queryTimeout = 5_000,
       reportError = (error: unknown) =>
         console.error("PostgresDedupStore: idle connection failed", error),
     } = options ?? {};
@@ -193,6 +218,25 @@ export class PostgresDedupStore implements DedupStore {
         }`,
       );
     }
+    for (
+      const [name, value] of [
+        ["connectionTimeout", connectionTimeout],
+        ["queryTimeout", queryTimeout],
+      ] as const
+    ) {
+      if (
+        typeof value !== "number" || !Number.isFinite(value) || value < 0 ||
+        value > MAX_TIMER_MS
+      ) {
+        throw new RangeError(
+          `Cannot create PostgresDedupStore: ${name} must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, received ${
+            show(value)
+          }`,
+        );
+      }
+    }
+    this.#connectionTimeout = connectionTimeout;
+    this.#queryTimeout = queryTimeout;
     this.#db = db;
     this.#connectionString = connectionString;
     this.#table = table;
@@ -238,7 +282,14 @@ export class PostgresDedupStore implements DedupStore {
     const { default: pg } = await import("npm:pg@8.23.1");
     const pool = new (pg as unknown as {
       Pool: new (config: object) => Pool;
-    }).Pool({ connectionString: this.#connectionString, max: 4 });
+    }).Pool({
+      connectionString: this.#connectionString,
+      max: 4,
+      connectionTimeoutMillis: this.#connectionTimeout,
+      // Client side: also ends a wait on a server that stopped answering.
+      query_timeout: this.#queryTimeout || undefined,
+      statement_timeout: this.#queryTimeout || undefined,
+    });
     // Without a listener, an idle connection's error (the server restarted
     // or ended the backend) is an uncaught error that ends the process.
     pool.on("error", (error) => {
