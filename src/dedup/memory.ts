@@ -19,6 +19,8 @@ export interface MemoryDedupStoreOptions {
 interface Entry {
   done: boolean;
   expires: number;
+  /** The claim's owner; `undefined` once done. */
+  token?: string;
 }
 
 /**
@@ -38,7 +40,7 @@ interface Entry {
  *
  * const store = new MemoryDedupStore({ maxEntries: 2 });
  * for (const id of ["a", "b", "c"]) {
- *   assert.equal(await store.claim(id, 60_000), "claimed");
+ *   assert.equal(await store.claim(id, 60_000, crypto.randomUUID()), "claimed");
  *   await store.complete(id, 60_000);
  * }
  * assert.equal(store.size, 2); // "a" was forgotten to make room
@@ -74,7 +76,7 @@ export class MemoryDedupStore implements DedupStore {
   }
 
   /** {@inheritDoc DedupStore.claim} */
-  claim(id: string, ttl: number): Promise<ClaimResult> {
+  claim(id: string, ttl: number, token: string): Promise<ClaimResult> {
     const now = Date.now();
     const entry = this.#entries.get(id);
     if (entry !== undefined) {
@@ -86,7 +88,7 @@ export class MemoryDedupStore implements DedupStore {
     if (this.#entries.size >= this.#max && !this.#makeRoom(now)) {
       return Promise.resolve("busy");
     }
-    this.#set(id, false, now + ttl);
+    this.#set(id, false, now + ttl, token);
     return Promise.resolve("claimed");
   }
 
@@ -101,13 +103,16 @@ export class MemoryDedupStore implements DedupStore {
   }
 
   /** {@inheritDoc DedupStore.release} */
-  release(id: string): Promise<void> {
-    if (this.#entries.get(id)?.done === false) this.#entries.delete(id);
+  release(id: string, token: string): Promise<void> {
+    const entry = this.#entries.get(id);
+    if (entry?.done === false && entry.token === token) {
+      this.#entries.delete(id);
+    }
     return Promise.resolve();
   }
 
-  #set(id: string, done: boolean, expires: number): void {
-    this.#entries.set(id, { done, expires });
+  #set(id: string, done: boolean, expires: number, token?: string): void {
+    this.#entries.set(id, { done, expires, token });
     if (expires < this.#nextExpiry) this.#nextExpiry = expires;
   }
 

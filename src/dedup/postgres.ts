@@ -12,7 +12,7 @@
  *
  * const db = await PGlite.create();
  * const store = new PostgresDedupStore({ db });
- * assert.equal(await store.claim("msg_1", 60_000), "claimed");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-a"), "claimed");
  * await store.close();
  * await db.close();
  * ```
@@ -46,6 +46,24 @@ export interface PostgresDedupStoreOptions {
    * @default {"trigger_webhook_ids"}
    */
   table?: string;
+  /**
+   * Milliseconds to wait for a new connection of the pool opened from
+   * `connectionString` (node-postgres's `connectionTimeoutMillis`): a
+   * database that does not answer fails the call (`verifyTrigger()` answers
+   * `503` and reports it) instead of hanging. `0`: no limit.
+   *
+   * @default {5_000}
+   */
+  connectionTimeout?: number;
+  /**
+   * Milliseconds one statement may take, for the pool opened from
+   * `connectionString`: the client gives up after it (node-postgres's
+   * `query_timeout`, which also covers a server that stopped answering)
+   * and the server cancels it (`statement_timeout`). `0`: no limit.
+   *
+   * @default {5_000}
+   */
+  queryTimeout?: number;
   /**
    * Told about an error of an idle pooled connection (a database restart,
    * a terminated backend); the pool replaces the connection. Only for the
@@ -109,6 +127,8 @@ function redact(error: unknown, connectionString: string | undefined): unknown {
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
+/** The longest time a timer can wait: 2^31 - 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
 /** Expired rows are swept at most this often, by the next call. */
 const SWEEP_INTERVAL = 60_000;
 
@@ -134,12 +154,12 @@ interface Pool extends Queryable {
  *
  * const db = await PGlite.create(); // in memory here; or { connectionString }
  * const store = new PostgresDedupStore({ db });
- * assert.equal(await store.claim("msg_1", 60_000), "claimed");
- * assert.equal(await store.claim("msg_1", 60_000), "busy");
- * await store.release("msg_1"); // the route failed: runnable again
- * assert.equal(await store.claim("msg_1", 60_000), "claimed");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-a"), "claimed");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-b"), "busy");
+ * await store.release("msg_1", "delivery-a"); // the route failed: runnable again
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-c"), "claimed");
  * await store.complete("msg_1", 600_000);
- * assert.equal(await store.claim("msg_1", 60_000), "done");
+ * assert.equal(await store.claim("msg_1", 60_000, "delivery-d"), "done");
  * await store.close();
  * await db.close();
  * ```
@@ -152,18 +172,23 @@ export class PostgresDedupStore implements DedupStore {
   #ready?: Promise<void>;
   #swept = 0;
   #reportError: (error: unknown) => void;
+  #connectionTimeout: number;
+  #queryTimeout: number;
 
   /**
    * Creates the store; the table is made on first use.
    *
    * @param options `connectionString` or `db`, and the table name.
    * @throws {TypeError} When neither or both are given, or for a bad table.
+   * @throws {RangeError} For a bad `connectionTimeout` or `queryTimeout`.
    */
   constructor(options: PostgresDedupStoreOptions) {
     const {
       connectionString,
       db,
       table = "trigger_webhook_ids",
+      connectionTimeout = 5_000,
+      queryTimeout = 5_000,
       reportError = (error: unknown) =>
         console.error("PostgresDedupStore: idle connection failed", error),
     } = options ?? {};
@@ -193,6 +218,25 @@ export class PostgresDedupStore implements DedupStore {
         }`,
       );
     }
+    for (
+      const [name, value] of [
+        ["connectionTimeout", connectionTimeout],
+        ["queryTimeout", queryTimeout],
+      ] as const
+    ) {
+      if (
+        typeof value !== "number" || !Number.isFinite(value) || value < 0 ||
+        value > MAX_TIMER_MS
+      ) {
+        throw new RangeError(
+          `Cannot create PostgresDedupStore: ${name} must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, received ${
+            show(value)
+          }`,
+        );
+      }
+    }
+    this.#connectionTimeout = connectionTimeout;
+    this.#queryTimeout = queryTimeout;
     this.#db = db;
     this.#connectionString = connectionString;
     this.#table = table;
@@ -219,7 +263,11 @@ export class PostgresDedupStore implements DedupStore {
       `CREATE TABLE IF NOT EXISTS ${this.#table} (
          id text PRIMARY KEY,
          done boolean NOT NULL,
-         expires_at timestamptz NOT NULL)`,
+         expires_at timestamptz NOT NULL,
+         token text)`,
+    ).then(() =>
+      // A table made by an earlier version has no token column.
+      db.query(`ALTER TABLE ${this.#table} ADD COLUMN IF NOT EXISTS token text`)
     ).then(() => {}, (error) => {
       this.#ready = undefined;
       // Two instances creating it at once: one wins, the other sees a
@@ -234,7 +282,14 @@ export class PostgresDedupStore implements DedupStore {
     const { default: pg } = await import("npm:pg@8.23.1");
     const pool = new (pg as unknown as {
       Pool: new (config: object) => Pool;
-    }).Pool({ connectionString: this.#connectionString, max: 4 });
+    }).Pool({
+      connectionString: this.#connectionString,
+      max: 4,
+      connectionTimeoutMillis: this.#connectionTimeout,
+      // Client side: also ends a wait on a server that stopped answering.
+      query_timeout: this.#queryTimeout || undefined,
+      statement_timeout: this.#queryTimeout || undefined,
+    });
     // Without a listener, an idle connection's error (the server restarted
     // or ended the backend) is an uncaught error that ends the process.
     pool.on("error", (error) => {
@@ -252,22 +307,24 @@ export class PostgresDedupStore implements DedupStore {
    *
    * @param id The `webhook-id`.
    * @param ttlMs How long the claim holds without `complete()`/`release()`.
+   * @param token The claim's owner, for `release()`.
    * @returns `"claimed"`, `"done"` or `"busy"`.
    */
-  async claim(id: string, ttlMs: number): Promise<ClaimResult> {
+  async claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {
     if (Date.now() - this.#swept > SWEEP_INTERVAL) {
       this.#swept = Date.now();
       await this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`);
     }
     for (let tries = 0; tries < 5; tries++) {
       const claimed = await this.#query(
-        `INSERT INTO ${this.#table} AS t (id, done, expires_at)
-         VALUES ($1, false, now() + $2::float8 * interval '1 millisecond')
+        `INSERT INTO ${this.#table} AS t (id, done, expires_at, token)
+         VALUES ($1, false, now() + $2::float8 * interval '1 millisecond', $3)
          ON CONFLICT (id) DO UPDATE
-           SET done = false, expires_at = EXCLUDED.expires_at
+           SET done = false, expires_at = EXCLUDED.expires_at,
+               token = EXCLUDED.token
            WHERE t.expires_at <= now()
          RETURNING id`,
-        [id, ttlMs],
+        [id, ttlMs, token],
       );
       if (claimed.length > 0) return "claimed";
       const [row] = await this.#query(
@@ -281,29 +338,33 @@ export class PostgresDedupStore implements DedupStore {
   }
 
   /**
-   * Marks a claimed id as done, remembered for `ttlMs`.
+   * Marks an id as done, remembered for `ttlMs`: inserted when its row was
+   * swept meanwhile, overwriting a claim another delivery took since.
    *
    * @param id The id.
    * @param ttlMs How long to remember it.
    */
   async complete(id: string, ttlMs: number): Promise<void> {
     await this.#query(
-      `UPDATE ${this.#table} SET done = true,
-         expires_at = now() + $2::float8 * interval '1 millisecond'
-       WHERE id = $1`,
+      `INSERT INTO ${this.#table} AS t (id, done, expires_at, token)
+       VALUES ($1, true, now() + $2::float8 * interval '1 millisecond', NULL)
+       ON CONFLICT (id) DO UPDATE
+         SET done = true, expires_at = EXCLUDED.expires_at, token = NULL`,
       [id, ttlMs],
     );
   }
 
   /**
-   * Drops a claim whose route did not succeed, so a retry can run.
+   * Drops a claim whose route did not succeed, so a retry can run: only
+   * while the row is still the claim of `token`.
    *
    * @param id The id.
+   * @param token The token given to `claim()`.
    */
-  async release(id: string): Promise<void> {
+  async release(id: string, token: string): Promise<void> {
     await this.#query(
-      `DELETE FROM ${this.#table} WHERE id = $1 AND NOT done`,
-      [id],
+      `DELETE FROM ${this.#table} WHERE id = $1 AND NOT done AND token = $2`,
+      [id, token],
     );
   }
 

@@ -6,6 +6,10 @@ import type { MiddlewareContext } from "./context.ts";
 
 /** The default `maxBodySize` of both middlewares: 1 MiB. */
 export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
+/** The default `bodyTimeout` of both middlewares: 10 s. */
+export const DEFAULT_BODY_TIMEOUT = 10_000;
+/** The default `maxBufferedBytes` of both middlewares: 16 MiB. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 16_777_216;
 
 /** Why a body was not read. */
 export type BodyFailure =
@@ -61,6 +65,33 @@ export interface ReadLimits {
   budget?: BodyBudget;
 }
 
+/** The answer to a body not read: 413, 408, 503 + Retry-After or 400. */
+export function refuseBody(
+  failure: BodyFailure,
+  maxBodySize: number,
+  bodyTimeout: number,
+): Response {
+  switch (failure) {
+    case "too large":
+      return reject(413, `Request body exceeds ${maxBodySize} bytes`);
+    case "timeout":
+      return reject(408, `Request body not received within ${bodyTimeout} ms`);
+    case "busy":
+      return new Response(
+        "Too many request bodies in memory; retry later\n",
+        { status: 503, headers: { ...TEXT, "retry-after": "5" } },
+      );
+    default:
+      return reject(400, "Request body could not be read");
+  }
+}
+
+const TEXT = { "content-type": "text/plain; charset=UTF-8" };
+
+function reject(status: number, reason: string): Response {
+  return new Response(reason + "\n", { status, headers: TEXT });
+}
+
 /** Whether a request may have a body, without touching `request.body`. */
 export function hasBody(request: Request): boolean {
   return request.method !== "GET" && request.method !== "HEAD";
@@ -94,7 +125,11 @@ export async function readBody(
     return { ok: true, body: bytes, release: released };
   }
   const declared = Number(raw.headers.get("content-length") ?? NaN);
-  if (declared > maxBodySize) return { ok: false, failure: "too large" };
+  // Over the whole budget: never readable, so not "busy" (a retry would
+  // get the same).
+  if (declared > maxBodySize || declared > (budget?.max ?? Infinity)) {
+    return { ok: false, failure: "too large" };
+  }
   if (raw.body === null) return { ok: true, body: null, release: released };
 
   // Bytes counted against the budget so far.
@@ -133,8 +168,9 @@ export async function readBody(
       }
       if (done) break;
       size += value.byteLength;
-      if (size > maxBodySize) failure = "too large";
-      else if (!hold(size)) failure = "busy";
+      if (size > maxBodySize || size > (budget?.max ?? Infinity)) {
+        failure = "too large";
+      } else if (!hold(size)) failure = "busy";
       if (failure !== undefined) {
         await reader.cancel().catch(noop);
         break;

@@ -5,6 +5,12 @@
 export const MAX_TIMER_MS = 2_147_483_647;
 
 /**
+ * The largest `tolerance` of verifyTrigger(): half the largest safe integer,
+ * so `remember` (at least twice it) can always be given.
+ */
+export const MAX_TOLERANCE = Math.floor(Number.MAX_SAFE_INTEGER / 2);
+
+/**
  * Checks a duration option; the RangeError names it and the value.
  *
  * @throws {RangeError} When not a finite number from `min` to `max`.
@@ -53,6 +59,45 @@ export function checkFunction(value: unknown, what: string): void {
       `${what} must be a function, received ${
         value === null ? "null" : typeof value
       }`,
+    );
+  }
+}
+
+/**
+ * Checks a `bodyTimeout`: `0` (no limit) or from 1 000 ms, so a value left
+ * in seconds (`30`) is refused rather than read as 30 ms.
+ *
+ * @throws {RangeError} When neither.
+ */
+export function checkBodyTimeout(value: unknown, what: string): void {
+  if (value === 0) return;
+  if (
+    typeof value !== "number" || !Number.isFinite(value) || value < 1_000 ||
+    value > MAX_TIMER_MS
+  ) {
+    throw new RangeError(
+      `${what} must be 0 (no limit) or a number of milliseconds from 1000 to ${MAX_TIMER_MS}, received ${
+        typeof value === "string" ? JSON.stringify(value) : String(value)
+      }`,
+    );
+  }
+}
+
+/**
+ * Checks `maxBodySize` and `maxBufferedBytes` (already checked one by one)
+ * together: a body the budget can never hold would be refused with `503`
+ * and `Retry-After` forever.
+ *
+ * @throws {RangeError} When `maxBodySize > maxBufferedBytes`.
+ */
+export function checkBudget(
+  maxBodySize: number,
+  maxBufferedBytes: number,
+  prefix: string,
+): void {
+  if (maxBodySize > maxBufferedBytes) {
+    throw new RangeError(
+      `${prefix}maxBodySize (${maxBodySize}) must not exceed maxBufferedBytes (${maxBufferedBytes}): such a body could never be read`,
     );
   }
 }

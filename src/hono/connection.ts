@@ -9,10 +9,26 @@
 import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { ConnectionOptions } from "./connection_types.ts";
 import { keepAlive, track } from "./_background.ts";
-import { bufferedRequest, DEFAULT_MAX_BODY_SIZE, readBody } from "./_body.ts";
-import { checkBytes, checkFunction, checkMs } from "./_check.ts";
+import {
+  BodyBudget,
+  type BodyRead,
+  bufferedRequest,
+  DEFAULT_BODY_TIMEOUT,
+  DEFAULT_MAX_BODY_SIZE,
+  DEFAULT_MAX_BUFFERED_BYTES,
+  readBody,
+  refuseBody,
+} from "./_body.ts";
+import {
+  checkBodyTimeout,
+  checkBudget,
+  checkBytes,
+  checkFunction,
+  checkMs,
+} from "./_check.ts";
 import { consoleReporter } from "./_report.ts";
 import { traceConnection } from "./_trace.ts";
+import { setRunning } from "./_running.ts";
 import { ConnectionState, type EarlyEnd, earlyResponse } from "./_state.ts";
 
 const PREFIX = "Cannot create connection() middleware: ";
@@ -32,8 +48,11 @@ const PREFIX = "Cannot create connection() middleware: ";
  *
  * @param options How the connection behaves.
  * @returns The middleware.
- * @throws {RangeError} When `timeLimit` or `maxBodySize` is out of range.
- * @throws {TypeError} When `reportError` is not a function.
+ * @throws {RangeError} When `timeLimit`, `maxBodySize`, `bodyTimeout` or
+ *   `maxBufferedBytes` is out of range, or `maxBodySize` exceeds
+ *   `maxBufferedBytes`.
+ * @throws {TypeError} When `options` is not an object or `reportError` is
+ *   not a function.
  *
  * @example Usage
  * ```ts
@@ -80,16 +99,30 @@ const PREFIX = "Cannot create connection() middleware: ";
  * ```
  */
 export function connection(options: ConnectionOptions = {}): Middleware {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${PREFIX}options must be an object, received ${
+        options === null ? "null" : typeof options
+      }`,
+    );
+  }
   const {
     ignoreUserAbort = false,
     timeLimit = 0,
     ack = false,
     maxBodySize = DEFAULT_MAX_BODY_SIZE,
+    bodyTimeout = DEFAULT_BODY_TIMEOUT,
+    maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
     reportError = consoleReporter("connection(): background work failed"),
   } = options;
   checkMs(timeLimit, `${PREFIX}timeLimit`);
   checkBytes(maxBodySize, `${PREFIX}maxBodySize`);
+  checkBodyTimeout(bodyTimeout, `${PREFIX}bodyTimeout`);
+  checkBytes(maxBufferedBytes, `${PREFIX}maxBufferedBytes`);
+  checkBudget(maxBodySize, maxBufferedBytes, PREFIX);
   checkFunction(reportError, `${PREFIX}reportError`);
+  // The bytes of bodies being read before the 202, across requests.
+  const budget = new BodyBudget(maxBufferedBytes);
 
   return async function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
@@ -97,30 +130,30 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
-    if (!ack) return await runInline(c, next, conn);
+    if (!ack) return await runInline(c, next, conn, keptHeaders(c));
 
+    const reading = readBody(c, { maxBodySize, timeout: bodyTimeout, budget });
     let read;
     try {
-      read = await new Promise<Awaited<ReturnType<typeof readBody>> | EarlyEnd>(
-        (resolve, reject) => {
-          conn.endEarly = resolve;
-          readBody(c, { maxBodySize }).then(resolve, reject);
-        },
-      );
+      read = await new Promise<BodyRead | EarlyEnd>((resolve, reject) => {
+        conn.endEarly = resolve;
+        reading.then(resolve, reject);
+      });
     } finally {
       conn.unwatchCaller();
     }
     if (typeof read === "string") {
+      // Ended before the body was in: its bytes leave the budget when the
+      // read ends (at the latest at bodyTimeout).
+      reading.then((late) => late.ok && late.release(), noop);
       await conn.finished;
       return earlyResponse(read, conn.limit);
     }
     if (!read.ok) {
-      if (read.failure === "too large") {
+      if (read.failure !== "failed") {
+        // 413, 408, or 503 + Retry-After: the route does not run.
         await conn.finish();
-        return new Response(`Request body exceeds ${maxBodySize} bytes\n`, {
-          status: 413,
-          headers: { "content-type": "text/plain; charset=UTF-8" },
-        });
+        return refuseBody(read.failure, maxBodySize, bodyTimeout);
       }
       // A failed read: the caller left.
       conn.callerGone(true);
@@ -140,6 +173,7 @@ async function runInline(
   c: MiddlewareContext,
   next: () => Promise<void>,
   conn: ConnectionState,
+  kept: Headers,
 ): Promise<Response | void> {
   // Settles when the route answers, or earlier when the caller leaves
   // (unless ignored) or the time limit passes.
@@ -159,14 +193,38 @@ async function runInline(
   }
   if (early === undefined) return;
   track(route);
+  // For verifyTrigger() in front: the id stays claimed until the run ends.
+  setRunning(c, route);
   await conn.finished;
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
-  return answer(c, earlyResponse(early, conn.limit));
+  return answer(c, earlyResponse(early, conn.limit), kept);
 }
 
-/** Makes `response` the answer, whatever the route set on the context. */
-function answer(c: MiddlewareContext, response: Response): Response {
+/**
+ * The headers earlier middleware set (CORS, security headers…), taken
+ * before the route runs: an early answer keeps them, not the route's.
+ */
+function keptHeaders(c: MiddlewareContext): Headers {
+  const kept = new Headers(c.res.headers);
+  kept.delete("content-type");
+  kept.delete("content-length");
+  return kept;
+}
+
+/**
+ * Makes `response` the answer, whatever the route set on the context, with
+ * the `kept` headers of earlier middleware its own do not replace.
+ */
+function answer(
+  c: MiddlewareContext,
+  response: Response,
+  kept: Headers,
+): Response {
+  for (const [name, value] of kept) {
+    if (name === "set-cookie") response.headers.append(name, value);
+    else if (!response.headers.has(name)) response.headers.set(name, value);
+  }
   c.res = undefined as unknown as Response; // no header merge with the route's
   c.res = response;
   return response;
@@ -193,3 +251,5 @@ async function runInBackground(
   }
   await conn.finish();
 }
+
+function noop(): void {}

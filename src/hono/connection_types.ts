@@ -210,6 +210,24 @@ export interface ConnectionOptions {
    */
   maxBodySize?: number;
   /**
+   * With `ack`, milliseconds the whole body may take to arrive (a
+   * slow-loris guard); slower gets `408` and the route does not run. `0`
+   * means no limit; otherwise at least 1 000 (a value left in seconds is
+   * refused).
+   *
+   * @default {10_000}
+   */
+  bodyTimeout?: number;
+  /**
+   * With `ack`, the most body bytes this middleware holds at once across
+   * requests while reading them before the `202`; past it a request gets
+   * `503` with `Retry-After` and is not read. Must be at least
+   * `maxBodySize`.
+   *
+   * @default {16_777_216}
+   */
+  maxBufferedBytes?: number;
+  /**
    * Reports what would otherwise be lost: a throw of background work (with
    * `ack`) and a throw of a shutdown function. A throw of the connection's
    * own `signal.reason` is an expected stop and is not reported. (Not Hono's

@@ -64,15 +64,26 @@ import {
 } from "../signature/_sign.ts";
 import {
   BodyBudget,
-  type BodyFailure,
   bufferedRequest,
+  DEFAULT_BODY_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
+  DEFAULT_MAX_BUFFERED_BYTES,
   hasBody,
   readBody,
+  refuseBody,
 } from "./_body.ts";
-import { checkBytes, checkFunction, checkMs } from "./_check.ts";
+import {
+  checkBodyTimeout,
+  checkBudget,
+  checkBytes,
+  checkFunction,
+  checkMs,
+  MAX_TOLERANCE,
+} from "./_check.ts";
 import { consoleReporter, report } from "./_report.ts";
 import { annotate } from "./_trace.ts";
+import { keepAlive } from "./_background.ts";
+import { takeRunning } from "./_running.ts";
 
 /** The header that marks an answer given instead of running the route. */
 const DUPLICATE_HEADER = "x-trigger-duplicate";
@@ -120,7 +131,8 @@ const TEXT = { "content-type": "text/plain; charset=UTF-8" };
  * @throws {TypeError} When no secret is given or one is malformed (never
  *   shown), or `store`/`reportError` are not what they must be.
  * @throws {RangeError} For a bad `tolerance`, `remember`, `lease`,
- *   `maxBodySize`, `bodyTimeout` or `maxBufferedBytes`.
+ *   `maxBodySize`, `bodyTimeout` or `maxBufferedBytes`, or a `maxBodySize`
+ *   over `maxBufferedBytes`.
  *
  * @example With an early ack
  * ```ts
@@ -177,14 +189,14 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     store = new MemoryDedupStore(),
     lease = 300_000,
     maxBodySize = DEFAULT_MAX_BODY_SIZE,
-    bodyTimeout = 10_000,
-    maxBufferedBytes = 16_777_216,
+    bodyTimeout = DEFAULT_BODY_TIMEOUT,
+    maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
     reportError = consoleReporter(
       "verifyTrigger(): deduplication store failed",
     ),
   } = options;
   const keyBytes = secretList(secret);
-  checkMs(tolerance, `${PREFIX}tolerance`, 1_000, Number.MAX_SAFE_INTEGER);
+  checkMs(tolerance, `${PREFIX}tolerance`, 1_000, MAX_TOLERANCE);
   const { remember = 2 * tolerance } = options;
   checkMs(
     remember,
@@ -193,9 +205,10 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     Number.MAX_SAFE_INTEGER,
   );
   checkMs(lease, `${PREFIX}lease`, 1_000, Number.MAX_SAFE_INTEGER);
-  checkMs(bodyTimeout, `${PREFIX}bodyTimeout`);
+  checkBodyTimeout(bodyTimeout, `${PREFIX}bodyTimeout`);
   checkBytes(maxBodySize, `${PREFIX}maxBodySize`);
   checkBytes(maxBufferedBytes, `${PREFIX}maxBufferedBytes`);
+  checkBudget(maxBodySize, maxBufferedBytes, PREFIX);
   if (
     typeof store !== "object" || store === null ||
     typeof store.claim !== "function" ||
@@ -267,8 +280,9 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     if (!valid) return reject(401, "Invalid signature");
 
     let claim: ClaimResult;
+    const token = crypto.randomUUID();
     try {
-      claim = await store.claim(id, lease);
+      claim = await store.claim(id, lease, token);
     } catch (error) {
       await report(reportError, error, c, "verifyTrigger()");
       return reject(503, "Deduplication store unavailable");
@@ -301,6 +315,14 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     c.set("trigger", { id, timestamp });
     let succeeded = false;
     let response: Response | undefined;
+    const settle = async () => {
+      try {
+        if (succeeded) await store.complete(id, remember);
+        else await store.release(id, token);
+      } catch (error) {
+        await report(reportError, error, c, "verifyTrigger()");
+      }
+    };
     try {
       await next();
       // Judged at once: a route running in the background behind
@@ -310,12 +332,12 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       succeeded = c.error === undefined && response.status >= 200 &&
         response.status < 300;
     } finally {
-      try {
-        if (succeeded) await store.complete(id, remember);
-        else await store.release(id);
-      } catch (error) {
-        await report(reportError, error, c, "verifyTrigger()");
-      }
+      // connection() answered early (time limit, caller gone) while the
+      // route goes on: the id stays claimed (a retry gets 429) until the
+      // run ends, then is released, in the background.
+      const running = takeRunning(c);
+      if (running === undefined) await settle();
+      else keepAlive(c, running.then(settle, settle));
     }
     if (c.res !== response) c.res = response;
   };
@@ -335,26 +357,6 @@ function signatureHeaders(
   if (stamp === null) return `Missing ${prefix}-timestamp header`;
   if (header === null) return `Missing ${prefix}-signature header`;
   return { id, stamp, header, prefix };
-}
-
-function refuseBody(
-  failure: BodyFailure,
-  maxBodySize: number,
-  bodyTimeout: number,
-): Response {
-  switch (failure) {
-    case "too large":
-      return reject(413, `Request body exceeds ${maxBodySize} bytes`);
-    case "timeout":
-      return reject(408, `Request body not received within ${bodyTimeout} ms`);
-    case "busy":
-      return new Response(
-        "Too many unverified request bodies in memory; retry later\n",
-        { status: 503, headers: { ...TEXT, "retry-after": "5" } },
-      );
-    default:
-      return reject(400, "Request body could not be read");
-  }
 }
 
 function reject(status: number, reason: string): Response {

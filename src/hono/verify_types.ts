@@ -69,7 +69,8 @@ export interface VerifyTriggerOptions {
    */
   secret: string | readonly string[];
   /**
-   * Milliseconds a timestamp may lie behind or ahead of this clock.
+   * Milliseconds a timestamp may lie behind or ahead of this clock: from
+   * 1 000 to half of `Number.MAX_SAFE_INTEGER`.
    *
    * @default {300_000}
    */
@@ -108,7 +109,8 @@ export interface VerifyTriggerOptions {
   maxBodySize?: number;
   /**
    * Milliseconds the whole body may take to arrive (a slow-loris guard);
-   * slower gets `408`. `0` means no limit.
+   * slower gets `408`. `0` means no limit; otherwise at least 1 000 (a
+   * value left in seconds is refused).
    *
    * @default {10_000}
    */
@@ -116,7 +118,8 @@ export interface VerifyTriggerOptions {
   /**
    * The most body bytes this middleware holds in memory at once across
    * requests before their signature is checked (unauthenticated bytes).
-   * Past it a request gets `503` with `Retry-After` and is not read.
+   * Past it a request gets `503` with `Retry-After` and is not read. Must
+   * be at least `maxBodySize` (a RangeError otherwise).
    *
    * @default {16_777_216}
    */

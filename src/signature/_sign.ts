@@ -21,9 +21,11 @@ const ID = /^[\x21-\x2D\x2F-\x7E]{1,256}$/;
 /** A webhook-timestamp: unix seconds, digits only. */
 export const TIMESTAMP = /^[0-9]{1,15}$/;
 /**
- * At most this many entries of a `webhook-signature` header are looked at;
- * the rest are ignored. It bounds the work per request, not what decides:
- * one matching `v1` entry among them is enough.
+ * At most this many well-formed `v1` signatures of a `webhook-signature`
+ * header are compared; the rest are ignored. Skipped entries (other
+ * versions, malformed ones) do not count: the references skip them too, so
+ * counting them would refuse what they accept. One matching `v1` entry
+ * among them is enough.
  */
 export const MAX_SIGNATURE_ENTRIES = 256;
 const encoder = new TextEncoder();
@@ -113,22 +115,23 @@ export function checkMessage(
  * space-separated `version,signature` entries; entries of other versions,
  * malformed ones (bad base64, not 32 bytes, no comma) and empty ones are
  * skipped; what follows a second comma is ignored, so a trailing comma and
- * two header lines joined by fetch (`v1,a, v1,b`) still work. Looks at the
- * first {@linkcode MAX_SIGNATURE_ENTRIES} entries; duplicates count once.
+ * two header lines joined by fetch (`v1,a, v1,b`) still work. Keeps the
+ * first {@linkcode MAX_SIGNATURE_ENTRIES} well-formed `v1` signatures
+ * (duplicates count once); skipped entries do not count, as the references
+ * skip them too (the work is bounded by the header's length).
  */
 export function parseSignatures(header: string): Uint8Array[] {
   const signatures: Uint8Array[] = [];
   const seen = new Set<string>();
-  let looked = 0;
   let start = 0;
-  while (start < header.length && looked < MAX_SIGNATURE_ENTRIES) {
+  while (
+    start < header.length && signatures.length < MAX_SIGNATURE_ENTRIES
+  ) {
     let end = header.indexOf(" ", start);
     if (end === -1) end = header.length;
     const entry = header.slice(start, end);
     start = end + 1;
-    if (entry === "") continue;
-    looked++;
-    if (!entry.startsWith("v1,")) continue;
+    if (entry === "" || !entry.startsWith("v1,")) continue;
     const comma = entry.indexOf(",", 3);
     const value = comma === -1 ? entry.slice(3) : entry.slice(3, comma);
     if (value.length < 43 || value.length > 44 || seen.has(value)) continue;

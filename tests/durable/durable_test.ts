@@ -693,7 +693,7 @@ Deno.test({
     });
     const admin = new PostgresDedupStore({ connectionString: DATABASE_URL! });
     try {
-      assert.equal(await store.claim("msg_terminate", 60_000), "claimed");
+      assert.equal(await store.claim("msg_terminate", 60_000, "t"), "claimed");
       // End the store's idle backend, as a database restart would.
       const { default: pg } = await import("npm:pg@8.23.1");
       const client = new pg.Client({ connectionString: DATABASE_URL });
@@ -716,7 +716,7 @@ Deno.test({
         "the idle connection's error was reported",
       );
       // The pool replaces the connection: the store keeps working.
-      assert.equal(await store.claim("msg_terminate", 60_000), "busy");
+      assert.equal(await store.claim("msg_terminate", 60_000, "t"), "busy");
     } finally {
       await store.close();
       await admin.close();

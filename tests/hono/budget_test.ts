@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { createSecret } from "../../mod.ts";
 import { sleep } from "../_hono_client.ts";
+import { Hono } from "hono";
+import { BodyBudget, readBody } from "../../src/hono/_body.ts";
 
 const CONNECTIONS = 200;
 const BODY = 1_048_576;
@@ -129,4 +131,35 @@ Deno.test({
     child.kill("SIGTERM");
     await child.status;
   }
+});
+
+Deno.test("the body reader answers 'too large', never 'busy', for a body over the whole budget", async () => {
+  // The middlewares refuse maxBodySize > maxBufferedBytes at construction;
+  // the reader holds the line on its own too: a retry could never fit.
+  const budget = new BodyBudget(100);
+  const app = new Hono();
+  app.post("/", async (c) => {
+    const read = await readBody(c, { maxBodySize: Infinity, budget });
+    if (read.ok) read.release();
+    return c.text(read.ok ? "ok" : read.failure);
+  });
+  const declared = await app.request("/", {
+    method: "POST",
+    body: "x".repeat(200),
+  });
+  assert.equal(await declared.text(), "too large");
+  const chunked = await app.request("/", {
+    method: "POST",
+    body: new Blob(["x".repeat(200)]).stream(),
+    // @ts-ignore: Deno's RequestInit takes duplex for a stream body
+    duplex: "half",
+  });
+  assert.equal(await chunked.text(), "too large");
+  assert.equal(budget.left, 100, "every byte given back");
+  const fits = await app.request("/", {
+    method: "POST",
+    body: "x".repeat(100),
+  });
+  assert.equal(await fits.text(), "ok");
+  assert.equal(budget.left, 100);
 });

@@ -17,6 +17,7 @@ import {
   sendAndRead,
   sendAndReadStatus,
   sleep,
+  waitFor,
   waitForRecord,
 } from "../_hono_client.ts";
 import { bunBinary } from "../_node/_runtimes.ts";
@@ -632,6 +633,7 @@ async function closeAtOnce(
   prefix: string,
   records: Map<string, HonoRecord>,
   accessLog: () => Promise<string>,
+  options: { allRun?: boolean; proxied?: boolean } = {},
 ) {
   await Promise.all(
     Array.from(
@@ -639,14 +641,34 @@ async function closeAtOnce(
       (_, i) => sendAndClose(port, make(`${prefix}-${i}`), 0),
     ),
   );
-  await sleep(1000);
-  const reached = [...records.keys()].filter((id) =>
-    id.startsWith(`${prefix}-`)
-  );
+  const mine = () =>
+    [...records.keys()].filter((id) => id.startsWith(`${prefix}-`));
+  const logLines = async () =>
+    (await accessLog()).split("\n")
+      .filter((line) => line.includes(`id=${prefix}-`));
+  if (options.allRun) {
+    // Every request must run to its end: waited for, bounded.
+    await waitFor(
+      () =>
+        mine().filter((id) => records.get(id)!.shutdown.length > 0).length ===
+          n,
+      `all ${n} ${prefix} requests to run and end`,
+      15_000,
+    );
+  } else {
+    await sleep(1000);
+  }
+  if (options.proxied) {
+    // nginx writes a line per request when it ends with it: all n, bounded.
+    const deadline = Date.now() + 10_000;
+    while ((await logLines()).length < n && Date.now() < deadline) {
+      await sleep(50);
+    }
+  }
+  const reached = mine();
   const statuses = reached.map((id) => records.get(id)!.shutdown.join(""));
-  const logged499 = (await accessLog()).split("\n")
-    .filter((line) => line.includes(`id=${prefix}-`) && line.includes(`" 499 `))
-    .length;
+  const lines = await logLines();
+  const logged499 = lines.filter((line) => line.includes(`" 499 `)).length;
   return {
     observed: {
       sent: n,
@@ -654,6 +676,7 @@ async function closeAtOnce(
       statuses: tally(statuses),
       logged499,
     },
+    logged: lines.length,
     runs: reached.map((id) => records.get(id)!),
   };
 }
@@ -791,7 +814,27 @@ Deno.test({
               port === target.port
                 ? () => Promise.resolve("")
                 : nginx.accessLog,
+              {
+                allRun: port === nginx.ignoring || make === get &&
+                    port === target.port,
+                proxied: port !== target.port,
+              },
             );
+          /** What holds whatever nginx forwarded: each request logged once, no more runs than requests. */
+          const assertCounted = (result: CloseAtOnce, label: string) => {
+            assert.equal(
+              result.logged,
+              50,
+              `${label}: nginx logged each request once`,
+            );
+            assert.ok(
+              result.runs.length <= 50,
+              `${label}: ${result.runs.length} runs`,
+            );
+            for (const run of result.runs) {
+              assert.ok(run.shutdown.length > 0, `${label}: a run never ended`);
+            }
+          };
           // The library's behaviour: asserted. How many requests a proxy
           // forwards varies from run to run: printed as an observation.
           const directGet = await run(target.port, get, "direct-get");
@@ -801,12 +844,28 @@ Deno.test({
           // Deno.serve fails the body read of a caller gone: never run.
           assert.equal(directPost.runs.length, 0, "direct ack POST ran");
           const defaultGet = await run(nginx.plain, get, "ngx-d-get");
+          assertCounted(defaultGet, "nginx default GET");
           assertGetRuns(defaultGet, ABORTED, "nginx default GET");
           const defaultPost = await run(nginx.plain, post, "ngx-d-post");
+          assertCounted(defaultPost, "nginx default ack POST");
           assertAckRuns(defaultPost, "nginx default ack POST");
+          // proxy_ignore_client_abort on: nginx forwards every request and
+          // waits for its answer, so every one runs to its end.
           const ignoreGet = await run(nginx.ignoring, get, "ngx-i-get");
+          assertCounted(ignoreGet, "nginx ignoring GET");
+          assert.equal(
+            ignoreGet.runs.length,
+            50,
+            "nginx ignoring: every GET ran",
+          );
           assertGetRuns(ignoreGet, NORMAL, "nginx ignoring GET");
           const ignorePost = await run(nginx.ignoring, post, "ngx-i-post");
+          assertCounted(ignorePost, "nginx ignoring ack POST");
+          assert.equal(
+            ignorePost.runs.length,
+            50,
+            "nginx ignoring: every ack POST ran",
+          );
           assertAckRuns(ignorePost, "nginx ignoring ack POST");
           await drainBackground();
           console.log("observed: clients that close at once", {

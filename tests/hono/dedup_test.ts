@@ -12,6 +12,7 @@ import {
 import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
 import { createSecret, signPayload } from "../../mod.ts";
 import { sleep } from "../_hono_client.ts";
+import { skipUnless } from "../_env.ts";
 
 let counter = 0;
 
@@ -30,13 +31,13 @@ async function signed(
 
 Deno.test("MemoryDedupStore evicts expired entries first, wherever they are", async () => {
   const store = new MemoryDedupStore({ maxEntries: 2 });
-  await store.claim("long", 60_000);
+  await store.claim("long", 60_000, "t");
   await store.complete("long", 60_000); // first in the map, still remembered
-  await store.claim("short", 60_000);
+  await store.claim("short", 60_000, "t");
   await store.complete("short", 20); // behind it, expires soon
   await sleep(40);
-  assert.equal(await store.claim("new", 60_000), "claimed");
-  assert.equal(await store.claim("long", 60_000), "done", "kept");
+  assert.equal(await store.claim("new", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("long", 60_000, "t"), "done", "kept");
 });
 
 Deno.test("MemoryDedupStore shared by two middlewares: a replay never runs twice", async () => {
@@ -78,18 +79,22 @@ Deno.test("MemoryDedupStore shared by two middlewares: a replay never runs twice
 /** A store that records every call, backed by a real MemoryDedupStore. */
 class RecordingStore implements DedupStore {
   calls: Array<[string, string, number?]> = [];
+  /** The tokens given to claim() and release(), in order. */
+  tokens: string[] = [];
   #store = new MemoryDedupStore();
-  claim(id: string, ttl: number): Promise<ClaimResult> {
+  claim(id: string, ttl: number, token: string): Promise<ClaimResult> {
     this.calls.push(["claim", id, ttl]);
-    return this.#store.claim(id, ttl);
+    this.tokens.push(token);
+    return this.#store.claim(id, ttl, token);
   }
   complete(id: string, ttl: number): Promise<void> {
     this.calls.push(["complete", id, ttl]);
     return this.#store.complete(id, ttl);
   }
-  release(id: string): Promise<void> {
+  release(id: string, token: string): Promise<void> {
     this.calls.push(["release", id]);
-    return this.#store.release(id);
+    this.tokens.push(token);
+    return this.#store.release(id, token);
   }
 }
 
@@ -196,9 +201,9 @@ Deno.test("PostgresDedupStore never puts the password in an error message", asyn
     try {
       for (
         const call of [
-          () => store.claim("msg_1", 1000),
+          () => store.claim("msg_1", 1000, "t"),
           () => store.complete("msg_1", 1000),
-          () => store.release("msg_1"),
+          () => store.release("msg_1", "t"),
         ]
       ) {
         const error = await call().then(
@@ -221,5 +226,295 @@ Deno.test("PostgresDedupStore never puts the password in an error message", asyn
     } finally {
       await store.close();
     }
+  }
+});
+
+const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+
+/** The stores the ownership rules are checked on: memory, and PostgreSQL when there is one. */
+function ownedStores(): Array<
+  [string, () => Promise<[DedupStore, () => Promise<void>]>]
+> {
+  const list: Array<
+    [string, () => Promise<[DedupStore, () => Promise<void>]>]
+  > = [
+    [
+      "MemoryDedupStore",
+      () => Promise.resolve([new MemoryDedupStore(), () => Promise.resolve()]),
+    ],
+  ];
+  if (DATABASE_URL !== undefined) {
+    list.push(["PostgresDedupStore", async () => {
+      const { default: pg } = await import("npm:pg@8.23.1");
+      const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+      const table = `dedup_owner_${Date.now()}_${++counter}`;
+      const store = new PostgresDedupStore({ db, table });
+      return [store, async () => {
+        await db.query(`DROP TABLE IF EXISTS ${table}`);
+        await db.end();
+      }];
+    }]);
+  } else {
+    console.error(
+      "TRIGGER_TEST_DATABASE_URL unset: PostgresDedupStore not checked",
+    );
+  }
+  return list;
+}
+
+Deno.test("a claim has an owner: a lapsed claim's late release() never frees the claim taken since", async (t) => {
+  for (const [name, open] of ownedStores()) {
+    await t.step(name, async () => {
+      const [store, close] = await open();
+      try {
+        assert.equal(await store.claim("msg_own", 50, "a"), "claimed");
+        await sleep(120); // A's lease lapses; A still runs
+        assert.equal(await store.claim("msg_own", 60_000, "b"), "claimed");
+        await store.release("msg_own", "a"); // A ends late and fails
+        assert.equal(
+          await store.claim("msg_own", 60_000, "c"),
+          "busy",
+          "C would run beside B",
+        );
+        await store.release("msg_own", "b");
+        assert.equal(await store.claim("msg_own", 60_000, "c"), "claimed");
+        // complete() remembers an id whose entry is gone (never claimed
+        // here: the same as a lapsed claim swept away).
+        await store.complete("msg_swept", 60_000);
+        assert.equal(await store.claim("msg_swept", 60_000, "d"), "done");
+        // and overwrites a claim another delivery took since.
+        assert.equal(await store.claim("msg_late", 50, "a"), "claimed");
+        await sleep(120);
+        assert.equal(await store.claim("msg_late", 60_000, "b"), "claimed");
+        await store.complete("msg_late", 60_000); // A succeeded after all
+        await store.release("msg_late", "b"); // B failed: A's success stays
+        assert.equal(await store.claim("msg_late", 60_000, "c"), "done");
+      } finally {
+        await close();
+      }
+    });
+  }
+});
+
+Deno.test("verifyTrigger() releases with the token it claimed with, a new one per delivery", async () => {
+  const secret = createSecret();
+  const store = new RecordingStore();
+  const app = new Hono();
+  app.post("/hook", verifyTrigger({ secret, store }), (c) => c.text("no", 500));
+  const headers = await signed(secret, "x");
+  for (let i = 0; i < 2; i++) {
+    const response = await app.request("/hook", {
+      method: "POST",
+      body: "x",
+      headers,
+    });
+    assert.equal(response.status, 500);
+    await response.body?.cancel();
+  }
+  const [a, aRelease, b, bRelease] = store.tokens;
+  assert.equal(store.tokens.length, 4);
+  assert.equal(aRelease, a);
+  assert.equal(bRelease, b);
+  assert.notEqual(a, b);
+  assert.ok(a.length >= 16, a);
+});
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+const HAS_INITDB = (() => {
+  try {
+    return Deno.statSync(`${PG_BIN}/initdb`).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+async function run(...args: string[]): Promise<string> {
+  const out = await new Deno.Command(args[0], {
+    args: args.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${args.join(" ")} failed: ${text}`);
+  return text;
+}
+
+/** A PostgreSQL of this test's own under /tmp, on a free loopback port. */
+async function throwawayPostgres() {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "dedup-pg-" });
+  await run("chown", "postgres", dir);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const as = ["runuser", "-u", "postgres", "--"];
+  await run(
+    ...as,
+    `${PG_BIN}/initdb`,
+    "-D",
+    `${dir}/data`,
+    "-A",
+    "trust",
+    "-U",
+    "postgres",
+    "--no-sync",
+  );
+  await run(
+    ...as,
+    `${PG_BIN}/pg_ctl`,
+    "-D",
+    `${dir}/data`,
+    "-l",
+    `${dir}/log`,
+    "-w",
+    "-t",
+    "30",
+    "-o",
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+    "start",
+  );
+  const postmaster = Number(
+    (await Deno.readTextFile(`${dir}/data/postmaster.pid`)).split("\n")[0],
+  );
+  /** The postmaster and its backends: every process of this server. */
+  const pids = async () => {
+    const children = await run("pgrep", "-P", String(postmaster)).catch(() =>
+      ""
+    );
+    return [postmaster, ...children.split("\n").filter(Boolean).map(Number)];
+  };
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async signal(signal: "SIGSTOP" | "SIGCONT") {
+      for (const pid of await pids()) Deno.kill(pid, signal);
+    },
+    async stop() {
+      for (const pid of await pids()) Deno.kill(pid, "SIGCONT");
+      await run(
+        ...as,
+        `${PG_BIN}/pg_ctl`,
+        "-D",
+        `${dir}/data`,
+        "-m",
+        "immediate",
+        "-w",
+        "stop",
+      )
+        .catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** `promise`, or a failure naming `what` after `ms`. */
+async function within<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${what}: no answer within ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test({
+  name:
+    "PostgresDedupStore: a stopped database (SIGSTOP) gives 503 and a report within the timeouts, not a hang",
+  ignore: skipUnless(
+    HAS_INITDB && Deno.uid?.() === 0,
+    `initdb (${PG_BIN}) and root (for runuser) are needed to start a throwaway PostgreSQL`,
+  ),
+  async fn() {
+    const pg = await throwawayPostgres();
+    const stores: PostgresDedupStore[] = [];
+    try {
+      const secret = createSecret();
+      const reports: unknown[] = [];
+      const appWith = (store: PostgresDedupStore) => {
+        stores.push(store);
+        const app = new Hono();
+        app.post(
+          "/hook",
+          verifyTrigger({
+            secret,
+            store,
+            reportError: (error) => void reports.push(error),
+          }),
+          (c) => c.text("ran"),
+        );
+        return (body: string) =>
+          signed(secret, body).then((headers) =>
+            app.request("/hook", { method: "POST", body, headers })
+          );
+      };
+      const options = {
+        connectionString: pg.url,
+        connectionTimeout: 1_000,
+        queryTimeout: 1_000,
+      };
+      const connected = appWith(new PostgresDedupStore(options));
+      const ok = await within(connected("a"), 15_000, "the running database");
+      assert.equal(ok.status, 200, await ok.text());
+
+      await pg.signal("SIGSTOP");
+      // A pooled connection to a stopped server: the query timeout.
+      const stalled = await within(
+        connected("b"),
+        15_000,
+        "a query to the stopped database",
+      );
+      assert.equal(stalled.status, 503);
+      assert.equal(await stalled.text(), "Deduplication store unavailable\n");
+      assert.equal(reports.length, 1);
+      // A new pool: the connection timeout.
+      const fresh = appWith(new PostgresDedupStore(options));
+      const refused = await within(
+        fresh("c"),
+        15_000,
+        "a connection to the stopped database",
+      );
+      assert.equal(refused.status, 503);
+      await refused.body?.cancel();
+      assert.equal(reports.length, 2);
+      console.log("reported:", reports.map((error) => String(error)));
+      await pg.signal("SIGCONT");
+      const again = await within(connected("d"), 15_000, "the database again");
+      assert.equal(again.status, 200);
+      await again.body?.cancel();
+    } finally {
+      await pg.signal("SIGCONT").catch(() => {});
+      for (const store of stores) await store.close().catch(() => {});
+      await pg.stop();
+    }
+  },
+});
+
+Deno.test("PostgresDedupStore refuses timeouts that are not milliseconds", () => {
+  for (
+    const [name, value] of [["connectionTimeout", -1], [
+      "queryTimeout",
+      Infinity,
+    ], ["queryTimeout", "5s"]] as const
+  ) {
+    assert.throws(
+      () =>
+        new PostgresDedupStore({
+          connectionString: "postgres://x@127.0.0.1/x",
+          [name]: value as number,
+        }),
+      (error: Error) =>
+        error instanceof RangeError && error.message.includes(name),
+    );
   }
 });

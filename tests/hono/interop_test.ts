@@ -33,6 +33,15 @@ const variants: Array<[string, (good: string) => string | string[]]> = [
     "more than 8 entries",
     (good) => [...Array.from({ length: 12 }, wrongEntry), good].join(" "),
   ],
+  // Entries the references skip do not count towards the entry cap.
+  [
+    "256 unknown-version entries first",
+    (good) => `${"v2,x ".repeat(256)}${good}`,
+  ],
+  [
+    "300 malformed v1 entries first",
+    (good) => `${"v1,bad ".repeat(300)}${good}`,
+  ],
   ["two header lines", (good) => [wrongEntry(), good]],
   ["two header lines, the good one first", (good) => [good, "v1,junk"]],
 ];

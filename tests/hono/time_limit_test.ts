@@ -2,7 +2,7 @@
 // waiting gets 503, whatever the route does next; the connection's own stop
 // is not logged as an error. Real sockets: Deno.serve and fetch.
 import assert from "node:assert/strict";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import {
   connection,
   type ConnectionEnv,
@@ -152,4 +152,57 @@ Deno.test("connection({ timeLimit }): an app.onError that answers getResponse() 
   await response.body?.cancel();
   assert.equal(await drainBackground(), true);
   assert.deepEqual(seen, ["TimeoutError"]);
+});
+
+Deno.test("an early 503 or 499 keeps the headers earlier middleware set (hono's cors()), not the route's", async () => {
+  const { cors } = await import("npm:hono@^4.13.19/cors");
+  const app = new Hono<ConnectionEnv>();
+  app.use(
+    "*",
+    cors({ origin: "https://app.example", exposeHeaders: ["x-job"] }),
+  );
+  app.use("*", async (c, next) => {
+    c.header("set-cookie", "a=1");
+    c.header("set-cookie", "b=2", { append: true });
+    await next();
+  });
+  const route = async (c: Context<ConnectionEnv>) => {
+    c.header("x-route", "set before the end");
+    c.header("content-type", "application/json");
+    await sleep(200); // ignores the signal
+    return c.json({ late: true });
+  };
+  app.get("/limit", connection({ timeLimit: 50 }), route);
+  app.get("/gone", connection(), route);
+  const origin = { origin: "https://app.example" };
+  const limited = await app.request("/limit", { headers: origin });
+  const stop = new AbortController();
+  const gonePromise = app.request("/gone", {
+    headers: origin,
+    signal: stop.signal,
+  });
+  await sleep(20);
+  stop.abort();
+  const gone = await gonePromise;
+  assert.equal(limited.status, 503);
+  assert.equal(gone.status, 499);
+  for (const response of [limited, gone]) {
+    assert.equal(
+      response.headers.get("access-control-allow-origin"),
+      "https://app.example",
+    );
+    assert.equal(
+      response.headers.get("access-control-expose-headers"),
+      "x-job",
+    );
+    assert.deepEqual(response.headers.getSetCookie(), ["a=1", "b=2"]);
+    assert.equal(response.headers.get("x-route"), null, "the route's header");
+    await response.body?.cancel();
+  }
+  assert.equal(
+    limited.headers.get("content-type"),
+    "text/plain; charset=UTF-8",
+  );
+  assert.equal(gone.headers.get("content-type"), null);
+  assert.equal(await drainBackground(), true);
 });

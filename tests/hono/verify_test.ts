@@ -286,6 +286,8 @@ Deno.test("verifyTrigger() accepts several secrets for a rotation and refuses ba
     [{ secret, lease: 0 }, RangeError],
     [{ secret, maxBodySize: -1 }, RangeError],
     [{ secret, bodyTimeout: -1 }, RangeError],
+    [{ secret, bodyTimeout: 30 }, RangeError], // seconds by mistake
+    [{ secret, bodyTimeout: 999 }, RangeError],
     [{ secret, store: {} }, TypeError],
     [{ secret, reportError: "log" }, TypeError],
   ];
@@ -301,6 +303,83 @@ Deno.test("verifyTrigger() accepts several secrets for a rotation and refuses ba
       },
     );
   }
+});
+
+Deno.test("option checks name the option at fault: tolerance, bodyTimeout, maxBodySize vs maxBufferedBytes, options", async () => {
+  const secret = createSecret();
+  const cases: Array<[() => unknown, ErrorConstructor, RegExp]> = [
+    // A huge tolerance is refused as itself, not through remember's minimum.
+    [
+      () => verifyTrigger({ secret, tolerance: Number.MAX_SAFE_INTEGER }),
+      RangeError,
+      /tolerance must be a number of milliseconds from 1000 to 4503599627370495, received 9007199254740991/,
+    ],
+    [
+      () => verifyTrigger({ secret, bodyTimeout: 30 }),
+      RangeError,
+      /bodyTimeout must be 0 \(no limit\) or a number of milliseconds from 1000 to 2147483647, received 30/,
+    ],
+    [
+      () =>
+        verifyTrigger({
+          secret,
+          maxBodySize: 2_000_000,
+          maxBufferedBytes: 1_000_000,
+        }),
+      RangeError,
+      /maxBodySize \(2000000\) must not exceed maxBufferedBytes \(1000000\)/,
+    ],
+    [
+      () => verifyTrigger({ secret, maxBufferedBytes: 0 }),
+      RangeError,
+      /maxBodySize \(1048576\) must not exceed maxBufferedBytes \(0\)/,
+    ],
+    [
+      () => connection(null as unknown as object),
+      TypeError,
+      /^Cannot create connection\(\) middleware: options must be an object, received null$/,
+    ],
+    [
+      () => verifyTrigger(null as unknown as { secret: string }),
+      TypeError,
+      /options must be an object with a secret, received null/,
+    ],
+  ];
+  for (const [make, type, message] of cases) {
+    assert.throws(make, (error: Error) => {
+      assert.ok(error instanceof type, `${error}`);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  // Allowed: no limit, and a budget that holds exactly one largest body.
+  verifyTrigger({
+    secret,
+    bodyTimeout: 0,
+    maxBodySize: 10,
+    maxBufferedBytes: 10,
+  });
+  verifyTrigger({ secret, tolerance: 4503599627370495 });
+  // No body at all: a budget of 0 with a maxBodySize of 0 is consistent.
+  const app = new Hono();
+  app.post(
+    "/hook",
+    verifyTrigger({ secret, maxBodySize: 0, maxBufferedBytes: 0 }),
+    (c) => c.text("ran"),
+  );
+  const empty = await app.request("/hook", {
+    method: "POST",
+    headers: await signed(secret, ""),
+  });
+  assert.equal(empty.status, 200);
+  assert.equal(await empty.text(), "ran");
+  const some = await app.request("/hook", {
+    method: "POST",
+    body: "x",
+    headers: await signed(secret, "x"),
+  });
+  assert.equal(some.status, 413);
+  await some.body?.cancel();
 });
 
 Deno.test("verifyTrigger() leaves the body readable for the route, every way", async () => {
@@ -483,6 +562,63 @@ Deno.test("verifyTrigger() never runs two deliveries of one id at once: the seco
   assert.equal(maxRunning, 1);
 });
 
+Deno.test("verifyTrigger() keeps the id claimed while a route connection() ended early still runs: retries get 429", async (t) => {
+  const secret = createSecret();
+  const cases = [
+    { name: "time limit (503)", options: { timeLimit: 100 }, abort: false },
+    { name: "caller gone (499)", options: {}, abort: true },
+  ];
+  for (const { name, options, abort } of cases) {
+    await t.step(name, async () => {
+      const app = new Hono<ConnectionEnv & VerifyTriggerEnv>();
+      let running = 0;
+      let maxRunning = 0;
+      let runs = 0;
+      let ended = 0;
+      app.post(
+        "/hook",
+        verifyTrigger({ secret }),
+        connection(options),
+        async (c) => {
+          runs++;
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await sleep(500); // ignores the signal
+          running--;
+          ended++;
+          return c.text("ran");
+        },
+      );
+      const body = "x";
+      const headers = await signed(secret, body);
+      const send = (signal?: AbortSignal) =>
+        app.request("/hook", { method: "POST", body, headers, signal });
+      const stop = new AbortController();
+      const first = send(abort ? stop.signal : undefined);
+      await waitFor(() => running === 1, "the first delivery to run");
+      stop.abort();
+      const firstResponse = await first;
+      assert.equal(firstResponse.status, abort ? 499 : 503);
+      await firstResponse.body?.cancel();
+      assert.equal(ended, 0, "the route still runs");
+      const retry = await send();
+      assert.equal(retry.status, 429, "a retry while the first still runs");
+      assert.equal(retry.headers.get("x-trigger-duplicate"), "running");
+      await retry.body?.cancel();
+      assert.equal(await drainBackground(), true);
+      assert.equal(ended, 1);
+      // The first run ended without success: the id is runnable again.
+      const again = send();
+      await waitFor(() => running === 1, "the retry to run");
+      stop.abort();
+      await (await again).body?.cancel();
+      assert.equal(await drainBackground(), true);
+      assert.equal(runs, 2);
+      assert.equal(maxRunning, 1, "two runs of one id at once");
+    });
+  }
+});
+
 Deno.test("verifyTrigger() before connection({ ack: true }): bad signatures never get a 202, the ack marks the id done", async () => {
   const secret = createSecret();
   const app = new Hono();
@@ -624,34 +760,34 @@ Deno.test("verifyTrigger() answers 503 when the store fails, and reports it", as
 
 Deno.test("MemoryDedupStore stays bounded: expiry, eviction of done ids, running claims kept", async () => {
   const store = new MemoryDedupStore({ maxEntries: 3 });
-  assert.equal(await store.claim("a", 60_000), "claimed");
-  assert.equal(await store.claim("b", 60_000), "claimed");
-  assert.equal(await store.claim("c", 60_000), "claimed");
+  assert.equal(await store.claim("a", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("b", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("c", 60_000, "t"), "claimed");
   // Full of running claims: a new id must wait.
-  assert.equal(await store.claim("d", 60_000), "busy");
+  assert.equal(await store.claim("d", 60_000, "t"), "busy");
   await store.complete("b", 60_000);
-  assert.equal(await store.claim("d", 60_000), "claimed"); // "b" forgotten
+  assert.equal(await store.claim("d", 60_000, "t"), "claimed"); // "b" forgotten
   assert.equal(store.size, 3);
-  assert.equal(await store.claim("a", 60_000), "busy");
-  await store.release("a");
-  await store.release("zzz"); // unknown: nothing happens
+  assert.equal(await store.claim("a", 60_000, "t"), "busy");
+  await store.release("a", "t");
+  await store.release("zzz", "t"); // unknown: nothing happens
   assert.equal(store.size, 2);
   // Expiry.
-  assert.equal(await store.claim("e", 20), "claimed");
+  assert.equal(await store.claim("e", 20, "t"), "claimed");
   await store.complete("e", 20);
-  assert.equal(await store.claim("e", 60_000), "done");
+  assert.equal(await store.claim("e", 60_000, "t"), "done");
   await sleep(40);
-  assert.equal(await store.claim("e", 60_000), "claimed");
+  assert.equal(await store.claim("e", 60_000, "t"), "claimed");
   // release() never drops a done id.
   await store.complete("e", 60_000);
-  await store.release("e");
-  assert.equal(await store.claim("e", 60_000), "done");
+  await store.release("e", "t");
+  assert.equal(await store.claim("e", 60_000, "t"), "done");
   assert.throws(() => new MemoryDedupStore({ maxEntries: 0 }), RangeError);
 
   const big = new MemoryDedupStore({ maxEntries: 1000 });
   for (let i = 0; i < 20_000; i++) {
     const id = `id-${i}`;
-    assert.equal(await big.claim(id, 60_000), "claimed");
+    assert.equal(await big.claim(id, 60_000, "t"), "claimed");
     await big.complete(id, 60_000);
     assert.ok(big.size <= 1000);
   }
@@ -796,7 +932,7 @@ Deno.test("hostile bodies on Deno.serve: oversized → 413, slow-loris → 408 /
   let runs = 0;
   app.post(
     "/verified",
-    verifyTrigger({ secret, maxBodySize: 10_000, bodyTimeout: 500 }),
+    verifyTrigger({ secret, maxBodySize: 10_000, bodyTimeout: 1_000 }),
     (c) => (runs++, c.text("ran")),
   );
   app.post(
@@ -841,7 +977,7 @@ Deno.test("hostile bodies on Deno.serve: oversized → 413, slow-loris → 408 /
       "\r\n";
     const verified = await slowBody(port, head("/verified"), body, 100);
     assert.equal(verified.status, 408);
-    // The whole body would take 10 s: cut at 0.5 s, within a wide margin.
+    // The whole body would take 10 s: cut at 1 s, within a wide margin.
     assert.ok(verified.elapsed < 5_000, `${verified.elapsed} ms`);
     const ack = await slowBody(port, head("/ack"), body, 100);
     // connection()'s time limit covers the body read: 503, status TIMEOUT.
@@ -853,6 +989,69 @@ Deno.test("hostile bodies on Deno.serve: oversized → 413, slow-loris → 408 /
     await server.shutdown();
   }
   console.log("slow-loris answers:", statuses);
+});
+
+Deno.test("connection({ ack: true }) bounds the body read: a stalled body gets 408, a spent budget 503 + Retry-After", async () => {
+  const app = new Hono();
+  let arrived = 0;
+  let runs = 0;
+  app.use("/ack", async (_c, next) => {
+    arrived++;
+    await next();
+  });
+  app.post(
+    "/ack",
+    connection({
+      ack: true,
+      maxBodySize: 100,
+      bodyTimeout: 1_000,
+      maxBufferedBytes: 150,
+    }),
+    (c) => (runs++, c.text("ran")),
+  );
+  const { port, server } = serve(app);
+  try {
+    // 100 declared bytes, 1 byte every 100 ms: holds 100 of the 150 bytes
+    // until the body timeout ends it.
+    const head = "POST /ack HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    const stalled = slowBody(port, head, new Uint8Array(100).fill(0x61), 100);
+    await waitFor(() => arrived === 1, "the stalled request to arrive");
+    const busy = await fetch(`http://127.0.0.1:${port}/ack`, {
+      method: "POST",
+      body: "b".repeat(100),
+    });
+    assert.equal(busy.status, 503);
+    assert.equal(busy.headers.get("retry-after"), "5");
+    await busy.body?.cancel();
+    const small = await fetch(`http://127.0.0.1:${port}/ack`, {
+      method: "POST",
+      body: "s".repeat(40), // fits beside the stalled one
+    });
+    assert.equal(small.status, 202);
+    await small.body?.cancel();
+    const { status, elapsed } = await stalled;
+    assert.equal(status, 408);
+    assert.ok(elapsed < 5_000, `${elapsed} ms`);
+    // The stalled body's bytes are back: a full-size body fits again.
+    const after = await fetch(`http://127.0.0.1:${port}/ack`, {
+      method: "POST",
+      body: "a".repeat(100),
+    });
+    assert.equal(after.status, 202);
+    await after.body?.cancel();
+    assert.equal(await drainBackground(), true);
+    assert.equal(runs, 2);
+  } finally {
+    await server.shutdown();
+  }
+  assert.throws(
+    () => connection({ ack: true, bodyTimeout: 10 }),
+    /bodyTimeout must be 0 \(no limit\) or a number of milliseconds from 1000/,
+  );
+  assert.throws(
+    () => connection({ maxBodySize: 200, maxBufferedBytes: 100 }),
+    /maxBodySize \(200\) must not exceed maxBufferedBytes \(100\)/,
+  );
 });
 
 Deno.test("connection({ ack: true }) ends a body trickling past its time limit with status TIMEOUT", async () => {
