@@ -66,7 +66,8 @@ export interface TriggerOptions {
   /**
    * The HTTP method. DELETE, GET, HEAD, OPTIONS, POST and PUT are upper-cased
    * (as fetch does); any other method is sent as given (`"patch"` stays
-   * `"patch"`). Default `"GET"`, or `"POST"` when a body is given.
+   * `"patch"`).
+   * @default "GET", or "POST" when a body is given
    */
   method?: string;
   /** Request headers. `Host`, `Content-Length`, `Transfer-Encoding`,
@@ -81,29 +82,35 @@ export interface TriggerOptions {
   body?: TriggerBody;
   /** Cookies sent as one `Cookie` header; values are percent-encoded. */
   cookies?: Record<string, string>;
-  /** When to resolve. Default `"sent"`. */
+  /** When to resolve.
+   * @default "sent" */
   wait?: WaitMode;
   /** Milliseconds for the whole trigger, background wait included.
-   * Default `30_000`. */
+   * @default 30_000 */
   timeout?: number;
   /** Aborts the trigger, its background part included. */
   signal?: AbortSignal;
-  /** How the request travels. Default `"auto"`. */
+  /** How the request travels: `"auto"` uses a raw socket on Deno, Node and
+   * Bun, `fetch` on Workers, Netlify, Vercel Edge and wherever a `fetch`
+   * option is given.
+   * @default "auto" */
   transport?: Transport;
   /** The function the fetch transport calls, with the URL and a
    * `RequestInit`: on Workers, a service binding
    * (`env.SELF.fetch.bind(env.SELF)`) to trigger your own Worker. Given one,
-   * `"auto"` picks the fetch transport on every runtime. Default: the global
-   * `fetch`. */
+   * `"auto"` picks the fetch transport on every runtime.
+   * @default globalThis.fetch */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   /** Keeps the background part alive on edge platforms; when absent the
    * platform's own is discovered (Workers' `waitUntil` from
    * `cloudflare:workers`, Supabase's `EdgeRuntime.waitUntil`, Vercel's
-   * request context). */
+   * request context).
+   * @default discovered */
   waitUntil?: WaitUntil;
   /** Keep the raw connection for later triggers to the same origin when the
-   * server allows it (HTTP/1.1 keep-alive). Default `true`; ignored by the
-   * fetch transport, which pools by itself, and on Workers. */
+   * server allows it (HTTP/1.1 keep-alive). Ignored by the fetch transport,
+   * which pools by itself, and on Workers.
+   * @default true */
   reuse?: boolean;
   /** When a reused connection ends before any byte of the answer (the
    * server closed it while idle, as the request went out), send the same
