@@ -14,7 +14,7 @@ import { trigger } from "../../src/trigger/trigger.ts";
 import { createSecret, verifyPayload } from "../../src/signature/sign.ts";
 import { Hono } from "hono";
 import { verifyTrigger } from "../../src/hono/verify.ts";
-import { PostgresDedupStore } from "../../src/durable/mod.ts";
+import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
 
 const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
 if (DATABASE_URL === undefined) {
@@ -204,7 +204,7 @@ function lines(): TransformStream<string, string> {
   });
 }
 
-const FAST_RETRY = { limit: 3, delaySeconds: 0, backoff: false };
+const FAST_RETRY = { limit: 3, delay: 0, backoff: false };
 
 Deno.test("outbox.trigger() refuses bad input with trigger()'s TypeError and stores nothing", async () => {
   const engine = await engines[0].fresh();
@@ -389,11 +389,11 @@ for (const engine of engines) {
       try {
         const failing = await outbox.trigger(receiver.url, {
           body: "boom",
-          retry: { limit: 2, delaySeconds: 0, backoff: false },
+          retry: { limit: 2, delay: 0, backoff: false },
         });
         const gone = await outbox.trigger(receiver.url, {
           body: "gone",
-          retry: { limit: 5, delaySeconds: 0, backoff: false },
+          retry: { limit: 5, delay: 0, backoff: false },
         });
         outbox.start();
         const letters = await waitFor(
@@ -460,7 +460,7 @@ for (const engine of engines) {
       const outbox = await openOutbox({
         ...options,
         sign: { secret },
-        retry: { limit: 1, delaySeconds: 1, backoff: false },
+        retry: { limit: 1, delay: 1_000, backoff: false },
       });
       try {
         outbox.start({ pollInterval: 100 });
@@ -496,7 +496,7 @@ for (const engine of engines) {
       for (let n = 0; n < 150; n++) {
         const { id } = await outbox.trigger(receiver.url, {
           json: { n },
-          retry: { limit: 5, delaySeconds: 1, backoff: false },
+          retry: { limit: 5, delay: 1_000, backoff: false },
         });
         ids.push(id);
       }
@@ -630,7 +630,7 @@ for (const engine of engines) {
         const { id } = await outbox.trigger(a, {
           json: { report: 7 },
           timeout: 1_000,
-          retry: { limit: 5, delaySeconds: 1, backoff: false },
+          retry: { limit: 5, delay: 1_000, backoff: false },
         });
         await waitFor(
           () => Promise.resolve(events),
