@@ -68,7 +68,9 @@ async function measure(name: string, options: OutboxOptions) {
     const concurrent = (N / 2) / ((performance.now() - started) / 1000);
     started = performance.now();
     outbox.start({ concurrency: 32 });
+    const deadline = Date.now() + 300_000;
     while (await target.count() < N) {
+      if (Date.now() > deadline) throw new Error("not delivered in 300 s");
       await new Promise((r) => setTimeout(r, 20));
     }
     const delivered = N / ((performance.now() - started) / 1000);

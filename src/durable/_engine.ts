@@ -241,7 +241,9 @@ function storageError(message: string, cause: unknown): OutboxError {
       cause instanceof Deno.errors.PermissionDenied
     ? "STORAGE"
     : "DATABASE";
-  return new OutboxError(code, `${message}: ${text}`, { cause });
+  // Emscripten's ErrnoError is not an Error: print as "[object Object]".
+  const error = cause instanceof Error ? cause : new Error(text, { cause });
+  return new OutboxError(code, `${message}: ${text}`, { cause: error });
 }
 
 /** Takes the embedded directory's lock file (an exclusive `flock`, which the

@@ -7,6 +7,7 @@ import {
   checkOpenOptions,
   duration,
   OPEN,
+  type OpenSettings,
   type Retry,
   retrySettings,
   TRIGGER,
@@ -52,8 +53,8 @@ import type {
  * @throws {OutboxError} `"LOCKED"` when the embedded directory is in use,
  *   `"STORAGE"` when it cannot be written, `"DATABASE"` or `"TIMEOUT"` when
  *   the database cannot be opened or reached.
- * @throws {TypeError} For bad options, naming the value.
- * @throws {RangeError} For a bad duration or retry setting.
+ * @throws {TypeError} Synchronously, for bad options, naming the value.
+ * @throws {RangeError} Synchronously, for a bad duration or retry setting.
  *
  * @example Usage
  * ```ts
@@ -87,8 +88,12 @@ import type {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function openOutbox(options: OutboxOptions = {}): Promise<Outbox> {
-  const settings = checkOpenOptions(options);
+export function openOutbox(options: OutboxOptions = {}): Promise<Outbox> {
+  // Synchronous: bad input throws at the call site.
+  return open(checkOpenOptions(options));
+}
+
+async function open(settings: OpenSettings): Promise<Outbox> {
   const onEvent = settings.onEvent as
     | ((event: OutboxEvent) => void)
     | undefined;

@@ -165,28 +165,54 @@ class Dispatcher {
       .pipeThrough(lines())
       .getReader();
   }
-  async line(): Promise<string> {
-    const { value, done } = await this.#lines.read();
+  /** The next line the child prints; fails after `timeout` ms. */
+  async line(timeout = 60_000): Promise<string> {
+    const { value, done } = await within(
+      timeout,
+      this.#lines.read(),
+      "the dispatcher process printed nothing",
+    );
     return done ? "" : value;
   }
   async kill9(): Promise<void> {
     this.#child.kill("SIGKILL");
-    await this.#child.status;
+    await within(30_000, this.#child.status, "kill -9 did not end it");
     await this.#lines.cancel();
   }
   /** Graceful stop; resolves with the dispatcher's stats. */
   async stop(): Promise<{ delivered: number }> {
     this.#child.kill("SIGTERM");
     const stats = JSON.parse(await this.line());
-    await this.#child.status;
+    await within(30_000, this.#child.status, "the dispatcher did not exit");
     await this.#lines.cancel();
     return stats;
   }
   async exit(): Promise<{ code: number; output: string }> {
     const output = await this.line();
-    const { code } = await this.#child.status;
+    const { code } = await within(
+      30_000,
+      this.#child.status,
+      "the dispatcher did not exit",
+    );
     await this.#lines.cancel();
     return { code, output };
+  }
+}
+
+/** Fails with `message` unless `promise` settles within `ms`. */
+async function within<T>(
+  ms: number,
+  promise: Promise<T>,
+  message: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} (${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -356,6 +382,8 @@ for (const engine of engines) {
           assert.equal(receiver.attempts.get(id), failFirst.has(id) ? 2 : 1);
         }
         assert.equal(receiver.duplicates, 0);
+        // Raw route entries, before any deduplication: one per attempt.
+        assert.equal(receiver.log.length, 1000 + 334);
         assert.equal(
           events.filter((e) => e.type === "delivered").length,
           1000,
@@ -543,6 +571,15 @@ for (const engine of engines) {
         assert.ok(window < 30_000, `redelivery window ${window} ms`);
         for (const id of ids) assert.equal(receiver.work.get(id), 1, id);
         assert.ok(receiver.duplicates >= lost.length);
+        // Raw route entries: a job reached the route again only if it was
+        // in flight at the kill (at most the concurrency, 10), and at most
+        // twice; the deduplicated count above hides neither.
+        const twice = ids.filter((id) => receiver.attempts.get(id)! > 1);
+        assert.ok(twice.length <= 10, `${twice.length} delivered twice`);
+        for (const id of ids) {
+          assert.ok(receiver.attempts.get(id)! <= 2, `${id} raw entries`);
+        }
+        assert.equal(receiver.log.length, ids.length + twice.length);
       } finally {
         await receiver.close();
         await cleanup();
@@ -576,8 +613,9 @@ Deno.test({
       );
       assert.equal(statsA.delivered + statsB.delivered, ids.length);
       assert.ok(statsA.delivered > 0 && statsB.delivered > 0);
-      // No duplicates at all: each id reached the route exactly once.
+      // No duplicates at all: each id reached the route exactly once, raw.
       for (const id of ids) assert.equal(receiver.attempts.get(id), 1, id);
+      assert.equal(receiver.log.length, ids.length);
       assert.equal(receiver.duplicates, 0);
     } finally {
       await outbox.stop();
@@ -603,9 +641,17 @@ for (const engine of engines) {
       );
       const secret = createSecret();
       let runs = 0;
-      let slow = 1_500;
+      /** Requests that reached the app, before verifyTrigger() dedups. */
+      let entries = 0;
+      // The route outlasts attempt 1's 1 s timeout by 2 s, and the two
+      // concurrent deliveries below by 3 s: wide margins on a busy machine.
+      let slow = 3_000;
       const servers = [0, 1].map(() => {
         const app = new Hono();
+        app.use("/jobs", async (_c, next) => {
+          entries++;
+          await next();
+        });
         app.use("/jobs", verifyTrigger({ secret, store }));
         app.post("/jobs", async (c) => {
           runs++;
@@ -637,6 +683,9 @@ for (const engine of engines) {
           (e) => e.some((x) => x.type === "delivered"),
         );
         assert.equal(runs, 1);
+        // Raw: the timed-out attempt and at least one more reached the app.
+        assert.ok(entries >= 2, `${entries} raw entries`);
+        const before = entries;
         const kinds = events.map((e) =>
           e.type === "error" ? e.type : `${e.type} ${e.error?.code ?? e.status}`
         );
@@ -651,9 +700,10 @@ for (const engine of engines) {
         });
         assert.equal(replay.status, 200);
         assert.equal(runs, 1);
+        assert.equal(entries, before + 1, "the replay reached the app");
 
         // Two concurrent deliveries of one new id: one runs, one is told 429.
-        slow = 300;
+        slow = 3_000;
         const message = {
           secret,
           id: `msg_${crypto.randomUUID().slice(0, 8)}`,
@@ -665,6 +715,7 @@ for (const engine of engines) {
         );
         assert.deepEqual(both.map((r) => r.status).sort(), [200, 429]);
         assert.equal(runs, 2);
+        assert.equal(entries, before + 3);
       } finally {
         await outbox.stop();
         await Promise.all(servers.map((s) => s.shutdown()));
