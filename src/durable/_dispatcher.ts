@@ -7,7 +7,7 @@ import { trigger } from "../trigger/trigger.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher } from "./_batch.ts";
-import { exhaustRetries } from "./_pgboss_sql.ts";
+import { exhaustRetries, withoutRetries } from "./_pgboss_sql.ts";
 import { fromBase64, type StoredRequest } from "./_enqueue.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
 
@@ -18,7 +18,7 @@ const RETRYABLE_STATUS = new Set([408, 429]);
 type Outcome = "done" | "retry" | "dead";
 
 interface Settlement {
-  job: Job<StoredRequest> & { retryLimit?: number };
+  job: Job<StoredRequest>;
   outcome: Outcome;
   attempt: number;
   elapsed: number;
@@ -57,6 +57,7 @@ export class Dispatcher {
   #abort = new AbortController();
   #touchTimer?: ReturnType<typeof setInterval>;
   #reported = new WeakSet<object>();
+  #settling = new Set<Promise<void>>();
 
   constructor(engine: Engine, settings: {
     queue: string;
@@ -99,7 +100,7 @@ export class Dispatcher {
       : setTimeout(() => this.#abort.abort(), timeout);
     try {
       await this.#loop;
-      await this.#settle.idle();
+      await Promise.all(this.#settling);
     } finally {
       clearTimeout(timer);
       clearInterval(this.#touchTimer);
@@ -107,17 +108,20 @@ export class Dispatcher {
   }
 
   async #dispatch(concurrency: number, pollInterval: number): Promise<void> {
+    // Fetched jobs not yet attempted: at most one batch, fetched while the
+    // previous batch is being delivered (the fetch's round trip overlaps
+    // the HTTP requests). A slot frees when its HTTP attempt ends; the
+    // outcome is settled in the background, in batches.
+    const ready: Job<StoredRequest>[] = [];
+    const batchSize = concurrency;
     const deliveries = new Set<Promise<void>>();
-    // Fetch again once half the slots are free: batches, not one by one.
-    const refill = Math.ceil(concurrency / 2);
-    while (this.#running) {
-      const free = concurrency - this.inFlight.size;
-      if (free < refill) {
-        await Promise.race(deliveries);
-        continue;
-      }
+    let fetching: Promise<void> | undefined;
+    /** The last fetch came back short: poll again at `nextPoll`. */
+    let drained = false;
+    let nextPoll = 0;
+    const fetchBatch = async () => {
       // Reset before fetching: a trigger stored during the fetch wakes the
-      // next wait at once (sleep() sees the abort).
+      // next wait at once.
       this.#wake = new AbortController();
       let jobs: Job<StoredRequest>[] = [];
       try {
@@ -125,27 +129,51 @@ export class Dispatcher {
           "Cannot fetch jobs",
           () =>
             this.#engine.boss.fetch<StoredRequest>(this.#queue, {
-              batchSize: free,
-              includeMetadata: true,
+              batchSize,
             }),
         );
       } catch (error) {
-        if (!this.#running) break;
-        this.#emit({ type: "error", error });
+        if (this.#running) this.#emit({ type: "error", error });
       }
       for (const job of jobs) {
         this.inFlight.set(job.id, job);
-        const delivery = this.#deliver(job).finally(() => {
-          this.inFlight.delete(job.id);
-          deliveries.delete(delivery);
-        });
+        ready.push(job);
+      }
+      drained = jobs.length < batchSize;
+      if (drained) nextPoll = Date.now() + pollInterval;
+    };
+    const deliverReady = () => {
+      while (ready.length > 0 && deliveries.size < concurrency) {
+        const delivery = this.#deliver(ready.shift()!).finally(() =>
+          deliveries.delete(delivery)
+        );
         deliveries.add(delivery);
       }
-      // A full batch says there is more: fetch again once slots are free.
-      if (jobs.length > 0 && jobs.length === free) continue;
-      await sleep(pollInterval, this.#wake.signal);
+    };
+    while (this.#running) {
+      deliverReady();
+      const due = !drained || this.#wake.signal.aborted ||
+        Date.now() >= nextPoll;
+      if (fetching === undefined && ready.length < concurrency && due) {
+        fetching = fetchBatch().finally(() => fetching = undefined);
+      }
+      const waits: Promise<unknown>[] = [];
+      if (fetching !== undefined) waits.push(fetching);
+      if (deliveries.size > 0) waits.push(Promise.race(deliveries));
+      const pause = fetching === undefined
+        ? sleep(Math.max(0, nextPoll - Date.now()), this.#wake.signal)
+        : undefined;
+      if (pause !== undefined) waits.push(pause.done);
+      await Promise.race(waits);
+      pause?.cancel();
     }
-    await Promise.all(deliveries);
+    // Stopping: a fetch under way and the jobs fetched are delivered too
+    // (the database holds them as active), then everything settles.
+    await fetching;
+    while (ready.length > 0 || deliveries.size > 0) {
+      deliverReady();
+      await Promise.race(deliveries);
+    }
   }
 
   async #deliver(job: Job<StoredRequest>): Promise<void> {
@@ -199,7 +227,18 @@ export class Dispatcher {
     });
   }
 
-  async #settleOne(settlement: Settlement): Promise<void> {
+  /** Queues the outcome for the next settle batch (not awaited: the slot
+   * is free already); the job stays in `inFlight`, touched, until then. */
+  #settleOne(settlement: Settlement): Promise<void> {
+    const settled = this.#settleNow(settlement).finally(() =>
+      this.inFlight.delete(settlement.job.id)
+    );
+    this.#settling.add(settled);
+    settled.finally(() => this.#settling.delete(settled));
+    return Promise.resolve();
+  }
+
+  async #settleNow(settlement: Settlement): Promise<void> {
     try {
       await this.#settle.add(settlement);
     } catch (error) {
@@ -239,30 +278,39 @@ export class Dispatcher {
     // with its retries used up but not failed.
     if (failed.length > 0) {
       try {
-        await this.#engine.transaction("Cannot fail jobs", async (db) => {
-          const dead = failed.filter((s) => s.outcome === "dead");
-          if (dead.length > 0) {
-            await exhaustRetries(
+        const last = await this.#engine.transaction(
+          "Cannot fail jobs",
+          async (db) => {
+            const dead = failed.filter((s) => s.outcome === "dead");
+            if (dead.length > 0) {
+              await exhaustRetries(
+                db,
+                this.#schema,
+                this.#queue,
+                dead.map(claim),
+              );
+            }
+            const exhausted = await withoutRetries(
               db,
               this.#schema,
               this.#queue,
-              dead.map(claim),
+              failed.map((s) => s.job.id),
             );
-          }
-          for (const group of groupBy(failed, (s) => JSON.stringify(s.error))) {
-            await this.#engine.boss.fail(
-              this.#queue,
-              group.map(claim),
-              group[0].error ?? {},
-              { db },
-            );
-          }
-        });
+            for (
+              const group of groupBy(failed, (s) => JSON.stringify(s.error))
+            ) {
+              await this.#engine.boss.fail(
+                this.#queue,
+                group.map(claim),
+                group[0].error ?? {},
+                { db },
+              );
+            }
+            return exhausted;
+          },
+        );
         for (const s of failed) {
-          const more = s.outcome === "retry" &&
-            (s.job.retryLimit === undefined ||
-              s.job.retryCount < s.job.retryLimit);
-          types.set(s, more ? "retry" : "dead");
+          types.set(s, last.has(s.job.id) ? "dead" : "retry");
         }
       } catch (error) {
         errors.push(error);
@@ -319,17 +367,20 @@ function groupBy<T>(items: T[], key: (item: T) => string): T[][] {
   return [...groups.values()];
 }
 
-function sleep(ms: number, wake: AbortSignal): Promise<void> {
+function sleep(
+  ms: number,
+  wake: AbortSignal,
+): { done: Promise<void>; cancel(): void } {
+  const { promise, resolve } = Promise.withResolvers<void>();
   // Woken already (a trigger stored while this dispatcher was fetching): an
   // abort listener added now would never fire.
-  if (wake.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      wake.removeEventListener("abort", done);
-      resolve();
-    }
-    wake.addEventListener("abort", done, { once: true });
-  });
+  if (wake.aborted) return { done: Promise.resolve(), cancel() {} };
+  const timer = setTimeout(cancel, ms);
+  function cancel() {
+    clearTimeout(timer);
+    wake.removeEventListener("abort", cancel);
+    resolve();
+  }
+  wake.addEventListener("abort", cancel, { once: true });
+  return { done: promise, cancel };
 }

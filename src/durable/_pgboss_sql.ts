@@ -65,6 +65,22 @@ export function exhaustRetries(
   );
 }
 
+/** Which of these active jobs have no retries left (a `fail()` in the same
+ * transaction dead-letters them). */
+export async function withoutRetries(
+  db: Sql,
+  schema: string,
+  queue: string,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  const { rows } = await db.executeSql(
+    `SELECT id::text AS id FROM ${schema}.job
+     WHERE name = $1 AND id = ANY($2::uuid[]) AND retry_count >= retry_limit`,
+    [queue, ids],
+  );
+  return new Set(rows.map((row) => String(row.id)));
+}
+
 /** Job counts by queue and state for two queues. */
 export async function countByState(
   db: Sql,

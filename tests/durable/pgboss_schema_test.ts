@@ -12,6 +12,7 @@ import {
   missingFromSchema,
   RELIED_ON,
   type Sql,
+  withoutRetries,
 } from "../../src/durable/_pgboss_sql.ts";
 
 async function withBoss(
@@ -66,7 +67,7 @@ Deno.test("missingFromSchema() names a missing column and state (the check can f
   }
 });
 
-Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-letters on fail(), countByState() counts", async () => {
+Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-letters on fail(), withoutRetries() finds it, countByState() counts", async () => {
   await withBoss(async (boss, db, schema) => {
     await boss.createQueue("q_dead");
     await boss.createQueue("q", { deadLetter: "q_dead" });
@@ -89,6 +90,10 @@ Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-let
       retryCount: second.retryCount + 1,
     }]);
     await exhaustRetries(db, schema, "q", [first]);
+    assert.deepEqual(
+      [...await withoutRetries(db, schema, "q", [first.id, second.id])],
+      [first.id],
+    );
     await boss.fail("q", jobs, { code: "X" });
     const counts = new Map(
       (await countByState(db, schema, ["q", "q_dead"])).map((
