@@ -115,7 +115,11 @@ export class Dispatcher {
     const ready: Job<StoredRequest>[] = [];
     const batchSize = concurrency;
     const deliveries = new Set<Promise<void>>();
-    let fetching: Promise<void> | undefined;
+    const fetches = new Set<Promise<void>>();
+    // PostgreSQL: two fetches in flight (each on its own connection, SKIP
+    // LOCKED keeps them apart) hide one round trip behind another. PGlite
+    // has one connection: one at a time.
+    const parallel = this.#engine.engine === "postgres" ? 2 : 1;
     /** The last fetch came back short: poll again at `nextPoll`. */
     let drained = false;
     let nextPoll = 0;
@@ -143,7 +147,12 @@ export class Dispatcher {
       if (drained) nextPoll = Date.now() + pollInterval;
     };
     const deliverReady = () => {
-      while (ready.length > 0 && deliveries.size < concurrency) {
+      // Outcomes waiting to be settled count too, up to one more
+      // `concurrency`: a crash can repeat at most 2 × concurrency requests.
+      while (
+        ready.length > 0 && deliveries.size < concurrency &&
+        this.#settling.size < concurrency
+      ) {
         const delivery = this.#deliver(ready.shift()!).finally(() =>
           deliveries.delete(delivery)
         );
@@ -154,13 +163,23 @@ export class Dispatcher {
       deliverReady();
       const due = !drained || this.#wake.signal.aborted ||
         Date.now() >= nextPoll;
-      if (fetching === undefined && ready.length < concurrency && due) {
-        fetching = fetchBatch().finally(() => fetching = undefined);
+      // Prefetched jobs stay under two batches: ready, plus what the
+      // fetches under way may bring.
+      while (
+        fetches.size < parallel && due &&
+        ready.length + fetches.size * batchSize < 2 * concurrency
+      ) {
+        const fetch = fetchBatch().finally(() => fetches.delete(fetch));
+        fetches.add(fetch);
+        if (drained) break;
       }
       const waits: Promise<unknown>[] = [];
-      if (fetching !== undefined) waits.push(fetching);
+      waits.push(...fetches);
       if (deliveries.size > 0) waits.push(Promise.race(deliveries));
-      const pause = fetching === undefined
+      if (this.#settling.size >= concurrency) {
+        waits.push(Promise.race(this.#settling));
+      }
+      const pause = fetches.size === 0
         ? sleep(Math.max(0, nextPoll - Date.now()), this.#wake.signal)
         : undefined;
       if (pause !== undefined) waits.push(pause.done);
@@ -169,10 +188,10 @@ export class Dispatcher {
     }
     // Stopping: a fetch under way and the jobs fetched are delivered too
     // (the database holds them as active), then everything settles.
-    await fetching;
+    await Promise.all(fetches);
     while (ready.length > 0 || deliveries.size > 0) {
       deliverReady();
-      await Promise.race(deliveries);
+      await Promise.race([...deliveries, ...this.#settling]);
     }
   }
 

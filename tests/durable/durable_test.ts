@@ -572,10 +572,11 @@ for (const engine of engines) {
         for (const id of ids) assert.equal(receiver.work.get(id), 1, id);
         assert.ok(receiver.duplicates >= lost.length);
         // Raw route entries: a job reached the route again only if it was
-        // in flight at the kill (at most the concurrency, 10), and at most
-        // twice; the deduplicated count above hides neither.
+        // in flight at the kill (at most 2 × concurrency: requests under way
+        // and answers not yet settled), and at most twice; the deduplicated
+        // count above hides neither.
         const twice = ids.filter((id) => receiver.attempts.get(id)! > 1);
-        assert.ok(twice.length <= 10, `${twice.length} delivered twice`);
+        assert.ok(twice.length <= 20, `${twice.length} delivered twice`);
         for (const id of ids) {
           assert.ok(receiver.attempts.get(id)! <= 2, `${id} raw entries`);
         }
