@@ -189,7 +189,9 @@ export async function openEngine(
         await bounded(
           10_000,
           () => started.stop({ graceful: true, close: true, timeout: 5_000 }),
-        );
+        ).catch((error) => {
+          throw fail("Cannot stop outbox", error);
+        });
       } finally {
         try {
           await pglite?.close();
