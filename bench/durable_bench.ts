@@ -1,6 +1,8 @@
 // The durable outbox's throughput, embedded (PGlite) vs PostgreSQL:
 //
 //   deno run -A bench/durable_bench.ts            prints the table (README)
+//   deno run -A bench/durable_bench.ts postgres   only the PostgreSQL row
+//   deno run -A bench/durable_bench.ts embedded   only the PGlite rows
 //   TRIGGER_TEST_DATABASE_URL=postgres://… adds the PostgreSQL rows
 //   (`bash .ci/postgres.sh` starts one and prints its URL)
 //
@@ -68,7 +70,9 @@ async function measure(name: string, options: OutboxOptions) {
     const concurrent = (N / 2) / ((performance.now() - started) / 1000);
     started = performance.now();
     outbox.start({ concurrency: 32 });
+    const deadline = Date.now() + 300_000;
     while (await target.count() < N) {
+      if (Date.now() > deadline) throw new Error("not delivered in 300 s");
       await new Promise((r) => setTimeout(r, 20));
     }
     const delivered = N / ((performance.now() - started) / 1000);
@@ -86,14 +90,19 @@ async function measure(name: string, options: OutboxOptions) {
 }
 
 if (import.meta.main) {
+  const only = Deno.args[0];
   const rows = [];
   const dir = await Deno.makeTempDir({ prefix: "outbox_bench_" });
-  rows.push(await measure("embedded (PGlite), first open", { dir }));
   const again = await Deno.makeTempDir({ prefix: "outbox_bench_" });
-  await (await openOutbox({ dir: again })).stop(); // initdb done
-  rows.push(await measure("embedded (PGlite), reopened", { dir: again }));
+  if (only !== "postgres") {
+    rows.push(await measure("embedded (PGlite), first open", { dir }));
+    await (await openOutbox({ dir: again })).stop(); // initdb done
+    rows.push(await measure("embedded (PGlite), reopened", { dir: again }));
+  }
   const url = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
-  if (url) {
+  if (only === "embedded") {
+    // PGlite rows only.
+  } else if (url) {
     rows.push(
       await measure("PostgreSQL 15 (loopback)", {
         connectionString: url,

@@ -46,7 +46,7 @@ const outbox = await openOutbox({
 const delivered = Promise.withResolvers<void>();
 const { id } = await outbox.trigger(
   `http://127.0.0.1:${port}/jobs/report`,
-  { json: { report: 7 }, retry: { limit: 3, delaySeconds: 1 } },
+  { json: { report: 7 }, retry: { limit: 3, delay: 1_000 } },
 );
 console.log(`stored ${id} (${outbox.engine})`);
 

@@ -165,28 +165,54 @@ class Dispatcher {
       .pipeThrough(lines())
       .getReader();
   }
-  async line(): Promise<string> {
-    const { value, done } = await this.#lines.read();
+  /** The next line the child prints; fails after `timeout` ms. */
+  async line(timeout = 60_000): Promise<string> {
+    const { value, done } = await within(
+      timeout,
+      this.#lines.read(),
+      "the dispatcher process printed nothing",
+    );
     return done ? "" : value;
   }
   async kill9(): Promise<void> {
     this.#child.kill("SIGKILL");
-    await this.#child.status;
+    await within(30_000, this.#child.status, "kill -9 did not end it");
     await this.#lines.cancel();
   }
   /** Graceful stop; resolves with the dispatcher's stats. */
   async stop(): Promise<{ delivered: number }> {
     this.#child.kill("SIGTERM");
     const stats = JSON.parse(await this.line());
-    await this.#child.status;
+    await within(30_000, this.#child.status, "the dispatcher did not exit");
     await this.#lines.cancel();
     return stats;
   }
   async exit(): Promise<{ code: number; output: string }> {
     const output = await this.line();
-    const { code } = await this.#child.status;
+    const { code } = await within(
+      30_000,
+      this.#child.status,
+      "the dispatcher did not exit",
+    );
     await this.#lines.cancel();
     return { code, output };
+  }
+}
+
+/** Fails with `message` unless `promise` settles within `ms`. */
+async function within<T>(
+  ms: number,
+  promise: Promise<T>,
+  message: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} (${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -204,7 +230,7 @@ function lines(): TransformStream<string, string> {
   });
 }
 
-const FAST_RETRY = { limit: 3, delaySeconds: 0, backoff: false };
+const FAST_RETRY = { limit: 3, delay: 0, backoff: false };
 
 Deno.test("outbox.trigger() refuses bad input with trigger()'s TypeError and stores nothing", async () => {
   const engine = await engines[0].fresh();
@@ -356,6 +382,8 @@ for (const engine of engines) {
           assert.equal(receiver.attempts.get(id), failFirst.has(id) ? 2 : 1);
         }
         assert.equal(receiver.duplicates, 0);
+        // Raw route entries, before any deduplication: one per attempt.
+        assert.equal(receiver.log.length, 1000 + 334);
         assert.equal(
           events.filter((e) => e.type === "delivered").length,
           1000,
@@ -389,11 +417,11 @@ for (const engine of engines) {
       try {
         const failing = await outbox.trigger(receiver.url, {
           body: "boom",
-          retry: { limit: 2, delaySeconds: 0, backoff: false },
+          retry: { limit: 2, delay: 0, backoff: false },
         });
         const gone = await outbox.trigger(receiver.url, {
           body: "gone",
-          retry: { limit: 5, delaySeconds: 0, backoff: false },
+          retry: { limit: 5, delay: 0, backoff: false },
         });
         outbox.start();
         const letters = await waitFor(
@@ -460,7 +488,7 @@ for (const engine of engines) {
       const outbox = await openOutbox({
         ...options,
         sign: { secret },
-        retry: { limit: 1, delaySeconds: 1, backoff: false },
+        retry: { limit: 1, delay: 1_000, backoff: false },
       });
       try {
         outbox.start({ pollInterval: 100 });
@@ -496,7 +524,7 @@ for (const engine of engines) {
       for (let n = 0; n < 150; n++) {
         const { id } = await outbox.trigger(receiver.url, {
           json: { n },
-          retry: { limit: 5, delaySeconds: 1, backoff: false },
+          retry: { limit: 5, delay: 1_000, backoff: false },
         });
         ids.push(id);
       }
@@ -543,6 +571,16 @@ for (const engine of engines) {
         assert.ok(window < 30_000, `redelivery window ${window} ms`);
         for (const id of ids) assert.equal(receiver.work.get(id), 1, id);
         assert.ok(receiver.duplicates >= lost.length);
+        // Raw route entries: a job reached the route again only if it was
+        // in flight at the kill (at most 2 × concurrency: requests under way
+        // and answers not yet settled), and at most twice; the deduplicated
+        // count above hides neither.
+        const twice = ids.filter((id) => receiver.attempts.get(id)! > 1);
+        assert.ok(twice.length <= 20, `${twice.length} delivered twice`);
+        for (const id of ids) {
+          assert.ok(receiver.attempts.get(id)! <= 2, `${id} raw entries`);
+        }
+        assert.equal(receiver.log.length, ids.length + twice.length);
       } finally {
         await receiver.close();
         await cleanup();
@@ -576,8 +614,9 @@ Deno.test({
       );
       assert.equal(statsA.delivered + statsB.delivered, ids.length);
       assert.ok(statsA.delivered > 0 && statsB.delivered > 0);
-      // No duplicates at all: each id reached the route exactly once.
+      // No duplicates at all: each id reached the route exactly once, raw.
       for (const id of ids) assert.equal(receiver.attempts.get(id), 1, id);
+      assert.equal(receiver.log.length, ids.length);
       assert.equal(receiver.duplicates, 0);
     } finally {
       await outbox.stop();
@@ -603,9 +642,17 @@ for (const engine of engines) {
       );
       const secret = createSecret();
       let runs = 0;
-      let slow = 1_500;
+      /** Requests that reached the app, before verifyTrigger() dedups. */
+      let entries = 0;
+      // The route outlasts attempt 1's 1 s timeout by 2 s, and the two
+      // concurrent deliveries below by 3 s: wide margins on a busy machine.
+      let slow = 3_000;
       const servers = [0, 1].map(() => {
         const app = new Hono();
+        app.use("/jobs", async (_c, next) => {
+          entries++;
+          await next();
+        });
         app.use("/jobs", verifyTrigger({ secret, store }));
         app.post("/jobs", async (c) => {
           runs++;
@@ -630,13 +677,16 @@ for (const engine of engines) {
         const { id } = await outbox.trigger(a, {
           json: { report: 7 },
           timeout: 1_000,
-          retry: { limit: 5, delaySeconds: 1, backoff: false },
+          retry: { limit: 5, delay: 1_000, backoff: false },
         });
         await waitFor(
           () => Promise.resolve(events),
           (e) => e.some((x) => x.type === "delivered"),
         );
         assert.equal(runs, 1);
+        // Raw: the timed-out attempt and at least one more reached the app.
+        assert.ok(entries >= 2, `${entries} raw entries`);
+        const before = entries;
         const kinds = events.map((e) =>
           e.type === "error" ? e.type : `${e.type} ${e.error?.code ?? e.status}`
         );
@@ -651,9 +701,10 @@ for (const engine of engines) {
         });
         assert.equal(replay.status, 200);
         assert.equal(runs, 1);
+        assert.equal(entries, before + 1, "the replay reached the app");
 
         // Two concurrent deliveries of one new id: one runs, one is told 429.
-        slow = 300;
+        slow = 3_000;
         const message = {
           secret,
           id: `msg_${crypto.randomUUID().slice(0, 8)}`,
@@ -665,6 +716,7 @@ for (const engine of engines) {
         );
         assert.deepEqual(both.map((r) => r.status).sort(), [200, 429]);
         assert.equal(runs, 2);
+        assert.equal(entries, before + 3);
       } finally {
         await outbox.stop();
         await Promise.all(servers.map((s) => s.shutdown()));

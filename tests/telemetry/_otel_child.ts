@@ -168,7 +168,7 @@ async function outboxScenario() {
       }
       : { dir }),
     sign: { secret },
-    retry: { limit: 2, delaySeconds: 0, backoff: false },
+    retry: { limit: 2, delay: 0, backoff: false },
     onEvent(event) {
       events.push(event);
       if (event.type === "delivered") delivered.resolve();

@@ -1,0 +1,405 @@
+// Delivering stored triggers: fetch jobs in batches, deliver each with
+// trigger(), settle the outcomes in batches (completes in one statement,
+// retries and dead letters in one transaction), touch in-flight jobs so a
+// dispatcher that dies loses them to a live one.
+import type { Job } from "npm:pg-boss@12.38.0";
+import { trigger } from "../trigger/trigger.ts";
+import type { TriggerResult } from "../trigger/types.ts";
+import type { Engine } from "./_engine.ts";
+import { Batcher } from "./_batch.ts";
+import { exhaustRetries, withoutRetries } from "./_pgboss_sql.ts";
+import { fromBase64, type StoredRequest } from "./_enqueue.ts";
+import type { DeliveryError, OutboxEvent } from "./types.ts";
+
+/** How often a dispatcher touches its in-flight jobs. */
+const TOUCH_INTERVAL = 3_000;
+const RETRYABLE_STATUS = new Set([408, 429]);
+
+type Outcome = "done" | "retry" | "dead";
+
+interface Settlement {
+  job: Job<StoredRequest>;
+  outcome: Outcome;
+  attempt: number;
+  elapsed: number;
+  error?: DeliveryError;
+  status?: number;
+}
+
+export interface Counters {
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+}
+
+/** What to do with a job after one attempt. */
+export function verdict(result: TriggerResult): Outcome {
+  if (result.ok) return "done";
+  const status = result.error?.status ?? result.status;
+  if (result.error?.code !== "HTTP_STATUS" || status === undefined) {
+    return "retry";
+  }
+  return status >= 500 || RETRYABLE_STATUS.has(status) ? "retry" : "dead";
+}
+
+export class Dispatcher {
+  readonly inFlight = new Map<string, Job<StoredRequest>>();
+  readonly counters: Counters = { delivered: 0, retried: 0, deadLettered: 0 };
+  #engine: Engine;
+  #queue: string;
+  #schema: string;
+  #secret?: string;
+  #emit: (event: OutboxEvent) => void;
+  #settle: Batcher<Settlement>;
+  #running = false;
+  #loop?: Promise<void>;
+  #wake = new AbortController();
+  #abort = new AbortController();
+  #touchTimer?: ReturnType<typeof setInterval>;
+  #reported = new WeakSet<object>();
+  #settling = new Set<Promise<void>>();
+
+  constructor(engine: Engine, settings: {
+    queue: string;
+    schema: string;
+    secret?: string;
+    emit: (event: OutboxEvent) => void;
+  }) {
+    this.#engine = engine;
+    this.#queue = settings.queue;
+    this.#schema = settings.schema;
+    this.#secret = settings.secret;
+    this.#emit = settings.emit;
+    this.#settle = new Batcher((items) => this.#settleBatch(items), 500, 2);
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Ends a poll wait at once: new work is stored. */
+  wake(): void {
+    this.#wake.abort();
+  }
+
+  start(concurrency: number, pollInterval: number): void {
+    this.#running = true;
+    this.#abort = new AbortController();
+    this.#touchTimer = setInterval(() => this.#touch(), TOUCH_INTERVAL);
+    this.#loop = this.#dispatch(concurrency, pollInterval);
+  }
+
+  /** Stops fetching and waits for in-flight deliveries and their
+   * settlement; `timeout` ms on, aborts the deliveries still running. */
+  async stop(timeout: number | undefined): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#wake.abort();
+    const timer = timeout === undefined
+      ? undefined
+      : setTimeout(() => this.#abort.abort(), timeout);
+    try {
+      await this.#loop;
+      await Promise.all(this.#settling);
+    } finally {
+      clearTimeout(timer);
+      clearInterval(this.#touchTimer);
+    }
+  }
+
+  async #dispatch(concurrency: number, pollInterval: number): Promise<void> {
+    // Fetched jobs not yet attempted: at most one batch, fetched while the
+    // previous batch is being delivered (the fetch's round trip overlaps
+    // the HTTP requests). A slot frees when its HTTP attempt ends; the
+    // outcome is settled in the background, in batches.
+    const ready: Job<StoredRequest>[] = [];
+    const batchSize = concurrency;
+    const deliveries = new Set<Promise<void>>();
+    const fetches = new Set<Promise<void>>();
+    // PostgreSQL: two fetches in flight (each on its own connection, SKIP
+    // LOCKED keeps them apart) hide one round trip behind another. PGlite
+    // has one connection: one at a time.
+    const parallel = this.#engine.engine === "postgres" ? 2 : 1;
+    /** The last fetch came back short: poll again at `nextPoll`. */
+    let drained = false;
+    let nextPoll = 0;
+    const fetchBatch = async () => {
+      // Reset before fetching: a trigger stored during the fetch wakes the
+      // next wait at once.
+      this.#wake = new AbortController();
+      let jobs: Job<StoredRequest>[] = [];
+      try {
+        jobs = await this.#engine.run(
+          "Cannot fetch jobs",
+          () =>
+            this.#engine.boss.fetch<StoredRequest>(this.#queue, {
+              batchSize,
+            }),
+        );
+      } catch (error) {
+        if (this.#running) this.#emit({ type: "error", error });
+      }
+      for (const job of jobs) {
+        this.inFlight.set(job.id, job);
+        ready.push(job);
+      }
+      drained = jobs.length < batchSize;
+      if (drained) nextPoll = Date.now() + pollInterval;
+    };
+    const deliverReady = () => {
+      // Outcomes waiting to be settled count too, up to one more
+      // `concurrency`: a crash can repeat at most 2 × concurrency requests.
+      while (
+        ready.length > 0 && deliveries.size < concurrency &&
+        this.#settling.size < concurrency
+      ) {
+        const delivery = this.#deliver(ready.shift()!).finally(() =>
+          deliveries.delete(delivery)
+        );
+        deliveries.add(delivery);
+      }
+    };
+    while (this.#running) {
+      deliverReady();
+      const due = !drained || this.#wake.signal.aborted ||
+        Date.now() >= nextPoll;
+      // Prefetched jobs stay under two batches: ready, plus what the
+      // fetches under way may bring.
+      while (
+        fetches.size < parallel && due &&
+        ready.length + fetches.size * batchSize < 2 * concurrency
+      ) {
+        const fetch = fetchBatch().finally(() => fetches.delete(fetch));
+        fetches.add(fetch);
+        if (drained) break;
+      }
+      const waits: Promise<unknown>[] = [];
+      waits.push(...fetches);
+      if (deliveries.size > 0) waits.push(Promise.race(deliveries));
+      if (this.#settling.size >= concurrency) {
+        waits.push(Promise.race(this.#settling));
+      }
+      const pause = fetches.size === 0
+        ? sleep(Math.max(0, nextPoll - Date.now()), this.#wake.signal)
+        : undefined;
+      if (pause !== undefined) waits.push(pause.done);
+      await Promise.race(waits);
+      pause?.cancel();
+    }
+    // Stopping: a fetch under way and the jobs fetched are delivered too
+    // (the database holds them as active), then everything settles.
+    await Promise.all(fetches);
+    while (ready.length > 0 || deliveries.size > 0) {
+      deliverReady();
+      await Promise.race([...deliveries, ...this.#settling]);
+    }
+  }
+
+  async #deliver(job: Job<StoredRequest>): Promise<void> {
+    const data = job.data;
+    const attempt = job.retryCount + 1;
+    let result: TriggerResult;
+    try {
+      const secret = data.secret ?? this.#secret;
+      const headers = data.headers.filter(([name]) =>
+        !name.toLowerCase().startsWith("webhook-")
+      );
+      // The same id on every attempt; with a secret, a fresh signature.
+      if (secret === undefined) headers.push(["webhook-id", data.id]);
+      result = await trigger(data.url, {
+        sign: secret === undefined ? undefined : { secret, id: data.id },
+        method: data.method,
+        headers,
+        body: data.body === null ? undefined : fromBase64(data.body),
+        timeout: data.timeout,
+        wait: "accepted",
+        transport: data.transport,
+        caCerts: data.caCerts,
+        signal: this.#abort.signal,
+      });
+    } catch (error) {
+      // Stored input that no longer validates (e.g. caCerts on a runtime
+      // that cannot use them): retrying will not help.
+      await this.#settleOne({
+        job,
+        outcome: "dead",
+        attempt,
+        elapsed: 0,
+        error: {
+          code: "INVALID",
+          message: (error as Error)?.message ?? String(error),
+        },
+      });
+      return;
+    }
+    await this.#settleOne({
+      job,
+      outcome: verdict(result),
+      attempt,
+      elapsed: result.elapsed,
+      error: result.error && {
+        code: result.error.code,
+        message: result.error.message,
+        ...(result.status !== undefined ? { status: result.status } : {}),
+      },
+      status: result.status,
+    });
+  }
+
+  /** Queues the outcome for the next settle batch (not awaited: the slot
+   * is free already); the job stays in `inFlight`, touched, until then. */
+  #settleOne(settlement: Settlement): Promise<void> {
+    const settled = this.#settleNow(settlement).finally(() =>
+      this.inFlight.delete(settlement.job.id)
+    );
+    this.#settling.add(settled);
+    settled.finally(() => this.#settling.delete(settled));
+    return Promise.resolve();
+  }
+
+  async #settleNow(settlement: Settlement): Promise<void> {
+    try {
+      await this.#settle.add(settlement);
+    } catch (error) {
+      // The job stays active; its heartbeat lapses and it is retried. One
+      // event per failed batch, not one per job in it.
+      if (typeof error === "object" && error !== null) {
+        if (this.#reported.has(error)) return;
+        this.#reported.add(error);
+      }
+      this.#emit({ type: "error", error });
+    }
+  }
+
+  async #settleBatch(items: Settlement[]): Promise<void[]> {
+    const done = items.filter((s) => s.outcome === "done");
+    const failed = items.filter((s) => s.outcome !== "done");
+    const types = new Map<Settlement, "delivered" | "retry" | "dead">();
+    const errors: unknown[] = [];
+    // Completions: one statement per distinct status (almost always one).
+    for (const group of groupBy(done, (s) => String(s.status))) {
+      try {
+        await this.#engine.run(
+          "Cannot complete jobs",
+          () =>
+            this.#engine.boss.complete(
+              this.#queue,
+              group.map(claim),
+              group[0].status === undefined ? {} : { status: group[0].status },
+            ),
+        );
+        for (const s of group) types.set(s, "delivered");
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    // Retries and dead letters: one transaction, so a job is never left
+    // with its retries used up but not failed.
+    if (failed.length > 0) {
+      try {
+        const last = await this.#engine.transaction(
+          "Cannot fail jobs",
+          async (db) => {
+            const dead = failed.filter((s) => s.outcome === "dead");
+            if (dead.length > 0) {
+              await exhaustRetries(
+                db,
+                this.#schema,
+                this.#queue,
+                dead.map(claim),
+              );
+            }
+            const exhausted = await withoutRetries(
+              db,
+              this.#schema,
+              this.#queue,
+              failed.map((s) => s.job.id),
+            );
+            for (
+              const group of groupBy(failed, (s) => JSON.stringify(s.error))
+            ) {
+              await this.#engine.boss.fail(
+                this.#queue,
+                group.map(claim),
+                group[0].error ?? {},
+                { db },
+              );
+            }
+            return exhausted;
+          },
+        );
+        for (const s of failed) {
+          types.set(s, last.has(s.job.id) ? "dead" : "retry");
+        }
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    for (const s of items) {
+      const type = types.get(s);
+      if (type === undefined) continue;
+      if (type === "delivered") this.counters.delivered++;
+      else if (type === "retry") this.counters.retried++;
+      else this.counters.deadLettered++;
+      this.#emit({
+        type,
+        id: s.job.data.id,
+        method: s.job.data.method,
+        url: s.job.data.url,
+        attempt: s.attempt,
+        elapsed: s.elapsed,
+        ...(s.status !== undefined ? { status: s.status } : {}),
+        ...(s.error !== undefined ? { error: s.error } : {}),
+      });
+    }
+    // Unsettled jobs stay active; their heartbeat lapses and they are
+    // retried. One error event per failed statement.
+    if (errors.length > 0) throw errors[0];
+    return items.map(() => undefined);
+  }
+
+  #touch(): void {
+    if (this.inFlight.size === 0) return;
+    const claims = [...this.inFlight.values()].map(claim);
+    this.#engine.run(
+      "Cannot touch jobs",
+      () => this.#engine.boss.touch(this.#queue, claims),
+    ).catch((error) => this.#emit({ type: "error", error }));
+  }
+}
+
+function claim(
+  item: { id: string; retryCount: number } | Settlement,
+): { id: string; retryCount: number } {
+  const job = "job" in item ? item.job : item;
+  return { id: job.id, retryCount: job.retryCount };
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return [...groups.values()];
+}
+
+function sleep(
+  ms: number,
+  wake: AbortSignal,
+): { done: Promise<void>; cancel(): void } {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  // Woken already (a trigger stored while this dispatcher was fetching): an
+  // abort listener added now would never fire.
+  if (wake.aborted) return { done: Promise.resolve(), cancel() {} };
+  const timer = setTimeout(cancel, ms);
+  function cancel() {
+    clearTimeout(timer);
+    wake.removeEventListener("abort", cancel);
+    resolve();
+  }
+  wake.addEventListener("abort", cancel, { once: true });
+  return { done: promise, cancel };
+}

@@ -1,0 +1,314 @@
+// The database under pg-boss: embedded PGlite in a locked directory, or
+// PostgreSQL. pg-boss and PGlite are loaded here, on open, so importing the
+// module costs nothing until an outbox opens.
+import type { ConstructorOptions, PgBoss } from "npm:pg-boss@12.38.0";
+import { OutboxError } from "./errors.ts";
+import { describe, redact, redactError, secretsOf } from "./_redact.ts";
+import { missingFromSchema, type Sql } from "./_pgboss_sql.ts";
+import { OPEN, type OpenSettings } from "./_validate.ts";
+
+/** pg-boss's supervise/monitor passes: expiry and lost heartbeats. */
+const SUPERVISE_SECONDS = 2;
+
+/** An open database with pg-boss started on it. */
+export interface Engine {
+  engine: "embedded" | "postgres";
+  /** For messages: the directory, or the server without credentials. */
+  where: string;
+  boss: PgBoss;
+  /** Runs `fn` in one transaction, bounded by `queryTimeout`. When the
+   * bound passes before COMMIT is sent, the transaction rolls back and the
+   * call rejects with `"TIMEOUT"`: nothing it wrote is kept. */
+  transaction<T>(what: string, fn: (db: Sql) => Promise<T>): Promise<T>;
+  /** Runs one operation (pg-boss calls, single statements), bounded by
+   * `queryTimeout`; failures become {@linkcode OutboxError}s. */
+  run<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  /** `error` as a typed, password-free {@linkcode OutboxError}. */
+  fail(what: string, error: unknown): OutboxError;
+  /** Stops pg-boss and closes the database and lock (bounded). */
+  close(): Promise<void>;
+}
+
+/** Whether this runtime has Deno's file locks. Safe where `Deno` is not
+ * declared at all (Node, Bun): no bare reference to it. */
+export function hasDenoFileLocks(): boolean {
+  const deno = (globalThis as { Deno?: { open?: unknown } }).Deno;
+  return typeof deno?.open === "function";
+}
+
+export async function openEngine(
+  settings: OpenSettings,
+  onError: (error: unknown) => void,
+): Promise<Engine> {
+  const secrets = secretsOf(settings.connectionString);
+  const postgres = settings.connectionString !== undefined;
+  const where = postgres
+    ? `PostgreSQL at ${describeServer(settings.connectionString!)}`
+    : `the embedded database in ${JSON.stringify(settings.dir)}`;
+  const timeout = settings.queryTimeout;
+  if (!postgres && !hasDenoFileLocks()) {
+    throw new TypeError(
+      `${OPEN}the embedded engine needs Deno's file locks; give connectionString to use PostgreSQL`,
+    );
+  }
+  const fail = (what: string, error: unknown): OutboxError => {
+    if (error instanceof OutboxError) return error;
+    const cause = redactError(error, secrets);
+    const text = redact(describe(error), secrets);
+    const timedOut = /timeout|timed out/i.test(text);
+    return new OutboxError(
+      timedOut ? "TIMEOUT" : "DATABASE",
+      `${what}: ${where} failed: ${text}`,
+      { cause },
+    );
+  };
+
+  let lock: Deno.FsFile | undefined;
+  let pglite: { close(): Promise<void> } | undefined;
+  let boss: PgBoss | undefined;
+  try {
+    let config: ConstructorOptions;
+    // pg-boss's one value import, loaded lazily.
+    const pgboss = await import("npm:pg-boss@12.38.0");
+    if (postgres) {
+      config = {
+        connectionString: settings.connectionString,
+        connectionTimeoutMillis: settings.connectTimeout,
+        application_name: "fire-trigger-outbox",
+        // node-postgres's client-side bound on each statement: a server
+        // that stops answering fails the statement and drops its
+        // connection (so nothing buffered on it runs later).
+        ...{ query_timeout: timeout },
+      };
+    } else {
+      lock = await lockDirectory(settings.dir);
+      const { PGlite } = await import("npm:@electric-sql/pglite@0.5.16");
+      let created;
+      try {
+        created = await PGlite.create(`${settings.dir}/pgdata`);
+      } catch (cause) {
+        throw storageError(
+          `${OPEN}the embedded database in ${
+            JSON.stringify(settings.dir)
+          } could not be opened`,
+          cause,
+        );
+      }
+      pglite = created;
+      config = { db: pgboss.fromPglite(created), backend: "pglite" };
+    }
+    boss = new pgboss.PgBoss({
+      ...config,
+      schema: settings.schema,
+      schedule: false,
+      superviseIntervalSeconds: SUPERVISE_SECONDS,
+      monitorIntervalSeconds: SUPERVISE_SECONDS,
+    });
+    boss.on("error", (error) => onError(fail("pg-boss", error)));
+    await bounded(timeout + settings.connectTimeout, () => boss!.start());
+    const missing = await bounded(
+      timeout,
+      () => missingFromSchema(boss!.getDb() as Sql, settings.schema),
+    );
+    if (missing.length > 0) {
+      throw new OutboxError(
+        "DATABASE",
+        `${OPEN}pg-boss's schema in ${where} lacks ${
+          missing.join(", ")
+        }; this version of fire-trigger needs pg-boss 12.38's schema`,
+      );
+    }
+  } catch (error) {
+    await bounded(5_000, () => boss?.stop({ graceful: false, close: true }))
+      .catch(() => {});
+    await pglite?.close().catch(() => {});
+    lock?.close();
+    if (error instanceof OutboxError) throw error;
+    throw fail(OPEN.slice(0, -2), error);
+  }
+  const started = boss;
+  const db = pglite as
+    | { transaction<T>(fn: (tx: PgliteTx) => Promise<T>): Promise<T> }
+    | undefined;
+
+  const run = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+    bounded(timeout, fn).catch((error) => {
+      throw fail(what, error);
+    });
+
+  const transaction = <T>(
+    what: string,
+    fn: (db: Sql) => Promise<T>,
+  ): Promise<T> => {
+    let expired = false;
+    const guarded = (async () => {
+      if (db !== undefined) {
+        return await db.transaction(async (tx) => {
+          const result = await fn({
+            executeSql: (text, values) => tx.query(text, values),
+          });
+          if (expired) throw new Error("timed out before COMMIT");
+          return result;
+        });
+      }
+      // PostgreSQL: one pooled connection, BEGIN … COMMIT.
+      const pg = started.getDb() as unknown as {
+        beginTransaction(): Promise<{
+          db: Sql;
+          commit(): Promise<void>;
+          rollback(): Promise<void>;
+        }>;
+      };
+      const tx = await pg.beginTransaction();
+      try {
+        const result = await fn(tx.db);
+        if (expired) throw new Error("timed out before COMMIT");
+        await tx.commit();
+        return result;
+      } catch (error) {
+        await tx.rollback();
+        throw error;
+      }
+    })();
+    return bounded(timeout, () => guarded, () => expired = true).catch(
+      (error) => {
+        throw fail(what, error);
+      },
+    );
+  };
+
+  return {
+    engine: postgres ? "postgres" : "embedded",
+    where,
+    boss: started,
+    run,
+    transaction,
+    fail,
+    async close() {
+      try {
+        await bounded(
+          10_000,
+          () => started.stop({ graceful: true, close: true, timeout: 5_000 }),
+        ).catch((error) => {
+          throw fail("Cannot stop outbox", error);
+        });
+      } finally {
+        try {
+          await pglite?.close();
+        } finally {
+          lock?.close();
+        }
+      }
+    },
+  };
+}
+
+interface PgliteTx {
+  query(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: Array<Record<string, unknown>> }>;
+}
+
+/** `fn()`, or a rejection naming the bound once `ms` pass (`expire` runs
+ * first, so a transaction can refuse to commit). */
+function bounded<T>(
+  ms: number,
+  fn: () => Promise<T> | undefined,
+  expire?: () => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      expire?.();
+      reject(new Error(`no answer within ${ms} ms (timeout)`));
+    }, ms);
+    Promise.resolve().then(fn).then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value as T);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** A directory that cannot be written: a typed, readable error. */
+function storageError(message: string, cause: unknown): OutboxError {
+  const text = describe(cause);
+  const code = /EROFS|read-only|ENOSPC|no space|EACCES|EPERM|permission/i
+      .test(text) ||
+      cause instanceof Deno.errors.PermissionDenied
+    ? "STORAGE"
+    : "DATABASE";
+  // Emscripten's ErrnoError is not an Error: print as "[object Object]".
+  const error = cause instanceof Error ? cause : new Error(text, { cause });
+  return new OutboxError(code, `${message}: ${text}`, { cause: error });
+}
+
+/** Takes the embedded directory's lock file (an exclusive `flock`, which the
+ * system drops when the process dies, even by `kill -9`). */
+async function lockDirectory(dir: string): Promise<Deno.FsFile> {
+  const path = `${dir}/outbox.lock`;
+  let file: Deno.FsFile;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    file = await Deno.open(path, { read: true, write: true, create: true });
+  } catch (cause) {
+    throw storageError(
+      `${OPEN}the directory ${JSON.stringify(dir)} cannot be written`,
+      cause,
+    );
+  }
+  let locked = false;
+  try {
+    locked = await file.tryLock(true);
+  } catch (cause) {
+    file.close();
+    throw new OutboxError(
+      "LOCKED",
+      `${OPEN}could not lock ${JSON.stringify(path)}: ${describe(cause)}`,
+      { cause },
+    );
+  }
+  if (!locked) {
+    file.close();
+    let holder = "";
+    try {
+      const pid = (await Deno.readTextFile(path)).trim();
+      if (/^\d+$/.test(pid)) holder = ` (pid ${pid})`;
+    } catch {
+      // The pid is only for the message.
+    }
+    throw new OutboxError(
+      "LOCKED",
+      `${OPEN}the embedded database in ${
+        JSON.stringify(dir)
+      } is in use by another process${holder}. PGlite allows one process per directory; give each process its own dir, or share PostgreSQL with connectionString`,
+    );
+  }
+  try {
+    await file.truncate(0);
+    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+  } catch (cause) {
+    file.close();
+    throw storageError(
+      `${OPEN}the directory ${JSON.stringify(dir)} cannot be written`,
+      cause,
+    );
+  }
+  return file;
+}
+
+/** host:port/database, without user or password; never the input itself
+ * when it does not parse. */
+function describeServer(connectionString: string): string {
+  try {
+    const url = new URL(connectionString);
+    return `${url.hostname}:${url.port || "5432"}${url.pathname}`;
+  } catch {
+    return "the given connectionString (not a valid URL)";
+  }
+}

@@ -1,0 +1,94 @@
+// Keeps a connection string's password out of every message: the strings
+// users pass are not always valid URLs (an unencoded "#" in the password, a
+// port out of range), and parsers quote their input in their errors.
+
+const MASK = "***";
+
+/** The secrets in a connection string: the string itself, its password
+ * (raw and percent-decoded) and any `password=` keyword value. */
+export function secretsOf(connectionString: string | undefined): string[] {
+  if (!connectionString) return [];
+  const secrets = new Set<string>([connectionString]);
+  // scheme://user:password@host… — the password runs to the last "@".
+  const url = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:(.*)@[^@]*$/is.exec(
+    connectionString,
+  );
+  if (url?.[1]) {
+    secrets.add(url[1]);
+    try {
+      secrets.add(decodeURIComponent(url[1]));
+    } catch {
+      // Not percent-encoded: the raw form is enough.
+    }
+  }
+  for (const match of connectionString.matchAll(/password=([^&\s]+)/gi)) {
+    secrets.add(match[1]);
+    try {
+      secrets.add(decodeURIComponent(match[1]));
+    } catch {
+      // As above.
+    }
+  }
+  // Longest first, so the whole string goes before the password inside it.
+  return [...secrets].filter((s) => s.length > 0).sort((a, b) =>
+    b.length - a.length
+  );
+}
+
+/** `text` with every secret replaced by `***`. */
+export function redact(text: string, secrets: readonly string[]): string {
+  for (const secret of secrets) text = text.split(secret).join(MASK);
+  return text;
+}
+
+/** An error safe to keep as `cause`: the original when no secret appears
+ * in its message or stack, else a copy with them masked. */
+export function redactError(
+  error: unknown,
+  secrets: readonly string[],
+): unknown {
+  if (secrets.length === 0) return error;
+  const message = error instanceof Error ? error.message : describe(error);
+  const stack = error instanceof Error ? error.stack ?? "" : "";
+  const clean = redact(message, secrets);
+  if (clean === message && redact(stack, secrets) === stack) return error;
+  const copy = new Error(clean);
+  copy.name = error instanceof Error ? error.name : "Error";
+  copy.stack = redact(stack, secrets) || `${copy.name}: ${clean}`;
+  const code = (error as { code?: unknown })?.code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return copy;
+}
+
+/** A readable sentence for any thrown value: errors by message, PGlite's
+ * and Emscripten's plain objects by their errno or code, never
+ * "[object Object]". */
+export function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === "object" && error !== null) {
+    const { message, code, errno } = error as Record<string, unknown>;
+    if (typeof message === "string" && message) return message;
+    const name = typeof code === "string"
+      ? code
+      : typeof errno === "number"
+      ? ERRNO[errno] ?? `errno ${errno}`
+      : undefined;
+    if (name !== undefined) return name;
+    try {
+      return JSON.stringify(error);
+    } catch {
+      return Object.prototype.toString.call(error);
+    }
+  }
+  return String(error);
+}
+
+/** Emscripten's errno numbers (PGlite's file system) for the failures a
+ * directory meets. */
+const ERRNO: Record<number, string> = {
+  2: "EACCES (permission denied)",
+  44: "ENOENT (no such file or directory)",
+  51: "ENOSPC (no space left on device)",
+  63: "EPERM (operation not permitted)",
+  69: "EROFS (read-only file system)",
+};

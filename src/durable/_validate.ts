@@ -1,0 +1,183 @@
+// Input checks for the outbox's entry points: bad input is a synchronous
+// TypeError or RangeError whose message names the value.
+import { prepare, show } from "../trigger/_request.ts";
+import type { OutboxOptions, RetrySettings } from "./types.ts";
+
+export const OPEN = "Cannot open outbox: ";
+export const TRIGGER = "Cannot trigger request: ";
+/** The longest timer JavaScript keeps (about 24.8 days). */
+export const MAX_TIMER = 2 ** 31 - 1;
+const NAME = /^[a-z_][a-z0-9_]{0,40}$/;
+
+/** Retry settings with every field present, delays in milliseconds. */
+export type Retry = Required<RetrySettings>;
+
+export const DEFAULT_RETRY: Retry = {
+  limit: 5,
+  delay: 2_000,
+  backoff: true,
+  maxDelay: 300_000,
+};
+
+/** What {@linkcode checkOpenOptions} hands the engine and the outbox. */
+export interface OpenSettings {
+  queue: string;
+  schema: string;
+  retry: Retry;
+  secret?: string;
+  onEvent?: (event: never) => void;
+  connectionString?: string;
+  dir: string;
+  connectTimeout: number;
+  queryTimeout: number;
+}
+
+/** Checks a duration in milliseconds: a number from `min` to a timer's
+ * range. Returns `fallback` when absent. */
+export function duration(
+  prefix: string,
+  name: string,
+  value: unknown,
+  fallback: number,
+  min = 0,
+): number {
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== "number" || !(value >= min) || value > MAX_TIMER
+  ) {
+    throw new RangeError(
+      `${prefix}${name} must be a number of milliseconds from ${min} to ${MAX_TIMER}, received ${
+        show(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+export function checkOpenOptions(options: OutboxOptions): OpenSettings {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${OPEN}options must be an object, received ${show(options)}`,
+    );
+  }
+  const queue = options.queue ?? "trigger_outbox";
+  const schema = options.schema ?? "pgboss";
+  for (const [what, value] of [["queue", queue], ["schema", schema]]) {
+    if (typeof value !== "string" || !NAME.test(value)) {
+      throw new TypeError(
+        `${OPEN}${what} must be lower-case letters, digits and "_" (at most 41), received ${
+          show(value)
+        }`,
+      );
+    }
+  }
+  const retry = retrySettings(options.retry, DEFAULT_RETRY, OPEN);
+  if (options.sign !== undefined) {
+    try {
+      prepare("http://outbox.invalid/", { sign: options.sign });
+    } catch (error) {
+      throw new TypeError((error as Error).message.replace(TRIGGER, OPEN));
+    }
+  }
+  const onEvent = options.onEvent;
+  if (onEvent !== undefined && typeof onEvent !== "function") {
+    throw new TypeError(
+      `${OPEN}onEvent must be a function, received ${show(onEvent)}`,
+    );
+  }
+  const { connectionString } = options;
+  if (
+    connectionString !== undefined &&
+    (typeof connectionString !== "string" || connectionString === "")
+  ) {
+    throw new TypeError(
+      `${OPEN}connectionString must be a non-empty string, received ${
+        // A string here is empty: nothing secret to show.
+        show(connectionString)}`,
+    );
+  }
+  const dir = options.dir ?? "./.trigger-outbox";
+  if (typeof dir !== "string" || dir === "") {
+    throw new TypeError(
+      `${OPEN}dir must be a non-empty string, received ${show(dir)}`,
+    );
+  }
+  return {
+    queue,
+    schema,
+    retry,
+    secret: options.sign?.secret,
+    onEvent,
+    connectionString,
+    dir,
+    connectTimeout: duration(
+      OPEN,
+      "connectTimeout",
+      options.connectTimeout,
+      10_000,
+      1,
+    ),
+    queryTimeout: duration(
+      OPEN,
+      "queryTimeout",
+      options.queryTimeout,
+      10_000,
+      1,
+    ),
+  };
+}
+
+/** The longest retry delay pg-boss accepts here: one day. */
+const MAX_RETRY_DELAY = 86_400_000;
+
+export function retrySettings(
+  given: unknown,
+  base: Retry,
+  prefix: string,
+): Retry {
+  if (given === undefined) return base;
+  if (typeof given !== "object" || given === null) {
+    throw new TypeError(
+      `${prefix}retry must be an object, received ${show(given)}`,
+    );
+  }
+  for (const key of ["delaySeconds", "maxDelaySeconds"]) {
+    if (key in given) {
+      throw new TypeError(
+        `${prefix}retry.${key} is gone: give retry.${
+          key === "delaySeconds" ? "delay" : "maxDelay"
+        } in milliseconds`,
+      );
+    }
+  }
+  const retry = { ...base, ...given as RetrySettings };
+  if (
+    !Number.isInteger(retry.limit) || retry.limit < 0 || retry.limit > 86_400
+  ) {
+    throw new RangeError(
+      `${prefix}retry.limit must be a whole number from 0 to 86400, received ${
+        show(retry.limit)
+      }`,
+    );
+  }
+  for (const key of ["delay", "maxDelay"] as const) {
+    const value = retry[key];
+    if (
+      typeof value !== "number" || !(value >= 0) || value > MAX_RETRY_DELAY
+    ) {
+      throw new RangeError(
+        `${prefix}retry.${key} must be a number of milliseconds from 0 to ${MAX_RETRY_DELAY}, received ${
+          show(value)
+        }`,
+      );
+    }
+  }
+  if (typeof retry.backoff !== "boolean") {
+    throw new TypeError(
+      `${prefix}retry.backoff must be a boolean, received ${
+        show(retry.backoff)
+      }`,
+    );
+  }
+  return retry;
+}

@@ -1,0 +1,54 @@
+// The outbox's one error class: a domain condition callers are meant to
+// catch, with a code saying which.
+
+/** Why an outbox operation failed:
+ * - `"LOCKED"`: another process (or another outbox in this one) has the
+ *   embedded directory open.
+ * - `"STORAGE"`: the embedded directory cannot be written (read-only, full,
+ *   no permission).
+ * - `"DATABASE"`: the database could not be opened, reached or used.
+ * - `"TIMEOUT"`: the database did not answer within `queryTimeout` (or
+ *   `connectTimeout`).
+ * - `"CLOSED"`: the outbox was stopped. */
+export type OutboxErrorCode =
+  | "LOCKED"
+  | "STORAGE"
+  | "DATABASE"
+  | "TIMEOUT"
+  | "CLOSED";
+
+/**
+ * The error the outbox rejects with when the database or its directory
+ * fails it; the original error is `cause` (with any password removed).
+ * Messages never contain the connection string's password.
+ *
+ * @example Usage
+ * ```ts
+ * import { OutboxError } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new OutboxError("LOCKED", "Cannot open outbox: in use");
+ * assert.equal(error.name, "OutboxError");
+ * assert.equal(error.code, "LOCKED");
+ * ```
+ */
+export class OutboxError extends Error {
+  /** What kind of failure this is. */
+  readonly code: OutboxErrorCode;
+  /**
+   * Creates an outbox error.
+   *
+   * @param code What kind of failure this is.
+   * @param message A sentence naming the directory or database.
+   * @param options The original error as `cause`.
+   */
+  constructor(
+    code: OutboxErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "OutboxError";
+    this.code = code;
+  }
+}

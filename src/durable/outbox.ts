@@ -1,0 +1,309 @@
+// openOutbox() and the Outbox it returns: checks input, opens the engine,
+// creates the queues, and wires storing, delivering and administration.
+import { prepare, show } from "../trigger/_request.ts";
+import { OutboxError } from "./errors.ts";
+import { type Engine, openEngine } from "./_engine.ts";
+import {
+  checkOpenOptions,
+  duration,
+  OPEN,
+  type OpenSettings,
+  type Retry,
+  retrySettings,
+  TRIGGER,
+} from "./_validate.ts";
+import {
+  groupCommit,
+  HEARTBEAT_SECONDS,
+  type JobRow,
+  jobRow,
+  storedRequest,
+} from "./_enqueue.ts";
+import type { Batcher } from "./_batch.ts";
+import { Dispatcher } from "./_dispatcher.ts";
+import * as admin from "./_admin.ts";
+import type {
+  DeadLetter,
+  DispatchOptions,
+  Outbox,
+  OutboxEvent,
+  OutboxOptions,
+  OutboxStats,
+  OutboxTriggerOptions,
+  StopOptions,
+} from "./types.ts";
+
+/**
+ * Opens a durable outbox: embedded (PGlite in `dir`) by default, PostgreSQL
+ * with `connectionString`. Installs or migrates pg-boss's schema when needed.
+ *
+ * Delivery is at-least-once. A 2xx status line completes a job; connection
+ * failures, timeouts, 5xx, 408 and 429 are retried with exponential backoff
+ * up to `retry.limit`, then dead-lettered with the last error and the
+ * attempt count; any other status is dead-lettered at once. Every attempt
+ * carries the same `webhook-id` (the trigger's id).
+ *
+ * Crash safety: a dispatcher touches its in-flight jobs every 3 s; one that
+ * dies (`kill -9`) stops touching them, and any live dispatcher (or the same
+ * one restarted) puts them back for a retry 10–12 s later, then delivers
+ * them after the retry delay.
+ *
+ * @param options Engine, queue, default retry settings, events.
+ * @returns The open outbox; `start()` it to deliver in this process.
+ * @throws {OutboxError} `"LOCKED"` when the embedded directory is in use,
+ *   `"STORAGE"` when it cannot be written, `"DATABASE"` or `"TIMEOUT"` when
+ *   the database cannot be opened or reached.
+ * @throws {TypeError} Synchronously, for bad options, naming the value.
+ * @throws {RangeError} Synchronously, for a bad duration or retry setting.
+ *
+ * @example Usage
+ * ```ts
+ * import { openOutbox } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const outbox = await openOutbox({ dir, retry: { limit: 0 } });
+ *
+ * // Bad input throws before anything is stored, like trigger():
+ * assert.throws(() => outbox.trigger("ftp://example.test/"), TypeError);
+ *
+ * // A 404 is not retried: it goes to the dead letters at once.
+ * const server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   () => new Response(null, { status: 404 }),
+ * );
+ * const { id } = await outbox.trigger(`http://127.0.0.1:${server.addr.port}/gone`);
+ * outbox.start();
+ * for (let i = 0; (await outbox.stats()).dead === 0; i++) {
+ *   assert.ok(i < 300, "dead-lettered within 30 s");
+ *   await new Promise((r) => setTimeout(r, 100));
+ * }
+ * const [letter] = await outbox.deadLetters();
+ * assert.equal(letter.id, id);
+ * assert.equal(letter.error.status, 404);
+ * assert.equal(letter.attempts, 1);
+ *
+ * await outbox.stop();
+ * await server.shutdown();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function openOutbox(options: OutboxOptions = {}): Promise<Outbox> {
+  // Synchronous: bad input throws at the call site.
+  return open(checkOpenOptions(options));
+}
+
+async function open(settings: OpenSettings): Promise<Outbox> {
+  const onEvent = settings.onEvent as
+    | ((event: OutboxEvent) => void)
+    | undefined;
+  const emit = (event: OutboxEvent) => {
+    if (onEvent === undefined) {
+      if (event.type === "error") {
+        console.error("fire-trigger outbox:", event.error);
+      }
+      return;
+    }
+    try {
+      onEvent(event);
+    } catch {
+      // The dispatcher must not die of a listener's bug.
+    }
+  };
+  const engine = await openEngine(
+    settings,
+    (error) => emit({ type: "error", error }),
+  );
+  const dead = `${settings.queue}_dead`;
+  try {
+    await engine.run(OPEN.slice(0, -2), async () => {
+      await engine.boss.createQueue(dead, {});
+      await engine.boss.createQueue(settings.queue, {
+        deadLetter: dead,
+        heartbeatSeconds: HEARTBEAT_SECONDS,
+      });
+    });
+  } catch (error) {
+    await engine.close().catch(() => {});
+    throw error;
+  }
+  return new PgOutbox(engine, {
+    queues: { queue: settings.queue, dead, schema: settings.schema },
+    retry: settings.retry,
+    emit,
+    secret: settings.secret,
+  });
+}
+
+class PgOutbox implements Outbox {
+  readonly engine: "embedded" | "postgres";
+  #engine: Engine;
+  #queues: admin.Queues;
+  #retry: Retry;
+  #secret?: string;
+  #insert: Batcher<JobRow>;
+  #dispatcher: Dispatcher;
+  #closed = false;
+  #closing?: Promise<void>;
+
+  constructor(engine: Engine, settings: {
+    queues: admin.Queues;
+    retry: Retry;
+    emit: (event: OutboxEvent) => void;
+    secret?: string;
+  }) {
+    this.#engine = engine;
+    this.engine = engine.engine;
+    this.#queues = settings.queues;
+    this.#retry = settings.retry;
+    this.#secret = settings.secret;
+    this.#insert = groupCommit(engine, settings.queues.queue);
+    this.#dispatcher = new Dispatcher(engine, {
+      queue: settings.queues.queue,
+      schema: settings.queues.schema,
+      secret: settings.secret,
+      emit: settings.emit,
+    });
+  }
+
+  trigger(
+    url: string | URL,
+    options: OutboxTriggerOptions = {},
+  ): Promise<{ id: string }> {
+    if (typeof options !== "object" || options === null) {
+      // prepare() names it.
+      prepare(url, options);
+    }
+    const { delay, retry: givenRetry, ...init } = options;
+    for (const key of ["signal", "waitUntil"] as const) {
+      if (init[key] !== undefined) {
+        throw new TypeError(
+          `${TRIGGER}${key} cannot be stored; the outbox delivers later, on its own`,
+        );
+      }
+    }
+    const req = prepare(url, { ...init, wait: "accepted" });
+    duration(TRIGGER, "delay", delay, 0);
+    const retry = retrySettings(givenRetry, this.#retry, TRIGGER);
+    const given = req.headers.find(([name]) =>
+      name.toLowerCase() === "webhook-id"
+    );
+    if (given !== undefined && this.#secret !== undefined) {
+      throw new TypeError(
+        `${TRIGGER}header "webhook-id" is set by the outbox's sign option and cannot be given`,
+      );
+    }
+    if (this.#closed) {
+      return Promise.reject(
+        new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`),
+      );
+    }
+    const jobId = crypto.randomUUID();
+    const id = init.sign?.id !== undefined && req.sign !== undefined
+      ? req.sign.id
+      : given?.[1] ?? jobId;
+    return (async () => {
+      const body = req.body === null
+        ? null
+        : req.body instanceof Uint8Array
+        ? req.body
+        : new Uint8Array(await req.body.arrayBuffer());
+      const data = storedRequest(id, req, body, {
+        transport: init.transport,
+        secret: init.sign?.secret,
+      });
+      await this.#insert.add(jobRow(jobId, data, retry, delay));
+      if (!delay) this.#dispatcher.wake();
+      return { id };
+    })();
+  }
+
+  start(options: DispatchOptions = {}): void {
+    if (this.#closed) {
+      throw new OutboxError("CLOSED", "Cannot start outbox: it is closed");
+    }
+    if (this.#dispatcher.running) return;
+    const concurrency = options.concurrency ?? 10;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new RangeError(
+        `Cannot start outbox: concurrency must be a whole number above 0, received ${
+          show(concurrency)
+        }`,
+      );
+    }
+    const pollInterval = duration(
+      "Cannot start outbox: ",
+      "pollInterval",
+      options.pollInterval,
+      500,
+      1,
+    );
+    this.#dispatcher.start(concurrency, pollInterval);
+  }
+
+  stop(options: StopOptions = {}): Promise<void> {
+    const close = options.close ?? true;
+    const timeout = duration(
+      "Cannot stop outbox: ",
+      "timeout",
+      options.timeout,
+      -1,
+    );
+    if (this.#closing) return this.#closing;
+    const stopping = (async () => {
+      await this.#dispatcher.stop(timeout === -1 ? undefined : timeout);
+      if (close) {
+        this.#closed = true;
+        await this.#insert.idle();
+        await this.#engine.close();
+      }
+    })();
+    if (close) this.#closing = stopping;
+    return stopping;
+  }
+
+  deadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new RangeError(
+        `Cannot list dead letters: limit must be a whole number above 0, received ${
+          show(limit)
+        }`,
+      );
+    }
+    return admin.deadLetters(this.#engine, this.#queues, limit);
+  }
+
+  redrive(ids?: string[]): Promise<number> {
+    checkIds("Cannot redrive dead letters: ", ids, true);
+    return admin.redrive(this.#engine, this.#queues, ids).then((moved) => {
+      if (moved > 0) this.#dispatcher.wake();
+      return moved;
+    });
+  }
+
+  discard(ids: string[]): Promise<number> {
+    checkIds("Cannot discard dead letters: ", ids, false);
+    return admin.discard(this.#engine, this.#queues, ids);
+  }
+
+  stats(): Promise<OutboxStats> {
+    return admin.stats(this.#engine, this.#queues, {
+      ...this.#dispatcher.counters,
+      inFlight: this.#dispatcher.inFlight.size,
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+function checkIds(prefix: string, ids: unknown, optional: boolean): void {
+  if (optional && ids === undefined) return;
+  if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
+    throw new TypeError(
+      `${prefix}ids must be an array of strings, received ${show(ids)}`,
+    );
+  }
+}

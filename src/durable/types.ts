@@ -1,0 +1,211 @@
+// The outbox's public types: options, events, dead letters, stats and the
+// Outbox interface itself. Durations are milliseconds everywhere.
+import type { TriggerOptions } from "../trigger/types.ts";
+
+/** How a failed delivery is retried. pg-boss stores the delays in whole
+ * seconds: a delay that is not a multiple of 1,000 ms is rounded up. */
+export interface RetrySettings {
+  /** Retries after the first attempt before the job is dead-lettered.
+   * @default {5} (six attempts in all) */
+  limit?: number;
+  /** Milliseconds before the first retry.
+   * @default {2_000} */
+  delay?: number;
+  /** Double the delay on each retry, with jitter.
+   * @default {true} */
+  backoff?: boolean;
+  /** The longest delay between two attempts with `backoff`, in
+   * milliseconds.
+   * @default {300_000} */
+  maxDelay?: number;
+}
+
+/** Options for {@linkcode openOutbox}. */
+export interface OutboxOptions {
+  /** PostgreSQL to use instead of the embedded engine, e.g.
+   * `postgres://user:password@db.example:5432/app`. Shared by every process
+   * that opens it. The password never appears in an error message. */
+  connectionString?: string;
+  /** The embedded engine's directory (ignored with `connectionString`).
+   * One process at a time.
+   * @default {"./.trigger-outbox"} */
+  dir?: string;
+  /** The queue name; several outboxes can share one database under
+   * different names. Dead letters go to `<queue>_dead`.
+   * @default {"trigger_outbox"} */
+  queue?: string;
+  /** The PostgreSQL schema pg-boss installs into.
+   * @default {"pgboss"} */
+  schema?: string;
+  /** Retry settings for triggers that give none. */
+  retry?: RetrySettings;
+  /** Called for each delivery outcome and for database errors. Errors it
+   * throws are ignored. Without it, database errors go to `console.error`. */
+  onEvent?: (event: OutboxEvent) => void;
+  /** Milliseconds to wait for a PostgreSQL connection.
+   * @default {10_000} */
+  connectTimeout?: number;
+  /** Milliseconds one database operation (storing triggers, fetching or
+   * settling jobs, an admin call) may take before it fails with an
+   * {@linkcode OutboxError} `"TIMEOUT"`. A trigger that times out before
+   * its transaction commits is not stored.
+   * @default {10_000} */
+  queryTimeout?: number;
+  /** Signs every delivery (Standard Webhooks headers) with this secret,
+   * re-signed with a fresh timestamp on each attempt. It is not stored with
+   * the jobs, so it can be rotated; a trigger's own `sign` wins. */
+  sign?: { secret: string };
+}
+
+/** What {@linkcode Outbox.trigger} accepts: `trigger()`'s options plus when
+ * and how often to try. `signal` and `waitUntil` belong to a live call and
+ * are refused; `wait` is ignored (delivery always waits for the status).
+ * A `sign` option is stored with the job, secret included (prefer the
+ * outbox's `sign`, which is not); its `id` becomes the trigger's id, and its
+ * `timestamp` is ignored: each attempt is signed afresh. */
+export interface OutboxTriggerOptions extends TriggerOptions {
+  /** Milliseconds to wait before the first attempt.
+   * @default {0} */
+  delay?: number;
+  /** Retry settings for this trigger, over the outbox's. */
+  retry?: RetrySettings;
+}
+
+/** Options for {@linkcode Outbox.start}. */
+export interface DispatchOptions {
+  /** Deliveries in flight at once in this process.
+   * @default {10} */
+  concurrency?: number;
+  /** Milliseconds between polls when the queue is empty. A trigger made
+   * through this outbox wakes its dispatcher at once.
+   * @default {500} */
+  pollInterval?: number;
+}
+
+/** Options for {@linkcode Outbox.stop}. */
+export interface StopOptions {
+  /** Milliseconds to let in-flight deliveries finish before aborting them
+   * (an aborted delivery counts as a failed attempt and is retried).
+   * Without it, each finishes or hits its own `timeout`. */
+  timeout?: number;
+  /** Close the database too; `false` only stops delivering, and `start()`
+   * may be called again.
+   * @default {true} */
+  close?: boolean;
+}
+
+/** The outcome of one delivery attempt, or a database error. */
+export type OutboxEvent =
+  | {
+    /** `"delivered"`: a 2xx arrived, the job is complete. `"retry"`: the
+     * attempt failed and the job will be tried again. `"dead"`: the job was
+     * moved to the dead letters. */
+    type: "delivered" | "retry" | "dead";
+    /** The trigger's id, also its `webhook-id`. */
+    id: string;
+    /** The request's method. */
+    method: string;
+    /** The request's URL. */
+    url: string;
+    /** 1 for the first attempt. */
+    attempt: number;
+    /** The status code, when one arrived. */
+    status?: number;
+    /** Why the attempt failed. */
+    error?: DeliveryError;
+    /** Milliseconds the attempt took. */
+    elapsed: number;
+  }
+  | {
+    /** A database or dispatcher error; the dispatcher keeps going. */
+    type: "error";
+    /** The error, an {@linkcode OutboxError} for database failures. */
+    error: unknown;
+  };
+
+/** Why a delivery attempt failed, as stored with the job. */
+export interface DeliveryError {
+  /** A `TriggerError` code: `"HTTP_STATUS"`, `"CONNECT"`, `"TIMEOUT"`… */
+  code: string;
+  /** The error's message, naming the request. */
+  message: string;
+  /** The status the target answered, for `"HTTP_STATUS"`. */
+  status?: number;
+}
+
+/** A job that ran out of attempts or met a status that retrying cannot fix. */
+export interface DeadLetter {
+  /** The trigger's id, also its `webhook-id`. */
+  id: string;
+  /** The request's method. */
+  method: string;
+  /** The request's URL. */
+  url: string;
+  /** Attempts made before it was dead-lettered. */
+  attempts: number;
+  /** The last attempt's error. */
+  error: DeliveryError;
+  /** When it was dead-lettered. */
+  deadAt: Date;
+}
+
+/** Counts from the database, and this process's delivery counters. */
+export interface OutboxStats {
+  /** Waiting for a first attempt or a retry (delayed ones included). */
+  queued: number;
+  /** Being delivered by some dispatcher. */
+  active: number;
+  /** Dead letters not yet re-driven or discarded. */
+  dead: number;
+  /** Delivered by this process since it opened the outbox. */
+  delivered: number;
+  /** Failed attempts this process scheduled for a retry. */
+  retried: number;
+  /** Jobs this process dead-lettered. */
+  deadLettered: number;
+  /** Deliveries in flight in this process now. */
+  inFlight: number;
+}
+
+/** A durable outbox: see {@linkcode openOutbox}. */
+export interface Outbox {
+  /** `"embedded"` (PGlite) or `"postgres"`. */
+  readonly engine: "embedded" | "postgres";
+  /**
+   * Persists a trigger for delivery. Resolves once its row is committed
+   * (concurrent calls share one transaction: group commit).
+   *
+   * @param url The target, an `http:` or `https:` URL.
+   * @param options `trigger()`'s options, plus `delay` and `retry`.
+   * @returns The trigger's id, which every delivery sends as `webhook-id`.
+   * @throws {TypeError} Synchronously, for the input `trigger()` refuses
+   *   (same message), and for `signal` or `waitUntil`. Nothing is stored.
+   * @throws {RangeError} For a bad `timeout`, `delay` or retry setting.
+   * @throws {OutboxError} Asynchronously: `"TIMEOUT"` or `"DATABASE"` when
+   *   the row could not be stored, `"CLOSED"` after `stop()`.
+   */
+  trigger(
+    url: string | URL,
+    options?: OutboxTriggerOptions,
+  ): Promise<{ id: string }>;
+  /** Starts delivering in this process; does nothing if already started.
+   * @param options Concurrency and polling. */
+  start(options?: DispatchOptions): void;
+  /** Stops delivering (in-flight deliveries finish first), then closes.
+   * @param options A time limit for in-flight deliveries; `close: false`. */
+  stop(options?: StopOptions): Promise<void>;
+  /** Lists dead letters, oldest first.
+   * @param options At most `limit` (default 100). */
+  deadLetters(options?: { limit?: number }): Promise<DeadLetter[]>;
+  /** Moves dead letters back to the queue for new attempts, with their
+   * `webhook-id` unchanged. @param ids Which ones; all when omitted.
+   * @returns How many were moved. */
+  redrive(ids?: string[]): Promise<number>;
+  /** Deletes dead letters for good. @param ids Which ones.
+   * @returns How many were deleted. */
+  discard(ids: string[]): Promise<number>;
+  /** Counts jobs by state. @returns Database counts and process counters. */
+  stats(): Promise<OutboxStats>;
+  /** `await using outbox = await openOutbox()` stops it at scope exit. */
+  [Symbol.asyncDispose](): Promise<void>;
+}

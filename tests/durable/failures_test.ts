@@ -1,0 +1,420 @@
+// The outbox when things go wrong: passwords in connection strings that are
+// not URLs, a PostgreSQL that stops answering (SIGSTOP on a throwaway server
+// started here), a read-only or full directory, bad input, and a runtime
+// without `Deno`. Every wait is bounded and fails with a message.
+import assert from "node:assert/strict";
+import {
+  openOutbox,
+  type Outbox,
+  OutboxError,
+  type OutboxEvent,
+} from "../../src/durable/mod.ts";
+import { hasDenoFileLocks } from "../../src/durable/_engine.ts";
+
+const PASSWORD = "Pw-9f3k#x@7";
+const isRoot = Deno.uid?.() === 0;
+
+/** Fails with `message` unless `promise` settles within `ms`. */
+async function within<T>(
+  ms: number,
+  promise: Promise<T>,
+  message: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} (${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Everything a user could print of an error, causes included. */
+function printed(error: unknown): string {
+  return [
+    String(error),
+    (error as Error)?.stack ?? "",
+    Deno.inspect(error, { depth: 10 }),
+    String((error as Error)?.cause ?? ""),
+    ((error as Error)?.cause as Error)?.stack ?? "",
+  ].join("\n");
+}
+
+function assertNoPassword(error: unknown, password: string): void {
+  const text = printed(error);
+  assert.ok(!text.includes(password), `password in:\n${text}`);
+  // Its parts too: "Pw-9f3k" before the "#", percent-encoded forms.
+  for (const part of password.split(/[#@]/)) {
+    if (part.length >= 4) {
+      assert.ok(!text.includes(part), `password part ${part} in:\n${text}`);
+    }
+  }
+}
+
+Deno.test("openOutbox() never puts a password in an error: invalid URLs, a bad port, an unreachable or refusing server", async () => {
+  const encoded = encodeURIComponent(PASSWORD);
+  const cases = [
+    // Not valid URLs: an unencoded "#" and "@" in the password.
+    `postgres://app:${PASSWORD}@127.0.0.1:5432/db`,
+    `postgres://app:${PASSWORD}@127.0.0.1:99999/db`,
+    `postgresql://app:${PASSWORD}@[::1:5432/db`,
+    // Valid URLs: nobody listens on port 1; a bad port.
+    `postgres://app:${encoded}@127.0.0.1:1/db`,
+    `postgres://app:${encoded}@127.0.0.1:99999/db`,
+  ];
+  for (const connectionString of cases) {
+    const error = await within(
+      20_000,
+      openOutbox({ connectionString, connectTimeout: 2_000 }).then(
+        async (outbox) => {
+          await outbox.stop();
+          return new Error(`opened ${connectionString}`);
+        },
+        (error) => error,
+      ),
+      `openOutbox(${connectionString}) did not settle`,
+    );
+    assert.ok(error instanceof OutboxError, printed(error));
+    assert.ok(
+      error.code === "DATABASE" || error.code === "TIMEOUT",
+      error.code,
+    );
+    assert.match(error.message, /^Cannot open outbox: PostgreSQL at /);
+    assertNoPassword(error, PASSWORD);
+  }
+});
+
+Deno.test("openOutbox() refuses bad options synchronously, naming the value, in milliseconds", () => {
+  const cases: Array<[Record<string, unknown>, ErrorConstructor, RegExp]> = [
+    [{ queryTimeout: -1 }, RangeError, /queryTimeout .* received -1/],
+    [{ connectTimeout: "5s" }, RangeError, /connectTimeout .* received "5s"/],
+    [{ retry: { delay: -1 } }, RangeError, /retry\.delay .* received -1/],
+    [
+      { retry: { maxDelay: 86_400_001 } },
+      RangeError,
+      /retry\.maxDelay .* received 86400001/,
+    ],
+    [{ retry: { delaySeconds: 2 } }, TypeError, /give retry\.delay in milli/],
+    [{ queue: "Bad-Name" }, TypeError, /queue .* received "Bad-Name"/],
+    [{ connectionString: "" }, TypeError, /connectionString .* received ""/],
+  ];
+  for (const [options, type, message] of cases) {
+    // A throw, not a rejected promise: nothing to await.
+    assert.throws(() => openOutbox(options), (error: unknown) => {
+      assert.ok(error instanceof type, `${error}`);
+      assert.match((error as Error).message, message);
+      return true;
+    });
+  }
+});
+
+Deno.test("the embedded engine's runtime check does not throw where Deno is undeclared (Node)", async () => {
+  assert.equal(hasDenoFileLocks(), true);
+  // The same function's compiled source, evaluated by Node, where a bare
+  // `Deno` reference would be a ReferenceError.
+  const source = `const check = ${hasDenoFileLocks.toString()};
+    console.log(JSON.stringify(check()));`;
+  const { code, stdout, stderr } = await within(
+    20_000,
+    new Deno.Command("node", { args: ["-e", source] }).output(),
+    "node did not exit",
+  );
+  const decoder = new TextDecoder();
+  assert.equal(code, 0, decoder.decode(stderr));
+  assert.equal(decoder.decode(stdout).trim(), "false");
+});
+
+/** A tmpfs mounted here for one test (root only), unmounted after. */
+async function withTmpfs(
+  options: string,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_fs_" });
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", options, "tmpfs", dir],
+    stderr: "piped",
+  }).output();
+  if (mount.code !== 0) {
+    await Deno.remove(dir);
+    throw new Error(
+      `mount tmpfs failed: ${new TextDecoder().decode(mount.stderr)}`,
+    );
+  }
+  try {
+    await fn(dir);
+  } finally {
+    // Lazily: PGlite keeps files open after a failed create (upstream).
+    const umount = await new Deno.Command("umount", { args: ["-l", dir] })
+      .output();
+    assert.equal(umount.code, 0, "umount");
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (!isRoot) {
+  console.log(
+    "failures_test.ts: not root, skipping the read-only and full filesystem tests (they mount a tmpfs)",
+  );
+}
+
+Deno.test({
+  name:
+    "openOutbox() on a read-only filesystem: OutboxError STORAGE naming the directory, not a raw EROFS",
+  ignore: !isRoot,
+  async fn() {
+    await withTmpfs("ro,size=1m", async (mounted) => {
+      for (const dir of [mounted, `${mounted}/outbox`]) {
+        const error = await within(
+          60_000,
+          openOutbox({ dir }).then(() => new Error("opened"), (e) => e),
+          "openOutbox() did not settle",
+        );
+        assert.ok(error instanceof OutboxError, printed(error));
+        assert.equal(error.code, "STORAGE");
+        assert.match(
+          error.message,
+          new RegExp(
+            `^Cannot open outbox: the directory "${dir}" cannot be written: Read-only file system`,
+          ),
+        );
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "openOutbox() on a full filesystem: OutboxError STORAGE saying ENOSPC, not [object Object]",
+  ignore: !isRoot,
+  async fn() {
+    await withTmpfs("size=2m", async (dir) => {
+      const error = await within(
+        120_000,
+        openOutbox({ dir }).then(() => new Error("opened"), (e) => e),
+        "openOutbox() did not settle",
+      );
+      assert.ok(error instanceof OutboxError, printed(error));
+      assert.equal(error.code, "STORAGE");
+      assert.match(
+        error.message,
+        /^Cannot open outbox: the embedded database in ".*" could not be opened: ENOSPC \(no space left on device\)$/,
+      );
+      assert.doesNotMatch(printed(error), /\[object Object\]/);
+      // The lock was released: a second try meets the disk, not the lock.
+      await assert.rejects(openOutbox({ dir }), { code: "STORAGE" });
+    });
+  },
+});
+
+/** A PostgreSQL of our own, on a free port, data under /tmp: the one test
+ * that SIGSTOPs a server must never stop the shared one. */
+class ThrowawayPostgres {
+  readonly port: number;
+  readonly #dir: string;
+  private constructor(dir: string, port: number) {
+    this.#dir = dir;
+    this.port = port;
+  }
+
+  static async start(): Promise<ThrowawayPostgres> {
+    const dir = await Deno.makeTempDir({ prefix: "outbox_pg_" });
+    await Deno.chown(dir, postgresUid(), null);
+    await run([
+      "initdb",
+      "-D",
+      `${dir}/data`,
+      "-A",
+      "trust",
+      "-U",
+      "postgres",
+      "--no-sync",
+    ]);
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    listener.close();
+    await run([
+      "pg_ctl",
+      "-D",
+      `${dir}/data`,
+      "-l",
+      `${dir}/log`,
+      "-w",
+      "-t",
+      "30",
+      "-o",
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      "start",
+    ]);
+    return new ThrowawayPostgres(dir, port);
+  }
+
+  url(password: string): string {
+    return `postgres://postgres:${
+      encodeURIComponent(password)
+    }@127.0.0.1:${this.port}/postgres`;
+  }
+
+  /** The postmaster and every backend it forked. */
+  async pids(): Promise<number[]> {
+    const text = await Deno.readTextFile(`${this.#dir}/data/postmaster.pid`);
+    const main = Number(text.split("\n")[0]);
+    const children: number[] = [];
+    for await (const entry of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+        const ppid = Number(
+          stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1],
+        );
+        if (ppid === main) children.push(Number(entry.name));
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return [main, ...children];
+  }
+
+  async signal(signal: "SIGSTOP" | "SIGCONT"): Promise<void> {
+    for (const pid of await this.pids()) {
+      try {
+        Deno.kill(pid, signal);
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.signal("SIGCONT");
+    await run([
+      "pg_ctl",
+      "-D",
+      `${this.#dir}/data`,
+      "-m",
+      "immediate",
+      "-w",
+      "stop",
+    ]);
+    await Deno.remove(this.#dir, { recursive: true });
+  }
+}
+
+function postgresUid(): number {
+  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) =>
+    l.startsWith("postgres:")
+  );
+  if (line === undefined) throw new Error("no postgres user");
+  return Number(line.split(":")[2]);
+}
+
+async function run(args: string[]): Promise<void> {
+  const [command, ...rest] = isRoot
+    ? ["runuser", "-u", "postgres", "--", ...args]
+    : args;
+  const { code, stderr } = await within(
+    60_000,
+    new Deno.Command(command, { args: rest, stdout: "null", stderr: "piped" })
+      .output(),
+    `${args[0]} did not exit`,
+  );
+  if (code !== 0) {
+    throw new Error(`${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
+  }
+}
+
+const canStartPostgres = await new Deno.Command("sh", {
+  args: ["-c", "command -v initdb && command -v pg_ctl"],
+  stdout: "null",
+}).output().then((o) => o.code === 0, () => false);
+if (!canStartPostgres) {
+  console.log(
+    "failures_test.ts: initdb/pg_ctl not found, skipping the SIGSTOP test",
+  );
+}
+
+Deno.test({
+  name:
+    "outbox on a PostgreSQL that stops answering (SIGSTOP): trigger() and stats() fail with OutboxError TIMEOUT, nothing half-written, no password; it recovers on SIGCONT",
+  ignore: !canStartPostgres,
+  async fn() {
+    const server = await ThrowawayPostgres.start();
+    const events: OutboxEvent[] = [];
+    let outbox: Outbox | undefined;
+    let frozen = false;
+    try {
+      outbox = await within(
+        60_000,
+        openOutbox({
+          connectionString: server.url(PASSWORD),
+          queryTimeout: 1_500,
+          connectTimeout: 1_500,
+          onEvent: (event) => events.push(event),
+        }),
+        "openOutbox() did not settle",
+      );
+      const stored = await outbox.trigger("http://127.0.0.1:9/stored", {
+        json: { n: 0 },
+      });
+      assert.equal((await outbox.stats()).queued, 1);
+
+      await server.signal("SIGSTOP");
+      frozen = true;
+      const errors = await within(
+        30_000,
+        Promise.all([
+          ...Array.from(
+            { length: 5 },
+            (_, n) =>
+              outbox!.trigger("http://127.0.0.1:9/lost", { json: { n } }).then(
+                () => new Error("stored while the server was stopped"),
+                (e) => e,
+              ),
+          ),
+          outbox.stats().then(() => new Error("counted"), (e) => e),
+        ]),
+        "a database call did not fail while the server was stopped",
+      );
+      for (const error of errors) {
+        assert.ok(error instanceof OutboxError, printed(error));
+        assert.equal(error.code, "TIMEOUT", error.message);
+        assert.match(
+          error.message,
+          /^Cannot (trigger request|count jobs): PostgreSQL at 127\.0\.0\.1:\d+\/postgres failed: /,
+        );
+        assertNoPassword(error, PASSWORD);
+      }
+
+      await server.signal("SIGCONT");
+      frozen = false;
+      // Whatever the stopped server had buffered has run by now: wait
+      // until it answers, then count. Only the first trigger is stored.
+      let stats;
+      for (let i = 0;; i++) {
+        try {
+          stats = await outbox.stats();
+          break;
+        } catch (error) {
+          assert.ok(i < 20, `no recovery after SIGCONT: ${error}`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      assert.equal(stats.queued, 1, "the timed-out triggers were not stored");
+      const again = await outbox.trigger("http://127.0.0.1:9/after", {
+        json: { n: 9 },
+      });
+      assert.notEqual(again.id, stored.id);
+      assert.equal((await outbox.stats()).queued, 2);
+      for (const event of events) {
+        if (event.type !== "error") continue;
+        assert.ok(event.error instanceof OutboxError, printed(event.error));
+        assertNoPassword(event.error, PASSWORD);
+      }
+    } finally {
+      if (frozen) await server.signal("SIGCONT");
+      await outbox?.stop();
+      await server.stop();
+    }
+  },
+});
