@@ -1,4 +1,5 @@
-// A slow job, triggered without waiting for it: `deno task demo`.
+// A slow job, triggered without waiting for it:
+// `deno run --allow-net=127.0.0.1 examples/demo.ts` (or `deno task demo`).
 //
 // A local target reads the request body and then works for about 2 s.
 // `trigger()` returns as soon as the request is written; the job still gets
