@@ -1,19 +1,25 @@
 // Measures what each way of firing a request loses: the seed's close-at-once
 // trick against trigger() "sent" and "accepted", 100 POSTs with a 4 KB body
-// each, counted at the receiver (Deno.serve, Node http, and nginx in front of
-// Deno.serve when nginx is installed). Prints a Markdown table.
+// each, counted at the receiver (Deno.serve, Node http, nginx in front of
+// Deno.serve when nginx is installed, and nginx + php-fpm, the seed's own
+// setup, when both are). Prints a Markdown table.
 //
 //   deno run --allow-all bench/loss.ts
 import { trigger } from "../mod.ts";
 import { latin1 } from "../src/transport/_http1.ts";
+import { NGINX } from "../tests/_env.ts";
+import { PHP_FPM, startPhp } from "../tests/_php.ts";
 
 const TRIES = 100;
 const BODY = "x".repeat(4096);
 
 interface Target {
   name: string;
-  origin: string;
+  /** Where the POSTs go. */
+  url: string;
   intact: () => number;
+  /** Anything else the receiver saw, for the cell. */
+  note?: () => string;
   close(): Promise<void>;
 }
 
@@ -32,7 +38,7 @@ function denoTarget(): Target {
   );
   return {
     name: "Deno.serve",
-    origin: `http://127.0.0.1:${server.addr.port}`,
+    url: `http://127.0.0.1:${server.addr.port}/job`,
     intact: () => intact,
     close: () => server.shutdown(),
   };
@@ -64,7 +70,7 @@ async function nodeTarget(): Promise<Target> {
   let last = 0;
   return {
     name: "Node http",
-    origin: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}/job`,
     intact: () => last,
     async close() {
       await writer.write(new Uint8Array([10]));
@@ -76,12 +82,9 @@ async function nodeTarget(): Promise<Target> {
   };
 }
 
-async function nginxTarget(upstream: Target): Promise<Target | undefined> {
-  try {
-    await Deno.stat("/usr/sbin/nginx");
-  } catch {
-    return undefined;
-  }
+async function nginxTarget(): Promise<Target | undefined> {
+  if (!NGINX) return undefined;
+  const upstream = denoTarget();
   const dir = await Deno.makeTempDir({ prefix: "loss-nginx-" });
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
@@ -92,9 +95,11 @@ async function nginxTarget(upstream: Target): Promise<Target | undefined> {
      events {}
      http { access_log ${dir}/access.log; client_body_temp_path ${dir};
        proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-       server { listen 127.0.0.1:${port}; location / { proxy_pass ${upstream.origin}; } } }`,
+       server { listen 127.0.0.1:${port}; location / { proxy_pass ${
+      new URL(upstream.url).origin
+    }; } } }`,
   );
-  const child = new Deno.Command("/usr/sbin/nginx", {
+  const child = new Deno.Command(NGINX, {
     args: ["-p", dir, "-c", `${dir}/nginx.conf`],
     stderr: "null",
   }).spawn();
@@ -108,24 +113,62 @@ async function nginxTarget(upstream: Target): Promise<Target | undefined> {
   }
   return {
     name: "nginx → Deno.serve",
-    origin: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}/job`,
     intact: upstream.intact,
     async close() {
       child.kill("SIGQUIT");
       await child.status;
       await Deno.remove(dir, { recursive: true });
+      await upstream.close();
+    },
+  };
+}
+
+// Reads the body and appends a line for each intact one.
+const COUNT_PHP = `<?php
+if (file_get_contents('php://input') === str_repeat('x', ${BODY.length})) {
+  file_put_contents(__DIR__ . '/intact.log', "1\\n", FILE_APPEND | LOCK_EX);
+}
+http_response_code(202);
+`;
+
+async function phpTarget(): Promise<Target | undefined> {
+  if (!NGINX || !PHP_FPM) return undefined;
+  const php = await startPhp({ "job.php": COUNT_PHP });
+  const count = async () =>
+    (await Deno.readTextFile(`${php.dir}/intact.log`).catch(() => "")).length /
+    2;
+  let last = 0;
+  let aborted = 0;
+  return {
+    name: "nginx → php-fpm",
+    url: `${php.origin}/job.php`,
+    intact: () => last,
+    note: () => `${aborted}×499`,
+    async close() {
+      // nginx logs each request when done with it; then let php-fpm finish.
+      const end = Date.now() + 10_000;
+      while (
+        (await php.accessLog()).split("\n").length <= TRIES &&
+        Date.now() < end
+      ) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 500));
+      last = await count();
+      aborted = (await php.accessLog()).split("\n")
+        .filter((line) => line.includes('" 499 ')).length;
+      await php.stop();
     },
   };
 }
 
 /** The seed's trick: connect, write, close at once without reading. */
-async function closeAtOnce(origin: string) {
-  const url = new URL(origin);
+async function closeAtOnce(target: string) {
+  const url = new URL(target);
   const conn = await Deno.connect({
     hostname: url.hostname,
     port: Number(url.port),
   });
-  const request = `POST /job HTTP/1.1\r\nHost: ${url.host}\r\n` +
+  const request = `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n` +
     `Content-Type: text/plain\r\nContent-Length: ${BODY.length}\r\n` +
     `Connection: close\r\n\r\n${BODY}`;
   await conn.write(latin1(request));
@@ -133,36 +176,37 @@ async function closeAtOnce(origin: string) {
 }
 
 // Each mode resolves when the caller may move on, with what is left running.
-const modes: Array<[string, (origin: string) => Promise<unknown>]> = [
+const modes: Array<[string, (url: string) => Promise<unknown>]> = [
   ["close at once (the seed's trick)", closeAtOnce],
-  ["trigger() sent (default)", async (origin) => {
-    const result = await trigger(`${origin}/job`, { body: BODY });
+  ["trigger() sent (default)", async (url) => {
+    const result = await trigger(url, { body: BODY });
     return { background: result.done };
   }],
   [
     "trigger() accepted",
-    (origin) => trigger(`${origin}/job`, { body: BODY, wait: "accepted" }),
+    (url) => trigger(url, { body: BODY, wait: "accepted" }),
   ],
+];
+
+const targets: Array<[string, () => Promise<Target | undefined>]> = [
+  ["Deno.serve", () => Promise.resolve(denoTarget())],
+  ["Node http", nodeTarget],
+  ["nginx → Deno.serve", nginxTarget],
+  ["nginx → php-fpm", phpTarget],
 ];
 
 const rows: string[] = [];
 for (const [mode, fire] of modes) {
   const cells: string[] = [];
-  for (const make of ["deno", "node", "nginx"]) {
-    const deno = denoTarget();
-    const target = make === "deno"
-      ? deno
-      : make === "node"
-      ? await nodeTarget()
-      : await nginxTarget(deno);
+  for (const [, make] of targets) {
+    const target = await make();
     if (!target) {
       cells.push("n/a");
-      await deno.close();
       continue;
     }
     const started = performance.now();
     const pending = [];
-    for (let i = 0; i < TRIES; i++) pending.push(fire(target.origin));
+    for (let i = 0; i < TRIES; i++) pending.push(fire(target.url));
     const returned = await Promise.all(pending);
     const ms = performance.now() - started;
     await Promise.all(
@@ -170,14 +214,13 @@ for (const [mode, fire] of modes) {
     );
     await new Promise((r) => setTimeout(r, 500)); // let handlers finish
     await target.close();
-    if (target !== deno) await deno.close();
-    cells.push(`${target.intact()}/${TRIES} (${ms.toFixed(0)} ms)`);
+    const note = target.note ? `, ${target.note()}` : "";
+    cells.push(`${target.intact()}/${TRIES} (${ms.toFixed(0)} ms${note})`);
   }
   rows.push(`| ${mode} | ${cells.join(" | ")} |`);
 }
 console.log(
   `bodies intact (caller's wait for all ${TRIES}, concurrent)\n\n` +
-    `| mode | Deno.serve | Node http | nginx → Deno.serve |\n|---|---|---|---|\n${
-      rows.join("\n")
-    }`,
+    `| mode | ${targets.map(([name]) => name).join(" | ")} |\n` +
+    `|---|${targets.map(() => "---|").join("")}\n${rows.join("\n")}`,
 );
