@@ -124,27 +124,33 @@ async function nginxTarget(): Promise<Target | undefined> {
   };
 }
 
-// Reads the body and appends a line for each intact one.
+// Reads the body and appends a line for each intact one; then writes some
+// output (flushed) and appends a line to finished.log if it is still running:
+// PHP ends a script at its first output after the caller left, unless the
+// script calls ignore_user_abort(true).
 const COUNT_PHP = `<?php
 if (file_get_contents('php://input') === str_repeat('x', ${BODY.length})) {
   file_put_contents(__DIR__ . '/intact.log', "1\\n", FILE_APPEND | LOCK_EX);
 }
 http_response_code(202);
+echo "accepted\\n";
+flush();
+file_put_contents(__DIR__ . '/finished.log', "1\\n", FILE_APPEND | LOCK_EX);
 `;
 
 async function phpTarget(): Promise<Target | undefined> {
   if (!NGINX || !PHP_FPM) return undefined;
   const php = await startPhp({ "job.php": COUNT_PHP });
-  const count = async () =>
-    (await Deno.readTextFile(`${php.dir}/intact.log`).catch(() => "")).length /
-    2;
+  const count = async (file: string) =>
+    (await Deno.readTextFile(`${php.dir}/${file}`).catch(() => "")).length / 2;
   let last = 0;
   let aborted = 0;
+  let finished = 0;
   return {
     name: "nginx → php-fpm",
     url: `${php.origin}/job.php`,
     intact: () => last,
-    note: () => `${aborted}×499`,
+    note: () => `${aborted}×499, ${finished} ran past an output`,
     async close() {
       // nginx logs each request when done with it; then let php-fpm finish.
       const end = Date.now() + 10_000;
@@ -153,7 +159,8 @@ async function phpTarget(): Promise<Target | undefined> {
         Date.now() < end
       ) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 500));
-      last = await count();
+      last = await count("intact.log");
+      finished = await count("finished.log");
       aborted = (await php.accessLog()).split("\n")
         .filter((line) => line.includes('" 499 ')).length;
       await php.stop();
