@@ -21,6 +21,7 @@ import {
 } from "./_enqueue.ts";
 import type { Batcher } from "./_batch.ts";
 import { Dispatcher } from "./_dispatcher.ts";
+import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
 import type {
   DeadLetter,
@@ -202,7 +203,10 @@ class PgOutbox implements Outbox {
     const id = init.sign?.id !== undefined && req.sign !== undefined
       ? req.sign.id
       : given?.[1] ?? jobId;
-    return (async () => {
+    // A PRODUCER span in the caller's context, over the wait until the row
+    // is committed (its group's transaction); its context goes with the job.
+    const trace = traceEnqueue(this.#queues.queue, jobId, req.href);
+    const storing = (async () => {
       const body = req.body === null
         ? null
         : req.body instanceof Uint8Array
@@ -211,11 +215,13 @@ class PgOutbox implements Outbox {
       const data = storedRequest(id, req, body, {
         transport: init.transport,
         secret: init.sign?.secret,
+        trace: trace?.carrier,
       });
       await this.#insert.add(jobRow(jobId, data, retry, delay));
       if (!delay) this.#dispatcher.wake();
       return { id };
     })();
+    return trace?.follow(storing) ?? storing;
   }
 
   start(options: DispatchOptions = {}): void {
