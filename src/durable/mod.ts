@@ -53,6 +53,7 @@ import type { ConstructorOptions, Job } from "npm:pg-boss@12.38.0";
 import { trigger } from "../trigger/trigger.ts";
 import { prepare, show } from "../trigger/_request.ts";
 import type { TriggerOptions, TriggerResult } from "../trigger/types.ts";
+import { ADMIN, type AdminHandle } from "./_admin_queries.ts";
 
 export * from "../dedup/postgres.ts";
 export type * from "../trigger/types.ts";
@@ -1100,5 +1101,16 @@ class PgOutbox implements Outbox {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+
+  /** For the dashboard and the command line (./_admin_queries.ts). */
+  [ADMIN](): AdminHandle {
+    return {
+      sql: (text, values) => this.#boss.getDb().executeSql(text, values),
+      schema: this.#schema,
+      queue: this.#queue,
+      dead: this.#dead,
+      wake: () => this.#wake.abort(),
+    };
   }
 }
