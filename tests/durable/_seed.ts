@@ -29,6 +29,7 @@ export function startTarget(): Target {
       const path = new URL(request.url).pathname;
       hits.set(path, (hits.get(path) ?? 0) + 1);
       if (path === "/flaky") return new Response(null, { status: 503 });
+      if (path === "/nope") return new Response(null, { status: 410 });
       if (path === "/gone" && !healed) {
         return new Response(null, { status: 404 });
       }
