@@ -30,12 +30,12 @@
  *
  * const dir = await Deno.makeTempDir();
  * const outbox = await openOutbox({ dir });
- * const app = new Hono<Env>();
+ * const app = new Hono();
  * app.route("/outbox", dashboard(outbox, { token: "a-long-random-token-0123" }));
  *
- * const refused = await app.request("/outbox/");
+ * const refused = await app.request("/outbox");
  * assert.equal(refused.status, 401);
- * const page = await app.request("/outbox/", {
+ * const page = await app.request("/outbox", {
  *   headers: { authorization: "Bearer a-long-random-token-0123" },
  * });
  * assert.equal(page.status, 200);
@@ -51,7 +51,6 @@ import { Hono } from "npm:hono@^4.13.19";
 import { basePath } from "npm:hono@^4.13.19/route";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
-import type { Outbox } from "../mod.ts";
 import { redactText } from "../_redact.ts";
 import {
   authorized,
@@ -61,6 +60,18 @@ import {
   csrfValid,
 } from "./_auth.ts";
 import * as pages from "./_pages.ts";
+
+/** What the dashboard uses of an outbox: pass the one `openOutbox()`
+ * returned (from `./durable`); any other object is refused. */
+export interface DashboardOutbox {
+  /** `"embedded"` (PGlite) or `"postgres"`. */
+  readonly engine: "embedded" | "postgres";
+  /** Moves dead letters back to the queue. @param ids Which ones; all when
+   * omitted. @returns How many were moved. */
+  redrive(ids?: string[]): Promise<number>;
+  /** Deletes dead letters. @param ids Which ones. @returns How many. */
+  discard(ids: string[]): Promise<number>;
+}
 
 /** Options for {@linkcode dashboard}: credentials are required. */
 export interface DashboardOptions {
@@ -186,7 +197,7 @@ function positive(value: unknown, name: string, fallback: number): number {
  * ```
  */
 export function dashboard(
-  outbox: Outbox,
+  outbox: DashboardOutbox,
   options: DashboardOptions = {},
 ): Hono {
   if (typeof options !== "object" || options === null) {
