@@ -315,6 +315,7 @@ Deno.test("dashboard: refuses requests without credentials or CSRF token, and cr
         ["all=1", {}, 403],
         ["all=1&_csrf=forged", {}, 403],
         [`all=1&_csrf=${csrf}`, { "sec-fetch-site": "cross-site" }, 403],
+        [`all=1&_csrf=${csrf}`, { "sec-fetch-site": "same-site" }, 403],
         [`all=1&_csrf=${csrf}`, { "content-type": "text/plain" }, 403],
       ] as const
     ) {

@@ -398,7 +398,10 @@ async function checkPost(
   c: Context<Env>,
   key: CryptoKey,
 ): Promise<Response | null> {
-  if (c.req.header("sec-fetch-site") === "cross-site") {
+  // Browsers say where a form came from; only this origin's pages (or a
+  // typed-in request) may post. Other clients send no such header.
+  const site = c.req.header("sec-fetch-site");
+  if (site !== undefined && site !== "same-origin" && site !== "none") {
     return c.text("Forbidden: cross-site request", 403);
   }
   const length = Number(c.req.header("content-length") ?? "0");
