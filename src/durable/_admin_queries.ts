@@ -168,7 +168,13 @@ export interface Admin {
     options?: { bodyLimit?: number },
   ): Promise<{ job: JobView; rows: JobRow[] } | null>;
   retryNow(ids: string[]): Promise<number>;
-  events(since: Date, limit?: number): Promise<TailEvent[]>;
+  /** Outcomes after `since`; failed attempts (stamped at their start) after
+   * `retriesSince`. */
+  events(
+    since: Date,
+    limit?: number,
+    retriesSince?: Date,
+  ): Promise<TailEvent[]>;
   now(): Promise<Date>;
 }
 
@@ -404,16 +410,20 @@ class Queries implements Admin {
     return rows.length;
   }
 
-  async events(since: Date, limit = 1000): Promise<TailEvent[]> {
+  async events(
+    since: Date,
+    limit = 1000,
+    retriesSince = since,
+  ): Promise<TailEvent[]> {
     const { rows } = await this.#h.sql(
       `SELECT id, data, state::text AS state, retry_count, output,
          coalesce(completed_on, started_on) AS at
        FROM ${this.#job}
        WHERE name = $1 AND (
          (state IN ('completed', 'failed') AND completed_on > $2)
-         OR (state = 'retry' AND started_on > $2))
+         OR (state = 'retry' AND started_on > $4))
        ORDER BY at, id LIMIT $3`,
-      [this.#h.queue, since.toISOString(), limit],
+      [this.#h.queue, since.toISOString(), limit, retriesSince.toISOString()],
     );
     return rows.map((row) => {
       const data = (row.data ?? {}) as Record<string, unknown>;

@@ -535,9 +535,13 @@ async function show(admin: Admin, out: Output, id: string): Promise<number> {
   return 0;
 }
 
-/** How far back each poll looks again: an attempt that failed is stamped
- * with its start, which may be up to its timeout before it shows up. */
-const OVERLAP = 5 * 60_000;
+/** How far back each poll looks again for outcomes stamped when they
+ * happen (delivered, dead): a transaction may commit a moment after its
+ * timestamp. */
+const OVERLAP = 5_000;
+/** And for failed attempts, stamped at their start: an attempt may run up
+ * to its timeout before it fails. Only jobs now waiting for a retry match. */
+const RETRY_OVERLAP = 10 * 60_000;
 
 async function tail(
   admin: Admin,
@@ -550,13 +554,14 @@ async function tail(
   let cursor = new Date((await admin.now()).getTime() - since);
   const start = cursor;
   const seen = new Map<string, number>();
-  const key = (e: TailEvent) => `${e.jobId}:${e.type}:${e.attempt}`;
+  const key = (e: TailEvent) => `${e.jobId}:${e.attempt}:${e.type}`;
   // Events already there before the start are not news.
-  for (
-    const e of await admin.events(new Date(start.getTime() - OVERLAP), 5_000)
-  ) {
-    if (e.at <= start) seen.set(key(e), e.at.getTime());
-  }
+  const before = await admin.events(
+    new Date(start.getTime() - OVERLAP),
+    5_000,
+    new Date(start.getTime() - RETRY_OVERLAP),
+  );
+  for (const e of before) if (e.at <= start) seen.set(key(e), e.at.getTime());
   // On stderr, so `--json` output stays one event per line.
   ready(
     `Following ${
@@ -567,6 +572,7 @@ async function tail(
     const events = await admin.events(
       new Date(cursor.getTime() - OVERLAP),
       5_000,
+      new Date(cursor.getTime() - RETRY_OVERLAP),
     );
     for (const e of events) {
       const k = key(e);
@@ -587,8 +593,11 @@ async function tail(
         );
       }
     }
-    const horizon = cursor.getTime() - 2 * OVERLAP;
-    for (const [k, at] of seen) if (at < horizon) seen.delete(k);
+    // Forget what the next polls cannot return again.
+    for (const [k, at] of seen) {
+      const keep = k.endsWith(":retry") ? RETRY_OVERLAP : OVERLAP;
+      if (at < cursor.getTime() - 2 * keep) seen.delete(k);
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, interval);
       function done() {

@@ -105,6 +105,8 @@ for (const engine of ["embedded", "postgres"] as const) {
         const seeded = await seed(outbox, target, 3);
         const page = await chromium.browser.newPage();
         page.setDefaultTimeout(20_000);
+        // Everything below works with the page's JavaScript off.
+        await page.setJavaScriptEnabled(false);
         await page.setViewport({ width: 1180, height: 860 });
         const dialogs: string[] = [];
         page.on("dialog", async (dialog) => {
