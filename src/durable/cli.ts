@@ -383,7 +383,7 @@ function age(ms: number): string {
   if (m < 60) return `${m} min`;
   const h = Math.floor(m / 60);
   return h < 24
-    ? `${h} h ${m % 60} min`
+    ? (m % 60 === 0 ? `${h} h` : `${h} h ${m % 60} min`)
     : `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 

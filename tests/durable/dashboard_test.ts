@@ -1,7 +1,7 @@
 // The dashboard in a real browser: Debian's chromium driven by
 // puppeteer-core, against a seeded outbox on both engines (embedded PGlite
-// and PostgreSQL at TRIGGER_TEST_DATABASE_URL). The embedded run also
-// writes the screenshots in docs/dashboard-*.png.
+// and PostgreSQL at TRIGGER_TEST_DATABASE_URL). With DASHBOARD_SCREENSHOTS=1
+// the embedded run also rewrites the screenshots in docs/dashboard-*.png.
 import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
 import { Hono } from "npm:hono@^4.13.19";
@@ -20,6 +20,8 @@ import {
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const TOKEN = "dashboard-test-token-0123456789";
 const SHOTS = new URL("../../docs/", import.meta.url);
+/** `DASHBOARD_SCREENSHOTS=1` rewrites docs/dashboard-*.png (embedded run). */
+const UPDATE_SHOTS = Deno.env.get("DASHBOARD_SCREENSHOTS") === "1";
 
 let chromiumMissing = false;
 try {
@@ -119,6 +121,14 @@ for (const engine of ["embedded", "postgres"] as const) {
         // Overview: the seeded counts.
         const overview = await page.goto(`${url}/outbox`);
         assert.equal(overview?.status(), 200);
+        // The style sheet applies (its CSP nonce matches, it parses).
+        assert.equal(
+          await page.$eval("body", (b) =>
+            (globalThis as unknown as {
+              getComputedStyle(e: unknown): { fontSize: string };
+            }).getComputedStyle(b).fontSize),
+          "14px",
+        );
         const counts: Record<string, string> = {};
         for (
           const name of ["queued", "active", "retrying", "delivered", "dead"]
@@ -149,7 +159,7 @@ for (const engine of ["embedded", "postgres"] as const) {
           ),
           /3 delivered, 2 failed attempts/,
         );
-        if (engine === "embedded") {
+        if (engine === "embedded" && UPDATE_SHOTS) {
           await page.screenshot({
             path: new URL("dashboard-overview.png", SHOTS).pathname,
             fullPage: true,
@@ -164,7 +174,7 @@ for (const engine of ["embedded", "postgres"] as const) {
         assert.match(await text(page, row), /HTTP_STATUS 404/);
         const html = await page.content();
         assert.ok(!html.includes("whsec_"), "a signing secret was rendered");
-        if (engine === "embedded") {
+        if (engine === "embedded" && UPDATE_SHOTS) {
           await page.screenshot({
             path: new URL("dashboard-dead.png", SHOTS).pathname,
             fullPage: true,
@@ -218,25 +228,35 @@ for (const engine of ["embedded", "postgres"] as const) {
         );
         // The dead letter copy is gone: pg-boss moved it back as a new job.
         assert.deepEqual(states, ["failed", "completed"]);
-        if (engine === "embedded") {
+        if (engine === "embedded" && UPDATE_SHOTS) {
           await page.screenshot({
             path: new URL("dashboard-job.png", SHOTS).pathname,
             fullPage: true,
           });
         }
 
-        // Discard by clicking.
-        const { id: nope } = await outbox.trigger(`${target.url}/nope`);
+        // Discard one by its button, then two selected with checkboxes.
+        const nope: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          nope.push((await outbox.trigger(`${target.url}/nope`)).id);
+        }
         await until(
-          "the 410 to be dead-lettered",
-          async () => (await outbox.stats()).dead === 1,
+          "the 410s to be dead-lettered",
+          async () => (await outbox.stats()).dead === 3,
         );
         await page.goto(`${url}/outbox/dead`);
         assert.equal(
-          await submit(page, `tr[data-id="${nope}"] button.danger`),
+          await submit(page, `tr[data-id="${nope[0]}"] button.danger`),
           200,
         );
         assert.equal(await text(page, ".flash"), "Discarded: 1");
+        await page.click(`tr[data-id="${nope[1]}"] input[type="checkbox"]`);
+        await page.click(`tr[data-id="${nope[2]}"] input[type="checkbox"]`);
+        assert.equal(
+          await submit(page, ".actions button.danger"),
+          200,
+        );
+        assert.equal(await text(page, ".flash"), "Discarded: 2");
         assert.equal((await outbox.stats()).dead, 0);
 
         // Retry now, from the overview.

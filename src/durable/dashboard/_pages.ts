@@ -1,7 +1,8 @@
 // The dashboard's pages, rendered on the server. Every value from a job
-// goes through `html`'s escaping (never `raw`); what a job may show was
-// already stripped of secrets by ../_admin_queries.ts.
-import { html } from "npm:hono@^4.13.19/html";
+// goes through `html`'s escaping (`raw` only for the constant style sheet,
+// which `<style>` would not unescape); what a job may show was already
+// stripped of secrets by ../_admin_queries.ts.
+import { html, raw } from "npm:hono@^4.13.19/html";
 import type {
   DeadView,
   JobRow,
@@ -93,7 +94,7 @@ function layout(page: Page, current: string, body: Html): Html {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <meta name="referrer" content="no-referrer">
         <title>${page.title}</title>
-        <style nonce="${page.nonce}">${STYLE}</style>
+        <style nonce="${page.nonce}">${raw(STYLE)}</style>
       </head>
       <body>
         <header>
@@ -118,7 +119,7 @@ export function age(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min`;
   const h = Math.floor(m / 60);
-  if (h < 24) return `${h} h ${m % 60} min`;
+  if (h < 24) return (m % 60 === 0 ? `${h} h` : `${h} h ${m % 60} min`);
   return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
