@@ -371,6 +371,12 @@ Deno.test("dashboard: refuses requests without credentials or CSRF token, and cr
     assert.throws(() => dashboard({} as Outbox, { token: TOKEN }), TypeError);
     const local = dashboard(outbox, { localDevelopment: true });
     assert.equal((await local.request("/")).status, 200);
+
+    // A closed outbox: an error page, not a crash.
+    await outbox.stop();
+    const closed = await local.request("/dead");
+    assert.equal(closed.status, 500);
+    assert.match(await closed.text(), /The outbox could not be read/);
   } finally {
     await outbox.stop();
     await server.shutdown();
