@@ -23,6 +23,8 @@ import type { Batcher } from "./_batch.ts";
 import { Dispatcher } from "./_dispatcher.ts";
 import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
+import { ADMIN, type AdminHandle } from "./_admin_queries.ts";
+import type { Sql } from "./_pgboss_sql.ts";
 import type {
   DeadLetter,
   DispatchOptions,
@@ -302,6 +304,24 @@ class PgOutbox implements Outbox {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+
+  /** For the dashboard and the command line (./_admin_queries.ts). */
+  [ADMIN](): AdminHandle {
+    const engine = this.#engine;
+    return {
+      db: {
+        executeSql: (text, values) =>
+          engine.run(
+            "Cannot read the outbox",
+            () => (engine.boss.getDb() as Sql).executeSql(text, values),
+          ),
+      },
+      schema: this.#queues.schema,
+      queue: this.#queues.queue,
+      dead: this.#queues.dead,
+      wake: () => this.#dispatcher.wake(),
+    };
   }
 }
 
