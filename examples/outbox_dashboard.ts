@@ -58,7 +58,8 @@ for (;;) {
 
 const app = new Hono();
 app.get("/", (c) => c.redirect("/outbox"));
-app.route("/outbox", dashboard(outbox, { token }));
+const dash = dashboard(outbox, { token, path: "/outbox" });
+app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw));
 const server = Deno.serve({
   hostname: "127.0.0.1",
   port,

@@ -1,5 +1,6 @@
 /**
- * A dashboard for a durable outbox: a Hono app to mount in your own, with
+ * A dashboard for a durable outbox: a fetch handler to mount in your Hono
+ * app under a path of your choice, or serve alone, with
  * server-rendered pages (no build step, no client script, readable with
  * JavaScript off) for the person on call.
  *
@@ -30,8 +31,12 @@
  *
  * const dir = await Deno.makeTempDir();
  * const outbox = await openOutbox({ dir });
+ * const dash = dashboard(outbox, {
+ *   token: "a-long-random-token-0123",
+ *   path: "/outbox",
+ * });
  * const app = new Hono();
- * app.route("/outbox", dashboard(outbox, { token: "a-long-random-token-0123" }));
+ * app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw));
  *
  * const refused = await app.request("/outbox");
  * assert.equal(refused.status, 401);
@@ -48,7 +53,6 @@
  * @module
  */
 import { Hono } from "npm:hono@^4.13.19";
-import { basePath } from "npm:hono@^4.13.19/route";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
 import { redactText } from "../_redact.ts";
@@ -73,8 +77,29 @@ export interface DashboardOutbox {
   discard(ids: string[]): Promise<number>;
 }
 
+/**
+ * A dashboard: one fetch handler, to mount in a Hono app (or any router
+ * that hands on a `Request`) or to serve alone.
+ *
+ * In Hono: ``app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw))``
+ * (which also matches `dash.path` itself). Links and form actions start
+ * with `path`. It answers requests with that path in front or stripped
+ * (as `mount(dash.fetch)` from `hono/mount` and `app.mount()` pass them).
+ */
+export interface Dashboard {
+  /** Where it is mounted (the `path` option, without a trailing slash);
+   * `""` when served alone. */
+  readonly path: string;
+  /** Answers one request (a bound function: pass it on as it is). */
+  readonly fetch: (request: Request) => Promise<Response>;
+}
+
 /** Options for {@linkcode dashboard}: credentials are required. */
 export interface DashboardOptions {
+  /** The path the dashboard is mounted under, e.g. `"/ops/outbox"`: its
+   * links and form actions start with it. `"/"` when it is served alone.
+   * @default {"/"} */
+  path?: string;
   /** A bearer token of at least 16 characters. Browsers may also send it as
    * the password of Basic credentials, with any user name. */
   token?: string;
@@ -82,14 +107,18 @@ export interface DashboardOptions {
   basic?: { username: string; password: string };
   /** Serves without credentials. Only for a dashboard on your own machine:
    * anyone who can reach it can redrive and discard. Ignored when `token` or
-   * `basic` is given. Default `false`. */
+   * `basic` is given.
+   * @default {false} */
   localDevelopment?: boolean;
-  /** The page title. Default `"Outbox"`. */
+  /** The page title (and the Basic realm).
+   * @default {"Outbox"} */
   title?: string;
-  /** Dead letters per page. Default `50`. */
+  /** Dead letters per page.
+   * @default {50} */
   pageSize?: number;
   /** Characters of a body shown on the dead letters page (the job page
-   * shows up to 16 times as much). Default `500`. */
+   * shows up to 16 times as much).
+   * @default {500} */
   bodyPreview?: number;
 }
 
@@ -161,16 +190,18 @@ function positive(value: unknown, name: string, fallback: number): number {
 }
 
 /**
- * Creates the dashboard of an opened outbox, as a Hono app to mount with
- * `app.route("/some/path", dashboard(outbox, { token }))` or serve alone.
+ * Creates the dashboard of an opened outbox: a fetch handler to mount under
+ * `options.path` with ``app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw))``,
+ * or to serve alone with `Deno.serve(dash.fetch)`.
  *
  * Routes (relative to where it is mounted): `GET /`, `GET /dead`,
  * `GET /jobs/:id`; `POST /dead/redrive`, `POST /dead/discard`,
  * `POST /retry` (form posts with the CSRF token).
  *
  * @param outbox An outbox from `openOutbox()`; it need not be started.
- * @param options Credentials (required, unless `localDevelopment`), title.
- * @returns A Hono app.
+ * @param options Credentials (required, unless `localDevelopment`), the
+ *   path it is mounted under, title.
+ * @returns The dashboard's fetch handler and path.
  * @throws {TypeError} Without credentials, for a short token or password,
  *   or for an outbox `openOutbox()` did not return.
  * @throws {RangeError} For a bad `pageSize` or `bodyPreview`.
@@ -183,12 +214,13 @@ function positive(value: unknown, name: string, fallback: number): number {
  *
  * const dir = await Deno.makeTempDir();
  * const outbox = await openOutbox({ dir });
- * const app = dashboard(outbox, {
+ * const dash = dashboard(outbox, {
  *   basic: { username: "oncall", password: "correct horse battery" },
  * });
- * const page = await app.request("/dead", {
+ * // What Deno.serve(dash.fetch) would answer:
+ * const page = await dash.fetch(new Request("http://localhost/dead", {
  *   headers: { authorization: `Basic ${btoa("oncall:correct horse battery")}` },
- * });
+ * }));
  * assert.equal(page.status, 200);
  * assert.throws(() => dashboard(outbox, {}), TypeError); // no credentials
  *
@@ -199,7 +231,7 @@ function positive(value: unknown, name: string, fallback: number): number {
 export function dashboard(
   outbox: DashboardOutbox,
   options: DashboardOptions = {},
-): Hono {
+): Dashboard {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(
       `${PREFIX}options must be an object, received ${show(options)}`,
@@ -215,9 +247,10 @@ export function dashboard(
   }
   const pageSize = positive(options.pageSize, "pageSize", 50);
   const bodyPreview = positive(options.bodyPreview, "bodyPreview", 500);
+  const base = mountPath(options.path);
   const key = csrfKey(credentials ?? {});
 
-  const app = new Hono<Env>();
+  const app = new Hono<Env>().basePath(base || "/");
 
   app.use("*", async function dashboardSecurity(c, next) {
     const nonce = crypto.randomUUID().replaceAll("-", "");
@@ -256,7 +289,6 @@ export function dashboard(
   });
 
   async function page(c: Context<Env>, flash?: string): Promise<pages.Page> {
-    const base = basePath(c).replace(/\/+$/, "");
     return {
       base,
       csrf: await csrfToken(await key),
@@ -318,19 +350,19 @@ export function dashboard(
     const moved = ids !== undefined && ids.length === 0
       ? 0
       : await outbox.redrive(ids);
-    return back(c, form, "redriven", moved);
+    return back(c, base, form, "redriven", moved);
   });
 
   app.post("/dead/discard", async (c) => {
     const form = c.get("form");
     const gone = form.ids.length === 0 ? 0 : await outbox.discard(form.ids);
-    return back(c, form, "discarded", gone);
+    return back(c, base, form, "discarded", gone);
   });
 
   app.post("/retry", async (c) => {
     const form = c.get("form");
     const moved = await admin.retryNow(form.ids);
-    return back(c, form, "retried", moved);
+    return back(c, base, form, "retried", moved);
   });
 
   app.onError(async (error, c) => {
@@ -338,7 +370,7 @@ export function dashboard(
     return c.html(
       pages.message(
         await page(c).catch(() => ({
-          base: "",
+          base,
           csrf: "",
           nonce: c.get("nonce") ?? "",
           title,
@@ -353,8 +385,36 @@ export function dashboard(
     );
   });
 
-  // The variables are the dashboard's own; callers only mount or serve it.
-  return app as unknown as Hono;
+  return {
+    path: base,
+    fetch: (request: Request) => {
+      if (base !== "") {
+        const url = new URL(request.url);
+        if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
+          // Mounted with the path stripped (app.mount()): put it back.
+          url.pathname = url.pathname === "/" ? base : base + url.pathname;
+          request = new Request(url, request);
+        }
+      }
+      return Promise.resolve(app.fetch(request));
+    },
+  };
+}
+
+/** The `path` option without a trailing slash (`""` for the root). */
+function mountPath(path: unknown): string {
+  if (path === undefined) return "";
+  if (
+    typeof path !== "string" || !path.startsWith("/") ||
+    /[?#*:\\\s]|\/\//.test(path)
+  ) {
+    throw new TypeError(
+      `${PREFIX}path must start with "/" and have no "?", "#", "*", ":", "//" or spaces, received ${
+        show(path)
+      }`,
+    );
+  }
+  return path.replace(/\/+$/, "");
 }
 
 type Env = { Variables: { nonce: string; form: Form } };
@@ -443,8 +503,13 @@ async function checkPost(
   return null;
 }
 
-function back(c: Context<Env>, form: Form, done: string, n: number): Response {
-  const base = basePath(c).replace(/\/+$/, "");
+function back(
+  c: Context<Env>,
+  base: string,
+  form: Form,
+  done: string,
+  n: number,
+): Response {
   const path = form.return === "job" && form.one !== undefined
     ? `/jobs/${encodeURIComponent(form.one)}`
     : form.return === "overview"
