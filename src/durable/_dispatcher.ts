@@ -9,6 +9,7 @@ import type { Engine } from "./_engine.ts";
 import { Batcher } from "./_batch.ts";
 import { exhaustRetries, withoutRetries } from "./_pgboss_sql.ts";
 import { fromBase64, type StoredRequest } from "./_enqueue.ts";
+import { type AttemptTrace, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
 
 /** How often a dispatcher touches its in-flight jobs. */
@@ -199,6 +200,7 @@ export class Dispatcher {
     const data = job.data;
     const attempt = job.retryCount + 1;
     let result: TriggerResult;
+    let span: AttemptTrace | undefined;
     try {
       const secret = data.secret ?? this.#secret;
       const headers = data.headers.filter(([name]) =>
@@ -206,42 +208,51 @@ export class Dispatcher {
       );
       // The same id on every attempt; with a secret, a fresh signature.
       if (secret === undefined) headers.push(["webhook-id", data.id]);
-      result = await trigger(data.url, {
-        sign: secret === undefined ? undefined : { secret, id: data.id },
-        method: data.method,
-        headers,
-        body: data.body === null ? undefined : fromBase64(data.body),
-        timeout: data.timeout,
-        wait: "accepted",
-        transport: data.transport,
-        caCerts: data.caCerts,
-        signal: this.#abort.signal,
-      });
+      // A CONSUMER span in the caller's stored trace; the trigger nests in
+      // it. It ends with the HTTP attempt; settling follows in a batch.
+      span = traceAttempt(data.trace, this.#queue, job.id, attempt);
+      const go = () =>
+        trigger(data.url, {
+          sign: secret === undefined ? undefined : { secret, id: data.id },
+          method: data.method,
+          headers,
+          body: data.body === null ? undefined : fromBase64(data.body),
+          timeout: data.timeout,
+          wait: "accepted",
+          transport: data.transport,
+          caCerts: data.caCerts,
+          signal: this.#abort.signal,
+        });
+      result = await (span ? span.within(go) : go());
     } catch (error) {
       // Stored input that no longer validates (e.g. caCerts on a runtime
       // that cannot use them): retrying will not help.
+      const invalid = {
+        code: "INVALID",
+        message: (error as Error)?.message ?? String(error),
+      };
+      span?.end(false, invalid);
       await this.#settleOne({
         job,
         outcome: "dead",
         attempt,
         elapsed: 0,
-        error: {
-          code: "INVALID",
-          message: (error as Error)?.message ?? String(error),
-        },
+        error: invalid,
       });
       return;
     }
+    const error = result.error && {
+      code: result.error.code,
+      message: result.error.message,
+      ...(result.status !== undefined ? { status: result.status } : {}),
+    };
+    span?.end(result.ok, error);
     await this.#settleOne({
       job,
       outcome: verdict(result),
       attempt,
       elapsed: result.elapsed,
-      error: result.error && {
-        code: result.error.code,
-        message: result.error.message,
-        ...(result.status !== undefined ? { status: result.status } : {}),
-      },
+      error,
       status: result.status,
     });
   }

@@ -21,6 +21,8 @@ export interface StoredRequest {
   timeout: number;
   transport?: "socket" | "fetch";
   caCerts?: string[];
+  /** The caller's trace context (`traceparent`, …), when OTel is on. */
+  trace?: Record<string, string>;
 }
 
 /** A dispatcher that stops touching its jobs loses them after this long. */
@@ -69,7 +71,11 @@ export function storedRequest(
   id: string,
   req: PreparedRequest,
   body: Uint8Array | null,
-  options: { transport?: string; secret?: string },
+  options: {
+    transport?: string;
+    secret?: string;
+    trace?: Record<string, string>;
+  },
 ): StoredRequest {
   const stored: StoredRequest = {
     id,
@@ -84,6 +90,7 @@ export function storedRequest(
   }
   if (req.caCerts !== undefined) stored.caCerts = req.caCerts;
   if (options.secret !== undefined) stored.secret = options.secret;
+  if (options.trace !== undefined) stored.trace = options.trace;
   return stored;
 }
 

@@ -10,11 +10,26 @@ export interface Sql {
   ): Promise<{ rows: Array<Record<string, unknown>> }>;
 }
 
-/** The tables, columns and job states these statements rely on. */
+/** The tables, columns and job states these statements rely on (the
+ * dispatcher's and the admin queries' together). */
 export const RELIED_ON = {
   table: "job",
-  columns: ["name", "id", "state", "retry_count", "retry_limit"],
-  states: ["created", "retry", "active"],
+  columns: [
+    "name",
+    "id",
+    "data",
+    "state",
+    "retry_count",
+    "retry_limit",
+    "start_after",
+    "created_on",
+    "started_on",
+    "completed_on",
+    "output",
+    "source_output",
+    "source_retry_count",
+  ],
+  states: ["created", "retry", "active", "completed", "failed"],
 } as const;
 
 /** Names of what {@linkcode RELIED_ON} lists that the schema lacks; empty
@@ -94,4 +109,175 @@ export async function countByState(
     queues,
   );
   return rows as Array<{ name: string; state: string; count: number }>;
+}
+
+// The dashboard's and the command line's reads (src/durable/_admin_queries.ts
+// turns their rows into views). pg-boss 12 keeps one row per job (updated on
+// each failure); dead letters are copies in `<queue>_dead`.
+
+type Rows = Promise<Array<Record<string, unknown>>>;
+
+/** The database's clock. */
+export async function databaseNow(db: Sql): Promise<unknown> {
+  const { rows } = await db.executeSql(`SELECT now() AS now`);
+  return rows[0].now;
+}
+
+/** Waiting, active and delivered jobs of `queue`, and dead letters in
+ * `dead`, counted by URL, queue and state, with the oldest `created_on`. */
+export async function countByUrl(
+  db: Sql,
+  schema: string,
+  queue: string,
+  dead: string,
+): Rows {
+  const { rows } = await db.executeSql(
+    `SELECT data->>'url' AS url, name, state::text AS state,
+       count(*)::int AS count, min(created_on) AS oldest
+     FROM ${schema}.job WHERE (name = $1 OR name = $2)
+       AND state::text IN ('created', 'retry', 'active', 'completed')
+     GROUP BY 1, 2, 3`,
+    [queue, dead],
+  );
+  return rows;
+}
+
+/** Deliveries (at `completed_on`) and failed attempts (a retrying job at
+ * the start of its latest attempt, a failed one at `completed_on`) per
+ * minute of the last hour, as `ago` minutes before `minute` (the current
+ * one, also in a row of kind "now"). */
+export async function lastHourByMinute(
+  db: Sql,
+  schema: string,
+  queue: string,
+): Rows {
+  const { rows } = await db.executeSql(
+    `WITH now AS (SELECT date_trunc('minute', now()) AS m)
+     SELECT floor(extract(epoch FROM ((SELECT m FROM now) - date_trunc('minute', t))) / 60)::int AS ago,
+       kind, count(*)::int AS count, (SELECT m FROM now) AS minute
+     FROM (
+       SELECT completed_on AS t, 'delivered' AS kind FROM ${schema}.job
+         WHERE name = $1 AND state = 'completed'
+           AND completed_on >= date_trunc('minute', now()) - interval '59 minutes'
+       UNION ALL
+       SELECT started_on, 'failed' FROM ${schema}.job
+         WHERE name = $1 AND state = 'retry'
+           AND started_on >= date_trunc('minute', now()) - interval '59 minutes'
+       UNION ALL
+       SELECT completed_on, 'failed' FROM ${schema}.job
+         WHERE name = $1 AND state = 'failed'
+           AND completed_on >= date_trunc('minute', now()) - interval '59 minutes'
+     ) AS e GROUP BY 1, 2
+     UNION ALL SELECT -1, 'now', 0, (SELECT m FROM now)`,
+    [queue],
+  );
+  return rows;
+}
+
+/** One page of dead letters, oldest first, each row with the `total`. */
+export async function deadLetterPage(
+  db: Sql,
+  schema: string,
+  dead: string,
+  limit: number,
+  offset: number,
+): Rows {
+  const { rows } = await db.executeSql(
+    `SELECT id, data, source_output, source_retry_count, created_on,
+       count(*) OVER ()::int AS total
+     FROM ${schema}.job WHERE name = $1 AND state::text IN ('created', 'retry')
+     ORDER BY created_on, id LIMIT $2 OFFSET $3`,
+    [dead, limit, offset],
+  );
+  return rows;
+}
+
+/** How many dead letters wait in `dead`. */
+export async function countDeadLetters(
+  db: Sql,
+  schema: string,
+  dead: string,
+): Promise<number> {
+  const { rows } = await db.executeSql(
+    `SELECT count(*)::int AS total FROM ${schema}.job
+     WHERE name = $1 AND state::text IN ('created', 'retry')`,
+    [dead],
+  );
+  return Number(rows[0].total);
+}
+
+/** Jobs waiting for a retry, the soonest first. */
+export async function retryingJobs(
+  db: Sql,
+  schema: string,
+  queue: string,
+  limit: number,
+): Rows {
+  const { rows } = await db.executeSql(
+    `SELECT data, retry_count, start_after, output FROM ${schema}.job
+     WHERE name = $1 AND state = 'retry'
+     ORDER BY start_after, id LIMIT $2`,
+    [queue, limit],
+  );
+  return rows;
+}
+
+/** Every row of one trigger (by its stored id) in `queue` and `dead`. */
+export async function rowsOfTrigger(
+  db: Sql,
+  schema: string,
+  queue: string,
+  dead: string,
+  id: string,
+): Rows {
+  const { rows } = await db.executeSql(
+    `SELECT id, name, data, state::text AS state, retry_count, retry_limit,
+       created_on, started_on, completed_on, start_after, output,
+       source_output, source_retry_count
+     FROM ${schema}.job WHERE (name = $1 OR name = $2) AND data->>'id' = $3
+     ORDER BY created_on, id`,
+    [queue, dead, id],
+  );
+  return rows;
+}
+
+/** Moves the next attempt of these retrying triggers (by stored id) to
+ * now; the rows changed. */
+export async function retryNow(
+  db: Sql,
+  schema: string,
+  queue: string,
+  ids: readonly string[],
+): Rows {
+  const { rows } = await db.executeSql(
+    `UPDATE ${schema}.job SET start_after = now()
+     WHERE name = $1 AND state = 'retry' AND data->>'id' = ANY($2::text[])
+       AND start_after > now()
+     RETURNING id`,
+    [queue, ids],
+  );
+  return rows;
+}
+
+/** Outcomes in `queue`: completions and dead ends after `since`, failed
+ * attempts (stamped at their start) after `retriesSince`, oldest first. */
+export async function outcomesSince(
+  db: Sql,
+  schema: string,
+  queue: string,
+  since: Date,
+  retriesSince: Date,
+  limit: number,
+): Rows {
+  const { rows } = await db.executeSql(
+    `SELECT id, data, state::text AS state, retry_count, output,
+       coalesce(completed_on, started_on) AS at
+     FROM ${schema}.job
+     WHERE name = $1 AND (
+       (state IN ('completed', 'failed') AND completed_on > $2)
+       OR (state = 'retry' AND started_on > $4))
+     ORDER BY at, id LIMIT $3`,
+    [queue, since.toISOString(), limit, retriesSince.toISOString()],
+  );
+  return rows;
 }

@@ -1,8 +1,22 @@
-// Keeps a connection string's password out of every message: the strings
-// users pass are not always valid URLs (an unencoded "#" in the password, a
-// port out of range), and parsers quote their input in their errors.
+// Keeping secrets out of what the outbox says and shows, in one place:
+// - a connection string's password out of every error message (the strings
+//   users pass are not always valid URLs: an unencoded "#" in the password,
+//   a port out of range; and parsers quote their input in their errors);
+// - what an operator may see of a stored job (the dashboard and the command
+//   line show jobs only through these): URLs without credentials, headers
+//   without secrets, messages without embedded credentials.
 
-const MASK = "***";
+/** Shown instead of a secret. */
+export const REDACTED = "[redacted]";
+
+/** Header names whose value is never shown. */
+const SECRET_HEADER =
+  /^(authorization|proxy-authorization|cookie|set-cookie)$|secret|token|passw|api[-_]?key|signature|auth|session|credential/i;
+/** Query parameter names whose value is never shown. */
+const SECRET_PARAM =
+  /secret|token|passw|api[-_]?key|signature|sig$|^key$|auth|session|credential/i;
+/** `scheme://user:password@` anywhere in a text. */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
 /** The secrets in a connection string: the string itself, its password
  * (raw and percent-decoded) and any `password=` keyword value. */
@@ -35,9 +49,9 @@ export function secretsOf(connectionString: string | undefined): string[] {
   );
 }
 
-/** `text` with every secret replaced by `***`. */
+/** `text` with every secret replaced by {@linkcode REDACTED}. */
 export function redact(text: string, secrets: readonly string[]): string {
-  for (const secret of secrets) text = text.split(secret).join(MASK);
+  for (const secret of secrets) text = text.split(secret).join(REDACTED);
   return text;
 }
 
@@ -92,3 +106,47 @@ const ERRNO: Record<number, string> = {
   63: "EPERM (operation not permitted)",
   69: "EROFS (read-only file system)",
 };
+
+/** A URL without its user name and password, and with the values of
+ * secret-looking query parameters replaced. */
+export function redactUrl(href: string): string {
+  let url: URL;
+  try {
+    url = new URL(href);
+  } catch {
+    return redactText(href);
+  }
+  if (url.username !== "" || url.password !== "") {
+    url.username = REDACTED;
+    url.password = "";
+  }
+  for (const name of new Set(url.searchParams.keys())) {
+    if (SECRET_PARAM.test(name)) url.searchParams.set(name, REDACTED);
+  }
+  return url.href;
+}
+
+/** The origin a job goes to (`scheme://host:port`), without credentials. */
+export function originOf(href: string): string {
+  try {
+    const url = new URL(href);
+    return url.origin === "null" ? `${url.protocol}` : url.origin;
+  } catch {
+    return "(invalid URL)";
+  }
+}
+
+/** Headers with secret values replaced. */
+export function redactHeaders(
+  headers: ReadonlyArray<readonly [string, string]>,
+): Array<[string, string]> {
+  return headers.map(([name, value]) => [
+    name,
+    SECRET_HEADER.test(name) ? REDACTED : redactText(value),
+  ]);
+}
+
+/** A text (an error message) with URL credentials removed. */
+export function redactText(text: string): string {
+  return text.replace(URL_CREDENTIALS, `$1${REDACTED}@`);
+}

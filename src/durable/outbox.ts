@@ -21,7 +21,10 @@ import {
 } from "./_enqueue.ts";
 import type { Batcher } from "./_batch.ts";
 import { Dispatcher } from "./_dispatcher.ts";
+import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
+import { ADMIN, type AdminHandle } from "./_admin_queries.ts";
+import type { Sql } from "./_pgboss_sql.ts";
 import type {
   DeadLetter,
   DispatchOptions,
@@ -202,7 +205,10 @@ class PgOutbox implements Outbox {
     const id = init.sign?.id !== undefined && req.sign !== undefined
       ? req.sign.id
       : given?.[1] ?? jobId;
-    return (async () => {
+    // A PRODUCER span in the caller's context, over the wait until the row
+    // is committed (its group's transaction); its context goes with the job.
+    const trace = traceEnqueue(this.#queues.queue, jobId, req.href);
+    const storing = (async () => {
       const body = req.body === null
         ? null
         : req.body instanceof Uint8Array
@@ -211,11 +217,13 @@ class PgOutbox implements Outbox {
       const data = storedRequest(id, req, body, {
         transport: init.transport,
         secret: init.sign?.secret,
+        trace: trace?.carrier,
       });
       await this.#insert.add(jobRow(jobId, data, retry, delay));
       if (!delay) this.#dispatcher.wake();
       return { id };
     })();
+    return trace?.follow(storing) ?? storing;
   }
 
   start(options: DispatchOptions = {}): void {
@@ -296,6 +304,24 @@ class PgOutbox implements Outbox {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+
+  /** For the dashboard and the command line (./_admin_queries.ts). */
+  [ADMIN](): AdminHandle {
+    const engine = this.#engine;
+    return {
+      db: {
+        executeSql: (text, values) =>
+          engine.run(
+            "Cannot read the outbox",
+            () => (engine.boss.getDb() as Sql).executeSql(text, values),
+          ),
+      },
+      schema: this.#queues.schema,
+      queue: this.#queues.queue,
+      dead: this.#queues.dead,
+      wake: () => this.#dispatcher.wake(),
+    };
   }
 }
 

@@ -8,9 +8,18 @@ import { PGlite } from "npm:@electric-sql/pglite@0.5.16";
 import { fromPglite, PgBoss } from "npm:pg-boss@12.38.0";
 import {
   countByState,
+  countByUrl,
+  countDeadLetters,
+  databaseNow,
+  deadLetterPage,
   exhaustRetries,
+  lastHourByMinute,
   missingFromSchema,
+  outcomesSince,
   RELIED_ON,
+  retryingJobs,
+  retryNow,
+  rowsOfTrigger,
   type Sql,
   withoutRetries,
 } from "../../src/durable/_pgboss_sql.ts";
@@ -50,10 +59,15 @@ Deno.test("pg-boss's schema has every table, column and state the outbox's raw S
 Deno.test("missingFromSchema() names a missing column and state (the check can fail)", async () => {
   const pglite = await PGlite.create();
   try {
+    // Everything relied on but the column retry_limit and the state retry.
+    const states = RELIED_ON.states.filter((s) => s !== "retry");
+    const columns = RELIED_ON.columns.filter((c) => c !== "retry_limit");
     await pglite.exec(`
       CREATE SCHEMA fake;
-      CREATE TYPE fake.job_state AS ENUM ('created', 'active');
-      CREATE TABLE fake.job (name text, id uuid, state fake.job_state, retry_count int);
+      CREATE TYPE fake.job_state AS ENUM (${
+      states.map((s) => `'${s}'`).join(", ")
+    });
+      CREATE TABLE fake.job (${columns.map((c) => `${c} text`).join(", ")});
     `);
     const db: Sql = {
       executeSql: (text, values) => pglite.query(text, values),
@@ -104,5 +118,77 @@ Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-let
     assert.equal(counts.get("q retry"), 1, "second kept its retries");
     assert.equal(counts.get("q failed"), 1);
     assert.ok(RELIED_ON.states.includes("retry"));
+  });
+});
+
+Deno.test("the admin statements (dashboard, CLI) run on pg-boss's schema and read what it wrote", async () => {
+  await withBoss(async (boss, db, schema) => {
+    await boss.createQueue("q_dead");
+    await boss.createQueue("q", { deadLetter: "q_dead" });
+    const url = "http://127.0.0.1:1/x";
+    const since = new Date(Date.now() - 60_000);
+    await boss.insert("q", [
+      { id: crypto.randomUUID(), data: { id: "a", url }, retryLimit: 0 },
+      { id: crypto.randomUUID(), data: { id: "b", url }, retryLimit: 3 },
+      { id: crypto.randomUUID(), data: { id: "c", url }, retryLimit: 3 },
+    ]);
+    const jobs = await boss.fetch<{ id: string }>("q", { batchSize: 3 });
+    const by = new Map(jobs.map((job) => [job.data.id, job]));
+    await boss.fail("q", [by.get("a")!, by.get("b")!], { code: "X" });
+    await boss.complete("q", [by.get("c")!], { status: 200 });
+    assert.ok(await databaseNow(db) instanceof Date);
+
+    const counts = new Map(
+      (await countByUrl(db, schema, "q", "q_dead")).map((r) => [
+        `${r.name} ${r.state} ${r.url}`,
+        r.count,
+      ]),
+    );
+    assert.equal(counts.get(`q_dead created ${url}`), 1, "dead letter a");
+    assert.equal(counts.get(`q retry ${url}`), 1, "retrying b");
+    assert.equal(counts.get(`q completed ${url}`), 1, "delivered c");
+
+    const minutes = await lastHourByMinute(db, schema, "q");
+    const kinds = minutes.filter((r) => r.kind !== "now")
+      .map((r) => `${r.kind} ${r.count}`).sort();
+    assert.deepEqual(kinds, ["delivered 1", "failed 2"]);
+
+    const [letter, ...more] = await deadLetterPage(db, schema, "q_dead", 10, 0);
+    assert.equal(more.length, 0);
+    assert.equal((letter.data as { id: string }).id, "a");
+    assert.equal(letter.total, 1);
+    assert.deepEqual(letter.source_output, { code: "X" });
+    assert.equal(await countDeadLetters(db, schema, "q_dead"), 1);
+
+    const [retrying] = await retryingJobs(db, schema, "q", 10);
+    assert.equal((retrying.data as { id: string }).id, "b");
+    assert.equal(
+      retrying.retry_count,
+      0,
+      "one attempt made (attempts = retry_count + 1)",
+    );
+
+    const rows = await rowsOfTrigger(db, schema, "q", "q_dead", "a");
+    assert.deepEqual(rows.map((r) => `${r.name} ${r.state}`), [
+      "q failed",
+      "q_dead created",
+    ]);
+
+    const outcomes = await outcomesSince(db, schema, "q", since, since, 10);
+    assert.deepEqual(
+      outcomes.map((r) => `${(r.data as { id: string }).id} ${r.state}`)
+        .sort(),
+      ["a failed", "b retry", "c completed"],
+    );
+
+    // b waits for its retry delay; retryNow() makes it due at once.
+    await db.executeSql(
+      `UPDATE ${schema}.job SET start_after = now() + interval '1 hour'
+       WHERE name = 'q' AND state = 'retry'`,
+    );
+    assert.equal((await retryNow(db, schema, "q", ["b", "zz"])).length, 1);
+    assert.equal((await retryNow(db, schema, "q", ["b"])).length, 0);
+    const [due] = await boss.fetch<{ id: string }>("q");
+    assert.equal(due?.data.id, "b", "the retried job is fetched at once");
   });
 });

@@ -1,0 +1,522 @@
+/**
+ * A dashboard for a durable outbox: a fetch handler to mount in your Hono
+ * app under a path of your choice, or serve alone, with
+ * server-rendered pages (no build step, no client script, readable with
+ * JavaScript off) for the person on call.
+ *
+ * - Overview: queued, active, retrying, delivered and dead per target
+ *   origin, the last hour's deliveries per minute and failure rate as an
+ *   SVG chart, the oldest queued job's age, and the jobs waiting for a
+ *   retry (with "Retry now").
+ * - Dead letters: URL, attempts, last error, when, the body (escaped,
+ *   truncated); redrive one, the selected or all; discard.
+ * - One trigger's history: its request (secrets removed), every pg-boss row
+ *   it went through, attempts, statuses, errors, `webhook-id`, next retry.
+ *
+ * Secure by default: every request needs the token (`Authorization:
+ * Bearer <token>`, or as the password of Basic credentials so a browser's
+ * prompt works) or the Basic credentials you give; every action is a POST
+ * carrying a CSRF token; every value from a job is escaped; signing
+ * secrets, `Authorization`-like headers and URL credentials are never
+ * rendered. Pages forbid scripts, framing and caching (CSP, `no-store`).
+ *
+ * This entry point loads Hono; `./durable` itself does not.
+ *
+ * @example Usage
+ * ```ts
+ * import { Hono } from "npm:hono@^4.13.19";
+ * import { openOutbox } from "../mod.ts";
+ * import { dashboard } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const outbox = await openOutbox({ dir });
+ * const dash = dashboard(outbox, {
+ *   token: "a-long-random-token-0123",
+ *   path: "/outbox",
+ * });
+ * const app = new Hono();
+ * app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw));
+ *
+ * const refused = await app.request("/outbox");
+ * assert.equal(refused.status, 401);
+ * const page = await app.request("/outbox", {
+ *   headers: { authorization: "Bearer a-long-random-token-0123" },
+ * });
+ * assert.equal(page.status, 200);
+ * assert.match(await page.text(), /By target origin/);
+ *
+ * await outbox.stop();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+import { Hono } from "npm:hono@^4.13.19";
+import type { Context } from "npm:hono@^4.13.19";
+import { type Admin, adminOf } from "../_admin_queries.ts";
+import { redactText } from "../_redact.ts";
+import {
+  authorized,
+  type Credentials,
+  csrfKey,
+  csrfToken,
+  csrfValid,
+} from "./_auth.ts";
+import * as pages from "./_pages.ts";
+
+/** What the dashboard uses of an outbox: pass the one `openOutbox()`
+ * returned (from `./durable`); any other object is refused. */
+export interface DashboardOutbox {
+  /** `"embedded"` (PGlite) or `"postgres"`. */
+  readonly engine: "embedded" | "postgres";
+  /** Moves dead letters back to the queue. @param ids Which ones; all when
+   * omitted. @returns How many were moved. */
+  redrive(ids?: string[]): Promise<number>;
+  /** Deletes dead letters. @param ids Which ones. @returns How many. */
+  discard(ids: string[]): Promise<number>;
+}
+
+/**
+ * A dashboard: one fetch handler, to mount in a Hono app (or any router
+ * that hands on a `Request`) or to serve alone.
+ *
+ * In Hono: ``app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw))``
+ * (which also matches `dash.path` itself). Links and form actions start
+ * with `path`. It answers requests with that path in front or stripped
+ * (as `mount(dash.fetch)` from `hono/mount` and `app.mount()` pass them).
+ */
+export interface Dashboard {
+  /** Where it is mounted (the `path` option, without a trailing slash);
+   * `""` when served alone. */
+  readonly path: string;
+  /** Answers one request (a bound function: pass it on as it is). */
+  readonly fetch: (request: Request) => Promise<Response>;
+}
+
+/** Options for {@linkcode dashboard}: credentials are required. */
+export interface DashboardOptions {
+  /** The path the dashboard is mounted under, e.g. `"/ops/outbox"`: its
+   * links and form actions start with it. `"/"` when it is served alone.
+   * @default {"/"} */
+  path?: string;
+  /** A bearer token of at least 16 characters. Browsers may also send it as
+   * the password of Basic credentials, with any user name. */
+  token?: string;
+  /** Basic credentials; the password at least 12 characters. */
+  basic?: { username: string; password: string };
+  /** Serves without credentials. Only for a dashboard on your own machine:
+   * anyone who can reach it can redrive and discard. Ignored when `token` or
+   * `basic` is given.
+   * @default {false} */
+  localDevelopment?: boolean;
+  /** The page title (and the Basic realm).
+   * @default {"Outbox"} */
+  title?: string;
+  /** Dead letters per page.
+   * @default {50} */
+  pageSize?: number;
+  /** Characters of a body shown on the dead letters page (the job page
+   * shows up to 16 times as much).
+   * @default {500} */
+  bodyPreview?: number;
+}
+
+const PREFIX = "Cannot create dashboard: ";
+/** Ids one form may carry. */
+const MAX_IDS = 1000;
+/** Bytes a form may have. */
+const MAX_FORM = 256 * 1024;
+
+function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean") {
+    return String(value);
+  }
+  return value === null ? "null" : typeof value;
+}
+
+function credentialsOf(options: DashboardOptions): Credentials | null {
+  const { token, basic } = options;
+  const credentials: Credentials = {};
+  if (token !== undefined) {
+    if (typeof token !== "string" || token.length < 16) {
+      throw new TypeError(
+        `${PREFIX}token must be a string of at least 16 characters, received ${
+          typeof token === "string" ? `${token.length} characters` : show(token)
+        }`,
+      );
+    }
+    credentials.token = token;
+  }
+  if (basic !== undefined) {
+    if (
+      typeof basic !== "object" || basic === null ||
+      typeof basic.username !== "string" || basic.username === "" ||
+      basic.username.includes(":")
+    ) {
+      throw new TypeError(
+        `${PREFIX}basic.username must be a non-empty string without ":"`,
+      );
+    }
+    if (typeof basic.password !== "string" || basic.password.length < 12) {
+      throw new TypeError(
+        `${PREFIX}basic.password must be a string of at least 12 characters`,
+      );
+    }
+    credentials.basic = { username: basic.username, password: basic.password };
+  }
+  if (token === undefined && basic === undefined) {
+    if (options.localDevelopment !== true) {
+      throw new TypeError(
+        `${PREFIX}give a token or basic credentials (or localDevelopment: true to serve it without any, on your own machine only)`,
+      );
+    }
+    return null;
+  }
+  return credentials;
+}
+
+function positive(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || (value as number) < 1) {
+    throw new RangeError(
+      `${PREFIX}${name} must be a whole number above 0, received ${
+        show(value)
+      }`,
+    );
+  }
+  return value as number;
+}
+
+/**
+ * Creates the dashboard of an opened outbox: a fetch handler to mount under
+ * `options.path` with ``app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw))``,
+ * or to serve alone with `Deno.serve(dash.fetch)`.
+ *
+ * Routes (relative to where it is mounted): `GET /`, `GET /dead`,
+ * `GET /jobs/:id`; `POST /dead/redrive`, `POST /dead/discard`,
+ * `POST /retry` (form posts with the CSRF token).
+ *
+ * @param outbox An outbox from `openOutbox()`; it need not be started.
+ * @param options Credentials (required, unless `localDevelopment`), the
+ *   path it is mounted under, title.
+ * @returns The dashboard's fetch handler and path.
+ * @throws {TypeError} Without credentials, for a short token or password,
+ *   or for an outbox `openOutbox()` did not return.
+ * @throws {RangeError} For a bad `pageSize` or `bodyPreview`.
+ *
+ * @example Basic credentials, served alone
+ * ```ts
+ * import { openOutbox } from "../mod.ts";
+ * import { dashboard } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const outbox = await openOutbox({ dir });
+ * const dash = dashboard(outbox, {
+ *   basic: { username: "oncall", password: "correct horse battery" },
+ * });
+ * // What Deno.serve(dash.fetch) would answer:
+ * const page = await dash.fetch(new Request("http://localhost/dead", {
+ *   headers: { authorization: `Basic ${btoa("oncall:correct horse battery")}` },
+ * }));
+ * assert.equal(page.status, 200);
+ * assert.throws(() => dashboard(outbox, {}), TypeError); // no credentials
+ *
+ * await outbox.stop();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function dashboard(
+  outbox: DashboardOutbox,
+  options: DashboardOptions = {},
+): Dashboard {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${PREFIX}options must be an object, received ${show(options)}`,
+    );
+  }
+  const admin: Admin = adminOf(outbox);
+  const credentials = credentialsOf(options);
+  const title = options.title ?? "Outbox";
+  if (typeof title !== "string") {
+    throw new TypeError(
+      `${PREFIX}title must be a string, received ${show(title)}`,
+    );
+  }
+  const pageSize = positive(options.pageSize, "pageSize", 50);
+  const bodyPreview = positive(options.bodyPreview, "bodyPreview", 500);
+  const base = mountPath(options.path);
+  const key = csrfKey(credentials ?? {});
+
+  const app = new Hono<Env>().basePath(base || "/");
+
+  app.use("*", async function dashboardSecurity(c, next) {
+    const nonce = crypto.randomUUID().replaceAll("-", "");
+    c.set("nonce", nonce);
+    if (credentials !== null) {
+      const ok = await authorized(
+        c.req.header("authorization") ?? null,
+        credentials,
+      );
+      if (!ok) {
+        c.header(
+          "WWW-Authenticate",
+          `Basic realm="${title.replace(/["\\]/g, "")}", charset="UTF-8"`,
+        );
+        if (credentials.token !== undefined) {
+          c.header("WWW-Authenticate", `Bearer realm="outbox"`, {
+            append: true,
+          });
+        }
+        headers(c, nonce);
+        return c.text("Unauthorized: this dashboard needs credentials", 401);
+      }
+    }
+    headers(c, nonce);
+    // Mounted at "/outbox", the overview is "/outbox": "/outbox/" goes there.
+    const path = c.req.path;
+    if (c.req.method === "GET" && path.length > 1 && path.endsWith("/")) {
+      const query = new URL(c.req.url).search;
+      return c.redirect(`${path.replace(/\/+$/, "") || "/"}${query}`, 308);
+    }
+    if (c.req.method === "POST") {
+      const refused = await checkPost(c, await key);
+      if (refused !== null) return refused;
+    }
+    await next();
+  });
+
+  async function page(c: Context<Env>, flash?: string): Promise<pages.Page> {
+    return {
+      base,
+      csrf: await csrfToken(await key),
+      nonce: c.get("nonce"),
+      title,
+      queue: admin.queue,
+      engine: admin.engine === "embedded" ? "embedded (PGlite)" : "PostgreSQL",
+      now: await admin.now(),
+      flash,
+    };
+  }
+
+  app.get("/", async (c) => {
+    const [origins, minutes, retrying] = await Promise.all([
+      admin.origins(),
+      admin.lastHour(),
+      admin.retrying({ limit: 50 }),
+    ]);
+    return c.html(
+      pages.overview(await page(c, flashOf(c)), { origins, minutes, retrying }),
+    );
+  });
+
+  app.get("/dead", async (c) => {
+    const offset = Math.max(
+      0,
+      Number.parseInt(c.req.query("offset") ?? "0") || 0,
+    );
+    const { total, letters } = await admin.deadLetters({
+      limit: pageSize,
+      offset,
+      bodyLimit: bodyPreview,
+    });
+    return c.html(
+      pages.deadLetters(await page(c, flashOf(c)), {
+        total,
+        letters,
+        offset,
+        limit: pageSize,
+      }),
+    );
+  });
+
+  app.get("/jobs/:id", async (c) => {
+    const id = c.req.param("id");
+    const found = await admin.history(id, { bodyLimit: bodyPreview * 16 });
+    if (found === null) {
+      return c.html(
+        pages.message(await page(c), "Not found", `No trigger with id ${id}.`),
+        404,
+      );
+    }
+    return c.html(pages.job(await page(c, flashOf(c)), found));
+  });
+
+  app.post("/dead/redrive", async (c) => {
+    const form = c.get("form");
+    const ids = form.all ? undefined : form.ids;
+    const moved = ids !== undefined && ids.length === 0
+      ? 0
+      : await outbox.redrive(ids);
+    return back(c, base, form, "redriven", moved);
+  });
+
+  app.post("/dead/discard", async (c) => {
+    const form = c.get("form");
+    const gone = form.ids.length === 0 ? 0 : await outbox.discard(form.ids);
+    return back(c, base, form, "discarded", gone);
+  });
+
+  app.post("/retry", async (c) => {
+    const form = c.get("form");
+    const moved = await admin.retryNow(form.ids);
+    return back(c, base, form, "retried", moved);
+  });
+
+  app.onError(async (error, c) => {
+    const text = redactText((error as Error)?.message ?? String(error));
+    return c.html(
+      pages.message(
+        await page(c).catch(() => ({
+          base,
+          csrf: "",
+          nonce: c.get("nonce") ?? "",
+          title,
+          queue: admin.queue,
+          engine: admin.engine,
+          now: new Date(),
+        })),
+        "The outbox could not be read",
+        text,
+      ),
+      500,
+    );
+  });
+
+  return {
+    path: base,
+    fetch: (request: Request) => {
+      if (base !== "") {
+        const url = new URL(request.url);
+        if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
+          // Mounted with the path stripped (app.mount()): put it back.
+          url.pathname = url.pathname === "/" ? base : base + url.pathname;
+          request = new Request(url, request);
+        }
+      }
+      return Promise.resolve(app.fetch(request));
+    },
+  };
+}
+
+/** The `path` option without a trailing slash (`""` for the root). */
+function mountPath(path: unknown): string {
+  if (path === undefined) return "";
+  if (
+    typeof path !== "string" || !path.startsWith("/") ||
+    /[?#*:\\\s]|\/\//.test(path)
+  ) {
+    throw new TypeError(
+      `${PREFIX}path must start with "/" and have no "?", "#", "*", ":", "//" or spaces, received ${
+        show(path)
+      }`,
+    );
+  }
+  return path.replace(/\/+$/, "");
+}
+
+type Env = { Variables: { nonce: string; form: Form } };
+
+interface Form {
+  ids: string[];
+  all: boolean;
+  return: "dead" | "job" | "overview";
+  one?: string;
+}
+
+const FLASH: Record<string, string> = {
+  redriven: "Redriven",
+  discarded: "Discarded",
+  retried: "Retried now",
+};
+
+function flashOf(c: Context<Env>): string | undefined {
+  const done = c.req.query("done");
+  const n = Number.parseInt(c.req.query("n") ?? "", 10);
+  if (done === undefined || !(done in FLASH) || !Number.isFinite(n)) {
+    return undefined;
+  }
+  return `${FLASH[done]}: ${n}`;
+}
+
+function headers(c: Context, nonce: string): void {
+  c.header(
+    "Content-Security-Policy",
+    `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+  );
+  c.header("X-Content-Type-Options", "nosniff");
+  c.header("X-Frame-Options", "DENY");
+  c.header("Referrer-Policy", "no-referrer");
+  c.header("Cache-Control", "no-store");
+}
+
+/** Refuses a POST without a form, with a foreign origin, or without the
+ * CSRF token; keeps the parsed form for the route. */
+async function checkPost(
+  c: Context<Env>,
+  key: CryptoKey,
+): Promise<Response | null> {
+  // Browsers say where a form came from; only this origin's pages (or a
+  // typed-in request) may post. Other clients send no such header.
+  const site = c.req.header("sec-fetch-site");
+  if (site !== undefined && site !== "same-origin" && site !== "none") {
+    return c.text("Forbidden: cross-site request", 403);
+  }
+  const length = Number(c.req.header("content-length") ?? "0");
+  if (length > MAX_FORM) return c.text("Payload Too Large", 413);
+  const type = c.req.header("content-type") ?? "";
+  if (
+    !type.startsWith("application/x-www-form-urlencoded") &&
+    !type.startsWith("multipart/form-data")
+  ) {
+    return c.text("Forbidden: missing or wrong CSRF token", 403);
+  }
+  let fields: Record<string, string | File | (string | File)[]>;
+  try {
+    fields = await c.req.parseBody({ all: true });
+  } catch {
+    return c.text("Bad Request: unreadable form", 400);
+  }
+  const list = (name: string) =>
+    ([] as unknown[]).concat(fields[name] ?? []).filter((v): v is string =>
+      typeof v === "string"
+    );
+  const [token] = list("_csrf");
+  if (list("_csrf").length !== 1 || !(await csrfValid(key, token))) {
+    return c.text("Forbidden: missing or wrong CSRF token", 403);
+  }
+  const one = list("one")[0];
+  const ids = one !== undefined && one !== "" ? [one] : list("id");
+  if (ids.length > MAX_IDS || ids.some((id) => id.length > 200)) {
+    return c.text(`Bad Request: at most ${MAX_IDS} ids`, 400);
+  }
+  const back = list("return")[0];
+  const form: Form = {
+    ids: ids.filter((id) => id !== ""),
+    all: list("all")[0] === "1" && one === undefined,
+    return: back === "job" || back === "overview" ? back : "dead",
+    one,
+  };
+  c.set("form", form);
+  return null;
+}
+
+function back(
+  c: Context<Env>,
+  base: string,
+  form: Form,
+  done: string,
+  n: number,
+): Response {
+  const path = form.return === "job" && form.one !== undefined
+    ? `/jobs/${encodeURIComponent(form.one)}`
+    : form.return === "overview"
+    ? ""
+    : "/dead";
+  return c.redirect(
+    `${base}${path || (base ? "" : "/")}?done=${done}&n=${n}`,
+    303,
+  );
+}

@@ -1,0 +1,124 @@
+// A seeded outbox for the dashboard, CLI and admin query tests: deliveries
+// to a local target, one job retrying (503, next attempt an hour away) and
+// one dead letter (404) whose body is an XSS payload. `/gone` answers 200
+// once `target.heal()` is called, so a redriven dead letter gets delivered.
+import {
+  openOutbox,
+  type Outbox,
+  type OutboxOptions,
+} from "../../src/durable/mod.ts";
+
+export const XSS = "<script>alert(1)</script>";
+export const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+
+export interface Target {
+  url: string;
+  /** Requests per path. */
+  hits: Map<string, number>;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+export function startTarget(): Target {
+  const hits = new Map<string, number>();
+  let healed = false;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      const path = new URL(request.url).pathname;
+      hits.set(path, (hits.get(path) ?? 0) + 1);
+      if (path === "/flaky") return new Response(null, { status: 503 });
+      if (path === "/nope") return new Response(null, { status: 410 });
+      if (path === "/gone" && !healed) {
+        return new Response(null, { status: 404 });
+      }
+      return new Response(null, { status: 200 });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    hits,
+    heal() {
+      healed = true;
+    },
+    close: () => server.shutdown(),
+  };
+}
+
+/** Options for a fresh outbox on each engine. */
+export async function freshOptions(
+  engine: "embedded" | "postgres",
+): Promise<OutboxOptions & { cleanup(): Promise<void> }> {
+  if (engine === "postgres") {
+    return {
+      connectionString: DATABASE_URL,
+      queue: `d_${crypto.randomUUID().slice(0, 8)}`,
+      cleanup: () => Promise.resolve(),
+    };
+  }
+  const dir = await Deno.makeTempDir({ prefix: "outbox_dashboard_" });
+  return { dir, cleanup: () => Deno.remove(dir, { recursive: true }) };
+}
+
+export interface Seeded {
+  deliveredIds: string[];
+  retryingId: string;
+  deadId: string;
+}
+
+/** Stores `delivered` jobs to `/ok`, one to `/flaky` and one to `/gone`,
+ * delivers them, and waits (bounded) until the counts are reached. */
+export async function seed(
+  outbox: Outbox,
+  target: Target,
+  delivered = 3,
+): Promise<Seeded> {
+  const deliveredIds: string[] = [];
+  for (let i = 0; i < delivered; i++) {
+    const { id } = await outbox.trigger(`${target.url}/ok`, {
+      json: { n: i },
+      headers: { authorization: "Bearer do-not-show-me" },
+    });
+    deliveredIds.push(id);
+  }
+  const { id: retryingId } = await outbox.trigger(`${target.url}/flaky`, {
+    json: { flaky: true },
+    retry: { limit: 5, delay: 3_600_000, backoff: false },
+  });
+  const { id: deadId } = await outbox.trigger(`${target.url}/gone`, {
+    body: XSS,
+    headers: { "content-type": "text/html" },
+    sign: { secret: "whsec_c2VjcmV0LXRoYXQtbXVzdC1ub3Qtc2hvdw==" },
+  });
+  outbox.start({ concurrency: 4, pollInterval: 100 });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const stats = await outbox.stats();
+    if (
+      stats.dead === 1 && stats.active === 0 && stats.queued === 1 &&
+      (target.hits.get("/ok") ?? 0) >= delivered &&
+      (target.hits.get("/flaky") ?? 0) >= 1
+    ) break;
+    if (Date.now() > deadline) {
+      throw new Error(`seed: timed out, stats ${JSON.stringify(stats)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { deliveredIds, retryingId, deadId };
+}
+
+export { openOutbox };
+
+/** Waits for `check()` to hold, at most `timeout` ms, naming `what`. */
+export async function until(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeout = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,499 @@
+// The dashboard in a real browser: Debian's chromium driven by
+// puppeteer-core, against a seeded outbox on both engines (embedded PGlite
+// and PostgreSQL at TRIGGER_TEST_DATABASE_URL). With DASHBOARD_SCREENSHOTS=1
+// the embedded run also rewrites the screenshots in docs/dashboard-*.png.
+import assert from "node:assert/strict";
+import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
+import { Hono } from "npm:hono@^4.13.19";
+import { mount } from "npm:hono@^4.13.19/mount";
+import { dashboard } from "../../src/durable/dashboard/mod.ts";
+import type { Outbox } from "../../src/durable/mod.ts";
+import { skipUnless } from "../_env.ts";
+import {
+  DATABASE_URL,
+  freshOptions,
+  openOutbox,
+  seed,
+  startTarget,
+  until,
+  XSS,
+} from "./_seed.ts";
+
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+const TOKEN = "dashboard-test-token-0123456789";
+const SHOTS = new URL("../../docs/", import.meta.url);
+/** `DASHBOARD_SCREENSHOTS=1` rewrites docs/dashboard-*.png (embedded run). */
+const UPDATE_SHOTS = Deno.env.get("DASHBOARD_SCREENSHOTS") === "1";
+
+let chromiumFound = true;
+try {
+  await Deno.stat(CHROMIUM);
+} catch {
+  chromiumFound = false;
+}
+/** Ignored without chromium (a failure under CI=true; .ci/run installs it). */
+const noBrowser = skipUnless(
+  chromiumFound,
+  `no chromium at ${CHROMIUM} for the dashboard's browser tests (apt-get install -y chromium, or set CHROMIUM_PATH)`,
+);
+if (DATABASE_URL === undefined) {
+  console.log(
+    "dashboard_test.ts: TRIGGER_TEST_DATABASE_URL is not set, skipping the PostgreSQL run",
+  );
+}
+
+async function launch(): Promise<{ browser: Browser; close(): Promise<void> }> {
+  const profile = await Deno.makeTempDir({ prefix: "chromium_profile_" });
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    userDataDir: profile,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+    timeout: 30_000,
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+function serve(outbox: Outbox) {
+  const app = new Hono();
+  app.get("/", (c) => c.text("the user's own app"));
+  const dash = dashboard(outbox, { token: TOKEN, path: "/outbox" });
+  app.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw));
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    app.fetch,
+  );
+  return { url: `http://127.0.0.1:${server.addr.port}`, server };
+}
+
+async function text(page: Page, selector: string): Promise<string> {
+  return await page.$eval(selector, (e) => e.textContent ?? "");
+}
+
+/** Clicks a submit button and waits for the page it leads to. */
+async function submit(page: Page, selector: string): Promise<number> {
+  const [response] = await Promise.all([
+    page.waitForNavigation({ timeout: 20_000 }),
+    page.click(selector),
+  ]);
+  return response?.status() ?? 0;
+}
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `dashboard (${engine}) in chromium: counts, XSS stays text, redrive delivers, discard, retry now, CSRF refused`,
+    ignore: noBrowser ||
+      (engine === "postgres" && DATABASE_URL === undefined),
+    // puppeteer-core keeps its own pipes and timers to the browser.
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      const target = startTarget();
+      const { cleanup, ...options } = await freshOptions(engine);
+      const outbox = await openOutbox(options);
+      const { url, server } = serve(outbox);
+      const chromium = await launch();
+      try {
+        const seeded = await seed(outbox, target, 3);
+        const page = await chromium.browser.newPage();
+        page.setDefaultTimeout(20_000);
+        // Everything below works with the page's JavaScript off.
+        await page.setJavaScriptEnabled(false);
+        await page.setViewport({ width: 1180, height: 860 });
+        const dialogs: string[] = [];
+        page.on("dialog", async (dialog) => {
+          dialogs.push(dialog.message());
+          await dialog.dismiss();
+        });
+        // The browser's own login prompt, with the token as the password.
+        await page.authenticate({ username: "oncall", password: TOKEN });
+
+        // Overview: the seeded counts.
+        const overview = await page.goto(`${url}/outbox`);
+        assert.equal(overview?.status(), 200);
+        // The style sheet applies (its CSP nonce matches, it parses).
+        assert.equal(
+          await page.$eval("body", (b) =>
+            (globalThis as unknown as {
+              getComputedStyle(e: unknown): { fontSize: string };
+            }).getComputedStyle(b).fontSize),
+          "14px",
+        );
+        const counts: Record<string, string> = {};
+        for (
+          const name of ["queued", "active", "retrying", "delivered", "dead"]
+        ) {
+          counts[name] = await text(page, `[data-count="${name}"] b`);
+        }
+        assert.deepEqual(counts, {
+          queued: "0",
+          active: "0",
+          retrying: "1",
+          delivered: "3",
+          dead: "1",
+        });
+        const origin = await page.$$eval(
+          "#origins tbody tr",
+          (rows) => rows.map((r) => r.textContent?.replace(/\s+/g, " ").trim()),
+        );
+        assert.equal(origin.length, 1);
+        assert.match(origin[0]!, new RegExp(`^${target.url} 0 0 1 3 1 `));
+        assert.equal(
+          await page.$$eval("svg.chart rect.bar", (r) => r.length),
+          60,
+        );
+        assert.match(
+          await page.$eval(
+            "svg.chart",
+            (e) => e.getAttribute("aria-label") ?? "",
+          ),
+          /3 delivered, 2 failed attempts/,
+        );
+        if (engine === "embedded" && UPDATE_SHOTS) {
+          await page.screenshot({
+            path: new URL("dashboard-overview.png", SHOTS).pathname,
+            fullPage: true,
+          });
+        }
+
+        // Dead letters: the XSS body is text, nothing ran.
+        await page.goto(`${url}/outbox/dead`);
+        const row = `tr[data-id="${seeded.deadId}"]`;
+        assert.equal(await text(page, `${row} pre`), XSS);
+        assert.equal(await page.$$eval("main script", (s) => s.length), 0);
+        assert.match(await text(page, row), /HTTP_STATUS 404/);
+        const html = await page.content();
+        assert.ok(!html.includes("whsec_"), "a signing secret was rendered");
+        if (engine === "embedded" && UPDATE_SHOTS) {
+          await page.screenshot({
+            path: new URL("dashboard-dead.png", SHOTS).pathname,
+            fullPage: true,
+          });
+        }
+
+        // A delivered job's page: the Authorization header is redacted.
+        await page.goto(`${url}/outbox/jobs/${seeded.deliveredIds[0]}`);
+        const jobHtml = await page.content();
+        assert.ok(
+          !jobHtml.includes("do-not-show-me"),
+          "a header secret was rendered",
+        );
+        assert.match(
+          await text(page, "#headers"),
+          /authorization\s*\[redacted\]/,
+        );
+        assert.match(await text(page, "#state"), /completed/);
+
+        // The form without its CSRF token is refused.
+        await page.goto(`${url}/outbox/dead`);
+        await page.$eval('input[name="_csrf"]', (e) => e.remove());
+        assert.equal(
+          await submit(page, `${row} button.primary[name="one"]`),
+          403,
+        );
+        assert.match(
+          await page.$eval("body", (b) => b.textContent ?? ""),
+          /CSRF/,
+        );
+        assert.equal((await outbox.stats()).dead, 1);
+
+        // Redrive by clicking: the dead letter is delivered.
+        target.heal();
+        await page.goto(`${url}/outbox/dead`);
+        assert.equal(
+          await submit(page, `${row} button.primary[name="one"]`),
+          200,
+        );
+        assert.equal(await text(page, ".flash"), "Redriven: 1");
+        await until("the redriven job's delivery", async () => {
+          const stats = await outbox.stats();
+          return stats.dead === 0 && stats.active === 0 &&
+            (target.hits.get("/gone") ?? 0) >= 2;
+        });
+        await page.goto(`${url}/outbox/jobs/${seeded.deadId}`);
+        assert.match(await text(page, "#state"), /completed/);
+        const states = await page.$$eval(
+          "#history tbody tr td:nth-child(3)",
+          (cells) => cells.map((c) => c.textContent?.trim()),
+        );
+        // The dead letter copy is gone: pg-boss moved it back as a new job.
+        assert.deepEqual(states, ["failed", "completed"]);
+        if (engine === "embedded" && UPDATE_SHOTS) {
+          await page.screenshot({
+            path: new URL("dashboard-job.png", SHOTS).pathname,
+            fullPage: true,
+          });
+        }
+
+        // Discard one by its button, then two selected with checkboxes.
+        const nope: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          nope.push((await outbox.trigger(`${target.url}/nope`)).id);
+        }
+        await until(
+          "the 410s to be dead-lettered",
+          async () => (await outbox.stats()).dead === 3,
+        );
+        await page.goto(`${url}/outbox/dead`);
+        assert.equal(
+          await submit(page, `tr[data-id="${nope[0]}"] button.danger`),
+          200,
+        );
+        assert.equal(await text(page, ".flash"), "Discarded: 1");
+        await page.click(`tr[data-id="${nope[1]}"] input[type="checkbox"]`);
+        await page.click(`tr[data-id="${nope[2]}"] input[type="checkbox"]`);
+        assert.equal(
+          await submit(page, ".actions button.danger"),
+          200,
+        );
+        assert.equal(await text(page, ".flash"), "Discarded: 2");
+        assert.equal((await outbox.stats()).dead, 0);
+
+        // Retry now, from the overview.
+        const before = target.hits.get("/flaky") ?? 0;
+        await page.goto(`${url}/outbox`);
+        assert.equal(
+          await submit(page, `#retrying button[value="${seeded.retryingId}"]`),
+          200,
+        );
+        assert.equal(await text(page, ".flash"), "Retried now: 1");
+        await until(
+          "the retried job's next attempt",
+          () => (target.hits.get("/flaky") ?? 0) > before,
+        );
+
+        assert.deepEqual(dialogs, [], "a script ran in the page");
+      } finally {
+        await chromium.close();
+        await outbox.stop({ timeout: 1000 });
+        await server.shutdown();
+        await target.close();
+        await cleanup();
+      }
+    },
+  });
+}
+
+Deno.test("dashboard: refuses requests without credentials or CSRF token, and creation without credentials", async () => {
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const outbox = await openOutbox(options);
+  const { url, server } = serve(outbox);
+  try {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const none = await fetch(`${url}/outbox`);
+    assert.equal(none.status, 401);
+    assert.match(none.headers.get("www-authenticate") ?? "", /^Basic /);
+    await none.body?.cancel();
+    const wrong = await fetch(`${url}/outbox/dead`, {
+      headers: { authorization: "Bearer not-the-token-0123456789" },
+    });
+    assert.equal(wrong.status, 401);
+    await wrong.body?.cancel();
+    const basicWrong = await fetch(`${url}/outbox`, {
+      headers: { authorization: `Basic ${btoa(`x:${TOKEN}x`)}` },
+    });
+    assert.equal(basicWrong.status, 401);
+    await basicWrong.body?.cancel();
+
+    // A dead letter, so the dead letters page has its form and token.
+    const target = startTarget();
+    try {
+      await outbox.trigger(`${target.url}/nope`);
+      outbox.start({ pollInterval: 100 });
+      await until(
+        "a dead letter",
+        async () => (await outbox.stats()).dead === 1,
+      );
+    } finally {
+      await target.close();
+    }
+    const page = await (await fetch(`${url}/outbox/dead`, { headers: auth }))
+      .text();
+    const csrf = page.match(/name="_csrf" value="([^"]+)"/)?.[1];
+    assert.ok(csrf);
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      fetch(`${url}/outbox/dead/redrive`, {
+        method: "POST",
+        headers: {
+          ...auth,
+          "content-type": "application/x-www-form-urlencoded",
+          ...headers,
+        },
+        body,
+        redirect: "manual",
+      });
+    for (
+      const [body, headers, status] of [
+        ["all=1", {}, 403],
+        ["all=1&_csrf=forged", {}, 403],
+        [`all=1&_csrf=${csrf}`, { "sec-fetch-site": "cross-site" }, 403],
+        [`all=1&_csrf=${csrf}`, { "sec-fetch-site": "same-site" }, 403],
+        [`all=1&_csrf=${csrf}`, { "content-type": "text/plain" }, 403],
+      ] as const
+    ) {
+      const response = await post(body, headers);
+      assert.equal(response.status, status, body);
+      await response.body?.cancel();
+    }
+    const noAuth = await fetch(`${url}/outbox/dead/redrive`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "all=1",
+    });
+    assert.equal(noAuth.status, 401);
+    await noAuth.body?.cancel();
+    assert.equal(
+      (await outbox.stats()).dead,
+      1,
+      "a refused POST changed something",
+    );
+    const ok = await post(`_csrf=${encodeURIComponent(csrf)}`);
+    assert.equal(ok.status, 303);
+    assert.equal(ok.headers.get("location"), "/outbox/dead?done=redriven&n=0");
+    await ok.body?.cancel();
+
+    assert.throws(() => dashboard(outbox), /give a token or basic credentials/);
+    assert.throws(() => dashboard(outbox, { token: "short" }), /at least 16/);
+    assert.throws(
+      () => dashboard(outbox, { basic: { username: "a", password: "short" } }),
+      /at least 12/,
+    );
+    assert.throws(() => dashboard({} as Outbox, { token: TOKEN }), TypeError);
+    const local = dashboard(outbox, { localDevelopment: true });
+    const get = (path: string) =>
+      local.fetch(new Request(`http://127.0.0.1${path}`));
+    assert.equal(local.path, "");
+    assert.equal((await get("/")).status, 200);
+    assert.throws(
+      () => dashboard(outbox, { token: TOKEN, path: "outbox" }),
+      /path must start with "\/"/,
+    );
+    assert.throws(
+      () => dashboard(outbox, { token: TOKEN, path: "/a/*" }),
+      TypeError,
+    );
+
+    // A closed outbox: an error page, not a crash.
+    await outbox.stop();
+    const closed = await get("/dead");
+    assert.equal(closed.status, 500);
+    assert.match(await closed.text(), /The outbox could not be read/);
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await cleanup();
+  }
+});
+
+Deno.test("dashboard: mounted under a sub-path (app.all with the path kept, hono/mount with it stripped) or served alone, links and redirects follow the path", async () => {
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const outbox = await openOutbox(options);
+  const target = startTarget();
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  try {
+    await outbox.trigger(`${target.url}/nope`);
+    outbox.start({ pollInterval: 100 });
+    await until("a dead letter", async () => (await outbox.stats()).dead === 1);
+
+    const dash = dashboard(outbox, { token: TOKEN, path: "/ops/outbox/" });
+    assert.equal(dash.path, "/ops/outbox");
+    const kept = new Hono();
+    kept.get("/", (c) => c.text("own"));
+    kept.all(`${dash.path}/*`, (c) => dash.fetch(c.req.raw));
+    const stripped = new Hono();
+    stripped.get("/", (c) => c.text("own"));
+    stripped.all(`${dash.path}/*`, mount(dash.fetch));
+    const alone = dashboard(outbox, { token: TOKEN });
+
+    for (
+      const [name, app, base] of [
+        ["app.all (path kept)", kept, "/ops/outbox"],
+        ["hono/mount (path stripped)", stripped, "/ops/outbox"],
+        ["served alone", {
+          request: (p: string, i?: RequestInit) =>
+            alone.fetch(new Request(`http://127.0.0.1${p}`, i)),
+        }, ""],
+      ] as const
+    ) {
+      const overview = await app.request(`${base}` || "/", { headers: auth });
+      assert.equal(overview.status, 200, name);
+      const html = await overview.text();
+      assert.match(html, /By target origin/, name);
+      assert.ok(
+        html.includes(`href="${base}/dead"`),
+        `${name}: links under ${base || "/"}`,
+      );
+      assert.ok(
+        !/href="\/(?!ops\/outbox)[a-z]/.test(base ? html : ""),
+        `${name}: a link outside ${base}`,
+      );
+      // "/ops/outbox/" goes to "/ops/outbox"; hono/mount hands both on as
+      // "/", so there the overview answers at once (its links are absolute);
+      // served alone, "/" is the overview.
+      const slash = await app.request(`${base}/`, { headers: auth });
+      if (app === stripped || base === "") {
+        assert.equal(slash.status, 200, name);
+        await slash.body?.cancel();
+      } else {
+        assert.equal(slash.status, 308, name);
+        assert.equal(
+          new URL(slash.headers.get("location")!, "http://x").pathname,
+          base || "/",
+          name,
+        );
+      }
+      const deadPage = await app.request(`${base}/dead`, { headers: auth });
+      assert.equal(deadPage.status, 200, name);
+      const page = await deadPage.text();
+      assert.ok(
+        page.includes(`action="${base}/dead/redrive"`),
+        `${name}: form action`,
+      );
+      const csrf = page.match(/name="_csrf" value="([^"]+)"/)?.[1];
+      assert.ok(csrf, name);
+      // An empty selection: a POST that changes nothing, answered with a
+      // redirect under the path.
+      const posted = await app.request(`${base}/dead/redrive`, {
+        method: "POST",
+        headers: {
+          ...auth,
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body: `_csrf=${encodeURIComponent(csrf)}`,
+      });
+      assert.equal(posted.status, 303, name);
+      assert.equal(
+        posted.headers.get("location"),
+        `${base}/dead?done=redriven&n=0`,
+        name,
+      );
+    }
+    assert.equal(await (await kept.request("/")).text(), "own");
+    assert.equal(await (await stripped.request("/")).text(), "own");
+    assert.equal((await kept.request("/ops/outbox")).status, 401);
+    assert.equal(
+      (await kept.request("/ops/outbox/jobs/x", { headers: auth })).status,
+      404,
+    );
+    assert.equal((await outbox.stats()).dead, 1, "nothing was redriven");
+  } finally {
+    await outbox.stop({ timeout: 1000 });
+    await target.close();
+    await cleanup();
+  }
+});
