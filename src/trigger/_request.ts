@@ -507,6 +507,7 @@ export function prepare(
     signal !== undefined &&
     (typeof signal !== "object" || signal === null ||
       typeof (signal as AbortSignal).addEventListener !== "function" ||
+      typeof (signal as AbortSignal).removeEventListener !== "function" ||
       typeof (signal as AbortSignal).aborted !== "boolean")
   ) {
     fail(`signal must be an AbortSignal, received ${show(signal)}`);

@@ -240,22 +240,28 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       (error: TriggerError): TriggerOutcome => ({ ok: false, error }),
     )
     .then((result) => {
-      stopClock();
-      external?.removeEventListener("abort", onAbort);
-      answer(result);
-      settle(result);
-      triggerEnded();
-      telemetry?.end(result);
+      try {
+        stopClock();
+        external?.removeEventListener("abort", onAbort);
+      } catch {
+        // A caller's signal that throws here cannot stop the bookkeeping.
+      }
+      try {
+        answer(result);
+        settle(result);
+      } finally {
+        triggerEnded();
+        telemetry?.end(result);
+      }
     });
 
-  const waitUntil = req.waitUntil ?? discoverWaitUntil();
-  if (waitUntil) {
-    try {
-      waitUntil(done);
-    } catch {
-      // A platform that refuses (e.g. after its response) cannot be helped
-      // here; the trigger itself goes on.
-    }
+  try {
+    // Inside the try: Vercel's context.get() runs here.
+    const waitUntil = req.waitUntil ?? discoverWaitUntil();
+    waitUntil?.(done);
+  } catch {
+    // A platform that refuses (e.g. after its response) cannot be helped
+    // here; the trigger itself goes on.
   }
   return promise;
 }
