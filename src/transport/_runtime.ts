@@ -99,14 +99,23 @@ export function onProcessExit(
     const encoder = new TextEncoder();
     const write = (line: string) =>
       deno.stderr.writeSync(encoder.encode(line + "\n"));
-    globalThis.addEventListener("unload", () => listener(write));
-    return true;
+    try {
+      // A Deno-like runtime may lack the event or refuse the listener.
+      globalThis.addEventListener("unload", () => listener(write));
+      return true;
+    } catch {
+      return false;
+    }
   }
   const process = nodeProcess();
   if (typeof process?.on === "function") {
     const write = (line: string) => process.stderr?.write?.(line + "\n");
-    process.on("exit", () => listener(write));
-    return true;
+    try {
+      process.on("exit", () => listener(write));
+      return true;
+    } catch {
+      return false;
+    }
   }
   return false;
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { drainTriggers, trigger } from "../../mod.ts";
 import { misbehaving } from "../_servers.ts";
 import { within } from "../_wait.ts";
+import { onProcessExit } from "../../src/transport/_runtime.ts";
 
 /** Accepts, reads, answers 202 when `release()` is called. */
 function heldServer() {
@@ -118,5 +119,17 @@ Deno.test("a signal whose removeEventListener throws: the trigger still ends (do
   } finally {
     server.release();
     await server.close();
+  }
+});
+
+Deno.test("a Deno-like runtime whose addEventListener refuses unload: the exit watch reports false instead of throwing", () => {
+  const original = globalThis.addEventListener;
+  globalThis.addEventListener = () => {
+    throw new TypeError("unload is not supported here");
+  };
+  try {
+    assert.equal(onProcessExit(() => {}), false);
+  } finally {
+    globalThis.addEventListener = original;
   }
 });
