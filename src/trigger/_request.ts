@@ -10,6 +10,7 @@ import {
   autoPicksSocket,
   canUseCaCertsWithFetch,
   rawConnector,
+  rawSocketsLoading,
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { VERSION } from "./_version.ts";
@@ -31,6 +32,9 @@ export interface PreparedRequest {
   timeout: number;
   signal?: AbortSignal;
   transport: "socket" | "fetch";
+  /** `auto` picked the socket before node:net loaded: fetch carries the
+   * request if it cannot load. */
+  fallback?: boolean;
   /** The caller's `fetch` for the fetch transport. */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   waitUntil?: WaitUntil;
@@ -567,6 +571,8 @@ export function prepare(
     timeout,
     signal,
     transport,
+    fallback: requested === "auto" && transport === "socket" &&
+        caCerts === undefined && rawSocketsLoading() || undefined,
     fetch: customFetch,
     waitUntil: options.waitUntil,
     caCerts,

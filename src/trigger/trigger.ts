@@ -7,6 +7,7 @@ import { discoverWaitUntil } from "../transport/_runtime.ts";
 import { startDeadline } from "../transport/_deadline.ts";
 import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
 import { sendOverFetch } from "../transport/_fetch.ts";
+import { sendOverSocketOrFetch } from "../transport/_fallback.ts";
 import { triggerEnded, triggerStarted } from "./drain.ts";
 import { startTelemetry } from "./_telemetry.ts";
 
@@ -218,7 +219,11 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     events.onQueue = (waiting) => telemetry.queue(waiting);
   }
 
-  const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
+  const send = req.fallback
+    ? sendOverSocketOrFetch
+    : req.transport === "socket"
+    ? sendOverSocket
+    : sendOverFetch;
   // Signing is async (WebCrypto): only signed triggers pay for the await.
   const go = () =>
     req.sign

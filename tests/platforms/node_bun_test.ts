@@ -280,6 +280,109 @@ Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes
   }
 });
 
+/** A Node resolve hook that fails node:net as webpack's empty context does. */
+const HIDE_NODE_NET = `export async function resolve(specifier, context, next) {
+  if (specifier === "node:net") throw new Error("Cannot find module 'node:net'");
+  return next(specifier, context);
+}`;
+
+Deno.test("Node with node:net out of reach of import() (webpack, Next.js): getBuiltinModule reaches it; without that, auto falls back to fetch and transport socket says why", async (t) => {
+  const seen: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      seen.push(new URL(request.url).pathname);
+      return new Response(null, { status: 202 });
+    },
+  );
+  const code = await bundle("./_node/net_fallback_entry.ts");
+  const dir = await Deno.makeTempDir({ prefix: "trigger-net-" });
+  try {
+    await Deno.writeTextFile(`${dir}/bundle.mjs`, code);
+    await Deno.writeTextFile(`${dir}/hooks.mjs`, HIDE_NODE_NET);
+    const preload = (keepBuiltin: boolean) =>
+      `import { register } from "node:module";
+register(${JSON.stringify(`file://${dir}/hooks.mjs`)});
+${keepBuiltin ? "" : "delete process.getBuiltinModule;"}`;
+    const runWith = async (preloadCode: string | undefined) => {
+      const args = [
+        `${dir}/bundle.mjs`,
+        `http://127.0.0.1:${server.addr.port}`,
+      ];
+      if (preloadCode !== undefined) {
+        await Deno.writeTextFile(`${dir}/preload.mjs`, preloadCode);
+        args.unshift("--import", `${dir}/preload.mjs`);
+      }
+      seen.length = 0;
+      const out = await run("node", args, 30_000);
+      assert.equal(out.code, 0, out.stderr);
+      const results: Record<string, Summary & boolean> = {};
+      for (const line of out.stdout.split("\n").filter(Boolean)) {
+        const { name, value } = JSON.parse(line);
+        results[name] = value;
+      }
+      return results;
+    };
+    const delivered = { ok: true, status: 202 }; // JSON: no undefined keys
+
+    await t.step(
+      "import() hidden, getBuiltinModule present: the socket",
+      async () => {
+        const r = await runWith(preload(true));
+        assert.equal(r.getBuiltinModule, true);
+        for (const step of ["auto-first", "auto-later", "socket"]) {
+          assert.deepEqual(
+            r[step],
+            { ...delivered, transport: "socket" },
+            step,
+          );
+        }
+        assert.equal(r.drain, true);
+        assert.deepEqual(seen, ["/auto-first", "/auto-later", "/socket"]);
+      },
+    );
+
+    await t.step(
+      "no getBuiltinModule, import() works: the socket",
+      async () => {
+        const r = await runWith(`delete process.getBuiltinModule;`);
+        assert.equal(r.getBuiltinModule, false);
+        for (const step of ["auto-first", "auto-later", "socket"]) {
+          assert.deepEqual(
+            r[step],
+            { ...delivered, transport: "socket" },
+            step,
+          );
+        }
+      },
+    );
+
+    await t.step(
+      "no getBuiltinModule, import() fails: auto uses fetch, socket is a CONNECT naming node:net",
+      async () => {
+        const r = await runWith(preload(false));
+        assert.equal(r.getBuiltinModule, false);
+        for (const step of ["auto-first", "auto-later"]) {
+          assert.deepEqual(r[step], { ...delivered, transport: "fetch" }, step);
+        }
+        const socket = r.socket as unknown as Summary;
+        assert.equal(socket.ok, false);
+        assert.equal(socket.code, "CONNECT");
+        assert.equal(socket.transport, "socket");
+        assert.match(
+          socket.message!,
+          /node:net could not be loaded \(Cannot find module 'node:net'\)/,
+        );
+        assert.equal(r.drain, true);
+        assert.deepEqual(seen, ["/auto-first", "/auto-later"]);
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await server.shutdown();
+  }
+});
+
 /** Runs tests/_node/exit_entry.ts on `runtime` against `target`. */
 async function runExitEntry(
   runtime: "deno" | "node" | "bun",
