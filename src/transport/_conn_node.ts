@@ -1,6 +1,9 @@
-// Raw sockets on Node and Bun, through node:net and node:tls. Loaded with a
-// non-literal dynamic import (like cloudflare:sockets in _conn_workers.ts),
-// so bundles for Workers and edge runtimes never try to resolve node:net.
+// Raw sockets on Node and Bun, through node:net and node:tls. Taken from
+// process.getBuiltinModule() where it exists (Node >= 20.16, Bun): no
+// bundler sees an import then. Elsewhere a non-literal dynamic import (like
+// cloudflare:sockets in _conn_workers.ts) that bundlers are told to leave
+// alone, so bundles for Workers and edge runtimes never try to resolve
+// node:net, and webpack (Next.js) does not turn it into an empty context.
 import type { Socket } from "node:net";
 import type { ConnectionOptions, TLSSocket } from "node:tls";
 import type {
@@ -19,17 +22,84 @@ interface NodeModules {
 
 const NET = ["node", "net"].join(":");
 const TLS = ["node", "tls"].join(":");
-let loaded: Promise<NodeModules> | undefined;
+let loaded: NodeModules | undefined;
+let loading: Promise<NodeModules> | undefined;
+/** Why the last load failed; cleared by a load that works. */
+let loadError: unknown;
 
-function load(): Promise<NodeModules> {
-  return loaded ??= Promise.all([import(NET), import(TLS)]).then((
-    [net, tls],
-  ) => ({
+function modules(
+  net: typeof import("node:net"),
+  tls: typeof import("node:tls"),
+): NodeModules {
+  return {
     connect: net.connect,
     isIP: net.isIP,
     tlsConnect: tls.connect,
     rootCertificates: tls.rootCertificates ?? [],
-  }));
+  };
+}
+
+/** node:net and node:tls from process.getBuiltinModule, synchronously. */
+function builtins(): NodeModules | undefined {
+  const process = (globalThis as {
+    process?: { getBuiltinModule?: (id: string) => unknown };
+  }).process;
+  if (typeof process?.getBuiltinModule !== "function") return undefined;
+  try {
+    const net = process.getBuiltinModule(NET) as typeof import("node:net");
+    const tls = process.getBuiltinModule(TLS) as typeof import("node:tls");
+    if (typeof net?.connect !== "function") return undefined;
+    if (typeof tls?.connect !== "function") return undefined;
+    return modules(net, tls);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * node:net and node:tls. A failed load is not kept: the next call tries
+ * again (and until one works, {@linkcode nodeSocketsState} says "failed").
+ */
+function load(): Promise<NodeModules> {
+  loaded ??= builtins();
+  if (loaded) return Promise.resolve(loaded);
+  return loading ??= Promise.all([
+    import(/* webpackIgnore: true */ /* @vite-ignore */ NET),
+    import(/* webpackIgnore: true */ /* @vite-ignore */ TLS),
+  ]).then(
+    ([net, tls]) => {
+      loadError = undefined;
+      return loaded = modules(net, tls);
+    },
+    (error: unknown) => {
+      loadError = error;
+      loading = undefined;
+      throw new Error(
+        `node:net could not be loaded (${
+          error instanceof Error ? error.message : String(error)
+        })`,
+        { cause: error },
+      );
+    },
+  );
+}
+
+/**
+ * Whether node:net is loaded ("ready"), failed to load last time
+ * ("failed"), or is still loading ("loading", the first trigger on a
+ * runtime without process.getBuiltinModule). Starts the load when none ran.
+ */
+export function nodeSocketsState(): "ready" | "failed" | "loading" {
+  loaded ??= builtins();
+  if (loaded) return "ready";
+  if (loadError !== undefined && loading === undefined) return "failed";
+  load().catch(() => {});
+  return "loading";
+}
+
+/** Resolves once node:net is loaded (true) or could not be (false). */
+export function nodeSocketsLoad(): Promise<boolean> {
+  return load().then(() => true, () => false);
 }
 
 /** A readable message for a socket error; Node's AggregateError (from

@@ -21,6 +21,13 @@ export async function sendOverFetch(
   events: SendEvents,
 ): Promise<number> {
   const ca = req.caCerts ? createCaClient(req.caCerts) : undefined;
+  // A caller's fetch may ignore init.signal: the abort (timeout) is raced
+  // against it, as bodyBytes() does for a body kept as a Request.
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortFailure(signal, req));
+  });
+  aborted.catch(() => {});
   try {
     const body = await bodyBytes(req, signal);
     if (signal.aborted) throw abortFailure(signal, req);
@@ -34,9 +41,12 @@ export async function sendOverFetch(
     if (ca) init.client = ca.client;
     const pending = (req.fetch ?? fetch)(req.href, init);
     events.onSent();
-    const response = await pending;
+    if (signal.aborted) onAbort!();
+    else signal.addEventListener("abort", onAbort!, { once: true });
+    const response = await Promise.race([pending, aborted]);
     events.onStatus(response.status);
-    await response.body?.cancel().catch(() => {});
+    // Not awaited: a body that never ends must not hold the trigger.
+    Promise.resolve().then(() => response.body?.cancel()).catch(() => {});
     return response.status;
   } catch (error) {
     if (error instanceof TriggerError) throw error;
@@ -57,6 +67,7 @@ export async function sendOverFetch(
       : "NETWORK";
     throw failure(code, `Request failed (${message})`, req, error);
   } finally {
+    signal.removeEventListener("abort", onAbort!);
     ca?.close();
   }
 }

@@ -4,7 +4,11 @@ import type { WaitUntil } from "../trigger/types.ts";
 import type { Connector } from "./_conn.ts";
 import { connectDeno } from "./_conn_deno.ts";
 import { connectWorkers } from "./_conn_workers.ts";
-import { connectNode } from "./_conn_node.ts";
+import {
+  connectNode,
+  nodeSocketsLoad,
+  nodeSocketsState,
+} from "./_conn_node.ts";
 
 type DenoNamespace = typeof Deno;
 
@@ -69,7 +73,24 @@ export function rawConnector(): Connector | undefined {
  */
 export function autoPicksSocket(): boolean {
   if (isWorkers() || isNetlifyEdge()) return false;
+  // Where node:net cannot be loaded (a bundle that hides it), fetch.
+  if (nodeProcess()) return nodeSocketsState() !== "failed";
   return rawConnector() !== undefined;
+}
+
+/**
+ * Whether node:net is still loading (the first triggers on a Node without
+ * process.getBuiltinModule): `auto` then picks the socket provisionally.
+ */
+export function rawSocketsLoading(): boolean {
+  return nodeProcess() !== undefined && nodeSocketsState() === "loading";
+}
+
+/** Resolves whether raw sockets can be used, once node:net has loaded. */
+export function rawSocketsLoad(): Promise<boolean> {
+  return nodeProcess() === undefined
+    ? Promise.resolve(rawConnector() !== undefined)
+    : nodeSocketsLoad();
 }
 
 /**
@@ -99,14 +120,23 @@ export function onProcessExit(
     const encoder = new TextEncoder();
     const write = (line: string) =>
       deno.stderr.writeSync(encoder.encode(line + "\n"));
-    globalThis.addEventListener("unload", () => listener(write));
-    return true;
+    try {
+      // A Deno-like runtime may lack the event or refuse the listener.
+      globalThis.addEventListener("unload", () => listener(write));
+      return true;
+    } catch {
+      return false;
+    }
   }
   const process = nodeProcess();
   if (typeof process?.on === "function") {
     const write = (line: string) => process.stderr?.write?.(line + "\n");
-    process.on("exit", () => listener(write));
-    return true;
+    try {
+      process.on("exit", () => listener(write));
+      return true;
+    } catch {
+      return false;
+    }
   }
   return false;
 }

@@ -3,6 +3,7 @@
 // its status for the caller, the rest skipped so the connection can be reused.
 import { latin1, requestHead } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
+import { statusAfterWriteError } from "./_early_status.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
@@ -276,6 +277,22 @@ class Exchange {
       if (stale) throw error;
       // After the status, a failure only means the connection is not reused.
       if (response.status !== undefined) return response.status;
+      // A status the server sent before closing (a 413 mid-upload) wins.
+      if (phase === "write" && conn !== undefined && !signal.aborted) {
+        const status = await statusAfterWriteError(
+          conn,
+          lease?.firstRead,
+          response,
+        );
+        if (status !== undefined) {
+          if (!(reused && status === 408 && !response.keepAlive)) {
+            events.onStatus(status);
+            return status;
+          }
+          stale = true; // the server's idle timeout, as in the read below
+          throw new StaleConnection(error);
+        }
+      }
       if (
         reused && response.received === 0 && !signal.aborted &&
         !(error instanceof TriggerError)

@@ -10,6 +10,7 @@ import {
   autoPicksSocket,
   canUseCaCertsWithFetch,
   rawConnector,
+  rawSocketsLoading,
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { VERSION } from "./_version.ts";
@@ -31,6 +32,9 @@ export interface PreparedRequest {
   timeout: number;
   signal?: AbortSignal;
   transport: "socket" | "fetch";
+  /** `auto` picked the socket before node:net loaded: fetch carries the
+   * request if it cannot load. */
+  fallback?: boolean;
   /** The caller's `fetch` for the fetch transport. */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   waitUntil?: WaitUntil;
@@ -507,6 +511,7 @@ export function prepare(
     signal !== undefined &&
     (typeof signal !== "object" || signal === null ||
       typeof (signal as AbortSignal).addEventListener !== "function" ||
+      typeof (signal as AbortSignal).removeEventListener !== "function" ||
       typeof (signal as AbortSignal).aborted !== "boolean")
   ) {
     fail(`signal must be an AbortSignal, received ${show(signal)}`);
@@ -566,6 +571,8 @@ export function prepare(
     timeout,
     signal,
     transport,
+    fallback: requested === "auto" && transport === "socket" &&
+        caCerts === undefined && rawSocketsLoading() || undefined,
     fetch: customFetch,
     waitUntil: options.waitUntil,
     caCerts,

@@ -189,9 +189,17 @@ class Telemetry implements TriggerTelemetry {
 
   within<T>(fn: () => T): T {
     const manager = this.#api.context;
-    return this.#span === undefined || manager === undefined
-      ? fn()
-      : manager.with(this.#context, fn);
+    if (this.#span === undefined || manager === undefined) return fn();
+    // A context manager that throws before calling fn: fn runs without it.
+    let ran = false;
+    let value!: T;
+    quietly(() =>
+      manager.with(this.#context, () => {
+        ran = true;
+        value = fn();
+      })
+    );
+    return ran ? value : fn();
   }
 
   resumed(outcome: TriggerOutcome, elapsed: number): void {

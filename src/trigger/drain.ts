@@ -32,7 +32,14 @@ export function triggerEnded(): void {
   if (--inFlight > 0 || waiters.length === 0) return;
   const woken = waiters;
   waiters = [];
-  for (const wake of woken) wake();
+  for (const wake of woken) {
+    try {
+      wake();
+    } catch {
+      // One waiter that throws must not leave the others unwoken, nor
+      // reach the trigger whose end woke it.
+    }
+  }
 }
 
 /** Options for {@linkcode drainTriggers}. */
@@ -115,7 +122,9 @@ export function drainTriggers(
   if (
     signal !== undefined &&
     (typeof signal !== "object" || signal === null ||
-      typeof signal.addEventListener !== "function")
+      typeof signal.addEventListener !== "function" ||
+      typeof signal.removeEventListener !== "function" ||
+      typeof signal.aborted !== "boolean")
   ) {
     throw new TypeError(
       `Cannot drain triggers: signal must be an AbortSignal, received ${
@@ -136,10 +145,10 @@ function waitForAll(
   return new Promise((resolve) => {
     const finish = (drained: boolean) => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", stop);
       const at = waiters.indexOf(wake);
       if (at >= 0) waiters.splice(at, 1);
       resolve(drained);
+      signal?.removeEventListener("abort", stop);
     };
     const wake = () => finish(true);
     const stop = () => finish(false);

@@ -7,6 +7,7 @@ import { discoverWaitUntil } from "../transport/_runtime.ts";
 import { startDeadline } from "../transport/_deadline.ts";
 import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
 import { sendOverFetch } from "../transport/_fetch.ts";
+import { sendOverSocketOrFetch } from "../transport/_fallback.ts";
 import { triggerEnded, triggerStarted } from "./drain.ts";
 import { startTelemetry } from "./_telemetry.ts";
 
@@ -218,7 +219,11 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     events.onQueue = (waiting) => telemetry.queue(waiting);
   }
 
-  const send = req.transport === "socket" ? sendOverSocket : sendOverFetch;
+  const send = req.fallback
+    ? sendOverSocketOrFetch
+    : req.transport === "socket"
+    ? sendOverSocket
+    : sendOverFetch;
   // Signing is async (WebCrypto): only signed triggers pay for the await.
   const go = () =>
     req.sign
@@ -240,22 +245,28 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       (error: TriggerError): TriggerOutcome => ({ ok: false, error }),
     )
     .then((result) => {
-      stopClock();
-      external?.removeEventListener("abort", onAbort);
-      answer(result);
-      settle(result);
-      triggerEnded();
-      telemetry?.end(result);
+      try {
+        stopClock();
+        external?.removeEventListener("abort", onAbort);
+      } catch {
+        // A caller's signal that throws here cannot stop the bookkeeping.
+      }
+      try {
+        answer(result);
+        settle(result);
+      } finally {
+        triggerEnded();
+        telemetry?.end(result);
+      }
     });
 
-  const waitUntil = req.waitUntil ?? discoverWaitUntil();
-  if (waitUntil) {
-    try {
-      waitUntil(done);
-    } catch {
-      // A platform that refuses (e.g. after its response) cannot be helped
-      // here; the trigger itself goes on.
-    }
+  try {
+    // Inside the try: Vercel's context.get() runs here.
+    const waitUntil = req.waitUntil ?? discoverWaitUntil();
+    waitUntil?.(done);
+  } catch {
+    // A platform that refuses (e.g. after its response) cannot be helped
+    // here; the trigger itself goes on.
   }
   return promise;
 }

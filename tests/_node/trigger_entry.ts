@@ -2,7 +2,7 @@
 // for the browser platform, so no static node:net import can hide in it).
 // argv[2]: the JSON Targets below, servers the Deno test runs. Prints one JSON
 // line per scenario: what the caller saw; the test checks the servers' side.
-import { drainTriggers, trigger } from "../../mod.ts";
+import { closeIdleConnections, drainTriggers, trigger } from "../../mod.ts";
 import type { TriggerResult } from "../../mod.ts";
 import { idleConnectionCount } from "../../src/transport/_pool.ts";
 import { pattern } from "./_pattern.ts";
@@ -30,6 +30,12 @@ export interface Targets {
   silent: string;
   /** Accepts and never reads (for 3 s). */
   stalled: string;
+  /** Answers a connection's first request 204 (kept alive), then closes
+   * without answering its second: a keep-alive race, every time. */
+  resend: string;
+  /** Deno.serve answering 202 after 200 ms, counting connections open at
+   * once. */
+  capped: string;
 }
 
 declare const process: { argv: string[]; versions: Record<string, string> };
@@ -168,6 +174,43 @@ const silent = await trigger(targets.silent, {
   timeout: 300,
 });
 print("timeout", summary(silent));
+
+// A reused connection that dies after the write: sent once more on a fresh
+// one (the server checks both heads); resend: false reports it instead.
+for (const resend of [true, false]) {
+  await closeIdleConnections(); // each round starts on a fresh connection
+  await (await trigger(`${targets.resend}?warm=${resend}`, {
+    wait: "accepted",
+  })).done;
+  const again = await trigger(`${targets.resend}?resend=${resend}`, {
+    wait: "accepted",
+    json: { resend },
+    resend,
+    timeout: 5_000,
+  });
+  print(`resend-${resend}`, summary(again));
+  await again.done;
+}
+
+// maxConnections: 2 caps six triggers at two connections, the rest queue;
+// a queued one whose timeout passes first leaves the queue with TIMEOUT.
+const capped = Array.from(
+  { length: 6 },
+  (_, i) =>
+    trigger(`${targets.capped}?i=${i}`, {
+      wait: "accepted",
+      json: { i },
+      maxConnections: 2,
+      timeout: 10_000,
+    }),
+);
+const queuedOut = trigger(`${targets.capped}?queued-out`, {
+  wait: "accepted",
+  maxConnections: 2,
+  timeout: 100,
+});
+print("capped", (await Promise.all(capped)).map(summary));
+print("capped-queued-out", summary(await queuedOut));
 
 // The background part, waited for as a shutdown handler would.
 const slow = await trigger(targets.slow, { json: { slow: true } });

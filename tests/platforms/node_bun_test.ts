@@ -8,6 +8,7 @@ import { bundle } from "../_bundle.ts";
 import {
   deadPort,
   denoRecorder,
+  latin1Text,
   makeCert,
   misbehaving,
   nodeRecorder,
@@ -19,6 +20,7 @@ import {
 } from "../_servers.ts";
 import { rawRequest, sendAndClose, sleep } from "../_hono_client.ts";
 import { pattern } from "../_node/_pattern.ts";
+import { nextRequest } from "../_stale_servers.ts";
 import {
   bunBinary,
   node22Binary,
@@ -70,6 +72,69 @@ type Summary = {
   transport: string;
 };
 
+/**
+ * A raw keep-alive server: answers a connection's first request 204, then
+ * closes without answering its second (a keep-alive race, every time).
+ * Records each request: its connection, its number on it, its head.
+ */
+function resendServer() {
+  const requests: Array<{ conn: number; n: number; head: string }> = [];
+  let connections = 0;
+  const server = misbehaving(async (conn) => {
+    const id = ++connections;
+    let buffered = "";
+    let n = 0;
+    const buffer = new Uint8Array(16 * 1024);
+    while (true) {
+      const read = await conn.read(buffer);
+      if (read === null) return;
+      buffered += latin1Text(buffer.subarray(0, read));
+      let request: ReturnType<typeof nextRequest>;
+      while ((request = nextRequest(buffered)) !== undefined) {
+        buffered = request.rest;
+        requests.push({ conn: id, n: ++n, head: request.head });
+        if (n > 1) return; // closed, unanswered
+        await conn.write(
+          new TextEncoder().encode("HTTP/1.1 204 No Content\r\n\r\n"),
+        );
+      }
+    }
+  });
+  return { url: `${server.origin}/job`, requests, close: server.close };
+}
+
+/** Deno.serve answering 202 after 200 ms; counts the requests in its
+ * handler at once and the connections (client ports) used, records paths. */
+function cappedServer() {
+  const ports = new Set<number>();
+  const paths: string[] = [];
+  let active = 0;
+  let peak = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request, info) => {
+      peak = Math.max(peak, ++active);
+      try {
+        ports.add(info.remoteAddr.port);
+        const url = new URL(request.url);
+        paths.push(url.pathname + url.search);
+        await request.arrayBuffer();
+        await sleep(200);
+        return new Response(null, { status: 202 });
+      } finally {
+        active--;
+      }
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/job`,
+    paths,
+    peak: () => peak,
+    connections: () => ports.size,
+    close: () => server.shutdown(),
+  };
+}
+
 async function runTriggerEntry(
   runtime: "node" | "node22" | "bun",
   recorder: Recorder,
@@ -97,6 +162,8 @@ async function runTriggerEntry(
     while (await conn.read(buffer) !== null) { /* never answer */ }
   });
   const stalled = misbehaving(() => sleep(3_000));
+  const resend = resendServer();
+  const capped = cappedServer();
   try {
     const code = await bundle("./_node/trigger_entry.ts");
     const targets = {
@@ -111,6 +178,8 @@ async function runTriggerEntry(
       reset: reset.origin,
       silent: silent.origin,
       stalled: stalled.origin,
+      resend: resend.url,
+      capped: capped.url,
     };
     const binary = runtime === "bun"
       ? await bunBinary()
@@ -223,6 +292,48 @@ async function runTriggerEntry(
       assert.equal(stalled.code, "TIMEOUT", JSON.stringify(stalled));
     }
 
+    // The resend: died on the reused connection, sent again on a fresh one,
+    // byte for byte; with resend: false, reported and sent once.
+    assert.deepEqual(get("resend-true"), {
+      ok: true,
+      status: 204,
+      transport: "socket",
+    });
+    const [warm, died, fresh] = resend.requests.splice(0, 3);
+    assert.deepEqual(
+      [warm.conn, warm.n, died.conn, died.n, fresh.n],
+      [warm.conn, 1, warm.conn, 2, 1],
+      "warm-up, died on the same connection, then a fresh one",
+    );
+    assert.notEqual(fresh.conn, warm.conn);
+    assert.match(died.head, /^POST \/job\?resend=true /);
+    assert.equal(died.head, fresh.head, "byte for byte the same head");
+    const noResend = get("resend-false");
+    assert.equal(noResend.code, "CLOSED", noResend.message);
+    assert.match(noResend.message!, /not sent again \(resend: false\)/);
+    assert.deepEqual(
+      resend.requests.map((r) => [r.n, r.head.split(" ")[1]]),
+      [[1, "/job?warm=false"], [2, "/job?resend=false"]],
+      "resend: false sent it once",
+    );
+
+    // maxConnections: six delivered over at most two connections at once.
+    const cappedResults = results.capped as Summary[];
+    assert.deepEqual(
+      cappedResults.map((r) => r.status),
+      Array(6).fill(202),
+      JSON.stringify(cappedResults),
+    );
+    assert.equal(capped.peak(), 2, "two at once: the cap, both places used");
+    assert.equal(capped.connections(), 2, "over two kept-alive connections");
+    const queuedOut = get("capped-queued-out");
+    assert.equal(queuedOut.code, "TIMEOUT", queuedOut.message);
+    assert.match(queuedOut.message!, /waiting for a connection/);
+    assert.ok(
+      !capped.paths.includes("/job?queued-out"),
+      "the queued-out trigger was never sent",
+    );
+
     assert.equal(get("drain-before").ok, true);
     assert.equal(results.drain, true);
     assert.deepEqual(results["drain-outcome"], { ok: true, status: 202 });
@@ -243,6 +354,8 @@ async function runTriggerEntry(
       reset.close(),
       silent.close(),
       stalled.close(),
+      resend.close(),
+      capped.close(),
     ]);
   }
 }
@@ -277,6 +390,109 @@ Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes
     await runTriggerEntry("bun", recorder);
   } finally {
     await recorder.close();
+  }
+});
+
+/** A Node resolve hook that fails node:net as webpack's empty context does. */
+const HIDE_NODE_NET = `export async function resolve(specifier, context, next) {
+  if (specifier === "node:net") throw new Error("Cannot find module 'node:net'");
+  return next(specifier, context);
+}`;
+
+Deno.test("Node with node:net out of reach of import() (webpack, Next.js): getBuiltinModule reaches it; without that, auto falls back to fetch and transport socket says why", async (t) => {
+  const seen: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      seen.push(new URL(request.url).pathname);
+      return new Response(null, { status: 202 });
+    },
+  );
+  const code = await bundle("./_node/net_fallback_entry.ts");
+  const dir = await Deno.makeTempDir({ prefix: "trigger-net-" });
+  try {
+    await Deno.writeTextFile(`${dir}/bundle.mjs`, code);
+    await Deno.writeTextFile(`${dir}/hooks.mjs`, HIDE_NODE_NET);
+    const preload = (keepBuiltin: boolean) =>
+      `import { register } from "node:module";
+register(${JSON.stringify(`file://${dir}/hooks.mjs`)});
+${keepBuiltin ? "" : "delete process.getBuiltinModule;"}`;
+    const runWith = async (preloadCode: string | undefined) => {
+      const args = [
+        `${dir}/bundle.mjs`,
+        `http://127.0.0.1:${server.addr.port}`,
+      ];
+      if (preloadCode !== undefined) {
+        await Deno.writeTextFile(`${dir}/preload.mjs`, preloadCode);
+        args.unshift("--import", `${dir}/preload.mjs`);
+      }
+      seen.length = 0;
+      const out = await run("node", args, 30_000);
+      assert.equal(out.code, 0, out.stderr);
+      const results: Record<string, Summary & boolean> = {};
+      for (const line of out.stdout.split("\n").filter(Boolean)) {
+        const { name, value } = JSON.parse(line);
+        results[name] = value;
+      }
+      return results;
+    };
+    const delivered = { ok: true, status: 202 }; // JSON: no undefined keys
+
+    await t.step(
+      "import() hidden, getBuiltinModule present: the socket",
+      async () => {
+        const r = await runWith(preload(true));
+        assert.equal(r.getBuiltinModule, true);
+        for (const step of ["auto-first", "auto-later", "socket"]) {
+          assert.deepEqual(
+            r[step],
+            { ...delivered, transport: "socket" },
+            step,
+          );
+        }
+        assert.equal(r.drain, true);
+        assert.deepEqual(seen, ["/auto-first", "/auto-later", "/socket"]);
+      },
+    );
+
+    await t.step(
+      "no getBuiltinModule, import() works: the socket",
+      async () => {
+        const r = await runWith(`delete process.getBuiltinModule;`);
+        assert.equal(r.getBuiltinModule, false);
+        for (const step of ["auto-first", "auto-later", "socket"]) {
+          assert.deepEqual(
+            r[step],
+            { ...delivered, transport: "socket" },
+            step,
+          );
+        }
+      },
+    );
+
+    await t.step(
+      "no getBuiltinModule, import() fails: auto uses fetch, socket is a CONNECT naming node:net",
+      async () => {
+        const r = await runWith(preload(false));
+        assert.equal(r.getBuiltinModule, false);
+        for (const step of ["auto-first", "auto-later"]) {
+          assert.deepEqual(r[step], { ...delivered, transport: "fetch" }, step);
+        }
+        const socket = r.socket as unknown as Summary;
+        assert.equal(socket.ok, false);
+        assert.equal(socket.code, "CONNECT");
+        assert.equal(socket.transport, "socket");
+        assert.match(
+          socket.message!,
+          /node:net could not be loaded \(Cannot find module 'node:net'\)/,
+        );
+        assert.equal(r.drain, true);
+        assert.deepEqual(seen, ["/auto-first", "/auto-later"]);
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await server.shutdown();
   }
 });
 

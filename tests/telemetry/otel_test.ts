@@ -355,3 +355,64 @@ Deno.test("@opentelemetry/api registered by the application (as on Node or Bun):
     propagation.disable();
   }
 });
+
+Deno.test("a registered context manager whose with() throws: the trigger is sent anyway, nothing thrown, its span ends", async () => {
+  const { context, trace, ROOT_CONTEXT } = await import(
+    "npm:@opentelemetry/api@1.9.0"
+  );
+  const { BasicTracerProvider } = await import(
+    "npm:@opentelemetry/sdk-trace-base@2.12.1"
+  );
+  // Ended spans are kept here: the SDK's exporting processors call
+  // context.with() themselves, which this manager breaks.
+  const ended: Array<{ instrumentationScope: { name: string } }> = [];
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({
+      spanProcessors: [{
+        onStart() {},
+        onEnd: (span) => ended.push(span),
+        forceFlush: () => Promise.resolve(),
+        shutdown: () => Promise.resolve(),
+      }],
+    }),
+  );
+  // A third-party context manager with a bug in with().
+  context.setGlobalContextManager({
+    active: () => ROOT_CONTEXT,
+    with: () => {
+      throw new Error("context manager bug");
+    },
+    bind: <T>(_context: unknown, target: T) => target,
+    enable() {
+      return this;
+    },
+    disable() {
+      return this;
+    },
+  });
+  let hits = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => {
+      hits++;
+      return new Response("ok");
+    },
+  );
+  try {
+    const result = await trigger(`http://127.0.0.1:${server.addr.port}/`, {
+      wait: "accepted",
+    });
+    assert.equal(result.status, 200);
+    await result.done;
+    assert.equal(hits, 1, "sent exactly once");
+    assert.equal(
+      ended.filter((s) => s.instrumentationScope.name === SCOPE).length,
+      1,
+    );
+  } finally {
+    await closeIdleConnections();
+    await server.shutdown();
+    trace.disable();
+    context.disable();
+  }
+});

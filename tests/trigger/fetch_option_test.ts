@@ -2,8 +2,9 @@
 // service binding, a logger). Its effect inside workerd, through a service
 // binding, is in tests/platforms/workers_test.ts.
 import assert from "node:assert/strict";
-import { trigger } from "../../mod.ts";
+import { drainTriggers, trigger } from "../../mod.ts";
 import { denoRecorder } from "../_servers.ts";
+import { within } from "../_wait.ts";
 
 const decoder = new TextDecoder();
 
@@ -69,4 +70,40 @@ Deno.test("fetch option: bad input is a TypeError naming it (not a function, wit
     () => trigger("https://app.test/", { fetch, caCerts: ["PEM"] }),
     { name: "TypeError", message: /caCerts cannot be combined with fetch/ },
   );
+});
+
+Deno.test("fetch option: a fetch that ignores init.signal still ends at the timeout (result, done and drainTriggers)", async () => {
+  const result = await within(
+    trigger("http://app.test/", {
+      wait: "accepted",
+      timeout: 200,
+      fetch: () => new Promise<Response>(() => {}),
+    }),
+    "the trigger resolving at its timeout",
+    5_000,
+  );
+  assert.equal(result.ok, false);
+  assert.equal(result.error?.code, "TIMEOUT");
+  await within(result.done, "done settling", 5_000);
+  assert.equal(await drainTriggers({ timeout: 2_000 }), true);
+});
+
+Deno.test("fetch option: a response body that never ends does not hold the trigger past its status", async () => {
+  const result = await trigger("http://app.test/", {
+    wait: "accepted",
+    timeout: 5_000,
+    fetch: () =>
+      Promise.resolve(
+        new Response(
+          new ReadableStream({
+            pull: () => new Promise(() => {}),
+            cancel: () => new Promise(() => {}),
+          }),
+          { status: 202 },
+        ),
+      ),
+  });
+  assert.equal(result.status, 202);
+  const outcome = await within(result.outcome, "the outcome settling", 5_000);
+  assert.deepEqual(outcome, { ok: true, status: 202 });
 });

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { trigger, TriggerError, type TriggerOptions } from "../../mod.ts";
+import {
+  drainTriggers,
+  trigger,
+  TriggerError,
+  type TriggerOptions,
+} from "../../mod.ts";
 import { USER_AGENT } from "../../src/trigger/_request.ts";
 import {
   deadPort,
@@ -964,6 +969,30 @@ Deno.test("the fetch transport delivers and hands its background to waitUntil", 
             [1],
           );
           await within(result.done, "trigger()'s done");
+        } finally {
+          delete g[key];
+        }
+      },
+    );
+
+    await t.step(
+      "a Vercel request context whose get() throws: the trigger goes on, nothing thrown, nothing left in flight",
+      async () => {
+        const key = Symbol.for("@vercel/request-context");
+        g[key] = {
+          get: () => {
+            throw new Error("no request context here");
+          },
+        };
+        try {
+          const result = await trigger(`${recorder.origin}/vercel-throws`, {
+            transport: "fetch",
+            json: [2],
+          });
+          assert.equal(result.ok, true);
+          await recorder.seen.take();
+          await within(result.done, "trigger()'s done");
+          assert.equal(await drainTriggers({ timeout: 5_000 }), true);
         } finally {
           delete g[key];
         }
