@@ -128,9 +128,9 @@ export async function sendOverSocket(
   if (signal.aborted) throw abortFailure(signal, req);
   const target = connectTarget(req, signal);
   const key = rawSocketsCanBeReused()
-    ? `${req.url.protocol}//${target.hostname}:${target.port}|${
-      req.caCerts?.join("") ?? ""
-    }`
+    ? `${req.url.protocol}//${target.hostname}:${target.port}${
+      // Unambiguous: ["ab", "c"] and ["a", "bc"] are different pools.
+      req.caCerts === undefined ? "" : `|${JSON.stringify(req.caCerts)}`}`
     : undefined;
   const reuse = key !== undefined && req.reuse && worthKeeping(key);
 

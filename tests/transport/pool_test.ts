@@ -416,3 +416,25 @@ Deno.test("idle pooled connections do not keep the process alive", async () => {
     await target.close();
   }
 });
+
+Deno.test("connections are pooled per set of caCerts, told apart exactly (no joined strings)", async () => {
+  const server = rawKeepAlive(() => "HTTP/1.1 204 No Content\r\n\r\n");
+  try {
+    // Plain http ignores the certificates for the handshake, but they still
+    // name the pool: ["ab", "c"] and ["a", "bc"] must not share one.
+    for (const caCerts of [["ab", "c"], ["a", "bc"], ["ab", "c"]]) {
+      const result = await trigger(server.url, { wait: "accepted", caCerts });
+      assert.equal(result.ok, true, result.error?.message);
+      await within(result.done, "trigger()'s done");
+      await server.requests.take();
+    }
+    assert.equal(
+      server.connections(),
+      2,
+      "two pools; the third trigger reused the first one's connection",
+    );
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
