@@ -1,11 +1,11 @@
 // Imported by URL: the repository, served over a local HTTP server, works from
 // a folder with no deno.json — `deno run` and `deno check --all` (remote
-// modules included) through `http://127.0.0.1:…/mod.ts`.
+// modules included) through `http://127.0.0.1:…/mod.ts`, `./hono`,
+// `./durable`, `./durable/dashboard` and `./dedup/postgres`.
 import assert from "node:assert/strict";
 import { output } from "../_wait.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-const HONO = new URL("src/hono/mod.ts", ROOT);
 
 const CONTENT_TYPES: Record<string, string> = {
   ts: "application/typescript; charset=utf-8",
@@ -90,7 +90,11 @@ async function deno(
   };
 }
 
-/** Flags for a no-config run that re-fetches this server's modules. */
+/**
+ * Flags for a no-config run that re-fetches this server's modules. With
+ * `--no-lock` the `npm:` specifiers inside the modules (pg-boss, PGlite, pg,
+ * Hono) resolve as a user's would: without our deno.json or deno.lock.
+ */
 function remoteFlags(origin: string): string[] {
   const host = new URL(origin).host;
   return [
@@ -99,16 +103,6 @@ function remoteFlags(origin: string): string[] {
     `--allow-import=${host}`,
     `--reload=${origin}/`,
   ];
-}
-
-async function exists(url: URL): Promise<boolean> {
-  try {
-    await Deno.stat(url);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 Deno.test("mod.ts imported by URL runs a trigger from a folder with no deno.json", async () => {
@@ -158,24 +152,168 @@ console.log(JSON.stringify({
   );
 });
 
-Deno.test("mod.ts and src/hono/mod.ts imported by URL pass deno check --all", async () => {
+Deno.test("./hono imported by URL runs verifyTrigger() and connection({ ack: true }) on the user's own Hono", async () => {
   await using repo = serveRepository();
   await using folder = await tempFolder();
-  // The Hono helper is checked as soon as it exists in the repository.
-  const withHono = await exists(HONO);
+  // The user's Hono, by full specifier; ours only by URL.
+  const script = `
+import { Hono } from "npm:hono@^4.13.19";
+import {
+  connection,
+  type ConnectionEnv,
+  verifyTrigger,
+  type VerifyTriggerEnv,
+} from "${repo.origin}/src/hono/mod.ts";
+import { createSecret, trigger } from "${repo.origin}/mod.ts";
+
+const secret = createSecret();
+const seen = Promise.withResolvers<
+  { body: unknown; id: string; status: number }
+>();
+const app = new Hono<ConnectionEnv & VerifyTriggerEnv>();
+app.post(
+  "/jobs/report",
+  verifyTrigger({ secret }),
+  connection({ ack: true }),
+  async (c) => {
+    const body = await c.req.json();
+    const id = c.var.trigger.id;
+    c.var.connection.onShutdown((status) => seen.resolve({ body, id, status }));
+  },
+);
+const server = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  app.fetch,
+);
+const url = \`http://127.0.0.1:\${server.addr.port}/jobs/report\`;
+const unsigned = await trigger(url, { wait: "accepted", json: { n: 0 } });
+const result = await trigger(url, {
+  wait: "accepted",
+  json: { month: "2024-05", note: "a & b" },
+  sign: { secret, id: "msg_by_url_1" },
+});
+const route = await seen.promise;
+await server.shutdown();
+console.log(JSON.stringify({
+  unsigned: unsigned.status,
+  accepted: { ok: result.ok, status: result.status },
+  route,
+}));
+`;
+  await Deno.writeTextFile(`${folder.path}/run.ts`, script);
+
+  const { code, stdout, stderr } = await deno(folder.path, [
+    "run",
+    "--check",
+    ...remoteFlags(repo.origin),
+    "--allow-net=127.0.0.1",
+    "run.ts",
+  ]);
+  assert.equal(code, 0, `deno run failed:\n${stderr}`);
+  assert.deepEqual(JSON.parse(stdout), {
+    unsigned: 401,
+    accepted: { ok: true, status: 202 },
+    route: {
+      body: { month: "2024-05", note: "a & b" },
+      id: "msg_by_url_1",
+      status: 0, // ConnectionStatus.NORMAL
+    },
+  });
+  for (const path of ["/src/hono/mod.ts", "/src/hono/verify.ts", "/mod.ts"]) {
+    assert.ok(repo.served.has(path), `${path} was not fetched by URL`);
+  }
+});
+
+Deno.test("./durable and ./durable/dashboard imported by URL: the outbox delivers, the dashboard refuses without credentials", async () => {
+  await using repo = serveRepository();
+  await using folder = await tempFolder();
+  const script = `
+import { openOutbox } from "${repo.origin}/src/durable/mod.ts";
+import { dashboard } from "${repo.origin}/src/durable/dashboard/mod.ts";
+
+const received = Promise.withResolvers<string | null>();
+const target = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  async (request) => {
+    received.resolve(\`\${request.headers.get("webhook-id")} \${await request.text()}\`);
+    return new Response(null, { status: 202 });
+  },
+);
+const outbox = await openOutbox({ dir: "${folder.path}/outbox" });
+const { id } = await outbox.trigger(
+  \`http://127.0.0.1:\${target.addr.port}/jobs/report\`,
+  { json: { report: 7 } },
+);
+outbox.start({ pollInterval: 100 });
+const delivered = await received.promise;
+
+const token = "a-long-random-token-0123";
+const dash = dashboard(outbox, { token });
+const site = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  dash.fetch,
+);
+const page = \`http://127.0.0.1:\${site.addr.port}/\`;
+const refused = await fetch(page);
+await refused.body?.cancel();
+const allowed = await fetch(page, {
+  headers: { authorization: \`Bearer \${token}\` },
+});
+const html = await allowed.text();
+
+await outbox.stop();
+await site.shutdown();
+await target.shutdown();
+console.log(JSON.stringify({
+  delivered: delivered === \`\${id} {"report":7}\`,
+  refused: refused.status,
+  allowed: [allowed.status, /By target origin/.test(html)],
+}));
+`;
+  await Deno.writeTextFile(`${folder.path}/run.ts`, script);
+
+  const { code, stdout, stderr } = await deno(folder.path, [
+    "run",
+    ...remoteFlags(repo.origin),
+    "--allow-net=127.0.0.1",
+    "--allow-read",
+    `--allow-write=${folder.path}`,
+    "--allow-env",
+    "--allow-sys",
+    "run.ts",
+  ]);
+  assert.equal(code, 0, `deno run failed:\n${stderr}`);
+  assert.deepEqual(JSON.parse(stdout), {
+    delivered: true,
+    refused: 401,
+    allowed: [200, true],
+  });
+  for (
+    const path of [
+      "/src/durable/mod.ts",
+      "/src/durable/_engine.ts",
+      "/src/durable/dashboard/mod.ts",
+    ]
+  ) {
+    assert.ok(repo.served.has(path), `${path} was not fetched by URL`);
+  }
+});
+
+Deno.test("mod.ts, ./hono and ./dedup/postgres imported by URL pass deno check --all", async () => {
+  await using repo = serveRepository();
+  await using folder = await tempFolder();
   const lines = [
     `import * as core from "${repo.origin}/mod.ts";`,
+    `import * as hono from "${repo.origin}/src/hono/mod.ts";`,
+    `import * as postgres from "${repo.origin}/src/dedup/postgres.ts";`,
     `export function fire(url: string): Promise<core.TriggerResult> {`,
     `  return core.trigger(url, { wait: "accepted", json: { id: 7 } });`,
     `}`,
     `export type Code = core.TriggerErrorCode;`,
+    `export function store(connectionString: string): hono.DedupStore {`,
+    `  return new postgres.PostgresDedupStore({ connectionString });`,
+    `}`,
   ];
-  if (withHono) {
-    lines.push(
-      `import * as hono from "${repo.origin}/src/hono/mod.ts";`,
-      `export { hono };`,
-    );
-  }
   await Deno.writeTextFile(`${folder.path}/check.ts`, lines.join("\n") + "\n");
 
   const { code, stderr } = await deno(folder.path, [
@@ -185,11 +323,9 @@ Deno.test("mod.ts and src/hono/mod.ts imported by URL pass deno check --all", as
     "check.ts",
   ]);
   assert.equal(code, 0, `deno check --all failed:\n${stderr}`);
-  assert.ok(repo.served.has("/mod.ts"), "mod.ts was not fetched by URL");
-  if (withHono) {
-    assert.ok(
-      repo.served.has("/src/hono/mod.ts"),
-      "src/hono/mod.ts was not fetched by URL",
-    );
+  for (
+    const path of ["/mod.ts", "/src/hono/mod.ts", "/src/dedup/postgres.ts"]
+  ) {
+    assert.ok(repo.served.has(path), `${path} was not fetched by URL`);
   }
 });
