@@ -11,8 +11,11 @@
 // The write floor is one `write()` of the same request bytes on a connection
 // kept open (its answer is read after the clock stops); the round-trip floor
 // is that write plus a read up to the end of the answer's head. The modes
-// run in ROUNDS rounds, alternated (the order rotates each round) so drift
-// hits them alike; each ratio is computed per round from p50s, and the
+// run in ROUNDS rounds of BLOCKS short blocks, in a shuffled order, so the
+// machine's state (other processes: it moves the floors by 3× here) is alike
+// for all, while each block runs in its own steady state (call by call in
+// turn would not: a write right after a bare close finds the target awake
+// and costs a third); each ratio is computed per round from p50s, and the
 // median over rounds is reported with its range. The connection() ratio
 // comes from `bench/hono_bench.ts` (run in its own process, GET only).
 // Every trigger must reach the target (checked at the end).
@@ -26,6 +29,8 @@ import { spawnDeno } from "./_spawn.ts";
 const ROUNDS = Number(Deno.args[0] ?? 7);
 const N = Number(Deno.args[1] ?? 1_000);
 const WARMUP = 200;
+/** Blocks per round (each mode runs N / BLOCKS calls in a row). */
+const BLOCKS = 10;
 
 const TARGET = `
 const hits = {};
@@ -278,12 +283,24 @@ for (const post of [false, true]) {
   for (const mode of MODES) await run[mode](WARMUP);
   const perRound: Array<Record<Mode, number>> = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const p50 = {} as Record<Mode, number>;
-    // Rotate the order, so no mode always runs right after another.
-    for (let i = 0; i < MODES.length; i++) {
-      const mode = MODES[(i + round) % MODES.length];
-      p50[mode] = median(await run[mode](N));
+    // Short blocks in a shuffled order, so the machine's state (other
+    // processes, CPU frequency) is alike for every mode, while each block
+    // runs in its own steady state; PHP's loop as one block.
+    const samples = {} as Record<Mode, number[]>;
+    for (const mode of MODES) samples[mode] = [];
+    for (let block = 0; block < BLOCKS; block++) {
+      const order = MODES.filter((mode) => mode !== "PHP");
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      for (const mode of order) {
+        samples[mode].push(...await run[mode](N / BLOCKS));
+      }
     }
+    samples.PHP = await run.PHP(N);
+    const p50 = {} as Record<Mode, number>;
+    for (const mode of MODES) p50[mode] = median(samples[mode]);
     perRound.push(p50);
   }
   lines.push("", post ? "POST, 1 KB form" : "GET");
