@@ -1,7 +1,7 @@
 // The raw-socket transport: HTTP/1.1 written by hand over a raw connection
 // (Deno.connect / connectTls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
-import { latin1, requestHead } from "./_http1.ts";
+import { latin1, requestBytes, requestHead } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
@@ -164,9 +164,8 @@ export async function sendOverSocket(
   );
   let data: Uint8Array;
   let rest: Uint8Array | null = null;
-  if (body !== null && body.length <= COALESCE_LIMIT) {
-    data = latin1(head, body.length);
-    data.set(body, head.length);
+  if (body === null || body.length <= COALESCE_LIMIT) {
+    data = requestBytes(head, body);
   } else {
     data = latin1(head);
     rest = body;

@@ -13,6 +13,7 @@ import {
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { VERSION } from "./_version.ts";
+import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
 import { checkMessage, newMessageId, parseSecret } from "../signature/_sign.ts";
 
@@ -255,17 +256,6 @@ function formBody(form: unknown): string {
     return new URLSearchParams(entries.map(([k, v]) => [k, String(v)]))
       .toString();
   }
-}
-
-/**
- * UTF-8 bytes of `text`, in a buffer of their own (encodeInto into an
- * ASCII-sized buffer first: `TextEncoder.encode` costs several times more).
- */
-export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(text.length);
-  return encoder.encodeInto(text, bytes).read === text.length
-    ? bytes
-    : encoder.encode(text);
 }
 
 function jsonBody(json: unknown): string {
