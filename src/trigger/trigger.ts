@@ -224,9 +224,18 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     req.sign
       ? signRequest(req, signal).then(() => send(req, signal, events))
       : send(req, signal, events);
-  (telemetry ? telemetry.within(go) : go())
-    .then(
-      (status): TriggerOutcome =>
+  const finish = (result: TriggerOutcome) => {
+    stopClock();
+    external?.removeEventListener("abort", onAbort);
+    answer(result);
+    settle(result);
+    triggerEnded();
+    telemetry?.end(result);
+  };
+  // One reaction, not a chain: each link is a promise and a microtask.
+  (telemetry ? telemetry.within(go) : go()).then(
+    (status) =>
+      finish(
         status === undefined
           ? {
             ok: false,
@@ -237,16 +246,9 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
             ),
           }
           : statusOutcome(status, req),
-      (error: TriggerError): TriggerOutcome => ({ ok: false, error }),
-    )
-    .then((result) => {
-      stopClock();
-      external?.removeEventListener("abort", onAbort);
-      answer(result);
-      settle(result);
-      triggerEnded();
-      telemetry?.end(result);
-    });
+      ),
+    (error: TriggerError) => finish({ ok: false, error }),
+  );
 
   const waitUntil = req.waitUntil ?? discoverWaitUntil();
   if (waitUntil) {
