@@ -96,6 +96,7 @@ async function readHead(conn: Deno.Conn): Promise<void> {
 type Mode =
   | "bare"
   | "write floor"
+  | "write floor, 20 µs later"
   | "round-trip floor"
   | "sent"
   | "accepted"
@@ -115,9 +116,11 @@ function runners(post: boolean): Record<Mode, Runner> {
   const bareBytes = rawRequest(`${p}/bare`, form, false);
   const writeBytes = rawRequest(`${p}/write`, form, true);
   const roundBytes = rawRequest(`${p}/round`, form, true);
+  const gapBytes = rawRequest(`${p}/gap`, form, true);
   const phpBytes = rawRequest(`${p}/php`, form, false);
   let writeConn: Deno.Conn | undefined;
   let roundConn: Deno.Conn | undefined;
+  let gapConn: Deno.Conn | undefined;
   const viaTrigger = (wait: "sent" | "accepted"): Runner => async (count) => {
     const url = `${origin}${p}/${wait}`;
     const out: number[] = [];
@@ -158,6 +161,27 @@ function runners(post: boolean): Record<Mode, Runner> {
         await writeAll(writeConn, writeBytes);
         out.push((performance.now() - start) * 1_000);
         await readHead(writeConn);
+      }
+      return out;
+    },
+    // Diagnostic: the same write 20 µs (busy, like trigger()'s own work
+    // between an answer and the next write) after the previous answer.
+    async "write floor, 20 µs later"(count) {
+      if (!gapConn) {
+        gapConn = await Deno.connect({ hostname, port });
+        (gapConn as Deno.TcpConn).setNoDelay(true);
+        kept.push(gapConn);
+      }
+      const out: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const until = performance.now() + 0.02;
+        while (performance.now() < until) {
+          // busy, as a trigger's JS is
+        }
+        const start = performance.now();
+        await writeAll(gapConn, gapBytes);
+        out.push((performance.now() - start) * 1_000);
+        await readHead(gapConn);
       }
       return out;
     },
@@ -231,6 +255,7 @@ function median(values: number[]): number {
 const MODES: Mode[] = [
   "bare",
   "write floor",
+  "write floor, 20 µs later",
   "round-trip floor",
   "sent",
   "accepted",
@@ -261,6 +286,12 @@ const RATIOS: Ratio[] = [
     goal: "≤ 2.0",
     of: (p) => p.sent / p["write floor"],
     met: (v) => v <= 2,
+  },
+  {
+    name: '(diagnostic) "sent" ÷ write 20 µs later',
+    goal: "—",
+    of: (p) => p.sent / p["write floor, 20 µs later"],
+    met: () => true,
   },
   {
     name: '"accepted" (reused) ÷ round-trip floor',
@@ -308,7 +339,7 @@ for (const post of [false, true]) {
     if (mode === "PHP" && !php) continue;
     const values = perRound.map((p) => p[mode]);
     lines.push(
-      `  ${mode.padEnd(40)} p50 ${median(values).toFixed(1).padStart(6)} µs ` +
+      `  ${mode.padEnd(44)} p50 ${median(values).toFixed(1).padStart(6)} µs ` +
         `[${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)}]`,
     );
   }
@@ -320,9 +351,13 @@ for (const post of [false, true]) {
     const values = perRound.map(ratio.of);
     const value = median(values);
     lines.push(
-      `  ${ratio.name.padEnd(40)} ${fmt(value).padStart(6)} [${
+      `  ${ratio.name.padEnd(44)} ${fmt(value).padStart(6)} [${
         range(values)
-      }]  goal ${ratio.goal}: ${ratio.met(value) ? "met" : "NOT met"}`,
+      }]  ${
+        ratio.goal === "—"
+          ? "(no goal)"
+          : `goal ${ratio.goal}: ${ratio.met(value) ? "met" : "NOT met"}`
+      }`,
     );
   }
 }
@@ -339,7 +374,7 @@ const honoRatios: number[] = JSON.parse(hono.line);
 const honoValue = median(honoRatios);
 lines.push(
   "",
-  `  ${"connection() GET req/s ÷ signal only".padEnd(40)} ${
+  `  ${"connection() GET req/s ÷ signal only".padEnd(44)} ${
     fmt(honoValue).padStart(6)
   } [${range(honoRatios)}]  goal ≥ 0.95: ${
     honoValue >= 0.95 ? "met" : "NOT met"
