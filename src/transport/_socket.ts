@@ -35,6 +35,9 @@ export interface SendEvents {
   /** The request starts (`true`) or stops (`false`) waiting for a
    * connection to its origin. */
   onQueue?(waiting: boolean): void;
+  /** Set by the transport while it holds a connection; the caller calls it
+   * right after aborting the signal (timeout, caller's signal). */
+  cancel?: () => void;
 }
 
 /** A reused connection died before answering: nothing proves receipt. */
@@ -217,7 +220,7 @@ class Exchange {
     let kept = false;
     let stale = false;
     const close = () => conn?.close();
-    signal.addEventListener("abort", close, { once: true });
+    events.cancel = close;
     const response = new ResponseReader(req.method);
     try {
       conn ??= await rawConnector()!(this.target, (stage) => phase = stage);
@@ -284,7 +287,7 @@ class Exchange {
       }
       throw classify(error, phase, req, signal);
     } finally {
-      signal.removeEventListener("abort", close);
+      if (events.cancel === close) events.cancel = undefined;
       if (!kept) close();
       // A stale connection's place goes to its replacement.
       if (key !== undefined && !stale) {

@@ -169,10 +169,24 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const telemetry = startTelemetry(req);
   const controller = new AbortController();
   const { signal } = controller;
+  const events: SendEvents = {
+    onSent() {
+      if (req.wait === "sent") answer({ ok: true });
+    },
+    onStatus(status) {
+      if (req.wait === "accepted") answer(statusOutcome(status, req));
+    },
+  };
+  // The transport's own reaction (closing the connection) is called here,
+  // not added as an "abort" listener: a listener costs ~2 µs per trigger.
+  const abort = (reason: unknown) => {
+    controller.abort(reason);
+    events.cancel?.();
+  };
   const stopClock = startDeadline(
     req.timeout,
     () =>
-      controller.abort(
+      abort(
         new DOMException(
           `Trigger timed out after ${req.timeout} ms`,
           "TimeoutError",
@@ -180,7 +194,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       ),
   );
   const external = req.signal;
-  const onAbort = () => controller.abort(external!.reason);
+  const onAbort = () => abort(external!.reason);
   if (external?.aborted) onAbort();
   else external?.addEventListener("abort", onAbort, { once: true });
 
@@ -204,14 +218,6 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       done,
       outcome,
     });
-  };
-  const events: SendEvents = {
-    onSent() {
-      if (req.wait === "sent") answer({ ok: true });
-    },
-    onStatus(status) {
-      if (req.wait === "accepted") answer(statusOutcome(status, req));
-    },
   };
   if (telemetry) {
     events.onResend = () => telemetry.resend();
