@@ -20,7 +20,8 @@ import { checkMessage, newMessageId, parseSecret } from "../signature/_sign.ts";
 /** A request ready for a transport. */
 export interface PreparedRequest {
   method: string;
-  /** The target URL, credentials removed. */
+  /** The target URL, credentials removed. Shared between requests: read it,
+   * never change it. */
   url: URL;
   /** `url.href`, for messages. */
   href: string;
@@ -358,7 +359,16 @@ function prepareMethod(method: unknown, hasBody: boolean): string {
   return NORMALISED_METHODS.has(upper) ? upper : method;
 }
 
+/** URLs parsed from strings (without credentials), shared read-only by the
+ * requests prepared from them: a trigger loop parses its URL once. */
+const parsedUrls = new Map<string, URL>();
+const PARSED_URLS_MAX = 256;
+
 function prepareUrl(input: unknown): URL {
+  if (typeof input === "string") {
+    const known = parsedUrls.get(input);
+    if (known !== undefined) return known;
+  }
   let url: URL;
   if (input instanceof URL) {
     url = new URL(input.href);
@@ -375,6 +385,11 @@ function prepareUrl(input: unknown): URL {
     fail(
       `protocol must be "http:" or "https:", received ${show(url.protocol)}`,
     );
+  }
+  // Not with credentials: basicAuth() takes them out of the URL it is given.
+  if (typeof input === "string" && url.username === "" && url.password === "") {
+    if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
+    parsedUrls.set(input, url);
   }
   return url;
 }

@@ -118,3 +118,18 @@ Deno.test("a form is encoded byte for byte as URLSearchParams encodes it", () =>
   const text = prepare("http://example.test/", { body: "ascii only" });
   assert.equal(decoder.decode(text.body as Uint8Array), "ascii only");
 });
+
+Deno.test("a URL string prepared again gives the same target; credentials are taken out every time", () => {
+  const plain = "http://example.test/a?b=1";
+  const first = prepare(plain);
+  const second = prepare(plain);
+  assert.equal(second.url.href, "http://example.test/a?b=1");
+  assert.equal(first.href, second.href);
+  const secret = "http://user:pa%20ss@example.test/";
+  for (let i = 0; i < 2; i++) {
+    const req = prepare(secret);
+    assert.equal(req.href, "http://example.test/");
+    const auth = req.headers.find(([name]) => name === "Authorization");
+    assert.equal(auth?.[1], `Basic ${btoa("user:pa ss")}`);
+  }
+});
