@@ -76,7 +76,30 @@ const variants = [
   { name: "GET, 1 ms work", post: false, suffix: "/work", perRound: 150 },
 ] as const;
 
-if (import.meta.main) {
+if (import.meta.main && Deno.args[0] === "--ratio") {
+  // For bench/ratios.ts: connection() ÷ "signal only" req/s on a GET over
+  // Deno.serve + fetch, per round (alternated), as one JSON line.
+  const ROUNDS = 7;
+  const PER_ROUND = 1_500;
+  for (let i = 0; i < 500; i++) {
+    for (const key of ["signal", "conn"]) await overHttp(`/${key}`, false);
+  }
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const time = { signal: 0, conn: 0 };
+    const order = round % 2
+      ? ["conn", "signal"] as const
+      : ["signal", "conn"] as const;
+    for (const key of order) {
+      const start = performance.now();
+      for (let i = 0; i < PER_ROUND; i++) await overHttp(`/${key}`, false);
+      time[key] = performance.now() - start;
+    }
+    ratios.push(time.signal / time.conn);
+  }
+  console.log(JSON.stringify(ratios));
+  await server.shutdown();
+} else if (import.meta.main) {
   // `deno run`: a table of requests/s, the three ways alternated in rounds
   // so drift (JIT, GC) hits them alike.
   const ROUNDS = 8;

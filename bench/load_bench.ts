@@ -1,4 +1,4 @@
-// `deno task bench`: runs the throughput and resources scripts, each in its
+// `deno task bench:all`: runs the throughput and resources scripts, each in its
 // own process so the client's event loop (and its RSS and fd count) are its
 // own, and prints their tables. Fails when a trigger was lost, one failed, or
 // the open TCP sockets did not return to the baseline; the speed and memory targets

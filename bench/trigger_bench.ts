@@ -1,4 +1,4 @@
-// `deno task bench`: what the caller waits for, per way of firing a request,
+// `deno task bench:all`: what the caller waits for, per way of firing a request,
 // against a local Deno.serve target that answers 202 at once.
 //
 // The target runs in its own process, so its work does not share the bench's

@@ -50,7 +50,8 @@ export interface Lease {
 
 interface Idle {
   conn: RawConn;
-  read: Promise<Uint8Array | null>;
+  /** Started a microtask after the connection went idle (see release). */
+  read?: Promise<Uint8Array | null>;
   since: number;
   /** Until when it may carry a request (performance.now() ms). */
   reusable: number;
@@ -365,7 +366,6 @@ export function release(
   }
   const entry: Idle = {
     conn,
-    read: conn.read(),
     since: now,
     reusable: now + reuseMs,
     expires: now + keepMs,
@@ -380,10 +380,17 @@ export function release(
     learn(origin, performance.now() - entry.since, performance.now());
     discard(key, origin, entry);
   };
-  entry.read.then(onIdleEnd, onIdleEnd);
-  conn.unref?.();
   origin.idle.push(entry);
   startSweeper();
+  // The watch starts a microtask later: a caller that was just answered
+  // ("accepted") resumes first, and one that fires again at once takes the
+  // connection before any read is pending on it.
+  queueMicrotask(() => {
+    if (!entry.idle) return;
+    entry.read = conn.read();
+    entry.read.then(onIdleEnd, onIdleEnd);
+    conn.unref?.();
+  });
 }
 
 /** The number of idle connections kept now, all origins together. */

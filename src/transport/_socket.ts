@@ -1,7 +1,7 @@
 // The raw-socket transport: HTTP/1.1 written by hand over a raw connection
 // (Deno.connect / connectTls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
-import { latin1, requestHead } from "./_http1.ts";
+import { latin1, requestBytes, requestHead } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import { statusAfterWriteError } from "./_early_status.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
@@ -36,6 +36,9 @@ export interface SendEvents {
   /** The request starts (`true`) or stops (`false`) waiting for a
    * connection to its origin. */
   onQueue?(waiting: boolean): void;
+  /** Set by the transport while it holds a connection; the caller calls it
+   * right after aborting the signal (timeout, caller's signal). */
+  cancel?: () => void;
 }
 
 /** A reused connection died before answering: nothing proves receipt. */
@@ -165,9 +168,8 @@ export async function sendOverSocket(
   );
   let data: Uint8Array;
   let rest: Uint8Array | null = null;
-  if (body !== null && body.length <= COALESCE_LIMIT) {
-    data = latin1(head, body.length);
-    data.set(body, head.length);
+  if (body === null || body.length <= COALESCE_LIMIT) {
+    data = requestBytes(head, body);
   } else {
     data = latin1(head);
     rest = body;
@@ -219,7 +221,7 @@ class Exchange {
     let kept = false;
     let stale = false;
     const close = () => conn?.close();
-    signal.addEventListener("abort", close, { once: true });
+    events.cancel = close;
     const response = new ResponseReader(req.method);
     try {
       conn ??= await rawConnector()!(this.target, (stage) => phase = stage);
@@ -302,7 +304,7 @@ class Exchange {
       }
       throw classify(error, phase, req, signal);
     } finally {
-      signal.removeEventListener("abort", close);
+      if (events.cancel === close) events.cancel = undefined;
       if (!kept) close();
       // A stale connection's place goes to its replacement.
       if (key !== undefined && !stale) {

@@ -14,13 +14,15 @@ import {
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { VERSION } from "./_version.ts";
+import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
 import { checkMessage, newMessageId, parseSecret } from "../signature/_sign.ts";
 
 /** A request ready for a transport. */
 export interface PreparedRequest {
   method: string;
-  /** The target URL, credentials removed. */
+  /** The target URL, credentials removed. Shared between requests: read it,
+   * never change it. */
   url: URL;
   /** `url.href`, for messages. */
   href: string;
@@ -212,13 +214,29 @@ function cookieHeader(cookies: unknown): string {
   return pairs.join("; ");
 }
 
+/** What the urlencoded serializer leaves as is (WHATWG URL, "application/
+ * x-www-form-urlencoded percent-encode set"): ASCII alphanumerics, `*-._`. */
+const FORM_SAFE = /^[A-Za-z0-9*\-._]*$/;
+/** What encodeURIComponent leaves as is but a form encodes (and space). */
+const FORM_EXTRA = /%20|[!'()~]/g;
+const formExtra = (c: string) =>
+  c === "%20" ? "+" : `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
+
+/** One name or value as URLSearchParams serialises it; throws URIError on a
+ * lone surrogate (URLSearchParams writes U+FFFD instead: the caller falls
+ * back to it). */
+function formEncode(text: string): string {
+  if (FORM_SAFE.test(text)) return text;
+  return encodeURIComponent(text).replace(FORM_EXTRA, formExtra);
+}
+
 function formBody(form: unknown): string {
   if (form instanceof URLSearchParams) return form.toString();
   if (typeof form !== "object" || form === null || Array.isArray(form)) {
     fail(`form must be a record or URLSearchParams, received ${show(form)}`);
   }
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(form)) {
+  const entries = Object.entries(form);
+  for (const [key, value] of entries) {
     if (
       typeof value !== "string" && typeof value !== "number" &&
       typeof value !== "boolean"
@@ -229,9 +247,20 @@ function formBody(form: unknown): string {
         }`,
       );
     }
-    params.append(key, String(value));
   }
-  return params.toString();
+  // By hand: URLSearchParams costs more than the rest of a reused trigger.
+  try {
+    let text = "";
+    for (const [key, value] of entries) {
+      text += `${text === "" ? "" : "&"}${formEncode(key)}=${
+        formEncode(String(value))
+      }`;
+    }
+    return text;
+  } catch {
+    return new URLSearchParams(entries.map(([k, v]) => [k, String(v)]))
+      .toString();
+  }
 }
 
 function jsonBody(json: unknown): string {
@@ -254,7 +283,7 @@ interface Body {
 
 function rawBody(body: TriggerBody): Body {
   if (typeof body === "string") {
-    return { bytes: encoder.encode(body), type: "text/plain;charset=UTF-8" };
+    return { bytes: utf8(body), type: "text/plain;charset=UTF-8" };
   }
   if (body instanceof Uint8Array) return { bytes: body.slice(), type: null };
   if (body instanceof ArrayBuffer) {
@@ -270,7 +299,7 @@ function rawBody(body: TriggerBody): Body {
   }
   if (body instanceof URLSearchParams) {
     return {
-      bytes: encoder.encode(body.toString()),
+      bytes: utf8(body.toString()),
       type: "application/x-www-form-urlencoded;charset=UTF-8",
     };
   }
@@ -306,13 +335,13 @@ function prepareBody(options: TriggerOptions): Body | null {
   }
   if (options.form !== undefined) {
     return {
-      bytes: encoder.encode(formBody(options.form)),
+      bytes: utf8(formBody(options.form)),
       type: "application/x-www-form-urlencoded;charset=UTF-8",
     };
   }
   if (options.json !== undefined) {
     return {
-      bytes: encoder.encode(jsonBody(options.json)),
+      bytes: utf8(jsonBody(options.json)),
       type: "application/json",
     };
   }
@@ -334,7 +363,16 @@ function prepareMethod(method: unknown, hasBody: boolean): string {
   return NORMALISED_METHODS.has(upper) ? upper : method;
 }
 
+/** URLs parsed from strings (without credentials), shared read-only by the
+ * requests prepared from them: a trigger loop parses its URL once. */
+const parsedUrls = new Map<string, URL>();
+const PARSED_URLS_MAX = 256;
+
 function prepareUrl(input: unknown): URL {
+  if (typeof input === "string") {
+    const known = parsedUrls.get(input);
+    if (known !== undefined) return known;
+  }
   let url: URL;
   if (input instanceof URL) {
     url = new URL(input.href);
@@ -351,6 +389,11 @@ function prepareUrl(input: unknown): URL {
     fail(
       `protocol must be "http:" or "https:", received ${show(url.protocol)}`,
     );
+  }
+  // Not with credentials: basicAuth() takes them out of the URL it is given.
+  if (typeof input === "string" && url.username === "" && url.password === "") {
+    if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
+    parsedUrls.set(input, url);
   }
   return url;
 }

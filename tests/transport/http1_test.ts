@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import {
   latin1,
+  requestBytes,
   requestHead,
   requestTarget,
+  utf8,
 } from "../../src/transport/_http1.ts";
 import {
   MAX_DRAIN_BYTES,
@@ -193,4 +195,28 @@ Deno.test("ResponseReader bounds all heads together, interim 1xx heads included"
     for (let i = 0; i < 1_000; i++) reader.push(interim);
   }, ResponseProtocolError);
   assert.ok(reader.received <= MAX_HEAD_BYTES + interim.length);
+});
+
+Deno.test("requestBytes: head then body, in the room before a utf8() body or in a new buffer", () => {
+  const decoder = new TextDecoder("latin1");
+  const cases: Array<[string, Uint8Array | null]> = [
+    ["GET / HTTP/1.1\r\nHost: a\r\n\r\n", null],
+    [
+      "POST / HTTP/1.1\r\nX: \xe9\r\n\r\n",
+      utf8("id=7&text=" + "x".repeat(1_000)),
+    ],
+    ["POST / HTTP/1.1\r\n" + "X: y\r\n".repeat(200) + "\r\n", utf8("a=1")], // no room
+    ["POST / HTTP/1.1\r\n\r\n", utf8("é😀")], // not ASCII: encoded apart
+    ["POST / HTTP/1.1\r\n\r\n", new Uint8Array([1, 2, 3])],
+  ];
+  for (const [head, body] of cases) {
+    const copy = body?.slice();
+    const bytes = requestBytes(head, body);
+    const text = decoder.decode(bytes);
+    assert.equal(text.slice(0, head.length), head);
+    assert.deepEqual(bytes.subarray(head.length), copy ?? new Uint8Array());
+    // The body's own view is left as it was.
+    if (body) assert.deepEqual(body, copy);
+  }
+  assert.deepEqual(utf8("é😀"), new TextEncoder().encode("é😀"));
 });

@@ -95,3 +95,41 @@ Deno.test("methods: fetch's six are upper-cased, others go out as given, CONNECT
     assert.throws(() => trigger(URL_, { method }), /an HTTP token/, method);
   }
 });
+
+Deno.test("a form is encoded byte for byte as URLSearchParams encodes it", () => {
+  const decoder = new TextDecoder();
+  let every = "";
+  for (let c = 0; c < 0x100; c++) every += String.fromCharCode(c);
+  const forms: Array<Record<string, string | number | boolean>> = [
+    { id: 7, text: "x".repeat(1_000), ok: true },
+    { "a b": "c d", "!'()~*-._": "€ 😀 ü", empty: "" },
+    { every, [every]: "key" },
+    { lone: "a\uD800b", low: "\uDC00" }, // lone surrogates become U+FFFD
+  ];
+  for (const form of forms) {
+    const expected = new URLSearchParams(
+      Object.entries(form).map(([k, v]) => [k, String(v)]),
+    ).toString();
+    const { body } = prepare("http://example.test/", { form });
+    assert.equal(decoder.decode(body as Uint8Array), expected);
+  }
+  const { body } = prepare("http://example.test/", { json: { a: "é😀" } });
+  assert.equal(decoder.decode(body as Uint8Array), '{"a":"é😀"}');
+  const text = prepare("http://example.test/", { body: "ascii only" });
+  assert.equal(decoder.decode(text.body as Uint8Array), "ascii only");
+});
+
+Deno.test("a URL string prepared again gives the same target; credentials are taken out every time", () => {
+  const plain = "http://example.test/a?b=1";
+  const first = prepare(plain);
+  const second = prepare(plain);
+  assert.equal(second.url.href, "http://example.test/a?b=1");
+  assert.equal(first.href, second.href);
+  const secret = "http://user:pa%20ss@example.test/";
+  for (let i = 0; i < 2; i++) {
+    const req = prepare(secret);
+    assert.equal(req.href, "http://example.test/");
+    const auth = req.headers.find(([name]) => name === "Authorization");
+    assert.equal(auth?.[1], `Basic ${btoa("user:pa ss")}`);
+  }
+});
