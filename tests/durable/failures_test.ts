@@ -418,3 +418,77 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "outbox on a stalled PostgreSQL: 11,000 waiting triggers all settle within about one queryTimeout (OVERLOADED past 10,000, TIMEOUT for the rest), none stored",
+  ignore: !canStartPostgres,
+  async fn() {
+    const server = await ThrowawayPostgres.start();
+    let outbox: Outbox | undefined;
+    let frozen = false;
+    try {
+      outbox = await within(
+        60_000,
+        openOutbox({
+          connectionString: server.url(PASSWORD),
+          queryTimeout: 1_500,
+          connectTimeout: 1_500,
+          onEvent: () => {},
+        }),
+        "openOutbox() did not settle",
+      );
+      const opened = outbox;
+      await server.signal("SIGSTOP");
+      frozen = true;
+      const started = Date.now();
+      // Unbounded, 22 batches would wait 1.5 s each, one after another.
+      const results = await within(
+        20_000,
+        Promise.all(
+          Array.from(
+            { length: 11_000 },
+            (_, n) =>
+              opened.trigger("http://127.0.0.1:9/lost", { json: { n } }).then(
+                () => "stored",
+                (e) => e instanceof OutboxError ? e : String(e),
+              ),
+          ),
+        ),
+        "the waiting triggers did not all settle within 20 s",
+      );
+      const elapsed = Date.now() - started;
+      const codes = new Map<string, number>();
+      for (const r of results) {
+        const code = typeof r === "string" ? r : r.code;
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      }
+      assert.deepEqual(Object.fromEntries(codes), {
+        OVERLOADED: 1_000,
+        TIMEOUT: 10_000,
+      });
+      assert.ok(elapsed < 10_000, `settled after ${elapsed} ms`);
+      const rest = results.filter((r) =>
+        r instanceof OutboxError && r.code === "TIMEOUT" &&
+        /not stored/.test(r.message)
+      );
+      assert.equal(rest.length, 9_500, "the rest were told: not stored");
+      await server.signal("SIGCONT");
+      frozen = false;
+      for (let i = 0;; i++) {
+        try {
+          assert.equal((await opened.stats()).queued, 0);
+          break;
+        } catch (error) {
+          if (error instanceof assert.AssertionError) throw error;
+          assert.ok(i < 20, `no recovery after SIGCONT: ${error}`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    } finally {
+      if (frozen) await server.signal("SIGCONT");
+      await outbox?.stop();
+      await server.stop();
+    }
+  },
+});
