@@ -492,3 +492,106 @@ Deno.test({
     }
   },
 });
+
+const SHARED_DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+
+/** A TCP relay to PostgreSQL that, once armed, forwards the next COMMIT
+ * but never relays the server's answer on that connection: the client
+ * times out while the row is committed. */
+function commitBlackhole(target: URL) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const state = { armed: false, swallowed: 0 };
+  const COMMIT = new TextEncoder().encode("COMMIT\0");
+  const has = (chunk: Uint8Array) => {
+    outer: for (let i = 0; i + COMMIT.length <= chunk.length; i++) {
+      for (let j = 0; j < COMMIT.length; j++) {
+        if (chunk[i + j] !== COMMIT[j]) continue outer;
+      }
+      return true;
+    }
+    return false;
+  };
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port || 5432),
+      });
+      conns.add(client).add(server);
+      let blackhole = false;
+      (async () => {
+        for await (const chunk of client.readable) {
+          if (state.armed && has(chunk)) {
+            state.armed = false;
+            state.swallowed++;
+            blackhole = true;
+          }
+          await server.write(chunk);
+        }
+      })().catch(() => {});
+      (async () => {
+        for await (const chunk of server.readable) {
+          if (!blackhole) await client.write(chunk);
+        }
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const url = new URL(target);
+  url.host = `127.0.0.1:${listener.addr.port}`;
+  return {
+    url: url.href,
+    state,
+    close() {
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // closed already
+        }
+      }
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "outbox.trigger() when COMMIT gets no answer: TIMEOUT saying the outcome is unknown (and the row is in fact stored)",
+  ignore: SHARED_DATABASE_URL === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const relay = commitBlackhole(new URL(SHARED_DATABASE_URL!));
+    const queue = `c_${crypto.randomUUID().slice(0, 8)}`;
+    let outbox: Outbox | undefined;
+    try {
+      outbox = await within(
+        60_000,
+        openOutbox({
+          connectionString: relay.url,
+          queue,
+          queryTimeout: 1_500,
+          onEvent: () => {},
+        }),
+        "openOutbox() did not settle",
+      );
+      relay.state.armed = true;
+      const error = await within(
+        20_000,
+        outbox.trigger("http://127.0.0.1:9/x", {
+          sign: { secret: "whsec_" + btoa("k".repeat(24)), id: "order-7" },
+        }).then(() => new Error("resolved"), (e) => e),
+        "trigger() did not settle",
+      );
+      assert.equal(relay.state.swallowed, 1);
+      assert.ok(error instanceof OutboxError, printed(error));
+      assert.equal(error.code, "TIMEOUT");
+      assert.match(error.message, /did not answer COMMIT.*outcome unknown/);
+      assert.equal((await outbox.stats()).queued, 1, "it was committed");
+    } finally {
+      await outbox?.stop();
+      relay.close();
+    }
+  },
+});
