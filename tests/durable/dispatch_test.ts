@@ -3,6 +3,7 @@
 // waits for the first.
 import assert from "node:assert/strict";
 import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 
 const CHILD = new URL("../_durable_busy.ts", import.meta.url);
 
@@ -201,6 +202,53 @@ Deno.test("a trigger whose body is still being read when the outbox closes rejec
     assert.equal((await again.stats()).queued, 0);
   } finally {
     await again.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a settlement pg-boss did not apply (the job was taken over meanwhile) is neither counted nor reported", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+  const seen: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      seen.push(new URL(request.url).pathname);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      return new Response(null, {
+        status: request.url.endsWith("/ok") ? 200 : 500,
+      });
+    },
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    await outbox.trigger(`${base}/ok`);
+    await outbox.trigger(`${base}/bad`);
+    outbox.start({ concurrency: 2, pollInterval: 50 });
+    await until("both requests at the target", () => seen.length >= 2);
+    // Another dispatcher's attempt now holds both (as after an expiry and
+    // a fetch elsewhere): this one's claims are stale.
+    const { db, schema, queue } = (outbox as unknown as Administered)[ADMIN]();
+    await db.executeSql(
+      `UPDATE ${schema}.job SET retry_count = retry_count + 1
+       WHERE name = $1 AND state = 'active'`,
+      [queue],
+    );
+    await until(
+      "both attempts settled",
+      async () => (await outbox.stats()).inFlight === 0,
+    );
+    const stats = await outbox.stats();
+    assert.equal(stats.delivered + stats.retried + stats.deadLettered, 0);
+    assert.deepEqual(events.map((e) => e.type), []);
+    assert.equal(stats.active, 2, "still the other attempt's");
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
 });
