@@ -252,3 +252,52 @@ Deno.test("a settlement pg-boss did not apply (the job was taken over meanwhile)
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "jobs prefetched behind a long delivery go back to waiting before their lease (HTTP timeout + 60 s) runs out: delivered on their first attempt, not expired (about 70 s)",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        await request.arrayBuffer();
+        if (request.url.endsWith("/long")) {
+          // Longer than the short jobs' lease: 1 s timeout + 60 s.
+          await new Promise((resolve) => setTimeout(resolve, 66_000));
+        }
+        return new Response(null, { status: 200 });
+      },
+    );
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const events: OutboxEvent[] = [];
+    const outbox = await openOutbox({
+      dir,
+      retry: { limit: 0 },
+      onEvent: (event) => events.push(event),
+    });
+    try {
+      await outbox.trigger(`${base}/long`, { timeout: 90_000 });
+      await outbox.trigger(`${base}/short`, { timeout: 1_000 });
+      await outbox.trigger(`${base}/short`, { timeout: 1_000 });
+      outbox.start({ concurrency: 1, pollInterval: 100 });
+      const deadline = Date.now() + 120_000;
+      while (events.filter((e) => e.type !== "error").length < 3) {
+        assert.ok(Date.now() < deadline, JSON.stringify(events));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.deepEqual(
+        events.map((e) =>
+          `${e.type} ${"url" in e ? new URL(e.url).pathname : ""} ${
+            "attempt" in e ? e.attempt : ""
+          }`
+        ).sort(),
+        ["delivered /long 1", "delivered /short 1", "delivered /short 1"],
+      );
+    } finally {
+      await outbox.stop();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
