@@ -176,8 +176,8 @@ export class Dispatcher {
       // Held too long (slow targets, a slow database): back to waiting
       // before the lease that started at the fetch runs out.
       const stale = Date.now() - HOLD_LIMIT;
-      if (ready.length > 0 && ready[0].fetched < stale) {
-        const expiring = ready.filter((r) => r.fetched < stale);
+      if (ready.length > 0 && ready[0].fetched <= stale) {
+        const expiring = ready.filter((r) => r.fetched <= stale);
         ready.splice(0, expiring.length);
         this.#release(expiring.map((r) => r.job));
       }
@@ -226,8 +226,18 @@ export class Dispatcher {
         ? sleep(pollInterval, new AbortController().signal) // a backstop
         : undefined;
       if (pause !== undefined) waits.push(pause.done);
+      // The oldest prefetched job's hold limit (always ahead: deliverReady
+      // released any past it).
+      const hold = ready.length > 0
+        ? sleep(
+          ready[0].fetched + HOLD_LIMIT - now,
+          new AbortController().signal,
+        )
+        : undefined;
+      if (hold !== undefined) waits.push(hold.done);
       await Promise.race(waits);
       pause?.cancel();
+      hold?.cancel();
     }
     // Stopping: a fetch under way is awaited; the jobs fetched and not yet
     // attempted go back to waiting (no retry used up), then the deliveries

@@ -294,6 +294,9 @@ Deno.test({
         ).sort(),
         ["delivered /long 1", "delivered /short 1", "delivered /short 1"],
       );
+      const stats = await outbox.stats();
+      assert.equal(stats.dead, 0, "none expired into the dead letters");
+      assert.equal(stats.queued + stats.active, 0);
     } finally {
       await outbox.stop();
       await server.shutdown();
