@@ -29,6 +29,8 @@ const RETRYABLE_STATUS = new Set([408, 429]);
  * LEASE_MARGIN_SECONDS) counts from the fetch, and the attempt and its
  * settlement must fit in it. */
 const HOLD_LIMIT = LEASE_MARGIN_SECONDS * 1000 / 2;
+/** A signal that never aborts (timer-only waits). */
+const NEVER = new AbortController().signal;
 
 type Outcome = "done" | "retry" | "dead";
 
@@ -148,6 +150,7 @@ export class Dispatcher {
     /** The last fetch came back short: poll again at `nextPoll`. */
     let drained = false;
     let nextPoll = 0;
+    let hold: { at: number; wait: ReturnType<typeof sleep> } | undefined;
     const fetchBatch = async () => {
       // Reset before fetching: a trigger stored during the fetch wakes the
       // next wait at once.
@@ -223,22 +226,26 @@ export class Dispatcher {
       const pause = polling
         ? sleep(nextPoll - now, this.#wake.signal)
         : waits.length === 0
-        ? sleep(pollInterval, new AbortController().signal) // a backstop
+        ? sleep(pollInterval, NEVER) // a backstop
         : undefined;
       if (pause !== undefined) waits.push(pause.done);
       // The oldest prefetched job's hold limit (always ahead: deliverReady
-      // released any past it).
-      const hold = ready.length > 0
-        ? sleep(
-          ready[0].fetched + HOLD_LIMIT - now,
-          new AbortController().signal,
-        )
-        : undefined;
-      if (hold !== undefined) waits.push(hold.done);
+      // released any past it); one timer, kept while that job is oldest.
+      if (ready.length > 0) {
+        const at = ready[0].fetched + HOLD_LIMIT;
+        if (hold?.at !== at) {
+          hold?.wait.cancel();
+          hold = { at, wait: sleep(at - now, NEVER) };
+        }
+        waits.push(hold.wait.done);
+      } else if (hold !== undefined) {
+        hold.wait.cancel();
+        hold = undefined;
+      }
       await Promise.race(waits);
       pause?.cancel();
-      hold?.cancel();
     }
+    hold?.wait.cancel();
     // Stopping: a fetch under way is awaited; the jobs fetched and not yet
     // attempted go back to waiting (no retry used up), then the deliveries
     // under way end and everything settles.
