@@ -2,39 +2,69 @@
 // together in the next one, so many callers share one round trip (and one
 // fsync). Each caller's promise settles with its own batch.
 
+/** A write's result for one item that failed on its own (the others in
+ * its batch succeeded). */
+export class Rejected {
+  constructor(readonly error: unknown) {}
+}
+
 interface Entry<T, R> {
   item: T;
+  added: number;
   resolve(value: R): void;
   reject(error: unknown): void;
+}
+
+/** Bounds on the queue of items waiting for a batch. */
+export interface QueueBounds {
+  /** The most items waiting; `add()` beyond it rejects with `full()`. */
+  limit: number;
+  /** An item still waiting this many ms after `add()` rejects with
+   * `expired()`, unwritten. */
+  deadline: number;
+  full(): Error;
+  expired(): Error;
+  /** A write failed so that the items still waiting would fail the same
+   * way (the database stopped answering): they reject at once with
+   * `abandoned(error)`. `undefined`: not such a failure. */
+  abandoned(error: unknown): Error | undefined;
 }
 
 export class Batcher<T, R = void> {
   #pending: Entry<T, R>[] = [];
   #running = 0;
-  #write: (items: T[]) => Promise<R[]>;
+  #write: (items: T[]) => Promise<Array<R | Rejected>>;
   #max: number;
   #parallel: number;
+  #bounds?: QueueBounds;
   #idle?: PromiseWithResolvers<void>;
 
   /**
-   * @param write Writes one batch; resolves with one result per item.
+   * @param write Writes one batch; resolves with one result per item (a
+   *   {@linkcode Rejected} rejects that item alone).
    * @param max The most items in one batch.
    * @param parallel Batches in flight at once.
+   * @param bounds Limits on the waiting queue; none when absent.
    */
   constructor(
-    write: (items: T[]) => Promise<R[]>,
+    write: (items: T[]) => Promise<Array<R | Rejected>>,
     max: number,
     parallel = 1,
+    bounds?: QueueBounds,
   ) {
     this.#write = write;
     this.#max = max;
     this.#parallel = parallel;
+    this.#bounds = bounds;
   }
 
   /** Queues `item`; resolves once the batch that holds it is written. */
   add(item: T): Promise<R> {
+    if (this.#bounds && this.#pending.length >= this.#bounds.limit) {
+      return Promise.reject(this.#bounds.full());
+    }
     const { promise, resolve, reject } = Promise.withResolvers<R>();
-    this.#pending.push({ item, resolve, reject });
+    this.#pending.push({ item, added: Date.now(), resolve, reject });
     // A microtask's wait gathers the callers of one synchronous burst.
     if (this.#pending.length === 1 && this.#running < this.#parallel) {
       queueMicrotask(() => this.#next());
@@ -52,6 +82,15 @@ export class Batcher<T, R = void> {
   }
 
   #next(): void {
+    if (this.#bounds && this.#pending.length > 0) {
+      // Waited past the deadline: rejected before anything is written.
+      const stale = Date.now() - this.#bounds.deadline;
+      if (this.#pending[0].added < stale) {
+        const expired = this.#pending.filter((entry) => entry.added < stale);
+        this.#pending = this.#pending.filter((entry) => entry.added >= stale);
+        for (const entry of expired) entry.reject(this.#bounds.expired());
+      }
+    }
     if (this.#running >= this.#parallel || this.#pending.length === 0) {
       if (this.#running === 0 && this.#pending.length === 0) {
         this.#idle?.resolve();
@@ -62,8 +101,19 @@ export class Batcher<T, R = void> {
     const batch = this.#pending.splice(0, this.#max);
     this.#running++;
     this.#write(batch.map((entry) => entry.item)).then(
-      (results) => batch.forEach((entry, i) => entry.resolve(results[i])),
-      (error) => batch.forEach((entry) => entry.reject(error)),
+      (results) =>
+        batch.forEach((entry, i) => {
+          const result = results[i];
+          if (result instanceof Rejected) entry.reject(result.error);
+          else entry.resolve(result);
+        }),
+      (error) => {
+        batch.forEach((entry) => entry.reject(error));
+        const abandoned = this.#bounds?.abandoned(error);
+        if (abandoned !== undefined) {
+          for (const entry of this.#pending.splice(0)) entry.reject(abandoned);
+        }
+      },
     ).finally(() => {
       this.#running--;
       this.#next();

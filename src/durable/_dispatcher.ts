@@ -7,14 +7,30 @@ import { trigger } from "../trigger/trigger.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher } from "./_batch.ts";
-import { exhaustRetries, withoutRetries } from "./_pgboss_sql.ts";
-import { fromBase64, type StoredRequest } from "./_enqueue.ts";
+import {
+  exhaustRetries,
+  releaseJobs,
+  type Sql,
+  withoutRetries,
+} from "./_pgboss_sql.ts";
+import {
+  fromBase64,
+  LEASE_MARGIN_SECONDS,
+  type StoredRequest,
+} from "./_enqueue.ts";
 import { type AttemptTrace, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
 
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
 const RETRYABLE_STATUS = new Set([408, 429]);
+/** A prefetched job not attempted within this long after its fetch goes
+ * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout plus
+ * LEASE_MARGIN_SECONDS) counts from the fetch, and the attempt and its
+ * settlement must fit in it. */
+const HOLD_LIMIT = LEASE_MARGIN_SECONDS * 1000 / 2;
+/** A signal that never aborts (timer-only waits). */
+const NEVER = new AbortController().signal;
 
 type Outcome = "done" | "retry" | "dead";
 
@@ -54,6 +70,7 @@ export class Dispatcher {
   #settle: Batcher<Settlement>;
   #running = false;
   #loop?: Promise<void>;
+  #stopping?: Promise<void>;
   #wake = new AbortController();
   #abort = new AbortController();
   #touchTimer?: ReturnType<typeof setInterval>;
@@ -91,9 +108,18 @@ export class Dispatcher {
   }
 
   /** Stops fetching and waits for in-flight deliveries and their
-   * settlement; `timeout` ms on, aborts the deliveries still running. */
-  async stop(timeout: number | undefined): Promise<void> {
-    if (!this.#running) return;
+   * settlement; `timeout` ms on, aborts the deliveries still running. A
+   * second call returns the stop under way. */
+  stop(timeout: number | undefined): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    if (!this.#running) return Promise.resolve();
+    this.#stopping = this.#stop(timeout).finally(() => {
+      this.#stopping = undefined;
+    });
+    return this.#stopping;
+  }
+
+  async #stop(timeout: number | undefined): Promise<void> {
     this.#running = false;
     this.#wake.abort();
     const timer = timeout === undefined
@@ -113,7 +139,7 @@ export class Dispatcher {
     // previous batch is being delivered (the fetch's round trip overlaps
     // the HTTP requests). A slot frees when its HTTP attempt ends; the
     // outcome is settled in the background, in batches.
-    const ready: Job<StoredRequest>[] = [];
+    const ready: Array<{ job: Job<StoredRequest>; fetched: number }> = [];
     const batchSize = concurrency;
     const deliveries = new Set<Promise<void>>();
     const fetches = new Set<Promise<void>>();
@@ -124,6 +150,7 @@ export class Dispatcher {
     /** The last fetch came back short: poll again at `nextPoll`. */
     let drained = false;
     let nextPoll = 0;
+    let hold: { at: number; wait: ReturnType<typeof sleep> } | undefined;
     const fetchBatch = async () => {
       // Reset before fetching: a trigger stored during the fetch wakes the
       // next wait at once.
@@ -140,21 +167,30 @@ export class Dispatcher {
       } catch (error) {
         if (this.#running) this.#emit({ type: "error", error });
       }
+      const fetched = Date.now();
       for (const job of jobs) {
         this.inFlight.set(job.id, job);
-        ready.push(job);
+        ready.push({ job, fetched });
       }
       drained = jobs.length < batchSize;
       if (drained) nextPoll = Date.now() + pollInterval;
     };
     const deliverReady = () => {
+      // Held too long (slow targets, a slow database): back to waiting
+      // before the lease that started at the fetch runs out.
+      const stale = Date.now() - HOLD_LIMIT;
+      if (ready.length > 0 && ready[0].fetched <= stale) {
+        const expiring = ready.filter((r) => r.fetched <= stale);
+        ready.splice(0, expiring.length);
+        this.#release(expiring.map((r) => r.job));
+      }
       // Outcomes waiting to be settled count too, up to one more
       // `concurrency`: a crash can repeat at most 2 × concurrency requests.
       while (
         ready.length > 0 && deliveries.size < concurrency &&
         this.#settling.size < concurrency
       ) {
-        const delivery = this.#deliver(ready.shift()!).finally(() =>
+        const delivery = this.#deliver(ready.shift()!.job).finally(() =>
           deliveries.delete(delivery)
         );
         deliveries.add(delivery);
@@ -180,20 +216,65 @@ export class Dispatcher {
       if (this.#settling.size >= concurrency) {
         waits.push(Promise.race(this.#settling));
       }
-      const pause = fetches.size === 0
-        ? sleep(Math.max(0, nextPoll - Date.now()), this.#wake.signal)
+      // Wait for the poll only when one is really pending: with every
+      // slot busy and the prefetch buffer full, no fetch starts, and a wake
+      // that already fired (or a poll time already past) must not turn the
+      // wait into a resolved promise the loop spins on.
+      const now = Date.now();
+      const polling = fetches.size === 0 && drained &&
+        !this.#wake.signal.aborted && nextPoll > now;
+      const pause = polling
+        ? sleep(nextPoll - now, this.#wake.signal)
+        : waits.length === 0
+        ? sleep(pollInterval, NEVER) // a backstop
         : undefined;
       if (pause !== undefined) waits.push(pause.done);
+      // The oldest prefetched job's hold limit (always ahead: deliverReady
+      // released any past it); one timer, kept while that job is oldest.
+      if (ready.length > 0) {
+        const at = ready[0].fetched + HOLD_LIMIT;
+        if (hold?.at !== at) {
+          hold?.wait.cancel();
+          hold = { at, wait: sleep(at - now, NEVER) };
+        }
+        waits.push(hold.wait.done);
+      } else if (hold !== undefined) {
+        hold.wait.cancel();
+        hold = undefined;
+      }
       await Promise.race(waits);
       pause?.cancel();
     }
-    // Stopping: a fetch under way and the jobs fetched are delivered too
-    // (the database holds them as active), then everything settles.
+    hold?.wait.cancel();
+    // Stopping: a fetch under way is awaited; the jobs fetched and not yet
+    // attempted go back to waiting (no retry used up), then the deliveries
+    // under way end and everything settles.
     await Promise.all(fetches);
-    while (ready.length > 0 || deliveries.size > 0) {
-      deliverReady();
-      await Promise.race([...deliveries, ...this.#settling]);
-    }
+    this.#release(ready.splice(0).map((r) => r.job));
+    await Promise.all(deliveries);
+  }
+
+  /** Puts jobs never attempted back to waiting, in the background (tracked
+   * with the settlements, so stop() waits for it). */
+  #release(jobs: Job<StoredRequest>[]): void {
+    if (jobs.length === 0) return;
+    const released = this.#engine.run(
+      "Cannot release jobs",
+      () =>
+        releaseJobs(
+          this.#engine.boss.getDb() as Sql,
+          this.#schema,
+          this.#queue,
+          jobs.map(claim),
+        ),
+    ).then(() => {}, (error) => {
+      // They stay active; their heartbeat lapses and they are retried.
+      this.#emit({ type: "error", error });
+    }).finally(() => {
+      for (const job of jobs) this.inFlight.delete(job.id);
+    });
+    this.#settling.add(released);
+    released.finally(() => this.#settling.delete(released));
   }
 
   async #deliver(job: Job<StoredRequest>): Promise<void> {
@@ -224,6 +305,16 @@ export class Dispatcher {
           signal: this.#abort.signal,
         });
       result = await (span ? span.within(go) : go());
+      if (
+        !result.ok && result.error?.code === "ABORTED" &&
+        this.#abort.signal.aborted
+      ) {
+        // stop({ timeout }) cut this attempt short: not the target's
+        // failure, so it goes back to waiting without using up a retry.
+        span?.end(false, { code: "ABORTED", message: result.error.message });
+        this.#release([job]);
+        return;
+      }
     } catch (error) {
       // Stored input that no longer validates (e.g. caCerts on a runtime
       // that cannot use them): retrying will not help.
@@ -290,7 +381,7 @@ export class Dispatcher {
     // Completions: one statement per distinct status (almost always one).
     for (const group of groupBy(done, (s) => String(s.status))) {
       try {
-        await this.#engine.run(
+        const response = await this.#engine.run(
           "Cannot complete jobs",
           () =>
             this.#engine.boss.complete(
@@ -299,7 +390,12 @@ export class Dispatcher {
               group[0].status === undefined ? {} : { status: group[0].status },
             ),
         );
-        for (const s of group) types.set(s, "delivered");
+        // Only the jobs this attempt still held (one that expired or that
+        // another dispatcher took over is not counted).
+        const completed = settledIds(response, group);
+        for (const s of group) {
+          if (completed.has(s.job.id)) types.set(s, "delivered");
+        }
       } catch (error) {
         errors.push(error);
       }
@@ -324,23 +420,26 @@ export class Dispatcher {
               db,
               this.#schema,
               this.#queue,
-              failed.map((s) => s.job.id),
+              failed.map(claim),
             );
+            const settled = new Set<string>();
             for (
               const group of groupBy(failed, (s) => JSON.stringify(s.error))
             ) {
-              await this.#engine.boss.fail(
+              const response = await this.#engine.boss.fail(
                 this.#queue,
                 group.map(claim),
                 group[0].error ?? {},
                 { db },
               );
+              for (const id of settledIds(response, group)) settled.add(id);
             }
-            return exhausted;
+            return { exhausted, settled };
           },
         );
         for (const s of failed) {
-          types.set(s, last.has(s.job.id) ? "dead" : "retry");
+          if (!last.settled.has(s.job.id)) continue;
+          types.set(s, last.exhausted.has(s.job.id) ? "dead" : "retry");
         }
       } catch (error) {
         errors.push(error);
@@ -384,6 +483,22 @@ function claim(
 ): { id: string; retryCount: number } {
   const job = "job" in item ? item.job : item;
   return { id: job.id, retryCount: job.retryCount };
+}
+
+/** The ids a pg-boss `complete()`/`fail()` settled: its `settled` list
+ * (untyped in 12.38), else all or none by its `affected` count. */
+function settledIds(response: unknown, group: Settlement[]): Set<string> {
+  const { settled, affected, requested } = response as {
+    settled?: unknown;
+    affected?: number;
+    requested?: number;
+  };
+  if (Array.isArray(settled)) return new Set(settled.map(String));
+  return new Set(
+    affected !== undefined && affected === requested
+      ? group.map((s) => s.job.id)
+      : [],
+  );
 }
 
 function groupBy<T>(items: T[], key: (item: T) => string): T[][] {

@@ -18,7 +18,9 @@ export interface Engine {
   boss: PgBoss;
   /** Runs `fn` in one transaction, bounded by `queryTimeout`. When the
    * bound passes before COMMIT is sent, the transaction rolls back and the
-   * call rejects with `"TIMEOUT"`: nothing it wrote is kept. */
+   * call rejects with `"TIMEOUT"`: nothing it wrote is kept. When it passes
+   * (or the connection is lost) while COMMIT is under way, the outcome is
+   * unknown: the `"TIMEOUT"` message says so. */
   transaction<T>(what: string, fn: (db: Sql) => Promise<T>): Promise<T>;
   /** Runs one operation (pg-boss calls, single statements), bounded by
    * `queryTimeout`; failures become {@linkcode OutboxError}s. */
@@ -141,6 +143,7 @@ export async function openEngine(
     fn: (db: Sql) => Promise<T>,
   ): Promise<T> => {
     let expired = false;
+    let committing = false;
     const guarded = (async () => {
       if (db !== undefined) {
         return await db.transaction(async (tx) => {
@@ -148,6 +151,7 @@ export async function openEngine(
             executeSql: (text, values) => tx.query(text, values),
           });
           if (expired) throw new Error("timed out before COMMIT");
+          committing = true; // PGlite commits when this returns
           return result;
         });
       }
@@ -163,15 +167,29 @@ export async function openEngine(
       try {
         const result = await fn(tx.db);
         if (expired) throw new Error("timed out before COMMIT");
+        committing = true;
         await tx.commit();
         return result;
       } catch (error) {
-        await tx.rollback();
+        await tx.rollback().catch(() => {});
         throw error;
       }
     })();
     return bounded(timeout, () => guarded, () => expired = true).catch(
       (error) => {
+        // No answer to COMMIT (not PostgreSQL refusing it, which has a
+        // SQLSTATE): it may have committed.
+        const sqlState = (error as { code?: unknown })?.code;
+        if (
+          committing && !(error instanceof OutboxError) &&
+          !(typeof sqlState === "string" && /^[0-9A-Z]{5}$/.test(sqlState))
+        ) {
+          throw new OutboxError(
+            "TIMEOUT",
+            `${what}: ${where} did not answer COMMIT (timeout or lost connection): outcome unknown, the write may have been stored; retry with the same id (sign.id) to avoid a duplicate`,
+            { cause: fail(what, error) },
+          );
+        }
         throw fail(what, error);
       },
     );

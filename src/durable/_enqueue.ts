@@ -3,8 +3,9 @@
 // transaction; each resolves only once that transaction has committed).
 import type { PreparedRequest } from "../trigger/_request.ts";
 import type { Engine } from "./_engine.ts";
-import { Batcher } from "./_batch.ts";
-import type { Retry } from "./_validate.ts";
+import { Batcher, Rejected } from "./_batch.ts";
+import { OutboxError } from "./errors.ts";
+import { type Retry, TRIGGER } from "./_validate.ts";
 
 /** The form a trigger is stored in (the job's data). */
 export interface StoredRequest {
@@ -28,9 +29,12 @@ export interface StoredRequest {
 /** A dispatcher that stops touching its jobs loses them after this long. */
 export const HEARTBEAT_SECONDS = 10;
 /** The lease beyond the HTTP timeout (a backstop; heartbeats come first). */
-const LEASE_MARGIN_SECONDS = 60;
+export const LEASE_MARGIN_SECONDS = 60;
 /** The most rows in one INSERT. */
 const MAX_BATCH = 500;
+/** The most triggers waiting for an INSERT (20 batches); more reject with
+ * `"OVERLOADED"` at once. */
+export const MAX_PENDING = 20 * MAX_BATCH;
 
 /** One row for pg-boss's `insert()`. */
 export interface JobRow {
@@ -94,15 +98,85 @@ export function storedRequest(
   return stored;
 }
 
-/** Inserts rows in batches, one transaction per batch. */
-export function groupCommit(engine: Engine, queue: string): Batcher<JobRow> {
-  return new Batcher<JobRow>(async (rows) => {
-    await engine.transaction(
+/** Inserts rows in batches, one transaction per batch. A batch that fails
+ * for its data (not a timeout or a lost connection) is retried row by row,
+ * so only the bad row's caller rejects. A trigger waits for its batch at
+ * most `queryTimeout` ms; at most {@linkcode MAX_PENDING} wait. */
+export function groupCommit(
+  engine: Engine,
+  queue: string,
+  queryTimeout: number,
+): Batcher<JobRow> {
+  const insert = (rows: JobRow[]) =>
+    engine.transaction(
       "Cannot trigger request",
       (db) => engine.boss.insert(queue, rows, { db }),
     );
-    return rows.map(() => undefined);
-  }, MAX_BATCH);
+  return new Batcher<JobRow>(
+    async (rows) => {
+      try {
+        await insert(rows);
+        return rows.map(() => undefined);
+      } catch (error) {
+        if (rows.length === 1 || !rowsFault(error)) throw error;
+      }
+      const results: Array<undefined | Rejected> = [];
+      let broken: unknown;
+      for (const row of rows) {
+        if (broken !== undefined) {
+          results.push(new Rejected(broken));
+          continue;
+        }
+        try {
+          await insert([row]);
+          results.push(undefined);
+        } catch (error) {
+          results.push(new Rejected(error));
+          if (!rowsFault(error)) broken = error;
+        }
+      }
+      return results;
+    },
+    MAX_BATCH,
+    1,
+    {
+      limit: MAX_PENDING,
+      deadline: queryTimeout,
+      full: () =>
+        new OutboxError(
+          "OVERLOADED",
+          `${TRIGGER}not stored: ${MAX_PENDING} triggers are already waiting for ${engine.where}`,
+        ),
+      expired: () =>
+        new OutboxError(
+          "TIMEOUT",
+          `${TRIGGER}not stored: waited ${queryTimeout} ms (queryTimeout) for ${engine.where} to take it`,
+        ),
+      abandoned: (error) =>
+        error instanceof OutboxError && error.code === "TIMEOUT"
+          ? new OutboxError(
+            "TIMEOUT",
+            `${TRIGGER}not stored: ${engine.where} did not answer the insert before it`,
+            { cause: error },
+          )
+          : undefined,
+    },
+  );
+}
+
+/** SQLSTATE classes of failures that are not the rows' fault: connection
+ * exception, insufficient resources, operator intervention, system error. */
+const NOT_THE_ROWS = /^(08|53|57|58)/;
+
+/** Whether a failed insert may have failed for one row's data: PostgreSQL
+ * answered with an error, not a timeout or a lost connection. */
+function rowsFault(error: unknown): boolean {
+  if (!(error instanceof OutboxError) || error.code !== "DATABASE") {
+    return false;
+  }
+  const code = (error.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) &&
+    !NOT_THE_ROWS.test(code);
 }
 
 export function toBase64(bytes: Uint8Array): string {

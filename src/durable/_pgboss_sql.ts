@@ -24,6 +24,7 @@ export const RELIED_ON = {
     "start_after",
     "created_on",
     "started_on",
+    "heartbeat_on",
     "completed_on",
     "output",
     "source_output",
@@ -81,17 +82,42 @@ export function exhaustRetries(
 }
 
 /** Which of these active jobs have no retries left (a `fail()` in the same
- * transaction dead-letters them). */
+ * transaction dead-letters them). Fenced to the attempt that was fetched. */
 export async function withoutRetries(
   db: Sql,
   schema: string,
   queue: string,
-  ids: readonly string[],
+  jobs: ReadonlyArray<{ id: string; retryCount: number }>,
 ): Promise<Set<string>> {
   const { rows } = await db.executeSql(
-    `SELECT id::text AS id FROM ${schema}.job
-     WHERE name = $1 AND id = ANY($2::uuid[]) AND retry_count >= retry_limit`,
-    [queue, ids],
+    `SELECT j.id::text AS id FROM ${schema}.job AS j
+     JOIN unnest($2::uuid[], $3::int[]) AS f(id, retry_count)
+       ON j.id = f.id AND j.retry_count = f.retry_count
+     WHERE j.name = $1 AND j.state = 'active'
+       AND j.retry_count >= j.retry_limit`,
+    [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount)],
+  );
+  return new Set(rows.map((row) => String(row.id)));
+}
+
+/** Puts fetched jobs that were never attempted (or whose attempt a stop
+ * aborted) back to waiting, without using up a retry; the ids released.
+ * Fenced to the attempt that was fetched: a job that expired or that
+ * another dispatcher took over is left alone. */
+export async function releaseJobs(
+  db: Sql,
+  schema: string,
+  queue: string,
+  jobs: ReadonlyArray<{ id: string; retryCount: number }>,
+): Promise<Set<string>> {
+  const { rows } = await db.executeSql(
+    `UPDATE ${schema}.job AS j
+     SET state = 'created', started_on = NULL, heartbeat_on = NULL
+     FROM unnest($2::uuid[], $3::int[]) AS f(id, retry_count)
+     WHERE j.name = $1 AND j.id = f.id AND j.retry_count = f.retry_count
+       AND j.state = 'active'
+     RETURNING j.id::text AS id`,
+    [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount)],
   );
   return new Set(rows.map((row) => String(row.id)));
 }

@@ -56,21 +56,73 @@ export function redact(text: string, secrets: readonly string[]): string {
 }
 
 /** An error safe to keep as `cause`: the original when no secret appears
- * in its message or stack, else a copy with them masked. */
+ * in its message, stack, string properties (pg's `detail`, Node's
+ * `ERR_INVALID_URL` `input`) or nested `cause`s, else a copy with them
+ * masked. */
 export function redactError(
   error: unknown,
   secrets: readonly string[],
 ): unknown {
-  if (secrets.length === 0) return error;
-  const message = error instanceof Error ? error.message : describe(error);
-  const stack = error instanceof Error ? error.stack ?? "" : "";
-  const clean = redact(message, secrets);
-  if (clean === message && redact(stack, secrets) === stack) return error;
-  const copy = new Error(clean);
+  if (secrets.length === 0 || !leaks(error, secrets, 0)) return error;
+  return cleanCopy(error, secrets, 0);
+}
+
+/** How deep a chain of causes is walked. */
+const MAX_CAUSES = 8;
+
+function texts(error: unknown): string[] {
+  if (typeof error === "string") return [error];
+  if (typeof error !== "object" || error === null) return [];
+  const found = [describe(error)];
+  if (error instanceof Error && error.stack) found.push(error.stack);
+  for (const value of Object.values(error)) {
+    if (typeof value === "string") found.push(value);
+  }
+  return found;
+}
+
+function leaks(
+  error: unknown,
+  secrets: readonly string[],
+  depth: number,
+): boolean {
+  if (depth > MAX_CAUSES) return false;
+  if (texts(error).some((text) => redact(text, secrets) !== text)) {
+    return true;
+  }
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return cause !== undefined && leaks(cause, secrets, depth + 1);
+}
+
+function cleanCopy(
+  error: unknown,
+  secrets: readonly string[],
+  depth: number,
+): unknown {
+  if (typeof error === "string") return redact(error, secrets);
+  if (typeof error !== "object" || error === null) return error;
+  const message = redact(describe(error), secrets);
+  const copy = new Error(message);
   copy.name = error instanceof Error ? error.name : "Error";
-  copy.stack = redact(stack, secrets) || `${copy.name}: ${clean}`;
-  const code = (error as { code?: unknown })?.code;
-  if (code !== undefined) Object.assign(copy, { code });
+  const stack = error instanceof Error ? error.stack ?? "" : "";
+  copy.stack = redact(stack, secrets) || `${copy.name}: ${message}`;
+  // String properties masked; codes and numbers kept as they are.
+  for (const [key, value] of Object.entries(error)) {
+    if (key === "message" || key === "stack" || key === "cause") continue;
+    if (typeof value === "string") {
+      Object.assign(copy, { [key]: redact(value, secrets) });
+    } else if (typeof value === "number" || typeof value === "boolean") {
+      Object.assign(copy, { [key]: value });
+    }
+  }
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined && typeof code !== "string") {
+    Object.assign(copy, { code });
+  }
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause !== undefined && depth < MAX_CAUSES) {
+    copy.cause = cleanCopy(cause, secrets, depth + 1);
+  }
   return copy;
 }
 

@@ -181,3 +181,33 @@ export function retrySettings(
   }
   return retry;
 }
+
+/** Throws a TypeError naming the first string PostgreSQL's JSON cannot
+ * store: one with a NUL character (`\u0000`) or an unpaired surrogate.
+ * Checked before a row joins a group commit, where one bad row would fail
+ * every caller's insert. */
+export function checkStorable(
+  prefix: string,
+  fields: Record<string, unknown>,
+): void {
+  const visit = (name: string, value: unknown): void => {
+    if (typeof value === "string") {
+      if (value.includes("\0") || !value.isWellFormed()) {
+        throw new TypeError(
+          `${prefix}${name} contains ${
+            value.includes("\0") ? "a NUL character" : "an unpaired surrogate"
+          }, which PostgreSQL's JSON cannot store${
+            // Never echo a secret or a header value (it may be a token).
+            /secret|headers/.test(name)
+              ? ""
+              : `, received ${
+                show(value.length > 60 ? `${value.slice(0, 60)}…` : value)
+              }`}`,
+        );
+      }
+    } else if (Array.isArray(value)) {
+      value.forEach((item, i) => visit(`${name}[${i}]`, item));
+    }
+  };
+  for (const [name, value] of Object.entries(fields)) visit(name, value);
+}

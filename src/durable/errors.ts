@@ -8,13 +8,21 @@
  *   no permission).
  * - `"DATABASE"`: the database could not be opened, reached or used.
  * - `"TIMEOUT"`: the database did not answer within `queryTimeout` (or
- *   `connectTimeout`).
+ *   `connectTimeout`). For `outbox.trigger()` the outcome can be unknown:
+ *   when the message says "not stored", nothing was written; otherwise (the
+ *   bound passed while COMMIT was under way, or the connection was lost)
+ *   the row may have been stored. Give the trigger an id (`sign.id` or a
+ *   `webhook-id` header) and retry with the same id: a receiver that
+ *   deduplicates by `webhook-id` then runs it once.
+ * - `"OVERLOADED"`: `outbox.trigger()` only: too many triggers (10,000)
+ *   already wait for the database to store them; nothing was written.
  * - `"CLOSED"`: the outbox was stopped. */
 export type OutboxErrorCode =
   | "LOCKED"
   | "STORAGE"
   | "DATABASE"
   | "TIMEOUT"
+  | "OVERLOADED"
   | "CLOSED";
 
 /**

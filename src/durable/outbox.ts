@@ -5,6 +5,7 @@ import { OutboxError } from "./errors.ts";
 import { type Engine, openEngine } from "./_engine.ts";
 import {
   checkOpenOptions,
+  checkStorable,
   duration,
   OPEN,
   type OpenSettings,
@@ -133,6 +134,7 @@ async function open(settings: OpenSettings): Promise<Outbox> {
   return new PgOutbox(engine, {
     queues: { queue: settings.queue, dead, schema: settings.schema },
     retry: settings.retry,
+    queryTimeout: settings.queryTimeout,
     emit,
     secret: settings.secret,
   });
@@ -148,10 +150,12 @@ class PgOutbox implements Outbox {
   #dispatcher: Dispatcher;
   #closed = false;
   #closing?: Promise<void>;
+  #stopping?: Promise<void>;
 
   constructor(engine: Engine, settings: {
     queues: admin.Queues;
     retry: Retry;
+    queryTimeout: number;
     emit: (event: OutboxEvent) => void;
     secret?: string;
   }) {
@@ -160,7 +164,11 @@ class PgOutbox implements Outbox {
     this.#queues = settings.queues;
     this.#retry = settings.retry;
     this.#secret = settings.secret;
-    this.#insert = groupCommit(engine, settings.queues.queue);
+    this.#insert = groupCommit(
+      engine,
+      settings.queues.queue,
+      settings.queryTimeout,
+    );
     this.#dispatcher = new Dispatcher(engine, {
       queue: settings.queues.queue,
       schema: settings.queues.schema,
@@ -207,6 +215,14 @@ class PgOutbox implements Outbox {
       : given?.[1] ?? jobId;
     // A PRODUCER span in the caller's context, over the wait until the row
     // is committed (its group's transaction); its context goes with the job.
+    checkStorable(TRIGGER, {
+      method: req.method,
+      url: req.href,
+      headers: req.headers,
+      caCerts: req.caCerts,
+      "sign.secret": init.sign?.secret,
+      "sign.id": id,
+    });
     const trace = traceEnqueue(this.#queues.queue, jobId, req.href);
     const storing = (async () => {
       const body = req.body === null
@@ -219,6 +235,10 @@ class PgOutbox implements Outbox {
         secret: init.sign?.secret,
         trace: trace?.carrier,
       });
+      // Closed while the body was read: nothing is stored after close.
+      if (this.#closed) {
+        throw new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`);
+      }
       await this.#insert.add(jobRow(jobId, data, retry, delay));
       if (!delay) this.#dispatcher.wake();
       return { id };
@@ -258,7 +278,11 @@ class PgOutbox implements Outbox {
       -1,
     );
     if (this.#closing) return this.#closing;
+    // A stop under way (say `stop({ close: false })`) finishes first: the
+    // database is never closed under deliveries still settling.
+    const previous = this.#stopping;
     const stopping = (async () => {
+      await previous?.catch(() => {});
       await this.#dispatcher.stop(timeout === -1 ? undefined : timeout);
       if (close) {
         this.#closed = true;
@@ -267,6 +291,7 @@ class PgOutbox implements Outbox {
       }
     })();
     if (close) this.#closing = stopping;
+    this.#stopping = stopping;
     return stopping;
   }
 

@@ -85,7 +85,7 @@ export interface DispatchOptions {
 /** Options for {@linkcode Outbox.stop}. */
 export interface StopOptions {
   /** Milliseconds to let in-flight deliveries finish before aborting them
-   * (an aborted delivery counts as a failed attempt and is retried).
+   * (an aborted delivery goes back to waiting without using up a retry).
    * Without it, each finishes or hits its own `timeout`. */
   timeout?: number;
   /** Close the database too; `false` only stops delivering, and `start()`
@@ -181,8 +181,13 @@ export interface Outbox {
    * @throws {TypeError} Synchronously, for the input `trigger()` refuses
    *   (same message), and for `signal` or `waitUntil`. Nothing is stored.
    * @throws {RangeError} For a bad `timeout`, `delay` or retry setting.
-   * @throws {OutboxError} Asynchronously: `"TIMEOUT"` or `"DATABASE"` when
-   *   the row could not be stored, `"CLOSED"` after `stop()`.
+   * @throws {TypeError} For a string PostgreSQL's JSON cannot store (a NUL
+   *   character or an unpaired surrogate, e.g. in `caCerts`).
+   * @throws {OutboxError} Asynchronously: `"DATABASE"` when the row could
+   *   not be stored; `"TIMEOUT"` when the database did not answer (the
+   *   outcome is unknown unless the message says "not stored": retry with
+   *   the same `sign.id` to avoid a duplicate); `"OVERLOADED"` when 10,000
+   *   triggers already wait to be stored; `"CLOSED"` after `stop()`.
    */
   trigger(
     url: string | URL,
@@ -191,7 +196,9 @@ export interface Outbox {
   /** Starts delivering in this process; does nothing if already started.
    * @param options Concurrency and polling. */
   start(options?: DispatchOptions): void;
-  /** Stops delivering (in-flight deliveries finish first), then closes.
+  /** Stops delivering (in-flight deliveries finish first; jobs fetched but
+   * not sent go back to waiting), then closes. A call while a stop is under
+   * way waits for it first.
    * @param options A time limit for in-flight deliveries; `close: false`. */
   stop(options?: StopOptions): Promise<void>;
   /** Lists dead letters, oldest first.

@@ -418,3 +418,180 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "outbox on a stalled PostgreSQL: 11,000 waiting triggers all settle within about one queryTimeout (OVERLOADED past 10,000, TIMEOUT for the rest), none stored",
+  ignore: !canStartPostgres,
+  async fn() {
+    const server = await ThrowawayPostgres.start();
+    let outbox: Outbox | undefined;
+    let frozen = false;
+    try {
+      outbox = await within(
+        60_000,
+        openOutbox({
+          connectionString: server.url(PASSWORD),
+          queryTimeout: 1_500,
+          connectTimeout: 1_500,
+          onEvent: () => {},
+        }),
+        "openOutbox() did not settle",
+      );
+      const opened = outbox;
+      await server.signal("SIGSTOP");
+      frozen = true;
+      const started = Date.now();
+      // Unbounded, 22 batches would wait 1.5 s each, one after another.
+      const results = await within(
+        20_000,
+        Promise.all(
+          Array.from(
+            { length: 11_000 },
+            (_, n) =>
+              opened.trigger("http://127.0.0.1:9/lost", { json: { n } }).then(
+                () => "stored",
+                (e) => e instanceof OutboxError ? e : String(e),
+              ),
+          ),
+        ),
+        "the waiting triggers did not all settle within 20 s",
+      );
+      const elapsed = Date.now() - started;
+      const codes = new Map<string, number>();
+      for (const r of results) {
+        const code = typeof r === "string" ? r : r.code;
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      }
+      assert.deepEqual(Object.fromEntries(codes), {
+        OVERLOADED: 1_000,
+        TIMEOUT: 10_000,
+      });
+      assert.ok(elapsed < 10_000, `settled after ${elapsed} ms`);
+      const rest = results.filter((r) =>
+        r instanceof OutboxError && r.code === "TIMEOUT" &&
+        /not stored/.test(r.message)
+      );
+      assert.equal(rest.length, 9_500, "the rest were told: not stored");
+      await server.signal("SIGCONT");
+      frozen = false;
+      for (let i = 0;; i++) {
+        try {
+          assert.equal((await opened.stats()).queued, 0);
+          break;
+        } catch (error) {
+          if (error instanceof assert.AssertionError) throw error;
+          assert.ok(i < 20, `no recovery after SIGCONT: ${error}`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    } finally {
+      if (frozen) await server.signal("SIGCONT");
+      await outbox?.stop();
+      await server.stop();
+    }
+  },
+});
+
+const SHARED_DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+
+/** A TCP relay to PostgreSQL that, once armed, forwards the next COMMIT
+ * but never relays the server's answer on that connection: the client
+ * times out while the row is committed. */
+function commitBlackhole(target: URL) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const state = { armed: false, swallowed: 0 };
+  const COMMIT = new TextEncoder().encode("COMMIT\0");
+  const has = (chunk: Uint8Array) => {
+    outer: for (let i = 0; i + COMMIT.length <= chunk.length; i++) {
+      for (let j = 0; j < COMMIT.length; j++) {
+        if (chunk[i + j] !== COMMIT[j]) continue outer;
+      }
+      return true;
+    }
+    return false;
+  };
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port || 5432),
+      });
+      conns.add(client).add(server);
+      let blackhole = false;
+      (async () => {
+        for await (const chunk of client.readable) {
+          if (state.armed && has(chunk)) {
+            state.armed = false;
+            state.swallowed++;
+            blackhole = true;
+          }
+          await server.write(chunk);
+        }
+      })().catch(() => {});
+      (async () => {
+        for await (const chunk of server.readable) {
+          if (!blackhole) await client.write(chunk);
+        }
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const url = new URL(target);
+  url.host = `127.0.0.1:${listener.addr.port}`;
+  return {
+    url: url.href,
+    state,
+    close() {
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // closed already
+        }
+      }
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "outbox.trigger() when COMMIT gets no answer: TIMEOUT saying the outcome is unknown (and the row is in fact stored)",
+  ignore: SHARED_DATABASE_URL === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const relay = commitBlackhole(new URL(SHARED_DATABASE_URL!));
+    const queue = `c_${crypto.randomUUID().slice(0, 8)}`;
+    let outbox: Outbox | undefined;
+    try {
+      outbox = await within(
+        60_000,
+        openOutbox({
+          connectionString: relay.url,
+          queue,
+          queryTimeout: 1_500,
+          onEvent: () => {},
+        }),
+        "openOutbox() did not settle",
+      );
+      relay.state.armed = true;
+      const error = await within(
+        20_000,
+        outbox.trigger("http://127.0.0.1:9/x", {
+          sign: { secret: "whsec_" + btoa("k".repeat(24)), id: "order-7" },
+        }).then(() => new Error("resolved"), (e) => e),
+        "trigger() did not settle",
+      );
+      assert.equal(relay.state.swallowed, 1);
+      assert.ok(error instanceof OutboxError, printed(error));
+      assert.equal(error.code, "TIMEOUT");
+      assert.match(error.message, /did not answer COMMIT.*outcome unknown/);
+      assert.equal((await outbox.stats()).queued, 1, "it was committed");
+    } finally {
+      await outbox?.stop();
+      relay.close();
+    }
+  },
+});

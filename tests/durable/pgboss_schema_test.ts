@@ -16,6 +16,7 @@ import {
   lastHourByMinute,
   missingFromSchema,
   outcomesSince,
+  releaseJobs,
   RELIED_ON,
   retryingJobs,
   retryNow,
@@ -105,7 +106,7 @@ Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-let
     }]);
     await exhaustRetries(db, schema, "q", [first]);
     assert.deepEqual(
-      [...await withoutRetries(db, schema, "q", [first.id, second.id])],
+      [...await withoutRetries(db, schema, "q", [first, second])],
       [first.id],
     );
     await boss.fail("q", jobs, { code: "X" });
@@ -118,6 +119,54 @@ Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-let
     assert.equal(counts.get("q retry"), 1, "second kept its retries");
     assert.equal(counts.get("q failed"), 1);
     assert.ok(RELIED_ON.states.includes("retry"));
+  });
+});
+
+Deno.test("releaseJobs() puts fetched jobs back to waiting without using a retry, fenced to the fetched attempt; withoutRetries() is fenced too", async () => {
+  await withBoss(async (boss, db, schema) => {
+    await boss.createQueue("q");
+    await boss.insert("q", [
+      { id: crypto.randomUUID(), data: { n: 1 }, retryLimit: 0 },
+      { id: crypto.randomUUID(), data: { n: 2 }, retryLimit: 0 },
+    ]);
+    const [first, second] = await boss.fetch("q", { batchSize: 2 });
+    // No retries left, but a stale claim is not this attempt's.
+    assert.deepEqual(
+      [
+        ...await withoutRetries(db, schema, "q", [
+          { id: first.id, retryCount: first.retryCount + 1 },
+          second,
+        ]),
+      ],
+      [second.id],
+    );
+    // A stale claim changes nothing.
+    assert.equal(
+      (await releaseJobs(db, schema, "q", [{
+        id: second.id,
+        retryCount: second.retryCount + 1,
+      }])).size,
+      0,
+    );
+    assert.deepEqual([...await releaseJobs(db, schema, "q", [first])], [
+      first.id,
+    ]);
+    const { rows } = await db.executeSql(
+      `SELECT id::text AS id, state::text AS state, retry_count, started_on,
+         heartbeat_on FROM ${schema}.job WHERE name = 'q' ORDER BY state`,
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    assert.equal(byId.get(first.id)?.state, "created");
+    assert.equal(byId.get(first.id)?.retry_count, 0, "no retry used up");
+    assert.equal(byId.get(first.id)?.started_on, null);
+    assert.equal(byId.get(first.id)?.heartbeat_on, null);
+    assert.equal(byId.get(second.id)?.state, "active");
+    // Released twice: the second finds it no longer active.
+    assert.equal((await releaseJobs(db, schema, "q", [first])).size, 0);
+    // Fetched again, it is the same attempt (retry_count 0, limit 0).
+    const [again] = await boss.fetch("q", { batchSize: 1 });
+    assert.equal(again.id, first.id);
+    assert.equal(again.retryCount, 0);
   });
 });
 

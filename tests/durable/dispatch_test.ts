@@ -1,0 +1,306 @@
+// The dispatcher's loop and stop(): no busy wait when every slot is busy,
+// jobs never attempted are not charged a retry on stop, a second stop()
+// waits for the first.
+import assert from "node:assert/strict";
+import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
+
+const CHILD = new URL("../_durable_busy.ts", import.meta.url);
+
+Deno.test({
+  name:
+    "a wake while every slot is busy and the prefetch buffer is full does not spin the process: all 21 jobs are delivered",
+  sanitizeResources: false,
+  async fn() {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CHILD.href],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // A spinning child never runs its own timers: bound it from here.
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, 90_000);
+    const output = await child.output();
+    clearTimeout(timer);
+    const stdout = new TextDecoder().decode(output.stdout).trim();
+    assert.ok(
+      !killed,
+      "the child was killed after 90 s: its dispatcher hung (a loop on resolved promises starves timers and sockets)",
+    );
+    assert.equal(
+      output.code,
+      0,
+      `${stdout}\n${new TextDecoder().decode(output.stderr)}`,
+    );
+    assert.equal(stdout, "delivered 21");
+  },
+});
+
+const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+const engines = [
+  {
+    name: "embedded",
+    ignore: false,
+    async fresh() {
+      const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+      return {
+        options: { dir },
+        cleanup: () => Deno.remove(dir, { recursive: true }),
+      };
+    },
+  },
+  {
+    name: "PostgreSQL",
+    ignore: DATABASE_URL === undefined,
+    fresh() {
+      return Promise.resolve({
+        options: {
+          connectionString: DATABASE_URL,
+          queue: `s_${crypto.randomUUID().slice(0, 8)}`,
+        },
+        cleanup: () => Promise.resolve(),
+      });
+    },
+  },
+];
+
+/** A target that holds each request until `release()` (or `hold` ms). */
+function slowTarget(hold: number) {
+  const seen: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      seen.push(await request.text());
+      await new Promise((resolve) => setTimeout(resolve, hold));
+      return new Response(null, { status: 200 });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/`,
+    seen,
+    close: () => server.shutdown(),
+  };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>) {
+  const deadline = Date.now() + 30_000;
+  while (!await check()) {
+    assert.ok(Date.now() < deadline, `${what} within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+for (const engine of engines) {
+  Deno.test({
+    name:
+      `${engine.name}: stop({ timeout }) puts jobs never sent and aborted attempts back to waiting, no retry used up`,
+    ignore: engine.ignore,
+    async fn() {
+      const { options, cleanup } = await engine.fresh();
+      const target = slowTarget(2_000);
+      const events: OutboxEvent[] = [];
+      const outbox = await openOutbox({
+        ...options,
+        retry: { limit: 0 },
+        onEvent: (event) => events.push(event),
+      });
+      try {
+        for (let i = 0; i < 6; i++) {
+          await outbox.trigger(target.url, { body: `${i}` });
+        }
+        outbox.start({ concurrency: 2, pollInterval: 50 });
+        await until(
+          "two requests at the target",
+          () => target.seen.length >= 2,
+        );
+        await outbox.stop({ timeout: 50, close: false });
+        const stats = await outbox.stats();
+        assert.equal(target.seen.length, 2, "no job started after the stop");
+        assert.equal(stats.dead, 0, "nothing dead-lettered");
+        assert.equal(stats.deadLettered + stats.retried, 0);
+        assert.equal(stats.queued, 6, "all six wait again");
+        assert.equal(stats.active, 0);
+        assert.deepEqual(events.filter((e) => e.type !== "delivered"), []);
+      } finally {
+        await outbox.stop();
+        await target.close();
+        await cleanup();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `${engine.name}: a second stop() waits for the first: the database is not closed under deliveries`,
+    ignore: engine.ignore,
+    async fn() {
+      const { options, cleanup } = await engine.fresh();
+      const target = slowTarget(500);
+      const events: OutboxEvent[] = [];
+      const outbox = await openOutbox({
+        ...options,
+        onEvent: (event) => events.push(event),
+      });
+      try {
+        await outbox.trigger(target.url, { body: "a" });
+        await outbox.trigger(target.url, { body: "b" });
+        outbox.start({ concurrency: 2, pollInterval: 50 });
+        await until(
+          "two requests at the target",
+          () => target.seen.length >= 2,
+        );
+        const first = outbox.stop({ close: false });
+        const second = outbox.stop();
+        await Promise.all([first, second]);
+        assert.deepEqual(events.filter((e) => e.type === "error"), []);
+        assert.equal(events.filter((e) => e.type === "delivered").length, 2);
+      } finally {
+        await outbox.stop();
+        await target.close();
+      }
+      // Reopened: both delivered, nothing left active.
+      const again = await openOutbox(options);
+      try {
+        const stats = await again.stats();
+        assert.equal(stats.active + stats.queued, 0);
+      } finally {
+        await again.stop();
+        await cleanup();
+      }
+    },
+  });
+}
+
+Deno.test("a trigger whose body is still being read when the outbox closes rejects with CLOSED and stores nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+  const outbox = await openOutbox({ dir });
+  const gate = Promise.withResolvers<void>();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      await gate.promise;
+      controller.enqueue(new TextEncoder().encode("late"));
+      controller.close();
+    },
+  });
+  const storing = outbox.trigger("http://127.0.0.1:9/", { body });
+  await outbox.stop();
+  gate.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const error = await Promise.race([
+    storing.then(() => undefined, (error) => error),
+    new Promise((resolve) => {
+      timer = setTimeout(() => resolve("no answer within 10 s"), 10_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  assert.equal((error as { code?: string })?.code, "CLOSED", String(error));
+  const again = await openOutbox({ dir });
+  try {
+    assert.equal((await again.stats()).queued, 0);
+  } finally {
+    await again.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a settlement pg-boss did not apply (the job was taken over meanwhile) is neither counted nor reported", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+  const seen: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      seen.push(new URL(request.url).pathname);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      return new Response(null, {
+        status: request.url.endsWith("/ok") ? 200 : 500,
+      });
+    },
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    await outbox.trigger(`${base}/ok`);
+    await outbox.trigger(`${base}/bad`);
+    outbox.start({ concurrency: 2, pollInterval: 50 });
+    await until("both requests at the target", () => seen.length >= 2);
+    // Another dispatcher's attempt now holds both (as after an expiry and
+    // a fetch elsewhere): this one's claims are stale.
+    const { db, schema, queue } = (outbox as unknown as Administered)[ADMIN]();
+    await db.executeSql(
+      `UPDATE ${schema}.job SET retry_count = retry_count + 1
+       WHERE name = $1 AND state = 'active'`,
+      [queue],
+    );
+    await until(
+      "both attempts settled",
+      async () => (await outbox.stats()).inFlight === 0,
+    );
+    const stats = await outbox.stats();
+    assert.equal(stats.delivered + stats.retried + stats.deadLettered, 0);
+    assert.deepEqual(events.map((e) => e.type), []);
+    assert.equal(stats.active, 2, "still the other attempt's");
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "jobs prefetched behind a long delivery go back to waiting before their lease (HTTP timeout + 60 s) runs out: delivered on their first attempt, not expired (about 70 s)",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        await request.arrayBuffer();
+        if (request.url.endsWith("/long")) {
+          // Longer than the short jobs' lease: 1 s timeout + 60 s.
+          await new Promise((resolve) => setTimeout(resolve, 66_000));
+        }
+        return new Response(null, { status: 200 });
+      },
+    );
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const events: OutboxEvent[] = [];
+    const outbox = await openOutbox({
+      dir,
+      retry: { limit: 0 },
+      onEvent: (event) => events.push(event),
+    });
+    try {
+      await outbox.trigger(`${base}/long`, { timeout: 90_000 });
+      await outbox.trigger(`${base}/short`, { timeout: 1_000 });
+      await outbox.trigger(`${base}/short`, { timeout: 1_000 });
+      outbox.start({ concurrency: 1, pollInterval: 100 });
+      const deadline = Date.now() + 120_000;
+      while (events.filter((e) => e.type !== "error").length < 3) {
+        assert.ok(Date.now() < deadline, JSON.stringify(events));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.deepEqual(
+        events.map((e) =>
+          `${e.type} ${"url" in e ? new URL(e.url).pathname : ""} ${
+            "attempt" in e ? e.attempt : ""
+          }`
+        ).sort(),
+        ["delivered /long 1", "delivered /short 1", "delivered /short 1"],
+      );
+      const stats = await outbox.stats();
+      assert.equal(stats.dead, 0, "none expired into the dead letters");
+      assert.equal(stats.queued + stats.active, 0);
+    } finally {
+      await outbox.stop();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,86 @@
+// Storing triggers: a string PostgreSQL's JSON cannot hold is refused at the
+// call; a row that fails its group's INSERT fails only its own caller.
+import assert from "node:assert/strict";
+import { openOutbox } from "../../src/durable/mod.ts";
+import { openEngine } from "../../src/durable/_engine.ts";
+import { groupCommit, jobRow } from "../../src/durable/_enqueue.ts";
+import {
+  checkOpenOptions,
+  DEFAULT_RETRY,
+} from "../../src/durable/_validate.ts";
+import { countByState, type Sql } from "../../src/durable/_pgboss_sql.ts";
+
+Deno.test("outbox.trigger() refuses strings PostgreSQL's JSON cannot store (NUL, unpaired surrogates) synchronously, naming the field", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const outbox = await openOutbox({ dir });
+  try {
+    const url = "http://127.0.0.1:9/";
+    assert.throws(
+      () => outbox.trigger(url, { caCerts: ["-----BEGIN\0"] }),
+      { name: "TypeError", message: /caCerts\[0\] contains a NUL character/ },
+    );
+    assert.throws(
+      () => outbox.trigger(url, { caCerts: ["ok", "a\ud800b"] }),
+      {
+        name: "TypeError",
+        message: /caCerts\[1\] contains an unpaired surrogate/,
+      },
+    );
+    assert.equal((await outbox.stats()).queued, 0);
+    // A good trigger beside them is stored.
+    await outbox.trigger(url, { caCerts: ["-----BEGIN CERTIFICATE-----"] });
+    assert.equal((await outbox.stats()).queued, 1);
+  } finally {
+    await outbox.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a row PostgreSQL refuses fails only its own caller: the rest of its group commit is stored", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const engine = await openEngine(checkOpenOptions({ dir }), () => {});
+  try {
+    await engine.boss.createQueue("q");
+    const insert = groupCommit(engine, "q", 10_000);
+    const row = (n: number, caCerts?: string[]) => {
+      const id = crypto.randomUUID();
+      return jobRow(
+        id,
+        {
+          id,
+          method: "POST",
+          url: `http://127.0.0.1:9/${n}`,
+          headers: [],
+          body: null,
+          timeout: 1_000,
+          ...(caCerts ? { caCerts } : {}),
+        },
+        DEFAULT_RETRY,
+        undefined,
+      );
+    };
+    // Past the synchronous check (as a stored form from elsewhere might be).
+    const results = await Promise.allSettled([
+      insert.add(row(1)),
+      insert.add(row(2, ["bad\0cert"])),
+      insert.add(row(3)),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), [
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    const reason = (results[1] as PromiseRejectedResult).reason;
+    assert.equal(reason.code, "DATABASE", String(reason));
+    const counts = await countByState(engine.boss.getDb() as Sql, "pgboss", [
+      "q",
+      "q",
+    ]);
+    assert.deepEqual(counts.map((c) => `${c.state} ${c.count}`), [
+      "created 2",
+    ]);
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,59 @@
+// Errors kept as `cause` never carry a connection string's password: not
+// in a nested cause, not in a string property such as pg's `detail` or the
+// `input` Node's URL parser attaches.
+import assert from "node:assert/strict";
+import { redactError, secretsOf } from "../../src/durable/_redact.ts";
+
+const PASSWORD = "s3cr3t-Pw";
+const URL_TEXT = `postgres://app:${PASSWORD}@db.example:99999/app`;
+
+function everything(error: unknown): string {
+  return Deno.inspect(error, { depth: 20, showHidden: true });
+}
+
+Deno.test("redactError() masks secrets in nested causes and string properties, and keeps codes", async () => {
+  const secrets = secretsOf(URL_TEXT);
+  // Node's URL parser: ERR_INVALID_URL with the text as `input`.
+  const { code, input, message } = await new Deno.Command("node", {
+    args: [
+      "-e",
+      `try { new URL(${
+        JSON.stringify(URL_TEXT)
+      }); } catch (e) { console.log(JSON.stringify({ code: e.code, input: e.input, message: e.message })); }`,
+    ],
+    stdout: "piped",
+  }).output().then((o) => JSON.parse(new TextDecoder().decode(o.stdout)));
+  assert.equal(code, "ERR_INVALID_URL");
+  assert.equal(input, URL_TEXT, "the parser keeps the input");
+  const urlError = Object.assign(new TypeError(message), { code, input });
+  // pg's DatabaseError shape: a SQLSTATE code and a `detail` line.
+  const pgError = Object.assign(new Error("password authentication failed"), {
+    code: "28P01",
+    detail: `connection string was ${URL_TEXT}`,
+  });
+  const outer = new Error("Cannot open", {
+    cause: new Error("connect failed", {
+      cause: new AggregateError([pgError], "wrapped", { cause: urlError }),
+    }),
+  });
+  const copy = redactError(outer, secrets) as Error;
+  const shown = everything(copy);
+  assert.ok(!shown.includes(PASSWORD), shown);
+  assert.match(shown, /\[redacted\]/);
+  assert.match(shown, /ERR_INVALID_URL/, "codes are kept");
+  // Each level is there, masked.
+  const inner = (copy.cause as Error).cause as Error & { cause?: unknown };
+  const url = inner.cause as Error & { code?: string; input?: string };
+  assert.equal(url.code, "ERR_INVALID_URL");
+  assert.ok(url.input && !url.input.includes(PASSWORD));
+  // A string property on the error itself.
+  const direct = redactError(pgError, secrets) as Error & {
+    code?: string;
+    detail?: string;
+  };
+  assert.equal(direct.code, "28P01");
+  assert.ok(direct.detail && !direct.detail.includes(PASSWORD));
+  // Nothing to mask: the very same error.
+  const clean = new Error("no secret here", { cause: new Error("none") });
+  assert.equal(redactError(clean, secrets), clean);
+});
