@@ -1,10 +1,10 @@
 // Input checks for the outbox's entry points: bad input is a synchronous
 // TypeError or RangeError whose message names the value.
-import { prepare, show } from "../trigger/_request.ts";
+import { PREFIX as TRIGGER, prepare, show } from "../trigger/_request.ts";
 import type { OutboxOptions, RetrySettings } from "./types.ts";
 
 export const OPEN = "Cannot open outbox: ";
-export const TRIGGER = "Cannot trigger request: ";
+export { TRIGGER };
 /** The longest timer JavaScript keeps (about 24.8 days). */
 export const MAX_TIMER = 2 ** 31 - 1;
 const NAME = /^[a-z_][a-z0-9_]{0,40}$/;

@@ -6,6 +6,7 @@ import type { PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
 import { createCaClient } from "./_runtime.ts";
+import { networkCode } from "./_classify.ts";
 import type { SendEvents } from "./_socket.ts";
 
 /**
@@ -58,13 +59,7 @@ export async function sendOverFetch(
         (e instanceof Error ? e.message : String(e));
       e = (e as { cause?: unknown }).cause;
     }
-    const code = /certificate|tls|ssl|handshake/i.test(message)
-      ? "TLS"
-      : /lookup|dns error|name or service|resolve/i.test(message)
-      ? "DNS"
-      : /refused|unreachable|connect/i.test(message)
-      ? "CONNECT"
-      : "NETWORK";
+    const code = networkCode(message) ?? "NETWORK";
     throw failure(code, `Request failed (${message})`, req, error);
   } finally {
     signal.removeEventListener("abort", onAbort!);

@@ -1,6 +1,7 @@
 // The raw-socket transport: HTTP/1.1 written by hand over a raw connection
 // (Deno.connect / connectTls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
+import { networkCode } from "./_classify.ts";
 import { latin1, requestBytes, requestHead } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import { statusAfterWriteError } from "./_early_status.ts";
@@ -20,9 +21,6 @@ import {
 
 /** Bodies up to this size go out in the same write as the head. */
 const COALESCE_LIMIT = 64 * 1024;
-const DNS_FAILURE =
-  /lookup address|name or service|nodename nor servname|dns|no such host|enotfound|eai_again/i;
-
 type Phase = ConnectStage | "write" | "read";
 
 /** What the transport tells the caller as it goes. */
@@ -66,7 +64,7 @@ function classify(
   const message = error instanceof Error ? error.message : String(error);
   switch (phase) {
     case "connect":
-      if (DNS_FAILURE.test(message)) {
+      if (networkCode(message, "connect") === "DNS") {
         return failure(
           "DNS",
           `Host "${req.url.hostname}" could not be resolved`,

@@ -62,7 +62,8 @@ export interface PreparedSign {
 /** The `User-Agent` sent unless the caller sets one. */
 export const USER_AGENT = `fire-trigger/${VERSION}`;
 
-const PREFIX = "Cannot trigger request: ";
+/** How every bad-input message about a trigger starts, here and in the outbox. */
+export const PREFIX = "Cannot trigger request: ";
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Anything but tab, visible ASCII, space and U+0080–U+00FF. */
 const BAD_VALUE_CHAR = /[^\t\x20-\x7E\x80-\xFF]/;

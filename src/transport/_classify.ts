@@ -1,0 +1,28 @@
+// What a network failure's message says it was, for both transports: the
+// same failure gets the same TriggerError code whether a raw socket or fetch
+// met it. Messages differ per runtime (Deno, Node, Bun, workerd), so the
+// patterns cover each one's wording.
+
+/** A host name that could not be resolved. */
+const DNS =
+  /lookup address|name or service|nodename nor servname|dns|no such host|enotfound|eai_again|resolve/i;
+/** A TLS handshake or certificate failure. */
+const TLS = /certificate|tls|ssl|handshake/i;
+/** A connection that could not be opened. */
+const CONNECT = /refused|unreachable|connect/i;
+
+/**
+ * The code for a failure met before any answer, from its message:
+ * `"DNS"`, `"TLS"` or `"CONNECT"`, else `undefined`. `stage` narrows it when
+ * the caller knows where it failed (a raw socket's connect or handshake).
+ */
+export function networkCode(
+  message: string,
+  stage?: "connect" | "tls",
+): "DNS" | "TLS" | "CONNECT" | undefined {
+  if (stage === "tls") return "TLS";
+  if (stage !== "connect" && TLS.test(message)) return "TLS";
+  if (DNS.test(message)) return "DNS";
+  if (stage === "connect" || CONNECT.test(message)) return "CONNECT";
+  return undefined;
+}

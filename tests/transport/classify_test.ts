@@ -1,0 +1,39 @@
+// One failure, one code, whichever transport met it: the messages below are
+// what Deno's sockets, Deno's fetch, Node's net and undici's fetch say.
+import assert from "node:assert/strict";
+import { networkCode } from "../../src/transport/_classify.ts";
+
+const DNS = [
+  "failed to lookup address information: Name or service not known",
+  "error sending request for url (http://nowhere.invalid/): client error (Connect): dns error: failed to lookup address information: Name or service not known",
+  "getaddrinfo ENOTFOUND nowhere.invalid",
+  "getaddrinfo EAI_AGAIN example.test",
+];
+const CONNECT = [
+  "Connection refused (os error 111)",
+  "error sending request for url (http://127.0.0.1:9/): client error (Connect): tcp connect error: Connection refused (os error 111)",
+  "connect ECONNREFUSED 127.0.0.1:9",
+  "Network is unreachable (os error 101)",
+];
+const TLS = [
+  "invalid peer certificate: UnknownIssuer",
+  "error sending request for url (https://127.0.0.1:8443/): client error (Connect): invalid peer certificate: UnknownIssuer",
+  "self-signed certificate",
+  "Client network socket disconnected before secure TLS connection was established",
+];
+
+Deno.test("networkCode() gives one code per failure, from any runtime's wording", () => {
+  for (const message of DNS) {
+    assert.equal(networkCode(message), "DNS", message);
+    assert.equal(networkCode(message, "connect"), "DNS", message);
+  }
+  for (const message of CONNECT) {
+    assert.equal(networkCode(message), "CONNECT", message);
+    assert.equal(networkCode(message, "connect"), "CONNECT", message);
+  }
+  for (const message of TLS) assert.equal(networkCode(message), "TLS", message);
+  // Where a raw socket knows the stage, the stage decides.
+  assert.equal(networkCode("peer closed", "tls"), "TLS");
+  assert.equal(networkCode("something odd", "connect"), "CONNECT");
+  assert.equal(networkCode("something odd"), undefined);
+});
