@@ -139,6 +139,15 @@ async function triggerScenario(transport: "socket" | "fetch") {
         const resent = await trigger(stale.url, { wait: "accepted" });
         await resent.done;
         results.resent = resent.status;
+        // Two at once with room for one connection: the second waits in
+        // the origin's queue, and its span says so.
+        await closeIdleConnections();
+        const queued = await Promise.all([
+          trigger(`${base}/queued`, { wait: "accepted", maxConnections: 1 }),
+          trigger(`${base}/queued`, { wait: "accepted", maxConnections: 1 }),
+        ]);
+        await Promise.all(queued.map((result) => result.done));
+        results.queued = queued.map((result) => result.status);
       }
       return Response.json(results);
     },

@@ -155,7 +155,7 @@ for (const transport of ["socket", "fetch"] as const) {
   });
 }
 
-Deno.test("OTel on (socket): explicit trace headers win; a resend is on the span", async () => {
+Deno.test("OTel on (socket): explicit trace headers win; a resend and a queue wait are on the span", async () => {
   const run = await runWithOtel(CHILD, ["trigger", "socket"]);
   const { results, received } = output(run);
   assert.equal(
@@ -168,6 +168,17 @@ Deno.test("OTel on (socket): explicit trace headers win; a resend is on the span
   );
   assert.ok(resent, "the resent trigger's span counts the resend");
   assert.ok(resent.events.some((e) => e.name === "fire_trigger.resend"));
+  assert.deepEqual(results.queued, [200, 200]);
+  const queued = run.spans.filter((s) =>
+    s.scope === SCOPE &&
+    String(s.attributes["url.full"] ?? "").endsWith("/queued")
+  );
+  assert.equal(queued.length, 2, "a span per queued trigger");
+  const waited = queued.filter((s) =>
+    s.events.some((e) => e.name === "fire_trigger.queue.wait") &&
+    s.events.some((e) => e.name === "fire_trigger.queue.leave")
+  );
+  assert.equal(waited.length, 1, "the second trigger's span shows its wait");
 });
 
 Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; the receiving side annotates its server span", async () => {
