@@ -186,7 +186,7 @@ Deno.test("connection() with ack answers 413 over maxBodySize and parseBody() re
   await streamed.body?.cancel();
 });
 
-Deno.test("connection() with ack reports a background throw to onError", async () => {
+Deno.test("connection() with ack reports a background throw to reportError", async () => {
   const { app, records, errors } = createHonoTestApp();
   const id = uid("fail");
   const response = await app.request(`/ack?id=${id}&ms=10&fail=1`, {
