@@ -130,7 +130,7 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
-    if (!ack) return await runInline(c, next, conn, keptHeaders(c));
+    if (!ack) return await runInline(c, next, conn, earlierHeaders(c));
 
     const reading = readBody(c, { maxBodySize, timeout: bodyTimeout, budget });
     let read;
@@ -173,7 +173,7 @@ async function runInline(
   c: MiddlewareContext,
   next: () => Promise<void>,
   conn: ConnectionState,
-  kept: Headers,
+  earlier: Response,
 ): Promise<Response | void> {
   // Settles when the route answers, or earlier when the caller leaves
   // (unless ignored) or the time limit passes.
@@ -198,30 +198,35 @@ async function runInline(
   await conn.finished;
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
-  return answer(c, earlyResponse(early, conn.limit), kept);
+  return answer(c, earlyResponse(early, conn.limit), earlier);
 }
 
 /**
  * The headers earlier middleware set (CORS, security headers…), taken
  * before the route runs: an early answer keeps them, not the route's.
+ *
+ * Taken with `c.newResponse()`, which copies Hono's headers without making
+ * `c.res`: reading `c.res` would make Hono build a response for every
+ * request, then copy and merge it into the route's answer (several
+ * `Response` and `Headers` per request, most of connection()'s cost). The
+ * copy is filtered only when an early answer is made.
  */
-function keptHeaders(c: MiddlewareContext): Headers {
-  const kept = new Headers(c.res.headers);
-  kept.delete("content-type");
-  kept.delete("content-length");
-  return kept;
+function earlierHeaders(c: MiddlewareContext): Response {
+  return c.newResponse(null, 200);
 }
 
 /**
  * Makes `response` the answer, whatever the route set on the context, with
- * the `kept` headers of earlier middleware its own do not replace.
+ * the headers of `earlier` (but its content type and length) that its own
+ * do not replace.
  */
 function answer(
   c: MiddlewareContext,
   response: Response,
-  kept: Headers,
+  earlier: Response,
 ): Response {
-  for (const [name, value] of kept) {
+  for (const [name, value] of earlier.headers) {
+    if (name === "content-type" || name === "content-length") continue;
     if (name === "set-cookie") response.headers.append(name, value);
     else if (!response.headers.has(name)) response.headers.set(name, value);
   }
