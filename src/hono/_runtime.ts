@@ -27,8 +27,14 @@ function isNode(c: MiddlewareContext): boolean {
   return typeof env === "object" && env !== null && "incoming" in env;
 }
 
+/** Whom a failed body read reports to: the request's connection. */
+export interface BodyWatcher {
+  /** A body read failed: the caller is gone. */
+  bodyReadFailed(): void;
+}
+
 /** Who to tell when a body read of a watched request fails. */
-const bodyWatchers = new WeakMap<Request, () => void>();
+const bodyWatchers = new WeakMap<Request, BodyWatcher>();
 
 /**
  * A prototype between a watched request and `Request.prototype` whose body
@@ -39,12 +45,12 @@ const bodyWatchers = new WeakMap<Request, () => void>();
 let watchedPrototype: object | undefined;
 
 /**
- * Calls `onFail` when a body read of the request fails, where that is the
+ * Tells `watcher` when a body read of the request fails, where that is the
  * only sign of a caller gone (Deno.serve, not through node:http).
  */
 export function watchBodyReads(
   c: MiddlewareContext,
-  onFail: () => void,
+  watcher: BodyWatcher,
 ): void {
   const raw = c.req.raw;
   // Not `raw.body !== null`: on Deno that getter builds a stream and
@@ -52,7 +58,7 @@ export function watchBodyReads(
   if (!isDeno || !hasBody(raw) || isNode(c)) return;
   watchedPrototype ??= makeWatchedPrototype();
   if (Object.getPrototypeOf(raw) !== Request.prototype) return;
-  bodyWatchers.set(raw, onFail);
+  bodyWatchers.set(raw, watcher);
   Object.setPrototypeOf(raw, watchedPrototype);
 }
 
@@ -69,7 +75,7 @@ function makeWatchedPrototype(): object {
       writable: true,
       value: function watchedRead(this: Request) {
         return (read.call(this) as Promise<unknown>).catch((error) => {
-          bodyWatchers.get(this)?.();
+          bodyWatchers.get(this)?.bodyReadFailed();
           throw error;
         });
       },

@@ -10,7 +10,7 @@ import {
 import { track } from "./_background.ts";
 import { checkMs } from "./_check.ts";
 import { report, type Reporter } from "./_report.ts";
-import { watchBodyReads } from "./_runtime.ts";
+import { type BodyWatcher, watchBodyReads } from "./_runtime.ts";
 
 /** Why the work ended before the route answered. */
 export type EarlyEnd = "aborted" | "timeout";
@@ -50,7 +50,7 @@ function stopReason(why: EarlyEnd, limit: number): DOMException {
   return reason;
 }
 
-export class ConnectionState implements Connection {
+export class ConnectionState implements Connection, BodyWatcher {
   #c: MiddlewareContext;
   #reportError: Reporter;
   #status: ConnectionStatus = ConnectionStatus.NORMAL;
@@ -142,7 +142,7 @@ export class ConnectionState implements Connection {
       signal.addEventListener("abort", this, { once: true });
       this.#watched = signal;
     }
-    if (body) watchBodyReads(this.#c, () => this.callerGone(true));
+    if (body) watchBodyReads(this.#c, this);
   }
 
   unwatchCaller(): void {
@@ -153,6 +153,11 @@ export class ConnectionState implements Connection {
   /** The caller's signal aborted. */
   handleEvent(): void {
     this.callerGone();
+  }
+
+  /** A watched body read failed: the caller is gone. */
+  bodyReadFailed(): void {
+    this.callerGone(true);
   }
 
   /** The caller went away; `force` when a body read failed. */

@@ -44,6 +44,15 @@ export interface MiddlewareContext {
   readonly executionCtx: unknown;
   /** The response so far. */
   res: Response;
+  /**
+   * A response with the headers set so far (by `c.header()` or on
+   * `c.res`), without making `c.res`.
+   *
+   * @param body The body: none.
+   * @param status The status.
+   * @returns The response.
+   */
+  newResponse(body: null, status: 200): Response;
   /** What the route threw, once Hono's error handler answered it. */
   error: Error | undefined;
   /**

@@ -206,3 +206,33 @@ Deno.test("an early 503 or 499 keeps the headers earlier middleware set (hono's 
   assert.equal(gone.headers.get("content-type"), null);
   assert.equal(await drainBackground(), true);
 });
+
+Deno.test("an early 503 keeps headers set with c.header() alone, before Hono made c.res", async () => {
+  const app = new Hono<ConnectionEnv>();
+  app.use("*", async (c, next) => {
+    c.header("x-request-id", "r-1");
+    c.header("content-type", "application/json"); // not kept: the 503's own
+    await next();
+  });
+  app.get("/limit", connection({ timeLimit: 30 }), async (c) => {
+    c.header("x-route", "set before the end");
+    await sleep(150); // ignores the signal
+    return c.text("late");
+  });
+  app.get("/fast", connection({ timeLimit: 1_000 }), (c) => c.text("ok"));
+  const limited = await app.request("/limit");
+  assert.equal(limited.status, 503);
+  assert.equal(limited.headers.get("x-request-id"), "r-1");
+  assert.equal(limited.headers.get("x-route"), null, "the route's header");
+  assert.equal(
+    limited.headers.get("content-type"),
+    "text/plain; charset=UTF-8",
+  );
+  await limited.body?.cancel();
+  // The route's own answer keeps them too, as without connection().
+  const fast = await app.request("/fast");
+  assert.equal(fast.status, 200);
+  assert.equal(fast.headers.get("x-request-id"), "r-1");
+  assert.equal(await fast.text(), "ok");
+  assert.equal(await drainBackground(), true);
+});
