@@ -3,7 +3,7 @@
 // http.server with an idle timeout, a raw Deno server with an unannounced idle
 // close or a close just after each response, and a Node cluster restarted
 // gracefully. Every one listens on 127.0.0.1, port 0.
-import { within as wait } from "./_wait.ts";
+import { within } from "./_wait.ts";
 import { latin1Text } from "./_servers.ts";
 
 /** The padding each test body carries; a body is intact when it has it all. */
@@ -49,15 +49,6 @@ function lines(child: Deno.ChildProcess) {
     .getReader();
 }
 
-/** {@link wait} from tests/_wait.ts with the bound first, as this file's callers write it. */
-export function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  return wait(promise, what, ms);
-}
-
 /** Runs a child that prints its port, then one received id per line, until
  * its stdin closes. */
 async function lineTarget(
@@ -72,7 +63,7 @@ async function lineTarget(
     stderr: "inherit",
   }).spawn();
   const reader = lines(child);
-  const first = await within(reader.read(), 10_000, `${command} start`);
+  const first = await within(reader.read(), `${command} start`, 10_000);
   const port = Number(first.value);
   const counts = new Map<string, number>();
   const pump = (async () => {
@@ -91,8 +82,8 @@ async function lineTarget(
     send: (line) => writer.write(new TextEncoder().encode(line + "\n")),
     async stop() {
       await writer.close();
-      await within(child.status, 10_000, `${command} exit`);
-      await within(pump, 10_000, `${command} output`);
+      await within(child.status, `${command} exit`, 10_000);
+      await within(pump, `${command} output`, 10_000);
       return counts;
     },
   };

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { closeIdleConnections, trigger } from "../../mod.ts";
 import { connectionCounts } from "../../src/transport/_pool.ts";
 import { denoRecorder } from "../_servers.ts";
-import { within } from "../_stale_servers.ts";
+import { within } from "../_wait.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,13 +39,13 @@ async function nodeCounter() {
     stdout: "piped",
   }).spawn();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const port = Number((await within(lines.read(), 10_000, "node")).value);
+  const port = Number((await within(lines.read(), "node", 10_000)).value);
   const writer = child.stdin.getWriter();
   return {
     url: `http://127.0.0.1:${port}/hook`,
     async received(): Promise<number> {
       await writer.write(new Uint8Array([10]));
-      return Number((await within(lines.read(), 10_000, "count")).value);
+      return Number((await within(lines.read(), "count", 10_000)).value);
     },
     async close() {
       await writer.close();
@@ -69,13 +69,13 @@ Deno.test("15,000 triggers at once at one origin all arrive, the sender under 1,
           (_, i) => trigger(target.url, { json: { i }, timeout: 60_000 }),
         ),
       ),
-      60_000,
       "15,000 triggers",
+      60_000,
     );
     const outcomes = await within(
       Promise.all(results.map((r) => r.outcome)),
-      60_000,
       "their outcomes",
+      60_000,
     );
     const took = performance.now() - started;
     peak = Math.max(peak, openFds());
@@ -123,8 +123,8 @@ Deno.test("queued triggers obey their timeout and signal, and the queue moves on
     await (await holder).done;
     await (await next).done;
     const seen = [
-      await within(target.seen.take(), 5_000, "the holder's request"),
-      await within(target.seen.take(), 5_000, "the next request"),
+      await within(target.seen.take(), "the holder's request", 5_000),
+      await within(target.seen.take(), "the next request", 5_000),
     ];
     assert.deepEqual(
       seen.map((s) => new TextDecoder().decode(s.body)),

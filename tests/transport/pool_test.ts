@@ -4,30 +4,12 @@ import {
   connectionCounts,
   idleConnectionCount,
 } from "../../src/transport/_pool.ts";
-import { latin1Text, Queue } from "../_servers.ts";
+import { latin1Text, portRecorder, Queue } from "../_servers.ts";
 import { until, within } from "../_wait.ts";
 import { nextRequest } from "../_stale_servers.ts";
 import { VECTOR } from "../_vector.ts";
 
 const encoder = new TextEncoder();
-
-/** Deno.serve that records which client port (connection) each request used. */
-function portRecorder() {
-  const ports: number[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (request, info) => {
-      await request.arrayBuffer();
-      ports.push(info.remoteAddr.port);
-      return new Response("accepted, with a body to skip", { status: 202 });
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/job`,
-    ports,
-    close: () => server.shutdown(),
-  };
-}
 
 /**
  * A raw keep-alive server: for each request on a connection it calls

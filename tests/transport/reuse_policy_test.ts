@@ -8,7 +8,8 @@ import {
 } from "../../src/transport/_pool.ts";
 import { MAX_DRAIN_BYTES } from "../../src/transport/_response.ts";
 import { misbehaving } from "../_servers.ts";
-import { lossBody, rawClosingTarget, within } from "../_stale_servers.ts";
+import { lossBody, rawClosingTarget } from "../_stale_servers.ts";
+import { within } from "../_wait.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const encoder = new TextEncoder();
@@ -90,7 +91,7 @@ Deno.test("chunk extensions and trailers count against the 1 MB read bound: read
         timeout: 20_000,
       });
       assert.equal(result.status, 200, name);
-      await within(result.done, 10_000, `${name}: the read stops`);
+      await within(result.done, `${name}: the read stops`, 10_000);
       assert.equal((await result.outcome).status, 200);
       await sleep(100);
       // What the server wrote before the close: the bound, plus what the

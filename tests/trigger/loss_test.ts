@@ -18,8 +18,8 @@ import {
   nodeClusterTarget,
   pythonIdleTarget,
   rawClosingTarget,
-  within,
 } from "../_stale_servers.ts";
+import { within } from "../_wait.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,8 +67,8 @@ async function count(
   const outcomes = new Map<string, Promise<Fired>>();
   let received: Map<string, number>;
   try {
-    await within(scenario(outcomes), 30_000, `${name} scenario`);
-    await within(Promise.all(outcomes.values()), 10_000, `${name} outcomes`);
+    await within(scenario(outcomes), `${name} scenario`, 30_000);
+    await within(Promise.all(outcomes.values()), `${name} outcomes`, 10_000);
     await sleep(100); // the receiver's last lines
   } finally {
     await closeIdleConnections();
