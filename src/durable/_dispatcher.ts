@@ -13,11 +13,8 @@ import {
   type Sql,
   withoutRetries,
 } from "./_pgboss_sql.ts";
-import {
-  fromBase64,
-  LEASE_MARGIN_SECONDS,
-  type StoredRequest,
-} from "./_enqueue.ts";
+import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
+import { fromBase64 } from "../signature/_sign.ts";
 import { type AttemptTrace, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
 
@@ -74,6 +71,7 @@ export class Dispatcher {
   #wake = new AbortController();
   #abort = new AbortController();
   #touchTimer?: ReturnType<typeof setInterval>;
+  #touching?: Promise<void>;
   #reported = new WeakSet<object>();
   #settling = new Set<Promise<void>>();
 
@@ -131,6 +129,8 @@ export class Dispatcher {
     } finally {
       clearTimeout(timer);
       clearInterval(this.#touchTimer);
+      // A touch under way finishes before the caller may close the engine.
+      await this.#touching;
     }
   }
 
@@ -469,12 +469,16 @@ export class Dispatcher {
   }
 
   #touch(): void {
-    if (this.inFlight.size === 0) return;
+    // One touch at a time: on a slow database they would pile up.
+    if (this.inFlight.size === 0 || this.#touching !== undefined) return;
     const claims = [...this.inFlight.values()].map(claim);
-    this.#engine.run(
+    this.#touching = this.#engine.run(
       "Cannot touch jobs",
       () => this.#engine.boss.touch(this.#queue, claims),
-    ).catch((error) => this.#emit({ type: "error", error }));
+    ).then(
+      () => {},
+      (error) => this.#emit({ type: "error", error }),
+    ).finally(() => this.#touching = undefined);
   }
 }
 

@@ -1,6 +1,7 @@
 // Storing triggers: the job's stored form, and the group-committed insert
 // (concurrent outbox.trigger() calls share one multi-row INSERT in one
 // transaction; each resolves only once that transaction has committed).
+import { toBase64 } from "../signature/_sign.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher, Rejected } from "./_batch.ts";
@@ -177,19 +178,4 @@ function rowsFault(error: unknown): boolean {
   const code = (error.cause as { code?: unknown } | undefined)?.code;
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) &&
     !NOT_THE_ROWS.test(code);
-}
-
-export function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
 }

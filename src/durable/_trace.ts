@@ -16,6 +16,8 @@ import {
   SpanKind,
   STATUS_ERROR,
   tracer,
+  urlFull,
+  withContext,
 } from "../telemetry/_otel.ts";
 
 /** The span of storing one trigger; its context goes with the job. */
@@ -46,7 +48,7 @@ export function traceEnqueue(
         "messaging.operation.type": "send",
         "messaging.destination.name": queue,
         "messaging.message.id": jobId,
-        "url.full": url,
+        "url.full": urlFull(url),
       },
     }, parent);
     const carrier = inject(
@@ -142,8 +144,7 @@ class Attempt implements AttemptTrace {
   }
 
   within<T>(fn: () => T): T {
-    const manager = this.#api.context;
-    return manager === undefined ? fn() : manager.with(this.#context, fn);
+    return withContext(this.#api, this.#context, fn);
   }
 
   end(delivered: boolean, error?: { code: string; message: string }): void {

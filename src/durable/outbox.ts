@@ -186,7 +186,7 @@ class PgOutbox implements Outbox {
       prepare(url, options);
     }
     const { delay, retry: givenRetry, ...init } = options;
-    for (const key of ["signal", "waitUntil"] as const) {
+    for (const key of ["signal", "waitUntil", "fetch"] as const) {
       if (init[key] !== undefined) {
         throw new TypeError(
           `${TRIGGER}${key} cannot be stored; the outbox delivers later, on its own`,
@@ -247,10 +247,9 @@ class PgOutbox implements Outbox {
   }
 
   start(options: DispatchOptions = {}): void {
-    if (this.#closed) {
+    if (this.#closed || this.#closing !== undefined) {
       throw new OutboxError("CLOSED", "Cannot start outbox: it is closed");
     }
-    if (this.#dispatcher.running) return;
     const concurrency = options.concurrency ?? 10;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new RangeError(
@@ -266,7 +265,15 @@ class PgOutbox implements Outbox {
       500,
       1,
     );
-    this.#dispatcher.start(concurrency, pollInterval);
+    // After a stop under way (`stop({ close: false })` then `start()`):
+    // one dispatch loop at a time, never two.
+    const begin = () => {
+      if (!this.#closed && !this.#dispatcher.running) {
+        this.#dispatcher.start(concurrency, pollInterval);
+      }
+    };
+    if (this.#stopping === undefined) begin();
+    else this.#stopping.then(begin, begin);
   }
 
   stop(options: StopOptions = {}): Promise<void> {
@@ -292,7 +299,19 @@ class PgOutbox implements Outbox {
     })();
     if (close) this.#closing = stopping;
     this.#stopping = stopping;
+    stopping.finally(() => {
+      if (this.#stopping === stopping) this.#stopping = undefined;
+    }).catch(() => {});
     return stopping;
+  }
+
+  /** Rejects admin calls on a closed outbox with `CLOSED`, not a driver error. */
+  #open<T>(what: string, run: () => Promise<T>): Promise<T> {
+    return this.#closed
+      ? Promise.reject(
+        new OutboxError("CLOSED", `${what}: the outbox is closed`),
+      )
+      : run();
   }
 
   deadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
@@ -304,12 +323,18 @@ class PgOutbox implements Outbox {
         }`,
       );
     }
-    return admin.deadLetters(this.#engine, this.#queues, limit);
+    return this.#open(
+      "Cannot list dead letters",
+      () => admin.deadLetters(this.#engine, this.#queues, limit),
+    );
   }
 
   redrive(ids?: string[]): Promise<number> {
     checkIds("Cannot redrive dead letters: ", ids, true);
-    return admin.redrive(this.#engine, this.#queues, ids).then((moved) => {
+    return this.#open(
+      "Cannot redrive dead letters",
+      () => admin.redrive(this.#engine, this.#queues, ids),
+    ).then((moved) => {
       if (moved > 0) this.#dispatcher.wake();
       return moved;
     });
@@ -317,14 +342,21 @@ class PgOutbox implements Outbox {
 
   discard(ids: string[]): Promise<number> {
     checkIds("Cannot discard dead letters: ", ids, false);
-    return admin.discard(this.#engine, this.#queues, ids);
+    return this.#open(
+      "Cannot discard dead letters",
+      () => admin.discard(this.#engine, this.#queues, ids),
+    );
   }
 
   stats(): Promise<OutboxStats> {
-    return admin.stats(this.#engine, this.#queues, {
-      ...this.#dispatcher.counters,
-      inFlight: this.#dispatcher.inFlight.size,
-    });
+    return this.#open(
+      "Cannot read outbox stats",
+      () =>
+        admin.stats(this.#engine, this.#queues, {
+          ...this.#dispatcher.counters,
+          inFlight: this.#dispatcher.inFlight.size,
+        }),
+    );
   }
 
   [Symbol.asyncDispose](): Promise<void> {

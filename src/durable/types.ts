@@ -58,8 +58,10 @@ export interface OutboxOptions {
 }
 
 /** What {@linkcode Outbox.trigger} accepts: `trigger()`'s options plus when
- * and how often to try. `signal` and `waitUntil` belong to a live call and
- * are refused; `wait` is ignored (delivery always waits for the status).
+ * and how often to try. `signal`, `waitUntil` and `fetch` belong to a live
+ * call and are refused; `wait` is ignored (delivery always waits for the
+ * status), and so are `reuse`, `resend` and `maxConnections` (each attempt
+ * uses the dispatching process's defaults).
  * A `sign` option is stored with the job, secret included (prefer the
  * outbox's `sign`, which is not); its `id` becomes the trigger's id, and its
  * `timestamp` is ignored: each attempt is signed afresh. */

@@ -213,7 +213,8 @@ function signedContent(message: SignedMessage): Uint8Array<ArrayBuffer> {
   return data;
 }
 
-function toBase64(bytes: Uint8Array): string {
+/** Base64 of `bytes` (standard alphabet, padded). */
+export function toBase64(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -222,7 +223,7 @@ function toBase64(bytes: Uint8Array): string {
 }
 
 /** Strict base64: the standard alphabet, padding optional. */
-function fromBase64(text: string): Uint8Array {
+export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) {
     throw new TypeError("Not base64");
   }

@@ -231,3 +231,51 @@ export function quietly(fn: () => void): void {
     // An OpenTelemetry implementation that throws is not the caller's problem.
   }
 }
+
+/**
+ * Runs `fn` in `context` through the registered context manager. A manager
+ * that throws, or never calls `fn`, cannot stop the work: `fn` then runs
+ * without it. What `fn` itself throws is thrown as ever.
+ */
+export function withContext<T>(
+  api: Registry,
+  context: OtelContext,
+  fn: () => T,
+): T {
+  const manager = api.context;
+  if (manager === undefined) return fn();
+  let ran = false;
+  let value!: T;
+  let thrown: { error: unknown } | undefined;
+  quietly(() =>
+    manager.with(context, () => {
+      ran = true;
+      try {
+        value = fn();
+      } catch (error) {
+        thrown = { error };
+      }
+    })
+  );
+  if (thrown !== undefined) throw thrown.error;
+  return ran ? value : fn();
+}
+
+/** Query parameters that carry signatures or keys (presigned URLs). */
+const SENSITIVE_QUERY = [
+  "AWSAccessKeyId",
+  "Signature",
+  "sig",
+  "X-Goog-Signature",
+];
+
+/** `url.full` of the semantic conventions: signatures in the query redacted
+ * (credentials are never in `href`s prepared by `trigger()`). */
+export function urlFull(href: string): string {
+  if (!href.includes("?")) return href;
+  const url = new URL(href);
+  for (const name of SENSITIVE_QUERY) {
+    if (url.searchParams.has(name)) url.searchParams.set(name, "REDACTED");
+  }
+  return url.href;
+}

@@ -161,6 +161,10 @@ class NodeConn implements RawConn {
         reject(new Error("Connection closed"));
         return;
       }
+      // Read while writing: a server that answers early (a 413 mid-upload)
+      // and closes leaves its status unread otherwise, and the write's EPIPE
+      // would hide it. The data handler pauses again after one chunk.
+      this.#socket.resume();
       // The callback runs once the bytes are handed to the kernel, or when
       // the socket is destroyed first, then on Node without an error: a
       // write cut short by close() must not count as sent.

@@ -21,6 +21,8 @@ import {
   SpanKind,
   STATUS_ERROR,
   tracer,
+  urlFull,
+  withContext,
 } from "../telemetry/_otel.ts";
 
 /** The metric counting triggers once they are over. */
@@ -41,12 +43,6 @@ const KNOWN_METHODS = new Set([
   "TRACE",
 ]);
 /** Query parameters semantic conventions ask to redact in `url.full`. */
-const SENSITIVE_QUERY = [
-  "AWSAccessKeyId",
-  "Signature",
-  "sig",
-  "X-Goog-Signature",
-];
 /** Buckets (s) for the caller's wait: it is often well under a millisecond. */
 const WAIT_BUCKETS = [
   0.0001,
@@ -122,16 +118,6 @@ export function startTelemetry(
   }
 }
 
-/** `url.full` of semantic conventions: no credentials, signatures redacted. */
-function fullUrl(req: PreparedRequest): string {
-  if (req.url.search === "") return req.href;
-  const url = new URL(req.href);
-  for (const name of SENSITIVE_QUERY) {
-    if (url.searchParams.has(name)) url.searchParams.set(name, "REDACTED");
-  }
-  return url.href;
-}
-
 // The caller waits only for the span's start and the headers: attributes
 // beyond the ones sampling may use, the "resumed" event (with its own time)
 // and the metrics are recorded when the trigger is over.
@@ -171,7 +157,7 @@ class Telemetry implements TriggerTelemetry {
         "http.request.method": method,
         "server.address": this.#common["server.address"],
         "server.port": this.#common["server.port"],
-        "url.full": fullUrl(req),
+        "url.full": urlFull(req.href),
       },
     }, parent);
     this.#context = this.#span === undefined
@@ -188,18 +174,8 @@ class Telemetry implements TriggerTelemetry {
   }
 
   within<T>(fn: () => T): T {
-    const manager = this.#api.context;
-    if (this.#span === undefined || manager === undefined) return fn();
-    // A context manager that throws before calling fn: fn runs without it.
-    let ran = false;
-    let value!: T;
-    quietly(() =>
-      manager.with(this.#context, () => {
-        ran = true;
-        value = fn();
-      })
-    );
-    return ran ? value : fn();
+    if (this.#span === undefined) return fn();
+    return withContext(this.#api, this.#context, fn);
   }
 
   resumed(outcome: TriggerOutcome, elapsed: number): void {

@@ -1,0 +1,82 @@
+// The outbox's life cycle at its edges: start() while a stop is under way,
+// admin calls after close, and live-call options that cannot be stored.
+import assert from "node:assert/strict";
+import { openOutbox, OutboxError } from "../../src/durable/mod.ts";
+import { within } from "../_wait.ts";
+
+async function embedded() {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_lifecycle_" });
+  const outbox = await openOutbox({ dir });
+  return {
+    outbox,
+    async [Symbol.asyncDispose]() {
+      await outbox.stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("start() during stop({ close: false }) starts again once the stop is over; the stop itself ends", async () => {
+  await using box = await embedded();
+  const { outbox } = box;
+  const hits: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      hits.push(await request.text());
+      return new Response(null, { status: 200 });
+    },
+  );
+  try {
+    outbox.start({ pollInterval: 50 });
+    const stopping = outbox.stop({ close: false });
+    outbox.start({ pollInterval: 50 }); // the same tick as the stop
+    await within(stopping, "stop({ close: false }) with a start() behind it");
+    await outbox.trigger(`http://127.0.0.1:${server.addr.port}/`, {
+      body: "after the restart",
+    });
+    const deadline = Date.now() + 20_000;
+    while (hits.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual(
+      hits,
+      ["after the restart"],
+      "the restarted dispatcher delivers",
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("admin calls on a stopped outbox reject with CLOSED; start() throws it", async () => {
+  await using box = await embedded();
+  const { outbox } = box;
+  await outbox.stop();
+  for (
+    const call of [
+      () => outbox.stats(),
+      () => outbox.deadLetters(),
+      () => outbox.redrive(),
+      () => outbox.discard(["x"]),
+    ]
+  ) {
+    await assert.rejects(
+      call(),
+      (error) => error instanceof OutboxError && error.code === "CLOSED",
+    );
+  }
+  assert.throws(
+    () => outbox.start(),
+    (error) => error instanceof OutboxError && error.code === "CLOSED",
+  );
+});
+
+Deno.test("outbox.trigger() refuses a fetch option: a live function cannot be stored", async () => {
+  await using box = await embedded();
+  assert.throws(
+    () =>
+      box.outbox.trigger("http://127.0.0.1:9/", { fetch: globalThis.fetch }),
+    /fetch cannot be stored/,
+  );
+});
