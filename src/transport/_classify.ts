@@ -13,16 +13,13 @@ const CONNECT = /refused|unreachable|connect/i;
 
 /**
  * The code for a failure met before any answer, from its message:
- * `"DNS"`, `"TLS"` or `"CONNECT"`, else `undefined`. `stage` narrows it when
- * the caller knows where it failed (a raw socket's connect or handshake).
+ * `"DNS"`, `"TLS"` or `"CONNECT"`, else `undefined`.
  */
 export function networkCode(
   message: string,
-  stage?: "connect" | "tls",
 ): "DNS" | "TLS" | "CONNECT" | undefined {
-  if (stage === "tls") return "TLS";
-  if (stage !== "connect" && TLS.test(message)) return "TLS";
+  if (TLS.test(message)) return "TLS";
   if (DNS.test(message)) return "DNS";
-  if (stage === "connect" || CONNECT.test(message)) return "CONNECT";
+  if (CONNECT.test(message)) return "CONNECT";
   return undefined;
 }

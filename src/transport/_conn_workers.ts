@@ -50,7 +50,7 @@ class WorkersConn implements RawConn {
 /** Connects with cloudflare:sockets; TLS via `secureTransport: "on"`. */
 export const connectWorkers: Connector = async (
   target: ConnectTarget,
-  onStage: (stage: ConnectStage) => void,
+  _onStage: (stage: ConnectStage) => void,
 ): Promise<RawConn> => {
   loaded ??= import(SOCKETS_MODULE).then((m) => m.connect as Connect);
   const connect = await loaded;
@@ -58,7 +58,8 @@ export const connectWorkers: Connector = async (
     { hostname: target.hostname, port: target.port },
     { secureTransport: target.tls ? "on" : "off", allowHalfOpen: false },
   );
-  if (target.tls) onStage("tls");
+  // No separate TLS stage: `opened` settles after connect and handshake
+  // alike, so the failure's message tells them apart (see _classify.ts).
   const conn = new WorkersConn(socket);
   try {
     await untilAborted(socket.opened.then(() => conn), target.signal);

@@ -446,7 +446,7 @@ export function connectionCounts(): { open: number; waiting: number } {
 export function closeIdleConnections(): Promise<void> {
   for (const [key, origin] of [...origins]) {
     for (const entry of [...origin.idle]) discard(key, origin, entry);
-    origin.learnedMs = origin.toleratedMs = undefined;
+    origin.learnedMs = origin.toleratedMs = origin.quickSince = undefined;
     forgetIfEmpty(key, origin, performance.now());
   }
   if (origins.size === 0 && sweeper !== undefined) {

@@ -1,5 +1,5 @@
 // The raw-socket transport: HTTP/1.1 written by hand over a raw connection
-// (Deno.connect / connectTls, or cloudflare:sockets), the response read back:
+// (Deno.connect / connectTls, node:net / node:tls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
 import { networkCode } from "./_classify.ts";
 import { latin1, requestBytes, requestHead } from "./_http1.ts";
@@ -64,15 +64,30 @@ function classify(
   const message = error instanceof Error ? error.message : String(error);
   switch (phase) {
     case "connect":
-      if (networkCode(message, "connect") === "DNS") {
-        return failure(
-          "DNS",
-          `Host "${req.url.hostname}" could not be resolved`,
-          req,
-          error,
-        );
+      // Workers open and secure a socket in one step: its message decides.
+      switch (networkCode(message)) {
+        case "DNS":
+          return failure(
+            "DNS",
+            `Host "${req.url.hostname}" could not be resolved`,
+            req,
+            error,
+          );
+        case "TLS":
+          return failure(
+            "TLS",
+            `TLS handshake failed (${message})`,
+            req,
+            error,
+          );
+        default:
+          return failure(
+            "CONNECT",
+            `Could not connect (${message})`,
+            req,
+            error,
+          );
       }
-      return failure("CONNECT", `Could not connect (${message})`, req, error);
     case "tls":
       return failure("TLS", `TLS handshake failed (${message})`, req, error);
     case "write":

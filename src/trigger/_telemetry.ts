@@ -243,6 +243,8 @@ class Telemetry implements TriggerTelemetry {
       }
       const metrics = instruments(this.#api);
       if (metrics === undefined) return;
+      // The transport as it ended: a socket trigger can fall back to fetch.
+      this.#common["fire_trigger.transport"] = req.transport;
       if (this.#wait !== undefined) {
         metrics.wait.record?.(
           this.#wait / 1000,

@@ -18,14 +18,15 @@ export type WaitMode = "sent" | "accepted";
 /**
  * How the request travels.
  *
- * - `"socket"`: raw HTTP/1.1 over `Deno.connect` / `Deno.connectTls`, or
- *   `connect()` from `cloudflare:sockets` on Workers, where Cloudflare blocks
+ * - `"socket"`: raw HTTP/1.1 over `Deno.connect` / `Deno.connectTls`,
+ *   `node:net` / `node:tls` on Node and Bun, or `connect()` from
+ *   `cloudflare:sockets` on Workers, where Cloudflare blocks
  *   sockets to Cloudflare IP ranges (every site behind its proxy) and back to
  *   the Worker itself ("TCP Loop detected"):
  *   https://developers.cloudflare.com/workers/runtime-apis/tcp-sockets/
  * - `"fetch"`: the `fetch` option (default: the platform's `fetch`), kept
  *   alive with `waitUntil`.
- * - `"auto"`: the socket on Deno, Deno Deploy and Supabase; fetch on
+ * - `"auto"`: the socket on Deno, Deno Deploy, Supabase, Node and Bun; fetch on
  *   Workers, Netlify and runtimes without raw sockets, and wherever a `fetch`
  *   option is given.
  */
