@@ -268,6 +268,13 @@ export class PostgresDedupStore implements DedupStore {
     ).then(() =>
       // A table made by an earlier version has no token column.
       db.query(`ALTER TABLE ${this.#table} ADD COLUMN IF NOT EXISTS token text`)
+    ).then(() =>
+      // The sweep deletes by expiry: without an index, a full scan.
+      db.query(
+        `CREATE INDEX IF NOT EXISTS ${
+          this.#table.split(".").pop()
+        }_expires_at ON ${this.#table} (expires_at)`,
+      )
     ).then(() => {}, (error) => {
       this.#ready = undefined;
       // Two instances creating it at once: one wins, the other sees a
@@ -313,7 +320,9 @@ export class PostgresDedupStore implements DedupStore {
   async claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {
     if (Date.now() - this.#swept > SWEEP_INTERVAL) {
       this.#swept = Date.now();
-      await this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`);
+      // Off the request's path: a slow or failed sweep never fails a claim.
+      this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`)
+        .catch((error) => this.#reportError(error));
     }
     for (let tries = 0; tries < 5; tries++) {
       const claimed = await this.#query(

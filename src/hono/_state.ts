@@ -7,7 +7,7 @@ import {
   ConnectionStatus,
   type ShutdownFunction,
 } from "./connection_types.ts";
-import { track } from "./_background.ts";
+import { keepAlive } from "./_background.ts";
 import { checkMs } from "./_check.ts";
 import { report, type Reporter } from "./_report.ts";
 import { type BodyWatcher, watchBodyReads } from "./_runtime.ts";
@@ -130,7 +130,7 @@ export class ConnectionState implements Connection, BodyWatcher {
         `Cannot register shutdown function: expected a function, received ${typeof fn}`,
       );
     }
-    if (this.#ran) track(this.#call(fn));
+    if (this.#ran) keepAlive(this.#c, this.#call(fn));
     else (this.#shutdown ??= []).push(fn);
   }
 

@@ -8,7 +8,7 @@
  */
 import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { ConnectionOptions } from "./connection_types.ts";
-import { keepAlive, track } from "./_background.ts";
+import { keepAlive } from "./_background.ts";
 import {
   BodyBudget,
   type BodyRead,
@@ -178,10 +178,11 @@ async function runAcked(
     await conn.finish();
     return earlyResponse("aborted", conn.limit);
   }
-  read.release();
   conn.acknowledge();
   c.req.raw = bufferedRequest(c.req.raw, read.body, conn.signal);
-  keepAlive(c, runInBackground(c, next, conn));
+  // The body stays held (and counted) until the background run is over:
+  // a flood of acknowledged jobs gets 503 + Retry-After, not unbounded memory.
+  keepAlive(c, runInBackground(c, next, conn).finally(read.release));
   return new Response(null, { status: 202 });
 }
 
@@ -209,7 +210,7 @@ async function runInline(
     }
   }
   if (early === undefined) return;
-  track(route);
+  keepAlive(c, route);
   // For verifyTrigger() in front: the id stays claimed until the run ends.
   setRunning(c, route);
   await conn.finished;

@@ -220,9 +220,10 @@ export interface ConnectionOptions {
   bodyTimeout?: number;
   /**
    * With `ack`, the most body bytes this middleware holds at once across
-   * requests while reading them before the `202`; past it a request gets
-   * `503` with `Retry-After` and is not read. Must be at least
-   * `maxBodySize`.
+   * requests: from the read before the `202` until the background run is
+   * over. Past it a request gets `503` with `Retry-After` and is not read,
+   * so a flood of acknowledged jobs cannot grow memory without bound. Must
+   * be at least `maxBodySize`.
    *
    * @default {16_777_216}
    */

@@ -209,23 +209,21 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
   checkBytes(maxBodySize, `${PREFIX}maxBodySize`);
   checkBytes(maxBufferedBytes, `${PREFIX}maxBufferedBytes`);
   checkBudget(maxBodySize, maxBufferedBytes, PREFIX);
-  if (
-    typeof store !== "object" || store === null ||
-    typeof store.claim !== "function" ||
-    typeof store.complete !== "function" ||
-    typeof store.release !== "function"
-  ) {
+  if (typeof store !== "object" || store === null) {
     throw new TypeError(
-      `${PREFIX}store must have claim(), complete() and release() methods, received ${
-        store === null
-          ? "null"
-          : typeof store === "object"
-          ? `an object with ${
-            Object.keys(store).join(", ") || "no own properties"
-          }`
-          : typeof store
+      `${PREFIX}store must be a DedupStore, received ${
+        store === null ? "null" : typeof store
       }`,
     );
+  }
+  for (const method of ["claim", "complete", "release"] as const) {
+    if (typeof store[method] !== "function") {
+      throw new TypeError(
+        `${PREFIX}store.${method} must be a function, received ${typeof store[
+          method
+        ]}`,
+      );
+    }
   }
   checkFunction(reportError, `${PREFIX}reportError`);
   const budget = new BodyBudget(maxBufferedBytes);
