@@ -41,6 +41,11 @@ export async function sendOverFetch(
     };
     if (ca) init.client = ca.client;
     const pending = (req.fetch ?? fetch)(req.href, init);
+    // A response that comes after the abort is never read: its body is
+    // cancelled, so its connection does not outlive the trigger.
+    pending.then((late) => {
+      if (signal.aborted) late.body?.cancel().catch(() => {});
+    }, () => {});
     events.onSent();
     if (signal.aborted) onAbort!();
     else signal.addEventListener("abort", onAbort!, { once: true });

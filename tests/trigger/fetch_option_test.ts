@@ -107,3 +107,22 @@ Deno.test("fetch option: a response body that never ends does not hold the trigg
   const outcome = await within(result.outcome, "the outcome settling", 5_000);
   assert.deepEqual(outcome, { ok: true, status: 202 });
 });
+
+Deno.test("fetch option: a response that arrives after the timeout has its body cancelled", async () => {
+  const cancelled = Promise.withResolvers<void>();
+  const late = Promise.withResolvers<Response>();
+  const result = await trigger("http://app.test/", {
+    wait: "accepted",
+    timeout: 200,
+    fetch: () => late.promise, // ignores init.signal
+  });
+  assert.equal(result.error?.code, "TIMEOUT");
+  late.resolve(
+    new Response(
+      new ReadableStream({ cancel: () => cancelled.resolve() }),
+      { status: 200 },
+    ),
+  );
+  await within(cancelled.promise, "the late body's cancel", 5_000);
+  await within(result.done, "done settling", 5_000);
+});
