@@ -369,15 +369,19 @@ export function dashboard(
     const text = redactText((error as Error)?.message ?? String(error));
     return c.html(
       pages.message(
-        await page(c).catch(() => ({
+        // No database call here: it may be what failed (a second
+        // queryTimeout would only delay this page).
+        {
           base,
-          csrf: "",
+          csrf: await key.then(csrfToken, () => ""),
           nonce: c.get("nonce") ?? "",
           title,
           queue: admin.queue,
-          engine: admin.engine,
+          engine: admin.engine === "embedded"
+            ? "embedded (PGlite)"
+            : "PostgreSQL",
           now: new Date(),
-        })),
+        },
         "The outbox could not be read",
         text,
       ),
