@@ -12,13 +12,17 @@ export interface Child {
 }
 
 /**
- * Runs `deno <args>` with piped stdout (stderr inherited) and resolves with
- * its first stdout line. Rejects when the child exits before printing one.
+ * Runs `deno <args>` with piped stdout (stderr inherited) and `env` added to
+ * its environment, and resolves with its first stdout line. Rejects when the
+ * child exits before printing one.
  */
-export async function spawnDeno(args: string[]): Promise<Child> {
+export async function spawnDeno(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Child> {
   const process = new Deno.Command(Deno.execPath(), {
     args,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",

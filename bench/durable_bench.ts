@@ -13,6 +13,7 @@
 // Under `deno bench` (deno task bench) only a small Deno.bench of one
 // embedded trigger() runs.
 import { openOutbox, type OutboxOptions } from "../src/durable/mod.ts";
+import { spawnDeno } from "./_spawn.ts";
 
 const N = 2_000;
 
@@ -30,20 +31,15 @@ const server = Deno.serve(
 `;
 
 async function startTarget() {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", TARGET],
-    stdout: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const port = Number((await reader.read()).value!.trim());
-  const origin = `http://127.0.0.1:${port}`;
+  const child = await spawnDeno(["eval", TARGET]);
+  const origin = `http://127.0.0.1:${Number(child.line)}`;
   return {
     url: `${origin}/jobs`,
     count: async () => await (await fetch(`${origin}/count`)).json() as number,
     async close() {
-      child.kill("SIGTERM");
-      await child.status;
-      await reader.cancel();
+      child.process.kill("SIGTERM");
+      await child.process.status;
+      await child.rest;
     },
   };
 }

@@ -18,6 +18,7 @@ import { closeIdleConnections, trigger as ownTrigger } from "../mod.ts";
 import { prepare } from "../src/trigger/_request.ts";
 import { startTelemetry } from "../src/trigger/_telemetry.ts";
 import { otel } from "../src/telemetry/_otel.ts";
+import { spawnDeno } from "./_spawn.ts";
 
 const mode = otel() === undefined ? "OTel off" : "OTel on";
 const other = Deno.env.get("OTEL_BENCH_MOD");
@@ -42,24 +43,8 @@ const server = Deno.serve(
 async function startTarget(): Promise<
   { url: string; process: Deno.ChildProcess }
 > {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["eval", TARGET],
-    env: { OTEL_DENO: "false", NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = process.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the bench target exited before listening");
-    text += value;
-  }
-  reader.releaseLock();
-  process.stdout.cancel().catch(() => {});
-  return { url: `http://127.0.0.1:${Number(text.trim())}/job`, process };
+  const child = await spawnDeno(["eval", TARGET], { OTEL_DENO: "false" });
+  return { url: `http://127.0.0.1:${Number(child.line)}/job`, ...child };
 }
 
 const target = await startTarget();

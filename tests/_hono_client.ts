@@ -133,21 +133,3 @@ export async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   const response = await fetch(url, init);
   return await response.json() as T;
 }
-
-/**
- * Waits until `ready()` holds, checking every few ms; fails with `what`
- * after `ms` (a bound, never a hang).
- */
-export async function waitFor(
-  ready: () => boolean,
-  what: string,
-  ms = 5000,
-): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!ready()) {
-    if (performance.now() > deadline) {
-      throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}

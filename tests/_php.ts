@@ -4,6 +4,8 @@
 // temporary directory that also holds the PHP scripts. Shared by
 // tests/trigger/php_linger_test.ts and bench/loss.ts.
 import { findExecutable, NGINX } from "./_env.ts";
+import { type Nginx, readOr, startNginx } from "./_nginx.ts";
+import { deadPort } from "./_servers.ts";
 import { until } from "./_wait.ts";
 
 /**
@@ -43,21 +45,6 @@ export interface PhpServer {
   accessLog(): Promise<string>;
   /** Ends nginx, then php-fpm (each waited for), and removes `dir`. */
   stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-async function readOr(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch {
-    return "";
-  }
 }
 
 /**
@@ -106,22 +93,32 @@ php_admin_value[display_errors] = stderr
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const port = freePort();
-  await Deno.writeTextFile(
-    `${dir}/nginx.conf`,
-    `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-events { worker_connections 2048; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
+  const port = deadPort();
+  const stopFpm = async () => {
+    try {
+      fpm.kill("SIGTERM");
+    } catch {
+      // already ended
+    }
+    await fpm.status;
+  };
+  let nginx: Nginx;
+  try {
+    await until(
+      async () => {
+        try {
+          await Deno.stat(socket);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      "php-fpm to listen",
+      { timeout: 10_000, interval: 20 },
+    );
+    nginx = await startNginx(
+      dir,
+      `  server {
     listen 127.0.0.1:${port};
     root ${dir};
     location ~ \\.php$ {
@@ -134,61 +131,24 @@ http {
       fastcgi_param REQUEST_URI $request_uri;
       fastcgi_param SERVER_PROTOCOL $server_protocol;
     }
-  }
-}
-`,
-  );
-  const nginx = new Deno.Command(NGINX, {
-    args: [
-      "-p",
-      dir,
-      "-c",
-      `${dir}/nginx.conf`,
-      "-e",
-      `${dir}/nginx-error.log`,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const stop = async () => {
-    for (const child of [nginx, fpm]) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already ended
-      }
-      await child.status;
-    }
-    await Deno.remove(dir, { recursive: true });
-  };
-  try {
-    await until(
-      async () => {
-        try {
-          await Deno.stat(socket);
-          (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      "nginx and php-fpm to accept connections",
-      {
-        timeout: 10_000,
-        interval: 20,
-      },
+  }`,
+      [port],
     );
   } catch (error) {
-    const logs = (await readOr(`${dir}/php-fpm.log`)) +
-      (await readOr(`${dir}/nginx-error.log`));
-    await stop();
+    await stopFpm();
+    const logs = await readOr(`${dir}/php-fpm.log`);
+    await Deno.remove(dir, { recursive: true });
     throw new Error(`${(error as Error).message}\n${logs}`, { cause: error });
   }
+  const stop = async () => {
+    await nginx.stop();
+    await stopFpm();
+    await Deno.remove(dir, { recursive: true });
+  };
   return {
     origin: `http://127.0.0.1:${port}`,
     dir,
-    accessLog: () => readOr(`${dir}/access.log`),
+    accessLog: nginx.accessLog,
     stop,
   };
 }

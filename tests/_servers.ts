@@ -172,7 +172,8 @@ export async function nodeRecorder(): Promise<Recorder> {
   };
 }
 
-function lineSplitter(): TransformStream<string, string> {
+/** Splits a text stream into its non-empty lines. */
+export function lineSplitter(): TransformStream<string, string> {
   let rest = "";
   return new TransformStream({
     transform(chunk, controller) {
@@ -236,12 +237,7 @@ async function handleRaw(conn: Deno.Conn, out: Queue<Uint8Array>) {
       if (n === null) break;
       chunks.push(buffer.slice(0, n));
       total += n;
-      const all = concat(chunks, total);
-      const text = latin1Text(all);
-      const end = text.indexOf("\r\n\r\n");
-      if (end < 0) continue;
-      const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
-      if (total >= end + 4 + (length ? Number(length[1]) : 0)) break;
+      if (nextRequest(latin1Text(concat(chunks, total)))) break;
     }
     out.push(concat(chunks, total));
     await conn.write(
@@ -250,12 +246,114 @@ async function handleRaw(conn: Deno.Conn, out: Queue<Uint8Array>) {
   } catch {
     // The client went away; what was read is enough.
   } finally {
-    try {
-      conn.close();
-    } catch {
-      // closed
-    }
+    closeQuietly(conn);
   }
+}
+
+/** The first complete request (head, Content-Length body) in `buffered`,
+ * and what follows it; undefined while it is incomplete. */
+export function nextRequest(
+  buffered: string,
+): { head: string; body: string; rest: string } | undefined {
+  const end = buffered.indexOf("\r\n\r\n");
+  if (end < 0) return undefined;
+  const head = buffered.slice(0, end);
+  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+  if (buffered.length < end + 4 + length) return undefined;
+  return {
+    head,
+    body: buffered.slice(end + 4, end + 4 + length),
+    rest: buffered.slice(end + 4 + length),
+  };
+}
+
+/** Closes `conn`, if it is not closed yet. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/** A server started by {@linkcode rawKeepAlive}. */
+export interface RawKeepAlive {
+  /** Its URL (path /job). */
+  url: string;
+  /** Each request: its connection (from 1), its number on it, its head. */
+  requests: Queue<{ conn: number; n: number; head: string }>;
+  /** Connections accepted so far. */
+  connections: () => number;
+  /** Closes the server side of every open connection. */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A raw keep-alive server: for each request on a connection it calls
+ * `answer(n, head, conn)` (n counts requests on that connection, from 1;
+ * conn counts connections, from 1) and writes what it returns, or closes the
+ * connection when it returns null.
+ */
+export function rawKeepAlive(
+  answer: (n: number, head: string, conn: number) => string | null,
+): RawKeepAlive {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const requests = new Queue<{ conn: number; n: number; head: string }>();
+  let connections = 0;
+  const open = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      const id = ++connections;
+      open.add(conn);
+      const handler = (async () => {
+        let buffered = "";
+        let n = 0;
+        const buffer = new Uint8Array(16 * 1024);
+        try {
+          while (true) {
+            const read = await conn.read(buffer);
+            if (read === null) return;
+            buffered += latin1Text(buffer.subarray(0, read));
+            let request: ReturnType<typeof nextRequest>;
+            while ((request = nextRequest(buffered)) !== undefined) {
+              const { head } = request;
+              buffered = request.rest;
+              n++;
+              requests.push({ conn: id, n, head });
+              const reply = answer(n, head, id);
+              if (reply === null) return;
+              await conn.write(new TextEncoder().encode(reply));
+            }
+          }
+        } catch {
+          // The client went away.
+        } finally {
+          open.delete(conn);
+          closeQuietly(conn);
+        }
+      })();
+      handlers.add(handler);
+      handler.finally(() => handlers.delete(handler));
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  return {
+    url: `http://127.0.0.1:${port}/job`,
+    requests,
+    connections: () => connections,
+    /** Closes the server side of every open connection. */
+    dropConnections() {
+      for (const conn of open) closeQuietly(conn);
+    },
+    async close() {
+      listener.close();
+      for (const conn of open) closeQuietly(conn);
+      await loop.catch(() => {});
+      await Promise.all(handlers);
+    },
+  };
 }
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {

@@ -4,7 +4,12 @@
 // close or a close just after each response, and a Node cluster restarted
 // gracefully. Every one listens on 127.0.0.1, port 0.
 import { within } from "./_wait.ts";
-import { latin1Text } from "./_servers.ts";
+import {
+  closeQuietly,
+  latin1Text,
+  lineSplitter,
+  nextRequest,
+} from "./_servers.ts";
 
 /** The padding each test body carries; a body is intact when it has it all. */
 export const PAD = "x".repeat(1000);
@@ -31,24 +36,6 @@ export interface CountingTarget {
   stop(): Promise<Map<string, number>>;
 }
 
-/** Reads a child's stdout line by line. */
-function lines(child: Deno.ChildProcess) {
-  let buffered = "";
-  return child.stdout
-    .pipeThrough(new TextDecoderStream())
-    .pipeThrough(
-      new TransformStream<string, string>({
-        transform(chunk, controller) {
-          buffered += chunk;
-          const parts = buffered.split("\n");
-          buffered = parts.pop()!;
-          for (const line of parts) controller.enqueue(line);
-        },
-      }),
-    )
-    .getReader();
-}
-
 /** Runs a child that prints its port, then one received id per line, until
  * its stdin closes. */
 async function lineTarget(
@@ -62,7 +49,8 @@ async function lineTarget(
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const reader = lines(child);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream())
+    .pipeThrough(lineSplitter()).getReader();
   const first = await within(reader.read(), `${command} start`, 10_000);
   const port = Number(first.value);
   const counts = new Map<string, number>();
@@ -303,29 +291,4 @@ export function rawClosingTarget(options: ClosingOptions): CountingTarget & {
       return counts;
     },
   };
-}
-
-/** The first complete request (head, Content-Length body) in `buffered`,
- * and what follows it; undefined while it is incomplete. */
-export function nextRequest(
-  buffered: string,
-): { head: string; body: string; rest: string } | undefined {
-  const end = buffered.indexOf("\r\n\r\n");
-  if (end < 0) return undefined;
-  const head = buffered.slice(0, end);
-  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-  if (buffered.length < end + 4 + length) return undefined;
-  return {
-    head,
-    body: buffered.slice(end + 4, end + 4 + length),
-    rest: buffered.slice(end + 4 + length),
-  };
-}
-
-function closeQuietly(conn: Deno.Conn) {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }

@@ -1,6 +1,7 @@
 // Node and Bun for the tests: Bun (and Vercel's packages) installed once into
 // a cache with npm, child processes with a bound on their run time.
 import assert from "node:assert/strict";
+import { output } from "../_wait.ts";
 
 const decoder = new TextDecoder();
 export const BUN = "bun@1.4.5";
@@ -13,26 +14,38 @@ function cacheDir(): string {
   return `${cache}/fire-trigger-tests`;
 }
 
-/** A node_modules folder with `spec` (name@version) installed, once. */
-export async function npmModules(spec: string, probe: string): Promise<string> {
+/**
+ * A node_modules folder with `spec` (name@version) installed into the cache,
+ * once: `probe` (default `<name>/package.json`) inside it says it is there.
+ * `overrides` go into its package.json (npm's `overrides`). The install is
+ * bounded (5 minutes: 2 shared cores).
+ */
+export async function npmModules(
+  spec: string,
+  probe?: string,
+  options: { overrides?: Record<string, string> } = {},
+): Promise<string> {
   const dir = `${cacheDir()}/${spec.replaceAll("/", "_")}`;
+  const at = spec.lastIndexOf("@");
+  const name = spec.slice(0, at);
   try {
-    await Deno.stat(`${dir}/node_modules/${probe}`);
+    await Deno.stat(`${dir}/node_modules/${probe ?? `${name}/package.json`}`);
   } catch {
     await Deno.mkdir(dir, { recursive: true });
-    const { success, stderr } = await new Deno.Command("npm", {
-      args: [
-        "install",
-        "--prefix",
-        dir,
-        "--no-audit",
-        "--no-fund",
-        "--no-save",
-        spec,
-      ],
+    await Deno.writeTextFile(
+      `${dir}/package.json`,
+      JSON.stringify({
+        private: true,
+        dependencies: { [name]: spec.slice(at + 1) },
+        ...(options.overrides ? { overrides: options.overrides } : {}),
+      }),
+    );
+    const { success, stderr } = await output("npm", {
+      args: ["install", "--prefix", dir, "--no-audit", "--no-fund"],
       stdout: "null",
       stderr: "piped",
-    }).output();
+      timeout: 300_000,
+    });
     assert.ok(success, `npm install ${spec}: ${decoder.decode(stderr)}`);
   }
   return `${dir}/node_modules`;
@@ -108,4 +121,20 @@ export async function run(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Like {@linkcode run}, and fails unless it exits with code 0. */
+export async function runOk(
+  binary: string,
+  args: string[],
+  timeout: number,
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Ran> {
+  const ran = await run(binary, args, timeout, options);
+  assert.equal(
+    ran.code,
+    0,
+    `${binary} ${args.join(" ")} failed:\n${ran.stdout}\n${ran.stderr}`,
+  );
+  return ran;
 }

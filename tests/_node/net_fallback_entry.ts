@@ -3,7 +3,7 @@
 // tests/platforms/node_bun_test.ts; a --import preload decides what fails.
 // argv[2]: a Deno.serve URL answering 202. Prints one JSON line per step.
 import { drainTriggers, trigger } from "../../mod.ts";
-import type { TriggerResult } from "../../mod.ts";
+import { print, summary } from "./_report.ts";
 
 declare const process: {
   argv: string[];
@@ -11,20 +11,6 @@ declare const process: {
 };
 
 const url = process.argv[2];
-
-function print(name: string, value: unknown): void {
-  console.log(JSON.stringify({ name, value }));
-}
-
-function summary(result: TriggerResult) {
-  return {
-    ok: result.ok,
-    status: result.status,
-    code: result.error?.code,
-    message: result.error?.message,
-    transport: result.transport,
-  };
-}
 
 print("getBuiltinModule", typeof process.getBuiltinModule === "function");
 // The first auto trigger: node:net may still be loading.

@@ -3,7 +3,7 @@
 // argv[2]: the JSON Targets below, servers the Deno test runs. Prints one JSON
 // line per scenario: what the caller saw; the test checks the servers' side.
 import { closeIdleConnections, drainTriggers, trigger } from "../../mod.ts";
-import type { TriggerResult } from "../../mod.ts";
+import { print, summary } from "./_report.ts";
 import { idleConnectionCount } from "../../src/transport/_pool.ts";
 import { pattern } from "./_pattern.ts";
 
@@ -42,20 +42,6 @@ declare const process: { argv: string[]; versions: Record<string, string> };
 
 const targets = JSON.parse(process.argv[2]) as Targets;
 const MB = 1024 * 1024;
-
-function summary(result: TriggerResult) {
-  return {
-    ok: result.ok,
-    status: result.status,
-    code: result.error?.code,
-    message: result.error?.message,
-    transport: result.transport,
-  };
-}
-
-function print(name: string, value: unknown): void {
-  console.log(JSON.stringify({ name, value }));
-}
 
 print("runtime", {
   bun: process.versions.bun ?? null,

@@ -109,16 +109,3 @@ export async function seed(
 }
 
 export { openOutbox };
-
-/** Waits for `check()` to hold, at most `timeout` ms, naming `what`. */
-export async function until(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeout = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

@@ -18,9 +18,9 @@ import {
   openOutbox,
   seed,
   startTarget,
-  until,
   XSS,
 } from "./_seed.ts";
+import { until } from "../_wait.ts";
 
 if (DATABASE_URL === undefined) {
   console.log(
@@ -127,8 +127,9 @@ for (const engine of ["embedded", "postgres"] as const) {
         const before = target.hits.get("/flaky") ?? 0;
         assert.equal(await admin.retryNow([seeded.retryingId]), 1);
         await until(
-          "the retried job's second attempt",
           () => (target.hits.get("/flaky") ?? 0) > before,
+          "the retried job's second attempt",
+          { interval: 100 },
         );
         assert.equal(await admin.retryNow(["no-such-id"]), 0);
 

@@ -8,9 +8,9 @@ import {
   seed,
   type Seeded,
   startTarget,
-  until,
   XSS,
 } from "./_seed.ts";
+import { until } from "../_wait.ts";
 
 const CLI = new URL("../../src/durable/cli.ts", import.meta.url).pathname;
 const PASSWORD = "pw-that-must-not-print";
@@ -56,8 +56,9 @@ async function seeded(engine: "embedded" | "postgres") {
     const base = await seed(outbox, target, 3);
     const { id: nope } = await outbox.trigger(`${target.url}/nope`);
     await until(
-      "a second dead letter",
       async () => (await outbox.stats()).dead === 2,
+      "a second dead letter",
+      { interval: 100 },
     );
     ids = { ...base, nope };
   } finally {
@@ -174,12 +175,16 @@ for (const engine of ["embedded", "postgres"] as const) {
         const flaky = target.hits.get("/flaky") ?? 0;
         try {
           outbox.start({ pollInterval: 100 });
-          await until("the redriven delivery and the retry", async () => {
-            const s = await outbox.stats();
-            return s.active === 0 && s.dead === 0 &&
-              (target.hits.get("/gone") ?? 0) >= 2 &&
-              (target.hits.get("/flaky") ?? 0) > flaky;
-          });
+          await until(
+            async () => {
+              const s = await outbox.stats();
+              return s.active === 0 && s.dead === 0 &&
+                (target.hits.get("/gone") ?? 0) >= 2 &&
+                (target.hits.get("/flaky") ?? 0) > flaky;
+            },
+            "the redriven delivery and the retry",
+            { interval: 100 },
+          );
         } finally {
           await outbox.stop({ timeout: 1000 });
         }

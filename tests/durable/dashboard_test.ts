@@ -15,9 +15,9 @@ import {
   openOutbox,
   seed,
   startTarget,
-  until,
   XSS,
 } from "./_seed.ts";
+import { until } from "../_wait.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const TOKEN = "dashboard-test-token-0123456789";
@@ -220,11 +220,15 @@ for (const engine of ["embedded", "postgres"] as const) {
           200,
         );
         assert.equal(await text(page, ".flash"), "Redriven: 1");
-        await until("the redriven job's delivery", async () => {
-          const stats = await outbox.stats();
-          return stats.dead === 0 && stats.active === 0 &&
-            (target.hits.get("/gone") ?? 0) >= 2;
-        });
+        await until(
+          async () => {
+            const stats = await outbox.stats();
+            return stats.dead === 0 && stats.active === 0 &&
+              (target.hits.get("/gone") ?? 0) >= 2;
+          },
+          "the redriven job's delivery",
+          { interval: 100 },
+        );
         await page.goto(`${url}/outbox/jobs/${seeded.deadId}`);
         assert.match(await text(page, "#state"), /completed/);
         const states = await page.$$eval(
@@ -246,8 +250,9 @@ for (const engine of ["embedded", "postgres"] as const) {
           nope.push((await outbox.trigger(`${target.url}/nope`)).id);
         }
         await until(
-          "the 410s to be dead-lettered",
           async () => (await outbox.stats()).dead === 3,
+          "the 410s to be dead-lettered",
+          { interval: 100 },
         );
         await page.goto(`${url}/outbox/dead`);
         assert.equal(
@@ -273,8 +278,9 @@ for (const engine of ["embedded", "postgres"] as const) {
         );
         assert.equal(await text(page, ".flash"), "Retried now: 1");
         await until(
-          "the retried job's next attempt",
           () => (target.hits.get("/flaky") ?? 0) > before,
+          "the retried job's next attempt",
+          { interval: 100 },
         );
 
         assert.deepEqual(dialogs, [], "a script ran in the page");
@@ -316,8 +322,9 @@ Deno.test("dashboard: refuses requests without credentials or CSRF token, and cr
       await outbox.trigger(`${target.url}/nope`);
       outbox.start({ pollInterval: 100 });
       await until(
-        "a dead letter",
         async () => (await outbox.stats()).dead === 1,
+        "a dead letter",
+        { interval: 100 },
       );
     } finally {
       await target.close();
@@ -408,7 +415,11 @@ Deno.test("dashboard: mounted under a sub-path (app.all with the path kept, hono
   try {
     await outbox.trigger(`${target.url}/nope`);
     outbox.start({ pollInterval: 100 });
-    await until("a dead letter", async () => (await outbox.stats()).dead === 1);
+    await until(
+      async () => (await outbox.stats()).dead === 1,
+      "a dead letter",
+      { interval: 100 },
+    );
 
     const dash = dashboard(outbox, { token: TOKEN, path: "/ops/outbox/" });
     assert.equal(dash.path, "/ops/outbox");

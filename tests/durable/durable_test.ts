@@ -15,6 +15,7 @@ import { createSecret, verifyPayload } from "../../src/signature/sign.ts";
 import { Hono } from "hono";
 import { verifyTrigger } from "../../src/hono/verify.ts";
 import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
+import { within } from "../_wait.ts";
 
 const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
 if (DATABASE_URL === undefined) {
@@ -168,51 +169,34 @@ class Dispatcher {
   /** The next line the child prints; fails after `timeout` ms. */
   async line(timeout = 60_000): Promise<string> {
     const { value, done } = await within(
-      timeout,
       this.#lines.read(),
       "the dispatcher process printed nothing",
+      timeout,
     );
     return done ? "" : value;
   }
   async kill9(): Promise<void> {
     this.#child.kill("SIGKILL");
-    await within(30_000, this.#child.status, "kill -9 did not end it");
+    await within(this.#child.status, "kill -9 did not end it", 30_000);
     await this.#lines.cancel();
   }
   /** Graceful stop; resolves with the dispatcher's stats. */
   async stop(): Promise<{ delivered: number }> {
     this.#child.kill("SIGTERM");
     const stats = JSON.parse(await this.line());
-    await within(30_000, this.#child.status, "the dispatcher did not exit");
+    await within(this.#child.status, "the dispatcher did not exit", 30_000);
     await this.#lines.cancel();
     return stats;
   }
   async exit(): Promise<{ code: number; output: string }> {
     const output = await this.line();
     const { code } = await within(
-      30_000,
       this.#child.status,
       "the dispatcher did not exit",
+      30_000,
     );
     await this.#lines.cancel();
     return { code, output };
-  }
-}
-
-/** Fails with `message` unless `promise` settles within `ms`. */
-async function within<T>(
-  ms: number,
-  promise: Promise<T>,
-  message: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${message} (${ms} ms)`)), ms);
-  });
-  try {
-    return await Promise.race([promise, limit]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -10,26 +10,11 @@ import {
   type OutboxEvent,
 } from "../../src/durable/mod.ts";
 import { hasDenoFileLocks } from "../../src/durable/_engine.ts";
+import { within } from "../_wait.ts";
+import { CAN_START_POSTGRES, ThrowawayPostgres } from "../_postgres.ts";
 
 const PASSWORD = "Pw-9f3k#x@7";
 const isRoot = Deno.uid?.() === 0;
-
-/** Fails with `message` unless `promise` settles within `ms`. */
-async function within<T>(
-  ms: number,
-  promise: Promise<T>,
-  message: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${message} (${ms} ms)`)), ms);
-  });
-  try {
-    return await Promise.race([promise, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Everything a user could print of an error, causes included. */
 function printed(error: unknown): string {
@@ -66,7 +51,6 @@ Deno.test("openOutbox() never puts a password in an error: invalid URLs, a bad p
   ];
   for (const connectionString of cases) {
     const error = await within(
-      20_000,
       openOutbox({ connectionString, connectTimeout: 2_000 }).then(
         async (outbox) => {
           await outbox.stop();
@@ -75,6 +59,7 @@ Deno.test("openOutbox() never puts a password in an error: invalid URLs, a bad p
         (error) => error,
       ),
       `openOutbox(${connectionString}) did not settle`,
+      20_000,
     );
     assert.ok(error instanceof OutboxError, printed(error));
     assert.ok(
@@ -117,9 +102,9 @@ Deno.test("the embedded engine's runtime check does not throw where Deno is unde
   const source = `const check = ${hasDenoFileLocks.toString()};
     console.log(JSON.stringify(check()));`;
   const { code, stdout, stderr } = await within(
-    20_000,
     new Deno.Command("node", { args: ["-e", source] }).output(),
     "node did not exit",
+    20_000,
   );
   const decoder = new TextDecoder();
   assert.equal(code, 0, decoder.decode(stderr));
@@ -167,9 +152,9 @@ Deno.test({
     await withTmpfs("ro,size=1m", async (mounted) => {
       for (const dir of [mounted, `${mounted}/outbox`]) {
         const error = await within(
-          60_000,
           openOutbox({ dir }).then(() => new Error("opened"), (e) => e),
           "openOutbox() did not settle",
+          60_000,
         );
         assert.ok(error instanceof OutboxError, printed(error));
         assert.equal(error.code, "STORAGE");
@@ -191,9 +176,9 @@ Deno.test({
   async fn() {
     await withTmpfs("size=2m", async (dir) => {
       const error = await within(
-        120_000,
         openOutbox({ dir }).then(() => new Error("opened"), (e) => e),
         "openOutbox() did not settle",
+        120_000,
       );
       assert.ok(error instanceof OutboxError, printed(error));
       assert.equal(error.code, "STORAGE");
@@ -208,127 +193,7 @@ Deno.test({
   },
 });
 
-/** A PostgreSQL of our own, on a free port, data under /tmp: the one test
- * that SIGSTOPs a server must never stop the shared one. */
-class ThrowawayPostgres {
-  readonly port: number;
-  readonly #dir: string;
-  private constructor(dir: string, port: number) {
-    this.#dir = dir;
-    this.port = port;
-  }
-
-  static async start(): Promise<ThrowawayPostgres> {
-    const dir = await Deno.makeTempDir({ prefix: "outbox_pg_" });
-    await Deno.chown(dir, postgresUid(), null);
-    await run([
-      "initdb",
-      "-D",
-      `${dir}/data`,
-      "-A",
-      "trust",
-      "-U",
-      "postgres",
-      "--no-sync",
-    ]);
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = listener.addr.port;
-    listener.close();
-    await run([
-      "pg_ctl",
-      "-D",
-      `${dir}/data`,
-      "-l",
-      `${dir}/log`,
-      "-w",
-      "-t",
-      "30",
-      "-o",
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
-      "start",
-    ]);
-    return new ThrowawayPostgres(dir, port);
-  }
-
-  url(password: string): string {
-    return `postgres://postgres:${
-      encodeURIComponent(password)
-    }@127.0.0.1:${this.port}/postgres`;
-  }
-
-  /** The postmaster and every backend it forked. */
-  async pids(): Promise<number[]> {
-    const text = await Deno.readTextFile(`${this.#dir}/data/postmaster.pid`);
-    const main = Number(text.split("\n")[0]);
-    const children: number[] = [];
-    for await (const entry of Deno.readDir("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      try {
-        const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-        const ppid = Number(
-          stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1],
-        );
-        if (ppid === main) children.push(Number(entry.name));
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-    return [main, ...children];
-  }
-
-  async signal(signal: "SIGSTOP" | "SIGCONT"): Promise<void> {
-    for (const pid of await this.pids()) {
-      try {
-        Deno.kill(pid, signal);
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    await this.signal("SIGCONT");
-    await run([
-      "pg_ctl",
-      "-D",
-      `${this.#dir}/data`,
-      "-m",
-      "immediate",
-      "-w",
-      "stop",
-    ]);
-    await Deno.remove(this.#dir, { recursive: true });
-  }
-}
-
-function postgresUid(): number {
-  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) =>
-    l.startsWith("postgres:")
-  );
-  if (line === undefined) throw new Error("no postgres user");
-  return Number(line.split(":")[2]);
-}
-
-async function run(args: string[]): Promise<void> {
-  const [command, ...rest] = isRoot
-    ? ["runuser", "-u", "postgres", "--", ...args]
-    : args;
-  const { code, stderr } = await within(
-    60_000,
-    new Deno.Command(command, { args: rest, stdout: "null", stderr: "piped" })
-      .output(),
-    `${args[0]} did not exit`,
-  );
-  if (code !== 0) {
-    throw new Error(`${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
-  }
-}
-
-const canStartPostgres = await new Deno.Command("sh", {
-  args: ["-c", "command -v initdb && command -v pg_ctl"],
-  stdout: "null",
-}).output().then((o) => o.code === 0, () => false);
-if (!canStartPostgres) {
+if (!CAN_START_POSTGRES) {
   console.log(
     "failures_test.ts: initdb/pg_ctl not found, skipping the SIGSTOP test",
   );
@@ -337,7 +202,7 @@ if (!canStartPostgres) {
 Deno.test({
   name:
     "outbox on a PostgreSQL that stops answering (SIGSTOP): trigger() and stats() fail with OutboxError TIMEOUT, nothing half-written, no password; it recovers on SIGCONT",
-  ignore: !canStartPostgres,
+  ignore: !CAN_START_POSTGRES,
   async fn() {
     const server = await ThrowawayPostgres.start();
     const events: OutboxEvent[] = [];
@@ -345,7 +210,6 @@ Deno.test({
     let frozen = false;
     try {
       outbox = await within(
-        60_000,
         openOutbox({
           connectionString: server.url(PASSWORD),
           queryTimeout: 1_500,
@@ -353,6 +217,7 @@ Deno.test({
           onEvent: (event) => events.push(event),
         }),
         "openOutbox() did not settle",
+        60_000,
       );
       const stored = await outbox.trigger("http://127.0.0.1:9/stored", {
         json: { n: 0 },
@@ -362,7 +227,6 @@ Deno.test({
       await server.signal("SIGSTOP");
       frozen = true;
       const errors = await within(
-        30_000,
         Promise.all([
           ...Array.from(
             { length: 5 },
@@ -375,6 +239,7 @@ Deno.test({
           outbox.stats().then(() => new Error("counted"), (e) => e),
         ]),
         "a database call did not fail while the server was stopped",
+        30_000,
       );
       for (const error of errors) {
         assert.ok(error instanceof OutboxError, printed(error));
@@ -422,14 +287,13 @@ Deno.test({
 Deno.test({
   name:
     "outbox on a stalled PostgreSQL: 11,000 waiting triggers all settle within about one queryTimeout (OVERLOADED past 10,000, TIMEOUT for the rest), none stored",
-  ignore: !canStartPostgres,
+  ignore: !CAN_START_POSTGRES,
   async fn() {
     const server = await ThrowawayPostgres.start();
     let outbox: Outbox | undefined;
     let frozen = false;
     try {
       outbox = await within(
-        60_000,
         openOutbox({
           connectionString: server.url(PASSWORD),
           queryTimeout: 1_500,
@@ -437,6 +301,7 @@ Deno.test({
           onEvent: () => {},
         }),
         "openOutbox() did not settle",
+        60_000,
       );
       const opened = outbox;
       await server.signal("SIGSTOP");
@@ -444,7 +309,6 @@ Deno.test({
       const started = Date.now();
       // Unbounded, 22 batches would wait 1.5 s each, one after another.
       const results = await within(
-        20_000,
         Promise.all(
           Array.from(
             { length: 11_000 },
@@ -456,6 +320,7 @@ Deno.test({
           ),
         ),
         "the waiting triggers did not all settle within 20 s",
+        20_000,
       );
       const elapsed = Date.now() - started;
       const codes = new Map<string, number>();
@@ -567,7 +432,6 @@ Deno.test({
     let outbox: Outbox | undefined;
     try {
       outbox = await within(
-        60_000,
         openOutbox({
           connectionString: relay.url,
           queue,
@@ -575,14 +439,15 @@ Deno.test({
           onEvent: () => {},
         }),
         "openOutbox() did not settle",
+        60_000,
       );
       relay.state.armed = true;
       const error = await within(
-        20_000,
         outbox.trigger("http://127.0.0.1:9/x", {
           sign: { secret: "whsec_" + btoa("k".repeat(24)), id: "order-7" },
         }).then(() => new Error("resolved"), (e) => e),
         "trigger() did not settle",
+        20_000,
       );
       assert.equal(relay.state.swallowed, 1);
       assert.ok(error instanceof OutboxError, printed(error));

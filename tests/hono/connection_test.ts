@@ -17,9 +17,11 @@ import {
   sendAndRead,
   sendAndReadStatus,
   sleep,
-  waitFor,
   waitForRecord,
 } from "../_hono_client.ts";
+import { until } from "../_wait.ts";
+import { startNginx } from "../_nginx.ts";
+import { deadPort } from "../_servers.ts";
 import { bunBinary } from "../_node/_runtimes.ts";
 
 const { NORMAL, ABORTED, TIMEOUT } = ConnectionStatus;
@@ -549,34 +551,15 @@ Deno.test("connection() on Bun via Bun.serve", async (t) => {
 // nginx in front of the app on Deno.serve.
 // ---------------------------------------------------------------------------
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-async function startNginx(upstream: number) {
+async function startNginxFor(upstream: number) {
   const dir = await Deno.makeTempDir({ prefix: "hono_nginx_" });
   await Deno.chmod(dir, 0o777); // workers may run as nobody when we are root
-  const plain = freePort();
-  const ignoring = freePort();
-  const conf = `${dir}/nginx.conf`;
-  await Deno.writeTextFile(
-    conf,
-    `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 2048; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
+  const plain = deadPort();
+  const ignoring = deadPort();
+  try {
+    const nginx = await startNginx(
+      dir,
+      `  server {
     listen 127.0.0.1:${plain};
     location / { proxy_pass http://127.0.0.1:${upstream}; }
   }
@@ -586,43 +569,22 @@ http {
       proxy_pass http://127.0.0.1:${upstream};
       proxy_ignore_client_abort on;
     }
+  }`,
+      [ignoring, plain],
+    );
+    return {
+      plain,
+      ignoring,
+      accessLog: nginx.accessLog,
+      async stop() {
+        await nginx.stop();
+        await Deno.remove(dir, { recursive: true });
+      },
+    };
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true });
+    throw error;
   }
-}
-`,
-  );
-  const child = new Deno.Command(NGINX!, {
-    args: ["-p", dir, "-c", conf, "-e", `${dir}/error.log`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  for (let i = 0;; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port: ignoring })).close();
-      (await Deno.connect({ hostname: "127.0.0.1", port: plain })).close();
-      break;
-    } catch (error) {
-      if (i > 100) {
-        child.kill("SIGKILL");
-        await child.status;
-        throw new Error(
-          `nginx did not start: ${await Deno.readTextFile(`${dir}/error.log`)}`,
-          { cause: error },
-        );
-      }
-      await sleep(50);
-    }
-  }
-  return {
-    plain,
-    ignoring,
-    accessLog: () => Deno.readTextFile(`${dir}/access.log`),
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
 }
 
 /** Sends `n` requests that close at once; returns how many reached the route and 499 lines logged. */
@@ -648,12 +610,12 @@ async function closeAtOnce(
       .filter((line) => line.includes(`id=${prefix}-`));
   if (options.allRun) {
     // Every request must run to its end: waited for, bounded.
-    await waitFor(
+    await until(
       () =>
         mine().filter((id) => records.get(id)!.shutdown.length > 0).length ===
           n,
       `all ${n} ${prefix} requests to run and end`,
-      15_000,
+      { timeout: 15_000 },
     );
   } else {
     await sleep(1000);
@@ -720,7 +682,7 @@ Deno.test({
   ),
   async fn(t) {
     await withDenoServer(async (target, { records }) => {
-      const nginx = await startNginx(target.port);
+      const nginx = await startNginxFor(target.port);
       const base = (port: number) => `http://127.0.0.1:${port}`;
       try {
         await t.step(

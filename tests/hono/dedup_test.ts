@@ -13,6 +13,8 @@ import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
 import { createSecret, signPayload } from "../../mod.ts";
 import { sleep } from "../_hono_client.ts";
 import { skipUnless } from "../_env.ts";
+import { within } from "../_wait.ts";
+import { CAN_START_POSTGRES, ThrowawayPostgres } from "../_postgres.ts";
 
 let counter = 0;
 
@@ -319,124 +321,15 @@ Deno.test("verifyTrigger() releases with the token it claimed with, a new one pe
   assert.ok(a.length >= 16, a);
 });
 
-const PG_BIN = "/usr/lib/postgresql/15/bin";
-const HAS_INITDB = (() => {
-  try {
-    return Deno.statSync(`${PG_BIN}/initdb`).isFile;
-  } catch {
-    return false;
-  }
-})();
-
-async function run(...args: string[]): Promise<string> {
-  const out = await new Deno.Command(args[0], {
-    args: args.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${args.join(" ")} failed: ${text}`);
-  return text;
-}
-
-/** A PostgreSQL of this test's own under /tmp, on a free loopback port. */
-async function throwawayPostgres() {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "dedup-pg-" });
-  await run("chown", "postgres", dir);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  const as = ["runuser", "-u", "postgres", "--"];
-  await run(
-    ...as,
-    `${PG_BIN}/initdb`,
-    "-D",
-    `${dir}/data`,
-    "-A",
-    "trust",
-    "-U",
-    "postgres",
-    "--no-sync",
-  );
-  await run(
-    ...as,
-    `${PG_BIN}/pg_ctl`,
-    "-D",
-    `${dir}/data`,
-    "-l",
-    `${dir}/log`,
-    "-w",
-    "-t",
-    "30",
-    "-o",
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
-    "start",
-  );
-  const postmaster = Number(
-    (await Deno.readTextFile(`${dir}/data/postmaster.pid`)).split("\n")[0],
-  );
-  /** The postmaster and its backends: every process of this server. */
-  const pids = async () => {
-    const children = await run("pgrep", "-P", String(postmaster)).catch(() =>
-      ""
-    );
-    return [postmaster, ...children.split("\n").filter(Boolean).map(Number)];
-  };
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    async signal(signal: "SIGSTOP" | "SIGCONT") {
-      for (const pid of await pids()) Deno.kill(pid, signal);
-    },
-    async stop() {
-      for (const pid of await pids()) Deno.kill(pid, "SIGCONT");
-      await run(
-        ...as,
-        `${PG_BIN}/pg_ctl`,
-        "-D",
-        `${dir}/data`,
-        "-m",
-        "immediate",
-        "-w",
-        "stop",
-      )
-        .catch(() => {});
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-/** `promise`, or a failure naming `what` after `ms`. */
-async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${what}: no answer within ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 Deno.test({
   name:
     "PostgresDedupStore: a stopped database (SIGSTOP) gives 503 and a report within the timeouts, not a hang",
   ignore: skipUnless(
-    HAS_INITDB && Deno.uid?.() === 0,
-    `initdb (${PG_BIN}) and root (for runuser) are needed to start a throwaway PostgreSQL`,
+    CAN_START_POSTGRES,
+    "initdb and pg_ctl (and, as root, a postgres user) are needed to start a throwaway PostgreSQL",
   ),
   async fn() {
-    const pg = await throwawayPostgres();
+    const pg = await ThrowawayPostgres.start("dedup-pg-");
     const stores: PostgresDedupStore[] = [];
     try {
       const secret = createSecret();
@@ -459,20 +352,20 @@ Deno.test({
           );
       };
       const options = {
-        connectionString: pg.url,
+        connectionString: pg.url(),
         connectionTimeout: 1_000,
         queryTimeout: 1_000,
       };
       const connected = appWith(new PostgresDedupStore(options));
-      const ok = await within(connected("a"), 15_000, "the running database");
+      const ok = await within(connected("a"), "the running database", 15_000);
       assert.equal(ok.status, 200, await ok.text());
 
       await pg.signal("SIGSTOP");
       // A pooled connection to a stopped server: the query timeout.
       const stalled = await within(
         connected("b"),
-        15_000,
         "a query to the stopped database",
+        15_000,
       );
       assert.equal(stalled.status, 503);
       assert.equal(await stalled.text(), "Deduplication store unavailable\n");
@@ -481,15 +374,15 @@ Deno.test({
       const fresh = appWith(new PostgresDedupStore(options));
       const refused = await within(
         fresh("c"),
-        15_000,
         "a connection to the stopped database",
+        15_000,
       );
       assert.equal(refused.status, 503);
       await refused.body?.cancel();
       assert.equal(reports.length, 2);
       console.log("reported:", reports.map((error) => String(error)));
       await pg.signal("SIGCONT");
-      const again = await within(connected("d"), 15_000, "the database again");
+      const again = await within(connected("d"), "the database again", 15_000);
       assert.equal(again.status, 200);
       await again.body?.cancel();
     } finally {

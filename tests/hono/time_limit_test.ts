@@ -9,7 +9,8 @@ import {
   ConnectionStatus,
   drainBackground,
 } from "../../src/hono/mod.ts";
-import { sleep, waitFor } from "../_hono_client.ts";
+import { sleep } from "../_hono_client.ts";
+import { until } from "../_wait.ts";
 
 const LIMIT = 300;
 
@@ -117,7 +118,7 @@ Deno.test("connection({ timeLimit }): the waiting caller gets 503 in every route
           await response.text(),
           `Time limit exceeded: the route ran past ${LIMIT} ms\n`,
         );
-        await waitFor(() => shutdown.has(name), `${name}: shutdown`);
+        await until(() => shutdown.has(name), `${name}: shutdown`);
         assert.deepEqual(shutdown.get(name), [ConnectionStatus.TIMEOUT]);
       });
     }

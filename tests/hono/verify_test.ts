@@ -12,7 +12,7 @@ import {
 } from "../../src/hono/mod.ts";
 import { createSecret, signPayload, trigger } from "../../mod.ts";
 import { oneByteChanges, VECTOR } from "../_vector.ts";
-import { waitFor } from "../_hono_client.ts";
+import { until } from "../_wait.ts";
 
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -545,7 +545,7 @@ Deno.test("verifyTrigger() never runs two deliveries of one id at once: the seco
   const headers = await signed(secret, body);
   const send = () => app.request("/hook", { method: "POST", body, headers });
   const first = send();
-  await waitFor(() => running === 1, "the first delivery to enter the route");
+  await until(() => running === 1, "the first delivery to enter the route");
   const concurrent = await Promise.all([send(), send(), send()]);
   for (const response of concurrent) {
     assert.equal(response.status, 429);
@@ -595,7 +595,7 @@ Deno.test("verifyTrigger() keeps the id claimed while a route connection() ended
         app.request("/hook", { method: "POST", body, headers, signal });
       const stop = new AbortController();
       const first = send(abort ? stop.signal : undefined);
-      await waitFor(() => running === 1, "the first delivery to run");
+      await until(() => running === 1, "the first delivery to run");
       stop.abort();
       const firstResponse = await first;
       assert.equal(firstResponse.status, abort ? 499 : 503);
@@ -609,7 +609,7 @@ Deno.test("verifyTrigger() keeps the id claimed while a route connection() ended
       assert.equal(ended, 1);
       // The first run ended without success: the id is runnable again.
       const again = send();
-      await waitFor(() => running === 1, "the retry to run");
+      await until(() => running === 1, "the retry to run");
       stop.abort();
       await (await again).body?.cancel();
       assert.equal(await drainBackground(), true);
@@ -1015,7 +1015,7 @@ Deno.test("connection({ ack: true }) bounds the body read: a stalled body gets 4
     // until the body timeout ends it.
     const head = "POST /ack HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
     const stalled = slowBody(port, head, new Uint8Array(100).fill(0x61), 100);
-    await waitFor(() => arrived === 1, "the stalled request to arrive");
+    await until(() => arrived === 1, "the stalled request to arrive");
     const busy = await fetch(`http://127.0.0.1:${port}/ack`, {
       method: "POST",
       body: "b".repeat(100),

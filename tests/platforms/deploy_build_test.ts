@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Miniflare } from "npm:miniflare@4.20260426.0";
 import { parse as parseToml } from "npm:smol-toml@1.9.1";
+import { npmModules, type Ran, runOk } from "../_node/_runtimes.ts";
 
 const decoder = new TextDecoder();
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -18,70 +19,13 @@ const VERCEL = "vercel@64.0.2";
 /** Minutes a tool may take here (2 shared cores) before the test fails. */
 const TOOL_MS = 5 * 60_000;
 
-function cacheDir(): string {
-  const cache = Deno.env.get("XDG_CACHE_HOME") ??
-    `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
-  return `${cache}/fire-trigger-tests`;
-}
-
-interface Ran {
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command; fails the test with its output unless it succeeds. */
-async function run(
+function run(
   command: string,
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<Ran> {
-  const { success, stdout, stderr } = await new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    env: options.env,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(TOOL_MS),
-  }).output();
-  const ran = {
-    stdout: decoder.decode(stdout),
-    stderr: decoder.decode(stderr),
-  };
-  assert.ok(
-    success,
-    `${command} ${
-      args.join(" ")
-    } failed (or ran past ${TOOL_MS} ms):\n${ran.stdout}\n${ran.stderr}`,
-  );
-  return ran;
-}
-
-/**
- * A node_modules folder holding `spec`, installed once into the cache.
- * `overrides` go into its package.json (npm's `overrides`).
- */
-async function installed(
-  spec: string,
-  overrides?: Record<string, string>,
-): Promise<string> {
-  const dir = `${cacheDir()}/${spec.replace("/", "_")}`;
-  const at = spec.lastIndexOf("@");
-  const name = spec.slice(0, at);
-  try {
-    await Deno.stat(`${dir}/node_modules/${name}/package.json`);
-  } catch {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(
-      `${dir}/package.json`,
-      JSON.stringify({
-        private: true,
-        dependencies: { [name]: spec.slice(at + 1) },
-        ...(overrides ? { overrides } : {}),
-      }),
-    );
-    await run("npm", ["install", "--no-audit", "--no-fund"], { cwd: dir });
-  }
-  return `${dir}/node_modules`;
+  return runOk(command, args, TOOL_MS, options);
 }
 
 /**
@@ -92,7 +36,7 @@ async function installed(
 async function node22Path(): Promise<string> {
   const os = Deno.build.os === "darwin" ? "darwin" : "linux";
   const arch = Deno.build.arch === "aarch64" ? "arm64" : "x64";
-  const modules = await installed(`node-${os}-${arch}@22`);
+  const modules = await npmModules(`node-${os}-${arch}@22`);
   const bin = `${modules}/node-${os}-${arch}/bin`;
   const { stdout } = await run(`${bin}/node`, ["--version"]);
   const [major, minor] = stdout.trim().slice(1).split(".").map(Number);
@@ -198,7 +142,7 @@ Deno.test("Wrangler 4.164.0: every Wrangler config under examples/ builds with `
 
 Deno.test(`Netlify: the edge bundler of \`netlify build\` (${EDGE_BUNDLER}) bundles examples/netlify offline, with its netlify.toml route`, async () => {
   const PATH = await node22Path();
-  const modules = await installed(EDGE_BUNDLER);
+  const modules = await npmModules(EDGE_BUNDLER);
   await withCopy("examples/netlify", async (root, dir) => {
     const toml = parseToml(await Deno.readTextFile(`${dir}/netlify.toml`));
     const declarations = toml.edge_functions as unknown[];
@@ -258,7 +202,9 @@ Deno.test(`Vercel: \`vercel build\` (${VERCEL}) builds examples/vercel offline i
   const PATH = await node22Path();
   // sandbox@4.4.0, which vercel@64.0.2 pins, is missing from the npm
   // registry reachable here; 4.5.0 stands in for it.
-  const modules = await installed(VERCEL, { sandbox: "4.5.0" });
+  const modules = await npmModules(VERCEL, undefined, {
+    overrides: { sandbox: "4.5.0" },
+  });
   await withCopy("examples/vercel", async (root) => {
     // What `vercel pull` writes after a login: the project's settings, here
     // a project whose Root Directory is examples/vercel.

@@ -6,71 +6,19 @@ import assert from "node:assert/strict";
 import { trigger } from "../../mod.ts";
 import { bundle } from "../_bundle.ts";
 import { denoRecorder } from "../_servers.ts";
-import { output } from "../_wait.ts";
+import { npmModules, runOk, withTempFile } from "../_node/_runtimes.ts";
 import netlify from "../../examples/netlify/netlify/edge-functions/start.ts";
 import deploy from "../../examples/deno_deploy.ts";
 
 const decoder = new TextDecoder();
 const EDGE_RUNTIME = "edge-runtime@4.0.1";
 
-/** A node_modules folder with Vercel's edge-runtime, installed once. */
-async function edgeRuntimeModules(): Promise<string> {
-  const cache = Deno.env.get("XDG_CACHE_HOME") ??
-    `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
-  const dir = `${cache}/fire-trigger-tests/${EDGE_RUNTIME}`;
-  try {
-    await Deno.stat(`${dir}/node_modules/edge-runtime/package.json`);
-  } catch {
-    await Deno.mkdir(dir, { recursive: true });
-    const { success, stderr } = await output("npm", {
-      args: [
-        "install",
-        "--prefix",
-        dir,
-        "--no-audit",
-        "--no-fund",
-        "--no-save",
-        EDGE_RUNTIME,
-      ],
-      stdout: "null",
-      stderr: "piped",
-      timeout: 300_000,
-    });
-    assert.ok(
-      success,
-      `npm install ${EDGE_RUNTIME}: ${decoder.decode(stderr)}`,
-    );
-  }
-  return `${dir}/node_modules`;
-}
-
-async function withTempFile<T>(
-  code: string,
-  fn: (path: string) => Promise<T>,
-): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "trigger-edge-" });
-  try {
-    const path = `${dir}/bundle.mjs`;
-    await Deno.writeTextFile(path, code);
-    return await fn(path);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 async function node(args: string[]): Promise<string> {
-  const { success, stdout, stderr } = await output("node", {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    timeout: 60_000,
-  });
-  assert.ok(success, decoder.decode(stderr));
-  return decoder.decode(stdout).trim();
+  return (await runOk("node", args, 60_000)).stdout.trim();
 }
 
 Deno.test("Vercel edge-runtime: the example discovers the request context's waitUntil and the hit arrives", async () => {
-  const modules = await edgeRuntimeModules();
+  const modules = await npmModules(EDGE_RUNTIME);
   const recorder = denoRecorder({ delay: 300 });
   try {
     const code = await bundle("./_edge/vercel_entry.ts");

@@ -8,19 +8,18 @@ import { bundle } from "../_bundle.ts";
 import {
   deadPort,
   denoRecorder,
-  latin1Text,
   makeCert,
   misbehaving,
   nodeRecorder,
   portRecorder,
-  type Queue,
   rawCapture,
+  rawKeepAlive,
   type Recorder,
   tlsRecorder,
 } from "../_servers.ts";
 import { rawRequest, sendAndClose, sleep } from "../_hono_client.ts";
 import { pattern } from "../_node/_pattern.ts";
-import { nextRequest } from "../_stale_servers.ts";
+import { within } from "../_wait.ts";
 import {
   bunBinary,
   node22Binary,
@@ -31,21 +30,6 @@ import {
 
 const MB = 1024 * 1024;
 
-/** The next item of `queue`, failing after 10 s instead of hanging. */
-async function within<T>(queue: Queue<T>, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`nothing arrived within ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([queue.take(), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 const decoder = new TextDecoder();
 
 function statusServer(status: number, delay = 0) {
@@ -79,28 +63,11 @@ type Summary = {
  */
 function resendServer() {
   const requests: Array<{ conn: number; n: number; head: string }> = [];
-  let connections = 0;
-  const server = misbehaving(async (conn) => {
-    const id = ++connections;
-    let buffered = "";
-    let n = 0;
-    const buffer = new Uint8Array(16 * 1024);
-    while (true) {
-      const read = await conn.read(buffer);
-      if (read === null) return;
-      buffered += latin1Text(buffer.subarray(0, read));
-      let request: ReturnType<typeof nextRequest>;
-      while ((request = nextRequest(buffered)) !== undefined) {
-        buffered = request.rest;
-        requests.push({ conn: id, n: ++n, head: request.head });
-        if (n > 1) return; // closed, unanswered
-        await conn.write(
-          new TextEncoder().encode("HTTP/1.1 204 No Content\r\n\r\n"),
-        );
-      }
-    }
+  const server = rawKeepAlive((n, head, conn) => {
+    requests.push({ conn, n, head });
+    return n > 1 ? null : "HTTP/1.1 204 No Content\r\n\r\n"; // 2nd: unanswered
   });
-  return { url: `${server.origin}/job`, requests, close: server.close };
+  return { url: server.url, requests, close: server.close };
 }
 
 /** Deno.serve answering 202 after 200 ms; counts the requests in its
@@ -208,7 +175,11 @@ async function runTriggerEntry(
       status: 204,
       transport: "socket",
     });
-    const theirs = await within(capture.requests);
+    const theirs = await within(
+      capture.requests.take(),
+      "nothing arrived at capture.requests",
+      10_000,
+    );
     const ours = await trigger(`${capture.origin}/wire?q=1&r=%C3%A9`, {
       json: { a: "é", n: [1, 2] },
       headers: { "x-test": "wire" },
@@ -216,7 +187,14 @@ async function runTriggerEntry(
       reuse: false,
     });
     await ours.done;
-    assert.deepEqual(theirs, await within(capture.requests));
+    assert.deepEqual(
+      theirs,
+      await within(
+        capture.requests.take(),
+        "nothing arrived at capture.requests",
+        10_000,
+      ),
+    );
 
     // Intact large bodies, read by a real server.
     const expected = pattern(3 * MB);
@@ -227,7 +205,11 @@ async function runTriggerEntry(
         ok: true,
         status: 202,
       });
-      const seen = await within(recorder.seen);
+      const seen = await within(
+        recorder.seen.take(),
+        "nothing arrived at recorder.seen",
+        10_000,
+      );
       assert.equal(seen.url, `/large?wait=${wait}`);
       assert.equal(seen.headers["content-length"], String(3 * MB));
       assert.ok(
@@ -240,7 +222,11 @@ async function runTriggerEntry(
     assert.deepEqual(results.burst, { sent: 300, accepted: 300 });
     const burst = new Set<number>();
     for (let i = 0; i < 300; i++) {
-      const seen = await within(recorder.seen);
+      const seen = await within(
+        recorder.seen.take(),
+        "nothing arrived at recorder.seen",
+        10_000,
+      );
       burst.add(JSON.parse(decoder.decode(seen.body)).i);
     }
     assert.equal(burst.size, 300, "300 distinct bodies arrived");
@@ -267,7 +253,11 @@ async function runTriggerEntry(
       { ok: true, status: 202 },
       get("tls-caCerts").message,
     );
-    const overTls = await within(tls.seen);
+    const overTls = await within(
+      tls.seen.take(),
+      "nothing arrived at tls.seen",
+      10_000,
+    );
     assert.equal(overTls.url, "/tls");
     assert.deepEqual(JSON.parse(decoder.decode(overTls.body)), { tls: true });
     assert.equal(
@@ -276,7 +266,8 @@ async function runTriggerEntry(
       get("tls-localhost").message,
     );
     assert.equal(
-      (await within(tls.seen)).headers.host,
+      (await within(tls.seen.take(), "nothing arrived at tls.seen", 10_000))
+        .headers.host,
       `localhost:${new URL(tls.origin).port}`,
     );
 
@@ -621,7 +612,11 @@ Deno.test("Vercel Node.js runtime (@vercel/node dev server, @vercel/functions): 
         assert.deepEqual(answer, { ok: true, transport: "socket" });
         // Kept by Vercel's waitUntil until the status line: nothing cut short.
         assert.doesNotMatch(stderr, /fire-trigger:/);
-        const seen = await within(recorder.seen);
+        const seen = await within(
+          recorder.seen.take(),
+          "nothing arrived at recorder.seen",
+          10_000,
+        );
         assert.deepEqual(JSON.parse(decoder.decode(seen.body)), { mode });
       });
     }
@@ -632,7 +627,11 @@ Deno.test("Vercel Node.js runtime (@vercel/node dev server, @vercel/functions): 
       );
       assert.deepEqual(answer, { ok: true, transport: "socket" });
       assert.match(stderr, /exited with 1 trigger still in flight/);
-      await within(recorder.seen); // written before the exit
+      await within(
+        recorder.seen.take(),
+        "nothing arrived at recorder.seen",
+        10_000,
+      ); // written before the exit
     });
   } finally {
     await recorder.close();
@@ -756,7 +755,11 @@ Deno.test("the shutdown recipe: SIGINT (Deno Deploy) and SIGTERM (servers) drain
               outcome: { ok: true, status: 202 },
             });
             assert.doesNotMatch(await stderr, /fire-trigger:/);
-            const seen = await within(slow.seen);
+            const seen = await within(
+              slow.seen.take(),
+              "nothing arrived at slow.seen",
+              10_000,
+            );
             assert.equal(seen.url, "/shutdown");
           } finally {
             clearTimeout(kill);

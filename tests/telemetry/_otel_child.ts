@@ -8,6 +8,7 @@ import { verifyTrigger } from "../../src/hono/verify.ts";
 import { connection } from "../../src/hono/connection.ts";
 import { createSecret } from "../../src/signature/sign.ts";
 import { Hono } from "hono";
+import { deadPort } from "../_servers.ts";
 
 const secret = createSecret();
 /** The receiving side: verifyTrigger() and connection() on a Hono route
@@ -44,13 +45,6 @@ const target = Deno.serve(
   },
 );
 const base = `http://127.0.0.1:${target.addr.port}`;
-
-function deadPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 /** Answers the first request on each connection, then closes at the next
  * one without answering: a keep-alive race, so the client resends. */

@@ -4,84 +4,9 @@ import {
   connectionCounts,
   idleConnectionCount,
 } from "../../src/transport/_pool.ts";
-import { latin1Text, portRecorder, Queue } from "../_servers.ts";
+import { portRecorder, rawKeepAlive } from "../_servers.ts";
 import { until, within } from "../_wait.ts";
-import { nextRequest } from "../_stale_servers.ts";
 import { VECTOR } from "../_vector.ts";
-
-const encoder = new TextEncoder();
-
-/**
- * A raw keep-alive server: for each request on a connection it calls
- * `answer(n, head)` (n counts requests on that connection, from 1) and writes
- * what it returns, or closes the connection when it returns null.
- */
-function rawKeepAlive(answer: (n: number, head: string) => string | null) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const requests = new Queue<{ conn: number; n: number; head: string }>();
-  let connections = 0;
-  const open = new Set<Deno.Conn>();
-  const handlers = new Set<Promise<void>>();
-  const loop = (async () => {
-    for await (const conn of listener) {
-      const id = ++connections;
-      open.add(conn);
-      const handler = (async () => {
-        let buffered = "";
-        let n = 0;
-        const buffer = new Uint8Array(16 * 1024);
-        try {
-          while (true) {
-            const read = await conn.read(buffer);
-            if (read === null) return;
-            buffered += latin1Text(buffer.subarray(0, read));
-            let request: ReturnType<typeof nextRequest>;
-            while ((request = nextRequest(buffered)) !== undefined) {
-              const { head } = request;
-              buffered = request.rest;
-              n++;
-              requests.push({ conn: id, n, head });
-              const reply = answer(n, head);
-              if (reply === null) return;
-              await conn.write(encoder.encode(reply));
-            }
-          }
-        } catch {
-          // The client went away.
-        } finally {
-          open.delete(conn);
-          closeQuietly(conn);
-        }
-      })();
-      handlers.add(handler);
-      handler.finally(() => handlers.delete(handler));
-    }
-  })();
-  const port = (listener.addr as Deno.NetAddr).port;
-  return {
-    url: `http://127.0.0.1:${port}/job`,
-    requests,
-    connections: () => connections,
-    /** Closes the server side of every open connection. */
-    dropConnections() {
-      for (const conn of open) closeQuietly(conn);
-    },
-    async close() {
-      listener.close();
-      for (const conn of open) closeQuietly(conn);
-      await loop.catch(() => {});
-      await Promise.all(handlers);
-    },
-  };
-}
-
-function closeQuietly(conn: Deno.Conn) {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
 
 /** The next request the server saw, failing after 5 s. */
 function take(server: ReturnType<typeof rawKeepAlive>) {
