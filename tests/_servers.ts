@@ -510,3 +510,56 @@ export function latin1Text(bytes: Uint8Array): string {
   for (const byte of bytes) text += String.fromCharCode(byte);
   return text;
 }
+
+/**
+ * Per connection: answers small requests 200 (kept alive); a request whose
+ * Content-Length is over 1 MB gets 413 as soon as its head is read, and the
+ * connection is closed with the body unread (a reset), as a server refusing
+ * an upload does (with `closeAfter`, that many ms after the 413).
+ * Counts the large requests' heads.
+ */
+export function earlyAnswerServer(
+  options: { closeAfter?: number } = {},
+): ReturnType<typeof misbehaving> & {
+  heads: string[];
+} {
+  const encoder = new TextEncoder();
+  const heads: string[] = [];
+  const server = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(64 * 1024);
+    let pending = "";
+    while (true) {
+      let end: number;
+      while ((end = pending.indexOf("\r\n\r\n")) < 0) {
+        const n = await conn.read(buffer);
+        if (n === null) return;
+        pending += new TextDecoder("latin1").decode(buffer.subarray(0, n));
+      }
+      const head = pending.slice(0, end);
+      pending = pending.slice(end + 4);
+      const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+      if (length > 1024 * 1024) {
+        heads.push(head.split("\r\n")[0]);
+        await conn.write(encoder.encode(
+          "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ));
+        // Some servers close at once; others a moment later (`closeAfter`
+        // ms), the body still unread: either way a reset follows.
+        if (options.closeAfter) {
+          await new Promise((r) => setTimeout(r, options.closeAfter));
+        }
+        return; // closed with the body unread
+      }
+      while (pending.length < length) {
+        const n = await conn.read(buffer);
+        if (n === null) return;
+        pending += new TextDecoder("latin1").decode(buffer.subarray(0, n));
+      }
+      pending = pending.slice(length);
+      await conn.write(encoder.encode(
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nKeep-Alive: timeout=5\r\n\r\n",
+      ));
+    }
+  });
+  return { ...server, heads };
+}

@@ -36,6 +36,9 @@ export interface Targets {
   /** Deno.serve answering 202 after 200 ms, counting connections open at
    * once. */
   capped: string;
+  /** Answers a body over 1 MB with 413 at its head and closes it unread;
+   * smaller ones 200, kept alive. */
+  early: string;
 }
 
 declare const process: { argv: string[]; versions: Record<string, string> };
@@ -176,6 +179,25 @@ for (const resend of [true, false]) {
   });
   print(`resend-${resend}`, summary(again));
   await again.done;
+}
+
+// A server that refuses a large upload at its head and closes: the 413
+// that arrived is reported, not the write's EPIPE, fresh or reused.
+for (const reuse of [false, true]) {
+  await closeIdleConnections();
+  if (reuse) {
+    await (await trigger(`${targets.early}/small`, {
+      wait: "accepted",
+      json: { small: true },
+    })).done;
+  }
+  const early = await trigger(`${targets.early}/upload`, {
+    wait: "accepted",
+    body: new Uint8Array(8 * MB),
+    timeout: 5_000,
+  });
+  print(`early-${reuse ? "reused" : "fresh"}`, summary(early));
+  await early.done;
 }
 
 // maxConnections: 2 caps six triggers at two connections, the rest queue;

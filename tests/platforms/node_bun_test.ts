@@ -8,6 +8,7 @@ import { bundle } from "../_bundle.ts";
 import {
   deadPort,
   denoRecorder,
+  earlyAnswerServer,
   makeCert,
   misbehaving,
   nodeRecorder,
@@ -131,6 +132,7 @@ async function runTriggerEntry(
   const stalled = misbehaving(() => sleep(3_000));
   const resend = resendServer();
   const capped = cappedServer();
+  const early = earlyAnswerServer({ closeAfter: 200 });
   try {
     const code = await bundle("./_node/trigger_entry.ts");
     const targets = {
@@ -147,6 +149,7 @@ async function runTriggerEntry(
       stalled: stalled.origin,
       resend: resend.url,
       capped: capped.url,
+      early: early.origin,
     };
     const binary = runtime === "bun"
       ? await bunBinary()
@@ -283,6 +286,12 @@ async function runTriggerEntry(
       assert.equal(stalled.code, "TIMEOUT", JSON.stringify(stalled));
     }
 
+    // An early 413 (upload refused at its head, connection closed) is what
+    // the caller learns, not the write's EPIPE, on a fresh or reused one.
+    for (const name of ["early-fresh", "early-reused"]) {
+      assert.equal(get(name).status, 413, JSON.stringify(get(name)));
+    }
+
     // The resend: died on the reused connection, sent again on a fresh one,
     // byte for byte; with resend: false, reported and sent once.
     assert.deepEqual(get("resend-true"), {
@@ -347,6 +356,7 @@ async function runTriggerEntry(
       stalled.close(),
       resend.close(),
       capped.close(),
+      early.close(),
     ]);
   }
 }

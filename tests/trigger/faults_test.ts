@@ -4,7 +4,7 @@
 // trigger_test.ts; this file adds what those do not cover.
 import assert from "node:assert/strict";
 import { trigger, type TriggerResult } from "../../mod.ts";
-import { deadPort, misbehaving } from "../_servers.ts";
+import { deadPort, earlyAnswerServer, misbehaving } from "../_servers.ts";
 import { until, within } from "../_wait.ts";
 import { closeIdleConnections } from "../../src/transport/_pool.ts";
 
@@ -253,49 +253,6 @@ Deno.test("10,000 failing triggers leave no file descriptor behind", async () =>
   );
   assert.equal(settled, before, "no resolver socket left open");
 });
-
-/**
- * Per connection: answers small requests 200 (kept alive); a request whose
- * Content-Length is over 1 MB gets 413 as soon as its head is read, and the
- * connection is closed with the body unread (a reset), as a server refusing
- * an upload does. Counts the large requests' heads.
- */
-function earlyAnswerServer() {
-  const encoder = new TextEncoder();
-  const heads: string[] = [];
-  const server = misbehaving(async (conn) => {
-    const buffer = new Uint8Array(64 * 1024);
-    let pending = "";
-    while (true) {
-      let end: number;
-      while ((end = pending.indexOf("\r\n\r\n")) < 0) {
-        const n = await conn.read(buffer);
-        if (n === null) return;
-        pending += new TextDecoder("latin1").decode(buffer.subarray(0, n));
-      }
-      const head = pending.slice(0, end);
-      pending = pending.slice(end + 4);
-      const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-      if (length > MB) {
-        heads.push(head.split("\r\n")[0]);
-        await conn.write(encoder.encode(
-          "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        ));
-        return; // closed with the body unread
-      }
-      while (pending.length < length) {
-        const n = await conn.read(buffer);
-        if (n === null) return;
-        pending += new TextDecoder("latin1").decode(buffer.subarray(0, n));
-      }
-      pending = pending.slice(length);
-      await conn.write(encoder.encode(
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nKeep-Alive: timeout=5\r\n\r\n",
-      ));
-    }
-  });
-  return { ...server, heads };
-}
 
 Deno.test("a server that answers 413 to a large body and closes: the 413 is reported (not CLOSED) and the body is not uploaded again, fresh or reused connection", async () => {
   const server = earlyAnswerServer();
