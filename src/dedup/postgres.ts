@@ -318,12 +318,18 @@ export class PostgresDedupStore implements DedupStore {
    * @returns `"claimed"`, `"done"` or `"busy"`.
    */
   async claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {
+    const result = await this.#claim(id, ttlMs, token);
     if (Date.now() - this.#swept > SWEEP_INTERVAL) {
       this.#swept = Date.now();
-      // Off the request's path: a slow or failed sweep never fails a claim.
+      // After the claim, not before it: a slow or failed sweep never delays
+      // or fails a claim, and it takes the connection the claim gave back.
       this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`)
         .catch((error) => this.#reportError(error));
     }
+    return result;
+  }
+
+  async #claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {
     for (let tries = 0; tries < 5; tries++) {
       const claimed = await this.#query(
         `INSERT INTO ${this.#table} AS t (id, done, expires_at, token)
