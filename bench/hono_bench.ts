@@ -32,14 +32,16 @@ const signalOnly: MiddlewareHandler = async function signalOnly(c, next) {
   signal.removeEventListener("abort", onAbort);
 };
 for (
-  const [key, middleware] of Object.entries(
-    { signal: signalOnly, conn: connection() as MiddlewareHandler },
-  )
+  const [key, middleware] of Object.entries({
+    signal: signalOnly,
+    signal2: signalOnly, // for an A/A check of the --ratio mode
+    conn: connection() as MiddlewareHandler,
+  })
 ) {
   app.use(`/${key}`, middleware);
   app.use(`/${key}/*`, middleware);
 }
-for (const key of ["plain", "signal", "conn"]) {
+for (const key of ["plain", "signal", "signal2", "conn"]) {
   app.get(`/${key}`, (c) => c.text("ok"));
   app.post(`/${key}`, async (c) => c.text(String((await c.req.text()).length)));
   app.get(`/${key}/work`, async (c) => {
@@ -78,26 +80,49 @@ const variants = [
 
 if (import.meta.main && Deno.args[0] === "--ratio") {
   // For bench/ratios.ts: connection() ÷ "signal only" req/s on a GET over
-  // Deno.serve + fetch, per round (alternated), as one JSON line.
+  // Deno.serve + fetch, as one JSON line of per-round values.
+  //
+  // The machine's speed drifts by ±30 % within a second here (2 cores
+  // shared with other processes), so the two routes run in short blocks of
+  // BLOCK GETs, in pairs (one block of each, the order alternating), and
+  // each pair gives one ratio: both blocks saw nearly the same machine.
+  // A round's value is the median of its PAIRS pair ratios (a burst of
+  // load that hits one block of a pair moves one ratio, not the median).
+  // Long blocks summed per round (this mode until now) gave 0.94 for two
+  // copies of the same route; this gives 1.00 (`--ratio signal signal2`).
+  const [a, b] = Deno.args.length === 3
+    ? [Deno.args[1], Deno.args[2]]
+    : ["signal", "conn"];
   const ROUNDS = 7;
-  const PER_ROUND = 1_500;
-  for (let i = 0; i < 500; i++) {
-    for (const key of ["signal", "conn"]) await overHttp(`/${key}`, false);
+  const PAIRS = 100;
+  const BLOCK = 20;
+  for (let i = 0; i < 1_000; i++) {
+    for (const key of [a, b]) await overHttp(`/${key}`, false);
   }
-  const ratios: number[] = [];
+  const block = async (key: string) => {
+    const start = performance.now();
+    for (let i = 0; i < BLOCK; i++) await overHttp(`/${key}`, false);
+    return performance.now() - start;
+  };
+  const rounds: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const time = { signal: 0, conn: 0 };
-    const order = round % 2
-      ? ["conn", "signal"] as const
-      : ["signal", "conn"] as const;
-    for (const key of order) {
-      const start = performance.now();
-      for (let i = 0; i < PER_ROUND; i++) await overHttp(`/${key}`, false);
-      time[key] = performance.now() - start;
+    const pairs: number[] = [];
+    for (let pair = 0; pair < PAIRS; pair++) {
+      let timeA, timeB;
+      if (pair % 2) {
+        timeB = await block(b);
+        timeA = await block(a);
+      } else {
+        timeA = await block(a);
+        timeB = await block(b);
+      }
+      // b's requests/s ÷ a's: a's time ÷ b's.
+      pairs.push(timeA / timeB);
     }
-    ratios.push(time.signal / time.conn);
+    pairs.sort((x, y) => x - y);
+    rounds.push((pairs[PAIRS / 2 - 1] + pairs[PAIRS / 2]) / 2);
   }
-  console.log(JSON.stringify(ratios));
+  console.log(JSON.stringify(rounds));
   await server.shutdown();
 } else if (import.meta.main) {
   // `deno run`: a table of requests/s, the three ways alternated in rounds

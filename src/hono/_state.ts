@@ -67,6 +67,8 @@ export class ConnectionState implements Connection, BodyWatcher {
   #resolveFinished: ((status: ConnectionStatus) => void) | undefined;
   /** Called when the work ends before the route answered. */
   endEarly: (why: EarlyEnd) => void = noop;
+  /** The route's run, once {@linkcode race} started watching it. */
+  route: Promise<unknown> | undefined;
   /** The time limit in force, in milliseconds. */
   limit = 0;
 
@@ -132,6 +134,19 @@ export class ConnectionState implements Connection, BodyWatcher {
     }
     if (this.#ran) keepAlive(this.#c, this.#call(fn));
     else (this.#shutdown ??= []).push(fn);
+  }
+
+  /**
+   * Settles with the route's own result when it ends, or with an
+   * {@linkcode EarlyEnd} (a string) when the work ends first; rejects when
+   * the route does.
+   */
+  race(route: Promise<unknown>): Promise<unknown> {
+    this.route = route;
+    return new Promise((resolve, reject) => {
+      this.endEarly = resolve;
+      route.then(resolve, reject);
+    });
   }
 
   /** Starts watching the caller; `body`: also watch body reads (Deno). */

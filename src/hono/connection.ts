@@ -134,9 +134,9 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
-    return ack
-      ? runAcked(c, next, conn, limits)
-      : runInline(c, next, conn, earlierHeaders(c));
+    if (ack) return runAcked(c, next, conn, limits);
+    const earlier = earlierHeaders(c);
+    return runInline(c, conn.race(next()), conn, earlier);
   };
 }
 
@@ -186,37 +186,36 @@ async function runAcked(
   return new Response(null, { status: 202 });
 }
 
-/** Runs the route while the caller waits; ends early at an abort or the limit. */
+/**
+ * Waits for the route while the caller waits: `ended` settles when the route
+ * answers, or earlier when the caller leaves (unless ignored) or the time
+ * limit passes.
+ */
 async function runInline(
   c: MiddlewareContext,
-  next: () => Promise<void>,
+  ended: Promise<unknown>,
   conn: ConnectionState,
   earlier: Response,
 ): Promise<Response | void> {
-  // Settles when the route answers, or earlier when the caller leaves
-  // (unless ignored) or the time limit passes.
-  const route = next();
-  let early: EarlyEnd | undefined;
+  let early: unknown;
   try {
-    early = await new Promise<EarlyEnd | undefined>((resolve, reject) => {
-      conn.endEarly = resolve;
-      route.then(() => resolve(undefined), reject);
-    });
+    early = await ended;
   } finally {
     conn.unwatchCaller();
-    if (early === undefined) {
+    if (typeof early !== "string") {
       const running = conn.finish();
       if (running) await running;
     }
   }
-  if (early === undefined) return;
+  if (typeof early !== "string") return;
+  const route = conn.route!;
   keepAlive(c, route);
   // For verifyTrigger() in front: the id stays claimed until the run ends.
   setRunning(c, route);
   await conn.finished;
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
-  return answer(c, earlyResponse(early, conn.limit), earlier);
+  return answer(c, earlyResponse(early as EarlyEnd, conn.limit), earlier);
 }
 
 /**
