@@ -67,8 +67,6 @@ export class ConnectionState implements Connection, BodyWatcher {
   #resolveFinished: ((status: ConnectionStatus) => void) | undefined;
   /** Called when the work ends before the route answered. */
   endEarly: (why: EarlyEnd) => void = noop;
-  /** The route's run, once {@linkcode race} started watching it. */
-  route: Promise<unknown> | undefined;
   /** The time limit in force, in milliseconds. */
   limit = 0;
 
@@ -142,7 +140,6 @@ export class ConnectionState implements Connection, BodyWatcher {
    * the route does.
    */
   race(route: Promise<unknown>): Promise<unknown> {
-    this.route = route;
     return new Promise((resolve, reject) => {
       this.endEarly = resolve;
       route.then(resolve, reject);

@@ -128,16 +128,18 @@ export function connection(options: ConnectionOptions = {}): Middleware {
   const limits: ReadLimits = { maxBodySize, timeout: bodyTimeout, budget };
 
   // Not async itself: one promise less per request on the inline path.
-  return function connection(c, next) {
+  const middleware: Middleware = function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
     c.set("connection", conn);
     traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
     if (ack) return runAcked(c, next, conn, limits);
-    const earlier = earlierHeaders(c);
-    return runInline(c, conn.race(next()), conn, earlier);
+    const earlier = earlierHeaders(c, middleware);
+    const route = next();
+    return runInline(c, route, conn.race(route), conn, earlier);
   };
+  return middleware;
 }
 
 /**
@@ -193,9 +195,10 @@ async function runAcked(
  */
 async function runInline(
   c: MiddlewareContext,
+  route: Promise<void>,
   ended: Promise<unknown>,
   conn: ConnectionState,
-  earlier: Response,
+  earlier: Response | undefined,
 ): Promise<Response | void> {
   let early: unknown;
   try {
@@ -208,7 +211,6 @@ async function runInline(
     }
   }
   if (typeof early !== "string") return;
-  const route = conn.route!;
   keepAlive(c, route);
   // For verifyTrigger() in front: the id stays claimed until the run ends.
   setRunning(c, route);
@@ -221,6 +223,10 @@ async function runInline(
 /**
  * The headers earlier middleware set (CORS, security headers…), taken
  * before the route runs: an early answer keeps them, not the route's.
+ * Nothing when `self` is the first handler Hono runs for this request
+ * (`routeIndex` 0 and that handler is `self`, not a wrapper such as
+ * `every()` or an app's own middleware calling it): then no middleware ran
+ * before it on this Context.
  *
  * Taken with `c.newResponse()`, which copies Hono's headers without making
  * `c.res`: reading `c.res` would make Hono build a response for every
@@ -228,7 +234,13 @@ async function runInline(
  * `Response` and `Headers` per request, most of connection()'s cost). The
  * copy is filtered only when an early answer is made.
  */
-function earlierHeaders(c: MiddlewareContext): Response {
+function earlierHeaders(
+  c: MiddlewareContext,
+  self: Middleware,
+): Response | undefined {
+  if (c.req.routeIndex === 0 && c.req.matchedRoutes?.[0]?.handler === self) {
+    return undefined;
+  }
   return c.newResponse(null, 200);
 }
 
@@ -240,12 +252,16 @@ function earlierHeaders(c: MiddlewareContext): Response {
 function answer(
   c: MiddlewareContext,
   response: Response,
-  earlier: Response,
+  earlier: Response | undefined,
 ): Response {
-  for (const [name, value] of earlier.headers) {
-    if (name === "content-type" || name === "content-length") continue;
-    if (name === "set-cookie") response.headers.append(name, value);
-    else if (!response.headers.has(name)) response.headers.set(name, value);
+  if (earlier !== undefined) {
+    for (const [name, value] of earlier.headers) {
+      if (name === "content-type" || name === "content-length") continue;
+      if (name === "set-cookie") response.headers.append(name, value);
+      else if (!response.headers.has(name)) {
+        response.headers.set(name, value);
+      }
+    }
   }
   c.res = undefined as unknown as Response; // no header merge with the route's
   c.res = response;

@@ -237,3 +237,53 @@ Deno.test("an early 503 keeps headers set with c.header() alone, before Hono mad
   assert.equal(await fast.text(), "ok");
   assert.equal(await drainBackground(), true);
 });
+
+Deno.test("an early 503 keeps earlier headers however connection() is reached: first handler, wrapped, inside every()", async () => {
+  const { every } = await import("npm:hono@^4.13.19/combine");
+  const app = new Hono<ConnectionEnv>();
+  // One instance everywhere: as the first handler of a route it takes no
+  // copy of earlier headers (there are none); reached any other way it does.
+  const limit = connection({ timeLimit: 30 });
+  const route = async (c: Context<ConnectionEnv>) => {
+    c.header("x-route", "set before the end");
+    await sleep(150); // ignores the signal
+    return c.text("late");
+  };
+  app.get("/first", limit, route);
+  app.get("/wrapped", async (c, next) => {
+    c.header("x-before", "wrapper");
+    return await limit(c, next);
+  }, route);
+  app.use("/every-after", async (c, next) => {
+    c.header("x-before", "app middleware");
+    await next();
+  });
+  app.get("/every-after", every(limit), route);
+  app.get(
+    "/every-first",
+    every(async (c, next) => {
+      c.header("x-before", "inside every()");
+      await next();
+    }, limit),
+    route,
+  );
+  const expected: Record<string, string | null> = {
+    "/first": null,
+    "/wrapped": "wrapper",
+    "/every-after": "app middleware",
+    "/every-first": "inside every()",
+  };
+  for (const [path, before] of Object.entries(expected)) {
+    const response = await app.request(path);
+    assert.equal(response.status, 503, path);
+    assert.equal(response.headers.get("x-before"), before, path);
+    assert.equal(response.headers.get("x-route"), null, `${path}: the route's`);
+    assert.equal(
+      response.headers.get("content-type"),
+      "text/plain; charset=UTF-8",
+      path,
+    );
+    assert.match(await response.text(), /Time limit exceeded/, path);
+  }
+  assert.equal(await drainBackground(), true);
+});
