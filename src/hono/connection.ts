@@ -128,18 +128,17 @@ export function connection(options: ConnectionOptions = {}): Middleware {
   const limits: ReadLimits = { maxBodySize, timeout: bodyTimeout, budget };
 
   // Not async itself: one promise less per request on the inline path.
-  const middleware: Middleware = function connection(c, next) {
+  return function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
     c.set("connection", conn);
     traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
     if (ack) return runAcked(c, next, conn, limits);
-    const earlier = earlierHeaders(c, middleware);
+    const earlier = earlierHeaders(c);
     const route = next();
     return runInline(c, route, conn.race(route), conn, earlier);
   };
-  return middleware;
 }
 
 /**
@@ -198,7 +197,7 @@ async function runInline(
   route: Promise<void>,
   ended: Promise<unknown>,
   conn: ConnectionState,
-  earlier: Response | undefined,
+  earlier: Response,
 ): Promise<Response | void> {
   let early: unknown;
   try {
@@ -223,10 +222,6 @@ async function runInline(
 /**
  * The headers earlier middleware set (CORS, security headers…), taken
  * before the route runs: an early answer keeps them, not the route's.
- * Nothing when `self` is the first handler Hono runs for this request
- * (`routeIndex` 0 and that handler is `self`, not a wrapper such as
- * `every()` or an app's own middleware calling it): then no middleware ran
- * before it on this Context.
  *
  * Taken with `c.newResponse()`, which copies Hono's headers without making
  * `c.res`: reading `c.res` would make Hono build a response for every
@@ -234,13 +229,7 @@ async function runInline(
  * `Response` and `Headers` per request, most of connection()'s cost). The
  * copy is filtered only when an early answer is made.
  */
-function earlierHeaders(
-  c: MiddlewareContext,
-  self: Middleware,
-): Response | undefined {
-  if (c.req.routeIndex === 0 && c.req.matchedRoutes?.[0]?.handler === self) {
-    return undefined;
-  }
+function earlierHeaders(c: MiddlewareContext): Response {
   return c.newResponse(null, 200);
 }
 
@@ -252,16 +241,12 @@ function earlierHeaders(
 function answer(
   c: MiddlewareContext,
   response: Response,
-  earlier: Response | undefined,
+  earlier: Response,
 ): Response {
-  if (earlier !== undefined) {
-    for (const [name, value] of earlier.headers) {
-      if (name === "content-type" || name === "content-length") continue;
-      if (name === "set-cookie") response.headers.append(name, value);
-      else if (!response.headers.has(name)) {
-        response.headers.set(name, value);
-      }
-    }
+  for (const [name, value] of earlier.headers) {
+    if (name === "content-type" || name === "content-length") continue;
+    if (name === "set-cookie") response.headers.append(name, value);
+    else if (!response.headers.has(name)) response.headers.set(name, value);
   }
   c.res = undefined as unknown as Response; // no header merge with the route's
   c.res = response;

@@ -35,13 +35,6 @@ export interface MiddlewareContext {
     readonly method: string;
     /** The request URL. */
     readonly url: string;
-    /**
-     * The index of the handler running now among `matchedRoutes` (Hono's
-     * compose sets it before each handler).
-     */
-    readonly routeIndex?: number;
-    /** The handlers matched for this request, in the order they run. */
-    readonly matchedRoutes?: readonly { readonly handler: unknown }[];
     /** The body, cached by Hono for later readers. */
     arrayBuffer(): Promise<ArrayBuffer>;
   };

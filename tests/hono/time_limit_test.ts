@@ -241,8 +241,9 @@ Deno.test("an early 503 keeps headers set with c.header() alone, before Hono mad
 Deno.test("an early 503 keeps earlier headers however connection() is reached: first handler, wrapped, inside every()", async () => {
   const { every } = await import("npm:hono@^4.13.19/combine");
   const app = new Hono<ConnectionEnv>();
-  // One instance everywhere: as the first handler of a route it takes no
-  // copy of earlier headers (there are none); reached any other way it does.
+  // One instance everywhere: the first handler of one route, wrapped by
+  // another middleware, inside hono's every() behind app middleware or
+  // behind another middleware inside every().
   const limit = connection({ timeLimit: 30 });
   const route = async (c: Context<ConnectionEnv>) => {
     c.header("x-route", "set before the end");
