@@ -12,6 +12,19 @@ const MAX_LINE = 8 * 1024;
 
 // Only the head's ASCII structure is read; windows-1252 is fine for that.
 const headDecoder = new TextDecoder("latin1");
+/** Heads up to this size are decoded in JS (no native call, faster). */
+const SMALL_HEAD = 4 * 1024;
+
+/** Bytes `from` to `to` of `bytes` as a string of one char per byte. */
+function latin1Text(bytes: Uint8Array, from: number, to: number): string {
+  if (to - from > SMALL_HEAD) {
+    return headDecoder.decode(bytes.subarray(from, to));
+  }
+  return String.fromCharCode.apply(
+    null,
+    bytes.subarray(from, to) as unknown as number[],
+  );
+}
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: |$)/;
 
 type State =
@@ -172,9 +185,7 @@ export class ResponseReader {
         }
       } else matched = byte === 13 ? 1 : 0;
     }
-    this.#head += headDecoder.decode(
-      bytes.subarray(from, end < 0 ? bytes.length : end),
-    );
+    this.#head += latin1Text(bytes, from, end < 0 ? bytes.length : end);
     const head = this.#head;
     if (!head.startsWith("HTTP/") && !"HTTP/".startsWith(head)) {
       throw new ResponseProtocolError(
@@ -204,34 +215,50 @@ export class ResponseReader {
   }
 
   #onHead(head: string): void {
-    const lines = head.slice(0, -4).split("\r\n");
-    const [minor, status] = this.#statusOf(lines[0]);
+    const lineEnd = head.indexOf("\r\n");
+    const [minor, status] = this.#statusOf(head.slice(0, lineEnd));
     if (status < 200 && status !== 101) return; // interim: the next head follows
     let connection = "";
     let transferEncoding: string | undefined;
     let contentLength: string | undefined;
-    for (let n = 1; n < lines.length; n++) {
-      const line = lines[n];
-      const colon = line.indexOf(":");
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (name === "connection") connection += "," + value.toLowerCase();
-      else if (name === "transfer-encoding") {
-        transferEncoding = (transferEncoding ? transferEncoding + "," : "") +
-          value.toLowerCase();
-      } else if (name === "content-length") {
-        if (contentLength !== undefined && contentLength !== value) {
-          contentLength = "conflict";
-        } else contentLength = value;
-      } else if (name === "keep-alive") {
-        const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
-        if (timeout) this.keepAliveMs = Number(timeout[1]) * 1000;
+    // Line by line, looking only at the four names that matter here (by
+    // length first: most lines are none of them).
+    const last = head.length - 4;
+    for (let at = lineEnd + 2; at < last;) {
+      let next = head.indexOf("\r\n", at);
+      if (next < 0) next = last;
+      const colon = head.indexOf(":", at);
+      if (colon > at && colon < next) {
+        let from = at, to = colon;
+        while (from < to && isSpace(head.charCodeAt(from))) from++;
+        while (to > from && isSpace(head.charCodeAt(to - 1))) to--;
+        const known = to - from === 10 || to - from === 14 || to - from === 17;
+        const name = known ? head.slice(from, to).toLowerCase() : "";
+        if (
+          name !== "" && (name === "connection" || name === "keep-alive" ||
+            name === "content-length" || name === "transfer-encoding")
+        ) {
+          const value = head.slice(colon + 1, next).trim();
+          if (name === "connection") connection += "," + value.toLowerCase();
+          else if (name === "transfer-encoding") {
+            transferEncoding =
+              (transferEncoding ? transferEncoding + "," : "") +
+              value.toLowerCase();
+          } else if (name === "content-length") {
+            if (contentLength !== undefined && contentLength !== value) {
+              contentLength = "conflict";
+            } else contentLength = value;
+          } else {
+            const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+            if (timeout) this.keepAliveMs = Number(timeout[1]) * 1000;
+          }
+        }
       }
+      at = next + 2;
     }
     this.status = status;
     this.#keepAlive = minor === 1 && status !== 101 &&
-      !/(?:^|,)\s*close\s*(?:,|$)/.test(connection);
+      (connection === "" || !/(?:^|,)\s*close\s*(?:,|$)/.test(connection));
     if (
       this.#headRequest || status === 204 || status === 304 || status === 101
     ) {
@@ -308,4 +335,9 @@ export class ResponseReader {
         return;
     }
   }
+}
+
+/** Whether `code` is a space or a tab. */
+function isSpace(code: number): boolean {
+  return code === 32 || code === 9;
 }

@@ -2,7 +2,7 @@
 // (Deno.connect / connectTls, node:net / node:tls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
 import { networkCode } from "./_classify.ts";
-import { latin1, requestBytes, requestHead } from "./_http1.ts";
+import { requestBytes, type Site, siteOf } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import { statusAfterWriteError } from "./_early_status.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
@@ -107,18 +107,13 @@ function classify(
   }
 }
 
-function connectTarget(req: PreparedRequest, signal: AbortSignal) {
-  const { url } = req;
-  const tls = url.protocol === "https:";
-  return {
-    hostname: url.hostname.startsWith("[")
-      ? url.hostname.slice(1, -1)
-      : url.hostname,
-    port: url.port ? Number(url.port) : tls ? 443 : 80,
-    tls,
-    caCerts: req.caCerts,
-    signal,
-  };
+function connectTarget(
+  site: Site,
+  req: PreparedRequest,
+  signal: AbortSignal,
+): ConnectTarget {
+  const { hostname, port, tls } = site;
+  return { hostname, port, tls, caCerts: req.caCerts, signal };
 }
 
 /**
@@ -142,12 +137,13 @@ export async function sendOverSocket(
     ? await bodyBytes(req, signal)
     : req.body;
   if (signal.aborted) throw abortFailure(signal, req);
-  const target = connectTarget(req, signal);
-  const key = rawSocketsCanBeReused()
-    ? `${req.url.protocol}//${target.hostname}:${target.port}${
-      // Unambiguous: ["ab", "c"] and ["a", "bc"] are different pools.
-      req.caCerts === undefined ? "" : `|${JSON.stringify(req.caCerts)}`}`
-    : undefined;
+  const site = siteOf(req.url);
+  const key = !rawSocketsCanBeReused()
+    ? undefined
+    : req.caCerts === undefined
+    ? site.key
+    // Unambiguous: ["ab", "c"] and ["a", "bc"] are different pools.
+    : `${site.key}|${JSON.stringify(req.caCerts)}`;
   const reuse = key !== undefined && req.reuse && worthKeeping(key);
 
   let lease: Lease | undefined;
@@ -172,23 +168,35 @@ export async function sendOverSocket(
       }
     }
   }
-  const head = requestHead(
-    req.method,
-    req.url,
-    req.headers,
-    body?.length ?? null,
-    reuse,
-  );
+  // Signed heads are made for one request: not kept.
+  const cache = req.sign === undefined;
+  const length = body?.length ?? null;
   let data: Uint8Array;
   let rest: Uint8Array | null = null;
   if (body === null || body.length <= COALESCE_LIMIT) {
-    data = requestBytes(head, body);
+    data = requestBytes(
+      site,
+      req.method,
+      req.headers,
+      body,
+      length,
+      reuse,
+      cache,
+    );
   } else {
-    data = latin1(head);
+    data = requestBytes(
+      site,
+      req.method,
+      req.headers,
+      false,
+      length,
+      reuse,
+      cache,
+    );
     rest = body;
   }
 
-  const exchange = new Exchange(req, signal, events, target, key, reuse);
+  const exchange = new Exchange(req, signal, events, site, key, reuse);
   while (true) {
     try {
       return await exchange.run(lease, data, rest);
@@ -217,7 +225,7 @@ class Exchange {
     readonly req: PreparedRequest,
     readonly signal: AbortSignal,
     readonly events: SendEvents,
-    readonly target: ConnectTarget,
+    readonly site: Site,
     readonly key: string | undefined,
     readonly reuse: boolean,
   ) {}
@@ -237,7 +245,10 @@ class Exchange {
     events.cancel = close;
     const response = new ResponseReader(req.method);
     try {
-      conn ??= await rawConnector()!(this.target, (stage) => phase = stage);
+      conn ??= await rawConnector()!(
+        connectTarget(this.site, req, signal),
+        (stage) => phase = stage,
+      );
       if (signal.aborted) throw abortFailure(signal, req);
 
       phase = "write";
