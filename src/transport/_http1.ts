@@ -36,6 +36,9 @@ export interface Site {
   readonly line: string;
   /** Encoded heads up to the framing headers, by method and headers. */
   readonly heads: Map<string, Head>;
+  /** The head used last, by its headers list itself: a loop that sends the
+   * same list (the shared default one) skips even the key. */
+  last?: { method: string; headers: object; head: Head };
 }
 
 /** A head up to the framing headers, encoded. */
@@ -139,19 +142,21 @@ export function requestBytes(
   cache: boolean,
 ): Uint8Array {
   let head: Head | undefined;
-  let key: string | undefined;
-  if (cache) {
-    key = method;
+  const last = site.last;
+  if (cache && last?.headers === headers && last.method === method) {
+    head = last.head;
+  } else if (cache) {
+    let key = method;
     // Unambiguous: names are tokens and values hold no LF.
     for (const [name, value] of headers) key += `\n${name}\n${value}`;
     head = site.heads.get(key);
-  }
-  if (head === undefined) {
-    head = { bytes: latin1(headStart(site, method, headers)) };
-    if (key !== undefined && site.heads.size < HEADS_PER_SITE) {
-      site.heads.set(key, head);
+    if (head === undefined) {
+      head = { bytes: latin1(headStart(site, method, headers)) };
+      if (site.heads.size < HEADS_PER_SITE) site.heads.set(key, head);
     }
-  }
+    // Only a frozen list cannot change before it is sent again.
+    if (Object.isFrozen(headers)) site.last = { method, headers, head };
+  } else head = { bytes: latin1(headStart(site, method, headers)) };
   const tail = framing(method, bodyLength, keepAlive);
   if (body === null && tail.length === 2) {
     return head.bare ??= joined(head.bytes, tail, null);
@@ -168,14 +173,14 @@ function joined(
 ): Uint8Array {
   const headLength = start.length + tail.length;
   let bytes: Uint8Array;
-  if (body !== null && headLength <= body.byteOffset && roomy.has(body)) {
+  if (body !== null && headLength <= HEAD_ROOM && roomy.has(body)) {
     bytes = new Uint8Array(
       body.buffer,
       body.byteOffset - headLength,
       headLength + body.length,
     );
   } else {
-    bytes = new Uint8Array(headLength + (body?.length ?? 0));
+    bytes = allocate(headLength + (body?.length ?? 0));
     if (body !== null) bytes.set(body, headLength);
   }
   bytes.set(start);
@@ -190,7 +195,7 @@ function joined(
  * fetch's `Headers` puts header values on the wire.
  */
 export function latin1(text: string, extra = 0): Uint8Array {
-  const bytes = new Uint8Array(text.length + extra);
+  const bytes = allocate(text.length + extra);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return bytes;
 }
@@ -207,10 +212,44 @@ const encoder = new TextEncoder();
  * costs several times more), after room for a request head.
  */
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  const body = new Uint8Array(HEAD_ROOM + text.length).subarray(HEAD_ROOM);
+  const body = allocate(HEAD_ROOM + text.length).subarray(HEAD_ROOM);
   if (encoder.encodeInto(text, body).read !== text.length) {
     return encoder.encode(text); // not ASCII: longer than text.length
   }
   roomy.add(body);
   return body;
+}
+
+/** Requests up to this size are carved from a shared slab. */
+const SLAB_MAX = 8 * 1024;
+const SLAB_SIZE = 64 * 1024;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+const slabs = new WeakSet<ArrayBufferLike>();
+
+/**
+ * `length` zeroed bytes for a request. Up to SLAB_MAX they are a part of a
+ * shared slab: a typed array of its own costs about 1 µs in Deno whatever
+ * its size, a part costs a view. A part is never handed out twice, and a
+ * slab is freed once none of its parts is held. Parts must not leave the
+ * library as they are ({@linkcode ownCopy}): code that transferred one would
+ * detach the whole slab.
+ */
+export function allocate(length: number): Uint8Array<ArrayBuffer> {
+  if (length > SLAB_MAX) return new Uint8Array(length);
+  if (slabUsed + length > slab.length) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabs.add(slab.buffer);
+    slabUsed = 0;
+  }
+  return slab.subarray(slabUsed, slabUsed += length);
+}
+
+/** `bytes`, copied when they are a part of a shared slab: what is handed to
+ * code outside the library (a `fetch`, a platform's stream) that may keep
+ * or transfer it. */
+export function ownCopy(
+  bytes: Uint8Array<ArrayBuffer>,
+): Uint8Array<ArrayBuffer> {
+  return slabs.has(bytes.buffer) ? bytes.slice() : bytes;
 }

@@ -168,8 +168,8 @@ export async function sendOverSocket(
       }
     }
   }
-  // Signed heads are made for one request: not kept.
-  const cache = req.sign === undefined;
+  // Heads with a signature or a trace context are made for one request.
+  const cache = req.headersOnce !== true;
   const length = body?.length ?? null;
   let data: Uint8Array;
   let rest: Uint8Array | null = null;

@@ -138,11 +138,13 @@ async function signRequest(
       timestamp,
       body: body ?? new Uint8Array(0),
     });
-    req.headers.push(
+    req.headers = [
+      ...req.headers,
       ["webhook-id", id],
       ["webhook-timestamp", String(timestamp)],
       ["webhook-signature", signature],
-    );
+    ];
+    req.headersOnce = true;
   } catch (error) {
     if (error instanceof TriggerError) throw error;
     throw failure("SIGN", "Request could not be signed", req, error);
@@ -206,7 +208,10 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   let answered = false;
   let settle!: (outcome: TriggerOutcome) => void;
   const outcome = new Promise<TriggerOutcome>((r) => settle = r);
-  const done = outcome.then(() => {});
+  // Its own promise, not `outcome.then()`: one reaction less before a
+  // caller awaiting it resumes.
+  let ended!: () => void;
+  const done = new Promise<void>((r) => ended = r);
   triggerStarted();
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
@@ -246,6 +251,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     try {
       answer(result);
       settle(result);
+      ended();
     } finally {
       triggerEnded();
       telemetry?.end(result);

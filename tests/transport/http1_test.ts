@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {
+  allocate,
   latin1,
+  ownCopy,
   requestBytes,
   requestHead,
   requestTarget,
@@ -285,6 +287,24 @@ Deno.test("requestBytes: the head requestHead() gives, then the body, cached per
     );
   }
   assert.deepEqual(utf8("é😀"), new TextEncoder().encode("é😀"));
+});
+
+Deno.test("requestBytes: a head too long for a body's room never writes over the bytes before it (a shared slab)", () => {
+  const site = siteOf(new URL("http://127.0.0.1:8080/"));
+  const before = allocate(600).fill(7);
+  const body = utf8("a=1");
+  const headers: Array<[string, string]> = [["X", "y".repeat(700)]];
+  const bytes = requestBytes(site, "POST", headers, body, 3, true, false);
+  assert.ok(before.every((byte) => byte === 7), "the part before is intact");
+  assert.equal(
+    new TextDecoder("latin1").decode(bytes),
+    requestHead("POST", new URL("http://127.0.0.1:8080/"), headers, 3, true) +
+      "a=1",
+  );
+  // What leaves the library is a copy of a slab part, not a view of it.
+  assert.notEqual(ownCopy(body).buffer, body.buffer);
+  const own = new Uint8Array(16 * 1024);
+  assert.equal(ownCopy(own), own);
 });
 
 Deno.test("siteOf: the host to connect to, its port and the request line", () => {
