@@ -168,8 +168,7 @@ export async function sendOverSocket(
       }
     }
   }
-  // Heads with a signature or a trace context are made for one request.
-  const cache = req.headersOnce !== true;
+  const cache = req.keepHead;
   const length = body?.length ?? null;
   let data: Uint8Array;
   let rest: Uint8Array | null = null;

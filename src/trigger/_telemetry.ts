@@ -174,7 +174,7 @@ class Telemetry implements TriggerTelemetry {
     }
     if (added.length > 0) {
       req.headers = [...req.headers, ...added];
-      req.headersOnce = true;
+      req.keepHead = false;
     }
   }
 

@@ -144,7 +144,7 @@ async function signRequest(
       ["webhook-timestamp", String(timestamp)],
       ["webhook-signature", signature],
     ];
-    req.headersOnce = true;
+    req.keepHead = false;
   } catch (error) {
     if (error instanceof TriggerError) throw error;
     throw failure("SIGN", "Request could not be signed", req, error);
