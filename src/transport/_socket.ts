@@ -37,6 +37,10 @@ export interface SendEvents {
   /** Set by the transport while it holds a connection; the caller calls it
    * right after aborting the signal (timeout, caller's signal). */
   cancel?: () => void;
+  /** The exchange is over and its connection back in the pool or closed,
+   * with this status: what the returned promise resolves with, told
+   * synchronously (the promise still settles after). */
+  onEnd?(status: number | undefined): void;
 }
 
 /** A reused connection died before answering: nothing proves receipt. */
@@ -243,6 +247,15 @@ class Exchange {
     const close = () => conn?.close();
     events.cancel = close;
     const response = new ResponseReader(req.method);
+    // What the exchange ends with, told to onEnd once the connection is
+    // released (a return's value is known before the finally runs).
+    let ended = false;
+    let endStatus: number | undefined;
+    const end = (status: number | undefined) => {
+      ended = true;
+      endStatus = status;
+      return status;
+    };
     try {
       conn ??= await rawConnector()!(
         connectTarget(this.site, req, signal),
@@ -268,7 +281,7 @@ class Exchange {
               stale = true;
               throw new StaleConnection(null);
             }
-            return undefined;
+            return end(undefined);
           }
           response.end();
           if (response.status === undefined) {
@@ -297,11 +310,11 @@ class Exchange {
         ) break;
       }
       if (this.reuse && response.reusable && !signal.aborted) kept = true;
-      return response.status;
+      return end(response.status);
     } catch (error) {
       if (stale) throw error;
       // After the status, a failure only means the connection is not reused.
-      if (response.status !== undefined) return response.status;
+      if (response.status !== undefined) return end(response.status);
       // A status the server sent before closing (a 413 mid-upload) wins.
       if (phase === "write" && conn !== undefined && !signal.aborted) {
         const status = await statusAfterWriteError(
@@ -312,7 +325,7 @@ class Exchange {
         if (status !== undefined) {
           if (!(reused && status === 408 && !response.keepAlive)) {
             events.onStatus(status);
-            return status;
+            return end(status);
           }
           stale = true; // the server's idle timeout, as in the read below
           throw new StaleConnection(error);
@@ -330,9 +343,12 @@ class Exchange {
       if (events.cancel === close) events.cancel = undefined;
       if (!kept) close();
       // A stale connection's place goes to its replacement.
-      if (key !== undefined && !stale) {
-        release(key, kept ? conn : undefined, response.keepAliveMs);
-      }
+      const watch = key === undefined || stale
+        ? undefined
+        : release(key, kept ? conn : undefined, response.keepAliveMs);
+      if (ended) events.onEnd?.(endStatus);
+      // After onEnd: the caller awaiting `done` resumes first.
+      if (watch !== undefined) queueMicrotask(watch);
     }
   }
 }

@@ -210,8 +210,8 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const outcome = new Promise<TriggerOutcome>((r) => settle = r);
   // Its own promise, not `outcome.then()`: one reaction less before a
   // caller awaiting it resumes.
-  let ended!: () => void;
-  const done = new Promise<void>((r) => ended = r);
+  let over!: () => void;
+  const done = new Promise<void>((r) => over = r);
   triggerStarted();
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
@@ -241,7 +241,10 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     req.sign
       ? signRequest(req, signal).then(() => send(req, signal, events))
       : send(req, signal, events);
+  let finished = false;
   const finish = (result: TriggerOutcome) => {
+    if (finished) return;
+    finished = true;
     try {
       stopClock();
       external?.removeEventListener("abort", onAbort);
@@ -251,27 +254,32 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     try {
       answer(result);
       settle(result);
-      ended();
+      over();
     } finally {
       triggerEnded();
       telemetry?.end(result);
     }
   };
+  const ended = (status: number | undefined) =>
+    finish(
+      status === undefined
+        ? {
+          ok: false,
+          error: failure(
+            "CLOSED",
+            "Connection closed without a status line",
+            req,
+          ),
+        }
+        : statusOutcome(status, req),
+    );
+  // The socket transport ends a trigger as soon as its connection is back
+  // in the pool, before its promise settles: the caller awaiting `done`
+  // resumes a few microtasks sooner (and may reuse the connection at once).
+  events.onEnd = ended;
   // One reaction, not a chain: each link is a promise and a microtask.
   (telemetry ? telemetry.within(go) : go()).then(
-    (status) =>
-      finish(
-        status === undefined
-          ? {
-            ok: false,
-            error: failure(
-              "CLOSED",
-              "Connection closed without a status line",
-              req,
-            ),
-          }
-          : statusOutcome(status, req),
-      ),
+    ended,
     (error: TriggerError) => finish({ ok: false, error }),
   );
 
