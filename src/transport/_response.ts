@@ -2,6 +2,8 @@
 // status (skipping 1xx), decides whether the connection may be reused, and
 // skips the body to its end (Content-Length or chunked) without keeping it.
 
+import { latin1 } from "./_http1.ts";
+
 /** The longest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** The most bytes read after the final head (body, chunk sizes and
@@ -185,6 +187,12 @@ export class ResponseReader {
         }
       } else matched = byte === 13 ? 1 : 0;
     }
+    if (end >= 0 && this.#head === "") {
+      // The whole head in this chunk (the usual case): read from the bytes.
+      this.#blankLine = 0;
+      this.#onHead(bytes, from, end);
+      return end;
+    }
     this.#head += latin1Text(bytes, from, end < 0 ? bytes.length : end);
     const head = this.#head;
     if (!head.startsWith("HTTP/") && !"HTTP/".startsWith(head)) {
@@ -202,7 +210,8 @@ export class ResponseReader {
     }
     this.#blankLine = 0;
     this.#head = "";
-    this.#onHead(head);
+    const whole = latin1(head);
+    this.#onHead(whole, 0, whole.length);
     return end;
   }
 
@@ -214,31 +223,38 @@ export class ResponseReader {
     return [Number(match[1]), Number(match[2])];
   }
 
-  #onHead(head: string): void {
-    const lineEnd = head.indexOf("\r\n");
-    const [minor, status] = this.#statusOf(head.slice(0, lineEnd));
+  /** Reads the head in `b` from `start` to `end` (its blank line included). */
+  #onHead(b: Uint8Array, start: number, end: number): void {
+    const lineEnd = lineEndAt(b, start, end);
+    const line = latin1Text(b, start, lineEnd);
+    if (!line.startsWith("HTTP/")) {
+      throw new ResponseProtocolError(
+        "Not an HTTP/1.x status line",
+        line.slice(0, 40),
+      );
+    }
+    const [minor, status] = this.#statusOf(line);
     if (status < 200 && status !== 101) return; // interim: the next head follows
     let connection = "";
     let transferEncoding: string | undefined;
     let contentLength: string | undefined;
     // Line by line, looking only at the four names that matter here (by
-    // length first: most lines are none of them).
-    const last = head.length - 4;
+    // length first: most lines are none of them), from the bytes: only
+    // their values become strings.
+    const last = end - 4;
     for (let at = lineEnd + 2; at < last;) {
-      let next = head.indexOf("\r\n", at);
-      if (next < 0) next = last;
-      const colon = head.indexOf(":", at);
+      const next = lineEndAt(b, at, last);
+      let colon = at;
+      while (colon < next && b[colon] !== 58) colon++;
       if (colon > at && colon < next) {
         let from = at, to = colon;
-        while (from < to && isSpace(head.charCodeAt(from))) from++;
-        while (to > from && isSpace(head.charCodeAt(to - 1))) to--;
-        const known = to - from === 10 || to - from === 14 || to - from === 17;
-        const name = known ? head.slice(from, to).toLowerCase() : "";
-        if (
-          name !== "" && (name === "connection" || name === "keep-alive" ||
-            name === "content-length" || name === "transfer-encoding")
-        ) {
-          const value = head.slice(colon + 1, next).trim();
+        while (from < to && isSpace(b[from])) from++;
+        while (to > from && isSpace(b[to - 1])) to--;
+        const name = NAMES_BY_LENGTH[to - from]?.find((name) =>
+          sameName(b, from, name)
+        );
+        if (name !== undefined) {
+          const value = latin1Text(b, colon + 1, next).trim();
           if (name === "connection") connection += "," + value.toLowerCase();
           else if (name === "transfer-encoding") {
             transferEncoding =
@@ -340,4 +356,32 @@ export class ResponseReader {
 /** Whether `code` is a space or a tab. */
 function isSpace(code: number): boolean {
   return code === 32 || code === 9;
+}
+
+/** The header names a response reader looks at, by their length. */
+const NAMES_BY_LENGTH: Record<number, readonly string[] | undefined> = {
+  10: ["connection", "keep-alive"],
+  14: ["content-length"],
+  17: ["transfer-encoding"],
+};
+
+/** Whether the bytes at `from` are `name` (lower case), in any case. */
+function sameName(b: Uint8Array, from: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    const want = name.charCodeAt(k);
+    const byte = b[from + k];
+    // A letter in either case; anything else exactly.
+    if (byte !== want && !(want >= 97 && want <= 122 && byte === want - 32)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Where the line starting at `at` ends: its CR LF, or `end`. */
+function lineEndAt(b: Uint8Array, at: number, end: number): number {
+  for (let i = at; i < end - 1; i++) {
+    if (b[i] === 13 && b[i + 1] === 10) return i;
+  }
+  return end;
 }
