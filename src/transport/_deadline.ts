@@ -2,9 +2,10 @@
 // about as much as a reused trigger's own work, so timeouts of a second or
 // more share one coarse sweeper (at most SWEEP_MS late, under 5 %); shorter
 // ones get their own timer, where that precision matters. The sweeper is
-// shared only on Deno: on Workers a timer belongs to the request that set it,
-// so one trigger's clock must never run on another request's timer.
-import { denoRuntime } from "./_runtime.ts";
+// shared only on Deno, Node and Bun: on Workers a timer belongs to the
+// request that set it, so one trigger's clock must never run on another
+// request's timer.
+import { sharedTimers } from "./_runtime.ts";
 
 const SWEEP_MS = 50;
 const SHARED_FROM_MS = 1_000;
@@ -42,7 +43,7 @@ function sweep(): void {
  * at its next sweep (at most SWEEP_MS later).
  */
 export function startDeadline(ms: number, fire: () => void): () => void {
-  if (ms < SHARED_FROM_MS || !denoRuntime()) {
+  if (ms < SHARED_FROM_MS || !sharedTimers()) {
     const timer = setTimeout(fire, ms);
     return () => clearTimeout(timer);
   }
