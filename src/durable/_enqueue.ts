@@ -86,7 +86,8 @@ export function storedRequest(
     id,
     method: req.method,
     url: req.href,
-    headers: req.headers,
+    // A copy: a request's headers may be a shared, frozen list.
+    headers: req.headers.map(([name, value]) => [name, value]),
     body: body === null ? null : toBase64(body),
     timeout: req.timeout,
   };

@@ -2,6 +2,7 @@
 // on request; it calls the caller's `fetch` when one is given. The platform
 // serialises the request; the status is read from the response head and the
 // body is never downloaded.
+import { ownCopy } from "./_http1.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
@@ -34,8 +35,10 @@ export async function sendOverFetch(
     if (signal.aborted) throw abortFailure(signal, req);
     const init: RequestInit & { client?: unknown } = {
       method: req.method,
-      headers: req.headers,
-      body,
+      // Read, not kept: fetch copies them into its own Headers.
+      headers: req.headers as Array<[string, string]>,
+      // A fetch of the caller's own may keep or transfer it.
+      body: body === null ? null : ownCopy(body),
       signal,
       redirect: "manual",
     };

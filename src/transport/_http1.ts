@@ -22,13 +22,95 @@ export function requestTarget(url: URL): string {
   return target.startsWith("/") ? target : "/";
 }
 
+/** What the socket transport needs of a URL, worked out once per URL object
+ * (a trigger loop shares one: see `prepareUrl`). */
+export interface Site {
+  /** `protocol//hostname:port`, the connection pool's key (a caller adds
+   * what else separates pools, like `caCerts`). */
+  readonly key: string;
+  /** The host to connect to, IPv6 without brackets. */
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls: boolean;
+  /** `" <request-target> HTTP/1.1\r\nHost: <host>\r\n"`. */
+  readonly line: string;
+  /** Encoded heads up to the framing headers, by method and headers. */
+  readonly heads: Map<string, Head>;
+  /** The head used last, by its headers list itself: a loop that sends the
+   * same list (the shared default one) skips even the key. */
+  last?: { method: string; headers: object; head: Head };
+}
+
+/** A head up to the framing headers, encoded. */
+interface Head {
+  bytes: Uint8Array;
+  /** The whole head of a kept request without a body and without
+   * Content-Length: `bytes` and the blank line (a GET's every time). */
+  bare?: Uint8Array;
+}
+
+/** Heads kept per site; more are not kept (headers that change per request,
+ * a request id say, would otherwise churn the cache). */
+const HEADS_PER_SITE = 32;
+const sites = new WeakMap<URL, Site>();
+
+/** The {@linkcode Site} of `url`. The URL must not change afterwards. */
+export function siteOf(url: URL): Site {
+  let site = sites.get(url);
+  if (site === undefined) {
+    const tls = url.protocol === "https:";
+    const hostname = url.hostname.startsWith("[")
+      ? url.hostname.slice(1, -1)
+      : url.hostname;
+    const port = url.port ? Number(url.port) : tls ? 443 : 80;
+    site = {
+      key: `${url.protocol}//${hostname}:${port}`,
+      hostname,
+      port,
+      tls,
+      line: ` ${requestTarget(url)} HTTP/1.1\r\nHost: ${url.host}\r\n`,
+      heads: new Map(),
+    };
+    sites.set(url, site);
+  }
+  return site;
+}
+
+/**
+ * The framing headers `trigger()` owns and the blank line: a request
+ * without a body gets `Content-Length: 0` only for POST and PUT, as `fetch`
+ * does; a body, even an empty one, always gets its length; `Connection:
+ * close` unless the connection is to be kept.
+ */
+function framing(
+  method: string,
+  bodyLength: number | null,
+  keepAlive: boolean,
+): string {
+  let tail = bodyLength !== null
+    ? `Content-Length: ${bodyLength}\r\n`
+    : method === "POST" || method === "PUT"
+    ? "Content-Length: 0\r\n"
+    : "";
+  if (!keepAlive) tail += "Connection: close\r\n";
+  return tail + "\r\n";
+}
+
+function headStart(
+  site: Site,
+  method: string,
+  headers: ReadonlyArray<readonly [string, string]>,
+): string {
+  let head = method + site.line;
+  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
+  return head;
+}
+
 /**
  * The head for `method` on `url`: `Host` (with the port when not default,
  * IPv6 in brackets, IDN as punycode), the given headers, the framing headers
- * `trigger()` owns (`Connection: close` unless the connection is to be kept),
- * and the blank line. A request without a body gets `Content-Length: 0` only
- * for POST and PUT, as `fetch` does; a body, even an empty one, always gets
- * its length.
+ * `trigger()` owns (see `framing`), and the blank line. Header names and
+ * values must already be validated (tokens; no CR, LF, NUL or controls).
  */
 export function requestHead(
   method: string,
@@ -37,31 +119,75 @@ export function requestHead(
   bodyLength: number | null,
   keepAlive = false,
 ): string {
-  const all: Array<readonly [string, string]> = [
-    ["Host", url.host],
-    ...headers,
-  ];
-  if (bodyLength !== null) {
-    all.push(["Content-Length", String(bodyLength)]);
-  } else if (method === "POST" || method === "PUT") {
-    all.push(["Content-Length", "0"]);
-  }
-  if (!keepAlive) all.push(["Connection", "close"]);
-  return serializeHead(method, requestTarget(url), all);
+  return headStart(siteOf(url), method, headers) +
+    framing(method, bodyLength, keepAlive);
 }
 
 /**
- * The request head: request line, header lines, blank line. Header names and
- * values must already be validated (tokens; no CR, LF, NUL or controls).
+ * The bytes of the request head followed by `body`, when `body` is null or
+ * given (one buffer, one write), or of the head alone when `body` is
+ * `false`. Equal to `latin1(requestHead(...))` and the body. The head up to
+ * the framing headers is kept encoded per site when `cache` (not for
+ * headers made for one request, like a signature): a loop of triggers to one
+ * URL encodes it once, and a kept GET's bytes are the same buffer each time
+ * (never written to).
  */
-export function serializeHead(
+export function requestBytes(
+  site: Site,
   method: string,
-  target: string,
   headers: ReadonlyArray<readonly [string, string]>,
-): string {
-  let head = `${method} ${target} HTTP/1.1\r\n`;
-  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  return head + "\r\n";
+  body: Uint8Array | null | false,
+  bodyLength: number | null,
+  keepAlive: boolean,
+  cache: boolean,
+): Uint8Array {
+  let head: Head | undefined;
+  const last = site.last;
+  if (cache && last?.headers === headers && last.method === method) {
+    head = last.head;
+  } else if (cache) {
+    let key = method;
+    // Unambiguous: names are tokens and values hold no LF.
+    for (const [name, value] of headers) key += `\n${name}\n${value}`;
+    head = site.heads.get(key);
+    if (head === undefined) {
+      head = { bytes: latin1(headStart(site, method, headers)) };
+      if (site.heads.size < HEADS_PER_SITE) site.heads.set(key, head);
+    }
+    // Only a frozen list cannot change before it is sent again.
+    if (Object.isFrozen(headers)) site.last = { method, headers, head };
+  } else head = { bytes: latin1(headStart(site, method, headers)) };
+  const tail = framing(method, bodyLength, keepAlive);
+  if (body === null && tail.length === 2) {
+    return head.bare ??= joined(head.bytes, tail, null);
+  }
+  return joined(head.bytes, tail, body === false ? null : body);
+}
+
+/** `start`, the latin1 `tail`, then `body`, in one buffer: in the room
+ * before a body from {@linkcode utf8} when the head fits there. */
+function joined(
+  start: Uint8Array,
+  tail: string,
+  body: Uint8Array | null,
+): Uint8Array {
+  const headLength = start.length + tail.length;
+  let bytes: Uint8Array;
+  if (body !== null && headLength <= HEAD_ROOM && roomy.has(body)) {
+    bytes = new Uint8Array(
+      body.buffer,
+      body.byteOffset - headLength,
+      headLength + body.length,
+    );
+  } else {
+    bytes = allocate(headLength + (body?.length ?? 0));
+    if (body !== null) bytes.set(body, headLength);
+  }
+  bytes.set(start);
+  for (let i = 0; i < tail.length; i++) {
+    bytes[start.length + i] = tail.charCodeAt(i);
+  }
+  return bytes;
 }
 
 /**
@@ -69,7 +195,7 @@ export function serializeHead(
  * fetch's `Headers` puts header values on the wire.
  */
 export function latin1(text: string, extra = 0): Uint8Array {
-  const bytes = new Uint8Array(text.length + extra);
+  const bytes = allocate(text.length + extra);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return bytes;
 }
@@ -86,7 +212,7 @@ const encoder = new TextEncoder();
  * costs several times more), after room for a request head.
  */
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  const body = new Uint8Array(HEAD_ROOM + text.length).subarray(HEAD_ROOM);
+  const body = allocate(HEAD_ROOM + text.length).subarray(HEAD_ROOM);
   if (encoder.encodeInto(text, body).read !== text.length) {
     return encoder.encode(text); // not ASCII: longer than text.length
   }
@@ -94,22 +220,36 @@ export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return body;
 }
 
+/** Requests up to this size are carved from a shared slab. */
+const SLAB_MAX = 8 * 1024;
+const SLAB_SIZE = 64 * 1024;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+const slabs = new WeakSet<ArrayBufferLike>();
+
 /**
- * The head and `body` as one buffer to write: the head in the room before a
- * body from {@linkcode utf8} when it fits, else in a new buffer.
+ * `length` zeroed bytes for a request. Up to SLAB_MAX they are a part of a
+ * shared slab: a typed array of its own costs about 1 µs in Deno whatever
+ * its size, a part costs a view. A part is never handed out twice, and a
+ * slab is freed once none of its parts is held. Parts must not leave the
+ * library as they are ({@linkcode ownCopy}): code that transferred one would
+ * detach the whole slab.
  */
-export function requestBytes(
-  head: string,
-  body: Uint8Array | null,
-): Uint8Array {
-  const length = head.length + (body?.length ?? 0);
-  let bytes: Uint8Array;
-  if (body !== null && head.length <= body.byteOffset && roomy.has(body)) {
-    bytes = new Uint8Array(body.buffer, body.byteOffset - head.length, length);
-  } else {
-    bytes = new Uint8Array(length);
-    if (body !== null) bytes.set(body, head.length);
+export function allocate(length: number): Uint8Array<ArrayBuffer> {
+  if (length > SLAB_MAX) return new Uint8Array(length);
+  if (slabUsed + length > slab.length) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabs.add(slab.buffer);
+    slabUsed = 0;
   }
-  for (let i = 0; i < head.length; i++) bytes[i] = head.charCodeAt(i);
-  return bytes;
+  return slab.subarray(slabUsed, slabUsed += length);
+}
+
+/** `bytes`, copied when they are a part of a shared slab: what is handed to
+ * code outside the library (a `fetch`, a platform's stream) that may keep
+ * or transfer it. */
+export function ownCopy(
+  bytes: Uint8Array<ArrayBuffer>,
+): Uint8Array<ArrayBuffer> {
+  return slabs.has(bytes.buffer) ? bytes.slice() : bytes;
 }

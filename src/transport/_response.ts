@@ -2,6 +2,8 @@
 // status (skipping 1xx), decides whether the connection may be reused, and
 // skips the body to its end (Content-Length or chunked) without keeping it.
 
+import { latin1 } from "./_http1.ts";
+
 /** The longest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** The most bytes read after the final head (body, chunk sizes and
@@ -12,6 +14,19 @@ const MAX_LINE = 8 * 1024;
 
 // Only the head's ASCII structure is read; windows-1252 is fine for that.
 const headDecoder = new TextDecoder("latin1");
+/** Heads up to this size are decoded in JS (no native call, faster). */
+const SMALL_HEAD = 4 * 1024;
+
+/** Bytes `from` to `to` of `bytes` as a string of one char per byte. */
+function latin1Text(bytes: Uint8Array, from: number, to: number): string {
+  if (to - from > SMALL_HEAD) {
+    return headDecoder.decode(bytes.subarray(from, to));
+  }
+  return String.fromCharCode.apply(
+    null,
+    bytes.subarray(from, to) as unknown as number[],
+  );
+}
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: |$)/;
 
 type State =
@@ -172,9 +187,13 @@ export class ResponseReader {
         }
       } else matched = byte === 13 ? 1 : 0;
     }
-    this.#head += headDecoder.decode(
-      bytes.subarray(from, end < 0 ? bytes.length : end),
-    );
+    if (end >= 0 && this.#head === "") {
+      // The whole head in this chunk (the usual case): read from the bytes.
+      this.#blankLine = 0;
+      this.#onHead(bytes, from, end);
+      return end;
+    }
+    this.#head += latin1Text(bytes, from, end < 0 ? bytes.length : end);
     const head = this.#head;
     if (!head.startsWith("HTTP/") && !"HTTP/".startsWith(head)) {
       throw new ResponseProtocolError(
@@ -191,7 +210,8 @@ export class ResponseReader {
     }
     this.#blankLine = 0;
     this.#head = "";
-    this.#onHead(head);
+    const whole = latin1(head);
+    this.#onHead(whole, 0, whole.length);
     return end;
   }
 
@@ -203,35 +223,58 @@ export class ResponseReader {
     return [Number(match[1]), Number(match[2])];
   }
 
-  #onHead(head: string): void {
-    const lines = head.slice(0, -4).split("\r\n");
-    const [minor, status] = this.#statusOf(lines[0]);
+  /** Reads the head in `b` from `start` to `end` (its blank line included). */
+  #onHead(b: Uint8Array, start: number, end: number): void {
+    const lineEnd = lineEndAt(b, start, end);
+    const line = latin1Text(b, start, lineEnd);
+    if (!line.startsWith("HTTP/")) {
+      throw new ResponseProtocolError(
+        "Not an HTTP/1.x status line",
+        line.slice(0, 40),
+      );
+    }
+    const [minor, status] = this.#statusOf(line);
     if (status < 200 && status !== 101) return; // interim: the next head follows
     let connection = "";
     let transferEncoding: string | undefined;
     let contentLength: string | undefined;
-    for (let n = 1; n < lines.length; n++) {
-      const line = lines[n];
-      const colon = line.indexOf(":");
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (name === "connection") connection += "," + value.toLowerCase();
-      else if (name === "transfer-encoding") {
-        transferEncoding = (transferEncoding ? transferEncoding + "," : "") +
-          value.toLowerCase();
-      } else if (name === "content-length") {
-        if (contentLength !== undefined && contentLength !== value) {
-          contentLength = "conflict";
-        } else contentLength = value;
-      } else if (name === "keep-alive") {
-        const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
-        if (timeout) this.keepAliveMs = Number(timeout[1]) * 1000;
+    // Line by line, looking only at the four names that matter here (by
+    // length first: most lines are none of them), from the bytes: only
+    // their values become strings.
+    const last = end - 4;
+    for (let at = lineEnd + 2; at < last;) {
+      const next = lineEndAt(b, at, last);
+      let colon = at;
+      while (colon < next && b[colon] !== 58) colon++;
+      if (colon > at && colon < next) {
+        let from = at, to = colon;
+        while (from < to && isSpace(b[from])) from++;
+        while (to > from && isSpace(b[to - 1])) to--;
+        const name = NAMES_BY_LENGTH[to - from]?.find((name) =>
+          sameName(b, from, name)
+        );
+        if (name !== undefined) {
+          const value = latin1Text(b, colon + 1, next).trim();
+          if (name === "connection") connection += "," + value.toLowerCase();
+          else if (name === "transfer-encoding") {
+            transferEncoding =
+              (transferEncoding ? transferEncoding + "," : "") +
+              value.toLowerCase();
+          } else if (name === "content-length") {
+            if (contentLength !== undefined && contentLength !== value) {
+              contentLength = "conflict";
+            } else contentLength = value;
+          } else {
+            const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+            if (timeout) this.keepAliveMs = Number(timeout[1]) * 1000;
+          }
+        }
       }
+      at = next + 2;
     }
     this.status = status;
     this.#keepAlive = minor === 1 && status !== 101 &&
-      !/(?:^|,)\s*close\s*(?:,|$)/.test(connection);
+      (connection === "" || !/(?:^|,)\s*close\s*(?:,|$)/.test(connection));
     if (
       this.#headRequest || status === 204 || status === 304 || status === 101
     ) {
@@ -308,4 +351,37 @@ export class ResponseReader {
         return;
     }
   }
+}
+
+/** Whether `code` is a space or a tab. */
+function isSpace(code: number): boolean {
+  return code === 32 || code === 9;
+}
+
+/** The header names a response reader looks at, by their length. */
+const NAMES_BY_LENGTH: Record<number, readonly string[] | undefined> = {
+  10: ["connection", "keep-alive"],
+  14: ["content-length"],
+  17: ["transfer-encoding"],
+};
+
+/** Whether the bytes at `from` are `name` (lower case), in any case. */
+function sameName(b: Uint8Array, from: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    const want = name.charCodeAt(k);
+    const byte = b[from + k];
+    // A letter in either case; anything else exactly.
+    if (byte !== want && !(want >= 97 && want <= 122 && byte === want - 32)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Where the line starting at `at` ends: its CR LF, or `end`. */
+function lineEndAt(b: Uint8Array, at: number, end: number): number {
+  for (let i = at; i < end - 1; i++) {
+    if (b[i] === 13 && b[i + 1] === 10) return i;
+  }
+  return end;
 }

@@ -2,7 +2,7 @@
 // (Deno.connect / connectTls, node:net / node:tls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
 import { networkCode } from "./_classify.ts";
-import { latin1, requestBytes, requestHead } from "./_http1.ts";
+import { requestBytes, type Site, siteOf } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import { statusAfterWriteError } from "./_early_status.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
@@ -37,6 +37,10 @@ export interface SendEvents {
   /** Set by the transport while it holds a connection; the caller calls it
    * right after aborting the signal (timeout, caller's signal). */
   cancel?: () => void;
+  /** The exchange is over and its connection back in the pool or closed,
+   * with this status: what the returned promise resolves with, told
+   * synchronously (the promise still settles after). */
+  onEnd?(status: number | undefined): void;
 }
 
 /** A reused connection died before answering: nothing proves receipt. */
@@ -107,18 +111,13 @@ function classify(
   }
 }
 
-function connectTarget(req: PreparedRequest, signal: AbortSignal) {
-  const { url } = req;
-  const tls = url.protocol === "https:";
-  return {
-    hostname: url.hostname.startsWith("[")
-      ? url.hostname.slice(1, -1)
-      : url.hostname,
-    port: url.port ? Number(url.port) : tls ? 443 : 80,
-    tls,
-    caCerts: req.caCerts,
-    signal,
-  };
+function connectTarget(
+  site: Site,
+  req: PreparedRequest,
+  signal: AbortSignal,
+): ConnectTarget {
+  const { hostname, port, tls } = site;
+  return { hostname, port, tls, caCerts: req.caCerts, signal };
 }
 
 /**
@@ -142,12 +141,13 @@ export async function sendOverSocket(
     ? await bodyBytes(req, signal)
     : req.body;
   if (signal.aborted) throw abortFailure(signal, req);
-  const target = connectTarget(req, signal);
-  const key = rawSocketsCanBeReused()
-    ? `${req.url.protocol}//${target.hostname}:${target.port}${
-      // Unambiguous: ["ab", "c"] and ["a", "bc"] are different pools.
-      req.caCerts === undefined ? "" : `|${JSON.stringify(req.caCerts)}`}`
-    : undefined;
+  const site = siteOf(req.url);
+  const key = !rawSocketsCanBeReused()
+    ? undefined
+    : req.caCerts === undefined
+    ? site.key
+    // Unambiguous: ["ab", "c"] and ["a", "bc"] are different pools.
+    : `${site.key}|${JSON.stringify(req.caCerts)}`;
   const reuse = key !== undefined && req.reuse && worthKeeping(key);
 
   let lease: Lease | undefined;
@@ -172,23 +172,34 @@ export async function sendOverSocket(
       }
     }
   }
-  const head = requestHead(
-    req.method,
-    req.url,
-    req.headers,
-    body?.length ?? null,
-    reuse,
-  );
+  const cache = req.keepHead;
+  const length = body?.length ?? null;
   let data: Uint8Array;
   let rest: Uint8Array | null = null;
   if (body === null || body.length <= COALESCE_LIMIT) {
-    data = requestBytes(head, body);
+    data = requestBytes(
+      site,
+      req.method,
+      req.headers,
+      body,
+      length,
+      reuse,
+      cache,
+    );
   } else {
-    data = latin1(head);
+    data = requestBytes(
+      site,
+      req.method,
+      req.headers,
+      false,
+      length,
+      reuse,
+      cache,
+    );
     rest = body;
   }
 
-  const exchange = new Exchange(req, signal, events, target, key, reuse);
+  const exchange = new Exchange(req, signal, events, site, key, reuse);
   while (true) {
     try {
       return await exchange.run(lease, data, rest);
@@ -217,7 +228,7 @@ class Exchange {
     readonly req: PreparedRequest,
     readonly signal: AbortSignal,
     readonly events: SendEvents,
-    readonly target: ConnectTarget,
+    readonly site: Site,
     readonly key: string | undefined,
     readonly reuse: boolean,
   ) {}
@@ -236,8 +247,20 @@ class Exchange {
     const close = () => conn?.close();
     events.cancel = close;
     const response = new ResponseReader(req.method);
+    // What the exchange ends with, told to onEnd once the connection is
+    // released (a return's value is known before the finally runs).
+    let ended = false;
+    let endStatus: number | undefined;
+    const end = (status: number | undefined) => {
+      ended = true;
+      endStatus = status;
+      return status;
+    };
     try {
-      conn ??= await rawConnector()!(this.target, (stage) => phase = stage);
+      conn ??= await rawConnector()!(
+        connectTarget(this.site, req, signal),
+        (stage) => phase = stage,
+      );
       if (signal.aborted) throw abortFailure(signal, req);
 
       phase = "write";
@@ -258,7 +281,7 @@ class Exchange {
               stale = true;
               throw new StaleConnection(null);
             }
-            return undefined;
+            return end(undefined);
           }
           response.end();
           if (response.status === undefined) {
@@ -287,11 +310,11 @@ class Exchange {
         ) break;
       }
       if (this.reuse && response.reusable && !signal.aborted) kept = true;
-      return response.status;
+      return end(response.status);
     } catch (error) {
       if (stale) throw error;
       // After the status, a failure only means the connection is not reused.
-      if (response.status !== undefined) return response.status;
+      if (response.status !== undefined) return end(response.status);
       // A status the server sent before closing (a 413 mid-upload) wins.
       if (phase === "write" && conn !== undefined && !signal.aborted) {
         const status = await statusAfterWriteError(
@@ -302,7 +325,7 @@ class Exchange {
         if (status !== undefined) {
           if (!(reused && status === 408 && !response.keepAlive)) {
             events.onStatus(status);
-            return status;
+            return end(status);
           }
           stale = true; // the server's idle timeout, as in the read below
           throw new StaleConnection(error);
@@ -320,9 +343,12 @@ class Exchange {
       if (events.cancel === close) events.cancel = undefined;
       if (!kept) close();
       // A stale connection's place goes to its replacement.
-      if (key !== undefined && !stale) {
-        release(key, kept ? conn : undefined, response.keepAliveMs);
-      }
+      const watch = key === undefined || stale
+        ? undefined
+        : release(key, kept ? conn : undefined, response.keepAliveMs);
+      if (ended) events.onEnd?.(endStatus);
+      // After onEnd: the caller awaiting `done` resumes first.
+      if (watch !== undefined) queueMicrotask(watch);
     }
   }
 }

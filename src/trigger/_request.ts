@@ -26,8 +26,15 @@ export interface PreparedRequest {
   url: URL;
   /** `url.href`, for messages. */
   href: string;
-  /** Headers to send besides Host, Content-Length and Connection. */
-  headers: Array<[string, string]>;
+  /** Headers to send besides Host, Content-Length and Connection. Shared
+   * between requests that set none of their own (frozen): add to it by
+   * replacing it, never in place. */
+  headers: ReadonlyArray<readonly [string, string]>;
+  /** Whether the socket transport may keep this request's encoded head for
+   * later ones: not when `headers` hold credentials (Authorization, Cookie:
+   * a process-wide cache would outlive the caller's copy) or values made for
+   * this one request (a signature, a trace context). */
+  keepHead: boolean;
   /** The body: bytes now, or a Request whose body is read when sending. */
   body: Uint8Array<ArrayBuffer> | Request | null;
   wait: WaitMode;
@@ -196,7 +203,10 @@ function prepareHeaders(
   return headers;
 }
 
-function findHeader(headers: Array<[string, string]>, name: string): number {
+function findHeader(
+  headers: ReadonlyArray<readonly [string, string]>,
+  name: string,
+): number {
   return headers.findIndex(([key]) => key.toLowerCase() === name);
 }
 
@@ -421,7 +431,7 @@ const SIGN_HEADERS = ["webhook-id", "webhook-timestamp", "webhook-signature"];
 
 function prepareSign(
   sign: unknown,
-  headers: Array<[string, string]>,
+  headers: ReadonlyArray<readonly [string, string]>,
 ): PreparedSign | undefined {
   if (sign === undefined) return undefined;
   if (typeof sign !== "object" || sign === null || Array.isArray(sign)) {
@@ -473,6 +483,67 @@ function oneOf<T extends string>(
   return value as T;
 }
 
+/** The header lists of requests that set none (no headers, cookies or
+ * credentials), by body type: one frozen list each, shared, so the socket
+ * transport finds their encoded head by identity. */
+const SHARED_HEADERS = new Map<
+  string | null,
+  ReadonlyArray<readonly [string, string]>
+>();
+const SHARED_TYPES = new Set<string | null>([
+  null,
+  "text/plain;charset=UTF-8",
+  "application/x-www-form-urlencoded;charset=UTF-8",
+  "application/json",
+]);
+
+function sharedHeaders(
+  type: string | null,
+): ReadonlyArray<readonly [string, string]> | undefined {
+  let headers = SHARED_HEADERS.get(type);
+  if (headers === undefined && SHARED_TYPES.has(type)) {
+    const list: Array<readonly [string, string]> = [];
+    if (type !== null) list.push(Object.freeze(["Content-Type", type]));
+    list.push(Object.freeze(["User-Agent", USER_AGENT]));
+    headers = Object.freeze(list);
+    SHARED_HEADERS.set(type, headers);
+  }
+  return headers;
+}
+
+/** The headers of a request that sets some: the caller's, cookies, the URL's
+ * credentials (`auth`, or read from `url` when not yet), the body's type,
+ * the User-Agent. */
+function ownHeaders(
+  options: TriggerOptions,
+  url: URL,
+  body: Body | null,
+  auth = basicAuth(url),
+): Array<[string, string]> {
+  const headers = prepareHeaders(options.headers);
+  if (options.cookies !== undefined) {
+    const cookies = cookieHeader(options.cookies);
+    const index = findHeader(headers, "cookie");
+    if (index >= 0) {
+      headers[index][1] = cookies === ""
+        ? headers[index][1]
+        : `${headers[index][1]}; ${cookies}`;
+    } else if (cookies !== "") {
+      headers.push(["Cookie", cookies]);
+    }
+  }
+  if (auth !== undefined && findHeader(headers, "authorization") < 0) {
+    headers.push(["Authorization", auth]);
+  }
+  if (body?.type && findHeader(headers, "content-type") < 0) {
+    headers.push(["Content-Type", body.type]);
+  }
+  if (findHeader(headers, "user-agent") < 0) {
+    headers.push(["User-Agent", USER_AGENT]);
+  }
+  return headers;
+}
+
 /**
  * Validates `trigger()` input and turns it into a {@linkcode PreparedRequest}.
  *
@@ -493,28 +564,16 @@ export function prepare(
     fail(`a ${method} request cannot have a body`);
   }
 
-  const headers = prepareHeaders(options.headers);
-  if (options.cookies !== undefined) {
-    const cookies = cookieHeader(options.cookies);
-    const index = findHeader(headers, "cookie");
-    if (index >= 0) {
-      headers[index][1] = cookies === ""
-        ? headers[index][1]
-        : `${headers[index][1]}; ${cookies}`;
-    } else if (cookies !== "") {
-      headers.push(["Cookie", cookies]);
-    }
-  }
-  const auth = basicAuth(url);
-  if (auth !== undefined && findHeader(headers, "authorization") < 0) {
-    headers.push(["Authorization", auth]);
-  }
-  if (body?.type && findHeader(headers, "content-type") < 0) {
-    headers.push(["Content-Type", body.type]);
-  }
-  if (findHeader(headers, "user-agent") < 0) {
-    headers.push(["User-Agent", USER_AGENT]);
-  }
+  let headers: ReadonlyArray<readonly [string, string]>;
+  const shared = options.headers === undefined &&
+      options.cookies === undefined
+    ? sharedHeaders(body?.type ?? null)
+    : undefined;
+  const auth = shared === undefined ? undefined : basicAuth(url);
+  if (shared !== undefined && auth === undefined) headers = shared;
+  else headers = ownHeaders(options, url, body, auth);
+  const keepHead = headers === shared ||
+    !headers.some(([name]) => SECRET_HEADERS.has(name.toLowerCase()));
 
   const sign = prepareSign(options.sign, headers);
   const wait = oneOf("wait", options.wait, ["sent", "accepted"], "sent");
@@ -624,5 +683,6 @@ export function prepare(
     reuse,
     resend,
     maxConnections,
+    keepHead,
   };
 }

@@ -165,11 +165,16 @@ class Telemetry implements TriggerTelemetry {
       : parent.setValue(SPAN_KEY, this.#span);
     if (req.transport === "fetch" && fetchPropagatesItself(api)) return;
     const carrier = inject(api, this.#context);
+    const added: Array<[string, string]> = [];
     for (const name in carrier) {
       // Headers the caller set win.
       if (!req.headers.some(([key]) => key.toLowerCase() === name)) {
-        req.headers.push([name, carrier[name]]);
+        added.push([name, carrier[name]]);
       }
+    }
+    if (added.length > 0) {
+      req.headers = [...req.headers, ...added];
+      req.keepHead = false;
     }
   }
 

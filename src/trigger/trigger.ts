@@ -138,11 +138,13 @@ async function signRequest(
       timestamp,
       body: body ?? new Uint8Array(0),
     });
-    req.headers.push(
+    req.headers = [
+      ...req.headers,
       ["webhook-id", id],
       ["webhook-timestamp", String(timestamp)],
       ["webhook-signature", signature],
-    );
+    ];
+    req.keepHead = false;
   } catch (error) {
     if (error instanceof TriggerError) throw error;
     throw failure("SIGN", "Request could not be signed", req, error);
@@ -206,7 +208,10 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   let answered = false;
   let settle!: (outcome: TriggerOutcome) => void;
   const outcome = new Promise<TriggerOutcome>((r) => settle = r);
-  const done = outcome.then(() => {});
+  // Its own promise, not `outcome.then()`: one reaction less before a
+  // caller awaiting it resumes.
+  let over!: () => void;
+  const done = new Promise<void>((r) => over = r);
   triggerStarted();
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
@@ -236,7 +241,10 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     req.sign
       ? signRequest(req, signal).then(() => send(req, signal, events))
       : send(req, signal, events);
+  let finished = false;
   const finish = (result: TriggerOutcome) => {
+    if (finished) return;
+    finished = true;
     try {
       stopClock();
       external?.removeEventListener("abort", onAbort);
@@ -246,26 +254,32 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     try {
       answer(result);
       settle(result);
+      over();
     } finally {
       triggerEnded();
       telemetry?.end(result);
     }
   };
+  const ended = (status: number | undefined) =>
+    finish(
+      status === undefined
+        ? {
+          ok: false,
+          error: failure(
+            "CLOSED",
+            "Connection closed without a status line",
+            req,
+          ),
+        }
+        : statusOutcome(status, req),
+    );
+  // The socket transport ends a trigger as soon as its connection is back
+  // in the pool, before its promise settles: the caller awaiting `done`
+  // resumes a few microtasks sooner (and may reuse the connection at once).
+  events.onEnd = ended;
   // One reaction, not a chain: each link is a promise and a microtask.
   (telemetry ? telemetry.within(go) : go()).then(
-    (status) =>
-      finish(
-        status === undefined
-          ? {
-            ok: false,
-            error: failure(
-              "CLOSED",
-              "Connection closed without a status line",
-              req,
-            ),
-          }
-          : statusOutcome(status, req),
-      ),
+    ended,
     (error: TriggerError) => finish({ ok: false, error }),
   );
 

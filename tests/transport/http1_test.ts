@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import {
+  allocate,
   latin1,
+  ownCopy,
   requestBytes,
   requestHead,
   requestTarget,
+  siteOf,
   utf8,
 } from "../../src/transport/_http1.ts";
 import {
@@ -197,26 +200,127 @@ Deno.test("ResponseReader bounds all heads together, interim 1xx heads included"
   assert.ok(reader.received <= MAX_HEAD_BYTES + interim.length);
 });
 
-Deno.test("requestBytes: head then body, in the room before a utf8() body or in a new buffer", () => {
+Deno.test("requestBytes: the head requestHead() gives, then the body, cached per site or not", () => {
   const decoder = new TextDecoder("latin1");
-  const cases: Array<[string, Uint8Array | null]> = [
-    ["GET / HTTP/1.1\r\nHost: a\r\n\r\n", null],
-    [
-      "POST / HTTP/1.1\r\nX: \xe9\r\n\r\n",
-      utf8("id=7&text=" + "x".repeat(1_000)),
-    ],
-    ["POST / HTTP/1.1\r\n" + "X: y\r\n".repeat(200) + "\r\n", utf8("a=1")], // no room
-    ["POST / HTTP/1.1\r\n\r\n", utf8("é😀")], // not ASCII: encoded apart
-    ["POST / HTTP/1.1\r\n\r\n", new Uint8Array([1, 2, 3])],
+  const url = new URL("http://127.0.0.1:8080/a/b?c=d");
+  const site = siteOf(url);
+  assert.equal(siteOf(url), site, "one site per URL object");
+  assert.equal(site.key, "http://127.0.0.1:8080");
+  const ua: [string, string] = ["User-Agent", "t"];
+  const cases: Array<
+    [string, Array<[string, string]>, Uint8Array | null, boolean]
+  > = [
+    ["GET", [ua], null, true],
+    ["GET", [ua], null, false],
+    ["POST", [ua], null, true], // Content-Length: 0
+    ["POST", [["X", "\xe9"], ua], utf8("id=7&text=" + "x".repeat(1_000)), true],
+    ["POST", [...Array(200).fill(["X", "y"]), ua], utf8("a=1"), true], // no room
+    ["POST", [ua], utf8("é😀"), false], // not ASCII: encoded apart
+    ["PUT", [ua], new Uint8Array([1, 2, 3]), true],
+    ["DELETE", [ua], new Uint8Array(0), true],
   ];
-  for (const [head, body] of cases) {
-    const copy = body?.slice();
-    const bytes = requestBytes(head, body);
-    const text = decoder.decode(bytes);
-    assert.equal(text.slice(0, head.length), head);
-    assert.deepEqual(bytes.subarray(head.length), copy ?? new Uint8Array());
-    // The body's own view is left as it was.
-    if (body) assert.deepEqual(body, copy);
+  for (const cache of [true, false]) {
+    for (const [method, headers, body, keep] of cases) {
+      const head = requestHead(
+        method,
+        url,
+        headers,
+        body?.length ?? null,
+        keep,
+      );
+      const copy = body?.slice();
+      for (let twice = 0; twice < 2; twice++) {
+        const length = body?.length ?? null;
+        const bytes = requestBytes(
+          site,
+          method,
+          headers,
+          body,
+          length,
+          keep,
+          cache,
+        );
+        assert.equal(decoder.decode(bytes.subarray(0, head.length)), head);
+        assert.deepEqual(bytes.subarray(head.length), copy ?? new Uint8Array());
+        // The body's own view is left as it was.
+        if (body) assert.deepEqual(body, copy);
+        const alone = requestBytes(
+          site,
+          method,
+          headers,
+          false,
+          length,
+          keep,
+          cache,
+        );
+        assert.equal(decoder.decode(alone), head);
+      }
+    }
+  }
+  // A kept GET is the same buffer each time; other headers, other bytes.
+  const get = requestBytes(site, "GET", [ua], null, null, true, true);
+  assert.equal(requestBytes(site, "GET", [ua], null, null, true, true), get);
+  const other = requestBytes(
+    site,
+    "GET",
+    [["User-Agent", "u"]],
+    null,
+    null,
+    true,
+    true,
+  );
+  assert.match(decoder.decode(other), /User-Agent: u\r\n/);
+  // Headers that change every time (past the cache's size) stay right.
+  for (let i = 0; i < 100; i++) {
+    const bytes = requestBytes(
+      site,
+      "GET",
+      [["X-Id", `${i}`]],
+      null,
+      null,
+      true,
+      true,
+    );
+    assert.equal(
+      decoder.decode(bytes),
+      requestHead("GET", url, [["X-Id", `${i}`]], null, true),
+    );
   }
   assert.deepEqual(utf8("é😀"), new TextEncoder().encode("é😀"));
+});
+
+Deno.test("requestBytes: a head too long for a body's room never writes over the bytes before it (a shared slab)", () => {
+  const site = siteOf(new URL("http://127.0.0.1:8080/"));
+  const before = allocate(600).fill(7);
+  const body = utf8("a=1");
+  const headers: Array<[string, string]> = [["X", "y".repeat(700)]];
+  const bytes = requestBytes(site, "POST", headers, body, 3, true, false);
+  assert.ok(before.every((byte) => byte === 7), "the part before is intact");
+  assert.equal(
+    new TextDecoder("latin1").decode(bytes),
+    requestHead("POST", new URL("http://127.0.0.1:8080/"), headers, 3, true) +
+      "a=1",
+  );
+  // What leaves the library is a copy of a slab part, not a view of it.
+  assert.notEqual(ownCopy(body).buffer, body.buffer);
+  const own = new Uint8Array(16 * 1024);
+  assert.equal(ownCopy(own), own);
+});
+
+Deno.test("siteOf: the host to connect to, its port and the request line", () => {
+  const v6 = siteOf(new URL("https://[::1]/x#frag"));
+  assert.deepEqual(
+    [v6.key, v6.hostname, v6.port, v6.tls, v6.line],
+    ["https://::1:443", "::1", 443, true, " /x HTTP/1.1\r\nHost: [::1]\r\n"],
+  );
+  const plain = siteOf(new URL("http://example.test:80/?"));
+  assert.deepEqual(
+    [plain.key, plain.port, plain.tls, plain.line],
+    [
+      "http://example.test:80",
+      80,
+      false,
+      " /? HTTP/1.1\r\nHost: example.test\r\n",
+    ],
+  );
 });

@@ -3,7 +3,12 @@
 // The wire itself is checked in trigger_test.ts, wire_parity_test.ts and
 // fuzz_test.ts.
 import assert from "node:assert/strict";
-import { trigger } from "../../mod.ts";
+import {
+  closeIdleConnections,
+  trigger,
+  type TriggerOptions,
+} from "../../mod.ts";
+import { siteOf } from "../../src/transport/_http1.ts";
 import { prepare } from "../../src/trigger/_request.ts";
 
 /** Nothing listens here and nothing may connect: every call must throw. */
@@ -131,5 +136,62 @@ Deno.test("a URL string prepared again gives the same target; credentials are ta
     assert.equal(req.href, "http://example.test/");
     const auth = req.headers.find(([name]) => name === "Authorization");
     assert.equal(auth?.[1], `Basic ${btoa("user:pa ss")}`);
+  }
+});
+
+Deno.test("prepare(): a head with credentials is never kept for later requests; requests that set no headers share one frozen list", () => {
+  const url = "http://example.test/jobs";
+  assert.equal(prepare(url).keepHead, true);
+  assert.equal(prepare(url).headers, prepare(url).headers, "one shared list");
+  assert.ok(Object.isFrozen(prepare(url, { json: {} }).headers));
+  assert.equal(prepare(url, { headers: { "x-a": "1" } }).keepHead, true);
+  for (
+    const options of [
+      { headers: { Authorization: "Bearer t" } },
+      { headers: [["cookie", "a=1"]] as Array<[string, string]> },
+      { cookies: { session: "s" } },
+      { headers: { "Proxy-Authorization": "Basic x" } },
+    ] as TriggerOptions[]
+  ) {
+    assert.equal(
+      prepare(url, options).keepHead,
+      false,
+      JSON.stringify(options),
+    );
+  }
+  assert.equal(prepare("http://user:pw@example.test/").keepHead, false);
+});
+
+Deno.test("the socket transport keeps the encoded head of a plain request, never of one with credentials", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(null, { status: 204 }),
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/keep`;
+  try {
+    const decoder = new TextDecoder("latin1");
+    const kept = () =>
+      [...siteOf(prepare(url).url).heads.values()].map((head) =>
+        decoder.decode(head.bytes)
+      );
+    for (
+      const options of [
+        { headers: { Authorization: "Bearer s3cret" } },
+        { cookies: { session: "s3cret" } },
+        { headers: { "x-plain": "visible" } },
+      ] as TriggerOptions[]
+    ) {
+      const result = await trigger(url, { ...options, wait: "accepted" });
+      assert.equal(result.status, 204);
+      await result.done;
+    }
+    assert.ok(kept().some((head) => head.includes("x-plain: visible")));
+    assert.ok(
+      !kept().some((head) => head.includes("s3cret")),
+      "no secret kept",
+    );
+  } finally {
+    await closeIdleConnections();
+    await server.shutdown();
   }
 });
