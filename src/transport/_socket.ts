@@ -267,8 +267,8 @@ class Exchange {
       await conn.write(data);
       if (rest !== null) await conn.write(rest);
       events.onSent();
-      // Let the caller resume before the read starts.
-      await undefined;
+      // Let a "sent" caller resume before the read starts.
+      if (req.wait === "sent") await undefined;
 
       phase = "read";
       let first = lease?.firstRead;
