@@ -135,14 +135,15 @@ export class ConnectionState implements Connection, BodyWatcher {
   }
 
   /**
-   * Settles with the route's own result when it ends, or with an
-   * {@linkcode EarlyEnd} (a string) when the work ends first; rejects when
-   * the route does.
+   * Settles with undefined when the route ends, or with an
+   * {@linkcode EarlyEnd} when the work ends first; rejects when the route
+   * does. (Not with the route's own value: a `next` of a wrapper may
+   * resolve with anything, a string too.)
    */
-  race(route: Promise<unknown>): Promise<unknown> {
+  race(route: Promise<unknown>): Promise<EarlyEnd | undefined> {
     return new Promise((resolve, reject) => {
       this.endEarly = resolve;
-      route.then(resolve, reject);
+      route.then(() => resolve(undefined), reject);
     });
   }
 

@@ -195,28 +195,28 @@ async function runAcked(
 async function runInline(
   c: MiddlewareContext,
   route: Promise<void>,
-  ended: Promise<unknown>,
+  ended: Promise<EarlyEnd | undefined>,
   conn: ConnectionState,
   earlier: Response,
 ): Promise<Response | void> {
-  let early: unknown;
+  let early: EarlyEnd | undefined;
   try {
     early = await ended;
   } finally {
     conn.unwatchCaller();
-    if (typeof early !== "string") {
+    if (early === undefined) {
       const running = conn.finish();
       if (running) await running;
     }
   }
-  if (typeof early !== "string") return;
+  if (early === undefined) return;
   keepAlive(c, route);
   // For verifyTrigger() in front: the id stays claimed until the run ends.
   setRunning(c, route);
   await conn.finished;
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
-  return answer(c, earlyResponse(early as EarlyEnd, conn.limit), earlier);
+  return answer(c, earlyResponse(early, conn.limit), earlier);
 }
 
 /**

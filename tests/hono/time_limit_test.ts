@@ -10,7 +10,7 @@ import {
   drainBackground,
 } from "../../src/hono/mod.ts";
 import { sleep } from "../_hono_client.ts";
-import { until } from "../_wait.ts";
+import { until, within } from "../_wait.ts";
 
 const LIMIT = 300;
 
@@ -285,6 +285,33 @@ Deno.test("an early 503 keeps earlier headers however connection() is reached: f
       path,
     );
     assert.match(await response.text(), /Time limit exceeded/, path);
+  }
+  assert.equal(await drainBackground(), true);
+});
+
+Deno.test("a wrapper whose next resolves with a string: connection() still sees the route's end (not an early one)", async () => {
+  for (const timeLimit of [0, 200]) {
+    const app = new Hono();
+    const limit = connection({ timeLimit });
+    app.get(
+      "/w",
+      // A logging wrapper, untyped, whose next resolves with a label.
+      (c, next) => {
+        // deno-lint-ignore no-explicit-any
+        const untyped = limit as any;
+        return untyped(c, async () => {
+          await next();
+          return "done";
+        });
+      },
+      (c) => c.text("route answered"),
+    );
+    const response = await within(
+      Promise.resolve(app.request("/w")),
+      "the answer",
+    );
+    assert.equal(response.status, 200, `timeLimit ${timeLimit}`);
+    assert.equal(await response.text(), "route answered");
   }
   assert.equal(await drainBackground(), true);
 });
