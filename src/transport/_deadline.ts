@@ -2,10 +2,9 @@
 // about as much as a reused trigger's own work, so timeouts of a second or
 // more share one coarse sweeper (at most SWEEP_MS late, under 5 %); shorter
 // ones get their own timer, where that precision matters. The sweeper is
-// shared only on Deno, Node and Bun: on Workers a timer belongs to the
-// request that set it, so one trigger's clock must never run on another
-// request's timer.
-import { sharedTimers } from "./_runtime.ts";
+// shared only on Deno: on Workers a timer belongs to the request that set it,
+// so one trigger's clock must never run on another request's timer.
+import { denoRuntime } from "./_runtime.ts";
 
 const SWEEP_MS = 50;
 const SHARED_FROM_MS = 1_000;
@@ -26,31 +25,43 @@ function sweep(): void {
       deadline.fire();
     }
   }
-  // Nothing pending at a sweep: stopped, and so no longer keeping the
-  // process alive. (Not when the last deadline goes: triggers in a row would
-  // then start a timer each, or ref and unref it each.)
+  // Idle for a whole sweep: stopped. (Not when the last deadline goes:
+  // triggers in a row would then start a timer each.)
   if (active.size === 0 && sweeper !== undefined) {
     clearInterval(sweeper);
     sweeper = undefined;
   }
 }
 
+/** Whether the sweeper keeps the process alive (while deadlines pend). */
+function hold(timer: ReturnType<typeof setInterval>, on: boolean): void {
+  const method = (timer as { ref?: () => void; unref?: () => void })[
+    on ? "ref" : "unref"
+  ];
+  if (typeof method === "function") method.call(timer);
+  else if (on) Deno.refTimer(timer as unknown as number);
+  else Deno.unrefTimer(timer as unknown as number);
+}
+
 /**
  * Calls `fire` once `ms` milliseconds have passed, unless the returned
  * function is called first. Like a timer of its own, the shared sweeper keeps
  * the process alive while a trigger is pending (a stalled body stream, say),
- * so the trigger always ends at its timeout; once none is pending it stops
- * at its next sweep (at most SWEEP_MS later).
+ * so the trigger always ends at its timeout; once none is pending it no
+ * longer does (unref'd), and it stops at its next sweep.
  */
 export function startDeadline(ms: number, fire: () => void): () => void {
-  if (ms < SHARED_FROM_MS || !sharedTimers()) {
+  if (ms < SHARED_FROM_MS || !denoRuntime()) {
     const timer = setTimeout(fire, ms);
     return () => clearTimeout(timer);
   }
   const deadline: Deadline = { at: performance.now() + ms, fire };
   active.add(deadline);
   if (sweeper === undefined) sweeper = setInterval(sweep, SWEEP_MS);
+  else if (active.size === 1) hold(sweeper, true);
   return () => {
-    active.delete(deadline);
+    if (active.delete(deadline) && active.size === 0 && sweeper !== undefined) {
+      hold(sweeper, false);
+    }
   };
 }

@@ -35,8 +35,9 @@ export async function sendOverFetch(
     if (signal.aborted) throw abortFailure(signal, req);
     const init: RequestInit & { client?: unknown } = {
       method: req.method,
-      // Read, not kept: fetch copies them into its own Headers.
-      headers: req.headers as Array<[string, string]>,
+      // A copy: the list may be shared (frozen), and a fetch of the
+      // caller's own may change what it is given.
+      headers: req.headers.map(([name, value]) => [name, value]),
       // A fetch of the caller's own may keep or transfer it.
       body: body === null ? null : ownCopy(body),
       signal,

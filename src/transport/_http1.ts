@@ -34,10 +34,11 @@ export interface Site {
   readonly tls: boolean;
   /** `" <request-target> HTTP/1.1\r\nHost: <host>\r\n"`. */
   readonly line: string;
-  /** Encoded heads up to the framing headers, by method and headers. */
+  /** Encoded heads up to the framing headers of requests with a shared
+   * header list, by method and headers. */
   readonly heads: Map<string, Head>;
-  /** The head used last, by its headers list itself: a loop that sends the
-   * same list (the shared default one) skips even the key. */
+  /** The head used last, by its (shared) header list itself: a loop that
+   * sends the same list skips even the key. */
   last?: { method: string; headers: object; head: Head };
 }
 
@@ -49,31 +50,35 @@ interface Head {
   bare?: Uint8Array;
 }
 
-/** Heads kept per site; more are not kept (headers that change per request,
- * a request id say, would otherwise churn the cache). */
-const HEADS_PER_SITE = 32;
+/** Heads kept per site at most. */
+const HEADS_PER_SITE = 16;
 const sites = new WeakMap<URL, Site>();
 
-/** The {@linkcode Site} of `url`. The URL must not change afterwards. */
+/** The {@linkcode Site} of `url`, kept for it: the URL must not change
+ * afterwards. */
 export function siteOf(url: URL): Site {
   let site = sites.get(url);
   if (site === undefined) {
-    const tls = url.protocol === "https:";
-    const hostname = url.hostname.startsWith("[")
-      ? url.hostname.slice(1, -1)
-      : url.hostname;
-    const port = url.port ? Number(url.port) : tls ? 443 : 80;
-    site = {
-      key: `${url.protocol}//${hostname}:${port}`,
-      hostname,
-      port,
-      tls,
-      line: ` ${requestTarget(url)} HTTP/1.1\r\nHost: ${url.host}\r\n`,
-      heads: new Map(),
-    };
+    site = makeSite(url);
     sites.set(url, site);
   }
   return site;
+}
+
+function makeSite(url: URL): Site {
+  const tls = url.protocol === "https:";
+  const hostname = url.hostname.startsWith("[")
+    ? url.hostname.slice(1, -1)
+    : url.hostname;
+  const port = url.port ? Number(url.port) : tls ? 443 : 80;
+  return {
+    key: `${url.protocol}//${hostname}:${port}`,
+    hostname,
+    port,
+    tls,
+    line: ` ${requestTarget(url)} HTTP/1.1\r\nHost: ${url.host}\r\n`,
+    heads: new Map(),
+  };
 }
 
 /**
@@ -119,18 +124,22 @@ export function requestHead(
   bodyLength: number | null,
   keepAlive = false,
 ): string {
-  return headStart(siteOf(url), method, headers) +
+  return headStart(sites.get(url) ?? makeSite(url), method, headers) +
     framing(method, bodyLength, keepAlive);
 }
 
 /**
  * The bytes of the request head followed by `body`, when `body` is null or
  * given (one buffer, one write), or of the head alone when `body` is
- * `false`. Equal to `latin1(requestHead(...))` and the body. The head up to
- * the framing headers is kept encoded per site when `cache` (not for
- * headers made for one request, like a signature): a loop of triggers to one
- * URL encodes it once, and a kept GET's bytes are the same buffer each time
- * (never written to).
+ * `false`. Equal to `latin1(requestHead(...))` and the body.
+ *
+ * The head up to the framing headers is kept encoded per site only for the
+ * frozen header lists `prepare()` shares between requests that set no
+ * headers of their own (Content-Type, User-Agent: no credentials, nothing
+ * made for one request): a loop of such triggers to one URL encodes its head
+ * once, and a kept GET's bytes are the same buffer each time (never written
+ * to). Kept heads are buffers of their own, not slab parts (a kept part
+ * would keep its whole slab).
  */
 export function requestBytes(
   site: Site,
@@ -139,29 +148,39 @@ export function requestBytes(
   body: Uint8Array | null | false,
   bodyLength: number | null,
   keepAlive: boolean,
-  cache: boolean,
 ): Uint8Array {
   let head: Head | undefined;
+  let kept = true;
   const last = site.last;
-  if (cache && last?.headers === headers && last.method === method) {
+  if (last?.headers === headers && last.method === method) {
     head = last.head;
-  } else if (cache) {
+  } else if (Object.isFrozen(headers)) {
     let key = method;
     // Unambiguous: names are tokens and values hold no LF.
     for (const [name, value] of headers) key += `\n${name}\n${value}`;
     head = site.heads.get(key);
     if (head === undefined) {
-      head = { bytes: latin1(headStart(site, method, headers)) };
+      head = { bytes: ownLatin1(headStart(site, method, headers)) };
+      // Bounded: the shared lists are few, methods may be many.
       if (site.heads.size < HEADS_PER_SITE) site.heads.set(key, head);
     }
-    // Only a frozen list cannot change before it is sent again.
-    if (Object.isFrozen(headers)) site.last = { method, headers, head };
-  } else head = { bytes: latin1(headStart(site, method, headers)) };
+    site.last = { method, headers, head };
+  } else {
+    head = { bytes: latin1(headStart(site, method, headers)) };
+    kept = false;
+  }
   const tail = framing(method, bodyLength, keepAlive);
-  if (body === null && tail.length === 2) {
-    return head.bare ??= joined(head.bytes, tail, null);
+  if (kept && body === null && tail.length === 2) {
+    return head.bare ??= ownLatin1(headStart(site, method, headers) + tail);
   }
   return joined(head.bytes, tail, body === false ? null : body);
+}
+
+/** {@linkcode latin1} into a buffer of its own (to be kept). */
+function ownLatin1(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
 }
 
 /** `start`, the latin1 `tail`, then `body`, in one buffer: in the room

@@ -2,8 +2,6 @@
 // status (skipping 1xx), decides whether the connection may be reused, and
 // skips the body to its end (Content-Length or chunked) without keeping it.
 
-import { latin1 } from "./_http1.ts";
-
 /** The longest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** The most bytes read after the final head (body, chunk sizes and
@@ -12,21 +10,26 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 export const MAX_DRAIN_BYTES = 1024 * 1024;
 const MAX_LINE = 8 * 1024;
 
-// Only the head's ASCII structure is read; windows-1252 is fine for that.
-const headDecoder = new TextDecoder("latin1");
-/** Heads up to this size are decoded in JS (no native call, faster). */
-const SMALL_HEAD = 4 * 1024;
+/** Chars decoded per `String.fromCharCode` call (its argument count). */
+const DECODE_PIECE = 4 * 1024;
 
-/** Bytes `from` to `to` of `bytes` as a string of one char per byte. */
+/** Bytes `from` to `to` of `bytes` as a string of one char per byte (not
+ * TextDecoder's "latin1", which is windows-1252: 0x80–0x9F would not map
+ * back to the same bytes). */
 function latin1Text(bytes: Uint8Array, from: number, to: number): string {
-  if (to - from > SMALL_HEAD) {
-    return headDecoder.decode(bytes.subarray(from, to));
+  let text = "";
+  for (let at = from; at < to; at += DECODE_PIECE) {
+    text += String.fromCharCode.apply(
+      null,
+      bytes.subarray(
+        at,
+        Math.min(to, at + DECODE_PIECE),
+      ) as unknown as number[],
+    );
   }
-  return String.fromCharCode.apply(
-    null,
-    bytes.subarray(from, to) as unknown as number[],
-  );
+  return text;
 }
+
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: |$)/;
 
 type State =
@@ -210,7 +213,9 @@ export class ResponseReader {
     }
     this.#blankLine = 0;
     this.#head = "";
-    const whole = latin1(head);
+    // A head in pieces (rare): its bytes again, in a buffer of its own.
+    const whole = new Uint8Array(head.length);
+    for (let i = 0; i < head.length; i++) whole[i] = head.charCodeAt(i);
     this.#onHead(whole, 0, whole.length);
     return end;
   }

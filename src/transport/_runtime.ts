@@ -101,15 +101,6 @@ export function rawSocketsCanBeReused(): boolean {
   return denoRuntime() !== undefined || nodeProcess() !== undefined;
 }
 
-/**
- * Whether one timer may serve every trigger in the process: on Deno, Node
- * and Bun. Not on Workers, where a timer belongs to the request that set it
- * (one trigger's clock must never run on another request's timer).
- */
-export function sharedTimers(): boolean {
-  return denoRuntime() !== undefined || nodeProcess() !== undefined;
-}
-
 /** Whether raw sockets here can trust extra CAs (`caCerts`). */
 export function rawSocketsTrustCaCerts(): boolean {
   return denoRuntime() !== undefined || nodeProcess() !== undefined;

@@ -172,7 +172,6 @@ export async function sendOverSocket(
       }
     }
   }
-  const cache = req.keepHead;
   const length = body?.length ?? null;
   let data: Uint8Array;
   let rest: Uint8Array | null = null;
@@ -184,7 +183,6 @@ export async function sendOverSocket(
       body,
       length,
       reuse,
-      cache,
     );
   } else {
     data = requestBytes(
@@ -194,7 +192,6 @@ export async function sendOverSocket(
       false,
       length,
       reuse,
-      cache,
     );
     rest = body;
   }
@@ -346,9 +343,12 @@ class Exchange {
       const watch = key === undefined || stale
         ? undefined
         : release(key, kept ? conn : undefined, response.keepAliveMs);
-      if (ended) events.onEnd?.(endStatus);
-      // After onEnd: the caller awaiting `done` resumes first.
-      if (watch !== undefined) queueMicrotask(watch);
+      try {
+        if (ended) events.onEnd?.(endStatus);
+      } finally {
+        // After onEnd: the caller awaiting `done` resumes first.
+        if (watch !== undefined) queueMicrotask(watch);
+      }
     }
   }
 }

@@ -30,11 +30,6 @@ export interface PreparedRequest {
    * between requests that set none of their own (frozen): add to it by
    * replacing it, never in place. */
   headers: ReadonlyArray<readonly [string, string]>;
-  /** Whether the socket transport may keep this request's encoded head for
-   * later ones: not when `headers` hold credentials (Authorization, Cookie:
-   * a process-wide cache would outlive the caller's copy) or values made for
-   * this one request (a signature, a trace context). */
-  keepHead: boolean;
   /** The body: bytes now, or a Request whose body is read when sending. */
   body: Uint8Array<ArrayBuffer> | Request | null;
   wait: WaitMode;
@@ -572,8 +567,6 @@ export function prepare(
   const auth = shared === undefined ? undefined : basicAuth(url);
   if (shared !== undefined && auth === undefined) headers = shared;
   else headers = ownHeaders(options, url, body, auth);
-  const keepHead = headers === shared ||
-    !headers.some(([name]) => SECRET_HEADERS.has(name.toLowerCase()));
 
   const sign = prepareSign(options.sign, headers);
   const wait = oneOf("wait", options.wait, ["sent", "accepted"], "sent");
@@ -683,6 +676,5 @@ export function prepare(
     reuse,
     resend,
     maxConnections,
-    keepHead,
   };
 }

@@ -174,7 +174,6 @@ class Telemetry implements TriggerTelemetry {
     }
     if (added.length > 0) {
       req.headers = [...req.headers, ...added];
-      req.keepHead = false;
     }
   }
 

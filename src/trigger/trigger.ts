@@ -144,7 +144,6 @@ async function signRequest(
       ["webhook-timestamp", String(timestamp)],
       ["webhook-signature", signature],
     ];
-    req.keepHead = false;
   } catch (error) {
     if (error instanceof TriggerError) throw error;
     throw failure("SIGN", "Request could not be signed", req, error);
@@ -260,7 +259,8 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
       telemetry?.end(result);
     }
   };
-  const ended = (status: number | undefined) =>
+  const ended = (status: number | undefined) => {
+    if (finished) return; // told by onEnd already: no second outcome built
     finish(
       status === undefined
         ? {
@@ -273,6 +273,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
         }
         : statusOutcome(status, req),
     );
+  };
   // The socket transport ends a trigger as soon as its connection is back
   // in the pool, before its promise settles: the caller awaiting `done`
   // resumes a few microtasks sooner (and may reuse the connection at once).

@@ -126,3 +126,32 @@ Deno.test("fetch option: a response that arrives after the timeout has its body 
   await within(cancelled.promise, "the late body's cancel", 5_000);
   await within(result.done, "done settling", 5_000);
 });
+
+Deno.test("fetch option: the headers a caller's fetch gets are its own to change (a wrapper adding one)", async () => {
+  const seen: string[] = [];
+  for (const options of [{}, { json: { a: 1 } }, { headers: { "x-a": "1" } }]) {
+    const result = await trigger("https://app.example/jobs", {
+      ...options,
+      wait: "accepted",
+      fetch: (_url, init) => {
+        const headers = init.headers as Array<[string, string]>;
+        headers.push(["x-wrapper", "yes"]);
+        seen.push(new Headers(headers).get("x-wrapper")!);
+        return Promise.resolve(new Response(null, { status: 202 }));
+      },
+    });
+    assert.equal(result.error?.message, undefined);
+    assert.equal(result.status, 202);
+  }
+  assert.deepEqual(seen, ["yes", "yes", "yes"]);
+  // The next request's headers are not the wrapper's.
+  const plain = await trigger("https://app.example/jobs", {
+    wait: "accepted",
+    fetch: (_url, init) => {
+      seen.push(String(new Headers(init.headers).has("x-wrapper")));
+      return Promise.resolve(new Response(null, { status: 202 }));
+    },
+  });
+  assert.equal(plain.status, 202);
+  assert.equal(seen.at(-1), "false");
+});
