@@ -28,7 +28,9 @@ const RETRYABLE_STATUS = new Set([408, 429]);
 const HOLD_LIMIT = LEASE_MARGIN_SECONDS * 1000 / 2;
 /** A fetch brings about this many ms of deliveries at the current rate. */
 const FILL_MS = 50;
-/** The most jobs one fetch asks for (unless `concurrency` is larger). */
+/** The most jobs one fetch asks for: this many times `concurrency`, and no
+ * more than {@linkcode MAX_FETCH} (unless `concurrency` is larger). */
+const FETCH_PER_SLOT = 4;
 const MAX_FETCH = 256;
 /** The shortest interval a delivery rate is measured over. */
 const RATE_WINDOW_MS = 10;
@@ -64,11 +66,12 @@ export function verdict(result: TriggerResult): Outcome {
 
 /**
  * Sizes fetches: about {@linkcode FILL_MS} ms of deliveries at the rate
- * attempts start, at least `concurrency`, at most {@linkcode MAX_FETCH}
- * (or `concurrency` when larger). Fast deliveries take fewer, larger
- * statements (a statement's fixed cost, large on PGlite, is shared by more
- * jobs); a slow target keeps fetches at `concurrency`, so a dispatcher does
- * not hold jobs that another could deliver sooner.
+ * attempts start, at least `concurrency`, at most 4 × `concurrency` and
+ * {@linkcode MAX_FETCH} (or `concurrency` when larger). Fast deliveries take
+ * fewer, larger statements (a statement's fixed cost, large on PGlite, is
+ * shared by more jobs); a slow target keeps fetches at `concurrency`, so a
+ * dispatcher does not hold jobs that another could deliver sooner, and
+ * prefetched jobs (under two fetches) stay within 8 × `concurrency`.
  */
 export class FetchSize {
   #min: number;
@@ -80,7 +83,10 @@ export class FetchSize {
 
   constructor(concurrency: number, now: number) {
     this.#min = concurrency;
-    this.#max = Math.max(concurrency, MAX_FETCH);
+    this.#max = Math.max(
+      concurrency,
+      Math.min(FETCH_PER_SLOT * concurrency, MAX_FETCH),
+    );
     this.#since = now;
   }
 

@@ -1,6 +1,7 @@
 // The dispatcher's fetch size: about 50 ms of deliveries at the rate
-// attempts start, never below `concurrency`, at most 256 (or `concurrency`
-// when larger). Driven with explicit times: no clock, no timing assertion.
+// attempts start, never below `concurrency`, at most 4 × `concurrency` and
+// 256 (or `concurrency` when larger). Driven with explicit times: no clock,
+// no timing assertion.
 import assert from "node:assert/strict";
 import { FetchSize } from "../../src/durable/_dispatcher.ts";
 
@@ -23,7 +24,7 @@ Deno.test("FetchSize: `concurrency` before any attempt and for a slow target", (
 });
 
 Deno.test("FetchSize: fast deliveries ask for more than `concurrency`, capped at 256", () => {
-  const size = new FetchSize(8, 0);
+  const size = new FetchSize(64, 0);
   // 2 attempts per ms: 100 per 50 ms once the smoothed rate has caught up.
   let now = 0;
   let asked = 0;
@@ -31,7 +32,7 @@ Deno.test("FetchSize: fast deliveries ask for more than `concurrency`, capped at
     asked = after(size, now, 40, 20);
     now += 20;
   }
-  assert.ok(asked > 8, `asked ${asked}`);
+  assert.ok(asked > 64, `asked ${asked}`);
   assert.ok(asked <= 100, `asked ${asked}`);
   assert.ok(asked >= 95, `the rate converges: asked ${asked}`);
   // 20 attempts per ms would be 1,000 per 50 ms: capped.
@@ -40,6 +41,13 @@ Deno.test("FetchSize: fast deliveries ask for more than `concurrency`, capped at
     now += 20;
   }
   assert.equal(asked, 256);
+});
+
+Deno.test("FetchSize: at most 4 × `concurrency`", () => {
+  const size = new FetchSize(8, 0);
+  let asked = 0;
+  for (let now = 0; now < 200; now += 20) asked = after(size, now, 400, 20);
+  assert.equal(asked, 32);
 });
 
 Deno.test("FetchSize: a concurrency above the cap is the size; the rate falls back when deliveries slow down", () => {
@@ -61,7 +69,7 @@ Deno.test("FetchSize: a concurrency above the cap is the size; the rate falls ba
 });
 
 Deno.test("FetchSize: calls within one 10 ms window keep the last size", () => {
-  const size = new FetchSize(2, 0);
+  const size = new FetchSize(64, 0);
   const first = after(size, 0, 50, 10);
   // Many more attempts, but measured only once 10 ms have passed.
   for (let i = 0; i < 500; i++) size.started();
