@@ -17,11 +17,15 @@
 // share one process, so the first one also pays for the JIT and for opening
 // connections; the median of the runs is the figure to quote, with the range.
 //
-// The table mode adds, per engine, the open time and one-at-a-time enqueue
-// (500 jobs, a single caller waiting for each commit).
+// Each run also reports this process's CPU time per delivered job during the
+// drain (the dispatcher; with PGlite, the database too): it moves less with
+// other load on the machine than delivered/s does. The table mode adds, per
+// engine, the open time and one-at-a-time enqueue (500 jobs, a single caller
+// waiting for each commit).
 //
 // Under `deno bench` (deno task bench:all) only a small Deno.bench of one
 // embedded trigger() runs.
+import process from "node:process";
 import pg from "npm:pg@8.23.1";
 import { openOutbox, type OutboxOptions } from "../src/durable/mod.ts";
 import { spawnDeno } from "./_spawn.ts";
@@ -63,6 +67,9 @@ interface Run {
   openMs: number;
   enqueue64: number;
   delivered: number;
+  /** CPU time of this process (dispatcher, and PGlite when embedded) per
+   * delivered job, µs: less sensitive to other load than delivered/s. */
+  cpuPerJob: number;
   sequential?: number;
 }
 
@@ -95,6 +102,7 @@ async function run(
     }
     const enqueue64 = N / ((performance.now() - started) / 1000);
     const before = await target.count();
+    const cpu = process.cpuUsage();
     started = performance.now();
     outbox.start({ concurrency: CONCURRENCY });
     const deadline = Date.now() + 120_000;
@@ -103,11 +111,13 @@ async function run(
       await new Promise((r) => setTimeout(r, 5));
     }
     const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
     return {
       openMs,
       enqueue64,
       // The 500 sequential jobs (table mode) are delivered in the same drain.
       delivered: total / seconds,
+      cpuPerJob: (used.user + used.system) / total,
       ...(perSecond !== undefined ? { sequential: perSecond } : {}),
     };
   } finally {
@@ -169,11 +179,13 @@ function summary(results: Run[]) {
   const round = (values: number[]) => values.map((v) => Math.round(v));
   const enqueue = round(results.map((r) => r.enqueue64));
   const delivered = round(results.map((r) => r.delivered));
+  const cpu = round(results.map((r) => r.cpuPerJob));
   return {
     enqueue64: Math.round(median(enqueue)),
     enqueue64Runs: enqueue,
     delivered,
     deliveredMedian: Math.round(median(delivered)),
+    cpuPerJob: cpu,
   };
 }
 
@@ -207,6 +219,7 @@ if (import.meta.main) {
         "enqueue/s, one at a time": Math.round(results[0].sequential ?? 0),
         "enqueue/s, 64 callers": range(results.map((r) => r.enqueue64)),
         "delivered/s, concurrency 32": range(results.map((r) => r.delivered)),
+        "CPU µs per job": range(results.map((r) => r.cpuPerJob)),
       });
     }
     if (only !== "embedded" && url !== undefined) {
@@ -219,6 +232,7 @@ if (import.meta.main) {
         "enqueue/s, one at a time": Math.round(results[0].sequential ?? 0),
         "enqueue/s, 64 callers": range(results.map((r) => r.enqueue64)),
         "delivered/s, concurrency 32": range(results.map((r) => r.delivered)),
+        "CPU µs per job": range(results.map((r) => r.cpuPerJob)),
       });
     }
   } finally {
