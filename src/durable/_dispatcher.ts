@@ -26,6 +26,14 @@ const RETRYABLE_STATUS = new Set([408, 429]);
  * LEASE_MARGIN_SECONDS) counts from the fetch, and the attempt and its
  * settlement must fit in it. */
 const HOLD_LIMIT = LEASE_MARGIN_SECONDS * 1000 / 2;
+/** A fetch brings about this many ms of deliveries at the current rate. */
+const FILL_MS = 50;
+/** The most jobs one fetch asks for: this many times `concurrency`, and no
+ * more than {@linkcode MAX_FETCH} (unless `concurrency` is larger). */
+const FETCH_PER_SLOT = 4;
+const MAX_FETCH = 256;
+/** The shortest interval a delivery rate is measured over. */
+const RATE_WINDOW_MS = 10;
 /** A signal that never aborts (timer-only waits). */
 const NEVER = new AbortController().signal;
 
@@ -54,6 +62,53 @@ export function verdict(result: TriggerResult): Outcome {
     return "retry";
   }
   return status >= 500 || RETRYABLE_STATUS.has(status) ? "retry" : "dead";
+}
+
+/**
+ * Sizes fetches: about {@linkcode FILL_MS} ms of deliveries at the rate
+ * attempts start, at least `concurrency`, at most 4 × `concurrency` and
+ * {@linkcode MAX_FETCH} (or `concurrency` when larger). Fast deliveries take
+ * fewer, larger statements (a statement's fixed cost, large on PGlite, is
+ * shared by more jobs); a slow target keeps fetches at `concurrency`, so a
+ * dispatcher does not hold jobs that another could deliver sooner, and
+ * prefetched jobs (under two fetches) stay within 8 × `concurrency`.
+ */
+export class FetchSize {
+  #min: number;
+  #max: number;
+  /** Attempts started per ms, smoothed. */
+  #rate = 0;
+  #count = 0;
+  #since: number;
+
+  constructor(concurrency: number, now: number) {
+    this.#min = concurrency;
+    this.#max = Math.max(
+      concurrency,
+      Math.min(FETCH_PER_SLOT * concurrency, MAX_FETCH),
+    );
+    this.#since = now;
+  }
+
+  /** An HTTP attempt started. */
+  started(): void {
+    this.#count++;
+  }
+
+  /** How many jobs a fetch starting at `now` (ms) asks for. */
+  next(now: number): number {
+    const elapsed = now - this.#since;
+    if (elapsed >= RATE_WINDOW_MS) {
+      const rate = this.#count / elapsed;
+      this.#rate = (this.#rate + rate) / 2;
+      this.#count = 0;
+      this.#since = now;
+    }
+    return Math.min(
+      this.#max,
+      Math.max(this.#min, Math.ceil(this.#rate * FILL_MS)),
+    );
+  }
 }
 
 export class Dispatcher {
@@ -86,7 +141,10 @@ export class Dispatcher {
     this.#schema = settings.schema;
     this.#secret = settings.secret;
     this.#emit = settings.emit;
-    this.#settle = new Batcher((items) => this.#settleBatch(items), 500, 2);
+    // One settle batch in flight: outcomes arriving meanwhile join the next
+    // one (fewer, larger statements; two in flight made more, smaller ones
+    // and delivered less on both engines).
+    this.#settle = new Batcher((items) => this.#settleBatch(items), 500, 1);
   }
 
   get running(): boolean {
@@ -135,12 +193,13 @@ export class Dispatcher {
   }
 
   async #dispatch(concurrency: number, pollInterval: number): Promise<void> {
-    // Fetched jobs not yet attempted: at most one batch, fetched while the
+    // Fetched jobs not yet attempted: under two batches, fetched while the
     // previous batch is being delivered (the fetch's round trip overlaps
     // the HTTP requests). A slot frees when its HTTP attempt ends; the
     // outcome is settled in the background, in batches.
     const ready: Array<{ job: Job<StoredRequest>; fetched: number }> = [];
-    const batchSize = concurrency;
+    const size = new FetchSize(concurrency, performance.now());
+    let batchSize = concurrency;
     const deliveries = new Set<Promise<void>>();
     const fetches = new Set<Promise<void>>();
     // PostgreSQL: two fetches in flight (each on its own connection, SKIP
@@ -155,13 +214,14 @@ export class Dispatcher {
       // Reset before fetching: a trigger stored during the fetch wakes the
       // next wait at once.
       this.#wake = new AbortController();
+      const asked = batchSize;
       let jobs: Job<StoredRequest>[] = [];
       try {
         jobs = await this.#engine.run(
           "Cannot fetch jobs",
           () =>
             this.#engine.boss.fetch<StoredRequest>(this.#queue, {
-              batchSize,
+              batchSize: asked,
             }),
         );
       } catch (error) {
@@ -172,7 +232,7 @@ export class Dispatcher {
         this.inFlight.set(job.id, job);
         ready.push({ job, fetched });
       }
-      drained = jobs.length < batchSize;
+      drained = jobs.length < asked;
       if (drained) nextPoll = Date.now() + pollInterval;
     };
     const deliverReady = () => {
@@ -184,12 +244,16 @@ export class Dispatcher {
         ready.splice(0, expiring.length);
         this.#release(expiring.map((r) => r.job));
       }
-      // Outcomes waiting to be settled count too, up to one more
-      // `concurrency`: a crash can repeat at most 2 × concurrency requests.
+      // Outcomes waiting to be settled count too: attempts under way plus
+      // outcomes not yet committed stay within 2 × concurrency, so a crash
+      // can repeat at most that many requests. Slots idle on the HTTP side
+      // lend their share to settling (larger settle batches when the
+      // database is the slower side).
       while (
         ready.length > 0 && deliveries.size < concurrency &&
-        this.#settling.size < concurrency
+        deliveries.size + this.#settling.size < 2 * concurrency
       ) {
+        size.started();
         const delivery = this.#deliver(ready.shift()!.job).finally(() =>
           deliveries.delete(delivery)
         );
@@ -202,9 +266,10 @@ export class Dispatcher {
         Date.now() >= nextPoll;
       // Prefetched jobs stay under two batches: ready, plus what the
       // fetches under way may bring.
+      if (fetches.size === 0) batchSize = size.next(performance.now());
       while (
         fetches.size < parallel && due &&
-        ready.length + fetches.size * batchSize < 2 * concurrency
+        ready.length + fetches.size * batchSize < 2 * batchSize
       ) {
         const fetch = fetchBatch().finally(() => fetches.delete(fetch));
         fetches.add(fetch);
@@ -213,7 +278,10 @@ export class Dispatcher {
       const waits: Promise<unknown>[] = [];
       waits.push(...fetches);
       if (deliveries.size > 0) waits.push(Promise.race(deliveries));
-      if (this.#settling.size >= concurrency) {
+      if (
+        this.#settling.size > 0 &&
+        deliveries.size + this.#settling.size >= 2 * concurrency
+      ) {
         waits.push(Promise.race(this.#settling));
       }
       // Wait for the poll only when one is really pending: with every
