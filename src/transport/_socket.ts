@@ -346,8 +346,10 @@ class Exchange {
       try {
         if (ended) events.onEnd?.(endStatus);
       } finally {
-        // After onEnd: the caller awaiting `done` resumes first.
-        if (watch !== undefined) queueMicrotask(watch);
+        // Two microtasks after onEnd: a caller awaiting `done` resumes
+        // first, even one that was answered at the status ("accepted") and
+        // awaits `done` only then.
+        if (watch !== undefined) queueMicrotask(() => queueMicrotask(watch));
       }
     }
   }
