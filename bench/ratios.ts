@@ -7,6 +7,8 @@
 //   "sent" (reused) ÷ the write floor                          goal ≤ 2.0
 //   "accepted" (reused) ÷ the round-trip floor                 goal ≤ 1.10
 //   connection() GET req/s ÷ the "signal only" route           goal ≥ 0.95
+//   outbox enqueue/s (64 callers), PostgreSQL / PGlite         goal ≥ 5,000 / 2,500
+//   outbox delivered/s, PostgreSQL / PGlite                    goal ≥ 4,000 / 2,000
 //
 // The write floor is one `write()` of the same request bytes on a connection
 // kept open (its answer is read after the clock stops); the round-trip floor
@@ -17,7 +19,9 @@
 // turn would not: a write right after a bare close finds the target awake
 // and costs a third); each ratio is computed per round from p50s, and the
 // median over rounds is reported with its range. The connection() ratio
-// comes from `bench/hono_bench.ts` (run in its own process, GET only).
+// comes from `bench/hono_bench.ts` (run in its own process, GET only); the
+// outbox's rows from `bench/durable_bench.ts --json` (its own process, fresh
+// schemas; PostgreSQL only with TRIGGER_TEST_DATABASE_URL set).
 // Every trigger must reach the target (checked at the end).
 //
 //   deno task bench [rounds=7] [calls per mode per round=1000]
@@ -380,6 +384,63 @@ lines.push(
     honoValue >= 0.95 ? "met" : "NOT met"
   }`,
 );
+
+// The outbox's rows, from bench/durable_bench.ts in its own process (PGlite;
+// PostgreSQL too when TRIGGER_TEST_DATABASE_URL is set).
+interface EngineReport {
+  enqueue64: number;
+  enqueue64Runs: number[];
+  delivered: number[];
+  deliveredMedian: number;
+}
+const durable = await spawnDeno([
+  "run",
+  "--allow-all",
+  new URL("./durable_bench.ts", import.meta.url).pathname,
+  "--json",
+]);
+await durable.process.status;
+const engines: Record<string, EngineReport | undefined> = JSON.parse(
+  durable.line,
+);
+const perSecond = (values: number[]) => {
+  const n = (v: number) => Math.round(v).toLocaleString("en-US");
+  return `${n(median(values)).padStart(6)} [${n(Math.min(...values))}–${
+    n(Math.max(...values))
+  }]`;
+};
+lines.push(
+  "",
+  "Outbox, 2,000 jobs per round, median [range] over rounds (bench/durable_bench.ts)",
+);
+for (
+  const [engine, name, enqueueGoal, deliveryGoal] of [
+    ["postgres", "PostgreSQL", 5_000, 4_000],
+    ["pglite", "PGlite", 2_500, 2_000],
+  ] as const
+) {
+  const report = engines[engine];
+  if (report === undefined) {
+    lines.push(
+      `  ${name}: skipped (set TRIGGER_TEST_DATABASE_URL; bash .ci/postgres.sh starts one)`,
+    );
+    continue;
+  }
+  const enqueue = median(report.enqueue64Runs);
+  const delivered = median(report.delivered);
+  lines.push(
+    `  ${`${name} enqueue/s, 64 concurrent callers`.padEnd(44)} ${
+      perSecond(report.enqueue64Runs)
+    }  goal ≥ ${enqueueGoal.toLocaleString("en-US")}: ${
+      enqueue >= enqueueGoal ? "met" : "NOT met"
+    }`,
+    `  ${`${name} delivered/s, concurrency 32`.padEnd(44)} ${
+      perSecond(report.delivered)
+    }  goal ≥ ${deliveryGoal.toLocaleString("en-US")}: ${
+      delivered >= deliveryGoal ? "met" : "NOT met"
+    }`,
+  );
+}
 
 await closeIdleConnections();
 for (const conn of kept) conn.close();
