@@ -71,7 +71,7 @@ export function verdict(result: TriggerResult): Outcome {
  * fewer, larger statements (a statement's fixed cost, large on PGlite, is
  * shared by more jobs); a slow target keeps fetches at `concurrency`, so a
  * dispatcher does not hold jobs that another could deliver sooner, and
- * prefetched jobs (under two fetches) stay within 8 × `concurrency`.
+ * prefetched jobs (within two fetches) stay within 8 × `concurrency`.
  */
 export class FetchSize {
   #min: number;
@@ -193,7 +193,7 @@ export class Dispatcher {
   }
 
   async #dispatch(concurrency: number, pollInterval: number): Promise<void> {
-    // Fetched jobs not yet attempted: under two batches, fetched while the
+    // Fetched jobs not yet attempted: within two batches, fetched while the
     // previous batch is being delivered (the fetch's round trip overlaps
     // the HTTP requests). A slot frees when its HTTP attempt ends; the
     // outcome is settled in the background, in batches.
@@ -264,12 +264,12 @@ export class Dispatcher {
       deliverReady();
       const due = !drained || this.#wake.signal.aborted ||
         Date.now() >= nextPoll;
-      // Prefetched jobs stay under two batches: ready, plus what the
-      // fetches under way may bring.
+      // Prefetched jobs stay within two batches: ready, plus what the
+      // fetches under way and the one to start may bring.
       if (fetches.size === 0) batchSize = size.next(performance.now());
       while (
         fetches.size < parallel && due &&
-        ready.length + fetches.size * batchSize < 2 * batchSize
+        ready.length + (fetches.size + 1) * batchSize <= 2 * batchSize
       ) {
         const fetch = fetchBatch().finally(() => fetches.delete(fetch));
         fetches.add(fetch);

@@ -4,6 +4,8 @@
 // no timing assertion.
 import assert from "node:assert/strict";
 import { FetchSize } from "../../src/durable/_dispatcher.ts";
+import { openOutbox } from "../../src/durable/mod.ts";
+import { until } from "../_wait.ts";
 
 /** `n` attempts started evenly over `ms` from `from`; the size asked at the end. */
 function after(size: FetchSize, from: number, n: number, ms: number): number {
@@ -75,4 +77,49 @@ Deno.test("FetchSize: calls within one 10 ms window keep the last size", () => {
   for (let i = 0; i < 500; i++) size.started();
   assert.equal(size.next(15), first);
   assert.ok(size.next(20) > first);
+});
+
+Deno.test("the dispatcher holds at most two fetches of jobs ahead: a target that stops answering after a fast start (PGlite)", async () => {
+  const concurrency = 2;
+  const fast = 60;
+  let hits = 0;
+  const hanging: Array<() => void> = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async () => {
+      if (++hits > fast) await new Promise<void>((r) => hanging.push(r));
+      return new Response("ok");
+    },
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/jobs`;
+  const dir = await Deno.makeTempDir({ prefix: "outbox_prefetch_" });
+  const outbox = await openOutbox({ dir });
+  try {
+    await Promise.all(
+      Array.from(
+        { length: 300 },
+        (_, i) => outbox.trigger(url, { json: { i }, timeout: 30_000 }),
+      ),
+    );
+    outbox.start({ concurrency });
+    // Fast deliveries first (fetches grow to 4 × concurrency), then every
+    // slot hangs on the target: what is active now is attempts + prefetch.
+    await until(
+      () => hanging.length >= concurrency,
+      "the target holds every slot",
+    );
+    let most = 0;
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      most = Math.max(most, (await outbox.stats()).inFlight);
+    }
+    const bound = concurrency + 2 * 4 * concurrency;
+    assert.ok(most <= bound, `${most} active, at most ${bound}`);
+    assert.ok(most > concurrency, `${most} active: jobs were fetched ahead`);
+  } finally {
+    for (const wake of hanging) wake();
+    await outbox.stop({ timeout: 1_000 });
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
