@@ -300,6 +300,9 @@ class Exchange {
             throw new StaleConnection(null);
           }
           events.onStatus(response.status);
+          // An "accepted" caller resumes now, before the rest of the
+          // exchange (reading on, giving the connection back) runs.
+          if (req.wait === "accepted") await undefined;
         }
         // Read the rest only to reuse the connection.
         if (
