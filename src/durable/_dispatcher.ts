@@ -199,7 +199,8 @@ export class Dispatcher {
     // outcome is settled in the background, in batches.
     const ready: Array<{ job: Job<StoredRequest>; fetched: number }> = [];
     const size = new FetchSize(concurrency, performance.now());
-    let batchSize = concurrency;
+    /** Jobs the fetches under way asked for. */
+    let asking = 0;
     const deliveries = new Set<Promise<void>>();
     const fetches = new Set<Promise<void>>();
     // PostgreSQL: two fetches in flight (each on its own connection, SKIP
@@ -210,11 +211,11 @@ export class Dispatcher {
     let drained = false;
     let nextPoll = 0;
     let hold: { at: number; wait: ReturnType<typeof sleep> } | undefined;
-    const fetchBatch = async () => {
+    const fetchBatch = async (asked: number) => {
       // Reset before fetching: a trigger stored during the fetch wakes the
       // next wait at once.
       this.#wake = new AbortController();
-      const asked = batchSize;
+      asking += asked;
       let jobs: Job<StoredRequest>[] = [];
       try {
         jobs = await this.#engine.run(
@@ -226,6 +227,8 @@ export class Dispatcher {
         );
       } catch (error) {
         if (this.#running) this.#emit({ type: "error", error });
+      } finally {
+        asking -= asked;
       }
       const fetched = Date.now();
       for (const job of jobs) {
@@ -265,13 +268,14 @@ export class Dispatcher {
       const due = !drained || this.#wake.signal.aborted ||
         Date.now() >= nextPoll;
       // Prefetched jobs stay within two batches: ready, plus what the
-      // fetches under way and the one to start may bring.
-      if (fetches.size === 0) batchSize = size.next(performance.now());
-      while (
-        fetches.size < parallel && due &&
-        ready.length + (fetches.size + 1) * batchSize <= 2 * batchSize
-      ) {
-        const fetch = fetchBatch().finally(() => fetches.delete(fetch));
+      // fetches under way asked for and what the next one asks for (sized
+      // now: on PostgreSQL two fetches may overlap for long stretches).
+      while (fetches.size < parallel && due) {
+        const batchSize = size.next(performance.now());
+        if (ready.length + asking + batchSize > 2 * batchSize) break;
+        const fetch = fetchBatch(batchSize).finally(() =>
+          fetches.delete(fetch)
+        );
         fetches.add(fetch);
         if (drained) break;
       }

@@ -50,7 +50,7 @@ export interface Lease {
 
 interface Idle {
   conn: RawConn;
-  /** Started a microtask after the connection went idle (see release). */
+  /** Started once the trigger that released it has ended (see release). */
   read?: Promise<Uint8Array | null>;
   since: number;
   /** Until when it may carry a request (performance.now() ms). */
@@ -332,8 +332,8 @@ export function waitTurn(
  * `serverMs` is the server's announced `Keep-Alive: timeout`.
  *
  * Returns, when `conn` went idle into the pool, the function that starts
- * watching it: call it a microtask after the trigger's caller was told (see
- * the comment at its end).
+ * watching it: call it once the trigger's caller was told (the socket
+ * transport calls it two microtasks after; see the comment at its end).
  */
 export function release(
   key: string,

@@ -198,3 +198,40 @@ Deno.test("running out of file descriptors is a typed CONNECT failure, not a cra
     await target.close();
   }
 });
+
+Deno.test("accepted callers that fire again at once: with maxConnections 1 each waits its turn; an abort right after the answer closes the connection", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("a body to read on", { status: 202 }),
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/again`;
+  try {
+    // The caller resumes at its status, before the connection is back in
+    // the pool: the next trigger queues for the one place, then takes it.
+    let last;
+    for (let i = 0; i < 20; i++) {
+      last = await within(
+        trigger(url, { wait: "accepted", maxConnections: 1, timeout: 5_000 }),
+        `accepted trigger ${i}`,
+      );
+      assert.equal(last.status, 202);
+    }
+    await within(last!.done, "the last trigger's background part");
+    assert.deepEqual(connectionCounts(), { open: 1, waiting: 0 });
+    await closeIdleConnections();
+
+    const controller = new AbortController();
+    const result = await trigger(url, {
+      wait: "accepted",
+      signal: controller.signal,
+    });
+    controller.abort();
+    assert.equal(result.status, 202);
+    const outcome = await within(result.outcome, "the outcome");
+    assert.equal(outcome.status, 202, "the status already reported stands");
+    assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
+  } finally {
+    await closeIdleConnections();
+    await server.shutdown();
+  }
+});
