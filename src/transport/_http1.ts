@@ -179,7 +179,7 @@ export function requestBytes(
 /** {@linkcode latin1} into a buffer of its own (to be kept). */
 function ownLatin1(text: string): Uint8Array {
   const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  writeLatin1(text, bytes, 0);
   return bytes;
 }
 
@@ -203,9 +203,7 @@ function joined(
     if (body !== null) bytes.set(body, headLength);
   }
   bytes.set(start);
-  for (let i = 0; i < tail.length; i++) {
-    bytes[start.length + i] = tail.charCodeAt(i);
-  }
+  writeLatin1(tail, bytes, start.length);
   return bytes;
 }
 
@@ -215,8 +213,14 @@ function joined(
  */
 export function latin1(text: string, extra = 0): Uint8Array {
   const bytes = allocate(text.length + extra);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  writeLatin1(text, bytes, 0);
   return bytes;
+}
+
+/** Writes a byte string (every char ≤ U+00FF) into `bytes` from `at`, one
+ * byte per char. */
+export function writeLatin1(text: string, bytes: Uint8Array, at: number): void {
+  for (let i = 0; i < text.length; i++) bytes[at + i] = text.charCodeAt(i);
 }
 
 /** Bytes left free before a body encoded by {@linkcode utf8}: a head that

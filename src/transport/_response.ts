@@ -2,6 +2,8 @@
 // status (skipping 1xx), decides whether the connection may be reused, and
 // skips the body to its end (Content-Length or chunked) without keeping it.
 
+import { writeLatin1 } from "./_http1.ts";
+
 /** The longest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** The most bytes read after the final head (body, chunk sizes and
@@ -215,7 +217,7 @@ export class ResponseReader {
     this.#head = "";
     // A head in pieces (rare): its bytes again, in a buffer of its own.
     const whole = new Uint8Array(head.length);
-    for (let i = 0; i < head.length; i++) whole[i] = head.charCodeAt(i);
+    writeLatin1(head, whole, 0);
     this.#onHead(whole, 0, whole.length);
     return end;
   }

@@ -172,29 +172,17 @@ export async function sendOverSocket(
       }
     }
   }
-  const length = body?.length ?? null;
-  let data: Uint8Array;
-  let rest: Uint8Array | null = null;
-  if (body === null || body.length <= COALESCE_LIMIT) {
-    data = requestBytes(
-      site,
-      req.method,
-      req.headers,
-      body,
-      length,
-      reuse,
-    );
-  } else {
-    data = requestBytes(
-      site,
-      req.method,
-      req.headers,
-      false,
-      length,
-      reuse,
-    );
-    rest = body;
-  }
+  // Bodies up to COALESCE_LIMIT go out in the same write as the head.
+  const coalesce = body === null || body.length <= COALESCE_LIMIT;
+  const data = requestBytes(
+    site,
+    req.method,
+    req.headers,
+    coalesce ? body : false,
+    body?.length ?? null,
+    reuse,
+  );
+  const rest = coalesce ? null : body;
 
   const exchange = new Exchange(req, signal, events, site, key, reuse);
   while (true) {
