@@ -1,5 +1,7 @@
 // A slow job, triggered without waiting for it:
-// `deno run --allow-net=127.0.0.1 examples/demo.ts` (or `deno task demo`).
+// `deno run --allow-net=127.0.0.1 examples/demo.ts`. (`deno task demo` runs
+// it too, but Deno's task runner first fetches the test suite's pinned
+// dependencies: docs/testing.md.)
 //
 // A local target reads the request body and then works for about 2 s.
 // `trigger()` returns as soon as the request is written; the job still gets

@@ -20,6 +20,7 @@ import {
   rawClosingTarget,
 } from "../_stale_servers.ts";
 import { within } from "../_wait.ts";
+import { findExecutable, skipUnless } from "../_env.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -142,7 +143,14 @@ function idleRace(
   };
 }
 
-Deno.test("loss: Python http.server closing idle connections after 300 ms, unannounced", async () => {
+Deno.test({
+  name:
+    "loss: Python http.server closing idle connections after 300 ms, unannounced",
+  ignore: skipUnless(
+    findExecutable("python3") !== undefined,
+    "python3 is not installed (Python's http.server is the target)",
+  ),
+}, async () => {
   const target = await pythonIdleTarget(300);
   const tally = await count(
     "python http.server, 300 ms idle",
