@@ -21,6 +21,7 @@
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../trigger/_request.ts";
+import { redactError, secretsOf } from "../durable/_redact.ts";
 
 export type { ClaimResult, DedupStore } from "./store.ts";
 
@@ -75,55 +76,12 @@ export interface PostgresDedupStoreOptions {
   reportError?: (error: unknown) => void;
 }
 
-/**
- * The error with every form of the connection string's credentials
- * replaced by `***` in its message and stack (and its cause dropped, which
- * may repeat them); other fields (`code`, `name`) kept. `pg` puts the whole
- * string in some messages, e.g. for an invalid URL.
- */
+/** The error with every form of the connection string's credentials
+ * masked in its message, stack, string fields and causes (`pg` puts the
+ * whole string in some messages, e.g. for an invalid URL): the outbox's
+ * redaction, one place for both. */
 function redact(error: unknown, connectionString: string | undefined): unknown {
-  if (connectionString === undefined || !(error instanceof Error)) return error;
-  const secrets = new Set<string>([connectionString]);
-  const scheme = connectionString.indexOf("://");
-  const at = connectionString.lastIndexOf("@");
-  if (scheme !== -1 && at > scheme) {
-    const userinfo = connectionString.slice(scheme + 3, at);
-    secrets.add(userinfo);
-    const colon = userinfo.indexOf(":");
-    if (colon !== -1) {
-      const password = userinfo.slice(colon + 1);
-      secrets.add(password);
-      try {
-        secrets.add(decodeURIComponent(password));
-      } catch {
-        // Not percent-encoded: the raw form is enough.
-      }
-      for (const part of password.split(/[#?/]/)) {
-        if (part.length >= 4) secrets.add(part);
-      }
-    }
-  }
-  const scrub = (text: string) => {
-    for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-      if (secret !== "") text = text.split(secret).join("***");
-    }
-    return text;
-  };
-  const message = scrub(error.message);
-  const stack = error.stack === undefined ? undefined : scrub(error.stack);
-  if (message === error.message && stack === error.stack) return error;
-  const copy = new Error(message);
-  copy.name = error.name;
-  copy.stack = stack;
-  for (const key of Object.keys(error)) {
-    const value = (error as unknown as Record<string, unknown>)[key];
-    if (
-      key !== "cause" && (typeof value !== "string" || scrub(value) === value)
-    ) {
-      (copy as unknown as Record<string, unknown>)[key] = value;
-    }
-  }
-  return copy;
+  return redactError(error, secretsOf(connectionString));
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;

@@ -4,6 +4,7 @@
 // dispatcher that dies loses them to a live one.
 import type { Job } from "npm:pg-boss@12.38.0";
 import { trigger } from "../trigger/trigger.ts";
+import { SIGN_HEADERS } from "../trigger/_request.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher } from "./_batch.ts";
@@ -356,8 +357,9 @@ export class Dispatcher {
     let span: AttemptTrace | undefined;
     try {
       const secret = data.secret ?? this.#secret;
+      // Only the headers signing owns: other webhook-* ones are the caller's.
       const headers = data.headers.filter(([name]) =>
-        !name.toLowerCase().startsWith("webhook-")
+        !SIGN_HEADERS.includes(name.toLowerCase())
       );
       // The same id on every attempt; with a secret, a fresh signature.
       if (secret === undefined) headers.push(["webhook-id", data.id]);

@@ -19,20 +19,34 @@ const SECRET_PARAM =
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
 /** The secrets in a connection string: the string itself, its password
- * (raw and percent-decoded) and any `password=` keyword value. */
+ * (raw, percent-decoded, re-encoded as a URL parser quotes it, and the
+ * pieces a parser cutting it at "#", "?" or "/" would show) and any
+ * `password=` keyword value. */
 export function secretsOf(connectionString: string | undefined): string[] {
   if (!connectionString) return [];
   const secrets = new Set<string>([connectionString]);
+  const reencoded = (text: string) => {
+    try {
+      secrets.add(encodeURI(text)); // "%" quoted back as "%25"
+    } catch {
+      // A lone surrogate: no parser prints it re-encoded.
+    }
+  };
+  reencoded(connectionString);
   // scheme://user:password@host… — the password runs to the last "@".
   const url = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:(.*)@[^@]*$/is.exec(
     connectionString,
   );
   if (url?.[1]) {
     secrets.add(url[1]);
+    reencoded(url[1]);
     try {
       secrets.add(decodeURIComponent(url[1]));
     } catch {
       // Not percent-encoded: the raw form is enough.
+    }
+    for (const part of url[1].split(/[#?/]/)) {
+      if (part.length >= 4) secrets.add(part);
     }
   }
   for (const match of connectionString.matchAll(/password=([^&\s]+)/gi)) {

@@ -422,7 +422,13 @@ function basicAuth(url: URL): string | undefined {
   return `Basic ${btoa(binary)}`;
 }
 
-const SIGN_HEADERS = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+/** The Standard Webhooks headers signing sets (and the outbox sets again on
+ * every attempt). */
+export const SIGN_HEADERS = [
+  "webhook-id",
+  "webhook-timestamp",
+  "webhook-signature",
+];
 
 function prepareSign(
   sign: unknown,

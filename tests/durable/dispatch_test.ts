@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
+import { within } from "../_wait.ts";
 
 const CHILD = new URL("../_durable_busy.ts", import.meta.url);
 
@@ -303,4 +304,32 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("the dispatcher sets webhook-id and keeps the caller's other webhook-* headers (PGlite)", async () => {
+  const received = Promise.withResolvers<Headers>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      received.resolve(request.headers);
+      return new Response(null, { status: 204 });
+    },
+  );
+  const dir = await Deno.makeTempDir({ prefix: "outbox_headers_" });
+  const outbox = await openOutbox({ dir });
+  try {
+    const { id } = await outbox.trigger(
+      `http://127.0.0.1:${server.addr.port}/hook`,
+      { headers: { "webhook-version": "2", "x-a": "1" } },
+    );
+    outbox.start();
+    const headers = await within(received.promise, "the delivery");
+    assert.equal(headers.get("webhook-version"), "2");
+    assert.equal(headers.get("x-a"), "1");
+    assert.equal(headers.get("webhook-id"), id);
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -2,7 +2,7 @@
 // in a nested cause, not in a string property such as pg's `detail` or the
 // `input` Node's URL parser attaches.
 import assert from "node:assert/strict";
-import { redactError, secretsOf } from "../../src/durable/_redact.ts";
+import { redact, redactError, secretsOf } from "../../src/durable/_redact.ts";
 
 const PASSWORD = "s3cr3t-Pw";
 const URL_TEXT = `postgres://app:${PASSWORD}@db.example:99999/app`;
@@ -56,4 +56,13 @@ Deno.test("redactError() masks secrets in nested causes and string properties, a
   // Nothing to mask: the very same error.
   const clean = new Error("no secret here", { cause: new Error("none") });
   assert.equal(redactError(clean, secrets), clean);
+});
+
+Deno.test("secretsOf: a password a URL parser quotes back re-encoded (% as %25) is masked too (found by review: it leaked)", () => {
+  const connectionString = "postgres://u:se?cr%et@127.0.0.1:1/db";
+  const message =
+    "Invalid URL: 'postgres://u:se?cr%25et@127.0.0.1:1/db' with base 'postgres://base'";
+  const masked = redact(message, secretsOf(connectionString));
+  assert.ok(!masked.includes("se?cr"), masked);
+  assert.ok(!masked.includes("cr%25et"), masked);
 });
