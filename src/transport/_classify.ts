@@ -13,11 +13,15 @@ const CONNECT = /refused|unreachable|connect/i;
 
 /**
  * The code for a failure met before any answer, from its message:
- * `"DNS"`, `"TLS"` or `"CONNECT"`, else `undefined`.
+ * `"DNS"`, `"TLS"` or `"CONNECT"`, else `undefined`. `host`, which messages
+ * often quote, is left out first: a host named `ssl-api…` or `dns1…` says
+ * nothing about the failure.
  */
 export function networkCode(
   message: string,
+  host?: string,
 ): "DNS" | "TLS" | "CONNECT" | undefined {
+  if (host) message = message.split(host).join("");
   if (TLS.test(message)) return "TLS";
   if (DNS.test(message)) return "DNS";
   if (CONNECT.test(message)) return "CONNECT";

@@ -1,7 +1,6 @@
 // Raw sockets on Cloudflare Workers, through connect() from cloudflare:sockets.
 // Loaded with a non-literal dynamic import, so no other runtime (and no
 // bundler) ever tries to resolve "cloudflare:sockets".
-import { ownCopy } from "./_http1.ts";
 import type {
   Connector,
   ConnectStage,
@@ -34,9 +33,8 @@ class WorkersConn implements RawConn {
     this.#reader = socket.readable.getReader();
     this.#writer = socket.writable.getWriter();
   }
-  write(data: Uint8Array<ArrayBuffer>): Promise<void> {
-    // The platform's stream may transfer what it is given.
-    return this.#writer.write(ownCopy(data));
+  write(data: Uint8Array): Promise<void> {
+    return this.#writer.write(data);
   }
   async read(): Promise<Uint8Array | null> {
     const { value, done } = await this.#reader.read();

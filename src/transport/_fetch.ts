@@ -2,7 +2,6 @@
 // on request; it calls the caller's `fetch` when one is given. The platform
 // serialises the request; the status is read from the response head and the
 // body is never downloaded.
-import { ownCopy } from "./_http1.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
@@ -39,7 +38,7 @@ export async function sendOverFetch(
       // caller's own may change what it is given.
       headers: req.headers.map(([name, value]) => [name, value]),
       // A fetch of the caller's own may keep or transfer it.
-      body: body === null ? null : ownCopy(body),
+      body,
       signal,
       redirect: "manual",
     };
@@ -68,7 +67,7 @@ export async function sendOverFetch(
         (e instanceof Error ? e.message : String(e));
       e = (e as { cause?: unknown }).cause;
     }
-    const code = networkCode(message) ?? "NETWORK";
+    const code = networkCode(message, req.url.hostname) ?? "NETWORK";
     throw failure(code, `Request failed (${message})`, req, error);
   } finally {
     signal.removeEventListener("abort", onAbort!);

@@ -138,8 +138,7 @@ export function requestHead(
  * headers of their own (Content-Type, User-Agent: no credentials, nothing
  * made for one request): a loop of such triggers to one URL encodes its head
  * once, and a kept GET's bytes are the same buffer each time (never written
- * to). Kept heads are buffers of their own, not slab parts (a kept part
- * would keep its whole slab).
+ * to).
  */
 export function requestBytes(
   site: Site,
@@ -199,7 +198,7 @@ function joined(
       headLength + body.length,
     );
   } else {
-    bytes = allocate(headLength + (body?.length ?? 0));
+    bytes = new Uint8Array(headLength + (body?.length ?? 0));
     if (body !== null) bytes.set(body, headLength);
   }
   bytes.set(start);
@@ -212,7 +211,7 @@ function joined(
  * fetch's `Headers` puts header values on the wire.
  */
 export function latin1(text: string, extra = 0): Uint8Array {
-  const bytes = allocate(text.length + extra);
+  const bytes = new Uint8Array(text.length + extra);
   writeLatin1(text, bytes, 0);
   return bytes;
 }
@@ -235,44 +234,10 @@ const encoder = new TextEncoder();
  * costs several times more), after room for a request head.
  */
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  const body = allocate(HEAD_ROOM + text.length).subarray(HEAD_ROOM);
+  const body = new Uint8Array(HEAD_ROOM + text.length).subarray(HEAD_ROOM);
   if (encoder.encodeInto(text, body).read !== text.length) {
     return encoder.encode(text); // not ASCII: longer than text.length
   }
   roomy.add(body);
   return body;
-}
-
-/** Requests up to this size are carved from a shared slab. */
-const SLAB_MAX = 8 * 1024;
-const SLAB_SIZE = 64 * 1024;
-let slab = new Uint8Array(0);
-let slabUsed = 0;
-const slabs = new WeakSet<ArrayBufferLike>();
-
-/**
- * `length` zeroed bytes for a request. Up to SLAB_MAX they are a part of a
- * shared slab: a typed array of its own costs about 1 µs in Deno whatever
- * its size, a part costs a view. A part is never handed out twice, and a
- * slab is freed once none of its parts is held. Parts must not leave the
- * library as they are ({@linkcode ownCopy}): code that transferred one would
- * detach the whole slab.
- */
-export function allocate(length: number): Uint8Array<ArrayBuffer> {
-  if (length > SLAB_MAX) return new Uint8Array(length);
-  if (slabUsed + length > slab.length) {
-    slab = new Uint8Array(SLAB_SIZE);
-    slabs.add(slab.buffer);
-    slabUsed = 0;
-  }
-  return slab.subarray(slabUsed, slabUsed += length);
-}
-
-/** `bytes`, copied when they are a part of a shared slab: what is handed to
- * code outside the library (a `fetch`, a platform's stream) that may keep
- * or transfer it. */
-export function ownCopy(
-  bytes: Uint8Array<ArrayBuffer>,
-): Uint8Array<ArrayBuffer> {
-  return slabs.has(bytes.buffer) ? bytes.slice() : bytes;
 }

@@ -37,6 +37,9 @@ const LEARNED_TTL_MS = 10_000;
 const TOLERATED_TTL_MS = 60_000;
 /** How often expired idle connections are closed; reuse checks exactly. */
 const SWEEP_MS = 250;
+/** Served waiters at the front of a queue that are dropped at once, when
+ * they are at least half of it. */
+const COMPACT_FROM = 1_024;
 
 /** What a trigger gets to send on: a connection to reuse, or leave to open a
  * fresh one (`conn` undefined). */
@@ -182,6 +185,13 @@ function nextWaiter(origin: Origin): Waiter | undefined {
     origin.waiters[origin.head++] = undefined as unknown as Waiter;
     if (origin.head === origin.waiters.length) {
       origin.waiters.length = 0;
+      origin.head = 0;
+    } else if (
+      origin.head >= COMPACT_FROM && origin.head * 2 >= origin.waiters.length
+    ) {
+      // A queue that never empties (a steady overload): drop the served
+      // front, or the array grows by one slot per queued trigger forever.
+      origin.waiters.splice(0, origin.head);
       origin.head = 0;
     }
     if (!waiter.done) {

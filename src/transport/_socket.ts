@@ -69,7 +69,7 @@ function classify(
   switch (phase) {
     case "connect":
       // Workers open and secure a socket in one step: its message decides.
-      switch (networkCode(message)) {
+      switch (networkCode(message, req.url.hostname)) {
         case "DNS":
           return failure(
             "DNS",

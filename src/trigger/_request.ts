@@ -375,13 +375,16 @@ const parsedUrls = new Map<string, URL>();
 const PARSED_URLS_MAX = 256;
 
 function prepareUrl(input: unknown): URL {
-  if (typeof input === "string") {
-    const known = parsedUrls.get(input);
+  // A URL object is looked up by its href: the caller may change it later,
+  // so the one kept is a copy either way.
+  const text = input instanceof URL ? input.href : input;
+  if (typeof text === "string") {
+    const known = parsedUrls.get(text);
     if (known !== undefined) return known;
   }
   let url: URL;
   if (input instanceof URL) {
-    url = new URL(input.href);
+    url = new URL(text as string);
   } else if (typeof input === "string") {
     try {
       url = new URL(input);
@@ -397,9 +400,9 @@ function prepareUrl(input: unknown): URL {
     );
   }
   // Not with credentials: basicAuth() takes them out of the URL it is given.
-  if (typeof input === "string" && url.username === "" && url.password === "") {
+  if (typeof text === "string" && url.username === "" && url.password === "") {
     if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
-    parsedUrls.set(input, url);
+    parsedUrls.set(text, url);
   }
   return url;
 }

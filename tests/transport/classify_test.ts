@@ -31,4 +31,13 @@ Deno.test("networkCode() gives one code per failure, from any runtime's wording"
   }
   for (const message of TLS) assert.equal(networkCode(message), "TLS", message);
   assert.equal(networkCode("something odd"), undefined);
+  // A host name that looks like a cause is not one (found by review).
+  const host = "ssl-api.nosuchhost.invalid";
+  const dns =
+    `error sending request for url (https://${host}/): client error (Connect): dns error: failed to lookup address information: Name or service not known`;
+  assert.equal(networkCode(dns, host), "DNS");
+  assert.equal(
+    networkCode("connect ECONNREFUSED dns1.example:443", "dns1.example"),
+    "CONNECT",
+  );
 });

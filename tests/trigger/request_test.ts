@@ -190,3 +190,17 @@ Deno.test("the socket transport keeps the encoded head of a request with no head
     await server.shutdown();
   }
 });
+
+Deno.test("a URL object prepared again shares the kept copy of its href; changing the caller's object later changes nothing sent", () => {
+  const given = new URL("http://example.test/a?b=1");
+  const first = prepare(given);
+  assert.notEqual(first.url, given, "a copy, not the caller's object");
+  assert.equal(prepare(new URL(given.href)).url, first.url);
+  given.pathname = "/changed";
+  assert.equal(first.url.href, "http://example.test/a?b=1");
+  assert.equal(prepare(given).url.href, "http://example.test/changed?b=1");
+  const secret = new URL("http://user:pw@example.test/");
+  const withAuth = prepare(secret);
+  assert.equal(withAuth.href, "http://example.test/");
+  assert.equal(secret.password, "pw", "the caller's URL keeps its password");
+});
