@@ -5,7 +5,12 @@
 // alone, so bundles for Workers and edge runtimes never try to resolve
 // node:net, and webpack (Next.js) does not turn it into an empty context.
 import type { Socket } from "node:net";
-import type { ConnectionOptions, TLSSocket } from "node:tls";
+import type {
+  ConnectionOptions,
+  SecureContext,
+  SecureContextOptions,
+  TLSSocket,
+} from "node:tls";
 import type {
   Connector,
   ConnectStage,
@@ -17,6 +22,7 @@ interface NodeModules {
   connect(options: { host: string; port: number }): Socket;
   isIP(input: string): number;
   tlsConnect(options: ConnectionOptions): TLSSocket;
+  createSecureContext?(options: SecureContextOptions): SecureContext;
   rootCertificates: readonly string[];
 }
 
@@ -35,8 +41,33 @@ function modules(
     connect: net.connect,
     isIP: net.isIP,
     tlsConnect: tls.connect,
+    createSecureContext: typeof tls.createSecureContext === "function"
+      ? tls.createSecureContext
+      : undefined,
     rootCertificates: tls.rootCertificates ?? [],
   };
+}
+
+/** TLS contexts with extra CAs, by the CAs: building one parses every root
+ * certificate (~30 ms of blocked event loop), so not per connection. */
+const contexts = new Map<string, SecureContext>();
+const CONTEXTS_MAX = 16;
+
+/** What `tls.connect` takes to trust the system's roots and `caCerts`. */
+function trust(
+  node: NodeModules,
+  caCerts: string[],
+): Pick<ConnectionOptions, "ca" | "secureContext"> {
+  const ca = [...node.rootCertificates, ...caCerts];
+  if (node.createSecureContext === undefined) return { ca };
+  const key = JSON.stringify(caCerts);
+  let context = contexts.get(key);
+  if (context === undefined) {
+    if (contexts.size >= CONTEXTS_MAX) contexts.clear();
+    context = node.createSecureContext({ ca });
+    contexts.set(key, context);
+  }
+  return { secureContext: context };
 }
 
 /** node:net and node:tls from process.getBuiltinModule, synchronously. */
@@ -273,9 +304,7 @@ export const connectNode: Connector = async (
     host: hostname,
     // SNI carries names only (RFC 6066); an IP is checked against the SANs.
     servername: node.isIP(hostname) ? undefined : hostname,
-    ca: target.caCerts
-      ? [...node.rootCertificates, ...target.caCerts]
-      : undefined,
+    ...(target.caCerts ? trust(node, target.caCerts) : {}),
     ALPNProtocols: ["http/1.1"],
   });
   secure.on("error", ignore);
