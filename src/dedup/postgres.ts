@@ -20,7 +20,7 @@
  * @module
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
-import { show } from "../trigger/_request.ts";
+import { show } from "../_show.ts";
 import { redactError, secretsOf } from "../durable/_redact.ts";
 
 export type { ClaimResult, DedupStore } from "./store.ts";
@@ -66,10 +66,11 @@ export interface PostgresDedupStoreOptions {
    */
   queryTimeout?: number;
   /**
-   * Told about an error of an idle pooled connection (a database restart,
-   * a terminated backend); the pool replaces the connection. Only for the
-   * pool opened from `connectionString`. (Named as in `./hono`: a report,
-   * not Hono's `app.onError`.)
+   * Told about errors no caller awaits: an idle pooled connection's (a
+   * database restart, a terminated backend; the pool replaces the
+   * connection, only for the pool opened from `connectionString`) and the
+   * background sweep of expired ids' (any `db`). A reporter that throws is
+   * ignored. (Named as in `./hono`: a report, not Hono's `app.onError`.)
    *
    * @default {console.error}
    */
@@ -148,7 +149,7 @@ export class PostgresDedupStore implements DedupStore {
       connectionTimeout = 5_000,
       queryTimeout = 5_000,
       reportError = (error: unknown) =>
-        console.error("PostgresDedupStore: idle connection failed", error),
+        console.error("PostgresDedupStore: a background query failed", error),
     } = options ?? {};
     if (typeof reportError !== "function") {
       throw new TypeError(
@@ -257,13 +258,7 @@ export class PostgresDedupStore implements DedupStore {
     });
     // Without a listener, an idle connection's error (the server restarted
     // or ended the backend) is an uncaught error that ends the process.
-    pool.on("error", (error) => {
-      try {
-        this.#reportError(redact(error, this.#connectionString));
-      } catch {
-        // A reporter that throws must not take the process down either.
-      }
-    });
+    pool.on("error", (error) => this.#report(error));
     return pool;
   }
 
@@ -282,9 +277,18 @@ export class PostgresDedupStore implements DedupStore {
       // After the claim, not before it: a slow or failed sweep never delays
       // or fails a claim, and it takes the connection the claim gave back.
       this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`)
-        .catch((error) => this.#reportError(error));
+        .catch((error) => this.#report(error));
     }
     return result;
+  }
+
+  /** Tells `reportError` (redacted); one that throws takes nothing down. */
+  #report(error: unknown): void {
+    try {
+      this.#reportError(redact(error, this.#connectionString));
+    } catch {
+      // Nobody awaits a background error: ignored, not uncaught.
+    }
   }
 
   async #claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { respond } from "./_respond.ts";
 import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { ConnectionOptions } from "./connection_types.ts";
 import { keepAlive } from "./_background.ts";
@@ -248,9 +249,7 @@ function answer(
     if (name === "set-cookie") response.headers.append(name, value);
     else if (!response.headers.has(name)) response.headers.set(name, value);
   }
-  c.res = undefined as unknown as Response; // no header merge with the route's
-  c.res = response;
-  return response;
+  return respond(c, response); // no header merge with the route's
 }
 
 async function runInBackground(

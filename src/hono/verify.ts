@@ -84,6 +84,7 @@ import { consoleReporter, report } from "./_report.ts";
 import { annotate } from "./_trace.ts";
 import { keepAlive } from "./_background.ts";
 import { takeRunning } from "./_running.ts";
+import { respond } from "./_respond.ts";
 
 /** The header that marks an answer given instead of running the route. */
 const DUPLICATE_HEADER = "x-trigger-duplicate";
@@ -282,7 +283,8 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     try {
       claim = await store.claim(id, lease, token);
     } catch (error) {
-      await report(reportError, error, c, "verifyTrigger()");
+      // Not awaited: a slow reporter must not hold the 503 back.
+      keepAlive(c, report(reportError, error, c, "verifyTrigger()"));
       return reject(503, "Deduplication store unavailable");
     }
     annotate({
@@ -337,7 +339,8 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       if (running === undefined) await settle();
       else keepAlive(c, running.then(settle, settle));
     }
-    if (c.res !== response) c.res = response;
+    // As judged: not merged with what a background route wrote since.
+    if (c.res !== response) respond(c, response);
   };
 }
 

@@ -13,6 +13,7 @@ import {
   rawSocketsLoading,
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
+import { show } from "../_show.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
@@ -94,17 +95,7 @@ const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const MAX_TIMEOUT = 2 ** 31 - 1;
 const encoder = new TextEncoder();
 
-/** Quotes a value for an error message, showing control characters. */
-export function show(value: unknown): string {
-  if (typeof value === "string") {
-    const shown = value.length > 80 ? value.slice(0, 77) + "..." : value;
-    return JSON.stringify(shown);
-  }
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value === "function") return "a function";
-  if (value === null || typeof value !== "object") return String(value);
-  return Object.prototype.toString.call(value).slice(8, -1);
-}
+export { show };
 
 function fail(message: string): never {
   throw new TypeError(PREFIX + message);

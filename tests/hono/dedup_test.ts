@@ -13,7 +13,7 @@ import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
 import { createSecret, signPayload } from "../../mod.ts";
 import { sleep } from "../_hono_client.ts";
 import { skipUnless } from "../_env.ts";
-import { within } from "../_wait.ts";
+import { until, within } from "../_wait.ts";
 import { CAN_START_POSTGRES, ThrowawayPostgres } from "../_postgres.ts";
 
 let counter = 0;
@@ -410,4 +410,51 @@ Deno.test("PostgresDedupStore refuses timeouts that are not milliseconds", () =>
         error instanceof RangeError && error.message.includes(name),
     );
   }
+});
+
+Deno.test({
+  name:
+    "PostgresDedupStore: a failed background sweep goes to reportError, and a reportError that throws takes nothing down",
+  ignore: skipUnless(
+    DATABASE_URL !== undefined,
+    "TRIGGER_TEST_DATABASE_URL is not set (bash .ci/postgres.sh)",
+  ),
+  async fn() {
+    const { default: pg } = await import("npm:pg@8.23.1");
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+    const table = `dedup_sweep_${Date.now()}`;
+    // The real database, with its sweep made to fail.
+    const db = {
+      query(text: string, values?: unknown[]) {
+        if (text.startsWith(`DELETE FROM ${table} WHERE expires_at`)) {
+          return Promise.reject(new Error("sweep failed"));
+        }
+        return pool.query(text, values);
+      },
+    };
+    const reported: unknown[] = [];
+    try {
+      const told = new PostgresDedupStore({
+        db,
+        table,
+        reportError: (error) => reported.push(error),
+      });
+      assert.equal(await told.claim("a", 1_000, "t"), "claimed");
+      await until(() => reported.length === 1, "the sweep's failure reported");
+      assert.match(String(reported[0]), /sweep failed/);
+      const throwing = new PostgresDedupStore({
+        db,
+        table,
+        reportError: () => {
+          throw new Error("reporter broke");
+        },
+      });
+      assert.equal(await throwing.claim("b", 1_000, "t"), "claimed");
+      // An unhandled rejection would fail this test (Deno's sanitizer).
+      await sleep(50);
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS ${table}`);
+      await pool.end();
+    }
+  },
 });

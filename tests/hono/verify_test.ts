@@ -1153,3 +1153,44 @@ Deno.test("connection({ ack: true }) answers 202 even when the route throws at o
   }
   assert.equal((reported[0] as Error).message, "at once");
 });
+
+Deno.test("verifyTrigger() in front of connection({ ack: true }): the early 202 carries none of the background route's headers, however slow the store", async () => {
+  const secret = createSecret();
+  const memory = new MemoryDedupStore();
+  const store = {
+    claim: memory.claim.bind(memory),
+    release: memory.release.bind(memory),
+    // Slower than the route: it has written its own answer by then.
+    complete: async (id: string, ttl: number) => {
+      await new Promise((r) => setTimeout(r, 50));
+      return memory.complete(id, ttl);
+    },
+  };
+  const app = new Hono();
+  app.post(
+    "/job",
+    verifyTrigger({ secret, store }),
+    connection({ ack: true }),
+    (c) => {
+      c.header("set-cookie", "session=route-secret");
+      c.header("x-route", "leaked");
+      return c.json({ background: true });
+    },
+  );
+  const body = "{}";
+  const id = "msg_ack_headers";
+  const timestamp = Math.floor(Date.now() / 1000);
+  const response = await app.request("/job", {
+    method: "POST",
+    body,
+    headers: {
+      "webhook-id": id,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": await signPayload(secret, { id, timestamp, body }),
+    },
+  });
+  assert.equal(response.status, 202);
+  assert.equal(response.headers.get("set-cookie"), null);
+  assert.equal(response.headers.get("x-route"), null);
+  assert.equal(await drainBackground(), true);
+});

@@ -1,0 +1,15 @@
+// How a bad value is quoted in an error message, shared by every entry
+// point (private; no imports, so any module can take it without pulling in
+// another product's code).
+
+/** Quotes a value for an error message, showing control characters. */
+export function show(value: unknown): string {
+  if (typeof value === "string") {
+    const shown = value.length > 80 ? value.slice(0, 77) + "..." : value;
+    return JSON.stringify(shown);
+  }
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
+  if (value === null || typeof value !== "object") return String(value);
+  return Object.prototype.toString.call(value).slice(8, -1);
+}
