@@ -6,6 +6,7 @@
 // rows become views without secrets.
 import { originOf, redactHeaders, redactText, redactUrl } from "./_redact.ts";
 import * as sql from "./_pgboss_sql.ts";
+import { fromBase64 } from "../signature/_sign.ts";
 
 /** The symbol under which an opened outbox hands out its database. */
 export const ADMIN: unique symbol = Symbol.for("fire-trigger.outbox.admin");
@@ -403,9 +404,8 @@ function view(data: unknown, bodyLimit = DEFAULT_BODY_LIMIT): JobView {
   let bodyTruncated = false;
   let bodyBinary = false;
   if (typeof stored.body === "string") {
-    const binary = atob(stored.body);
-    bodySize = binary.length;
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const bytes = fromBase64(stored.body);
+    bodySize = bytes.length;
     try {
       body = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
       if (body.length > bodyLimit) {

@@ -102,8 +102,9 @@ export function storedRequest(
 
 /** Inserts rows in batches, one transaction per batch. A batch that fails
  * for its data (not a timeout or a lost connection) is retried row by row,
- * so only the bad row's caller rejects. A trigger waits for its batch at
- * most `queryTimeout` ms; at most {@linkcode MAX_PENDING} wait. */
+ * so only the bad row's caller rejects. A trigger's wait is checked against
+ * `queryTimeout` when the batch before it ends, so it can wait up to about
+ * twice that; at most {@linkcode MAX_PENDING} wait. */
 export function groupCommit(
   engine: Engine,
   queue: string,

@@ -122,7 +122,8 @@ export async function releaseJobs(
   return new Set(rows.map((row) => String(row.id)));
 }
 
-/** Job counts by queue and state for two queues. */
+/** Job counts by queue and state for two queues, every state but completed
+ * (the delivered rows pg-boss keeps for days, never counted). */
 export async function countByState(
   db: Sql,
   schema: string,
@@ -130,7 +131,8 @@ export async function countByState(
 ): Promise<Array<{ name: string; state: string; count: number }>> {
   const { rows } = await db.executeSql(
     `SELECT name, state::text AS state, count(*)::int AS count
-     FROM ${schema}.job WHERE name = $1 OR name = $2
+     FROM ${schema}.job
+     WHERE (name = $1 OR name = $2) AND state <> 'completed'
      GROUP BY name, state`,
     queues,
   );

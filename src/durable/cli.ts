@@ -137,7 +137,6 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
   }
 
   let outbox: Outbox;
-  const dbErrors: unknown[] = [];
   try {
     outbox = await openOutbox({
       ...(databaseUrl !== undefined
@@ -146,7 +145,11 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
       queue: parsed.queue,
       schema: parsed.schema,
       onEvent(event) {
-        if (event.type === "error") dbErrors.push(event.error);
+        // Outbox errors are already redacted; the string check is a second
+        // line, as for every message this tool prints.
+        if (event.type === "error") {
+          error(`outbox: ${(event.error as Error)?.message ?? event.error}`);
+        }
       },
     });
   } catch (cause) {

@@ -369,9 +369,13 @@ class PgOutbox implements Outbox {
     return {
       db: {
         executeSql: (text, values) =>
-          engine.run(
+          this.#open(
             "Cannot read the outbox",
-            () => (engine.boss.getDb() as Sql).executeSql(text, values),
+            () =>
+              engine.run(
+                "Cannot read the outbox",
+                () => (engine.boss.getDb() as Sql).executeSql(text, values),
+              ),
           ),
       },
       schema: this.#queues.schema,

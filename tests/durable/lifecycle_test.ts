@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { openOutbox, OutboxError } from "../../src/durable/mod.ts";
 import { within } from "../_wait.ts";
+import { adminOf } from "../../src/durable/_admin_queries.ts";
 
 async function embedded() {
   const dir = await Deno.makeTempDir({ prefix: "outbox_lifecycle_" });
@@ -70,6 +71,14 @@ Deno.test("admin calls on a stopped outbox reject with CLOSED; start() throws it
     () => outbox.start(),
     (error) => error instanceof OutboxError && error.code === "CLOSED",
   );
+  // The dashboard's and the command line's reads too (not a driver error).
+  const admin = adminOf(outbox);
+  for (const call of [() => admin.origins(), () => admin.retrying()]) {
+    await assert.rejects(
+      call(),
+      (error) => error instanceof OutboxError && error.code === "CLOSED",
+    );
+  }
 });
 
 Deno.test("outbox.trigger() refuses a fetch option: a live function cannot be stored", async () => {
