@@ -24,14 +24,17 @@
 // schemas; PostgreSQL only with TRIGGER_TEST_DATABASE_URL set).
 // Every trigger must reach the target (checked at the end).
 //
-//   deno task bench [rounds=7] [calls per mode per round=1000]
+//   deno task bench [rounds=7] [calls per mode per round=1000] [--sender]
 //   deno bench --allow-all bench/    the older Deno.bench files (longer)
 import { closeIdleConnections, trigger } from "../mod.ts";
 import { USER_AGENT } from "../src/trigger/_request.ts";
 import { spawnDeno } from "./_spawn.ts";
 
-const ROUNDS = Number(Deno.args[0] ?? 7);
-const N = Number(Deno.args[1] ?? 1_000);
+/** `--sender`: the sender's rows only (no connection() or outbox rows). */
+const SENDER_ONLY = Deno.args.includes("--sender");
+const numbers = Deno.args.filter((arg) => !arg.startsWith("--"));
+const ROUNDS = Number(numbers[0] ?? 7);
+const N = Number(numbers[1] ?? 1_000);
 const WARMUP = 200;
 /** Blocks per round (each mode runs N / BLOCKS calls in a row). */
 const BLOCKS = 10;
@@ -102,9 +105,11 @@ type Mode =
   | "write floor"
   | "write floor, 20 µs later"
   | "round-trip floor"
+  | "round-trip floor, 20 µs later"
   | "sent"
   | "accepted"
-  | "PHP";
+  | "PHP"
+  | "PHP write, kept connection, 20 µs later";
 
 /** One mode's N calls; returns each call's wait in µs. */
 type Runner = (count: number) => Promise<number[]>;
@@ -121,9 +126,11 @@ function runners(post: boolean): Record<Mode, Runner> {
   const writeBytes = rawRequest(`${p}/write`, form, true);
   const roundBytes = rawRequest(`${p}/round`, form, true);
   const gapBytes = rawRequest(`${p}/gap`, form, true);
+  const roundGapBytes = rawRequest(`${p}/round-gap`, form, true);
   const phpBytes = rawRequest(`${p}/php`, form, false);
   let writeConn: Deno.Conn | undefined;
   let roundConn: Deno.Conn | undefined;
+  let roundGapConn: Deno.Conn | undefined;
   let gapConn: Deno.Conn | undefined;
   const viaTrigger = (wait: "sent" | "accepted"): Runner => async (count) => {
     const url = `${origin}${p}/${wait}`;
@@ -204,30 +211,79 @@ function runners(post: boolean): Record<Mode, Runner> {
       }
       return out;
     },
+    // Diagnostic: the round trip 20 µs (busy) after the previous answer, as
+    // a trigger's caller writes its next request some µs after an answer.
+    async "round-trip floor, 20 µs later"(count) {
+      if (!roundGapConn) {
+        roundGapConn = await Deno.connect({ hostname, port });
+        (roundGapConn as Deno.TcpConn).setNoDelay(true);
+        kept.push(roundGapConn);
+      }
+      const out: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const until = performance.now() + 0.02;
+        while (performance.now() < until) {
+          // busy, as a trigger's JS is
+        }
+        const start = performance.now();
+        await writeAll(roundGapConn, roundGapBytes);
+        await readHead(roundGapConn);
+        out.push((performance.now() - start) * 1_000);
+      }
+      return out;
+    },
     sent: viaTrigger("sent"),
     accepted: viaTrigger("accepted"),
     PHP: (count) => phpLoop(phpBytes, count),
+    "PHP write, kept connection, 20 µs later": (count) =>
+      phpLoop(rawRequest(`${p}/php-kept`, form, true), count, true),
   };
 }
 
-/** The PHP loop: connect, write, close, timed per call with hrtime(). */
+/**
+ * The PHP loop: connect, write, close, timed per call with hrtime(). With
+ * `kept` set, PHP's own write on one connection kept open instead, made 20
+ * µs (busy) after the previous answer was read, as "write floor, 20 µs
+ * later": what a writer with no overhead at all pays for the one write a
+ * reused "sent" waits for, when it does not come within the few µs the target
+ * stays awake after answering.
+ */
 const PHP_LOOP = `
-[, $port, $n, $request] = $argv;
+[, $port, $n, $request, $kept] = $argv;
 $request = base64_decode($request);
 $samples = [];
+$fp = $kept === "1" ? fsockopen("127.0.0.1", (int) $port, $errno, $errstr, 5) : null;
 for ($i = 0; $i < $n; $i++) {
+  if ($fp !== null) {
+    $start = hrtime(true);
+    fwrite($fp, $request);
+    $samples[] = (hrtime(true) - $start) / 1e3;
+    $head = "";
+    while (!str_ends_with($head, "\r\n\r\n")) {
+      $more = fread($fp, 4096);
+      if ($more === "" || $more === false) { fwrite(STDERR, "closed\n"); exit(1); }
+      $head .= $more;
+    }
+    $until = hrtime(true) + 20000;
+    while (hrtime(true) < $until) {} // 20 µs busy, as "write floor, 20 µs later"
+    continue;
+  }
   $start = hrtime(true);
-  $fp = fsockopen("127.0.0.1", (int) $port, $errno, $errstr, 5);
-  if ($fp === false) { fwrite(STDERR, "$errno $errstr\\n"); continue; }
-  fwrite($fp, $request);
-  fclose($fp);
+  $fp1 = fsockopen("127.0.0.1", (int) $port, $errno, $errstr, 5);
+  if ($fp1 === false) { fwrite(STDERR, "$errno $errstr\n"); continue; }
+  fwrite($fp1, $request);
+  fclose($fp1);
   $samples[] = (hrtime(true) - $start) / 1e3;
 }
 echo json_encode($samples);
 `;
 
 let php = true;
-async function phpLoop(request: Uint8Array, count: number): Promise<number[]> {
+async function phpLoop(
+  request: Uint8Array,
+  count: number,
+  kept = false,
+): Promise<number[]> {
   if (!php) return [];
   try {
     const output = await new Deno.Command("php", {
@@ -238,11 +294,17 @@ async function phpLoop(request: Uint8Array, count: number): Promise<number[]> {
         String(port),
         String(count),
         btoa(String.fromCharCode(...request)),
+        kept ? "1" : "0",
       ],
       stderr: "inherit",
     }).output();
     if (!output.success) throw new Error(`php exited with ${output.code}`);
-    return JSON.parse(new TextDecoder().decode(output.stdout));
+    const samples: number[] = JSON.parse(
+      new TextDecoder().decode(output.stdout),
+    );
+    const path = new TextDecoder().decode(request).split(" ")[1];
+    if (kept) calls[path] = (calls[path] ?? 0) + count;
+    return samples;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
     php = false;
@@ -261,9 +323,11 @@ const MODES: Mode[] = [
   "write floor",
   "write floor, 20 µs later",
   "round-trip floor",
+  "round-trip floor, 20 µs later",
   "sent",
   "accepted",
   "PHP",
+  "PHP write, kept connection, 20 µs later",
 ];
 
 interface Ratio {
@@ -286,6 +350,12 @@ const RATIOS: Ratio[] = [
     met: (v) => v >= 1.5,
   },
   {
+    name: "(ceiling) PHP loop ÷ PHP's kept write 20 µs later",
+    goal: "—",
+    of: (p) => p.PHP / p["PHP write, kept connection, 20 µs later"],
+    met: () => true,
+  },
+  {
     name: '"sent" (reused) ÷ write floor',
     goal: "≤ 2.0",
     of: (p) => p.sent / p["write floor"],
@@ -302,6 +372,12 @@ const RATIOS: Ratio[] = [
     goal: "≤ 1.10",
     of: (p) => p.accepted / p["round-trip floor"],
     met: (v) => v <= 1.1,
+  },
+  {
+    name: '(diagnostic) "accepted" ÷ round trip 20 µs later',
+    goal: "—",
+    of: (p) => p.accepted / p["round-trip floor, 20 µs later"],
+    met: () => true,
   },
 ];
 
@@ -324,7 +400,7 @@ for (const post of [false, true]) {
     const samples = {} as Record<Mode, number[]>;
     for (const mode of MODES) samples[mode] = [];
     for (let block = 0; block < BLOCKS; block++) {
-      const order = MODES.filter((mode) => mode !== "PHP");
+      const order = MODES.filter((mode) => !mode.startsWith("PHP"));
       for (let i = order.length - 1; i > 0; i--) {
         const j = Math.floor(Math.random() * (i + 1));
         [order[i], order[j]] = [order[j], order[i]];
@@ -334,28 +410,32 @@ for (const post of [false, true]) {
       }
     }
     samples.PHP = await run.PHP(N);
+    samples["PHP write, kept connection, 20 µs later"] = await run[
+      "PHP write, kept connection, 20 µs later"
+    ](N);
     const p50 = {} as Record<Mode, number>;
     for (const mode of MODES) p50[mode] = median(samples[mode]);
     perRound.push(p50);
   }
   lines.push("", post ? "POST, 1 KB form" : "GET");
   for (const mode of MODES) {
-    if (mode === "PHP" && !php) continue;
+    if (mode.startsWith("PHP") && !php) continue;
     const values = perRound.map((p) => p[mode]);
     lines.push(
-      `  ${mode.padEnd(44)} p50 ${median(values).toFixed(1).padStart(6)} µs ` +
+      `  ${mode.padEnd(52)} p50 ${median(values).toFixed(1).padStart(6)} µs ` +
         `[${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)}]`,
     );
   }
   for (const ratio of RATIOS) {
-    if (ratio.name.startsWith("PHP") && !php) {
-      lines.push("  PHP skipped: php-cli is not installed");
+    if (ratio.name.includes("PHP") && !php) {
+      const skipped = "  PHP skipped: php-cli is not installed";
+      if (!lines.includes(skipped)) lines.push(skipped);
       continue;
     }
     const values = perRound.map(ratio.of);
     const value = median(values);
     lines.push(
-      `  ${ratio.name.padEnd(44)} ${fmt(value).padStart(6)} [${
+      `  ${ratio.name.padEnd(52)} ${fmt(value).padStart(6)} [${
         range(values)
       }]  ${
         ratio.goal === "—"
@@ -367,79 +447,82 @@ for (const post of [false, true]) {
 }
 
 // connection() ÷ "signal only", from the Hono bench in its own process.
-const hono = await spawnDeno([
-  "run",
-  "--allow-net=127.0.0.1",
-  new URL("./hono_bench.ts", import.meta.url).pathname,
-  "--ratio",
-]);
-await hono.process.status;
-const honoRatios: number[] = JSON.parse(hono.line);
-const honoValue = median(honoRatios);
-lines.push(
-  "",
-  `  ${"connection() GET req/s ÷ signal only".padEnd(44)} ${
-    fmt(honoValue).padStart(6)
-  } [${range(honoRatios)}]  goal ≥ 0.95: ${
-    honoValue >= 0.95 ? "met" : "NOT met"
-  }`,
-);
-
-// The outbox's rows, from bench/durable_bench.ts in its own process (PGlite;
-// PostgreSQL too when TRIGGER_TEST_DATABASE_URL is set).
-interface EngineReport {
-  enqueue64: number;
-  enqueue64Runs: number[];
-  delivered: number[];
-  deliveredMedian: number;
-}
-const durable = await spawnDeno([
-  "run",
-  "--allow-all",
-  new URL("./durable_bench.ts", import.meta.url).pathname,
-  "--json",
-]);
-await durable.process.status;
-const engines: Record<string, EngineReport | undefined> = JSON.parse(
-  durable.line,
-);
-const perSecond = (values: number[]) => {
-  const n = (v: number) => Math.round(v).toLocaleString("en-US");
-  return `${n(median(values)).padStart(6)} [${n(Math.min(...values))}–${
-    n(Math.max(...values))
-  }]`;
-};
-lines.push(
-  "",
-  "Outbox, 2,000 jobs per round, median [range] over rounds (bench/durable_bench.ts)",
-);
-for (
-  const [engine, name, enqueueGoal, deliveryGoal] of [
-    ["postgres", "PostgreSQL", 5_000, 4_000],
-    ["pglite", "PGlite", 2_500, 2_000],
-  ] as const
-) {
-  const report = engines[engine];
-  if (report === undefined) {
-    lines.push(
-      `  ${name}: skipped (set TRIGGER_TEST_DATABASE_URL; bash .ci/postgres.sh starts one)`,
-    );
-    continue;
-  }
-  const enqueue = median(report.enqueue64Runs);
-  const delivered = median(report.delivered);
+if (!SENDER_ONLY) await otherRows();
+async function otherRows() {
+  const hono = await spawnDeno([
+    "run",
+    "--allow-net=127.0.0.1",
+    new URL("./hono_bench.ts", import.meta.url).pathname,
+    "--ratio",
+  ]);
+  await hono.process.status;
+  const honoRatios: number[] = JSON.parse(hono.line);
+  const honoValue = median(honoRatios);
   lines.push(
-    `  ${`${name} enqueue/s, 64 concurrent callers`.padEnd(44)} ${
-      perSecond(report.enqueue64Runs)
-    }  goal ≥ ${enqueueGoal.toLocaleString("en-US")}: ${
-      enqueue >= enqueueGoal ? "met" : "NOT met"
-    }`,
-    `  ${`${name} delivered/s, concurrency 32`.padEnd(44)} ${
-      perSecond(report.delivered)
-    }  goal ≥ ${deliveryGoal.toLocaleString("en-US")}: ${
-      delivered >= deliveryGoal ? "met" : "NOT met"
+    "",
+    `  ${"connection() GET req/s ÷ signal only".padEnd(52)} ${
+      fmt(honoValue).padStart(6)
+    } [${range(honoRatios)}]  goal ≥ 0.95: ${
+      honoValue >= 0.95 ? "met" : "NOT met"
     }`,
   );
+
+  // The outbox's rows, from bench/durable_bench.ts in its own process (PGlite;
+  // PostgreSQL too when TRIGGER_TEST_DATABASE_URL is set).
+  interface EngineReport {
+    enqueue64: number;
+    enqueue64Runs: number[];
+    delivered: number[];
+    deliveredMedian: number;
+  }
+  const durable = await spawnDeno([
+    "run",
+    "--allow-all",
+    new URL("./durable_bench.ts", import.meta.url).pathname,
+    "--json",
+  ]);
+  await durable.process.status;
+  const engines: Record<string, EngineReport | undefined> = JSON.parse(
+    durable.line,
+  );
+  const perSecond = (values: number[]) => {
+    const n = (v: number) => Math.round(v).toLocaleString("en-US");
+    return `${n(median(values)).padStart(6)} [${n(Math.min(...values))}–${
+      n(Math.max(...values))
+    }]`;
+  };
+  lines.push(
+    "",
+    "Outbox, 2,000 jobs per round, median [range] over rounds (bench/durable_bench.ts)",
+  );
+  for (
+    const [engine, name, enqueueGoal, deliveryGoal] of [
+      ["postgres", "PostgreSQL", 5_000, 4_000],
+      ["pglite", "PGlite", 2_500, 2_000],
+    ] as const
+  ) {
+    const report = engines[engine];
+    if (report === undefined) {
+      lines.push(
+        `  ${name}: skipped (set TRIGGER_TEST_DATABASE_URL; bash .ci/postgres.sh starts one)`,
+      );
+      continue;
+    }
+    const enqueue = median(report.enqueue64Runs);
+    const delivered = median(report.delivered);
+    lines.push(
+      `  ${`${name} enqueue/s, 64 concurrent callers`.padEnd(52)} ${
+        perSecond(report.enqueue64Runs)
+      }  goal ≥ ${enqueueGoal.toLocaleString("en-US")}: ${
+        enqueue >= enqueueGoal ? "met" : "NOT met"
+      }`,
+      `  ${`${name} delivered/s, concurrency 32`.padEnd(52)} ${
+        perSecond(report.delivered)
+      }  goal ≥ ${deliveryGoal.toLocaleString("en-US")}: ${
+        delivered >= deliveryGoal ? "met" : "NOT met"
+      }`,
+    );
+  }
 }
 
 await closeIdleConnections();
