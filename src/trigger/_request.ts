@@ -17,7 +17,12 @@ import { show } from "../_show.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
-import { checkMessage, newMessageId, parseSecret } from "../signature/_sign.ts";
+import {
+  checkMessage,
+  newMessageId,
+  parseSecret,
+  toBase64,
+} from "../signature/_sign.ts";
 
 /** A request ready for a transport. */
 export interface PreparedRequest {
@@ -410,10 +415,7 @@ function basicAuth(url: URL): string | undefined {
   }
   url.username = "";
   url.password = "";
-  const bytes = encoder.encode(`${user}:${password}`);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return `Basic ${btoa(binary)}`;
+  return `Basic ${toBase64(encoder.encode(`${user}:${password}`))}`;
 }
 
 /** The Standard Webhooks headers signing sets (and the outbox sets again on
