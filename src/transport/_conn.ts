@@ -58,3 +58,26 @@ export function untilAborted<T extends { close(): void }>(
     );
   });
 }
+
+/** Keys of `caCerts` arrays already seen, with the certificates they held. */
+const caKeys = new WeakMap<
+  readonly string[],
+  { certs: readonly string[]; key: string }
+>();
+
+/**
+ * A key that tells sets of extra CAs apart exactly (`["ab", "c"]` is not
+ * `["a", "bc"]`), for the connection pool and the TLS contexts. Worked out
+ * once per array while it holds the same certificates (comparing them is
+ * by reference when unchanged), not serialised on every trigger.
+ */
+export function caCertsKey(caCerts: readonly string[]): string {
+  const known = caKeys.get(caCerts);
+  if (
+    known !== undefined && known.certs.length === caCerts.length &&
+    known.certs.every((cert, i) => cert === caCerts[i])
+  ) return known.key;
+  const key = JSON.stringify(caCerts);
+  caKeys.set(caCerts, { certs: [...caCerts], key });
+  return key;
+}

@@ -11,11 +11,12 @@ import type {
   SecureContextOptions,
   TLSSocket,
 } from "node:tls";
-import type {
-  Connector,
-  ConnectStage,
-  ConnectTarget,
-  RawConn,
+import {
+  caCertsKey,
+  type Connector,
+  type ConnectStage,
+  type ConnectTarget,
+  type RawConn,
 } from "./_conn.ts";
 
 interface NodeModules {
@@ -58,13 +59,16 @@ function trust(
   node: NodeModules,
   caCerts: string[],
 ): Pick<ConnectionOptions, "ca" | "secureContext"> {
-  const ca = [...node.rootCertificates, ...caCerts];
-  if (node.createSecureContext === undefined) return { ca };
-  const key = JSON.stringify(caCerts);
+  if (node.createSecureContext === undefined) {
+    return { ca: [...node.rootCertificates, ...caCerts] };
+  }
+  const key = caCertsKey(caCerts);
   let context = contexts.get(key);
   if (context === undefined) {
     if (contexts.size >= CONTEXTS_MAX) contexts.clear();
-    context = node.createSecureContext({ ca });
+    context = node.createSecureContext({
+      ca: [...node.rootCertificates, ...caCerts],
+    });
     contexts.set(key, context);
   }
   return { secureContext: context };

@@ -8,7 +8,12 @@ import { statusAfterWriteError } from "./_early_status.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
-import type { ConnectStage, ConnectTarget, RawConn } from "./_conn.ts";
+import {
+  caCertsKey,
+  type ConnectStage,
+  type ConnectTarget,
+  type RawConn,
+} from "./_conn.ts";
 import { rawConnector, rawSocketsCanBeReused } from "./_runtime.ts";
 import {
   learnStale,
@@ -147,7 +152,7 @@ export async function sendOverSocket(
     : req.caCerts === undefined
     ? site.key
     // Unambiguous: ["ab", "c"] and ["a", "bc"] are different pools.
-    : `${site.key}|${JSON.stringify(req.caCerts)}`;
+    : `${site.key}|${caCertsKey(req.caCerts)}`;
   const reuse = key !== undefined && req.reuse && worthKeeping(key);
 
   let lease: Lease | undefined;

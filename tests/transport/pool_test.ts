@@ -345,3 +345,25 @@ Deno.test("connections are pooled per set of caCerts, told apart exactly (no joi
     await server.close();
   }
 });
+
+Deno.test("an array of caCerts changed between triggers names a new pool (its key is not kept stale)", async () => {
+  const server = rawKeepAlive(() => "HTTP/1.1 204 No Content\r\n\r\n");
+  try {
+    const caCerts = ["one"];
+    for (const change of [() => {}, () => caCerts.push("two"), () => {}]) {
+      change();
+      const result = await trigger(server.url, { wait: "accepted", caCerts });
+      assert.equal(result.ok, true, result.error?.message);
+      await within(result.done, "trigger()'s done");
+      await server.requests.take();
+    }
+    assert.equal(
+      server.connections(),
+      2,
+      "the same array with a CA added is another pool; unchanged, it reuses",
+    );
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
