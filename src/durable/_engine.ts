@@ -116,8 +116,11 @@ export async function openEngine(
     } catch (error) {
       // Without the schema, a NOT_FOUND naming it (not pg-boss's "not
       // installed"); any other failure (a connection refused, a schema
-      // that needs migrating) as it is.
-      if (settings.create) throw error;
+      // that needs migrating) as it is. A server that did not answer is
+      // not asked again (a second wait).
+      if (settings.create || /timeout|timed out/i.test(describe(error))) {
+        throw error;
+      }
       throw await bounded(
         timeout,
         () => schemaNotFound(boss!.getDb() as Sql, settings.schema, where),

@@ -151,3 +151,39 @@ for (const engine of ["embedded", "postgres"] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "openOutbox({ create: false }) (postgres): a schema pg-boss would have to migrate is DATABASE and is not migrated",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const schema = `old_${crypto.randomUUID().slice(0, 8)}`;
+    const options = { connectionString: DATABASE_URL, schema };
+    const outbox = await openOutbox(options);
+    const sql = sqlOf(outbox);
+    try {
+      await sql.executeSql(
+        `UPDATE ${schema}.version SET version = version - 1`,
+      );
+      const { rows: [before] } = await sql.executeSql(
+        `SELECT version FROM ${schema}.version`,
+      );
+      await assert.rejects(
+        openOutbox({ ...options, create: false }),
+        (error: unknown) => {
+          assert.ok(error instanceof OutboxError, String(error));
+          assert.equal(error.code, "DATABASE", error.message);
+          assert.match(error.message, /requires migrations/);
+          return true;
+        },
+      );
+      const { rows: [after] } = await sql.executeSql(
+        `SELECT version FROM ${schema}.version`,
+      );
+      assert.deepEqual(after, before, "not migrated");
+    } finally {
+      await sql.executeSql(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
+      await outbox.stop();
+    }
+  },
+});
