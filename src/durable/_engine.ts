@@ -4,7 +4,7 @@
 import type { ConstructorOptions, PgBoss } from "npm:pg-boss@12.38.0";
 import { OutboxError } from "./errors.ts";
 import { describe, redact, redactError, secretsOf } from "./_redact.ts";
-import { missingFromSchema, type Sql } from "./_pgboss_sql.ts";
+import { findSchema, missingFromSchema, type Sql } from "./_pgboss_sql.ts";
 import { OPEN, type OpenSettings } from "./_validate.ts";
 
 /** pg-boss's supervise/monitor passes: expiry and lost heartbeats. */
@@ -83,6 +83,7 @@ export async function openEngine(
         ...{ query_timeout: timeout },
       };
     } else {
+      if (!settings.create) await mustExist(settings.dir);
       lock = await lockDirectory(settings.dir);
       const { PGlite } = await import("npm:@electric-sql/pglite@0.5.16");
       let created;
@@ -102,12 +103,29 @@ export async function openEngine(
     boss = new pgboss.PgBoss({
       ...config,
       schema: settings.schema,
+      // create: false installs and migrates nothing: start() checks that
+      // pg-boss's schema is there, at this version, and fails otherwise.
+      migrate: settings.create,
       schedule: false,
       superviseIntervalSeconds: SUPERVISE_SECONDS,
       monitorIntervalSeconds: SUPERVISE_SECONDS,
     });
     boss.on("error", (error) => onError(fail("pg-boss", error)));
-    await bounded(timeout + settings.connectTimeout, () => boss!.start());
+    try {
+      await bounded(timeout + settings.connectTimeout, () => boss!.start());
+    } catch (error) {
+      // Without the schema, a NOT_FOUND naming it (not pg-boss's "not
+      // installed"); any other failure (a connection refused, a schema
+      // that needs migrating) as it is. A server that did not answer is
+      // not asked again (a second wait).
+      if (settings.create || /timeout|timed out/i.test(describe(error))) {
+        throw error;
+      }
+      throw await bounded(
+        timeout,
+        () => schemaNotFound(boss!.getDb() as Sql, settings.schema, where),
+      ).catch(() => null) ?? error;
+    }
     const missing = await bounded(
       timeout,
       () => missingFromSchema(boss!.getDb() as Sql, settings.schema),
@@ -251,6 +269,49 @@ function bounded<T>(
       },
     );
   });
+}
+
+/** `create: false`: `NOT_FOUND` when `schema` is not a pg-boss install,
+ * naming it and the installs there are; `null` when it is one. */
+async function schemaNotFound(
+  db: Sql,
+  schema: string,
+  where: string,
+): Promise<OutboxError | null> {
+  const { exists, installed, installs } = await findSchema(db, schema);
+  if (installed) return null;
+  const there = installs.length === 0
+    ? "it holds no outbox schema"
+    : `outbox schemas there: ${
+      installs.map((name) => JSON.stringify(name)).join(", ")
+    }`;
+  return new OutboxError(
+    "NOT_FOUND",
+    `${OPEN}${where} has no ${
+      exists ? "outbox (pg-boss) in schema" : "schema"
+    } ${JSON.stringify(schema)} (create: false installs nothing); ${there}`,
+  );
+}
+
+/** `create: false`, embedded: `NOT_FOUND` unless `dir` holds a database
+ * (checked before the lock file or the directory is created). */
+async function mustExist(dir: string): Promise<void> {
+  try {
+    await Deno.stat(`${dir}/pgdata`);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) {
+      throw new OutboxError(
+        "NOT_FOUND",
+        `${OPEN}no embedded outbox in ${
+          JSON.stringify(dir)
+        } (no pgdata directory; create: false creates none)`,
+      );
+    }
+    throw storageError(
+      `${OPEN}the directory ${JSON.stringify(dir)} cannot be read`,
+      cause,
+    );
+  }
 }
 
 /** A directory that cannot be written: a typed, readable error. */

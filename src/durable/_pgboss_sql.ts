@@ -63,6 +63,31 @@ export async function missingFromSchema(
   ];
 }
 
+/** Whether `schema` exists and holds pg-boss (its `version` table), and
+ * the schemas that look like pg-boss installs (for a message naming the
+ * ones there are, at most 10). Parameters only: `schema` may be a typo. */
+export async function findSchema(
+  db: Sql,
+  schema: string,
+): Promise<{ exists: boolean; installed: boolean; installs: string[] }> {
+  const { rows: [found] } = await db.executeSql(
+    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exists,
+       to_regclass(quote_ident($1) || '.version') IS NOT NULL AS installed`,
+    [schema],
+  );
+  const { rows: installs } = await db.executeSql(
+    `SELECT table_schema::text AS name FROM information_schema.tables
+     WHERE table_name IN ('version', 'queue', 'job')
+     GROUP BY table_schema HAVING count(DISTINCT table_name) = 3
+     ORDER BY 1 LIMIT 10`,
+  );
+  return {
+    exists: found?.exists === true,
+    installed: found?.installed === true,
+    installs: installs.map((row) => String(row.name)),
+  };
+}
+
 /** Leaves active jobs no retries, so pg-boss's `fail()` (in the same
  * transaction) dead-letters them. Fenced to the attempt that was fetched:
  * a job another dispatcher took over is left alone. */

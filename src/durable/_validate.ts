@@ -23,6 +23,8 @@ export const DEFAULT_RETRY: Retry = {
 export interface OpenSettings {
   queue: string;
   schema: string;
+  /** `false`: open only what exists (`"NOT_FOUND"` otherwise). */
+  create: boolean;
   retry: Retry;
   secret?: string;
   onEvent?: (event: never) => void;
@@ -71,6 +73,12 @@ export function checkOpenOptions(options: OutboxOptions): OpenSettings {
       );
     }
   }
+  const create = options.create ?? true;
+  if (typeof create !== "boolean") {
+    throw new TypeError(
+      `${OPEN}create must be a boolean, received ${show(create)}`,
+    );
+  }
   const retry = retrySettings(options.retry, DEFAULT_RETRY, OPEN);
   if (options.sign !== undefined) {
     try {
@@ -105,6 +113,7 @@ export function checkOpenOptions(options: OutboxOptions): OpenSettings {
   return {
     queue,
     schema,
+    create,
     retry,
     secret: options.sign?.secret,
     onEvent,

@@ -12,8 +12,11 @@
  * Human-readable tables by default, `--json` for scripts (`tail`: one JSON
  * object per line). Exit code 0 on success, 1 when some of the given ids
  * were not found or a command failed, 2 for a bad argument or a database
- * that cannot be opened. Passwords are never printed; job values are
- * printed with control characters escaped.
+ * that cannot be opened. It opens only an existing outbox and creates
+ * nothing: a mistyped `--schema`, `--queue` or `--dir` exits with 2 and a
+ * message naming it (an {@linkcode OutboxError} `"NOT_FOUND"`). Passwords
+ * are never printed; job values are printed with control characters
+ * escaped.
  *
  * @example Usage
  * ```ts
@@ -57,7 +60,8 @@ Options:
   -h, --help             this text
 
 Exit codes: 0 done, 1 some ids not found or a command failed,
-2 bad argument or the database cannot be opened.`;
+2 bad argument or the database cannot be opened; an outbox that does not
+exist (a mistyped --schema, --queue or --dir) is never created: exit 2.`;
 
 const COMMANDS = new Set([
   "stats",
@@ -144,6 +148,9 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
         : { dir }),
       queue: parsed.queue,
       schema: parsed.schema,
+      // Never creates: a mistyped --schema or --queue is an error, not a
+      // new empty outbox (for the writing commands too).
+      create: false,
       onEvent(event) {
         // Outbox errors are already redacted; the string check is a second
         // line, as for every message this tool prints.
@@ -155,6 +162,11 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
   } catch (cause) {
     if (cause instanceof OutboxError || cause instanceof TypeError) {
       error(`outbox: ${cause.message}`);
+      if (cause instanceof OutboxError && cause.code === "NOT_FOUND") {
+        error(
+          "Check --schema, --queue and --dir / --database-url: this tool opens only an existing outbox and creates nothing.",
+        );
+      }
       return 2;
     }
     error(`outbox: ${(cause as Error)?.message ?? cause}`);

@@ -16,14 +16,18 @@
  *   deduplicates by `webhook-id` then runs it once.
  * - `"OVERLOADED"`: `outbox.trigger()` only: too many triggers (10,000)
  *   already wait for the database to store them; nothing was written.
- * - `"CLOSED"`: the outbox was stopped. */
+ * - `"CLOSED"`: the outbox was stopped.
+ * - `"NOT_FOUND"`: `openOutbox({ create: false })` only: the embedded
+ *   directory, the schema or a queue does not exist (a mistyped name); the
+ *   message names it, and nothing was created. */
 export type OutboxErrorCode =
   | "LOCKED"
   | "STORAGE"
   | "DATABASE"
   | "TIMEOUT"
   | "OVERLOADED"
-  | "CLOSED";
+  | "CLOSED"
+  | "NOT_FOUND";
 
 /**
  * The error the outbox rejects with when the database or its directory

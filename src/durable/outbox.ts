@@ -39,7 +39,8 @@ import type {
 
 /**
  * Opens a durable outbox: embedded (PGlite in `dir`) by default, PostgreSQL
- * with `connectionString`. Installs or migrates pg-boss's schema when needed.
+ * with `connectionString`. Installs or migrates pg-boss's schema when needed
+ * (`create: false`: only opens one that exists).
  *
  * Delivery is at-least-once. A 2xx status line completes a job; connection
  * failures, timeouts, 5xx, 408 and 429 are retried with exponential backoff
@@ -56,7 +57,8 @@ import type {
  * @returns The open outbox; `start()` it to deliver in this process.
  * @throws {OutboxError} `"LOCKED"` when the embedded directory is in use,
  *   `"STORAGE"` when it cannot be written, `"DATABASE"` or `"TIMEOUT"` when
- *   the database cannot be opened or reached.
+ *   the database cannot be opened or reached; with `create: false`,
+ *   `"NOT_FOUND"` when the directory, schema or queue does not exist.
  * @throws {TypeError} Synchronously, for bad options, naming the value.
  * @throws {RangeError} Synchronously, for a bad duration or retry setting.
  *
@@ -121,6 +123,7 @@ async function open(settings: OpenSettings): Promise<Outbox> {
   const dead = `${settings.queue}_dead`;
   try {
     await engine.run(OPEN.slice(0, -2), async () => {
+      if (!settings.create) return await mustHaveQueues(engine, settings);
       await engine.boss.createQueue(dead, {});
       await engine.boss.createQueue(settings.queue, {
         deadLetter: dead,
@@ -138,6 +141,33 @@ async function open(settings: OpenSettings): Promise<Outbox> {
     emit,
     secret: settings.secret,
   });
+}
+
+/** `create: false`: `NOT_FOUND` naming the queue (and the queues there
+ * are) unless it and its dead-letter queue exist. */
+async function mustHaveQueues(
+  engine: Engine,
+  { queue, schema }: OpenSettings,
+): Promise<void> {
+  const names = (await engine.boss.getQueues()).map((q) => q.name);
+  const missing = [queue, `${queue}_dead`].filter((n) => !names.includes(n));
+  if (missing.length === 0) return;
+  // Each outbox is a queue and its "_dead" queue: name the first.
+  const outboxes = names.filter((n) =>
+    !(n.endsWith("_dead") && names.includes(n.slice(0, -5)))
+  ).sort();
+  const shown = outboxes.slice(0, 10).map((n) => JSON.stringify(n));
+  if (outboxes.length > 10) shown.push(`${outboxes.length - 10} more`);
+  throw new OutboxError(
+    "NOT_FOUND",
+    `${OPEN}no queue ${JSON.stringify(missing[0])} in schema ${
+      JSON.stringify(schema)
+    } of ${engine.where} (create: false creates none); ${
+      shown.length === 0
+        ? "it has no queues"
+        : `queues there: ${shown.join(", ")}`
+    }`,
+  );
 }
 
 class PgOutbox implements Outbox {

@@ -37,6 +37,14 @@ export interface OutboxOptions {
   /** The PostgreSQL schema pg-boss installs into.
    * @default {"pgboss"} */
   schema?: string;
+  /** Install pg-boss's schema and create the queue when they are missing.
+   * `false` opens only an outbox that exists: a missing embedded directory,
+   * schema or queue (a mistyped name) rejects with an
+   * {@linkcode OutboxError} `"NOT_FOUND"` naming it, and nothing is created
+   * or migrated. For tools that only read or repair an outbox (the command
+   * line uses it).
+   * @default {true} */
+  create?: boolean;
   /** Retry settings for triggers that give none. */
   retry?: RetrySettings;
   /** Called for each delivery outcome and for database errors. Errors it

@@ -11,6 +11,7 @@ import {
   XSS,
 } from "./_seed.ts";
 import { until } from "../_wait.ts";
+import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 
 const CLI = new URL("../../src/durable/cli.ts", import.meta.url).pathname;
 const PASSWORD = "pw-that-must-not-print";
@@ -323,6 +324,103 @@ Deno.test({
     }
   },
 });
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `cli (${engine}): a mistyped --schema or --queue exits 2 naming it and creates nothing, for every command; the right names work`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const { cleanup, ...options } = await freshOptions(engine);
+      const queue = options.queue ?? "trigger_outbox";
+      const suffix = crypto.randomUUID().slice(0, 8);
+      const typoSchema = `pgbos_${suffix}`;
+      const typoQueue = `${queue}_typo_${suffix}`;
+      let outbox = await openOutbox(options);
+      const { id } = await outbox.trigger("http://127.0.0.1:9/later", {
+        delay: 3_600_000,
+      });
+      await outbox.stop();
+      const args = engine === "embedded"
+        ? ["--dir", options.dir!]
+        : ["--queue", queue];
+      const env: Record<string, string> = engine === "postgres"
+        ? { DATABASE_URL: withPassword(DATABASE_URL!) }
+        : {};
+      const commands = [
+        ["stats"],
+        ["dead"],
+        ["show", id],
+        ["tail"],
+        ["redrive"],
+        ["discard", id],
+        ["retry", id],
+      ];
+      try {
+        for (const command of commands) {
+          const result = await run(
+            [...command, ...args, "--schema", typoSchema],
+            env,
+          );
+          const what = `${command[0]} --schema ${typoSchema}`;
+          assert.equal(result.code, 2, `${what}: ${result.stderr}`);
+          assert.equal(result.stdout, "", what);
+          assert.match(
+            result.stderr,
+            new RegExp(
+              `^outbox: Cannot open outbox: .* has no schema "${typoSchema}" .*outbox schemas there: .*"pgboss"\nCheck --schema, --queue`,
+            ),
+            what,
+          );
+          assertNoSecrets(result);
+        }
+        for (const command of [["stats"], ["tail"], ["redrive"]]) {
+          const result = await run(
+            [
+              ...command,
+              ...args.filter((a) => a !== queue && a !== "--queue"),
+              "--queue",
+              typoQueue,
+            ],
+            env,
+          );
+          const what = `${command[0]} --queue ${typoQueue}`;
+          assert.equal(result.code, 2, `${what}: ${result.stderr}`);
+          assert.equal(result.stdout, "", what);
+          assert.match(
+            result.stderr,
+            new RegExp(
+              `^outbox: Cannot open outbox: no queue "${typoQueue}" in schema "pgboss" `,
+            ),
+            what,
+          );
+          assertNoSecrets(result);
+        }
+
+        const right = await run(["stats", "--json", ...args], env);
+        assert.equal(right.code, 0, right.stderr);
+        assert.equal(JSON.parse(right.stdout).totals.queued, 1);
+
+        outbox = await openOutbox(options);
+        const sql = (outbox as unknown as Administered)[ADMIN]().db;
+        const { rows: schemas } = await sql.executeSql(
+          `SELECT nspname FROM pg_namespace WHERE nspname = $1`,
+          [typoSchema],
+        );
+        assert.deepEqual(schemas, [], "no schema created");
+        const { rows: queues } = await sql.executeSql(
+          `SELECT name FROM pgboss.queue WHERE name = ANY($1)`,
+          [[typoQueue, `${typoQueue}_dead`]],
+        );
+        assert.deepEqual(queues, [], "no queue created");
+        await outbox.stop();
+      } finally {
+        await outbox.stop().catch(() => {});
+        await cleanup();
+      }
+    },
+  });
+}
 
 Deno.test("cli: exit code 2 for bad arguments and unreachable databases, no password printed", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cli_empty_" });

@@ -17,7 +17,8 @@ import {
   startTarget,
   XSS,
 } from "./_seed.ts";
-import { until } from "../_wait.ts";
+import { until, within } from "../_wait.ts";
+import { csrfKey, csrfToken } from "../../src/durable/dashboard/_auth.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const TOKEN = "dashboard-test-token-0123456789";
@@ -400,6 +401,88 @@ Deno.test("dashboard: refuses requests without credentials or CSRF token, and cr
     const closed = await get("/dead");
     assert.equal(closed.status, 500);
     assert.match(await closed.text(), /The outbox could not be read/);
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await cleanup();
+  }
+});
+
+Deno.test("dashboard: a chunked POST body over 256 KiB gets 413 before it ends (a real socket); a chunked form under it still works", async () => {
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const outbox = await openOutbox(options);
+  const { url, server } = serve(outbox);
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  const encoder = new TextEncoder();
+  let answered = false;
+  // Chunks of 16 KiB, at most 1 MiB in all, and never the last chunk: a
+  // server that reads the whole body never answers.
+  const writing = (async () => {
+    await conn.write(encoder.encode(
+      "POST /outbox/dead/redrive HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+        `Authorization: Bearer ${TOKEN}\r\n` +
+        "Content-Type: application/x-www-form-urlencoded\r\n" +
+        "Transfer-Encoding: chunked\r\n\r\n",
+    ));
+    const data = `id=${"a".repeat(16 * 1024 - 3)}`;
+    const chunk = encoder.encode(
+      `${data.length.toString(16)}\r\n${data}\r\n`,
+    );
+    for (let i = 0; i < 64 && !answered; i++) {
+      await conn.write(chunk);
+    }
+  })().catch(() => {}); // the server may close the connection under it
+  try {
+    const head = await within(
+      (async () => {
+        const bytes: number[] = [];
+        const buffer = new Uint8Array(4096);
+        for (;;) {
+          const text = new TextDecoder().decode(new Uint8Array(bytes));
+          const end = text.indexOf("\r\n\r\n");
+          if (end >= 0) {
+            const length = Number(/content-length: (\d+)/i.exec(text)?.[1]);
+            if (bytes.length >= end + 4 + length) return text;
+          }
+          const n = await conn.read(buffer);
+          if (n === null) return text;
+          bytes.push(...buffer.subarray(0, n));
+        }
+      })(),
+      "an answer to a chunked body that never ends (the dashboard buffered it without bound)",
+      20_000,
+    );
+    answered = true;
+    assert.match(head, /^HTTP\/1\.1 413 /, head);
+    assert.match(head, /Payload Too Large: a form is at most 262144 bytes/);
+  } finally {
+    answered = true;
+    conn.close();
+    await writing;
+  }
+
+  try {
+    // The same route still takes a chunked form within the bound.
+    const token = await csrfToken(await csrfKey({ token: TOKEN }));
+    const parts = [`_csrf=${encodeURIComponent(token)}`, "&id=", "missing"];
+    const small = await fetch(`${url}/outbox/dead/redrive`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: ReadableStream.from(parts.map((p) => encoder.encode(p))),
+      redirect: "manual",
+    });
+    assert.equal(small.status, 303);
+    assert.equal(
+      small.headers.get("location"),
+      "/outbox/dead?done=redriven&n=0",
+    );
+    await small.body?.cancel();
   } finally {
     await outbox.stop();
     await server.shutdown();

@@ -56,6 +56,7 @@ import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
 import { redactText } from "../_redact.ts";
+import { bufferedRequest, readBody } from "../../hono/_body.ts";
 import {
   authorized,
   type Credentials,
@@ -125,7 +126,8 @@ export interface DashboardOptions {
 const PREFIX = "Cannot create dashboard: ";
 /** Ids one form may carry. */
 const MAX_IDS = 1000;
-/** Bytes a form may have. */
+/** Bytes a form may have, declared (Content-Length) or counted as it
+ * arrives (chunked). */
 const MAX_FORM = 256 * 1024;
 
 function show(value: unknown): string {
@@ -196,7 +198,8 @@ function positive(value: unknown, name: string, fallback: number): number {
  *
  * Routes (relative to where it is mounted): `GET /`, `GET /dead`,
  * `GET /jobs/:id`; `POST /dead/redrive`, `POST /dead/discard`,
- * `POST /retry` (form posts with the CSRF token).
+ * `POST /retry` (form posts with the CSRF token, of at most 256 KiB: a
+ * larger body, chunked or not, gets `413`).
  *
  * @param outbox An outbox from `openOutbox()`; it need not be started.
  * @param options Credentials (required, unless `localDevelopment`), the
@@ -468,8 +471,15 @@ async function checkPost(
   if (site !== undefined && site !== "same-origin" && site !== "none") {
     return c.text("Forbidden: cross-site request", 403);
   }
-  const length = Number(c.req.header("content-length") ?? "0");
-  if (length > MAX_FORM) return c.text("Payload Too Large", 413);
+  // Read within MAX_FORM whatever the framing: a chunked body declares no
+  // length, and Hono's parseBody() would buffer all of it.
+  const read = await readBody(c, { maxBodySize: MAX_FORM });
+  if (!read.ok) {
+    return read.failure === "too large"
+      ? c.text(`Payload Too Large: a form is at most ${MAX_FORM} bytes`, 413)
+      : c.text("Bad Request: unreadable form", 400);
+  }
+  c.req.raw = bufferedRequest(c.req.raw, read.body);
   const type = c.req.header("content-type") ?? "";
   if (
     !type.startsWith("application/x-www-form-urlencoded") &&

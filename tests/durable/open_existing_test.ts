@@ -1,0 +1,189 @@
+// openOutbox({ create: false }): only an outbox that exists opens; a
+// mistyped directory, schema or queue is a NOT_FOUND naming it, and nothing
+// is created (checked in the catalogs afterwards). On both engines.
+import assert from "node:assert/strict";
+import { openOutbox, type Outbox, OutboxError } from "../../src/durable/mod.ts";
+import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
+import type { Sql } from "../../src/durable/_pgboss_sql.ts";
+import { DATABASE_URL, freshOptions } from "./_seed.ts";
+
+function sqlOf(outbox: Outbox): Sql {
+  return (outbox as unknown as Administered)[ADMIN]().db;
+}
+
+/** Rejects with an OutboxError "NOT_FOUND" whose message matches. */
+async function notFound(
+  opening: Promise<Outbox>,
+  message: RegExp,
+): Promise<void> {
+  await assert.rejects(opening, (error: unknown) => {
+    assert.ok(error instanceof OutboxError, String(error));
+    assert.equal(error.code, "NOT_FOUND", error.message);
+    assert.match(error.message, message);
+    return true;
+  });
+}
+
+/** Schemas and queues by these names, as the database has them. */
+async function present(
+  sql: Sql,
+  schemas: string[],
+  queues: string[],
+): Promise<string[]> {
+  const { rows: spaces } = await sql.executeSql(
+    `SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY($1)`,
+    [schemas],
+  );
+  const { rows: names } = await sql.executeSql(
+    `SELECT name FROM pgboss.queue WHERE name = ANY($1)`,
+    [queues],
+  );
+  return [
+    ...spaces.map((row) => `schema ${row.name}`),
+    ...names.map((row) => `queue ${row.name}`),
+  ];
+}
+
+Deno.test("openOutbox({ create: false }) (embedded): a missing directory is NOT_FOUND and is not created", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "outbox_existing_" });
+  try {
+    const dir = `${parent}/typo`;
+    await notFound(
+      openOutbox({ dir, create: false }),
+      new RegExp(`no embedded outbox in ".*/typo"`),
+    );
+    await assert.rejects(Deno.stat(dir), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("openOutbox(): create must be a boolean", () => {
+  assert.throws(
+    // @ts-expect-error: the wrong type on purpose
+    () => openOutbox({ create: "no" }),
+    { name: "TypeError", message: /create must be a boolean, received "no"/ },
+  );
+});
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `openOutbox({ create: false }) (${engine}): a mistyped schema or queue is NOT_FOUND naming it and creates nothing; the outbox that exists opens`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const { cleanup, ...options } = await freshOptions(engine);
+      const queue = options.queue ?? "trigger_outbox";
+      const suffix = crypto.randomUUID().slice(0, 8);
+      const typoSchema = `pgbos_${suffix}`;
+      const typoQueue = `${queue}_typo_${suffix}`;
+      const emptySchema = `empty_${suffix}`;
+      const outbox = await openOutbox(options);
+      try {
+        await outbox.trigger("http://127.0.0.1:9/later", { delay: 3_600_000 });
+        // A schema that exists but holds no outbox (PostgreSQL only: the
+        // test database is shared, so it is made and dropped here).
+        if (engine === "postgres") {
+          await sqlOf(outbox).executeSql(`CREATE SCHEMA ${emptySchema}`);
+        }
+      } finally {
+        await outbox.stop();
+      }
+      try {
+        await notFound(
+          openOutbox({ ...options, schema: typoSchema, create: false }),
+          new RegExp(
+            `has no schema "${typoSchema}" \\(create: false installs nothing\\); outbox schemas there: .*"pgboss"`,
+          ),
+        );
+        await notFound(
+          openOutbox({ ...options, queue: typoQueue, create: false }),
+          new RegExp(
+            `no queue "${typoQueue}" in schema "pgboss" of .*; queues there: `,
+          ),
+        );
+        if (engine === "postgres") {
+          await notFound(
+            openOutbox({ ...options, schema: emptySchema, create: false }),
+            new RegExp(
+              `has no outbox \\(pg-boss\\) in schema "${emptySchema}"`,
+            ),
+          );
+        }
+
+        // The right names open, read and store.
+        const existing = await openOutbox({ ...options, create: false });
+        try {
+          assert.equal((await existing.stats()).queued, 1);
+          await existing.trigger("http://127.0.0.1:9/later", {
+            delay: 3_600_000,
+          });
+          assert.equal((await existing.stats()).queued, 2);
+          const sql = sqlOf(existing);
+          assert.deepEqual(
+            await present(sql, [typoSchema], [
+              typoQueue,
+              `${typoQueue}_dead`,
+            ]),
+            [],
+            "nothing created for the mistyped names",
+          );
+          if (engine === "postgres") {
+            const { rows } = await sql.executeSql(
+              `SELECT count(*)::int AS n FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = $1`,
+              [emptySchema],
+            );
+            assert.equal(rows[0].n, 0, "nothing installed in the empty schema");
+          }
+        } finally {
+          await existing.stop();
+        }
+      } finally {
+        if (engine === "postgres") {
+          const again = await openOutbox(options);
+          await sqlOf(again).executeSql(`DROP SCHEMA ${emptySchema}`);
+          await again.stop();
+        }
+        await cleanup();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "openOutbox({ create: false }) (postgres): a schema pg-boss would have to migrate is DATABASE and is not migrated",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const schema = `old_${crypto.randomUUID().slice(0, 8)}`;
+    const options = { connectionString: DATABASE_URL, schema };
+    const outbox = await openOutbox(options);
+    const sql = sqlOf(outbox);
+    try {
+      await sql.executeSql(
+        `UPDATE ${schema}.version SET version = version - 1`,
+      );
+      const { rows: [before] } = await sql.executeSql(
+        `SELECT version FROM ${schema}.version`,
+      );
+      await assert.rejects(
+        openOutbox({ ...options, create: false }),
+        (error: unknown) => {
+          assert.ok(error instanceof OutboxError, String(error));
+          assert.equal(error.code, "DATABASE", error.message);
+          assert.match(error.message, /requires migrations/);
+          return true;
+        },
+      );
+      const { rows: [after] } = await sql.executeSql(
+        `SELECT version FROM ${schema}.version`,
+      );
+      assert.deepEqual(after, before, "not migrated");
+    } finally {
+      await sql.executeSql(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
+      await outbox.stop();
+    }
+  },
+});
