@@ -24,6 +24,11 @@ export interface HonoRecord {
   bodyError?: string;
   /** The status 100 ms after the work ended (after Deno's legacy abort). */
   later?: number;
+  /**
+   * Whether the request's own signal had aborted 100 ms after the work
+   * ended: Deno.serve's legacy abort on a successful answer.
+   */
+  requestSignalAborted?: boolean;
   /** Milliseconds from the request start to the first shutdown call. */
   shutdownAt?: number;
 }
@@ -66,7 +71,10 @@ export function createHonoTestApp(): {
     conn.onShutdown((status) => {
       rec.shutdown.push(status);
       rec.shutdownAt ??= performance.now() - start;
-      setTimeout(() => rec.later = conn.status, 100);
+      setTimeout(() => {
+        rec.later = conn.status;
+        rec.requestSignalAborted = c.req.raw.signal.aborted;
+      }, 100);
     });
     if (q("ignore") === "1") conn.ignoreUserAbort(true);
     const limit = Number(q("limit") ?? 0);

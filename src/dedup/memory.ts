@@ -1,6 +1,7 @@
 /**
  * {@linkcode MemoryDedupStore}: the default `DedupStore` of
- * `verifyTrigger()`, a bounded `Map` in this process.
+ * `verifyTrigger()`, a bounded `Map` in this process, with queues in order
+ * of expiry and of completion for O(1) eviction.
  *
  * @module
  */
@@ -9,19 +10,91 @@ import type { ClaimResult, DedupStore } from "./store.ts";
 /** Options for {@linkcode MemoryDedupStore}. */
 export interface MemoryDedupStoreOptions {
   /**
-   * The most ids kept at once (about 200 bytes each for a completed `msg_…`
-   * id, 260 for a running claim: the default is about 20–26 MB).
+   * The most ids kept at once (about 270 bytes each for a completed `msg_…`
+   * id, 350 for a running claim with its token, the eviction queues
+   * included: the default is about 27–35 MB).
    *
    * @default {100_000}
    */
   maxEntries?: number;
 }
 
+/**
+ * One id's state, changed in place (a claim becomes done). Each change
+ * bumps `version`: a place in a queue holds an entry and the version it
+ * was queued at, and is stale once they differ.
+ */
 interface Entry {
+  id: string;
   done: boolean;
   expires: number;
   /** The claim's owner; `undefined` once done. */
-  token?: string;
+  token: string | undefined;
+  /** Bumped on every change; -1 once deleted. */
+  version: number;
+  /** Places in the queues holding this version. */
+  places: number;
+}
+
+/**
+ * A first-in first-out queue of (entry, version) places: pushed at the
+ * back, taken from the front in O(1) amortised (arrays and a head index;
+ * the taken front is cut off once it is half the arrays).
+ */
+class Queue {
+  entries: (Entry | undefined)[] = [];
+  versions: number[] = [];
+  head = 0;
+
+  get length(): number {
+    return this.entries.length - this.head;
+  }
+
+  push(entry: Entry): void {
+    this.entries.push(entry);
+    this.versions.push(entry.version);
+    entry.places++;
+  }
+
+  /** The entry at the front, if any. */
+  peek(): Entry | undefined {
+    return this.entries[this.head];
+  }
+
+  /** Whether the front place holds its entry's current version. */
+  current(): boolean {
+    return this.entries[this.head]!.version === this.versions[this.head];
+  }
+
+  /** Takes the front place; returns whether it was current. */
+  shift(): boolean {
+    const entry = this.entries[this.head]!;
+    const current = entry.version === this.versions[this.head];
+    if (current) entry.places--;
+    this.entries[this.head++] = undefined;
+    if (this.head >= 1024 && this.head * 2 >= this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.versions = this.versions.slice(this.head);
+      this.head = 0;
+    }
+    return current;
+  }
+
+  /** Drops the stale places, keeping the order. */
+  compact(): void {
+    const entries: Entry[] = [];
+    const versions: number[] = [];
+    for (let i = this.head; i < this.entries.length; i++) {
+      const entry = this.entries[i]!;
+      if (entry.version === this.versions[i]) {
+        entries.push(entry);
+        versions.push(this.versions[i]);
+      }
+    }
+    this.entries = entries;
+    this.versions = versions;
+    this.head = 0;
+  }
 }
 
 /**
@@ -32,7 +105,8 @@ interface Entry {
  * completed ids forgotten (a replay of one of those, if its timestamp is
  * still inside the tolerance, would run again: size it above your messages
  * per `remember` window). Running claims are never dropped; when every entry
- * is a running claim, a new id is answered `"busy"`.
+ * is a running claim, a new id is answered `"busy"`. Making room costs O(1)
+ * amortised, full or not.
  *
  * @example Usage
  * ```ts
@@ -50,6 +124,16 @@ interface Entry {
 export class MemoryDedupStore implements DedupStore {
   #entries = new Map<string, Entry>();
   #max: number;
+  /**
+   * Per `ttl`, the entries given it, in the order they were given it: their
+   * expiries ascend, so the expired ones are at the front. (One queue per
+   * distinct `ttl`: `verifyTrigger()` uses two, its lease and `remember`.)
+   */
+  #byTtl = new Map<number, Queue>();
+  /** The completed entries in the order of completion: the oldest first. */
+  #completed = new Queue();
+  /** Stale places in the queues. */
+  #stale = 0;
   /** The earliest expiry among the entries, or a lower bound of it. */
   #nextExpiry = Infinity;
 
@@ -78,27 +162,53 @@ export class MemoryDedupStore implements DedupStore {
 
   /** {@inheritDoc DedupStore.claim} */
   claim(id: string, ttl: number, token: string): Promise<ClaimResult> {
-    const now = Date.now();
+    const now = clock();
     const entry = this.#entries.get(id);
     if (entry !== undefined) {
       if (entry.expires > now) {
         return Promise.resolve(entry.done ? "done" : "busy");
       }
-      this.#entries.delete(id);
+      this.#delete(entry);
     }
     if (this.#entries.size >= this.#max && !this.#makeRoom(now)) {
       return Promise.resolve("busy");
     }
-    this.#set(id, false, now + ttl, token);
+    const claimed: Entry = {
+      id,
+      done: false,
+      expires: now + ttl,
+      token,
+      version: 0,
+      places: 0,
+    };
+    this.#entries.set(id, claimed);
+    this.#queue(claimed, ttl);
     return Promise.resolve("claimed");
   }
 
   /** {@inheritDoc DedupStore.complete} */
   complete(id: string, ttl: number): Promise<void> {
-    const now = Date.now();
-    // Deleted and set again: the Map's order is the order of completion.
-    this.#entries.delete(id);
-    this.#set(id, true, now + ttl);
+    const now = clock();
+    let entry = this.#entries.get(id);
+    if (entry === undefined) {
+      entry = {
+        id,
+        done: true,
+        expires: 0,
+        token: undefined,
+        version: 0,
+        places: 0,
+      };
+      this.#entries.set(id, entry);
+    } else {
+      // Its places so far go stale: it is now the most recently completed.
+      this.#change(entry);
+    }
+    entry.done = true;
+    entry.expires = now + ttl;
+    entry.token = undefined;
+    this.#queue(entry, ttl);
+    this.#completed.push(entry);
     if (this.#entries.size > this.#max) this.#makeRoom(now);
     return Promise.resolve();
   }
@@ -106,37 +216,90 @@ export class MemoryDedupStore implements DedupStore {
   /** {@inheritDoc DedupStore.release} */
   release(id: string, token: string): Promise<void> {
     const entry = this.#entries.get(id);
-    if (entry?.done === false && entry.token === token) {
-      this.#entries.delete(id);
-    }
+    if (entry?.done === false && entry.token === token) this.#delete(entry);
     return Promise.resolve();
   }
 
-  #set(id: string, done: boolean, expires: number, token?: string): void {
-    this.#entries.set(id, { done, expires, token });
-    if (expires < this.#nextExpiry) this.#nextExpiry = expires;
+  #queue(entry: Entry, ttl: number): void {
+    let queue = this.#byTtl.get(ttl);
+    if (queue === undefined) this.#byTtl.set(ttl, queue = new Queue());
+    queue.push(entry);
+    if (entry.expires < this.#nextExpiry) this.#nextExpiry = entry.expires;
+  }
+
+  /** Makes the entry's places stale (a new version). */
+  #change(entry: Entry): void {
+    entry.version = entry.version === -1 ? -1 : entry.version + 1;
+    this.#stale += entry.places;
+    entry.places = 0;
+    // Stale places over a quarter of the ids: one pass over the queues
+    // (at most 2.25 places per id) drops them; paid for by the changes that
+    // made them stale, O(1) amortised each.
+    if (this.#stale > this.#entries.size / 4 + 1024) this.#compact();
+  }
+
+  #delete(entry: Entry): void {
+    this.#entries.delete(entry.id);
+    // Stale places may hold it a while: its strings are not kept for them.
+    entry.id = "";
+    entry.token = undefined;
+    entry.version = -1;
+    this.#change(entry);
+  }
+
+  #compact(): void {
+    for (const [ttl, queue] of this.#byTtl) {
+      queue.compact();
+      if (queue.length === 0) this.#byTtl.delete(ttl);
+    }
+    this.#completed.compact();
+    this.#stale = 0;
   }
 
   /**
-   * Frees at least one slot: every expired entry (one pass over the map,
-   * run only when the earliest expiry has passed), else the oldest done one.
+   * Frees at least one slot: every expired entry (taken from the fronts of
+   * the per-`ttl` queues, only when the earliest expiry has passed), else
+   * the oldest completed one. O(1) amortised: a place in a queue is taken
+   * from its front at most once.
    */
   #makeRoom(now: number): boolean {
     if (this.#nextExpiry <= now) {
       let next = Infinity;
-      for (const [id, entry] of this.#entries) {
-        if (entry.expires <= now) this.#entries.delete(id);
-        else if (entry.expires < next) next = entry.expires;
+      for (const [ttl, queue] of this.#byTtl) {
+        for (
+          let entry = queue.peek();
+          entry !== undefined;
+          entry = queue.peek()
+        ) {
+          if (queue.current() && entry.expires > now) {
+            if (entry.expires < next) next = entry.expires;
+            break;
+          }
+          if (queue.shift()) this.#delete(entry);
+          else this.#stale--;
+        }
+        if (queue.length === 0) this.#byTtl.delete(ttl);
       }
       this.#nextExpiry = next;
       if (this.#entries.size < this.#max) return true;
     }
-    for (const [id, entry] of this.#entries) {
-      if (entry.done) {
-        this.#entries.delete(id);
+    const completed = this.#completed;
+    while (completed.length > 0) {
+      const entry = completed.peek()!;
+      if (completed.shift()) {
+        this.#delete(entry);
         return true;
       }
+      this.#stale--;
     }
     return false;
   }
+}
+
+/**
+ * Milliseconds on a clock that never goes back (a wall clock set back would
+ * break the order of expiries each queue relies on).
+ */
+function clock(): number {
+  return performance.now();
 }

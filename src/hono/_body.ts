@@ -148,7 +148,14 @@ export async function readBody(
     await raw.body.cancel().catch(noop);
     return { ok: false, failure: "busy" };
   }
-  const reader = raw.body.getReader();
+  let reader: ReadableStreamDefaultReader<Uint8Array>;
+  try {
+    reader = raw.body.getReader();
+  } catch (error) {
+    // Locked by someone else: what was taken goes back before the throw.
+    giveBack();
+    throw error;
+  }
   let timedOut = false;
   const timer = timeout > 0
     ? setTimeout(() => {

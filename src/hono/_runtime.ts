@@ -1,7 +1,13 @@
 // Runtime differences of the receiving side, all in this file.
 //
-// - Deno.serve aborts `request.signal` after every successful response too
-//   (legacy abort): an abort after the route answered is not a disconnect.
+// - Deno.serve (2.9) aborts `request.signal` after every successful response
+//   too (legacy abort; Deno warns once per process when the signal was read,
+//   as connection() does). With --unstable-no-legacy-abort (or deno.json
+//   "unstable": ["no-legacy-abort"]), and by default in a coming release
+//   (denoland/deno#35733), it aborts only when the caller leaves before the
+//   answer is sent. connection() is right under both: it stops listening
+//   once the route has answered (and, with `ack`, once the body is in), so
+//   an abort after that is never taken for a disconnect.
 // - Deno.serve aborts the signal within milliseconds when a caller leaves a
 //   GET or a small POST, but never while the route works once a body over
 //   about 500 bytes was read; a body read after the caller left throws

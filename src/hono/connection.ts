@@ -159,9 +159,16 @@ async function runAcked(
       conn.endEarly = resolve;
       reading.then(resolve, reject);
     });
-  } finally {
+  } catch (error) {
+    // The read threw (an earlier middleware locked the body's stream): the
+    // route does not run, but the connection ends as on every other path
+    // (time limit cleared, shutdown functions run, `finished` settled);
+    // then Hono's error handler answers.
     conn.unwatchCaller();
+    await conn.finish();
+    throw error;
   }
+  conn.unwatchCaller();
   if (typeof read === "string") {
     // Ended before the body was in: its bytes leave the budget when the
     // read ends (at the latest at bodyTimeout).

@@ -5,9 +5,21 @@
  * @module
  */
 import { background } from "./_background.ts";
+import { checkMs } from "./_check.ts";
+
+const PREFIX = "Cannot drain background work: ";
 
 /** Options for {@linkcode drainBackground}. */
 export interface DrainOptions {
+  /**
+   * Stops waiting after this many milliseconds; `drainBackground()` then
+   * resolves `false` (the work goes on). Leave room under the platform's
+   * kill deadline (Kubernetes: 30 000 ms after SIGTERM by default; Deno
+   * Deploy: 5 000 ms after SIGINT).
+   *
+   * @default {undefined} (waits until all the work is over)
+   */
+  timeout?: number;
   /**
    * Stops waiting when it aborts; `drainBackground()` then resolves `false`.
    *
@@ -21,10 +33,16 @@ export interface DrainOptions {
  * with `ack: true`, route code still running after its caller left or its
  * time limit passed, shutdown functions registered late. Work that starts
  * while waiting is waited for too. Call it on SIGTERM before
- * `server.shutdown()` so nothing in flight is lost.
+ * `server.shutdown()` so nothing in flight is lost. The same contract as
+ * `drainTriggers()` (from the main module) for triggers.
  *
- * @param options A signal that stops the wait.
- * @returns `true` when everything finished, `false` when the signal aborted first.
+ * @param options An optional `timeout` in milliseconds and `signal`.
+ * @returns `true` when everything finished; `false` when the timeout passed
+ *   or the signal aborted first (the work is not stopped: it goes on).
+ * @throws {RangeError} When `timeout` is not a number of milliseconds from 1
+ *   to 2^31 - 1.
+ * @throws {TypeError} When `options` is not an object or `signal` is not an
+ *   AbortSignal.
  *
  * @example Usage
  * ```ts
@@ -41,31 +59,61 @@ export interface DrainOptions {
  * for (let i = 0; i < 3; i++) {
  *   assert.equal((await app.request("/jobs/send", { method: "POST" })).status, 202);
  * }
- * // On SIGTERM: stop taking requests, then
- * assert.equal(await drainBackground(), true);
+ * // On SIGTERM: stop taking requests, then wait, but not past the deadline.
+ * assert.equal(await drainBackground({ timeout: 25_000 }), true);
  * assert.equal(sent, 3);
  * ```
  */
-export async function drainBackground(
+export function drainBackground(
   options: DrainOptions = {},
 ): Promise<boolean> {
-  const { signal } = options;
-  while (background.size > 0) {
-    if (signal?.aborted) return false;
-    const all = Promise.all(background);
-    if (signal === undefined) {
-      await all;
-      continue;
-    }
-    const stopped = await new Promise<boolean>((resolve) => {
-      const onAbort = () => resolve(true);
-      signal.addEventListener("abort", onAbort, { once: true });
-      all.then(() => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(false);
-      });
-    });
-    if (stopped) return false;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${PREFIX}options must be an object, received ${
+        options === null ? "null" : typeof options
+      }`,
+    );
   }
-  return true;
+  const { timeout, signal } = options;
+  if (timeout !== undefined) checkMs(timeout, `${PREFIX}timeout`, 1);
+  if (
+    signal !== undefined &&
+    (typeof signal !== "object" || signal === null ||
+      typeof signal.addEventListener !== "function" ||
+      typeof signal.removeEventListener !== "function" ||
+      typeof signal.aborted !== "boolean")
+  ) {
+    throw new TypeError(
+      `${PREFIX}signal must be an AbortSignal, received ${
+        signal === null ? "null" : typeof signal
+      }`,
+    );
+  }
+  if (background.size === 0) return Promise.resolve(true);
+  if (signal?.aborted) return Promise.resolve(false);
+  return waitForAll(timeout, signal);
 }
+
+async function waitForAll(
+  timeout: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  let stop = noop;
+  const stopped = new Promise<false>((resolve) => {
+    stop = () => resolve(false);
+  });
+  const timer = timeout === undefined ? undefined : setTimeout(stop, timeout);
+  signal?.addEventListener("abort", stop, { once: true });
+  try {
+    while (background.size > 0) {
+      const all = Promise.all(background).then(() => true);
+      if (!await Promise.race([all, stopped])) return false;
+    }
+    return true;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", stop);
+  }
+}
+
+function noop(): void {}

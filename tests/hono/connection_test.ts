@@ -34,6 +34,11 @@ interface Target {
   runtime: "deno" | "node" | "bun";
   port: number;
   base: string;
+  /**
+   * Whether the runtime aborts `request.signal` after a successful answer
+   * (Deno.serve's legacy abort); undefined where not asserted.
+   */
+  legacyAbort?: boolean;
 }
 
 /** Timings and runtime details, printed once at the end; what is the
@@ -245,6 +250,20 @@ const cases: { name: string; run: (target: Target) => Promise<void> }[] = [
       const rec = await record(target, id);
       assert.deepEqual(rec.shutdown, [NORMAL]);
       assert.equal(rec.later, NORMAL, "status 100 ms after the answer");
+      // What the runtime did: connection() answers the same either way.
+      if (target.legacyAbort !== undefined) {
+        assert.equal(
+          rec.requestSignalAborted,
+          target.legacyAbort,
+          `request.signal ${
+            rec.requestSignalAborted ? "aborted" : "did not abort"
+          } after a successful answer: Deno changed its default ` +
+            "(denoland/deno#35733)? Update docs/runtime-behaviour.md",
+        );
+      } else {
+        facts[`${target.runtime}: request.signal aborts after an answer`] =
+          rec.requestSignalAborted;
+      }
     },
   },
   {
@@ -447,7 +466,14 @@ async function withDenoServer(
   );
   const port = server.addr.port;
   try {
-    await fn({ runtime: "deno", port, base: `http://127.0.0.1:${port}` }, made);
+    await fn({
+      runtime: "deno",
+      port,
+      base: `http://127.0.0.1:${port}`,
+      // Deno 2.9's default, unless this test runs with
+      // --unstable-no-legacy-abort (the tests below run that in a subprocess).
+      legacyAbort: true,
+    }, made);
   } finally {
     await drainBackground();
     await server.shutdown();
@@ -479,6 +505,82 @@ Deno.test("connection() with ack: drainBackground() waits for work still running
     assert.equal(records.get(id)?.completed, true);
     assert.deepEqual(records.get(id)?.shutdown, [NORMAL]);
   });
+});
+
+/**
+ * Runs the test app on Deno.serve in a `deno` subprocess with `flags`;
+ * `stop()` returns what it printed on stderr.
+ */
+async function startDeno(
+  flags: string[],
+  legacyAbort: boolean,
+): Promise<Target & { stop(): Promise<string> }> {
+  const entry = new URL("../_hono_deno_server.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net=127.0.0.1", ...flags, entry],
+    cwd: new URL("../..", import.meta.url).pathname,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  await reader.cancel();
+  if (!text.includes("\n")) {
+    child.kill();
+    await child.status;
+    throw new Error(`deno ${flags.join(" ")} did not start: ${await stderr}`);
+  }
+  const port = JSON.parse(text.split("\n")[0]).port as number;
+  return {
+    runtime: "deno",
+    port,
+    base: `http://127.0.0.1:${port}`,
+    legacyAbort,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      return await stderr;
+    },
+  };
+}
+
+// Deno prints this once per process when a handler read request.signal and
+// the legacy abort fired on a successful answer (Deno 2.9.6).
+const LEGACY_WARNING = /request\.signal aborts on successful responses/;
+
+Deno.test("connection() on Deno.serve without the legacy abort (--unstable-no-legacy-abort)", async (t) => {
+  const target = await startDeno(["--unstable-no-legacy-abort"], false);
+  let stderr = "";
+  try {
+    for (const c of cases) {
+      await t.step(c.name, () => c.run(target));
+    }
+  } finally {
+    stderr = await target.stop();
+  }
+  assert.doesNotMatch(stderr, LEGACY_WARNING);
+});
+
+Deno.test("connection() on Deno.serve with the legacy abort: Deno's warning reaches the user", async () => {
+  // connection() reads request.signal to see a caller leave, so Deno 2.9
+  // warns once; the warning is Deno's to print and is not hidden.
+  const target = await startDeno([], true);
+  let stderr = "";
+  try {
+    const answered = cases.find((c) => c.name.startsWith("not ABORTED"))!;
+    await answered.run(target);
+  } finally {
+    stderr = await target.stop();
+  }
+  assert.match(stderr, LEGACY_WARNING);
+  assert.match(stderr, /--unstable-no-legacy-abort/);
 });
 
 /** Bundles the server entry for `runtime` (node or bun) and runs it. */

@@ -1,0 +1,83 @@
+// drainBackground()'s timeout: the shutdown wait of connection() is bounded
+// in milliseconds like drainTriggers(), resolves false when the time is up
+// (the work goes on), and refuses bad input synchronously.
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { connection, drainBackground } from "../../src/hono/mod.ts";
+import { within } from "../_wait.ts";
+
+function jobApp(gate: Promise<void>, done: string[]): Hono {
+  const app = new Hono();
+  app.post("/jobs", connection({ ack: true }), async (c) => {
+    const job = await c.req.text();
+    await gate;
+    done.push(job);
+  });
+  return app;
+}
+
+Deno.test("drainBackground({ timeout }) resolves false when the work outlasts it; the work goes on", async () => {
+  const gate = Promise.withResolvers<void>();
+  const done: string[] = [];
+  const app = jobApp(gate.promise, done);
+  const response = await app.request("/jobs", { method: "POST", body: "a" });
+  assert.equal(response.status, 202);
+
+  const start = performance.now();
+  assert.equal(
+    await within(drainBackground({ timeout: 50 }), "the timed-out drain"),
+    false,
+  );
+  const waited = performance.now() - start;
+  assert.ok(waited >= 40, `resolved after ${waited} ms, before its timeout`);
+  assert.deepEqual(done, [], "the work was not stopped, and is not over");
+
+  gate.resolve();
+  assert.equal(await within(drainBackground(), "the full drain"), true);
+  assert.deepEqual(done, ["a"]);
+});
+
+Deno.test("drainBackground({ timeout }) resolves true when the work ends first (no timer left behind)", async () => {
+  const gate = Promise.withResolvers<void>();
+  const done: string[] = [];
+  const app = jobApp(gate.promise, done);
+  assert.equal(
+    (await app.request("/jobs", { method: "POST", body: "b" })).status,
+    202,
+  );
+  setTimeout(gate.resolve, 20);
+  // The test's op sanitizer fails the test if the 60 s timer outlives it.
+  assert.equal(
+    await within(drainBackground({ timeout: 60_000 }), "the drain"),
+    true,
+  );
+  assert.deepEqual(done, ["b"]);
+  // Nothing running: true at once, whatever the options.
+  const aborted = AbortSignal.abort();
+  assert.equal(await drainBackground({ timeout: 1, signal: aborted }), true);
+});
+
+Deno.test("drainBackground() refuses a bad timeout or signal synchronously, naming the value", () => {
+  for (const timeout of [0, -1, Number.NaN, 2 ** 31, Infinity]) {
+    assert.throws(
+      () => drainBackground({ timeout }),
+      (error: unknown) =>
+        error instanceof RangeError &&
+        error.message.includes("timeout must be a number of milliseconds") &&
+        error.message.endsWith(`received ${timeout}`),
+      `timeout ${timeout}`,
+    );
+  }
+  assert.throws(
+    () => drainBackground({ timeout: "5" as unknown as number }),
+    /received "5"/,
+  );
+  assert.throws(
+    () => drainBackground({ signal: {} as AbortSignal }),
+    /signal must be an AbortSignal, received object/,
+  );
+  assert.throws(
+    () => drainBackground(null as unknown as undefined),
+    /options must be an object, received null/,
+  );
+});

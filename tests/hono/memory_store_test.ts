@@ -1,0 +1,244 @@
+// MemoryDedupStore's eviction as its documentation states it: when full,
+// every expired entry goes first, wherever it is; else the oldest completed
+// id (in the order of completion); running claims are never dropped, and a
+// new id is "busy" when every entry is one. Then the store against a
+// reference model (a plain scan of a Map in insertion order, the store as it
+// was before eviction became O(1)) over many random operations.
+//
+// A `ttl` of 0 expires at once and one of 10^9 ms never within a test: the
+// cases do not depend on timing. (Speed is measured by bench/dedup_bench.ts,
+// not asserted here.)
+import assert from "node:assert/strict";
+import { type ClaimResult, MemoryDedupStore } from "../../src/hono/mod.ts";
+
+const LONG = 1_000_000_000;
+const EXPIRED = 0;
+
+async function done(store: MemoryDedupStore, id: string, ttl = LONG) {
+  assert.equal(await store.claim(id, LONG, `t-${id}`), "claimed", id);
+  await store.complete(id, ttl);
+}
+
+Deno.test("MemoryDedupStore, full: the oldest completed id goes first, in order of completion", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 3 });
+  for (const id of ["a", "b", "c"]) {
+    assert.equal(await store.claim(id, LONG, "t"), "claimed");
+  }
+  // Completed in another order than claimed: c, a, b.
+  for (const id of ["c", "a", "b"]) await store.complete(id, LONG);
+  assert.equal(await store.claim("d", LONG, "t"), "claimed"); // c goes
+  assert.equal(await store.claim("a", LONG, "t"), "done");
+  assert.equal(await store.claim("b", LONG, "t"), "done");
+  assert.equal(store.size, 3);
+  assert.equal(await store.claim("c", LONG, "t"), "claimed", "c was forgotten");
+  // Now a (completed before b) is the oldest; d and c are running.
+  assert.equal(await store.claim("b", LONG, "t"), "done");
+  assert.equal(await store.claim("a", LONG, "t"), "claimed", "a went next");
+  assert.equal(store.size, 3);
+});
+
+Deno.test("MemoryDedupStore, full: completing an id again makes it the most recent", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 2 });
+  await done(store, "a");
+  await done(store, "b");
+  await store.complete("a", LONG); // a again: now b is the oldest
+  await done(store, "c"); // b goes
+  assert.equal(await store.claim("a", LONG, "t"), "done");
+  assert.equal(await store.claim("c", LONG, "t"), "done");
+  assert.equal(store.size, 2);
+  // complete() of an id not held inserts it, and makes room the same way.
+  await store.complete("z", LONG); // a goes
+  assert.equal(store.size, 2);
+  assert.equal(await store.claim("c", LONG, "t"), "done");
+  assert.equal(await store.claim("z", LONG, "t"), "done");
+});
+
+Deno.test("MemoryDedupStore, full: running claims are never dropped; all running means busy", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 2 });
+  assert.equal(await store.claim("x", LONG, "tx"), "claimed");
+  assert.equal(await store.claim("y", LONG, "ty"), "claimed");
+  assert.equal(await store.claim("z", LONG, "tz"), "busy", "no room");
+  assert.equal(store.size, 2);
+  await store.release("x", "not-its-token");
+  assert.equal(await store.claim("z", LONG, "tz"), "busy", "x still held");
+  await store.release("x", "tx");
+  assert.equal(await store.claim("z", LONG, "tz"), "claimed", "x's slot");
+  await store.complete("y", LONG);
+  // y (done) goes before any running claim.
+  assert.equal(await store.claim("w", LONG, "tw"), "claimed");
+  assert.equal(await store.claim("z", LONG, "t"), "busy", "z kept");
+  assert.equal(await store.claim("w", LONG, "t"), "busy", "w kept");
+  assert.equal(await store.claim("y", LONG, "t"), "busy", "y was dropped");
+});
+
+Deno.test("MemoryDedupStore, full: every expired entry goes first, wherever it is, before any live one", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 5 });
+  await done(store, "a"); // the oldest completed, remembered long
+  await done(store, "b", EXPIRED); // completed, expired
+  assert.equal(await store.claim("c", EXPIRED, "tc"), "claimed"); // lapsed lease
+  await done(store, "d");
+  await done(store, "e", EXPIRED);
+  assert.equal(store.size, 5, "expired entries are held until room is needed");
+  assert.equal(await store.claim("f", LONG, "t"), "claimed");
+  assert.equal(store.size, 3, "all three expired entries went at once");
+  assert.equal(await store.claim("a", LONG, "t"), "done", "a kept");
+  assert.equal(await store.claim("d", LONG, "t"), "done", "d kept");
+  // An expired entry is free to claim again, full or not.
+  assert.equal(await store.claim("c", LONG, "t2"), "claimed");
+  assert.equal(await store.claim("b", LONG, "t2"), "claimed");
+  assert.equal(store.size, 5);
+  // Full, nothing expired: now the oldest completed (a) goes.
+  assert.equal(await store.claim("g", LONG, "t"), "claimed");
+  assert.equal(await store.claim("d", LONG, "t"), "done");
+  assert.equal(await store.claim("a", LONG, "t"), "claimed", "a went");
+});
+
+Deno.test("MemoryDedupStore: an expired claim is taken again; the first owner's release leaves it", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 10 });
+  assert.equal(await store.claim("m", EXPIRED, "first"), "claimed");
+  assert.equal(await store.claim("m", LONG, "second"), "claimed", "lapsed");
+  await store.release("m", "first");
+  assert.equal(await store.claim("m", LONG, "third"), "busy");
+  await store.complete("m", LONG);
+  await store.release("m", "second"); // done now: never released
+  assert.equal(await store.claim("m", LONG, "fourth"), "done");
+});
+
+Deno.test("MemoryDedupStore, full: the order holds after thousands of deletions (queues compacted)", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 4 });
+  assert.equal(await store.claim("lapsed", EXPIRED, "t"), "claimed");
+  await done(store, "a");
+  await done(store, "a2");
+  // Thousands of claims dropped again: their places in the store's queues
+  // go stale and are compacted away; the live entries stay in order.
+  for (let i = 0; i < 1_500; i++) {
+    assert.equal(await store.claim("retried", LONG, `t${i}`), "claimed");
+    await store.release("retried", `t${i}`);
+  }
+  await done(store, "b");
+  assert.equal(store.size, 4);
+  assert.equal(await store.claim("c", LONG, "t"), "claimed"); // lapsed goes
+  assert.equal(await store.claim("a", LONG, "t"), "done", "a kept");
+  assert.equal(await store.claim("d", LONG, "t"), "claimed"); // a goes
+  assert.equal(await store.claim("a2", LONG, "t"), "done", "a2 kept");
+  assert.equal(await store.claim("b", LONG, "t"), "done", "b kept");
+  assert.equal(await store.claim("a", LONG, "t"), "claimed", "a went first");
+  assert.equal(await store.claim("b", LONG, "t"), "done", "b kept");
+  assert.equal(await store.claim("a2", LONG, "t"), "claimed", "a2 went next");
+});
+
+/**
+ * The store before eviction became O(1), kept as the reference: entries in
+ * a Map in the order they were set; when full, one pass drops every expired
+ * entry (when the earliest expiry has passed), else the first completed one.
+ */
+class ReferenceStore {
+  #entries = new Map<
+    string,
+    { done: boolean; expires: number; token?: string }
+  >();
+  #nextExpiry = Infinity;
+  constructor(readonly max: number) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  claim(id: string, ttl: number, token: string, now: number): ClaimResult {
+    const entry = this.#entries.get(id);
+    if (entry !== undefined) {
+      if (entry.expires > now) return entry.done ? "done" : "busy";
+      this.#entries.delete(id);
+    }
+    if (this.#entries.size >= this.max && !this.#makeRoom(now)) return "busy";
+    this.#set(id, false, now + ttl, token);
+    return "claimed";
+  }
+
+  complete(id: string, ttl: number, now: number): void {
+    this.#entries.delete(id);
+    this.#set(id, true, now + ttl);
+    if (this.#entries.size > this.max) this.#makeRoom(now);
+  }
+
+  release(id: string, token: string): void {
+    const entry = this.#entries.get(id);
+    if (entry?.done === false && entry.token === token) {
+      this.#entries.delete(id);
+    }
+  }
+
+  #set(id: string, done: boolean, expires: number, token?: string): void {
+    this.#entries.set(id, { done, expires, token });
+    if (expires < this.#nextExpiry) this.#nextExpiry = expires;
+  }
+
+  #makeRoom(now: number): boolean {
+    if (this.#nextExpiry <= now) {
+      let next = Infinity;
+      for (const [id, entry] of this.#entries) {
+        if (entry.expires <= now) this.#entries.delete(id);
+        else if (entry.expires < next) next = entry.expires;
+      }
+      this.#nextExpiry = next;
+      if (this.#entries.size < this.max) return true;
+    }
+    for (const [id, entry] of this.#entries) {
+      if (entry.done) {
+        this.#entries.delete(id);
+        return true;
+      }
+    }
+    return false;
+  }
+}
+
+/** A small seeded generator (mulberry32): the same operations every run. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+Deno.test("MemoryDedupStore answers as the reference model over 200,000 random operations", async () => {
+  for (
+    const [max, ids, seed] of [[1, 4, 1], [3, 8, 2], [8, 24, 3], [64, 200, 4], [
+      32,
+      4000,
+      5,
+    ]]
+  ) {
+    const next = random(seed);
+    const store = new MemoryDedupStore({ maxEntries: max });
+    const model = new ReferenceStore(max);
+    // The model's clock stands still: an entry set with a ttl of 0 has
+    // expired (expires > now is false), as in the store, whose clock has
+    // not gone back since; LONG never expires in either.
+    const now = 0;
+    const tokens = new Map<string, string>();
+    for (let step = 0; step < 50_000; step++) {
+      const id = `id${Math.floor(next() * ids)}`;
+      const ttl = next() < 0.3 ? EXPIRED : LONG;
+      const op = next();
+      const where = `max ${max}, step ${step}`;
+      if (op < 0.5) {
+        const token = `t${step}`;
+        const found = await store.claim(id, ttl, token);
+        assert.equal(found, model.claim(id, ttl, token, now), where);
+        if (found === "claimed") tokens.set(id, token);
+      } else if (op < 0.8) {
+        await store.complete(id, ttl);
+        model.complete(id, ttl, now);
+      } else {
+        // Mostly its own token, sometimes a stale one.
+        const token = next() < 0.8 ? tokens.get(id) ?? "none" : `t${step}`;
+        await store.release(id, token);
+        model.release(id, token);
+      }
+      assert.equal(store.size, model.size, `${where}: size`);
+    }
+  }
+});
