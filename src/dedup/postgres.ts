@@ -21,6 +21,7 @@
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../_show.ts";
+import { checkMs } from "../_ms.ts";
 import { redactError, secretsOf } from "../durable/_redact.ts";
 
 export type { ClaimResult, DedupStore } from "./store.ts";
@@ -86,8 +87,6 @@ function redact(error: unknown, connectionString: string | undefined): unknown {
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
-/** The longest time a timer can wait: 2^31 - 1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Expired rows are swept at most this often, by the next call. */
 const SWEEP_INTERVAL = 60_000;
 
@@ -183,16 +182,7 @@ export class PostgresDedupStore implements DedupStore {
         ["queryTimeout", queryTimeout],
       ] as const
     ) {
-      if (
-        typeof value !== "number" || !Number.isFinite(value) || value < 0 ||
-        value > MAX_TIMER_MS
-      ) {
-        throw new RangeError(
-          `Cannot create PostgresDedupStore: ${name} must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, received ${
-            show(value)
-          }`,
-        );
-      }
+      checkMs(value, `Cannot create PostgresDedupStore: ${name}`);
     }
     this.#connectionTimeout = connectionTimeout;
     this.#queryTimeout = queryTimeout;

@@ -1,37 +1,14 @@
 // Checks of the options of both middlewares: bad input is a synchronous
 // TypeError or RangeError that names the option and the value.
+import { checkMs, MAX_TIMER_MS } from "../_ms.ts";
 
-/** The longest time a timer can wait: 2^31 - 1 ms. */
-export const MAX_TIMER_MS = 2_147_483_647;
+export { checkMs, MAX_TIMER_MS };
 
 /**
  * The largest `tolerance` of verifyTrigger(): half the largest safe integer,
  * so `remember` (at least twice it) can always be given.
  */
 export const MAX_TOLERANCE = Math.floor(Number.MAX_SAFE_INTEGER / 2);
-
-/**
- * Checks a duration option; the RangeError names it and the value.
- *
- * @throws {RangeError} When not a finite number from `min` to `max`.
- */
-export function checkMs(
-  value: unknown,
-  what: string,
-  min = 0,
-  max = MAX_TIMER_MS,
-): void {
-  if (
-    typeof value !== "number" || !Number.isFinite(value) || value < min ||
-    value > max
-  ) {
-    throw new RangeError(
-      `${what} must be a number of milliseconds from ${min} to ${max}, received ${
-        typeof value === "string" ? JSON.stringify(value) : String(value)
-      }`,
-    );
-  }
-}
 
 /**
  * Checks a byte-size option.

@@ -14,6 +14,7 @@ import {
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { show } from "../_show.ts";
+import { checkMs } from "../_ms.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
@@ -97,7 +98,6 @@ const NORMALISED_METHODS = new Set([
   "PUT",
 ]);
 const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
-const MAX_TIMEOUT = 2 ** 31 - 1;
 const encoder = new TextEncoder();
 
 export { show };
@@ -545,7 +545,8 @@ function ownHeaders(
  * Validates `trigger()` input and turns it into a {@linkcode PreparedRequest}.
  *
  * @throws {TypeError} For any bad input, naming the value.
- * @throws {RangeError} For a timeout that is not a positive number of ms.
+ * @throws {RangeError} For a timeout that is not a number of ms from 1 to
+ *   2^31 − 1.
  */
 export function prepare(
   input: string | URL,
@@ -595,15 +596,7 @@ export function prepare(
     : requested;
 
   const timeout = options.timeout ?? 30_000;
-  if (
-    typeof timeout !== "number" || !(timeout > 0) || timeout > MAX_TIMEOUT
-  ) {
-    throw new RangeError(
-      `${PREFIX}timeout must be a number of milliseconds between 1 and ${MAX_TIMEOUT}, received ${
-        show(timeout)
-      }`,
-    );
-  }
+  checkMs(timeout, `${PREFIX}timeout`, 1);
   const signal = options.signal;
   if (
     signal !== undefined &&

@@ -1,9 +1,7 @@
 // Every trigger still in its background part, for shutdown: one call waits
 // for them, and a process that exits anyway says how many it cut short.
 import { onProcessExit } from "../transport/_runtime.ts";
-
-/** The largest delay a timer can wait (2^31 - 1 ms, about 24.8 days). */
-const MAX_TIMEOUT = 2_147_483_647;
+import { checkMs } from "../_ms.ts";
 
 // A count, not a set of promises: a set entry and a promise reaction per
 // trigger measured 2–3 µs; the count costs nothing measurable.
@@ -67,7 +65,7 @@ export interface DrainTriggersOptions {
  * @param options An optional `timeout` in milliseconds and `signal`.
  * @returns `true` once none is in flight; `false` when the timeout passed or
  *   the signal aborted first.
- * @throws {RangeError} When `timeout` is not a positive number of ms.
+ * @throws {RangeError} When `timeout` is not a number of ms from 1 to 2^31 − 1.
  * @throws {TypeError} When `signal` is not an AbortSignal.
  *
  * @example Usage
@@ -109,15 +107,8 @@ export function drainTriggers(
   options: DrainTriggersOptions = {},
 ): Promise<boolean> {
   const { timeout, signal } = options;
-  if (
-    timeout !== undefined &&
-    (typeof timeout !== "number" || !(timeout > 0) || timeout > MAX_TIMEOUT)
-  ) {
-    throw new RangeError(
-      `Cannot drain triggers: timeout must be a number of milliseconds between 1 and ${MAX_TIMEOUT}, received ${
-        String(timeout)
-      }`,
-    );
+  if (timeout !== undefined) {
+    checkMs(timeout, "Cannot drain triggers: timeout", 1);
   }
   if (
     signal !== undefined &&

@@ -32,8 +32,8 @@ import { startTelemetry } from "./_telemetry.ts";
  * @returns The result; `result.done` settles when the background part is over.
  * @throws {TypeError} For bad input (URL, scheme, method, header, cookie,
  *   body, option values), naming the value. Nothing is connected then.
- * @throws {RangeError} For a `timeout` that is not a positive number of ms,
- *   or a `maxConnections` that is not a whole number above 0.
+ * @throws {RangeError} For a `timeout` that is not a number of ms from 1 to
+ *   2^31 − 1, or a `maxConnections` that is not a whole number above 0.
  *
  * @example Usage
  * ```ts

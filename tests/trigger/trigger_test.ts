@@ -868,8 +868,22 @@ Deno.test("bad input throws TypeError synchronously and connects nothing", async
         return true;
       }, name);
     }
-    for (const timeout of [0, -1, NaN, Infinity, "5" as unknown as number]) {
-      assert.throws(() => trigger(url, { timeout }), RangeError);
+    for (
+      const timeout of [
+        0,
+        0.5,
+        -1,
+        NaN,
+        Infinity,
+        2 ** 31,
+        "5" as unknown as number,
+      ]
+    ) {
+      assert.throws(() => trigger(url, { timeout }), {
+        name: "RangeError",
+        message:
+          /^Cannot trigger request: timeout must be a number of milliseconds from 1 to 2147483647, received /,
+      });
     }
     // A good request after them: had a bad one connected, its connection
     // would have been accepted first.
