@@ -21,7 +21,7 @@
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../_show.ts";
-import { checkMs } from "../_ms.ts";
+import { checkMs } from "../_options.ts";
 import { redactError, secretsOf } from "../durable/_redact.ts";
 
 export type { ClaimResult, DedupStore } from "./store.ts";

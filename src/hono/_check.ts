@@ -1,6 +1,6 @@
 // Checks of the options of both middlewares: bad input is a synchronous
 // TypeError or RangeError that names the option and the value.
-import { checkMs, MAX_TIMER_MS } from "../_ms.ts";
+import { checkMs, MAX_TIMER_MS } from "../_options.ts";
 
 export { checkMs, MAX_TIMER_MS };
 

@@ -6,6 +6,7 @@
  */
 import { background } from "./_background.ts";
 import { checkMs } from "./_check.ts";
+import { checkSignal } from "../_options.ts";
 
 const PREFIX = "Cannot drain background work: ";
 
@@ -76,19 +77,7 @@ export function drainBackground(
   }
   const { timeout, signal } = options;
   if (timeout !== undefined) checkMs(timeout, `${PREFIX}timeout`, 1);
-  if (
-    signal !== undefined &&
-    (typeof signal !== "object" || signal === null ||
-      typeof signal.addEventListener !== "function" ||
-      typeof signal.removeEventListener !== "function" ||
-      typeof signal.aborted !== "boolean")
-  ) {
-    throw new TypeError(
-      `${PREFIX}signal must be an AbortSignal, received ${
-        signal === null ? "null" : typeof signal
-      }`,
-    );
-  }
+  if (signal !== undefined) checkSignal(signal, `${PREFIX}signal`);
   if (background.size === 0) return Promise.resolve(true);
   if (signal?.aborted) return Promise.resolve(false);
   return waitForAll(timeout, signal);

@@ -14,7 +14,7 @@ import {
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { show } from "../_show.ts";
-import { checkMs } from "../_ms.ts";
+import { checkMs, checkSignal } from "../_options.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
@@ -598,15 +598,7 @@ export function prepare(
   const timeout = options.timeout ?? 30_000;
   checkMs(timeout, `${PREFIX}timeout`, 1);
   const signal = options.signal;
-  if (
-    signal !== undefined &&
-    (typeof signal !== "object" || signal === null ||
-      typeof (signal as AbortSignal).addEventListener !== "function" ||
-      typeof (signal as AbortSignal).removeEventListener !== "function" ||
-      typeof (signal as AbortSignal).aborted !== "boolean")
-  ) {
-    fail(`signal must be an AbortSignal, received ${show(signal)}`);
-  }
+  if (signal !== undefined) checkSignal(signal, `${PREFIX}signal`);
   if (
     options.waitUntil !== undefined && typeof options.waitUntil !== "function"
   ) {

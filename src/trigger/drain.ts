@@ -1,7 +1,7 @@
 // Every trigger still in its background part, for shutdown: one call waits
 // for them, and a process that exits anyway says how many it cut short.
 import { onProcessExit } from "../transport/_runtime.ts";
-import { checkMs } from "../_ms.ts";
+import { checkMs, checkSignal } from "../_options.ts";
 
 // A count, not a set of promises: a set entry and a promise reaction per
 // trigger measured 2–3 µs; the count costs nothing measurable.
@@ -110,18 +110,8 @@ export function drainTriggers(
   if (timeout !== undefined) {
     checkMs(timeout, "Cannot drain triggers: timeout", 1);
   }
-  if (
-    signal !== undefined &&
-    (typeof signal !== "object" || signal === null ||
-      typeof signal.addEventListener !== "function" ||
-      typeof signal.removeEventListener !== "function" ||
-      typeof signal.aborted !== "boolean")
-  ) {
-    throw new TypeError(
-      `Cannot drain triggers: signal must be an AbortSignal, received ${
-        signal === null ? "null" : typeof signal
-      }`,
-    );
+  if (signal !== undefined) {
+    checkSignal(signal, "Cannot drain triggers: signal");
   }
   if (signal?.aborted || inFlight === 0) {
     return Promise.resolve(inFlight === 0);

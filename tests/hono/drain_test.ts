@@ -74,7 +74,7 @@ Deno.test("drainBackground() refuses a bad timeout or signal synchronously, nami
   );
   assert.throws(
     () => drainBackground({ signal: {} as AbortSignal }),
-    /signal must be an AbortSignal, received object/,
+    /signal must be an AbortSignal, received Object/,
   );
   assert.throws(
     () => drainBackground(null as unknown as undefined),

@@ -1,0 +1,57 @@
+// Options checked alike by every entry point: durations in milliseconds and
+// abort signals (private; a leaf: any module can take it without pulling in
+// another product's code).
+import { show } from "./_show.ts";
+
+/** The longest a timer waits: 2^31 − 1 ms (about 24.8 days); beyond,
+ * `setTimeout` fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Checks a duration option: a number of milliseconds from `min` to `max`.
+ * The RangeError names the option (`what`, with its entry point's prefix)
+ * and the value.
+ *
+ * @throws {RangeError} When not a finite number from `min` to `max`.
+ */
+export function checkMs(
+  value: unknown,
+  what: string,
+  min = 0,
+  max = MAX_TIMER_MS,
+): void {
+  if (
+    typeof value !== "number" || !Number.isFinite(value) || value < min ||
+    value > max
+  ) {
+    throw new RangeError(
+      `${what} must be a number of milliseconds from ${min} to ${max}, received ${
+        show(value)
+      }`,
+    );
+  }
+}
+
+/**
+ * Checks a `signal` option: an AbortSignal, or anything that behaves as one
+ * (another realm's, a polyfill's). The TypeError names the option and what
+ * was given instead.
+ *
+ * @throws {TypeError} When not one.
+ */
+export function checkSignal(
+  value: unknown,
+  what: string,
+): asserts value is AbortSignal {
+  const signal = value as Partial<AbortSignal> | null;
+  if (
+    typeof signal !== "object" || signal === null ||
+    typeof signal.addEventListener !== "function" ||
+    typeof signal.removeEventListener !== "function" ||
+    typeof signal.aborted !== "boolean"
+  ) {
+    throw new TypeError(
+      `${what} must be an AbortSignal, received ${show(value)}`,
+    );
+  }
+}
