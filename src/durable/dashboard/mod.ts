@@ -56,6 +56,7 @@ import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
 import { redactText } from "../_redact.ts";
+import { show } from "../../_show.ts";
 import { bufferedRequest, readBody } from "../../hono/_body.ts";
 import {
   authorized,
@@ -129,14 +130,6 @@ const MAX_IDS = 1000;
 /** Bytes a form may have, declared (Content-Length) or counted as it
  * arrives (chunked). */
 const MAX_FORM = 256 * 1024;
-
-function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean") {
-    return String(value);
-  }
-  return value === null ? "null" : typeof value;
-}
 
 function credentialsOf(options: DashboardOptions): Credentials | null {
   const { token, basic } = options;
