@@ -14,8 +14,8 @@ import {
   type Registry,
   SPAN_KEY,
   SpanKind,
+  startSpan,
   STATUS_ERROR,
-  tracer,
   urlFull,
   withContext,
 } from "../telemetry/_otel.ts";
@@ -41,7 +41,7 @@ export function traceEnqueue(
   if (api === undefined) return undefined;
   try {
     const parent = activeContext(api);
-    const span = tracer(api)?.startSpan(`send ${queue}`, {
+    const { span, context } = startSpan(api, `send ${queue}`, {
       kind: SpanKind.PRODUCER,
       attributes: {
         "messaging.system": "pg-boss",
@@ -51,10 +51,7 @@ export function traceEnqueue(
         "url.full": urlFull(url),
       },
     }, parent);
-    const carrier = inject(
-      api,
-      span === undefined ? parent : parent.setValue(SPAN_KEY, span),
-    );
+    const carrier = inject(api, context);
     return {
       carrier,
       follow: (storing) =>
@@ -128,19 +125,21 @@ class Attempt implements AttemptTrace {
       activeContext(api).setValue(SPAN_KEY, undefined),
       stored,
     );
-    this.#span = tracer(api)?.startSpan(`process ${queue}`, {
-      kind: SpanKind.CONSUMER,
-      attributes: {
-        "messaging.system": "pg-boss",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": queue,
-        "messaging.message.id": jobId,
-        "fire_trigger.attempt": attempt,
+    ({ span: this.#span, context: this.#context } = startSpan(
+      api,
+      `process ${queue}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "pg-boss",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": queue,
+          "messaging.message.id": jobId,
+          "fire_trigger.attempt": attempt,
+        },
       },
-    }, parent);
-    this.#context = this.#span === undefined
-      ? parent
-      : parent.setValue(SPAN_KEY, this.#span);
+      parent,
+    ));
   }
 
   within<T>(fn: () => T): T {

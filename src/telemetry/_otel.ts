@@ -196,6 +196,29 @@ export function tracer(api: Registry): Tracer | undefined {
   return cachedTracer;
 }
 
+/** A span started under a parent, and the context it is active in. */
+export interface Started {
+  /** Undefined where no tracer provider is registered. */
+  span: OtelSpan | undefined;
+  /** `parent` with the span set in it (`parent` itself without a span). */
+  context: OtelContext;
+}
+
+/** Starts this module's span `name` under `parent`: the span, and the
+ * context to run its work in and to propagate. */
+export function startSpan(
+  api: Registry,
+  name: string,
+  options: { kind: number; attributes: Attributes },
+  parent: OtelContext,
+): Started {
+  const span = tracer(api)?.startSpan(name, options, parent);
+  return {
+    span,
+    context: span === undefined ? parent : parent.setValue(SPAN_KEY, span),
+  };
+}
+
 let meterOf: Registry["metrics"];
 let cachedMeter: Meter | undefined;
 

@@ -17,10 +17,9 @@ import {
   type OtelSpan,
   quietly,
   type Registry,
-  SPAN_KEY,
   SpanKind,
+  startSpan,
   STATUS_ERROR,
-  tracer,
   urlFull,
   withContext,
 } from "../telemetry/_otel.ts";
@@ -151,7 +150,7 @@ class Telemetry implements TriggerTelemetry {
     };
     const parent = activeContext(api);
     // What semantic conventions list as available to samplers, at start.
-    this.#span = tracer(api)?.startSpan(method, {
+    ({ span: this.#span, context: this.#context } = startSpan(api, method, {
       kind: SpanKind.CLIENT,
       attributes: {
         "http.request.method": method,
@@ -159,10 +158,7 @@ class Telemetry implements TriggerTelemetry {
         "server.port": this.#common["server.port"],
         "url.full": urlFull(req.href),
       },
-    }, parent);
-    this.#context = this.#span === undefined
-      ? parent
-      : parent.setValue(SPAN_KEY, this.#span);
+    }, parent));
     if (req.transport === "fetch" && fetchPropagatesItself(api)) return;
     const carrier = inject(api, this.#context);
     const added: Array<[string, string]> = [];
