@@ -514,7 +514,7 @@ async function runExitEntry(
   );
 }
 
-Deno.test("an exit with triggers in flight says how many on stderr, once; none after drainTriggers() (Deno, Node, Bun)", async (t) => {
+Deno.test("an exit with triggers in flight says how many on stderr, once; none after drainTriggers(); an uncaught exception is seen on Node and Bun, not Deno; a SIGINT without handler kills silently (Deno, Node, Bun)", async (t) => {
   // Accepts and reads, never answers: the triggers stay in flight.
   const silent = misbehaving(async (conn) => {
     const buffer = new Uint8Array(16 * 1024);
@@ -537,6 +537,34 @@ Deno.test("an exit with triggers in flight says how many on stderr, once; none a
         assert.equal(drained.code, 0, drained.stderr);
         assert.equal(drained.stdout.trim(), "[true,true,true]");
         assert.equal(drained.stderr, "");
+
+        // docs/platforms-node-bun.md's exit table: an uncaught exception is
+        // seen where the runtime runs exit handlers for it (Node, Bun: their
+        // "exit" event), not on Deno (no "unload" then); a SIGINT with no
+        // handler kills the process before any JavaScript runs, everywhere.
+        const thrown = await runExitEntry(runtime, [
+          silent.origin,
+          "2",
+          "throw",
+        ]);
+        assert.notEqual(thrown.code, 0, thrown.stderr);
+        assert.match(thrown.stderr, /uncaught, on purpose/);
+        const said = thrown.stderr.split("\n").filter((line) =>
+          line.includes("fire-trigger:")
+        );
+        if (runtime === "deno") assert.deepEqual(said, [], thrown.stderr);
+        else {
+          assert.equal(said.length, 1, thrown.stderr);
+          assert.match(said[0], /exited with 2 triggers still in flight/);
+        }
+        const killed = await runExitEntry(runtime, [
+          silent.origin,
+          "2",
+          "sigint",
+        ]);
+        assert.equal(killed.stdout.trim(), "[true,true]");
+        assert.notEqual(killed.code, 0, "killed by SIGINT");
+        assert.doesNotMatch(killed.stderr, /fire-trigger:/);
       });
     }
   } finally {
