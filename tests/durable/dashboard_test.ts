@@ -490,6 +490,100 @@ Deno.test("dashboard: a chunked POST body over 256 KiB gets 413 before it ends (
   }
 });
 
+/** Reads one whole answer (head and Content-Length body) from `conn`. */
+async function answerOf(conn: Deno.Conn): Promise<string> {
+  const bytes: number[] = [];
+  const buffer = new Uint8Array(4096);
+  for (;;) {
+    const text = new TextDecoder().decode(new Uint8Array(bytes));
+    const end = text.indexOf("\r\n\r\n");
+    if (end >= 0) {
+      const length = Number(/content-length: (\d+)/i.exec(text)?.[1]);
+      if (bytes.length >= end + 4 + length) return text;
+    }
+    const n = await conn.read(buffer);
+    if (n === null) return text;
+    bytes.push(...buffer.subarray(0, n));
+  }
+}
+
+Deno.test("dashboard: a form that stops arriving gets 408 after 10 s; forms being read hold at most 16 × 256 KiB together (then 503 + Retry-After); a form's copy never reads request.signal", async () => {
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const outbox = await openOutbox(options);
+  const { server } = serve(outbox);
+  const encoder = new TextEncoder();
+  const conns: Deno.Conn[] = [];
+  try {
+    // Sixteen forms declared at the largest size, each stalled after 3
+    // bytes: together they hold the whole budget.
+    const post = async (declared: number) => {
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+      });
+      conns.push(conn);
+      await conn.write(encoder.encode(
+        "POST /outbox/dead/redrive HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+          `Authorization: Bearer ${TOKEN}\r\n` +
+          "Content-Type: application/x-www-form-urlencoded\r\n" +
+          `Content-Length: ${declared}\r\n\r\nid=`,
+      ));
+      return conn;
+    };
+    const stalled = [];
+    for (let i = 0; i < 16; i++) stalled.push(await post(256 * 1024));
+    // Give the server the time to start reading them all.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = await within(
+      answerOf(await post(1024)),
+      "an answer to a form over the shared budget",
+      20_000,
+    );
+    assert.match(refused, /^HTTP\/1\.1 503 /, refused);
+    assert.match(refused, /retry-after: 5/i);
+    const late = await within(
+      answerOf(stalled[0]),
+      "an answer to a form that stopped arriving (no read timeout)",
+      25_000,
+    );
+    assert.match(late, /^HTTP\/1\.1 408 /, late);
+    assert.match(late, /did not arrive within 10000 ms/);
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+
+  try {
+    // Read in-process: nothing reads the request's signal (reading it makes
+    // Deno 2.9 warn about its legacy abort, which the dashboard does not use).
+    let touched = false;
+    class Watched extends Request {
+      override get signal(): AbortSignal {
+        touched = true;
+        return super.signal;
+      }
+    }
+    const dash = dashboard(outbox, { token: TOKEN, path: "/outbox" });
+    const token = await csrfToken(await csrfKey({ token: TOKEN }));
+    const response = await dash.fetch(
+      new Watched("http://dash.test/outbox/dead/redrive", {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body: `_csrf=${encodeURIComponent(token)}&id=missing`,
+      }),
+    );
+    assert.equal(response.status, 303);
+    await response.body?.cancel();
+    assert.equal(touched, false, "request.signal was read");
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await cleanup();
+  }
+});
+
 Deno.test("dashboard: mounted under a sub-path (app.all with the path kept, hono/mount with it stripped) or served alone, links and redirects follow the path", async () => {
   const { cleanup, ...options } = await freshOptions("embedded");
   const outbox = await openOutbox(options);

@@ -57,7 +57,7 @@ import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
 import { redactText } from "../_redact.ts";
 import { show } from "../../_show.ts";
-import { bufferedRequest, readBody } from "../../hono/_body.ts";
+import { BodyBudget, bufferedRequest, readBody } from "../../hono/_body.ts";
 import {
   authorized,
   type Credentials,
@@ -130,6 +130,15 @@ const MAX_IDS = 1000;
 /** Bytes a form may have, declared (Content-Length) or counted as it
  * arrives (chunked). */
 const MAX_FORM = 256 * 1024;
+/** Milliseconds a form's body may take to arrive (then 408). */
+const FORM_TIMEOUT = 10_000;
+/** Bytes of forms being read, all POSTs of one dashboard together (then
+ * 503 with Retry-After): 16 forms at their largest. */
+const FORMS_IN_MEMORY = 16 * MAX_FORM;
+/** A signal that never aborts, for the form's copy of the request: Deno
+ * warns about its legacy abort once `request.signal` is read, and nothing
+ * here needs to know whether the caller left. */
+const NEVER = new AbortController().signal;
 
 function credentialsOf(options: DashboardOptions): Credentials | null {
   const { token, basic } = options;
@@ -245,6 +254,7 @@ export function dashboard(
   const bodyPreview = positive(options.bodyPreview, "bodyPreview", 500);
   const base = mountPath(options.path);
   const key = csrfKey(credentials ?? {});
+  const forms = new BodyBudget(FORMS_IN_MEMORY);
 
   const app = new Hono<Env>().basePath(base || "/");
 
@@ -278,7 +288,7 @@ export function dashboard(
       return c.redirect(`${path.replace(/\/+$/, "") || "/"}${query}`, 308);
     }
     if (c.req.method === "POST") {
-      const refused = await checkPost(c, await key);
+      const refused = await checkPost(c, await key, forms);
       if (refused !== null) return refused;
     }
     await next();
@@ -457,6 +467,7 @@ function headers(c: Context, nonce: string): void {
 async function checkPost(
   c: Context<Env>,
   key: CryptoKey,
+  forms: BodyBudget,
 ): Promise<Response | null> {
   // Browsers say where a form came from; only this origin's pages (or a
   // typed-in request) may post. Other clients send no such header.
@@ -464,15 +475,47 @@ async function checkPost(
   if (site !== undefined && site !== "same-origin" && site !== "none") {
     return c.text("Forbidden: cross-site request", 403);
   }
-  // Read within MAX_FORM whatever the framing: a chunked body declares no
-  // length, and Hono's parseBody() would buffer all of it.
-  const read = await readBody(c, { maxBodySize: MAX_FORM });
+  // Read within MAX_FORM whatever the framing (a chunked body declares no
+  // length, and Hono's parseBody() would buffer all of it), within
+  // FORM_TIMEOUT, and within what all forms being read may hold.
+  const read = await readBody(c, {
+    maxBodySize: MAX_FORM,
+    timeout: FORM_TIMEOUT,
+    budget: forms,
+  });
   if (!read.ok) {
-    return read.failure === "too large"
-      ? c.text(`Payload Too Large: a form is at most ${MAX_FORM} bytes`, 413)
-      : c.text("Bad Request: unreadable form", 400);
+    switch (read.failure) {
+      case "too large":
+        return c.text(
+          `Payload Too Large: a form is at most ${MAX_FORM} bytes`,
+          413,
+        );
+      case "timeout":
+        return c.text(
+          `Request Timeout: the form did not arrive within ${FORM_TIMEOUT} ms`,
+          408,
+        );
+      case "busy":
+        c.header("Retry-After", "5");
+        return c.text("Service Unavailable: too many forms being read", 503);
+      default:
+        return c.text("Bad Request: unreadable form", 400);
+    }
   }
-  c.req.raw = bufferedRequest(c.req.raw, read.body);
+  // Counted only while it is read and parsed: a form is small once parsed.
+  try {
+    c.req.raw = bufferedRequest(c.req.raw, read.body, NEVER);
+    return await checkForm(c, key);
+  } finally {
+    read.release();
+  }
+}
+
+/** The CSRF and content checks of a form read in full. */
+async function checkForm(
+  c: Context<Env>,
+  key: CryptoKey,
+): Promise<Response | null> {
   const type = c.req.header("content-type") ?? "";
   if (
     !type.startsWith("application/x-www-form-urlencoded") &&
