@@ -294,17 +294,19 @@ async function schemaNotFound(
 }
 
 /** `create: false`, embedded: `NOT_FOUND` unless `dir` holds a database
- * (checked before the lock file or the directory is created). */
+ * (checked before the lock file or the directory is created). A database is
+ * a `pgdata` directory with its `PG_VERSION`: an empty or half-made `pgdata`
+ * (a first open cut short) would otherwise be initialised here. */
 async function mustExist(dir: string): Promise<void> {
   try {
-    await Deno.stat(`${dir}/pgdata`);
+    await Deno.stat(`${dir}/pgdata/PG_VERSION`);
   } catch (cause) {
     if (cause instanceof Deno.errors.NotFound) {
       throw new OutboxError(
         "NOT_FOUND",
         `${OPEN}no embedded outbox in ${
           JSON.stringify(dir)
-        } (no pgdata directory; create: false creates none)`,
+        } (no database in its pgdata directory; create: false creates none)`,
       );
     }
     throw storageError(

@@ -44,7 +44,7 @@ async function present(
   ];
 }
 
-Deno.test("openOutbox({ create: false }) (embedded): a missing directory is NOT_FOUND and is not created", async () => {
+Deno.test("openOutbox({ create: false }) (embedded): a missing directory, or one whose pgdata holds no database, is NOT_FOUND and nothing is created", async () => {
   const parent = await Deno.makeTempDir({ prefix: "outbox_existing_" });
   try {
     const dir = `${parent}/typo`;
@@ -53,6 +53,21 @@ Deno.test("openOutbox({ create: false }) (embedded): a missing directory is NOT_
       new RegExp(`no embedded outbox in ".*/typo"`),
     );
     await assert.rejects(Deno.stat(dir), Deno.errors.NotFound);
+
+    // An empty pgdata (a first open cut short, a stray mkdir): still no
+    // database, and none is made in it.
+    const half = `${parent}/half`;
+    await Deno.mkdir(`${half}/pgdata`, { recursive: true });
+    await notFound(
+      openOutbox({ dir: half, create: false }),
+      /no database in its pgdata directory/,
+    );
+    const left = [];
+    for await (const entry of Deno.readDir(half)) left.push(entry.name);
+    for await (const entry of Deno.readDir(`${half}/pgdata`)) {
+      left.push(`pgdata/${entry.name}`);
+    }
+    assert.deepEqual(left, ["pgdata"], "nothing written in the directory");
   } finally {
     await Deno.remove(parent, { recursive: true });
   }
