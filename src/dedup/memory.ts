@@ -136,6 +136,22 @@ export class MemoryDedupStore implements DedupStore {
   #stale = 0;
   /** The earliest expiry among the entries, or a lower bound of it. */
   #nextExpiry = Infinity;
+  /** The latest time {@linkcode MemoryDedupStore.#now} gave. */
+  #latest = 0;
+
+  /**
+   * Wall-clock milliseconds that never go back: `verifyTrigger()` judges a
+   * message's timestamp by the wall clock, so its memory of ids runs on the
+   * same clock (on a monotonic one, a wall clock set back would let an old
+   * timestamp pass again after its id was forgotten); held still while the
+   * wall clock is set back, because each queue relies on the order of
+   * expiries.
+   */
+  #now(): number {
+    const now = Date.now();
+    if (now > this.#latest) this.#latest = now;
+    return this.#latest;
+  }
 
   /**
    * Creates an empty store.
@@ -162,7 +178,7 @@ export class MemoryDedupStore implements DedupStore {
 
   /** {@inheritDoc DedupStore.claim} */
   claim(id: string, ttl: number, token: string): Promise<ClaimResult> {
-    const now = clock();
+    const now = this.#now();
     const entry = this.#entries.get(id);
     if (entry !== undefined) {
       if (entry.expires > now) {
@@ -188,7 +204,7 @@ export class MemoryDedupStore implements DedupStore {
 
   /** {@inheritDoc DedupStore.complete} */
   complete(id: string, ttl: number): Promise<void> {
-    const now = clock();
+    const now = this.#now();
     let entry = this.#entries.get(id);
     if (entry === undefined) {
       entry = {
@@ -294,12 +310,4 @@ export class MemoryDedupStore implements DedupStore {
     }
     return false;
   }
-}
-
-/**
- * Milliseconds on a clock that never goes back (a wall clock set back would
- * break the order of expiries each queue relies on).
- */
-function clock(): number {
-  return performance.now();
 }

@@ -203,42 +203,72 @@ function random(seed: number): () => number {
   };
 }
 
-Deno.test("MemoryDedupStore answers as the reference model over 200,000 random operations", async () => {
-  for (
-    const [max, ids, seed] of [[1, 4, 1], [3, 8, 2], [8, 24, 3], [64, 200, 4], [
-      32,
-      4000,
-      5,
-    ]]
-  ) {
-    const next = random(seed);
-    const store = new MemoryDedupStore({ maxEntries: max });
-    const model = new ReferenceStore(max);
-    // The model's clock stands still: an entry set with a ttl of 0 has
-    // expired (expires > now is false), as in the store, whose clock has
-    // not gone back since; LONG never expires in either.
-    const now = 0;
-    const tokens = new Map<string, string>();
-    for (let step = 0; step < 50_000; step++) {
-      const id = `id${Math.floor(next() * ids)}`;
-      const ttl = next() < 0.3 ? EXPIRED : LONG;
-      const op = next();
-      const where = `max ${max}, step ${step}`;
-      if (op < 0.5) {
-        const token = `t${step}`;
-        const found = await store.claim(id, ttl, token);
-        assert.equal(found, model.claim(id, ttl, token, now), where);
-        if (found === "claimed") tokens.set(id, token);
-      } else if (op < 0.8) {
-        await store.complete(id, ttl);
-        model.complete(id, ttl, now);
-      } else {
-        // Mostly its own token, sometimes a stale one.
-        const token = next() < 0.8 ? tokens.get(id) ?? "none" : `t${step}`;
-        await store.release(id, token);
-        model.release(id, token);
+Deno.test("MemoryDedupStore answers as the reference model over 250,000 random operations, on a moving clock with TTLs that expire in between", async () => {
+  // The store reads the wall clock (Date.now(), held from going back); here
+  // it is a fake one that moves 0–3 ms a step, shared with the model, from
+  // above any time the store has seen.
+  const realNow = Date.now;
+  let fake = realNow() + 1_000_000;
+  Date.now = () => fake;
+  const TTLS = [EXPIRED, 1, 3, 7, 20, 100, 1_000, LONG];
+  try {
+    for (
+      const [max, ids, seed] of [[1, 4, 1], [3, 8, 2], [8, 24, 3], [
+        64,
+        200,
+        4,
+      ], [32, 4000, 5]]
+    ) {
+      const next = random(seed);
+      const store = new MemoryDedupStore({ maxEntries: max });
+      const model = new ReferenceStore(max);
+      const tokens = new Map<string, string>();
+      for (let step = 0; step < 50_000; step++) {
+        fake += Math.floor(next() * 4);
+        const now = fake;
+        const id = `id${Math.floor(next() * ids)}`;
+        const ttl = TTLS[Math.floor(next() * TTLS.length)];
+        const op = next();
+        const where = `max ${max}, step ${step}`;
+        if (op < 0.5) {
+          const token = `t${step}`;
+          const found = await store.claim(id, ttl, token);
+          assert.equal(found, model.claim(id, ttl, token, now), where);
+          if (found === "claimed") tokens.set(id, token);
+        } else if (op < 0.8) {
+          await store.complete(id, ttl);
+          model.complete(id, ttl, now);
+        } else {
+          // Mostly its own token, sometimes a stale one.
+          const token = next() < 0.8 ? tokens.get(id) ?? "none" : `t${step}`;
+          await store.release(id, token);
+          model.release(id, token);
+        }
+        assert.equal(store.size, model.size, `${where}: size`);
       }
-      assert.equal(store.size, model.size, `${where}: size`);
     }
+  } finally {
+    Date.now = realNow;
+  }
+});
+
+Deno.test("MemoryDedupStore runs on the wall clock held from going back: ids are remembered by the clock verifyTrigger() judges timestamps with", async () => {
+  const realNow = Date.now;
+  let wall = realNow() + 2_000_000_000;
+  Date.now = () => wall;
+  try {
+    const store = new MemoryDedupStore();
+    assert.equal(await store.claim("a", 100, "t1"), "claimed");
+    await store.complete("a", 100);
+    // The wall clock set back an hour: the store's time stands still, so
+    // "a" is neither forgotten early nor kept by an hour's extra.
+    wall -= 3_600_000;
+    assert.equal(await store.claim("a", 100, "t2"), "done");
+    wall += 3_600_000 + 99;
+    assert.equal(await store.claim("a", 100, "t2"), "done");
+    wall += 2;
+    assert.equal(await store.claim("a", 100, "t3"), "claimed");
+  } finally {
+    Date.now = realNow;
   }
 });
