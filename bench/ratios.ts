@@ -252,7 +252,11 @@ const PHP_LOOP = `
 [, $port, $n, $request, $kept] = $argv;
 $request = base64_decode($request);
 $samples = [];
-$fp = $kept === "1" ? fsockopen("127.0.0.1", (int) $port, $errno, $errstr, 5) : null;
+$fp = null;
+if ($kept === "1") {
+  $fp = fsockopen("127.0.0.1", (int) $port, $errno, $errstr, 5);
+  if ($fp === false) { fwrite(STDERR, "$errno $errstr\\n"); exit(1); }
+}
 for ($i = 0; $i < $n; $i++) {
   if ($fp !== null) {
     $start = hrtime(true);

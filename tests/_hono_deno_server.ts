@@ -12,7 +12,7 @@ const server = Deno.serve({
   onListen: ({ port }) => console.log(JSON.stringify({ port })),
 }, app.fetch);
 Deno.addSignalListener("SIGTERM", async () => {
-  await drainBackground();
+  await drainBackground({ timeout: 10_000 });
   await server.shutdown();
   Deno.exit(0);
 });

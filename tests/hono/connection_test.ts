@@ -19,7 +19,7 @@ import {
   sleep,
   waitForRecord,
 } from "../_hono_client.ts";
-import { until } from "../_wait.ts";
+import { until, within } from "../_wait.ts";
 import { startNginx } from "../_nginx.ts";
 import { deadPort } from "../_servers.ts";
 import { bunBinary } from "../_node/_runtimes.ts";
@@ -526,15 +526,24 @@ async function startDeno(
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.getReader();
   let text = "";
-  while (!text.includes("\n")) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value);
+  try {
+    await within(
+      (async () => {
+        while (!text.includes("\n")) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          text += decoder.decode(value);
+        }
+      })(),
+      `deno ${flags.join(" ")} printing its port`,
+      30_000,
+    );
+  } finally {
+    await reader.cancel().catch(() => {});
   }
-  await reader.cancel();
   if (!text.includes("\n")) {
     child.kill();
-    await child.status;
+    await within(child.status, "the server's exit", 10_000);
     throw new Error(`deno ${flags.join(" ")} did not start: ${await stderr}`);
   }
   const port = JSON.parse(text.split("\n")[0]).port as number;
@@ -545,7 +554,12 @@ async function startDeno(
     legacyAbort,
     async stop() {
       child.kill("SIGTERM");
-      await child.status;
+      try {
+        await within(child.status, "the server's exit after SIGTERM", 15_000);
+      } catch (error) {
+        child.kill("SIGKILL");
+        throw error;
+      }
       return await stderr;
     },
   };
