@@ -2,18 +2,13 @@
 // trigger(), settle the outcomes in batches (completes in one statement,
 // retries and dead letters in one transaction), touch in-flight jobs so a
 // dispatcher that dies loses them to a live one.
-import type { Job } from "npm:pg-boss@12.38.0";
+import type { JobWithMetadata } from "npm:pg-boss@12.38.0";
 import { trigger } from "../trigger/trigger.ts";
 import { SIGN_HEADERS } from "../trigger/_request.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher } from "./_batch.ts";
-import {
-  exhaustRetries,
-  releaseJobs,
-  type Sql,
-  withoutRetries,
-} from "./_pgboss_sql.ts";
+import { exhaustRetries, releaseJobs, type Sql } from "./_pgboss_sql.ts";
 import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 import { type AttemptTrace, traceAttempt } from "./_trace.ts";
@@ -40,8 +35,11 @@ const NEVER = new AbortController().signal;
 
 type Outcome = "done" | "retry" | "dead";
 
+/** A fetched job, with the row's retry settings as the fetch left them. */
+type Job = JobWithMetadata<StoredRequest>;
+
 interface Settlement {
-  job: Job<StoredRequest>;
+  job: Job;
   outcome: Outcome;
   attempt: number;
   elapsed: number;
@@ -113,7 +111,7 @@ export class FetchSize {
 }
 
 export class Dispatcher {
-  readonly inFlight = new Map<string, Job<StoredRequest>>();
+  readonly inFlight = new Map<string, Job>();
   readonly counters: Counters = { delivered: 0, retried: 0, deadLettered: 0 };
   #engine: Engine;
   #queue: string;
@@ -198,7 +196,7 @@ export class Dispatcher {
     // previous batch is being delivered (the fetch's round trip overlaps
     // the HTTP requests). A slot frees when its HTTP attempt ends; the
     // outcome is settled in the background, in batches.
-    const ready: Array<{ job: Job<StoredRequest>; fetched: number }> = [];
+    const ready: Array<{ job: Job; fetched: number }> = [];
     const size = new FetchSize(concurrency, performance.now());
     /** Jobs the fetches under way asked for. */
     let asking = 0;
@@ -217,13 +215,15 @@ export class Dispatcher {
       // next wait at once.
       this.#wake = new AbortController();
       asking += asked;
-      let jobs: Job<StoredRequest>[] = [];
+      let jobs: Job[] = [];
       try {
         jobs = await this.#engine.run(
           "Cannot fetch jobs",
           () =>
             this.#engine.boss.fetch<StoredRequest>(this.#queue, {
               batchSize: asked,
+              // retryLimit: whether a failed attempt is the last one.
+              includeMetadata: true,
             }),
         );
       } catch (error) {
@@ -329,7 +329,7 @@ export class Dispatcher {
 
   /** Puts jobs never attempted back to waiting, in the background (tracked
    * with the settlements, so stop() waits for it). */
-  #release(jobs: Job<StoredRequest>[]): void {
+  #release(jobs: Job[]): void {
     if (jobs.length === 0) return;
     const released = this.#engine.run(
       "Cannot release jobs",
@@ -350,7 +350,7 @@ export class Dispatcher {
     released.finally(() => this.#settling.delete(released));
   }
 
-  async #deliver(job: Job<StoredRequest>): Promise<void> {
+  async #deliver(job: Job): Promise<void> {
     const data = job.data;
     const attempt = job.retryCount + 1;
     let result: TriggerResult;
@@ -478,7 +478,7 @@ export class Dispatcher {
     // with its retries used up but not failed.
     if (failed.length > 0) {
       try {
-        const last = await this.#engine.transaction(
+        const settled = await this.#engine.transaction(
           "Cannot fail jobs",
           async (db) => {
             const dead = failed.filter((s) => s.outcome === "dead");
@@ -490,12 +490,6 @@ export class Dispatcher {
                 dead.map(claim),
               );
             }
-            const exhausted = await withoutRetries(
-              db,
-              this.#schema,
-              this.#queue,
-              failed.map(claim),
-            );
             const settled = new Set<string>();
             for (
               const group of groupBy(failed, (s) => JSON.stringify(s.error))
@@ -508,12 +502,15 @@ export class Dispatcher {
               );
               for (const id of settledIds(response, group)) settled.add(id);
             }
-            return { exhausted, settled };
+            return settled;
           },
         );
         for (const s of failed) {
-          if (!last.settled.has(s.job.id)) continue;
-          types.set(s, last.exhausted.has(s.job.id) ? "dead" : "retry");
+          if (!settled.has(s.job.id)) continue;
+          types.set(
+            s,
+            s.outcome === "dead" || lastAttempt(s.job) ? "dead" : "retry",
+          );
         }
       } catch (error) {
         errors.push(error);
@@ -554,6 +551,22 @@ export class Dispatcher {
       (error) => this.#emit({ type: "error", error }),
     ).finally(() => this.#touching = undefined);
   }
+}
+
+/**
+ * Whether pg-boss's `fail()` dead-letters this attempt rather than
+ * scheduling a retry: its SQL retries while `retry_count < retry_limit`.
+ * The values the fetch returned are the row's when `fail()` runs: `fail()`
+ * is fenced to the fetched attempt (the same `retry_count`, still active),
+ * and nothing changes an active job's `retry_limit` but
+ * {@linkcode exhaustRetries} (a "dead" outcome, counted as dead anyway):
+ * pg-boss's `update()` touches only waiting jobs, its `retry()` only failed
+ * ones.
+ */
+export function lastAttempt(
+  job: Pick<Job, "retryCount" | "retryLimit">,
+): boolean {
+  return job.retryCount >= job.retryLimit;
 }
 
 function claim(

@@ -81,23 +81,22 @@ export function exhaustRetries(
   );
 }
 
-/** Which of these active jobs have no retries left (a `fail()` in the same
- * transaction dead-letters them). Fenced to the attempt that was fetched. */
-export async function withoutRetries(
+/** The dead letters' own job ids for these triggers (by stored id), in
+ * one statement however many ids: unknown ids (and ones already redriven
+ * or discarded) match nothing, and an id given twice matches once. */
+export async function deadLetterJobIds(
   db: Sql,
   schema: string,
-  queue: string,
-  jobs: ReadonlyArray<{ id: string; retryCount: number }>,
-): Promise<Set<string>> {
+  dead: string,
+  ids: readonly string[],
+): Promise<string[]> {
   const { rows } = await db.executeSql(
-    `SELECT j.id::text AS id FROM ${schema}.job AS j
-     JOIN unnest($2::uuid[], $3::int[]) AS f(id, retry_count)
-       ON j.id = f.id AND j.retry_count = f.retry_count
-     WHERE j.name = $1 AND j.state = 'active'
-       AND j.retry_count >= j.retry_limit`,
-    [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount)],
+    `SELECT id::text AS id FROM ${schema}.job
+     WHERE name = $1 AND state::text IN ('created', 'retry')
+       AND data->>'id' = ANY($2::text[])`,
+    [dead, ids],
   );
-  return new Set(rows.map((row) => String(row.id)));
+  return rows.map((row) => String(row.id));
 }
 
 /** Puts fetched jobs that were never attempted (or whose attempt a stop
