@@ -2,13 +2,18 @@
 // trigger(), settle the outcomes in batches (completes in one statement,
 // retries and dead letters in one transaction), touch in-flight jobs so a
 // dispatcher that dies loses them to a live one.
-import type { JobWithMetadata } from "npm:pg-boss@12.38.0";
+import type { Job } from "npm:pg-boss@12.38.0";
 import { trigger } from "../trigger/trigger.ts";
 import { SIGN_HEADERS } from "../trigger/_request.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher } from "./_batch.ts";
-import { exhaustRetries, releaseJobs, type Sql } from "./_pgboss_sql.ts";
+import {
+  exhaustRetries,
+  releaseJobs,
+  type Sql,
+  withoutRetries,
+} from "./_pgboss_sql.ts";
 import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 import { type AttemptTrace, traceAttempt } from "./_trace.ts";
@@ -35,11 +40,8 @@ const NEVER = new AbortController().signal;
 
 type Outcome = "done" | "retry" | "dead";
 
-/** A fetched job, with the row's retry settings as the fetch left them. */
-type Job = JobWithMetadata<StoredRequest>;
-
 interface Settlement {
-  job: Job;
+  job: Job<StoredRequest>;
   outcome: Outcome;
   attempt: number;
   elapsed: number;
@@ -111,7 +113,7 @@ export class FetchSize {
 }
 
 export class Dispatcher {
-  readonly inFlight = new Map<string, Job>();
+  readonly inFlight = new Map<string, Job<StoredRequest>>();
   readonly counters: Counters = { delivered: 0, retried: 0, deadLettered: 0 };
   #engine: Engine;
   #queue: string;
@@ -196,7 +198,7 @@ export class Dispatcher {
     // previous batch is being delivered (the fetch's round trip overlaps
     // the HTTP requests). A slot frees when its HTTP attempt ends; the
     // outcome is settled in the background, in batches.
-    const ready: Array<{ job: Job; fetched: number }> = [];
+    const ready: Array<{ job: Job<StoredRequest>; fetched: number }> = [];
     const size = new FetchSize(concurrency, performance.now());
     /** Jobs the fetches under way asked for. */
     let asking = 0;
@@ -215,15 +217,13 @@ export class Dispatcher {
       // next wait at once.
       this.#wake = new AbortController();
       asking += asked;
-      let jobs: Job[] = [];
+      let jobs: Job<StoredRequest>[] = [];
       try {
         jobs = await this.#engine.run(
           "Cannot fetch jobs",
           () =>
             this.#engine.boss.fetch<StoredRequest>(this.#queue, {
               batchSize: asked,
-              // retryLimit: whether a failed attempt is the last one.
-              includeMetadata: true,
             }),
         );
       } catch (error) {
@@ -329,7 +329,7 @@ export class Dispatcher {
 
   /** Puts jobs never attempted back to waiting, in the background (tracked
    * with the settlements, so stop() waits for it). */
-  #release(jobs: Job[]): void {
+  #release(jobs: Job<StoredRequest>[]): void {
     if (jobs.length === 0) return;
     const released = this.#engine.run(
       "Cannot release jobs",
@@ -350,7 +350,7 @@ export class Dispatcher {
     released.finally(() => this.#settling.delete(released));
   }
 
-  async #deliver(job: Job): Promise<void> {
+  async #deliver(job: Job<StoredRequest>): Promise<void> {
     const data = job.data;
     const attempt = job.retryCount + 1;
     let result: TriggerResult;
@@ -478,7 +478,7 @@ export class Dispatcher {
     // with its retries used up but not failed.
     if (failed.length > 0) {
       try {
-        const settled = await this.#engine.transaction(
+        const last = await this.#engine.transaction(
           "Cannot fail jobs",
           async (db) => {
             const dead = failed.filter((s) => s.outcome === "dead");
@@ -490,6 +490,19 @@ export class Dispatcher {
                 dead.map(claim),
               );
             }
+            // Asked of the database only for jobs whose stored form cannot
+            // say (redriven dead letters, rows from before it could).
+            const unknown = failed.filter((s) =>
+              s.outcome === "retry" && lastAttempt(s.job) === undefined
+            );
+            const exhausted = unknown.length === 0
+              ? new Set<string>()
+              : await withoutRetries(
+                db,
+                this.#schema,
+                this.#queue,
+                unknown.map(claim),
+              );
             const settled = new Set<string>();
             for (
               const group of groupBy(failed, (s) => JSON.stringify(s.error))
@@ -502,15 +515,14 @@ export class Dispatcher {
               );
               for (const id of settledIds(response, group)) settled.add(id);
             }
-            return settled;
+            return { exhausted, settled };
           },
         );
         for (const s of failed) {
-          if (!settled.has(s.job.id)) continue;
-          types.set(
-            s,
-            s.outcome === "dead" || lastAttempt(s.job) ? "dead" : "retry",
-          );
+          if (!last.settled.has(s.job.id)) continue;
+          const dead = s.outcome === "dead" ||
+            (lastAttempt(s.job) ?? last.exhausted.has(s.job.id));
+          types.set(s, dead ? "dead" : "retry");
         }
       } catch (error) {
         errors.push(error);
@@ -555,18 +567,22 @@ export class Dispatcher {
 
 /**
  * Whether pg-boss's `fail()` dead-letters this attempt rather than
- * scheduling a retry: its SQL retries while `retry_count < retry_limit`.
- * The values the fetch returned are the row's when `fail()` runs: `fail()`
- * is fenced to the fetched attempt (the same `retry_count`, still active),
- * and nothing changes an active job's `retry_limit` but
- * {@linkcode exhaustRetries} (a "dead" outcome, counted as dead anyway):
- * pg-boss's `update()` touches only waiting jobs, its `retry()` only failed
- * ones.
+ * scheduling a retry, from the fetched job alone; `undefined` when it
+ * cannot say. pg-boss retries while `retry_count < retry_limit`; the fetch
+ * returns `retry_count` (fail() is fenced to it: the same attempt, still
+ * active), and the row's `retry_limit` is the one stored with the job while
+ * the job is the one stored (its id is `data.job ?? data.id`): nothing changes an
+ * active job's limit but {@linkcode exhaustRetries} (a "dead" outcome,
+ * counted as dead anyway); pg-boss's `update()` touches only waiting jobs,
+ * its `retry()` only failed ones. A redriven dead letter is a new job with
+ * the queue's limit: `undefined`, and the dispatcher asks the database.
  */
 export function lastAttempt(
-  job: Pick<Job, "retryCount" | "retryLimit">,
-): boolean {
-  return job.retryCount >= job.retryLimit;
+  job: { id: string; retryCount: number; data: StoredRequest },
+): boolean | undefined {
+  const { job: storedAs = job.data.id, retryLimit } = job.data;
+  if (storedAs !== job.id || !Number.isInteger(retryLimit)) return undefined;
+  return job.retryCount >= retryLimit!;
 }
 
 function claim(

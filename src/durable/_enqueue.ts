@@ -25,6 +25,13 @@ export interface StoredRequest {
   caCerts?: string[];
   /** The caller's trace context (`traceparent`, …), when OTel is on. */
   trace?: Record<string, string>;
+  /** The job id it was stored under, when not `id` (the caller gave the
+   * trigger's id), and the retry limit it was stored with: the dispatcher
+   * tells a last attempt from them without a query (`lastAttempt()`). A
+   * dead letter pg-boss redrives is a new job (another id) with the
+   * queue's retry limit: for it they say nothing. */
+  job?: string;
+  retryLimit?: number;
 }
 
 /** A dispatcher that stops touching its jobs loses them after this long. */
@@ -58,7 +65,11 @@ export function jobRow(
 ): JobRow {
   return {
     id: jobId,
-    data,
+    data: {
+      ...data,
+      ...(data.id === jobId ? {} : { job: jobId }),
+      retryLimit: retry.limit,
+    },
     retryLimit: retry.limit,
     // pg-boss keeps whole seconds: round up, never retry sooner than asked.
     retryDelay: Math.ceil(retry.delay / 1000),

@@ -81,6 +81,27 @@ export function exhaustRetries(
   );
 }
 
+/** Which of these active jobs have no retries left (a `fail()` in the same
+ * transaction dead-letters them). Fenced to the attempt that was fetched.
+ * For the jobs whose stored form cannot say (a redriven dead letter, a row
+ * stored before the form carried its retry limit). */
+export async function withoutRetries(
+  db: Sql,
+  schema: string,
+  queue: string,
+  jobs: ReadonlyArray<{ id: string; retryCount: number }>,
+): Promise<Set<string>> {
+  const { rows } = await db.executeSql(
+    `SELECT j.id::text AS id FROM ${schema}.job AS j
+     JOIN unnest($2::uuid[], $3::int[]) AS f(id, retry_count)
+       ON j.id = f.id AND j.retry_count = f.retry_count
+     WHERE j.name = $1 AND j.state = 'active'
+       AND j.retry_count >= j.retry_limit`,
+    [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount)],
+  );
+  return new Set(rows.map((row) => String(row.id)));
+}
+
 /** The dead letters' own job ids for these triggers (by stored id), in
  * one statement however many ids: unknown ids (and ones already redriven
  * or discarded) match nothing, and an id given twice matches once. */

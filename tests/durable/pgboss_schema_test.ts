@@ -22,8 +22,10 @@ import {
   retryNow,
   rowsOfTrigger,
   type Sql,
+  withoutRetries,
 } from "../../src/durable/_pgboss_sql.ts";
 import { lastAttempt } from "../../src/durable/_dispatcher.ts";
+import { jobRow, type StoredRequest } from "../../src/durable/_enqueue.ts";
 
 async function withBoss(
   fn: (boss: PgBoss, db: Sql, schema: string) => Promise<void>,
@@ -82,7 +84,7 @@ Deno.test("missingFromSchema() names a missing column and state (the check can f
   }
 });
 
-Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-letters on fail(), fenced to the fetched attempt; countByState() counts", async () => {
+Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-letters on fail(), withoutRetries() finds it, countByState() counts", async () => {
   await withBoss(async (boss, db, schema) => {
     await boss.createQueue("q_dead");
     await boss.createQueue("q", { deadLetter: "q_dead" });
@@ -105,6 +107,10 @@ Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-let
       retryCount: second.retryCount + 1,
     }]);
     await exhaustRetries(db, schema, "q", [first]);
+    assert.deepEqual(
+      [...await withoutRetries(db, schema, "q", [first, second])],
+      [first.id],
+    );
     await boss.fail("q", jobs, { code: "X" });
     const counts = new Map(
       (await countByState(db, schema, ["q", "q_dead"])).map((
@@ -118,62 +124,60 @@ Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-let
   });
 });
 
-Deno.test("pg-boss's fail() dead-letters exactly the fetched attempts lastAttempt() names (the dispatcher's retry-vs-dead, from the fetch's retryCount and retryLimit)", async () => {
+Deno.test("pg-boss's fail() dead-letters exactly the fetched attempts lastAttempt() names, from the stored form alone; a redriven dead letter is left to the database", async () => {
   await withBoss(async (boss, db, schema) => {
     await boss.createQueue("q_dead");
     await boss.createQueue("q", { deadLetter: "q_dead" });
-    // Limits 0 to 3, plus a retry delay of 0 so each retry is due at once.
+    // Rows as the outbox stores them, limits 0 to 3, retried at once; the
+    // even ones without a caller's id (the trigger's id is the job's).
     const limits = [0, 1, 2, 3];
-    await boss.insert(
-      "q",
-      limits.map((retryLimit) => ({
-        id: crypto.randomUUID(),
-        data: { retryLimit },
-        retryLimit,
-        retryDelay: 0,
-        retryBackoff: false,
-      })),
-    );
+    const rows = limits.map((limit) => {
+      const id = crypto.randomUUID();
+      return jobRow(
+        id,
+        {
+          id: limit % 2 ? `trigger-${limit}` : id,
+          method: "POST",
+          url: "http://127.0.0.1:9/",
+          headers: [],
+          body: null,
+          timeout: 1_000,
+        },
+        { limit, delay: 0, backoff: false, maxDelay: 0 },
+        undefined,
+      );
+    });
+    await boss.insert("q", rows);
     const attempts = new Map<number, number>();
     const deadAt = new Map<number, number>();
     for (let round = 0; round < 10 && deadAt.size < limits.length; round++) {
-      const jobs = await boss.fetch<{ retryLimit: number }>("q", {
-        batchSize: 10,
-        includeMetadata: true,
-      });
-      // One attempt of each live job per round: a job is fetched again only
-      // after its retry is scheduled.
+      // The dispatcher's fetch: no metadata, retry_limit not among it.
+      const jobs = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
       assert.equal(jobs.length, limits.length - deadAt.size, `round ${round}`);
-      const predicted = new Set(
-        jobs.filter((job) => lastAttempt(job)).map((job) => job.id),
-      );
+      const predicted = new Map(jobs.map((job) => [job.id, lastAttempt(job)]));
       for (const job of jobs) {
-        assert.equal(job.retryLimit, job.data.retryLimit);
-        const n = (attempts.get(job.data.retryLimit) ?? 0) + 1;
-        attempts.set(job.data.retryLimit, n);
+        const limit = job.data.retryLimit!;
+        const n = (attempts.get(limit) ?? 0) + 1;
+        attempts.set(limit, n);
         assert.equal(job.retryCount, n - 1, "retryCount counts attempts");
       }
-      const response = await boss.fail("q", jobs, { code: "X" });
-      assert.equal(
-        (response as { affected?: number }).affected,
-        jobs.length,
-      );
-      // What fail() did to each: a dead-letter copy, or a retry.
-      const { rows } = await db.executeSql(
+      await boss.fail("q", jobs, { code: "X" });
+      const { rows: states } = await db.executeSql(
         `SELECT id::text AS id, state::text AS state FROM ${schema}.job
          WHERE name = 'q' AND id = ANY($1::uuid[])`,
         [jobs.map((job) => job.id)],
       );
-      for (const row of rows) {
-        const job = jobs.find((j) => j.id === row.id)!;
+      assert.equal(states.length, jobs.length);
+      for (const { id, state } of states) {
+        const job = jobs.find((j) => j.id === id)!;
         assert.equal(
-          row.state === "failed",
-          predicted.has(job.id),
+          predicted.get(job.id),
+          state === "failed",
           `limit ${job.data.retryLimit}, attempt ${
             job.retryCount + 1
-          }: ${row.state}`,
+          }: ${state}`,
         );
-        if (row.state === "failed") deadAt.set(job.data.retryLimit, round);
+        if (state === "failed") deadAt.set(job.data.retryLimit!, round);
       }
     }
     // A job with limit n is dead-lettered on attempt n + 1.
@@ -181,11 +185,24 @@ Deno.test("pg-boss's fail() dead-letters exactly the fetched attempts lastAttemp
       assert.equal(attempts.get(limit), limit + 1, `limit ${limit}`);
       assert.equal(deadAt.get(limit), limit, `limit ${limit}`);
     }
-    assert.equal(await countDeadLetters(db, schema, "q_dead"), limits.length);
+    // Redriven: a new job with the queue's limit, not the stored one.
+    assert.equal(await boss.redrive("q_dead", { limit: 10 }), limits.length);
+    const redriven = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
+    assert.equal(redriven.length, limits.length);
+    for (const job of redriven) {
+      assert.notEqual(job.id, job.data.job ?? job.data.id);
+      assert.equal(lastAttempt(job), undefined, "left to the database");
+    }
+    // Which the database answers (pg-boss's default queue limit is 2).
+    assert.equal(
+      (await withoutRetries(db, schema, "q", redriven)).size,
+      0,
+      "retries left",
+    );
   });
 });
 
-Deno.test("releaseJobs() puts fetched jobs back to waiting without using a retry, fenced to the fetched attempt", async () => {
+Deno.test("releaseJobs() puts fetched jobs back to waiting without using a retry, fenced to the fetched attempt; withoutRetries() is fenced too", async () => {
   await withBoss(async (boss, db, schema) => {
     await boss.createQueue("q");
     await boss.insert("q", [
@@ -193,6 +210,16 @@ Deno.test("releaseJobs() puts fetched jobs back to waiting without using a retry
       { id: crypto.randomUUID(), data: { n: 2 }, retryLimit: 0 },
     ]);
     const [first, second] = await boss.fetch("q", { batchSize: 2 });
+    // No retries left, but a stale claim is not this attempt's.
+    assert.deepEqual(
+      [
+        ...await withoutRetries(db, schema, "q", [
+          { id: first.id, retryCount: first.retryCount + 1 },
+          second,
+        ]),
+      ],
+      [second.id],
+    );
     // A stale claim changes nothing.
     assert.equal(
       (await releaseJobs(db, schema, "q", [{
