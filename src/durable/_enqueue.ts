@@ -40,6 +40,12 @@ export const HEARTBEAT_SECONDS = 10;
 export const LEASE_MARGIN_SECONDS = 60;
 /** The most rows in one INSERT. */
 const MAX_BATCH = 500;
+/** The most body text (base64 characters) in one INSERT, beyond its first
+ * row: pg-boss sends a batch's rows as one JSON text, and a batch too large
+ * to store within `queryTimeout` fails every row in it with an unknown
+ * outcome (288 bodies of 1 MiB in one batch did, on PostgreSQL on
+ * loopback). 8 MiB holds 500 rows of bodies up to 12 KiB. */
+const MAX_BATCH_BODY = 8_388_608;
 /** The most triggers waiting for an INSERT (20 batches); more reject with
  * `"OVERLOADED"` at once. */
 export const MAX_PENDING = 20 * MAX_BATCH;
@@ -175,6 +181,7 @@ export function groupCommit(
           )
           : undefined,
     },
+    { of: (row) => row.data.body?.length ?? 0, max: MAX_BATCH_BODY },
   );
 }
 
