@@ -5,6 +5,9 @@
 //   deno run -A bench/durable_bench.ts postgres   only PostgreSQL
 //   deno run -A bench/durable_bench.ts embedded   only PGlite
 //   --runs=N                                      runs per engine (default 5)
+//   --fail-once                                   every job's first attempt gets
+//                                                 503, its retry (no delay) 200:
+//                                                 the retry half of settling
 //   TRIGGER_TEST_DATABASE_URL=postgres://… adds PostgreSQL
 //   (`bash .ci/postgres.sh` starts one and prints its URL)
 //
@@ -34,18 +37,31 @@ const N = 2_000;
 const CONCURRENCY = 32;
 const CALLERS = 64;
 
+const FAIL_ONCE = Deno.args.includes("--fail-once");
+
+/** The target counts 2xx answers; with `--fail-once` a webhook-id's first
+ * request gets 503. */
 const TARGET = `
+const failOnce = ${FAIL_ONCE};
+const seen = new Set();
 let hits = 0;
 const server = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(port) },
   (request) => {
     const { pathname } = new URL(request.url);
     if (pathname === "/count") return Response.json(hits);
+    const id = request.headers.get("webhook-id");
+    if (failOnce && !seen.has(id)) {
+      seen.add(id);
+      return new Response(null, { status: 503 });
+    }
     hits++;
     return new Response(null, { status: 200 });
   },
 );
 `;
+/** Retries at once, so a failed attempt is delivered in the same drain. */
+const RETRY = FAIL_ONCE ? { limit: 1, delay: 0, backoff: false } : undefined;
 
 type Target = Awaited<ReturnType<typeof startTarget>>;
 
@@ -87,7 +103,7 @@ async function run(
     if (sequential) {
       const started = performance.now();
       for (let n = 0; n < 500; n++) {
-        await outbox.trigger(target.url, { json: { n } });
+        await outbox.trigger(target.url, { json: { n }, retry: RETRY });
       }
       perSecond = 500 / ((performance.now() - started) / 1000);
     }
@@ -96,7 +112,9 @@ async function run(
     for (let n = 0; n < N; n += CALLERS) {
       const batch = [];
       for (let i = n; i < Math.min(N, n + CALLERS); i++) {
-        batch.push(outbox.trigger(target.url, { json: { n: i } }));
+        batch.push(
+          outbox.trigger(target.url, { json: { n: i }, retry: RETRY }),
+        );
       }
       await Promise.all(batch);
     }

@@ -3,7 +3,7 @@
 // what dashboards build on: keep them stable.
 import type { Engine } from "./_engine.ts";
 import type { StoredRequest } from "./_enqueue.ts";
-import { countByState, type Sql } from "./_pgboss_sql.ts";
+import { countByState, deadLetterJobIds, type Sql } from "./_pgboss_sql.ts";
 import type { DeadLetter, DeliveryError, OutboxStats } from "./types.ts";
 
 export interface Queues {
@@ -38,25 +38,16 @@ export async function deadLetters(
   });
 }
 
-/** The dead-letter jobs' own ids for trigger ids. */
-async function deadIds(
+/** The dead-letter jobs' own ids for trigger ids: one statement. */
+function deadIds(
   engine: Engine,
-  { dead }: Queues,
+  { dead, schema }: Queues,
   ids: string[],
 ): Promise<string[]> {
-  const found: string[] = [];
-  for (const id of ids) {
-    const jobs = await engine.run(
-      "Cannot find dead letters",
-      () =>
-        engine.boss.findJobs<StoredRequest>(dead, {
-          data: { id },
-          queued: true,
-        }),
-    );
-    found.push(...jobs.map((job) => job.id));
-  }
-  return found;
+  return engine.run(
+    "Cannot find dead letters",
+    () => deadLetterJobIds(engine.boss.getDb() as Sql, schema, dead, ids),
+  );
 }
 
 export async function redrive(
@@ -76,6 +67,7 @@ export async function redrive(
       if (count < 1000) return moved;
     }
   }
+  if (ids.length === 0) return 0;
   const found = await deadIds(engine, queues, ids);
   if (found.length === 0) return 0;
   return await engine.run(
@@ -89,13 +81,15 @@ export async function discard(
   queues: Queues,
   ids: string[],
 ): Promise<number> {
+  if (ids.length === 0) return 0;
   const found = await deadIds(engine, queues, ids);
   if (found.length === 0) return 0;
-  await engine.run(
+  const response = await engine.run(
     "Cannot discard dead letters",
     () => engine.boss.deleteJob(queues.dead, found),
   );
-  return found.length;
+  // What was deleted (a concurrent redrive or discard may have taken some).
+  return (response as { affected?: number }).affected ?? found.length;
 }
 
 export async function stats(

@@ -30,6 +30,14 @@ export interface QueueBounds {
   abandoned(error: unknown): Error | undefined;
 }
 
+/** A bound on one batch's total size, by a measure of each item. */
+export interface BatchWeight<T> {
+  /** An item's size (say, the bytes it adds to the statement). */
+  of(item: T): number;
+  /** The most a batch may hold; an item larger on its own goes alone. */
+  max: number;
+}
+
 export class Batcher<T, R = void> {
   #pending: Entry<T, R>[] = [];
   #running = 0;
@@ -37,6 +45,7 @@ export class Batcher<T, R = void> {
   #max: number;
   #parallel: number;
   #bounds?: QueueBounds;
+  #weight?: BatchWeight<T>;
   #idle?: PromiseWithResolvers<void>;
 
   /**
@@ -45,17 +54,20 @@ export class Batcher<T, R = void> {
    * @param max The most items in one batch.
    * @param parallel Batches in flight at once.
    * @param bounds Limits on the waiting queue; none when absent.
+   * @param weight A bound on a batch's total size; none when absent.
    */
   constructor(
     write: (items: T[]) => Promise<Array<R | Rejected>>,
     max: number,
     parallel = 1,
     bounds?: QueueBounds,
+    weight?: BatchWeight<T>,
   ) {
     this.#write = write;
     this.#max = max;
     this.#parallel = parallel;
     this.#bounds = bounds;
+    this.#weight = weight;
   }
 
   /** Queues `item`; resolves once the batch that holds it is written. */
@@ -81,6 +93,19 @@ export class Batcher<T, R = void> {
     return this.#idle.promise;
   }
 
+  /** How many of the waiting items the next batch takes: at most `max`,
+   * and within the weight bound (at least one). */
+  #take(): number {
+    const count = Math.min(this.#max, this.#pending.length);
+    if (this.#weight === undefined) return count;
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      total += this.#weight.of(this.#pending[i].item);
+      if (i > 0 && total > this.#weight.max) return i;
+    }
+    return count;
+  }
+
   #next(): void {
     if (this.#bounds && this.#pending.length > 0) {
       // Waited past the deadline: rejected before anything is written.
@@ -98,7 +123,7 @@ export class Batcher<T, R = void> {
       }
       return;
     }
-    const batch = this.#pending.splice(0, this.#max);
+    const batch = this.#pending.splice(0, this.#take());
     this.#running++;
     this.#write(batch.map((entry) => entry.item)).then(
       (results) =>

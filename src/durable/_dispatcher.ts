@@ -490,12 +490,19 @@ export class Dispatcher {
                 dead.map(claim),
               );
             }
-            const exhausted = await withoutRetries(
-              db,
-              this.#schema,
-              this.#queue,
-              failed.map(claim),
+            // Asked of the database only for jobs whose stored form cannot
+            // say (redriven dead letters, rows from before it could).
+            const unknown = failed.filter((s) =>
+              s.outcome === "retry" && lastAttempt(s.job) === undefined
             );
+            const exhausted = unknown.length === 0
+              ? new Set<string>()
+              : await withoutRetries(
+                db,
+                this.#schema,
+                this.#queue,
+                unknown.map(claim),
+              );
             const settled = new Set<string>();
             for (
               const group of groupBy(failed, (s) => JSON.stringify(s.error))
@@ -513,7 +520,9 @@ export class Dispatcher {
         );
         for (const s of failed) {
           if (!last.settled.has(s.job.id)) continue;
-          types.set(s, last.exhausted.has(s.job.id) ? "dead" : "retry");
+          const dead = s.outcome === "dead" ||
+            (lastAttempt(s.job) ?? last.exhausted.has(s.job.id));
+          types.set(s, dead ? "dead" : "retry");
         }
       } catch (error) {
         errors.push(error);
@@ -554,6 +563,26 @@ export class Dispatcher {
       (error) => this.#emit({ type: "error", error }),
     ).finally(() => this.#touching = undefined);
   }
+}
+
+/**
+ * Whether pg-boss's `fail()` dead-letters this attempt rather than
+ * scheduling a retry, from the fetched job alone; `undefined` when it
+ * cannot say. pg-boss retries while `retry_count < retry_limit`; the fetch
+ * returns `retry_count` (fail() is fenced to it: the same attempt, still
+ * active), and the row's `retry_limit` is the one stored with the job while
+ * the job is the one stored (its id is `data.job ?? data.id`): nothing changes an
+ * active job's limit but {@linkcode exhaustRetries} (a "dead" outcome,
+ * counted as dead anyway); pg-boss's `update()` touches only waiting jobs,
+ * its `retry()` only failed ones. A redriven dead letter is a new job with
+ * the queue's limit: `undefined`, and the dispatcher asks the database.
+ */
+export function lastAttempt(
+  job: { id: string; retryCount: number; data: StoredRequest },
+): boolean | undefined {
+  const { job: storedAs = job.data.id, retryLimit } = job.data;
+  if (storedAs !== job.id || !Number.isInteger(retryLimit)) return undefined;
+  return job.retryCount >= retryLimit!;
 }
 
 function claim(

@@ -25,6 +25,13 @@ export interface StoredRequest {
   caCerts?: string[];
   /** The caller's trace context (`traceparent`, …), when OTel is on. */
   trace?: Record<string, string>;
+  /** The job id it was stored under, when not `id` (the caller gave the
+   * trigger's id), and the retry limit it was stored with: the dispatcher
+   * tells a last attempt from them without a query (`lastAttempt()`). A
+   * dead letter pg-boss redrives is a new job (another id) with the
+   * queue's retry limit: for it they say nothing. */
+  job?: string;
+  retryLimit?: number;
 }
 
 /** A dispatcher that stops touching its jobs loses them after this long. */
@@ -33,6 +40,12 @@ export const HEARTBEAT_SECONDS = 10;
 export const LEASE_MARGIN_SECONDS = 60;
 /** The most rows in one INSERT. */
 const MAX_BATCH = 500;
+/** The most body text (base64 characters) in one INSERT, beyond its first
+ * row: pg-boss sends a batch's rows as one JSON text, and a batch too large
+ * to store within `queryTimeout` fails every row in it with an unknown
+ * outcome (288 bodies of 1 MiB in one batch did, on PostgreSQL on
+ * loopback). 8 MiB holds 500 rows of bodies up to 12 KiB. */
+const MAX_BATCH_BODY = 8_388_608;
 /** The most triggers waiting for an INSERT (20 batches); more reject with
  * `"OVERLOADED"` at once. */
 export const MAX_PENDING = 20 * MAX_BATCH;
@@ -58,7 +71,11 @@ export function jobRow(
 ): JobRow {
   return {
     id: jobId,
-    data,
+    data: {
+      ...data,
+      ...(data.id === jobId ? {} : { job: jobId }),
+      retryLimit: retry.limit,
+    },
     retryLimit: retry.limit,
     // pg-boss keeps whole seconds: round up, never retry sooner than asked.
     retryDelay: Math.ceil(retry.delay / 1000),
@@ -164,6 +181,7 @@ export function groupCommit(
           )
           : undefined,
     },
+    { of: (row) => row.data.body?.length ?? 0, max: MAX_BATCH_BODY },
   );
 }
 

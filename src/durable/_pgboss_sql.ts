@@ -107,7 +107,9 @@ export function exhaustRetries(
 }
 
 /** Which of these active jobs have no retries left (a `fail()` in the same
- * transaction dead-letters them). Fenced to the attempt that was fetched. */
+ * transaction dead-letters them). Fenced to the attempt that was fetched.
+ * For the jobs whose stored form cannot say (a redriven dead letter, a row
+ * stored before the form carried its retry limit). */
 export async function withoutRetries(
   db: Sql,
   schema: string,
@@ -123,6 +125,24 @@ export async function withoutRetries(
     [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount)],
   );
   return new Set(rows.map((row) => String(row.id)));
+}
+
+/** The dead letters' own job ids for these triggers (by stored id), in
+ * one statement however many ids: unknown ids (and ones already redriven
+ * or discarded) match nothing, and an id given twice matches once. */
+export async function deadLetterJobIds(
+  db: Sql,
+  schema: string,
+  dead: string,
+  ids: readonly string[],
+): Promise<string[]> {
+  const { rows } = await db.executeSql(
+    `SELECT id::text AS id FROM ${schema}.job
+     WHERE name = $1 AND state::text IN ('created', 'retry')
+       AND data->>'id' = ANY($2::text[])`,
+    [dead, ids],
+  );
+  return rows.map((row) => String(row.id));
 }
 
 /** Puts fetched jobs that were never attempted (or whose attempt a stop

@@ -8,6 +8,13 @@ export { TRIGGER };
 /** The longest timer JavaScript keeps (about 24.8 days). */
 export const MAX_TIMER = 2 ** 31 - 1;
 const NAME = /^[a-z_][a-z0-9_]{0,40}$/;
+/** The default `maxBodySize`: 1 MiB, the receiving side's default too. */
+export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
+/** The largest `maxBodySize` accepted: 64 MiB. A body is stored base64 in
+ * the job's JSON (4/3 of its size) and a group commit sends its rows as one
+ * JSON text; larger bodies belong in object storage, with their URL in the
+ * trigger. */
+export const MAX_BODY_SIZE_LIMIT = 67_108_864;
 
 /** Retry settings with every field present, delays in milliseconds. */
 export type Retry = Required<RetrySettings>;
@@ -32,6 +39,7 @@ export interface OpenSettings {
   dir: string;
   connectTimeout: number;
   queryTimeout: number;
+  maxBodySize: number;
 }
 
 /** Checks a duration in milliseconds: a number from `min` to a timer's
@@ -104,6 +112,17 @@ export function checkOpenOptions(options: OutboxOptions): OpenSettings {
         show(connectionString)}`,
     );
   }
+  const maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  if (
+    !Number.isInteger(maxBodySize) || maxBodySize < 0 ||
+    maxBodySize > MAX_BODY_SIZE_LIMIT
+  ) {
+    throw new RangeError(
+      `${OPEN}maxBodySize must be a whole number of bytes from 0 to ${MAX_BODY_SIZE_LIMIT}, received ${
+        show(maxBodySize)
+      }`,
+    );
+  }
   const dir = options.dir ?? "./.trigger-outbox";
   if (typeof dir !== "string" || dir === "") {
     throw new TypeError(
@@ -133,6 +152,7 @@ export function checkOpenOptions(options: OutboxOptions): OpenSettings {
       10_000,
       1,
     ),
+    maxBodySize,
   };
 }
 

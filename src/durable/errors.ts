@@ -16,6 +16,12 @@
  *   deduplicates by `webhook-id` then runs it once.
  * - `"OVERLOADED"`: `outbox.trigger()` only: too many triggers (10,000)
  *   already wait for the database to store them; nothing was written.
+ * - `"TOO_LARGE"`: `outbox.trigger()` only: the body, read from a stream
+ *   or `FormData`, is larger than `maxBodySize`; nothing was written. (A
+ *   body whose size is known at the call is refused there, with a
+ *   `RangeError`.)
+ * - `"BODY"`: `outbox.trigger()` only: the body stream failed while it was
+ *   read (the error is `cause`); nothing was written.
  * - `"CLOSED"`: the outbox was stopped.
  * - `"NOT_FOUND"`: `openOutbox({ create: false })` only: the embedded
  *   directory, the schema or a queue does not exist (a mistyped name); the
@@ -26,6 +32,8 @@ export type OutboxErrorCode =
   | "DATABASE"
   | "TIMEOUT"
   | "OVERLOADED"
+  | "TOO_LARGE"
+  | "BODY"
   | "CLOSED"
   | "NOT_FOUND";
 

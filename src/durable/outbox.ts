@@ -21,6 +21,7 @@ import {
   storedRequest,
 } from "./_enqueue.ts";
 import type { Batcher } from "./_batch.ts";
+import { checkBodySize, knownSize, readBody } from "./_body.ts";
 import { Dispatcher } from "./_dispatcher.ts";
 import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
@@ -138,6 +139,7 @@ async function open(settings: OpenSettings): Promise<Outbox> {
     queues: { queue: settings.queue, dead, schema: settings.schema },
     retry: settings.retry,
     queryTimeout: settings.queryTimeout,
+    maxBodySize: settings.maxBodySize,
     emit,
     secret: settings.secret,
   });
@@ -176,6 +178,7 @@ class PgOutbox implements Outbox {
   #queues: admin.Queues;
   #retry: Retry;
   #secret?: string;
+  #maxBodySize: number;
   #insert: Batcher<JobRow>;
   #dispatcher: Dispatcher;
   #closed = false;
@@ -186,6 +189,7 @@ class PgOutbox implements Outbox {
     queues: admin.Queues;
     retry: Retry;
     queryTimeout: number;
+    maxBodySize: number;
     emit: (event: OutboxEvent) => void;
     secret?: string;
   }) {
@@ -194,6 +198,7 @@ class PgOutbox implements Outbox {
     this.#queues = settings.queues;
     this.#retry = settings.retry;
     this.#secret = settings.secret;
+    this.#maxBodySize = settings.maxBodySize;
     this.#insert = groupCommit(
       engine,
       settings.queues.queue,
@@ -225,6 +230,7 @@ class PgOutbox implements Outbox {
     }
     const req = prepare(url, { ...init, wait: "accepted" });
     duration(TRIGGER, "delay", delay, 0);
+    checkBodySize(knownSize(req.body, init.body), this.#maxBodySize);
     const retry = retrySettings(givenRetry, this.#retry, TRIGGER);
     const given = req.headers.find(([name]) =>
       name.toLowerCase() === "webhook-id"
@@ -255,11 +261,7 @@ class PgOutbox implements Outbox {
     });
     const trace = traceEnqueue(this.#queues.queue, jobId, req.href);
     const storing = (async () => {
-      const body = req.body === null
-        ? null
-        : req.body instanceof Uint8Array
-        ? req.body
-        : new Uint8Array(await req.body.arrayBuffer());
+      const body = await readBody(req.body, this.#maxBodySize);
       const data = storedRequest(id, req, body, {
         transport: init.transport,
         secret: init.sign?.secret,

@@ -59,6 +59,15 @@ export interface OutboxOptions {
    * its transaction commits is not stored.
    * @default {10_000} */
   queryTimeout?: number;
+  /** The largest request body in bytes `outbox.trigger()` stores; a
+   * larger one is refused and nothing is stored (a `RangeError` at the call
+   * when its size is known then, an {@linkcode OutboxError} `"TOO_LARGE"`
+   * when it is known only once read: a `ReadableStream` or `FormData`
+   * body). At most 64 MiB (67,108,864): bodies are stored base64 in the
+   * job's JSON; larger ones belong in object storage, with their URL in
+   * the trigger.
+   * @default {1_048_576} */
+  maxBodySize?: number;
   /** Signs every delivery (Standard Webhooks headers) with this secret,
    * re-signed with a fresh timestamp on each attempt. It is not stored with
    * the jobs, so it can be rotated; a trigger's own `sign` wins. */
@@ -190,14 +199,19 @@ export interface Outbox {
    * @returns The trigger's id, which every delivery sends as `webhook-id`.
    * @throws {TypeError} Synchronously, for the input `trigger()` refuses
    *   (same message), and for `signal` or `waitUntil`. Nothing is stored.
-   * @throws {RangeError} For a bad `timeout`, `delay` or retry setting.
+   * @throws {RangeError} For a bad `timeout`, `delay` or retry setting,
+   *   and for a body over `maxBodySize` whose size is known at the call
+   *   (bytes, a string, `json`, `form`, a Blob), naming its size.
    * @throws {TypeError} For a string PostgreSQL's JSON cannot store (a NUL
    *   character or an unpaired surrogate, e.g. in `caCerts`).
    * @throws {OutboxError} Asynchronously: `"DATABASE"` when the row could
    *   not be stored; `"TIMEOUT"` when the database did not answer (the
    *   outcome is unknown unless the message says "not stored": retry with
    *   the same `sign.id` to avoid a duplicate); `"OVERLOADED"` when 10,000
-   *   triggers already wait to be stored; `"CLOSED"` after `stop()`.
+   *   triggers already wait to be stored; `"TOO_LARGE"` when a
+   *   `ReadableStream` or `FormData` body turns out larger than
+   *   `maxBodySize` (reading stops there), `"BODY"` when such a body fails
+   *   to read; `"CLOSED"` after `stop()`.
    */
   trigger(
     url: string | URL,

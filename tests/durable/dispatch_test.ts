@@ -333,3 +333,55 @@ Deno.test("the dispatcher sets webhook-id and keeps the caller's other webhook-*
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("retry or dead without a query for stored jobs, and still right for a redriven dead letter (a new job with the queue's retry limit): events match what pg-boss did", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_redriven_" });
+  const hits = new Map<string, number>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      const id = request.headers.get("webhook-id")!;
+      hits.set(id, (hits.get(id) ?? 0) + 1);
+      return new Response(null, { status: 500 });
+    },
+  );
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  const url = `http://127.0.0.1:${server.addr.port}/`;
+  const settled = (id: string, n: number) =>
+    until(
+      `${n} outcomes of ${id}`,
+      () => events.filter((e) => e.type !== "error" && e.id === id).length >= n,
+    );
+  try {
+    // Stored with limit 1: a retry, then dead (from the stored form).
+    const { id } = await outbox.trigger(url, {
+      retry: { limit: 1, delay: 0, backoff: false },
+    });
+    outbox.start();
+    await settled(id, 2);
+    const kinds = () =>
+      events.filter((e) => e.type !== "error" && e.id === id).map((e) =>
+        e.type
+      );
+    assert.deepEqual(kinds(), ["retry", "dead"]);
+    // Redriven: pg-boss gives the new job its queue's limit (2, no delay),
+    // not the stored 1: two retries, then dead again.
+    assert.equal(await outbox.redrive([id]), 1);
+    await settled(id, 5);
+    assert.deepEqual(kinds(), ["retry", "dead", "retry", "retry", "dead"]);
+    assert.equal(hits.get(id), 5);
+    const stats = await outbox.stats();
+    assert.equal(stats.dead, 1);
+    assert.equal(stats.retried, 3);
+    assert.equal(stats.deadLettered, 2);
+    assert.equal(events.filter((e) => e.type === "error").length, 0);
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

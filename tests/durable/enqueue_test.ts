@@ -84,3 +84,49 @@ Deno.test("a row PostgreSQL refuses fails only its own caller: the rest of its g
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a group commit's INSERT is bounded by its bodies' size (8 MiB of base64), not only by its row count: 12 bodies of 1 MiB go 5 + 5 + 2, all stored", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const engine = await openEngine(checkOpenOptions({ dir }), () => {});
+  try {
+    await engine.boss.createQueue("q");
+    // The rows of each INSERT, counted on the real pg-boss call.
+    const batches: number[] = [];
+    const insertRows = engine.boss.insert.bind(engine.boss);
+    engine.boss.insert = (name, rows, options) => {
+      batches.push(rows.length);
+      return insertRows(name, rows, options);
+    };
+    const insert = groupCommit(engine, "q", 60_000);
+    // A 1 MiB body as stored: 1,398,104 base64 characters.
+    const body = "A".repeat(1_398_104);
+    const rows = Array.from({ length: 12 }, (_, n) => {
+      const id = crypto.randomUUID();
+      return jobRow(
+        id,
+        {
+          id,
+          method: "POST",
+          url: `http://127.0.0.1:9/${n}`,
+          headers: [],
+          body,
+          timeout: 1_000,
+        },
+        DEFAULT_RETRY,
+        undefined,
+      );
+    });
+    await Promise.all(rows.map((row) => insert.add(row)));
+    assert.deepEqual(batches, [5, 5, 2]);
+    const counts = await countByState(engine.boss.getDb() as Sql, "pgboss", [
+      "q",
+      "q",
+    ]);
+    assert.deepEqual(counts.map((c) => `${c.state} ${c.count}`), [
+      "created 12",
+    ]);
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -24,6 +24,8 @@ import {
   type Sql,
   withoutRetries,
 } from "../../src/durable/_pgboss_sql.ts";
+import { lastAttempt } from "../../src/durable/_dispatcher.ts";
+import { jobRow, type StoredRequest } from "../../src/durable/_enqueue.ts";
 
 async function withBoss(
   fn: (boss: PgBoss, db: Sql, schema: string) => Promise<void>,
@@ -119,6 +121,84 @@ Deno.test("the raw statements run on pg-boss's schema: exhaustRetries() dead-let
     assert.equal(counts.get("q retry"), 1, "second kept its retries");
     assert.equal(counts.get("q failed"), 1);
     assert.ok(RELIED_ON.states.includes("retry"));
+  });
+});
+
+Deno.test("pg-boss's fail() dead-letters exactly the fetched attempts lastAttempt() names, from the stored form alone; a redriven dead letter is left to the database", async () => {
+  await withBoss(async (boss, db, schema) => {
+    await boss.createQueue("q_dead");
+    await boss.createQueue("q", { deadLetter: "q_dead" });
+    // Rows as the outbox stores them, limits 0 to 3, retried at once; the
+    // even ones without a caller's id (the trigger's id is the job's).
+    const limits = [0, 1, 2, 3];
+    const rows = limits.map((limit) => {
+      const id = crypto.randomUUID();
+      return jobRow(
+        id,
+        {
+          id: limit % 2 ? `trigger-${limit}` : id,
+          method: "POST",
+          url: "http://127.0.0.1:9/",
+          headers: [],
+          body: null,
+          timeout: 1_000,
+        },
+        { limit, delay: 0, backoff: false, maxDelay: 0 },
+        undefined,
+      );
+    });
+    await boss.insert("q", rows);
+    const attempts = new Map<number, number>();
+    const deadAt = new Map<number, number>();
+    for (let round = 0; round < 10 && deadAt.size < limits.length; round++) {
+      // The dispatcher's fetch: no metadata, retry_limit not among it.
+      const jobs = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
+      assert.equal(jobs.length, limits.length - deadAt.size, `round ${round}`);
+      const predicted = new Map(jobs.map((job) => [job.id, lastAttempt(job)]));
+      for (const job of jobs) {
+        const limit = job.data.retryLimit!;
+        const n = (attempts.get(limit) ?? 0) + 1;
+        attempts.set(limit, n);
+        assert.equal(job.retryCount, n - 1, "retryCount counts attempts");
+      }
+      await boss.fail("q", jobs, { code: "X" });
+      const { rows: states } = await db.executeSql(
+        `SELECT id::text AS id, state::text AS state FROM ${schema}.job
+         WHERE name = 'q' AND id = ANY($1::uuid[])`,
+        [jobs.map((job) => job.id)],
+      );
+      assert.equal(states.length, jobs.length);
+      for (const { id, state } of states) {
+        const job = jobs.find((j) => j.id === id)!;
+        assert.equal(
+          predicted.get(job.id),
+          state === "failed",
+          `limit ${job.data.retryLimit}, attempt ${
+            job.retryCount + 1
+          }: ${state}`,
+        );
+        if (state === "failed") deadAt.set(job.data.retryLimit!, round);
+      }
+    }
+    // A job with limit n is dead-lettered on attempt n + 1.
+    for (const limit of limits) {
+      assert.equal(attempts.get(limit), limit + 1, `limit ${limit}`);
+      assert.equal(deadAt.get(limit), limit, `limit ${limit}`);
+    }
+    // Redriven: a new job with the queue's limit, not the stored one.
+    assert.equal(await boss.redrive("q_dead", { limit: 10 }), limits.length);
+    const redriven = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
+    assert.equal(redriven.length, limits.length);
+    for (const job of redriven) {
+      assert.notEqual(job.id, job.data.job ?? job.data.id);
+      assert.equal(lastAttempt(job), undefined, "left to the database");
+    }
+    // Which the database answers (pg-boss's default queue limit is 2).
+    assert.equal(
+      (await withoutRetries(db, schema, "q", redriven)).size,
+      0,
+      "retries left",
+    );
   });
 });
 
