@@ -1,12 +1,11 @@
 // Input checks for the outbox's entry points: bad input is a synchronous
 // TypeError or RangeError whose message names the value.
 import { PREFIX as TRIGGER, prepare, show } from "../trigger/_request.ts";
+import { checkMs } from "../_options.ts";
 import type { OutboxOptions, RetrySettings } from "./types.ts";
 
 export const OPEN = "Cannot open outbox: ";
 export { TRIGGER };
-/** The longest timer JavaScript keeps (about 24.8 days). */
-export const MAX_TIMER = 2 ** 31 - 1;
 const NAME = /^[a-z_][a-z0-9_]{0,40}$/;
 /** The default `maxBodySize`: 1 MiB, the receiving side's default too. */
 export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
@@ -52,16 +51,8 @@ export function duration(
   min = 0,
 ): number {
   if (value === undefined) return fallback;
-  if (
-    typeof value !== "number" || !(value >= min) || value > MAX_TIMER
-  ) {
-    throw new RangeError(
-      `${prefix}${name} must be a number of milliseconds from ${min} to ${MAX_TIMER}, received ${
-        show(value)
-      }`,
-    );
-  }
-  return value;
+  checkMs(value, `${prefix}${name}`, min);
+  return value as number;
 }
 
 export function checkOpenOptions(options: OutboxOptions): OpenSettings {
