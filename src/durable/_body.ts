@@ -5,6 +5,7 @@ import type { PreparedRequest } from "../trigger/_request.ts";
 import { OutboxError } from "./errors.ts";
 import { describe } from "./_redact.ts";
 import { TRIGGER } from "./_validate.ts";
+import { concatBytes } from "../_bytes.ts";
 
 /** The body's size when it is known without reading it: bytes, or a Blob
  * (the Request holding it reads the same bytes). `undefined` for a
@@ -63,12 +64,5 @@ export async function readBody(
       { cause: error },
     );
   }
-  if (chunks.length === 1) return chunks[0];
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks, size);
 }

@@ -3,6 +3,7 @@
 // both read it here, bounded in size, in time and (for unauthenticated
 // bytes) in total memory across requests.
 import type { MiddlewareContext } from "./context.ts";
+import { concatBytes } from "../_bytes.ts";
 
 /** The default `maxBodySize` of both middlewares: 1 MiB. */
 export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
@@ -199,18 +200,7 @@ export async function readBody(
     budget.give(held - size);
     held = size;
   }
-  return { ok: true, body: concat(chunks, size), release: giveBack };
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return { ok: true, body: concatBytes(chunks, size), release: giveBack };
 }
 
 function noop(): void {}
