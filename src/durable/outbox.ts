@@ -1,6 +1,6 @@
 // openOutbox() and the Outbox it returns: checks input, opens the engine,
 // creates the queues, and wires storing, delivering and administration.
-import { prepare, show } from "../trigger/_request.ts";
+import { prepare, type PreparedRequest, show } from "../trigger/_request.ts";
 import { OutboxError } from "./errors.ts";
 import { type Engine, openEngine } from "./_engine.ts";
 import {
@@ -21,7 +21,7 @@ import {
   storedRequest,
 } from "./_enqueue.ts";
 import type { Batcher } from "./_batch.ts";
-import { checkBodySize, knownSize, readBody } from "./_body.ts";
+import { checkBodySize, dropBody, knownSize, readBody } from "./_body.ts";
 import { Dispatcher } from "./_dispatcher.ts";
 import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
@@ -182,6 +182,9 @@ class PgOutbox implements Outbox {
   #insert: Batcher<JobRow>;
   #dispatcher: Dispatcher;
   #closed = false;
+  /** Aborted when the outbox closes: body reads under way stop. */
+  #reads = new AbortController();
+  #queryTimeout: number;
   #closing?: Promise<void>;
   #stopping?: Promise<void>;
 
@@ -199,6 +202,7 @@ class PgOutbox implements Outbox {
     this.#retry = settings.retry;
     this.#secret = settings.secret;
     this.#maxBodySize = settings.maxBodySize;
+    this.#queryTimeout = settings.queryTimeout;
     this.#insert = groupCommit(
       engine,
       settings.queues.queue,
@@ -229,39 +233,23 @@ class PgOutbox implements Outbox {
       }
     }
     const req = prepare(url, { ...init, wait: "accepted" });
-    duration(TRIGGER, "delay", delay, 0);
-    checkBodySize(knownSize(req.body, init.body), this.#maxBodySize);
-    const retry = retrySettings(givenRetry, this.#retry, TRIGGER);
-    const given = req.headers.find(([name]) =>
-      name.toLowerCase() === "webhook-id"
-    );
-    if (given !== undefined && this.#secret !== undefined) {
-      throw new TypeError(
-        `${TRIGGER}header "webhook-id" is set by the outbox's sign option and cannot be given`,
-      );
+    let retry: Retry, id: string, jobId: string;
+    try {
+      ({ retry, id, jobId } = this.#admit(req, init, delay, givenRetry));
+    } catch (error) {
+      dropBody(req.body);
+      if (error instanceof OutboxError) return Promise.reject(error);
+      throw error;
     }
-    if (this.#closed) {
-      return Promise.reject(
-        new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`),
-      );
-    }
-    const jobId = crypto.randomUUID();
-    const id = init.sign?.id !== undefined && req.sign !== undefined
-      ? req.sign.id
-      : given?.[1] ?? jobId;
     // A PRODUCER span in the caller's context, over the wait until the row
     // is committed (its group's transaction); its context goes with the job.
-    checkStorable(TRIGGER, {
-      method: req.method,
-      url: req.href,
-      headers: req.headers,
-      caCerts: req.caCerts,
-      "sign.secret": init.sign?.secret,
-      "sign.id": id,
-    });
     const trace = traceEnqueue(this.#queues.queue, jobId, req.href);
     const storing = (async () => {
-      const body = await readBody(req.body, this.#maxBodySize);
+      const body = await readBody(req.body, {
+        max: this.#maxBodySize,
+        timeout: this.#queryTimeout,
+        closing: this.#reads.signal,
+      });
       const data = storedRequest(id, req, body, {
         transport: init.transport,
         secret: init.sign?.secret,
@@ -276,6 +264,43 @@ class PgOutbox implements Outbox {
       return { id };
     })();
     return trace?.follow(storing) ?? storing;
+  }
+
+  /** The checks of a trigger after `prepare()` (bad input throws; a closed
+   * outbox is `CLOSED`), and the ids it is stored under. */
+  #admit(
+    req: PreparedRequest,
+    init: OutboxTriggerOptions,
+    delay: unknown,
+    givenRetry: OutboxTriggerOptions["retry"],
+  ): { retry: Retry; id: string; jobId: string } {
+    duration(TRIGGER, "delay", delay, 0);
+    checkBodySize(knownSize(req.body, init.body), this.#maxBodySize);
+    const retry = retrySettings(givenRetry, this.#retry, TRIGGER);
+    const given = req.headers.find(([name]) =>
+      name.toLowerCase() === "webhook-id"
+    );
+    if (given !== undefined && this.#secret !== undefined) {
+      throw new TypeError(
+        `${TRIGGER}header "webhook-id" is set by the outbox's sign option and cannot be given`,
+      );
+    }
+    if (this.#closed) {
+      throw new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`);
+    }
+    const jobId = crypto.randomUUID();
+    const id = init.sign?.id !== undefined && req.sign !== undefined
+      ? req.sign.id
+      : given?.[1] ?? jobId;
+    checkStorable(TRIGGER, {
+      method: req.method,
+      url: req.href,
+      headers: req.headers,
+      caCerts: req.caCerts,
+      "sign.secret": init.sign?.secret,
+      "sign.id": id,
+    });
+    return { retry, id, jobId };
   }
 
   start(options: DispatchOptions = {}): void {
@@ -325,6 +350,7 @@ class PgOutbox implements Outbox {
       await this.#dispatcher.stop(timeout === -1 ? undefined : timeout);
       if (close) {
         this.#closed = true;
+        this.#reads.abort();
         await this.#insert.idle();
         await this.#engine.close();
       }

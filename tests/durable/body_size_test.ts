@@ -161,3 +161,98 @@ Deno.test("openOutbox({ maxBodySize }) takes whole bytes from 0 to 64 MiB, refus
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A body stream that sends `first` and then nothing more, ever; tells
+ * whether it was cancelled. */
+function stalled(first: Uint8Array) {
+  const seen = { cancelled: false };
+  let sent = false;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (!sent) {
+        sent = true;
+        controller.enqueue(first);
+      }
+      return new Promise<void>(() => {}); // never more
+    },
+    cancel() {
+      seen.cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { stream, seen };
+}
+
+Deno.test("outbox.trigger() with a body stream that stops: TIMEOUT (not stored) after queryTimeout, CLOSED when the outbox closes first, the caller's stream cancelled; a refused trigger cancels its stream too", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_body_" });
+  const url = "http://127.0.0.1:9/never";
+  const outbox = await openOutbox({ dir, queryTimeout: 300 });
+  try {
+    const slow = stalled(new Uint8Array([1, 2, 3]));
+    await within(
+      assert.rejects(
+        outbox.trigger(url, { method: "POST", body: slow.stream }),
+        (error: unknown) => {
+          assert.ok(error instanceof OutboxError, String(error));
+          assert.equal(error.code, "TIMEOUT");
+          assert.match(
+            error.message,
+            /not stored: the body was not read within 300 ms/,
+          );
+          return true;
+        },
+      ),
+      "a stalled body's TIMEOUT (no read deadline)",
+      10_000,
+    );
+    assert.equal(slow.seen.cancelled, true, "the stalled stream was cancelled");
+
+    // Refused at the call (a bad delay): the stream is let go at once.
+    const refused = stalled(new Uint8Array([1]));
+    assert.throws(
+      () =>
+        outbox.trigger(url, {
+          method: "POST",
+          body: refused.stream,
+          delay: -1,
+        }),
+      RangeError,
+    );
+    await until(() => refused.seen.cancelled, "the refused stream cancelled");
+
+    assert.equal((await outbox.stats()).queued, 0, "nothing stored");
+  } finally {
+    await outbox.stop();
+  }
+
+  // Closed while a body is read (a long queryTimeout): CLOSED at once.
+  const again = await openOutbox({ dir, queryTimeout: 60_000 });
+  const open = stalled(new Uint8Array([4, 5]));
+  const storing = again.trigger(url, { method: "POST", body: open.stream });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await again.stop();
+  await within(
+    assert.rejects(storing, (error: unknown) => {
+      assert.ok(error instanceof OutboxError, String(error));
+      assert.equal(error.code, "CLOSED");
+      assert.match(
+        error.message,
+        /not stored: the outbox closed while the body was read/,
+      );
+      return true;
+    }),
+    "the read's end when the outbox closed (stop() did not end it)",
+    10_000,
+  );
+  assert.equal(open.seen.cancelled, true);
+  // A closed outbox refuses, and lets the stream go.
+  const late = stalled(new Uint8Array([6]));
+  await assert.rejects(
+    again.trigger(url, { method: "POST", body: late.stream }),
+    { name: "OutboxError", message: /the outbox is closed/ },
+  );
+  await until(
+    () => late.seen.cancelled,
+    "the stream given to a closed outbox cancelled",
+  );
+  await Deno.remove(dir, { recursive: true });
+});
