@@ -10,6 +10,8 @@ export class Rejected {
 
 interface Entry<T, R> {
   item: T;
+  /** Its size by the batch weight's measure (0 without one). */
+  weight: number;
   added: number;
   resolve(value: R): void;
   reject(error: unknown): void;
@@ -36,10 +38,16 @@ export interface BatchWeight<T> {
   of(item: T): number;
   /** The most a batch may hold; an item larger on its own goes alone. */
   max: number;
+  /** With queue bounds: the most all waiting items may hold together;
+   * `add()` beyond it rejects with `full()` (an item that comes when none
+   * waits is always taken). */
+  waiting?: number;
 }
 
 export class Batcher<T, R = void> {
   #pending: Entry<T, R>[] = [];
+  /** The weight of the waiting items together. */
+  #waiting = 0;
   #running = 0;
   #write: (items: T[]) => Promise<Array<R | Rejected>>;
   #max: number;
@@ -72,11 +80,18 @@ export class Batcher<T, R = void> {
 
   /** Queues `item`; resolves once the batch that holds it is written. */
   add(item: T): Promise<R> {
-    if (this.#bounds && this.#pending.length >= this.#bounds.limit) {
+    const weight = this.#weight?.of(item) ?? 0;
+    const most = this.#weight?.waiting;
+    if (
+      this.#bounds && (this.#pending.length >= this.#bounds.limit ||
+        most !== undefined && this.#pending.length > 0 &&
+          this.#waiting + weight > most)
+    ) {
       return Promise.reject(this.#bounds.full());
     }
     const { promise, resolve, reject } = Promise.withResolvers<R>();
-    this.#pending.push({ item, added: Date.now(), resolve, reject });
+    this.#waiting += weight;
+    this.#pending.push({ item, weight, added: Date.now(), resolve, reject });
     // A microtask's wait gathers the callers of one synchronous burst.
     if (this.#pending.length === 1 && this.#running < this.#parallel) {
       queueMicrotask(() => this.#next());
@@ -100,10 +115,16 @@ export class Batcher<T, R = void> {
     if (this.#weight === undefined) return count;
     let total = 0;
     for (let i = 0; i < count; i++) {
-      total += this.#weight.of(this.#pending[i].item);
+      total += this.#pending[i].weight;
       if (i > 0 && total > this.#weight.max) return i;
     }
     return count;
+  }
+
+  /** `entries` no longer wait: their weight is taken off; returns them. */
+  #left(entries: Entry<T, R>[]): Entry<T, R>[] {
+    for (const entry of entries) this.#waiting -= entry.weight;
+    return entries;
   }
 
   #next(): void {
@@ -113,6 +134,7 @@ export class Batcher<T, R = void> {
       if (this.#pending[0].added < stale) {
         const expired = this.#pending.filter((entry) => entry.added < stale);
         this.#pending = this.#pending.filter((entry) => entry.added >= stale);
+        this.#left(expired);
         for (const entry of expired) entry.reject(this.#bounds.expired());
       }
     }
@@ -123,7 +145,7 @@ export class Batcher<T, R = void> {
       }
       return;
     }
-    const batch = this.#pending.splice(0, this.#take());
+    const batch = this.#left(this.#pending.splice(0, this.#take()));
     this.#running++;
     this.#write(batch.map((entry) => entry.item)).then(
       (results) =>
@@ -136,7 +158,8 @@ export class Batcher<T, R = void> {
         batch.forEach((entry) => entry.reject(error));
         const abandoned = this.#bounds?.abandoned(error);
         if (abandoned !== undefined) {
-          for (const entry of this.#pending.splice(0)) entry.reject(abandoned);
+          const waiting = this.#left(this.#pending.splice(0));
+          for (const entry of waiting) entry.reject(abandoned);
         }
       },
     ).finally(() => {

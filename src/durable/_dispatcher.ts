@@ -33,6 +33,10 @@ const FILL_MS = 50;
  * more than {@linkcode MAX_FETCH} (unless `concurrency` is larger). */
 const FETCH_PER_SLOT = 4;
 const MAX_FETCH = 256;
+/** Stored body text one fetch may bring at most, counting each job at the
+ * largest body it may hold (`maxBodySize`, base64: 4/3): 384 MiB, which
+ * leaves fetches of up to 288 jobs at the 1 MiB default. */
+const FETCH_BYTES = 384 * 1_048_576;
 /** The shortest interval a delivery rate is measured over. */
 const RATE_WINDOW_MS = 10;
 /** A signal that never aborts (timer-only waits). */
@@ -68,7 +72,10 @@ export function verdict(result: TriggerResult): Outcome {
 /**
  * Sizes fetches: about {@linkcode FILL_MS} ms of deliveries at the rate
  * attempts start, at least `concurrency`, at most 4 × `concurrency` and
- * {@linkcode MAX_FETCH} (or `concurrency` when larger). Fast deliveries take
+ * {@linkcode MAX_FETCH} (or `concurrency` when larger), and never more jobs
+ * than {@linkcode FETCH_BYTES} holds at `maxBodySize` each (at least one):
+ * with large bodies allowed, a fetch of hundreds could take longer than
+ * `queryTimeout`, its jobs claimed and never attempted. Fast deliveries take
  * fewer, larger statements (a statement's fixed cost, large on PGlite, is
  * shared by more jobs); a slow target keeps fetches at `concurrency`, so a
  * dispatcher does not hold jobs that another could deliver sooner, and
@@ -82,11 +89,12 @@ export class FetchSize {
   #count = 0;
   #since: number;
 
-  constructor(concurrency: number, now: number) {
-    this.#min = concurrency;
-    this.#max = Math.max(
-      concurrency,
-      Math.min(FETCH_PER_SLOT * concurrency, MAX_FETCH),
+  constructor(concurrency: number, now: number, maxBodySize = 1_048_576) {
+    const fits = Math.max(1, Math.floor(FETCH_BYTES / (maxBodySize * 4 / 3)));
+    this.#min = Math.min(concurrency, fits);
+    this.#max = Math.min(
+      fits,
+      Math.max(concurrency, Math.min(FETCH_PER_SLOT * concurrency, MAX_FETCH)),
     );
     this.#since = now;
   }
@@ -120,6 +128,7 @@ export class Dispatcher {
   #schema: string;
   #secret?: string;
   #emit: (event: OutboxEvent) => void;
+  #maxBodySize: number;
   #settle: Batcher<Settlement>;
   #running = false;
   #loop?: Promise<void>;
@@ -135,9 +144,11 @@ export class Dispatcher {
     queue: string;
     schema: string;
     secret?: string;
+    maxBodySize: number;
     emit: (event: OutboxEvent) => void;
   }) {
     this.#engine = engine;
+    this.#maxBodySize = settings.maxBodySize;
     this.#queue = settings.queue;
     this.#schema = settings.schema;
     this.#secret = settings.secret;
@@ -199,7 +210,11 @@ export class Dispatcher {
     // the HTTP requests). A slot frees when its HTTP attempt ends; the
     // outcome is settled in the background, in batches.
     const ready: Array<{ job: Job<StoredRequest>; fetched: number }> = [];
-    const size = new FetchSize(concurrency, performance.now());
+    const size = new FetchSize(
+      concurrency,
+      performance.now(),
+      this.#maxBodySize,
+    );
     /** Jobs the fetches under way asked for. */
     let asking = 0;
     const deliveries = new Set<Promise<void>>();

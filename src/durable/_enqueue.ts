@@ -49,6 +49,10 @@ const MAX_BATCH_BODY = 8_388_608;
 /** The most triggers waiting for an INSERT (20 batches); more reject with
  * `"OVERLOADED"` at once. */
 export const MAX_PENDING = 20 * MAX_BATCH;
+/** The most body text (base64) waiting for an INSERT, all triggers
+ * together (8 batches at their largest); more reject with `"OVERLOADED"`
+ * (a trigger that comes when none waits is always taken). */
+export const MAX_PENDING_BODY = 8 * MAX_BATCH_BODY;
 
 /** One row for pg-boss's `insert()`. */
 export interface JobRow {
@@ -121,7 +125,8 @@ export function storedRequest(
  * for its data (not a timeout or a lost connection) is retried row by row,
  * so only the bad row's caller rejects. A trigger's wait is checked against
  * `queryTimeout` when the batch before it ends, so it can wait up to about
- * twice that; at most {@linkcode MAX_PENDING} wait. */
+ * twice that; at most {@linkcode MAX_PENDING} wait, holding at most
+ * {@linkcode MAX_PENDING_BODY} of body text. */
 export function groupCommit(
   engine: Engine,
   queue: string,
@@ -165,7 +170,7 @@ export function groupCommit(
       full: () =>
         new OutboxError(
           "OVERLOADED",
-          `${TRIGGER}not stored: ${MAX_PENDING} triggers are already waiting for ${engine.where}`,
+          `${TRIGGER}not stored: ${MAX_PENDING} triggers, or ${MAX_PENDING_BODY} bytes of their bodies, are already waiting for ${engine.where}`,
         ),
       expired: () =>
         new OutboxError(
@@ -181,7 +186,11 @@ export function groupCommit(
           )
           : undefined,
     },
-    { of: (row) => row.data.body?.length ?? 0, max: MAX_BATCH_BODY },
+    {
+      of: (row) => row.data.body?.length ?? 0,
+      max: MAX_BATCH_BODY,
+      waiting: MAX_PENDING_BODY,
+    },
   );
 }
 

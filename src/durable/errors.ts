@@ -14,8 +14,9 @@
  *   the row may have been stored. Give the trigger an id (`sign.id` or a
  *   `webhook-id` header) and retry with the same id: a receiver that
  *   deduplicates by `webhook-id` then runs it once.
- * - `"OVERLOADED"`: `outbox.trigger()` only: too many triggers (10,000)
- *   already wait for the database to store them; nothing was written.
+ * - `"OVERLOADED"`: `outbox.trigger()` only: too many triggers (10,000, or
+ *   64 MiB of their bodies) already wait for the database to store them;
+ *   nothing was written.
  * - `"TOO_LARGE"`: `outbox.trigger()` only: the body, read from a stream
  *   or `FormData`, is larger than `maxBodySize`; nothing was written. (A
  *   body whose size is known at the call is refused there, with a

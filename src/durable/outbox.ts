@@ -212,6 +212,7 @@ class PgOutbox implements Outbox {
       queue: settings.queues.queue,
       schema: settings.queues.schema,
       secret: settings.secret,
+      maxBodySize: settings.maxBodySize,
       emit: settings.emit,
     });
   }

@@ -130,3 +130,52 @@ Deno.test("a group commit's INSERT is bounded by its bodies' size (8 MiB of base
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the triggers waiting for a group commit hold at most 64 MiB of body text: of 60 bodies of 1 MiB sent at once, 47 are stored and 13 refused OVERLOADED (not stored)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const engine = await openEngine(checkOpenOptions({ dir }), () => {});
+  try {
+    await engine.boss.createQueue("q");
+    const insert = groupCommit(engine, "q", 60_000);
+    const body = "A".repeat(1_398_104); // 1 MiB as stored (base64)
+    const results = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, n) => {
+        const id = crypto.randomUUID();
+        return insert.add(jobRow(
+          id,
+          {
+            id,
+            method: "POST",
+            url: `http://127.0.0.1:9/${n}`,
+            headers: [],
+            body,
+            timeout: 1_000,
+          },
+          DEFAULT_RETRY,
+          undefined,
+        ));
+      }),
+    );
+    const refused = results.filter((r) => r.status === "rejected");
+    // 47 × 1,398,104 characters fit in 67,108,864; 48 do not.
+    assert.equal(refused.length, 13);
+    for (const r of refused) {
+      const error = (r as PromiseRejectedResult).reason;
+      assert.equal(error?.code, "OVERLOADED", String(error));
+      assert.match(
+        error.message,
+        /not stored: .* 67108864 bytes of their bodies/,
+      );
+    }
+    const counts = await countByState(engine.boss.getDb() as Sql, "pgboss", [
+      "q",
+      "q",
+    ]);
+    assert.deepEqual(counts.map((c) => `${c.state} ${c.count}`), [
+      "created 47",
+    ]);
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

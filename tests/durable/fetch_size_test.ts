@@ -1,6 +1,7 @@
 // The dispatcher's fetch size: about 50 ms of deliveries at the rate
 // attempts start, never below `concurrency`, at most 4 × `concurrency` and
-// 256 (or `concurrency` when larger). Driven with explicit times: no clock,
+// 256 (or `concurrency` when larger), and within 256 MiB of bodies at
+// `maxBodySize`. Driven with explicit times: no clock,
 // no timing assertion.
 import assert from "node:assert/strict";
 import { FetchSize } from "../../src/durable/_dispatcher.ts";
@@ -53,7 +54,7 @@ Deno.test("FetchSize: at most 4 × `concurrency`", () => {
 });
 
 Deno.test("FetchSize: a concurrency above the cap is the size; the rate falls back when deliveries slow down", () => {
-  const big = new FetchSize(1_000, 0);
+  const big = new FetchSize(1_000, 0, 64 * 1024);
   assert.equal(after(big, 0, 5_000, 10), 1_000);
   const size = new FetchSize(4, 0);
   let now = 0;
@@ -77,6 +78,27 @@ Deno.test("FetchSize: calls within one 10 ms window keep the last size", () => {
   for (let i = 0; i < 500; i++) size.started();
   assert.equal(size.next(15), first);
   assert.ok(size.next(20) > first);
+});
+
+Deno.test("FetchSize: never more jobs than 384 MiB of stored bodies at maxBodySize (base64), even below `concurrency`", () => {
+  const MiB = 1_048_576;
+  const fast = (size: FetchSize) => {
+    let asked = 0;
+    for (let now = 0; now < 400; now += 20) asked = after(size, now, 400, 20);
+    return asked;
+  };
+  // 64 MiB bodies are 85.3 MiB stored: 4 fit.
+  const huge = new FetchSize(10, 0, 64 * MiB);
+  assert.equal(huge.next(0), 4);
+  assert.equal(fast(huge), 4);
+  // 8 MiB: 36, whatever the rate.
+  assert.equal(fast(new FetchSize(32, 0, 8 * MiB)), 36);
+  // The 1 MiB default leaves 288: the other caps decide, as before.
+  assert.equal(fast(new FetchSize(32, 0, MiB)), 128);
+  assert.equal(fast(new FetchSize(64, 0, MiB)), 256);
+  assert.equal(fast(new FetchSize(1_000, 0, MiB)), 288);
+  // No body allowed: no bound by bytes.
+  assert.equal(fast(new FetchSize(1_000, 0, 0)), 1_000);
 });
 
 Deno.test("the dispatcher holds at most two fetches of jobs ahead: a target that stops answering after a fast start (PGlite)", async () => {
