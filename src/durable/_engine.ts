@@ -295,8 +295,9 @@ async function schemaNotFound(
 
 /** `create: false`, embedded: `NOT_FOUND` unless `dir` holds a database
  * (checked before the lock file or the directory is created). A database is
- * a `pgdata` directory with its `PG_VERSION`: an empty or half-made `pgdata`
- * (a first open cut short) would otherwise be initialised here. */
+ * a `pgdata` directory with its `PG_VERSION`: an empty `pgdata` (a stray
+ * mkdir, a first open cut short before initdb wrote anything) would
+ * otherwise be initialised here. */
 async function mustExist(dir: string): Promise<void> {
   try {
     await Deno.stat(`${dir}/pgdata/PG_VERSION`);

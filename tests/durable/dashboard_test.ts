@@ -548,6 +548,19 @@ Deno.test("dashboard: a form that stops arriving gets 408 after 10 s; forms bein
     );
     assert.match(late, /^HTTP\/1\.1 408 /, late);
     assert.match(late, /did not arrive within 10000 ms/);
+    // Every stalled form gave its share of the budget back: a form now is
+    // read (403 for its missing CSRF token), not refused with 503.
+    for (const conn of stalled.slice(1)) {
+      await within(answerOf(conn), "the other stalled forms' 408", 25_000);
+    }
+    const after = await post(3);
+    await after.write(encoder.encode("abc"));
+    const answer = await within(
+      answerOf(after),
+      "a form after the 408s",
+      20_000,
+    );
+    assert.match(answer, /^HTTP\/1\.1 403 /, answer);
   } finally {
     for (const conn of conns) conn.close();
   }
