@@ -24,6 +24,11 @@ export interface RawConn {
   close(): void;
   /** Lets the process exit while this connection is open (idle in a pool). */
   unref?(): void;
+  /** A buffer of at least `size` bytes this connection keeps for the bytes
+   * of its requests, one at a time: valid until the next call, so until
+   * its request's exchange is over (the next request on the connection
+   * starts only then). None: the caller allocates. */
+  scratch?(size: number): Uint8Array;
   /** Undoes `unref()`. */
   ref?(): void;
 }

@@ -8,10 +8,14 @@ import type {
 import { untilAborted } from "./_conn.ts";
 
 const READ_CHUNK = 1024;
+/** The largest request buffer a connection keeps (larger ones are made
+ * per request). */
+const SCRATCH_MAX = 64 * 1024;
 
 class DenoConn implements RawConn {
   #conn: Deno.Conn;
   #buffer?: Uint8Array;
+  #scratch?: Uint8Array;
   #closed = false;
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -29,6 +33,13 @@ class DenoConn implements RawConn {
     const buffer = this.#buffer ??= new Uint8Array(READ_CHUNK);
     const n = await this.#conn.read(buffer);
     return n === null ? null : buffer.subarray(0, n);
+  }
+  scratch(size: number): Uint8Array {
+    if (size > SCRATCH_MAX) return new Uint8Array(size);
+    if (this.#scratch === undefined || this.#scratch.length < size) {
+      this.#scratch = new Uint8Array(Math.max(size, 2048));
+    }
+    return this.#scratch;
   }
   unref(): void {
     this.#conn.unref();

@@ -2,7 +2,7 @@
 // (Deno.connect / connectTls, node:net / node:tls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
 import { networkCode } from "./_classify.ts";
-import { requestBytes, type Site, siteOf } from "./_http1.ts";
+import { requestBytes, type Site, siteOf, textRequestBytes } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import { statusAfterWriteError } from "./_early_status.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
@@ -142,7 +142,12 @@ export async function sendOverSocket(
   signal: AbortSignal,
   events: SendEvents,
 ): Promise<number | undefined> {
-  const body = req.body instanceof Request
+  // A body given as text is encoded only below, once the connection (and
+  // its buffer) is known.
+  const text = req.text;
+  const body = text !== undefined
+    ? null
+    : req.body instanceof Request
     ? await bodyBytes(req, signal)
     : req.body;
   if (signal.aborted) throw abortFailure(signal, req);
@@ -177,17 +182,36 @@ export async function sendOverSocket(
       }
     }
   }
-  // Bodies up to COALESCE_LIMIT go out in the same write as the head.
-  const coalesce = body === null || body.length <= COALESCE_LIMIT;
-  const data = requestBytes(
-    site,
-    req.method,
-    req.headers,
-    coalesce ? body : false,
-    body?.length ?? null,
-    reuse,
-  );
-  const rest = coalesce ? null : body;
+  let data: Uint8Array;
+  let rest: Uint8Array | null = null;
+  const conn = lease?.conn;
+  if (
+    text !== undefined && conn?.scratch !== undefined &&
+    3 * text.length <= COALESCE_LIMIT
+  ) {
+    // Into the reused connection's own buffer: no typed array per request.
+    data = textRequestBytes(
+      site,
+      req.method,
+      req.headers,
+      text,
+      reuse,
+      (size) => conn.scratch!(size),
+    );
+  } else {
+    const bytes = text !== undefined ? req.body as Uint8Array : body;
+    // Bodies up to COALESCE_LIMIT go out in the same write as the head.
+    const coalesce = bytes === null || bytes.length <= COALESCE_LIMIT;
+    data = requestBytes(
+      site,
+      req.method,
+      req.headers,
+      coalesce ? bytes : false,
+      bytes?.length ?? null,
+      reuse,
+    );
+    if (!coalesce) rest = bytes;
+  }
 
   const exchange = new Exchange(req, signal, events, site, key, reuse);
   while (true) {

@@ -37,8 +37,14 @@ export interface PreparedRequest {
    * between requests that set none of their own (frozen): add to it by
    * replacing it, never in place. */
   headers: ReadonlyArray<readonly [string, string]>;
-  /** The body: bytes now, or a Request whose body is read when sending. */
+  /** The body: bytes, or a Request whose body is read when sending. A body
+   * given as text is encoded when this is first read. */
   body: Uint8Array<ArrayBuffer> | Request | null;
+  /** A body given as text (`form`, `json`, a string) that nothing has read
+   * as bytes: the socket transport encodes it straight into the buffer its
+   * connection keeps for requests (a new one costs ~1.5 µs hot, ~6 µs after
+   * the process idled). Setting `body` clears it. */
+  readonly text?: string;
   wait: WaitMode;
   timeout: number;
   signal?: AbortSignal;
@@ -279,13 +285,15 @@ function jsonBody(json: unknown): string {
 }
 
 interface Body {
-  bytes: Uint8Array<ArrayBuffer> | Request;
+  /** Bytes, or a Request holding the body; none when given as `text`. */
+  bytes?: Uint8Array<ArrayBuffer> | Request;
+  text?: string;
   type: string | null;
 }
 
 function rawBody(body: TriggerBody): Body {
   if (typeof body === "string") {
-    return { bytes: utf8(body), type: "text/plain;charset=UTF-8" };
+    return { text: body, type: "text/plain;charset=UTF-8" };
   }
   if (body instanceof Uint8Array) return { bytes: body.slice(), type: null };
   if (body instanceof ArrayBuffer) {
@@ -337,15 +345,12 @@ function prepareBody(options: TriggerOptions): Body | null {
   }
   if (options.form !== undefined) {
     return {
-      bytes: utf8(formBody(options.form)),
+      text: formBody(options.form),
       type: "application/x-www-form-urlencoded;charset=UTF-8",
     };
   }
   if (options.json !== undefined) {
-    return {
-      bytes: utf8(jsonBody(options.json)),
-      type: "application/json",
-    };
+    return { text: jsonBody(options.json), type: "application/json" };
   }
   if (options.body !== undefined && options.body !== null) {
     return rawBody(options.body);
@@ -644,7 +649,7 @@ export function prepare(
     }
   }
 
-  return {
+  const req: PreparedRequest = {
     method,
     url,
     href: url.href,
@@ -664,4 +669,60 @@ export function prepare(
     resend,
     maxConnections,
   };
+  return body?.text === undefined ? req : new TextRequest(req, body.text);
+}
+
+/** A {@linkcode PreparedRequest} with a body given as text: bytes only
+ * when `body` is first read (requests without one stay plain objects). */
+class TextRequest implements PreparedRequest {
+  method: string;
+  url: URL;
+  href: string;
+  headers: ReadonlyArray<readonly [string, string]>;
+  wait: WaitMode;
+  timeout: number;
+  signal?: AbortSignal;
+  transport: "socket" | "fetch";
+  fallback?: boolean;
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  waitUntil?: WaitUntil;
+  caCerts?: string[];
+  sign?: PreparedSign;
+  reuse: boolean;
+  resend: boolean;
+  maxConnections: number;
+  text?: string;
+  #body: Uint8Array<ArrayBuffer> | Request | null = null;
+
+  constructor(req: PreparedRequest, text: string) {
+    this.method = req.method;
+    this.url = req.url;
+    this.href = req.href;
+    this.headers = req.headers;
+    this.wait = req.wait;
+    this.timeout = req.timeout;
+    this.signal = req.signal;
+    this.transport = req.transport;
+    this.fallback = req.fallback;
+    this.fetch = req.fetch;
+    this.waitUntil = req.waitUntil;
+    this.caCerts = req.caCerts;
+    this.sign = req.sign;
+    this.reuse = req.reuse;
+    this.resend = req.resend;
+    this.maxConnections = req.maxConnections;
+    this.text = text;
+  }
+
+  get body(): Uint8Array<ArrayBuffer> | Request | null {
+    if (this.#body === null && this.text !== undefined) {
+      this.#body = utf8(this.text);
+    }
+    return this.#body;
+  }
+
+  set body(value: Uint8Array<ArrayBuffer> | Request | null) {
+    this.#body = value;
+    this.text = undefined;
+  }
 }
