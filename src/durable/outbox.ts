@@ -226,19 +226,24 @@ class PgOutbox implements Outbox {
       prepare(url, options);
     }
     const { delay, retry: givenRetry, ...init } = options;
-    for (const key of ["signal", "waitUntil", "fetch"] as const) {
-      if (init[key] !== undefined) {
-        throw new TypeError(
-          `${TRIGGER}${key} cannot be stored; the outbox delivers later, on its own`,
-        );
-      }
-    }
-    const req = prepare(url, { ...init, wait: "accepted" });
+    let req: PreparedRequest | undefined;
     let retry: Retry, id: string, jobId: string;
     try {
+      for (const key of ["signal", "waitUntil", "fetch"] as const) {
+        if (init[key] !== undefined) {
+          throw new TypeError(
+            `${TRIGGER}${key} cannot be stored; the outbox delivers later, on its own`,
+          );
+        }
+      }
+      req = prepare(url, { ...init, wait: "accepted" });
       ({ retry, id, jobId } = this.#admit(req, init, delay, givenRetry));
     } catch (error) {
-      dropBody(req.body);
+      // Refused at the call: a stream body is let go, taken or not.
+      if (req !== undefined) dropBody(req.body);
+      else if (init.body instanceof ReadableStream && !init.body.locked) {
+        init.body.cancel().catch(() => {});
+      }
       if (error instanceof OutboxError) return Promise.reject(error);
       throw error;
     }

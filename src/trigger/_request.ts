@@ -285,10 +285,23 @@ function jsonBody(json: unknown): string {
 }
 
 interface Body {
-  /** Bytes, or a Request holding the body; none when given as `text`. */
+  /** Bytes, or a Request holding the body; none when given as `text` or
+   * `stream`. */
   bytes?: Uint8Array<ArrayBuffer> | Request;
   text?: string;
+  /** The caller's stream, taken (locked) only once every check passed: a
+   * request refused at the call leaves it unread and still the caller's. */
+  stream?: ReadableStream;
   type: string | null;
+}
+
+/** A Request holding `body`, read when sending. */
+function bodyRequest(body: Blob | FormData | ReadableStream): Request {
+  return new Request("http://body.invalid/", {
+    method: "POST",
+    body,
+    duplex: "half",
+  } as RequestInit);
 }
 
 function rawBody(body: TriggerBody): Body {
@@ -309,24 +322,20 @@ function rawBody(body: TriggerBody): Body {
   }
   if (body instanceof URLSearchParams) {
     return {
-      bytes: utf8(body.toString()),
+      text: body.toString(),
       type: "application/x-www-form-urlencoded;charset=UTF-8",
     };
   }
-  if (
-    body instanceof Blob || body instanceof FormData ||
-    body instanceof ReadableStream
-  ) {
-    if (body instanceof ReadableStream && body.locked) {
+  if (body instanceof ReadableStream) {
+    if (body.locked) {
       fail("body is a ReadableStream that is locked or already read");
     }
+    return { stream: body, type: null };
+  }
+  if (body instanceof Blob || body instanceof FormData) {
     // The platform serialises it (multipart boundary included); the Request
     // takes its snapshot now, the bytes are read when sending.
-    const request = new Request("http://body.invalid/", {
-      method: "POST",
-      body,
-      duplex: "half",
-    } as RequestInit);
+    const request = bodyRequest(body);
     return { bytes: request, type: request.headers.get("content-type") };
   }
   fail(
@@ -654,7 +663,9 @@ export function prepare(
     url,
     href: url.href,
     headers,
-    body: body?.bytes ?? null,
+    // A stream is taken last: nothing above can refuse the request now.
+    body: body?.bytes ??
+      (body?.stream === undefined ? null : bodyRequest(body.stream)),
     wait,
     timeout,
     signal,

@@ -218,6 +218,26 @@ Deno.test("outbox.trigger() with a body stream that stops: TIMEOUT (not stored) 
       RangeError,
     );
     await until(() => refused.seen.cancelled, "the refused stream cancelled");
+    // Refused before the outbox takes it (trigger()'s own checks, an option
+    // the outbox cannot store): let go too.
+    for (
+      const bad of [
+        { headers: { "bad name": "x" } },
+        { signal: new AbortController().signal },
+        { method: "GET" },
+      ]
+    ) {
+      const early = stalled(new Uint8Array([1]));
+      assert.throws(
+        () =>
+          outbox.trigger(url, { method: "POST", ...bad, body: early.stream }),
+        TypeError,
+      );
+      await until(
+        () => early.seen.cancelled,
+        `the stream refused with ${JSON.stringify(bad)} cancelled`,
+      );
+    }
 
     assert.equal((await outbox.stats()).queued, 0, "nothing stored");
   } finally {

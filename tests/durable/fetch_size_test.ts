@@ -1,6 +1,6 @@
 // The dispatcher's fetch size: about 50 ms of deliveries at the rate
 // attempts start, never below `concurrency`, at most 4 × `concurrency` and
-// 256 (or `concurrency` when larger), and within 256 MiB of bodies at
+// 256 (or `concurrency` when larger), and within 384 MiB of bodies at
 // `maxBodySize`. Driven with explicit times: no clock,
 // no timing assertion.
 import assert from "node:assert/strict";

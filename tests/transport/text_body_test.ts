@@ -17,8 +17,9 @@ interface Recorded {
 }
 
 /** A keep-alive server that answers 204 to each request and keeps its
- * bytes. */
-function recorder() {
+ * bytes; `drop(i)` (i counts requests from 0) closes the connection instead
+ * of answering that one. */
+function recorder(drop: (i: number) => boolean = () => false) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const seen: Recorded[] = [];
   let connections = 0;
@@ -55,6 +56,7 @@ function recorder() {
                 bytes: buffered.slice(0, total),
               });
               buffered = buffered.slice(total);
+              if (drop(seen.length - 1)) return; // closed without answering
               await conn.write(
                 new TextEncoder().encode(
                   "HTTP/1.1 204 No Content\r\nKeep-Alive: timeout=5\r\n\r\n",
@@ -153,6 +155,38 @@ Deno.test("text bodies on a reused connection go out byte for byte as on a fresh
       "the same form, fresh and reused: the same request",
     );
     assert.match(server.seen[7].head, /\r\nx-case: own\r\n/);
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
+Deno.test("a text request a reused connection dropped goes again byte for byte on a fresh one (its bytes live in the old connection's buffer)", async () => {
+  // The third request (the second on the first connection) is dropped: it
+  // was written from that connection's buffer, and is sent again.
+  const server = recorder((i) => i === 2);
+  try {
+    const bodies: Array<Parameters<typeof trigger>[1]> = [
+      { form: { first: "é".repeat(700) } },
+      { json: { second: "x".repeat(900) } },
+      { body: "third 😀 ".repeat(50) },
+      { form: { fourth: "y" } },
+    ];
+    for (const [i, options] of bodies.entries()) {
+      const result = await trigger(server.url, {
+        ...options,
+        wait: "accepted",
+      });
+      assert.equal(result.ok, true, `${i}: ${result.error?.message}`);
+      await within(result.done, `request ${i}: trigger()'s done`);
+    }
+    const seen = server.seen;
+    assert.equal(seen.length, 5, "four requests, one of them twice");
+    assert.equal(seen[2].conn, 1, "dropped on the reused connection");
+    assert.equal(seen[3].conn, 2, "sent again on a fresh one");
+    assert.deepEqual(seen[3].bytes, seen[2].bytes, "the same bytes again");
+    assert.deepEqual(seen[3].body, utf8("third 😀 ".repeat(50)));
+    assert.deepEqual(seen[4].body, utf8("fourth=y"));
   } finally {
     await closeIdleConnections();
     await server.close();

@@ -204,3 +204,25 @@ Deno.test("a URL object prepared again shares the kept copy of its href; changin
   assert.equal(withAuth.href, "http://example.test/");
   assert.equal(secret.password, "pw", "the caller's URL keeps its password");
 });
+
+Deno.test("the same request with a body given as text or as bytes: the same fields, body aside", () => {
+  const text = prepare(URL_, { body: "abc", headers: { "x-a": "1" } });
+  const bytes = prepare(URL_, {
+    body: new TextEncoder().encode("abc"),
+    headers: { "x-a": "1", "content-type": "text/plain;charset=UTF-8" },
+  });
+  const fields = (req: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.keys(bytes).filter((key) => key !== "body" && key !== "headers")
+        .map((key) => [key, req[key]]),
+    );
+  assert.deepEqual(
+    fields(text as unknown as Record<string, unknown>),
+    fields(bytes as unknown as Record<string, unknown>),
+  );
+  assert.deepEqual(text.body, bytes.body);
+  // Every field of a plain request is one of a text request's too.
+  for (const key of Object.keys(bytes)) {
+    assert.ok(key in text, `${key} is kept for a text body`);
+  }
+});
