@@ -69,7 +69,7 @@ const server = Deno.serve(
 );
 
 async function stop(): Promise<void> {
-  await drainBackground({ signal: AbortSignal.timeout(25_000) });
+  await drainBackground({ timeout: 25_000 });
   await server.shutdown();
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -304,6 +304,16 @@ function bodyRequest(body: Blob | FormData | ReadableStream): Request {
   } as RequestInit);
 }
 
+/** A Request holding the caller's stream; a stream read from before (not
+ * locked, but disturbed) is refused, naming it. */
+function streamRequest(stream: ReadableStream): Request {
+  try {
+    return bodyRequest(stream);
+  } catch {
+    fail("body is a ReadableStream that was already read from");
+  }
+}
+
 function rawBody(body: TriggerBody): Body {
   if (typeof body === "string") {
     return { text: body, type: "text/plain;charset=UTF-8" };
@@ -665,7 +675,7 @@ export function prepare(
     headers,
     // A stream is taken last: nothing above can refuse the request now.
     body: body?.bytes ??
-      (body?.stream === undefined ? null : bodyRequest(body.stream)),
+      (body?.stream === undefined ? null : streamRequest(body.stream)),
     wait,
     timeout,
     signal,

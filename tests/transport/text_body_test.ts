@@ -127,6 +127,10 @@ Deno.test("text bodies on a reused connection go out byte for byte as on a fresh
         body: utf8("k=w"),
       },
       { options: { json: [] }, body: utf8("[]") },
+      {
+        options: { body: new URLSearchParams({ q: "a b&c", r: "é" }) },
+        body: utf8("q=a+b%26c&r=%C3%A9"),
+      },
     ];
     for (const [i, { options, body }] of cases.entries()) {
       const result = await trigger(server.url, {
@@ -155,6 +159,10 @@ Deno.test("text bodies on a reused connection go out byte for byte as on a fresh
       "the same form, fresh and reused: the same request",
     );
     assert.match(server.seen[7].head, /\r\nx-case: own\r\n/);
+    assert.match(
+      server.seen[9].head,
+      /\r\nContent-Type: application\/x-www-form-urlencoded;charset=UTF-8\r\n/,
+    );
   } finally {
     await closeIdleConnections();
     await server.close();

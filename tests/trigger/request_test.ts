@@ -206,23 +206,62 @@ Deno.test("a URL object prepared again shares the kept copy of its href; changin
 });
 
 Deno.test("the same request with a body given as text or as bytes: the same fields, body aside", () => {
-  const text = prepare(URL_, { body: "abc", headers: { "x-a": "1" } });
+  const signal = new AbortController().signal;
+  const waitUntil = () => {};
+  const given = {
+    headers: { "x-a": "1" },
+    sign: { secret: "whsec_" + btoa("0123456789abcdef0123456789abcdef") },
+    signal,
+    waitUntil,
+    timeout: 1_234,
+    reuse: false,
+    resend: false,
+    maxConnections: 3,
+    wait: "accepted" as const,
+    method: "PUT",
+  };
+  const text = prepare(URL_, { ...given, body: "abc" });
   const bytes = prepare(URL_, {
+    ...given,
+    headers: { ...given.headers, "content-type": "text/plain;charset=UTF-8" },
     body: new TextEncoder().encode("abc"),
-    headers: { "x-a": "1", "content-type": "text/plain;charset=UTF-8" },
   });
-  const fields = (req: Record<string, unknown>) =>
+  const fields = (req: object) =>
     Object.fromEntries(
-      Object.keys(bytes).filter((key) => key !== "body" && key !== "headers")
-        .map((key) => [key, req[key]]),
+      Object.entries(req).filter(([key]) =>
+        key !== "body" && key !== "headers" && key !== "text" &&
+        key !== "sign"
+      ),
     );
-  assert.deepEqual(
-    fields(text as unknown as Record<string, unknown>),
-    fields(bytes as unknown as Record<string, unknown>),
-  );
+  assert.deepEqual(fields(text), fields(bytes));
+  assert.equal(text.signal, signal);
+  assert.equal(text.waitUntil, waitUntil);
+  assert.equal(text.timeout, 1_234);
+  assert.equal(text.maxConnections, 3);
+  assert.equal(text.reuse, false);
+  assert.equal(text.resend, false);
+  assert.equal(text.method, "PUT");
+  assert.deepEqual(text.sign?.key, bytes.sign?.key);
   assert.deepEqual(text.body, bytes.body);
   // Every field of a plain request is one of a text request's too.
   for (const key of Object.keys(bytes)) {
     assert.ok(key in text, `${key} is kept for a text body`);
   }
+});
+
+Deno.test("a stream body read from before is refused at the call, naming it", async () => {
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new Uint8Array([1]));
+      controller.enqueue(new Uint8Array([2]));
+    },
+  });
+  const reader = stream.getReader();
+  await reader.read();
+  reader.releaseLock();
+  assert.throws(() => prepare(URL_, { body: stream }), {
+    name: "TypeError",
+    message:
+      /^Cannot trigger request: body is a ReadableStream that was already read from/,
+  });
 });
