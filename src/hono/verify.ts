@@ -189,6 +189,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     tolerance = 300_000,
     store = new MemoryDedupStore(),
     lease = 300_000,
+    storeTimeout = 10_000,
     maxBodySize = DEFAULT_MAX_BODY_SIZE,
     bodyTimeout = DEFAULT_BODY_TIMEOUT,
     maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
@@ -206,6 +207,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     Number.MAX_SAFE_INTEGER,
   );
   checkMs(lease, `${PREFIX}lease`, 1_000, Number.MAX_SAFE_INTEGER);
+  checkMs(storeTimeout, `${PREFIX}storeTimeout`, 1);
   checkBodyTimeout(bodyTimeout, `${PREFIX}bodyTimeout`);
   checkBytes(maxBodySize, `${PREFIX}maxBodySize`);
   checkBytes(maxBufferedBytes, `${PREFIX}maxBufferedBytes`);
@@ -280,9 +282,21 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
 
     let claim: ClaimResult;
     const token = crypto.randomUUID();
+    const claiming = Promise.resolve().then(() =>
+      store.claim(id, lease, token)
+    );
     try {
-      claim = await store.claim(id, lease, token);
+      claim = await within(claiming, storeTimeout, "claim");
     } catch (error) {
+      if (error instanceof StoreTimeout) {
+        // Should it still succeed, nothing runs under it: let it go.
+        keepAlive(
+          c,
+          claiming.then(
+            (late) => late === "claimed" ? store.release(id, token) : undefined,
+          ).catch(() => {}),
+        );
+      }
       // Not awaited: a slow reporter must not hold the 503 back.
       keepAlive(c, report(reportError, error, c, "verifyTrigger()"));
       return reject(503, "Deduplication store unavailable");
@@ -317,8 +331,13 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     let response: Response | undefined;
     const settle = async () => {
       try {
-        if (succeeded) await store.complete(id, remember);
-        else await store.release(id, token);
+        await within(
+          Promise.resolve().then(() =>
+            succeeded ? store.complete(id, remember) : store.release(id, token)
+          ),
+          storeTimeout,
+          succeeded ? "complete" : "release",
+        );
       } catch (error) {
         await report(reportError, error, c, "verifyTrigger()");
       }
@@ -342,6 +361,25 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     // As judged: not merged with what a background route wrote since.
     if (c.res !== response) respond(c, response);
   };
+}
+
+/** The store did not answer within `storeTimeout`. */
+class StoreTimeout extends Error {
+  constructor(call: string, ms: number) {
+    super(`verifyTrigger(): store.${call}() did not answer within ${ms} ms`);
+    this.name = "StoreTimeout";
+  }
+}
+
+/** `promise`, or a {@linkcode StoreTimeout} after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, call: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreTimeout(call, ms)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** The three headers, Standard Webhooks' names first, then Svix's. */

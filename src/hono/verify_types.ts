@@ -102,6 +102,17 @@ export interface VerifyTriggerOptions {
    */
   lease?: number;
   /**
+   * Milliseconds the store may take to answer a call. A claim that takes
+   * longer is answered `503` (and reported); should it then succeed, the
+   * claim is released. A `complete()` or `release()` that takes longer is
+   * reported and no longer waited for: the route's answer goes out, and the
+   * id stays claimed (a retry gets `429`) until the store catches up or the
+   * lease lapses. From 1 to 2^31 − 1.
+   *
+   * @default {10_000}
+   */
+  storeTimeout?: number;
+  /**
    * The largest body in bytes read for verification; larger gets `413`.
    *
    * @default {1_048_576}

@@ -12,7 +12,7 @@ import {
 } from "../../src/hono/mod.ts";
 import { createSecret, signPayload, trigger } from "../../mod.ts";
 import { oneByteChanges, VECTOR } from "../_vector.ts";
-import { until } from "../_wait.ts";
+import { until, within } from "../_wait.ts";
 
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -702,6 +702,87 @@ Deno.test("verifyTrigger() before connection({ ack: true }): bad signatures neve
   } finally {
     console.error = realError;
   }
+});
+
+Deno.test("verifyTrigger() bounds the store's calls by storeTimeout: a claim that hangs is a 503 (released should it succeed later), a complete() that hangs holds no answer back", async () => {
+  const secret = createSecret();
+  const reported: Error[] = [];
+  const released: string[] = [];
+  let late: ((result: "claimed") => void) | undefined;
+  const slowClaim: DedupStore = {
+    claim: () => new Promise((resolve) => late = resolve),
+    complete: () => Promise.resolve(),
+    release: (id) => (released.push(id), Promise.resolve()),
+  };
+  let runs = 0;
+  const app = new Hono();
+  app.post(
+    "/hook",
+    verifyTrigger({
+      secret,
+      store: slowClaim,
+      storeTimeout: 200,
+      reportError: (error) => void reported.push(error as Error),
+    }),
+    (c) => (runs++, c.text("ran")),
+  );
+  const headers = await signed(secret, "x");
+  const response = await within(
+    Promise.resolve(
+      app.request("/hook", { method: "POST", body: "x", headers }),
+    ),
+    "an answer while store.claim() hangs",
+    10_000,
+  );
+  assert.equal(response.status, 503);
+  await response.body?.cancel();
+  assert.equal(runs, 0);
+  await until(() => reported.length === 1, "the timeout reported");
+  assert.match(
+    reported[0].message,
+    /store\.claim\(\) did not answer within 200 ms/,
+  );
+  // The claim succeeds after all: nothing runs under it, it is let go.
+  late!("claimed");
+  await until(() => released.length === 1, "the late claim released");
+  assert.equal(released[0], headers["webhook-id"]);
+
+  // complete() hangs: the route's answer goes out after storeTimeout.
+  const hangingComplete: DedupStore = {
+    claim: () => Promise.resolve("claimed"),
+    complete: () => new Promise(() => {}),
+    release: () => Promise.resolve(),
+  };
+  const app2 = new Hono();
+  app2.post(
+    "/hook",
+    verifyTrigger({
+      secret,
+      store: hangingComplete,
+      storeTimeout: 200,
+      reportError: (error) => void reported.push(error as Error),
+    }),
+    (c) => c.text("ran"),
+  );
+  const second = await within(
+    Promise.resolve(app2.request("/hook", {
+      method: "POST",
+      body: "y",
+      headers: await signed(secret, "y"),
+    })),
+    "the route's answer while store.complete() hangs",
+    10_000,
+  );
+  assert.equal(second.status, 200);
+  assert.equal(await second.text(), "ran");
+  assert.match(
+    reported[1].message,
+    /store\.complete\(\) did not answer within 200 ms/,
+  );
+  assert.throws(
+    () => verifyTrigger({ secret, storeTimeout: 0 }),
+    /storeTimeout must be a number of milliseconds from 1 to 2147483647, received 0/,
+  );
 });
 
 Deno.test("verifyTrigger() answers 503 when the store fails, and reports it", async () => {
