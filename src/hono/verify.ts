@@ -289,12 +289,20 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       claim = await within(claiming, storeTimeout, "claim");
     } catch (error) {
       if (error instanceof StoreTimeout) {
-        // Should it still succeed, nothing runs under it: let it go.
+        // Should it still succeed, nothing runs under it: let it go. Waited
+        // for (kept alive, drained) only as long as the lease: by then a
+        // claim has lapsed anyway, and a claim that never answers must not
+        // be tracked forever.
+        const releasing = claiming.then((late) =>
+          late === "claimed" ? store.release(id, token) : undefined
+        );
         keepAlive(
           c,
-          claiming.then(
-            (late) => late === "claimed" ? store.release(id, token) : undefined,
-          ).catch(() => {}),
+          within(releasing, lease, "claim").catch((late) =>
+            late instanceof StoreTimeout
+              ? undefined
+              : report(reportError, late, c, "verifyTrigger()")
+          ),
         );
       }
       // Not awaited: a slow reporter must not hold the 503 back.

@@ -304,13 +304,16 @@ function bodyRequest(body: Blob | FormData | ReadableStream): Request {
   } as RequestInit);
 }
 
-/** A Request holding the caller's stream; a stream read from before (not
- * locked, but disturbed) is refused, naming it. */
+/** A Request holding the caller's stream; a stream read from or cancelled
+ * before (not locked, but disturbed) is refused, naming it. */
 function streamRequest(stream: ReadableStream): Request {
   try {
     return bodyRequest(stream);
-  } catch {
-    fail("body is a ReadableStream that was already read from");
+  } catch (cause) {
+    throw new TypeError(
+      `${PREFIX}body is a ReadableStream that was already read from or cancelled`,
+      { cause },
+    );
   }
 }
 

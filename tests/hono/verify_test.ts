@@ -708,11 +708,17 @@ Deno.test("verifyTrigger() bounds the store's calls by storeTimeout: a claim tha
   const secret = createSecret();
   const reported: Error[] = [];
   const released: string[] = [];
+  const claimedWith: string[] = [];
   let late: ((result: "claimed") => void) | undefined;
   const slowClaim: DedupStore = {
-    claim: () => new Promise((resolve) => late = resolve),
+    claim: (_id, _ttl, token) => (
+      claimedWith.push(token), new Promise((resolve) => late = resolve)
+    ),
     complete: () => Promise.resolve(),
-    release: (id) => (released.push(id), Promise.resolve()),
+    release: (
+      id,
+      token,
+    ) => (released.push(`${id} ${token}`), Promise.resolve()),
   };
   let runs = 0;
   const app = new Hono();
@@ -745,7 +751,47 @@ Deno.test("verifyTrigger() bounds the store's calls by storeTimeout: a claim tha
   // The claim succeeds after all: nothing runs under it, it is let go.
   late!("claimed");
   await until(() => released.length === 1, "the late claim released");
-  assert.equal(released[0], headers["webhook-id"]);
+  assert.equal(
+    released[0],
+    `${headers["webhook-id"]} ${claimedWith[0]}`,
+    "released with the token it claimed with",
+  );
+
+  // A claim that never answers is waited for no longer than the lease:
+  // drainBackground() is not held by it after that.
+  const never: DedupStore = {
+    claim: () => new Promise(() => {}),
+    complete: () => Promise.resolve(),
+    release: () => Promise.resolve(),
+  };
+  const app3 = new Hono();
+  app3.post(
+    "/hook",
+    verifyTrigger({
+      secret,
+      store: never,
+      storeTimeout: 50,
+      lease: 1_000,
+      reportError: () => {},
+    }),
+    (c) => c.text("ran"),
+  );
+  const third = await within(
+    Promise.resolve(app3.request("/hook", {
+      method: "POST",
+      body: "z",
+      headers: await signed(secret, "z"),
+    })),
+    "an answer while store.claim() never answers",
+    10_000,
+  );
+  assert.equal(third.status, 503);
+  await third.body?.cancel();
+  assert.equal(
+    await drainBackground({ timeout: 5_000 }),
+    true,
+    "the background work ended once the lease passed",
+  );
 
   // complete() hangs: the route's answer goes out after storeTimeout.
   const hangingComplete: DedupStore = {

@@ -262,6 +262,6 @@ Deno.test("a stream body read from before is refused at the call, naming it", as
   assert.throws(() => prepare(URL_, { body: stream }), {
     name: "TypeError",
     message:
-      /^Cannot trigger request: body is a ReadableStream that was already read from/,
+      /^Cannot trigger request: body is a ReadableStream that was already read from or cancelled/,
   });
 });
