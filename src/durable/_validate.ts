@@ -1,6 +1,7 @@
 // Input checks for the outbox's entry points: bad input is a synchronous
 // TypeError or RangeError whose message names the value.
-import { PREFIX as TRIGGER, prepare, show } from "../trigger/_request.ts";
+import { PREFIX as TRIGGER, prepare } from "../trigger/_request.ts";
+import { show } from "../_show.ts";
 import { checkMs } from "../_options.ts";
 import type { OutboxOptions, RetrySettings } from "./types.ts";
 

@@ -1,6 +1,7 @@
 // openOutbox() and the Outbox it returns: checks input, opens the engine,
 // creates the queues, and wires storing, delivering and administration.
-import { prepare, type PreparedRequest, show } from "../trigger/_request.ts";
+import { prepare, type PreparedRequest } from "../trigger/_request.ts";
+import { show } from "../_show.ts";
 import { OutboxError } from "./errors.ts";
 import { type Engine, openEngine } from "./_engine.ts";
 import {

@@ -106,8 +106,6 @@ const NORMALISED_METHODS = new Set([
 const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const encoder = new TextEncoder();
 
-export { show };
-
 function fail(message: string): never {
   throw new TypeError(PREFIX + message);
 }
