@@ -1,6 +1,7 @@
 // The database under pg-boss: embedded PGlite in a locked directory, or
 // PostgreSQL. pg-boss and PGlite are loaded here, on open, so importing the
 // module costs nothing until an outbox opens.
+import { bounded as boundedWait } from "../_bounded.ts";
 import type { ConstructorOptions, PgBoss } from "npm:pg-boss@12.38.0";
 import { OutboxError } from "./errors.ts";
 import { describe, redact, redactError, secretsOf } from "./_redact.ts";
@@ -253,21 +254,9 @@ function bounded<T>(
   fn: () => Promise<T> | undefined,
   expire?: () => void,
 ): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      expire?.();
-      reject(new Error(`no answer within ${ms} ms (timeout)`));
-    }, ms);
-    Promise.resolve().then(fn).then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value as T);
-      },
-      (error) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
+  return boundedWait(ms, fn as () => Promise<T>, () => {
+    expire?.();
+    return new Error(`no answer within ${ms} ms (timeout)`);
   });
 }
 

@@ -7,7 +7,7 @@ import { platformWaitUntil } from "./_runtime.ts";
 export const background: Set<Promise<unknown>> = new Set();
 
 /** Adds `work` to the registry until it settles. */
-export function track(work: Promise<unknown>): void {
+function track(work: Promise<unknown>): void {
   const tracked: Promise<void> = work.then(noop, noop).finally(() => {
     background.delete(tracked);
   });

@@ -1,8 +1,7 @@
 // Checks of the options of both middlewares: bad input is a synchronous
 // TypeError or RangeError that names the option and the value.
-import { checkMs, MAX_TIMER_MS } from "../_options.ts";
-
-export { checkMs, MAX_TIMER_MS };
+import { MAX_TIMER_MS } from "../_options.ts";
+import { show } from "../_show.ts";
 
 /**
  * The largest `tolerance` of verifyTrigger(): half the largest safe integer,
@@ -18,9 +17,7 @@ export const MAX_TOLERANCE = Math.floor(Number.MAX_SAFE_INTEGER / 2);
 export function checkBytes(value: unknown, what: string): void {
   if (typeof value !== "number" || !(value >= 0)) {
     throw new RangeError(
-      `${what} must be a number of bytes >= 0, received ${
-        typeof value === "string" ? JSON.stringify(value) : String(value)
-      }`,
+      `${what} must be a number of bytes >= 0, received ${show(value)}`,
     );
   }
 }
@@ -54,7 +51,7 @@ export function checkBodyTimeout(value: unknown, what: string): void {
   ) {
     throw new RangeError(
       `${what} must be 0 (no limit) or a number of milliseconds from 1000 to ${MAX_TIMER_MS}, received ${
-        typeof value === "string" ? JSON.stringify(value) : String(value)
+        show(value)
       }`,
     );
   }

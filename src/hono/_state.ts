@@ -8,7 +8,7 @@ import {
   type ShutdownFunction,
 } from "./connection_types.ts";
 import { keepAlive } from "./_background.ts";
-import { checkMs } from "./_check.ts";
+import { checkMs } from "../_options.ts";
 import { report, type Reporter } from "./_report.ts";
 import { type BodyWatcher, watchBodyReads } from "./_runtime.ts";
 

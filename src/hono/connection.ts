@@ -26,8 +26,8 @@ import {
   checkBudget,
   checkBytes,
   checkFunction,
-  checkMs,
 } from "./_check.ts";
+import { checkMs } from "../_options.ts";
 import { consoleReporter } from "./_report.ts";
 import { traceConnection } from "./_trace.ts";
 import { setRunning } from "./_running.ts";

@@ -5,8 +5,7 @@
  * @module
  */
 import { background } from "./_background.ts";
-import { checkMs } from "./_check.ts";
-import { checkSignal } from "../_options.ts";
+import { checkMs, checkSignal } from "../_options.ts";
 
 const PREFIX = "Cannot drain background work: ";
 

@@ -77,14 +77,15 @@ import {
   checkBudget,
   checkBytes,
   checkFunction,
-  checkMs,
   MAX_TOLERANCE,
 } from "./_check.ts";
+import { checkMs } from "../_options.ts";
 import { consoleReporter, report } from "./_report.ts";
 import { annotate } from "./_trace.ts";
 import { keepAlive } from "./_background.ts";
 import { takeRunning } from "./_running.ts";
 import { respond } from "./_respond.ts";
+import { bounded } from "../_bounded.ts";
 
 /** The header that marks an answer given instead of running the route. */
 const DUPLICATE_HEADER = "x-trigger-duplicate";
@@ -197,6 +198,28 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       "verifyTrigger(): deduplication store failed",
     ),
   } = options;
+  /**
+   * A store call: `call`, the store's own promise, and `result`, the same
+   * bounded by `storeTimeout` (a {@linkcode StoreTimeout} past it). The
+   * built-in MemoryDedupStore answers at once and cannot hang: not timed (a
+   * timer per call would cost more than its claim).
+   */
+  const timed = <T>(fn: () => Promise<T>, name: string) => {
+    let call: Promise<T>;
+    try {
+      call = Promise.resolve(fn());
+    } catch (error) {
+      call = Promise.reject(error);
+    }
+    return {
+      call,
+      result: untimed ? call : bounded(
+        storeTimeout,
+        () => call,
+        () => new StoreTimeout(name, storeTimeout),
+      ),
+    };
+  };
   const keyBytes = secretList(secret);
   checkMs(tolerance, `${PREFIX}tolerance`, 1_000, MAX_TOLERANCE);
   const { remember = 2 * tolerance } = options;
@@ -228,6 +251,8 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       );
     }
   }
+  const untimed = store.constructor === MemoryDedupStore;
+
   checkFunction(reportError, `${PREFIX}reportError`);
   const budget = new BodyBudget(maxBufferedBytes);
   let keys: Promise<CryptoKey[]> | undefined;
@@ -282,26 +307,23 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
 
     let claim: ClaimResult;
     const token = crypto.randomUUID();
-    const claiming = Promise.resolve().then(() =>
-      store.claim(id, lease, token)
-    );
+    /** A store call that outlived `storeTimeout`: its failure, should it
+     * fail later, is reported. Not kept alive or drained: a store that
+     * never answers must not hold a shutdown (a claim lapses with its lease
+     * anyway). */
+    const afterTimeout = (late: Promise<unknown>) =>
+      void late.catch((error) =>
+        report(reportError, error, c, "verifyTrigger()")
+      );
+    const claiming = timed(() => store.claim(id, lease, token), "claim");
     try {
-      claim = await within(claiming, storeTimeout, "claim");
+      claim = await claiming.result;
     } catch (error) {
+      // Should it still succeed, nothing runs under it: let it go.
       if (error instanceof StoreTimeout) {
-        // Should it still succeed, nothing runs under it: let it go. Waited
-        // for (kept alive, drained) only as long as the lease: by then a
-        // claim has lapsed anyway, and a claim that never answers must not
-        // be tracked forever.
-        const releasing = claiming.then((late) =>
-          late === "claimed" ? store.release(id, token) : undefined
-        );
-        keepAlive(
-          c,
-          within(releasing, lease, "claim").catch((late) =>
-            late instanceof StoreTimeout
-              ? undefined
-              : report(reportError, late, c, "verifyTrigger()")
+        afterTimeout(
+          claiming.call.then((late) =>
+            late === "claimed" ? store.release(id, token) : undefined
           ),
         );
       }
@@ -338,15 +360,13 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     let succeeded = false;
     let response: Response | undefined;
     const settle = async () => {
+      const settling = succeeded
+        ? timed(() => store.complete(id, remember), "complete")
+        : timed(() => store.release(id, token), "release");
       try {
-        await within(
-          Promise.resolve().then(() =>
-            succeeded ? store.complete(id, remember) : store.release(id, token)
-          ),
-          storeTimeout,
-          succeeded ? "complete" : "release",
-        );
+        await settling.result;
       } catch (error) {
+        if (error instanceof StoreTimeout) afterTimeout(settling.call);
         await report(reportError, error, c, "verifyTrigger()");
       }
     };
@@ -377,17 +397,6 @@ class StoreTimeout extends Error {
     super(`verifyTrigger(): store.${call}() did not answer within ${ms} ms`);
     this.name = "StoreTimeout";
   }
-}
-
-/** `promise`, or a {@linkcode StoreTimeout} after `ms`. */
-function within<T>(promise: Promise<T>, ms: number, call: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreTimeout(call, ms)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** The three headers, Standard Webhooks' names first, then Svix's. */

@@ -107,7 +107,9 @@ export interface VerifyTriggerOptions {
    * claim is released. A `complete()` or `release()` that takes longer is
    * reported and no longer waited for: the route's answer goes out, and the
    * id stays claimed (a retry gets `429`) until the store catches up or the
-   * lease lapses. From 1 to 2^31 − 1.
+   * lease lapses. A call that outlived it is not kept alive or drained.
+   * The built-in `MemoryDedupStore`, which answers at once, is not timed.
+   * From 1 to 2^31 − 1.
    *
    * @default {10_000}
    */

@@ -5,6 +5,7 @@
 // shared only on Deno: on Workers a timer belongs to the request that set it,
 // so one trigger's clock must never run on another request's timer.
 import { denoRuntime } from "./_runtime.ts";
+import { holdTimer } from "../_bounded.ts";
 
 const SWEEP_MS = 50;
 const SHARED_FROM_MS = 1_000;
@@ -33,16 +34,6 @@ function sweep(): void {
   }
 }
 
-/** Whether the sweeper keeps the process alive (while deadlines pend). */
-function hold(timer: ReturnType<typeof setInterval>, on: boolean): void {
-  const method = (timer as { ref?: () => void; unref?: () => void })[
-    on ? "ref" : "unref"
-  ];
-  if (typeof method === "function") method.call(timer);
-  else if (on) Deno.refTimer(timer as unknown as number);
-  else Deno.unrefTimer(timer as unknown as number);
-}
-
 /**
  * Calls `fire` once `ms` milliseconds have passed, unless the returned
  * function is called first. Like a timer of its own, the shared sweeper keeps
@@ -58,10 +49,10 @@ export function startDeadline(ms: number, fire: () => void): () => void {
   const deadline: Deadline = { at: performance.now() + ms, fire };
   active.add(deadline);
   if (sweeper === undefined) sweeper = setInterval(sweep, SWEEP_MS);
-  else if (active.size === 1) hold(sweeper, true);
+  else if (active.size === 1) holdTimer(sweeper, true);
   return () => {
     if (active.delete(deadline) && active.size === 0 && sweeper !== undefined) {
-      hold(sweeper, false);
+      holdTimer(sweeper, false);
     }
   };
 }

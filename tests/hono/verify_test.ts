@@ -757,8 +757,8 @@ Deno.test("verifyTrigger() bounds the store's calls by storeTimeout: a claim tha
     "released with the token it claimed with",
   );
 
-  // A claim that never answers is waited for no longer than the lease:
-  // drainBackground() is not held by it after that.
+  // A claim that never answers holds no shutdown: drainBackground() does
+  // not wait for it.
   const never: DedupStore = {
     claim: () => new Promise(() => {}),
     complete: () => Promise.resolve(),
@@ -790,7 +790,7 @@ Deno.test("verifyTrigger() bounds the store's calls by storeTimeout: a claim tha
   assert.equal(
     await drainBackground({ timeout: 5_000 }),
     true,
-    "the background work ended once the lease passed",
+    "no background work held by a claim that never answers",
   );
 
   // complete() hangs: the route's answer goes out after storeTimeout.
