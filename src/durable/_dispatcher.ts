@@ -288,7 +288,7 @@ export class Dispatcher {
       // now: on PostgreSQL two fetches may overlap for long stretches).
       while (fetches.size < parallel && due) {
         const batchSize = size.next(performance.now());
-        if (ready.length + asking + batchSize > 2 * batchSize) break;
+        if (ready.length + asking > batchSize) break;
         const fetch = fetchBatch(batchSize).finally(() =>
           fetches.delete(fetch)
         );

@@ -15,7 +15,7 @@
  *   `webhook-id` header) and retry with the same id: a receiver that
  *   deduplicates by `webhook-id` then runs it once.
  * - `"OVERLOADED"`: `outbox.trigger()` only: too many triggers (10,000, or
- *   64 MiB of their bodies) already wait for the database to store them;
+ *   64 MiB of their stored (base64) bodies) already wait for the database to store them;
  *   nothing was written.
  * - `"TOO_LARGE"`: `outbox.trigger()` only: the body, read from a stream
  *   or `FormData`, is larger than `maxBodySize`; nothing was written. (A
