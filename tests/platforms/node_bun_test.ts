@@ -497,16 +497,19 @@ ${keepBuiltin ? "" : "delete process.getBuiltinModule;"}`;
   }
 });
 
-/** Runs tests/_node/exit_entry.ts on `runtime` against `target`. */
+/**
+ * Runs tests/_node/exit_entry.ts on `runtime` with `args`; `code` is its
+ * bundle, for Node and Bun.
+ */
 async function runExitEntry(
   runtime: "deno" | "node" | "bun",
+  code: string,
   args: string[],
 ) {
   const entry = new URL("../_node/exit_entry.ts", import.meta.url).pathname;
   if (runtime === "deno") {
     return await run(Deno.execPath(), ["run", "-A", entry, ...args], 30_000);
   }
-  const code = await bundle("./_node/exit_entry.ts");
   const binary = runtime === "bun" ? await bunBinary() : "node";
   return await withTempFile(
     code,
@@ -514,61 +517,108 @@ async function runExitEntry(
   );
 }
 
-Deno.test("an exit with triggers in flight says how many on stderr, once; none after drainTriggers(); an uncaught exception is seen on Node and Bun, not Deno; a SIGINT without handler kills silently (Deno, Node, Bun)", async (t) => {
+/** The stderr lines the module wrote. */
+function reported(stderr: string): string[] {
+  return stderr.split("\n").filter((line) => line.includes("fire-trigger:"));
+}
+
+Deno.test("an exit with triggers in flight says how many on stderr, once; none after drainTriggers(); an uncaught exception is seen on Node and Bun, not Deno; SIGINT or SIGTERM without handler kills silently; an emptying event loop waits for the triggers (Deno, Node, Bun)", async (t) => {
   // Accepts and reads, never answers: the triggers stay in flight.
   const silent = misbehaving(async (conn) => {
     const buffer = new Uint8Array(16 * 1024);
     while (await conn.read(buffer) !== null) { /* never answer */ }
   });
   const slow = statusServer(202, 200);
+  // Records each request, then answers 202 after 300 ms: the triggers are
+  // still in flight when the process ends, and the target says what arrived.
+  const recorder = denoRecorder({ delay: 300 });
+  const code = await bundle("./_node/exit_entry.ts");
   try {
     for (const runtime of ["deno", "node", "bun"] as const) {
       await t.step(runtime, async () => {
-        const cut = await runExitEntry(runtime, [silent.origin, "2"]);
+        const exit = (...args: string[]) => runExitEntry(runtime, code, args);
+        const [cut, drained, thrown, sigint, sigterm, ended, endedByTimeout] =
+          await Promise.all([
+            exit(silent.origin, "2"),
+            exit(slow.url, "3", "drain"),
+            exit(silent.origin, "2", "throw"),
+            exit(`${recorder.origin}/sigint`, "2", "sigint"),
+            exit(`${recorder.origin}/sigterm`, "2", "sigterm"),
+            exit(`${recorder.origin}/end`, "2", "end"),
+            exit(silent.origin, "2", "end", "500"),
+          ]);
         assert.equal(cut.code, 0, cut.stderr);
         assert.equal(cut.stdout.trim(), "[true,true]");
-        const lines = cut.stderr.split("\n").filter((line) =>
-          line.includes("fire-trigger:")
-        );
+        const lines = reported(cut.stderr);
         assert.equal(lines.length, 1, cut.stderr);
         assert.match(lines[0], /exited with 2 triggers still in flight/);
 
-        const drained = await runExitEntry(runtime, [slow.url, "3", "drain"]);
         assert.equal(drained.code, 0, drained.stderr);
         assert.equal(drained.stdout.trim(), "[true,true,true]");
         assert.equal(drained.stderr, "");
 
         // docs/platforms-node-bun.md's exit table: an uncaught exception is
         // seen where the runtime runs exit handlers for it (Node, Bun: their
-        // "exit" event), not on Deno (no "unload" then); a SIGINT with no
-        // handler kills the process before any JavaScript runs, everywhere.
-        const thrown = await runExitEntry(runtime, [
-          silent.origin,
-          "2",
-          "throw",
-        ]);
+        // "exit" event), not on Deno (no "unload" then).
         assert.notEqual(thrown.code, 0, thrown.stderr);
         assert.match(thrown.stderr, /uncaught, on purpose/);
-        const said = thrown.stderr.split("\n").filter((line) =>
-          line.includes("fire-trigger:")
-        );
+        const said = reported(thrown.stderr);
         if (runtime === "deno") assert.deepEqual(said, [], thrown.stderr);
         else {
           assert.equal(said.length, 1, thrown.stderr);
           assert.match(said[0], /exited with 2 triggers still in flight/);
         }
-        const killed = await runExitEntry(runtime, [
-          silent.origin,
-          "2",
-          "sigint",
-        ]);
-        assert.equal(killed.stdout.trim(), "[true,true]");
-        assert.notEqual(killed.code, 0, "killed by SIGINT");
-        assert.doesNotMatch(killed.stderr, /fire-trigger:/);
+
+        // A SIGINT or SIGTERM with no handler kills the process before any
+        // JavaScript runs, everywhere: nothing said, though both requests
+        // were written (the target has them) and still unanswered.
+        for (const [killed, signal] of [[sigint, 2], [sigterm, 15]] as const) {
+          assert.equal(killed.stdout.trim(), "[true,true]", killed.stderr);
+          assert.equal(killed.code, 128 + signal, `killed by signal ${signal}`);
+          assert.deepEqual(reported(killed.stderr), [], killed.stderr);
+        }
+
+        // No exit call: the triggers in flight keep the event loop busy
+        // until they end, so their outcomes arrive (the 202 after 300 ms;
+        // TIMEOUT at the silent target after 500 ms) and nothing is left to
+        // report when the process ends.
+        for (
+          const [end, outcome] of [
+            [ended, { status: 202 }],
+            [endedByTimeout, { code: "TIMEOUT" }],
+          ] as const
+        ) {
+          assert.equal(end.code, 0, end.stderr);
+          assert.deepEqual(reported(end.stderr), [], end.stderr);
+          const [sent, ...outcomes] = end.stdout.trim().split("\n");
+          assert.equal(sent, "[true,true]", end.stderr);
+          assert.deepEqual(
+            outcomes.map((line) => JSON.parse(line)).sort((a, b) => a.i - b.i),
+            [{ i: 0, ...outcome }, { i: 1, ...outcome }],
+            end.stdout,
+          );
+        }
+
+        const seen: string[] = [];
+        for (let i = 0; i < 6; i++) {
+          const request = await within(
+            recorder.seen.take(),
+            `${i} of 6 requests arrived at the recorder`,
+            10_000,
+          );
+          seen.push(`${request.url} ${decoder.decode(request.body)}`);
+        }
+        assert.deepEqual(
+          seen.sort(),
+          ["end", "sigint", "sigterm"].flatMap((path) => [
+            `/${path}/exit?i=0 {"i":0}`,
+            `/${path}/exit?i=1 {"i":1}`,
+          ]),
+        );
       });
     }
   } finally {
-    await Promise.all([silent.close(), slow.close()]);
+    await Promise.all([silent.close(), slow.close(), recorder.close()]);
   }
 });
 
