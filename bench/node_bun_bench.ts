@@ -85,56 +85,60 @@ const binaries: Array<() => Promise<string>> = [
   node22Binary,
   bunBinary,
 ];
-const code = await bundle("../bench/_node_bun_entry.ts");
-const dir = await Deno.makeTempDir({ prefix: "node-bun-bench-" });
-const target = await startTarget();
-try {
-  await Deno.writeTextFile(`${dir}/entry.mjs`, code);
-  console.log(
-    `${CALLS} sequential triggers per case at most (${BUDGET_MS} ms budget), result.done awaited; µs per trigger, p50 (p10–p90)`,
-  );
-  console.log(
-    "runtime        case                n  caller waits       until done          done mean",
-  );
-  for (const binary of binaries) {
-    const before: Record<string, number> = JSON.parse(
-      await controlRequest(`${target.origin}/count`),
+async function main(): Promise<void> {
+  const code = await bundle("../bench/_node_bun_entry.ts");
+  const dir = await Deno.makeTempDir({ prefix: "node-bun-bench-" });
+  const target = await startTarget();
+  try {
+    await Deno.writeTextFile(`${dir}/entry.mjs`, code);
+    console.log(
+      `${CALLS} sequential triggers per case at most (${BUDGET_MS} ms budget), result.done awaited; µs per trigger, p50 (p10–p90)`,
     );
-    const out = await run(await binary(), [
-      `${dir}/entry.mjs`,
-      JSON.stringify({
-        origin: target.origin,
-        calls: CALLS,
-        blocks: BLOCKS,
-        budgetMs: BUDGET_MS,
-        warmup: WARMUP,
-      }),
-    ], 300_000);
-    assert.equal(out.code, 0, out.stderr);
-    const report: Report = JSON.parse(out.stdout);
-    const hits: Record<string, number> = JSON.parse(
-      await controlRequest(`${target.origin}/count`),
+    console.log(
+      "runtime        case                n  caller waits       until done          done mean",
     );
-    const label = report.bun ? `Bun ${report.bun}` : `Node ${report.node}`;
-    for (const [which, values] of Object.entries(report.whole)) {
-      const path = `/${which.replace(" ", "-")}`;
-      const arrived = (hits[path] ?? 0) - (before[path] ?? 0);
-      assert.equal(report.failed[which], 0, `${label} ${which}: failures`);
-      assert.equal(arrived, values.length, `${label} ${which}: arrived`);
-      const mean = values.reduce((a, b) => a + b, 0) / values.length;
-      console.log(
-        `${label.padEnd(14)} ${which.padEnd(15)} ${
-          String(values.length).padStart(5)
-        }  ${spread(report.waited[which]).padEnd(18)} ${
-          spread(values).padEnd(18)
-        } ${mean.toFixed(0).padStart(6)}${
-          report.usedMs[which] >= BUDGET_MS ? "  (time budget reached)" : ""
-        }`,
+    for (const binary of binaries) {
+      const before: Record<string, number> = JSON.parse(
+        await controlRequest(`${target.origin}/count`),
       );
+      const out = await run(await binary(), [
+        `${dir}/entry.mjs`,
+        JSON.stringify({
+          origin: target.origin,
+          calls: CALLS,
+          blocks: BLOCKS,
+          budgetMs: BUDGET_MS,
+          warmup: WARMUP,
+        }),
+      ], 300_000);
+      assert.equal(out.code, 0, out.stderr);
+      const report: Report = JSON.parse(out.stdout);
+      const hits: Record<string, number> = JSON.parse(
+        await controlRequest(`${target.origin}/count`),
+      );
+      const label = report.bun ? `Bun ${report.bun}` : `Node ${report.node}`;
+      for (const [which, values] of Object.entries(report.whole)) {
+        const path = `/${which.replace(" ", "-")}`;
+        const arrived = (hits[path] ?? 0) - (before[path] ?? 0);
+        assert.equal(report.failed[which], 0, `${label} ${which}: failures`);
+        assert.equal(arrived, values.length, `${label} ${which}: arrived`);
+        const mean = values.reduce((a, b) => a + b, 0) / values.length;
+        console.log(
+          `${label.padEnd(14)} ${which.padEnd(15)} ${
+            String(values.length).padStart(5)
+          }  ${spread(report.waited[which]).padEnd(18)} ${
+            spread(values).padEnd(18)
+          } ${mean.toFixed(0).padStart(6)}${
+            report.usedMs[which] >= BUDGET_MS ? "  (time budget reached)" : ""
+          }`,
+        );
+      }
     }
+  } finally {
+    target.child.kill("SIGTERM");
+    await target.child.status;
+    await Deno.remove(dir, { recursive: true });
   }
-} finally {
-  target.child.kill("SIGTERM");
-  await target.child.status;
-  await Deno.remove(dir, { recursive: true });
 }
+
+if (import.meta.main) await main();
