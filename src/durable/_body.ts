@@ -3,7 +3,7 @@
 // FormData is read chunk by chunk and given up on past the bound.
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { OutboxError } from "./errors.ts";
-import { describe } from "./_redact.ts";
+import { describe } from "../_redact.ts";
 import { TRIGGER } from "./_validate.ts";
 import { concatBytes } from "../_bytes.ts";
 

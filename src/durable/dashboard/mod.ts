@@ -55,7 +55,7 @@
 import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
-import { redactText } from "../_redact.ts";
+import { redactText } from "../../_redact.ts";
 import { show } from "../../_show.ts";
 import { BodyBudget, bufferedRequest, readBody } from "../../hono/_body.ts";
 import {
