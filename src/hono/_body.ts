@@ -5,8 +5,6 @@
 import type { MiddlewareContext } from "./context.ts";
 import { concatBytes } from "../_bytes.ts";
 
-/** The default `maxBodySize` of both middlewares: 1 MiB. */
-export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
 /** The default `bodyTimeout` of both middlewares: 10 s. */
 export const DEFAULT_BODY_TIMEOUT = 10_000;
 /** The default `maxBufferedBytes` of both middlewares: 16 MiB. */
