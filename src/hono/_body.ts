@@ -103,14 +103,17 @@ export async function readBody(
 }
 
 /**
- * A copy of `raw` with its body in memory, for the route to read again;
+ * A copy of `raw` with its body in memory, for the route to read again.
  * `signal` replaces the request's (connection()'s own signal in the
- * background).
+ * background). Without one, the copy's `signal` is the request's own, read
+ * only when the route reads it: Deno.serve (2.9) warns about its legacy
+ * abort once a handler has read `request.signal`, so a copy that read it
+ * for every request would make Deno warn for routes that never use it.
  */
 export function bufferedRequest(
   raw: Request,
   body: Uint8Array | null,
-  signal: AbortSignal = raw.signal,
+  signal?: AbortSignal,
 ): Request {
   const request = new Request(raw.url, {
     method: raw.method,
@@ -118,6 +121,12 @@ export function bufferedRequest(
     body: body as BodyInit | null,
     signal,
   });
+  if (signal === undefined) {
+    Object.defineProperty(request, "signal", {
+      get: () => raw.signal,
+      configurable: true,
+    });
+  }
   const cf = (raw as { cf?: unknown }).cf;
   if (cf !== undefined) Object.defineProperty(request, "cf", { value: cf });
   return request;

@@ -140,10 +140,6 @@ const FORM_TIMEOUT = 10_000;
 /** Bytes of forms being read, all POSTs of one dashboard together (then
  * 503 with Retry-After): 16 forms at their largest. */
 const FORMS_IN_MEMORY = 16 * MAX_FORM;
-/** A signal that never aborts, for the form's copy of the request: Deno
- * warns about its legacy abort once `request.signal` is read, and nothing
- * here needs to know whether the caller left. */
-const NEVER = new AbortController().signal;
 
 function credentialsOf(options: DashboardOptions): Credentials | null {
   const { token, basic } = options;
@@ -491,8 +487,10 @@ async function checkPost(
     return c.newResponse(refused.body, refused);
   }
   // Counted only while it is read and parsed: a form is small once parsed.
+  // The copy's signal is the request's, read only if something reads it
+  // (nothing here: Deno 2.9 warns about its legacy abort once it is read).
   try {
-    c.req.raw = bufferedRequest(c.req.raw, read.body, NEVER);
+    c.req.raw = bufferedRequest(c.req.raw, read.body);
     return await checkForm(c, key);
   } finally {
     read.release();
