@@ -65,7 +65,7 @@ export interface BodyRead {
 }
 
 /** The size of `bytes` bytes stored base64. */
-export const base64Size = (bytes: number): number => Math.ceil(bytes / 3) * 4;
+const base64Size = (bytes: number): number => Math.ceil(bytes / 3) * 4;
 
 const released = () => {};
 
