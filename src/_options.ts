@@ -7,6 +7,11 @@ import { show } from "./_show.ts";
  * `setTimeout` fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** The default `maxBodySize` everywhere a body is held in memory: the
+ * receiving side's middlewares and the outbox (and what the outbox's fetches
+ * are sized by when none is given): 1 MiB. */
+export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
+
 /**
  * Checks a duration option: a number of milliseconds from `min` to `max`.
  * The RangeError names the option (`what`, with its entry point's prefix)

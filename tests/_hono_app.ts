@@ -6,7 +6,11 @@ import {
   connection,
   type ConnectionEnv,
   drainBackground,
+  verifyTrigger,
 } from "../src/hono/mod.ts";
+
+/** The signing secret of the app's `/verified` route. */
+export const HONO_TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /** What a route saw; read back from `GET /log/:id`. */
 export interface HonoRecord {
@@ -139,6 +143,13 @@ export function createHonoTestApp(): {
       rec.completed = true;
       return c.body(null);
     },
+  );
+
+  // verifyTrigger() alone: answers with the body it let through.
+  app.post(
+    "/verified",
+    verifyTrigger({ secret: HONO_TEST_SECRET }),
+    async (c) => c.text(await c.req.text()),
   );
 
   app.get("/log/:id", (c) => {

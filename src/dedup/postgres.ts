@@ -22,7 +22,7 @@
 import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../_show.ts";
 import { checkMs } from "../_options.ts";
-import { redactError, secretsOf } from "../durable/_redact.ts";
+import { redactError, secretsOf } from "../_redact.ts";
 
 export type { ClaimResult, DedupStore } from "./store.ts";
 

@@ -4,7 +4,7 @@
 // are in ./_pgboss_sql.ts with the outbox's other reads of pg-boss's tables
 // (checked at open and by tests/durable/pgboss_schema_test.ts); here their
 // rows become views without secrets.
-import { originOf, redactHeaders, redactText, redactUrl } from "./_redact.ts";
+import { originOf, redactHeaders, redactText, redactUrl } from "../_redact.ts";
 import * as sql from "./_pgboss_sql.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 

@@ -1,6 +1,7 @@
 // Group commit: calls that arrive while a batch is being written wait and go
 // together in the next one, so many callers share one round trip (and one
 // fsync). Each caller's promise settles with its own batch.
+import type { ByteBudget } from "../_read_stream.ts";
 
 /** A write's result for one item that failed on its own (the others in
  * its batch succeeded). */
@@ -38,16 +39,14 @@ export interface BatchWeight<T> {
   of(item: T): number;
   /** The most a batch may hold; an item larger on its own goes alone. */
   max: number;
-  /** With queue bounds: the most all waiting items may hold together;
-   * `add()` beyond it rejects with `full()` (an item that comes when none
-   * waits is always taken). */
-  waiting?: number;
+  /** With queue bounds: where the waiting items' sizes are counted
+   * together (with whatever else the budget counts); `add()` of an item it
+   * cannot hold rejects with `full()`. */
+  waiting?: ByteBudget;
 }
 
 export class Batcher<T, R = void> {
   #pending: Entry<T, R>[] = [];
-  /** The weight of the waiting items together. */
-  #waiting = 0;
   #running = 0;
   #write: (items: T[]) => Promise<Array<R | Rejected>>;
   #max: number;
@@ -81,16 +80,14 @@ export class Batcher<T, R = void> {
   /** Queues `item`; resolves once the batch that holds it is written. */
   add(item: T): Promise<R> {
     const weight = this.#weight?.of(item) ?? 0;
-    const most = this.#weight?.waiting;
+    const waiting = this.#bounds ? this.#weight?.waiting : undefined;
     if (
       this.#bounds && (this.#pending.length >= this.#bounds.limit ||
-        most !== undefined && this.#pending.length > 0 &&
-          this.#waiting + weight > most)
+        waiting !== undefined && !waiting.take(weight))
     ) {
       return Promise.reject(this.#bounds.full());
     }
     const { promise, resolve, reject } = Promise.withResolvers<R>();
-    this.#waiting += weight;
     this.#pending.push({ item, weight, added: Date.now(), resolve, reject });
     // A microtask's wait gathers the callers of one synchronous burst.
     if (this.#pending.length === 1 && this.#running < this.#parallel) {
@@ -123,7 +120,8 @@ export class Batcher<T, R = void> {
 
   /** `entries` no longer wait: their weight is taken off; returns them. */
   #left(entries: Entry<T, R>[]): Entry<T, R>[] {
-    for (const entry of entries) this.#waiting -= entry.weight;
+    const waiting = this.#bounds ? this.#weight?.waiting : undefined;
+    for (const entry of entries) waiting?.give(entry.weight);
     return entries;
   }
 

@@ -1,11 +1,12 @@
 // A trigger's body as the outbox stores it: bounded by `maxBodySize`. A
 // size known at the call (bytes, a Blob) is checked there; a stream or
-// FormData is read chunk by chunk and given up on past the bound.
+// FormData is read by the shared bounded reader (src/_read_stream.ts),
+// counted against the body text waiting to be stored as it comes.
 import type { PreparedRequest } from "../trigger/_request.ts";
 import { OutboxError } from "./errors.ts";
-import { describe } from "./_redact.ts";
+import { describe } from "../_redact.ts";
 import { TRIGGER } from "./_validate.ts";
-import { concatBytes } from "../_bytes.ts";
+import { type ByteBudget, readStream } from "../_read_stream.ts";
 
 /** The body's size when it is known without reading it: bytes, or a Blob
  * (the Request holding it reads the same bytes). `undefined` for a
@@ -47,73 +48,76 @@ export interface ReadBounds {
   timeout: number;
   /** Aborted when the outbox closes: then `"CLOSED"`. */
   closing: AbortSignal;
+  /** The bound on body text waiting to be stored, which a body counts
+   * against as it is read (at its stored size, base64): then
+   * `"OVERLOADED"`. */
+  budget: ByteBudget;
+  /** The `"OVERLOADED"` error. */
+  overloaded(): OutboxError;
 }
 
-/** The body's bytes, read at most `max` of them: past that the read stops
- * (the stream is cancelled) and it rejects with `"TOO_LARGE"`; a stream
- * that fails rejects with `"BODY"`; one still not over after `timeout` ms
- * with `"TIMEOUT"`, and one being read when the outbox closes with
- * `"CLOSED"` (cancelled in both cases). */
+/** A body read, and how to let go of what it holds of the budget. */
+export interface BodyRead {
+  body: Uint8Array | null;
+  /** Gives the body's share of the budget back (once); the stored row
+   * takes it again when it waits for its insert. */
+  release(): void;
+}
+
+/** The size of `bytes` bytes stored base64. */
+const base64Size = (bytes: number): number => Math.ceil(bytes / 3) * 4;
+
+const released = () => {};
+
+/** The body's bytes, read at most `max` of them and counted against
+ * `budget` as they come: past `max` the read stops (the stream is
+ * cancelled) and it rejects with `"TOO_LARGE"`, past the budget with
+ * `"OVERLOADED"`; a stream that fails rejects with `"BODY"`; one still not
+ * over after `timeout` ms with `"TIMEOUT"`, and one being read when the
+ * outbox closes with `"CLOSED"` (cancelled in every case). */
 export async function readBody(
   body: PreparedRequest["body"],
-  { max, timeout, closing }: ReadBounds,
-): Promise<Uint8Array | null> {
-  if (body === null || body instanceof Uint8Array) return body;
+  bounds: ReadBounds,
+): Promise<BodyRead> {
+  if (body === null || body instanceof Uint8Array) {
+    return { body, release: released };
+  }
   const stream = body.body;
-  if (stream === null) return new Uint8Array(0);
-  const reader = stream.getReader();
-  let ended: OutboxError | undefined;
-  const end = (error: OutboxError) => {
-    ended ??= error;
-    reader.cancel().catch(() => {});
-  };
-  const timer = setTimeout(
-    () =>
-      end(
-        new OutboxError(
-          "TIMEOUT",
-          `${TRIGGER}not stored: the body was not read within ${timeout} ms (queryTimeout)`,
-        ),
-      ),
+  if (stream === null) return { body: new Uint8Array(0), release: released };
+  const { max, timeout, closing, budget } = bounds;
+  const read = await readStream(stream, {
+    max,
     timeout,
-  );
-  const onClose = () =>
-    end(
-      new OutboxError(
+    signal: closing,
+    budget,
+    weigh: base64Size,
+  });
+  if (read.ok) return { body: read.bytes, release: read.release };
+  switch (read.end) {
+    case "too large":
+      throw new OutboxError(
+        "TOO_LARGE",
+        `${TRIGGER}not stored: the body is larger than maxBodySize (${max} bytes)`,
+      );
+    case "busy":
+      throw bounds.overloaded();
+    case "timeout":
+      throw new OutboxError(
+        "TIMEOUT",
+        `${TRIGGER}not stored: the body was not read within ${timeout} ms (queryTimeout)`,
+      );
+    case "stopped":
+      throw new OutboxError(
         "CLOSED",
         `${TRIGGER}not stored: the outbox closed while the body was read`,
-      ),
-    );
-  if (closing.aborted) onClose();
-  else closing.addEventListener("abort", onClose, { once: true });
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (ended !== undefined) throw ended;
-      if (done) break;
-      size += value.byteLength;
-      if (size > max) {
-        reader.cancel().catch(() => {});
-        throw new OutboxError(
-          "TOO_LARGE",
-          `${TRIGGER}not stored: the body is larger than maxBodySize (${max} bytes)`,
-        );
-      }
-      chunks.push(value);
-    }
-  } catch (error) {
-    if (ended !== undefined) throw ended;
-    if (error instanceof OutboxError) throw error;
-    throw new OutboxError(
-      "BODY",
-      `${TRIGGER}not stored: the body could not be read: ${describe(error)}`,
-      { cause: error },
-    );
-  } finally {
-    clearTimeout(timer);
-    closing.removeEventListener("abort", onClose);
+      );
+    default:
+      throw new OutboxError(
+        "BODY",
+        `${TRIGGER}not stored: the body could not be read: ${
+          describe(read.error)
+        }`,
+        { cause: read.error },
+      );
   }
-  return concatBytes(chunks, size);
 }

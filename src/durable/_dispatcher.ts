@@ -18,6 +18,7 @@ import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 import { type AttemptTrace, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
+import { DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
@@ -34,9 +35,9 @@ const FILL_MS = 50;
 const FETCH_PER_SLOT = 4;
 const MAX_FETCH = 256;
 /** Stored body text one fetch may bring at most, counting each job at the
- * largest body it may hold (`maxBodySize`, base64: 4/3): 384 MiB, which
- * leaves fetches of up to 288 jobs at the 1 MiB default. */
-const FETCH_BYTES = 384 * 1_048_576;
+ * largest body it may hold (`maxBodySize`, base64: 4/3): fetches of up to
+ * 288 jobs at the default `maxBodySize` (384 MiB). */
+const FETCH_BYTES = 288 * DEFAULT_MAX_BODY_SIZE * 4 / 3;
 /** The shortest interval a delivery rate is measured over. */
 const RATE_WINDOW_MS = 10;
 /** A signal that never aborts (timer-only waits). */
@@ -89,7 +90,11 @@ export class FetchSize {
   #count = 0;
   #since: number;
 
-  constructor(concurrency: number, now: number, maxBodySize = 1_048_576) {
+  constructor(
+    concurrency: number,
+    now: number,
+    maxBodySize = DEFAULT_MAX_BODY_SIZE,
+  ) {
     const fits = Math.max(1, Math.floor(FETCH_BYTES / (maxBodySize * 4 / 3)));
     this.#min = Math.min(concurrency, fits);
     this.#max = Math.min(

@@ -4,7 +4,7 @@
 import { bounded as boundedWait } from "../_bounded.ts";
 import type { ConstructorOptions, PgBoss } from "npm:pg-boss@12.38.0";
 import { OutboxError } from "./errors.ts";
-import { describe, redact, redactError, secretsOf } from "./_redact.ts";
+import { describe, redact, redactError, secretsOf } from "../_redact.ts";
 import { findSchema, missingFromSchema, type Sql } from "./_pgboss_sql.ts";
 import { OPEN, type OpenSettings } from "./_validate.ts";
 

@@ -6,6 +6,7 @@ import type { PreparedRequest } from "../trigger/_request.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher, Rejected } from "./_batch.ts";
 import { OutboxError } from "./errors.ts";
+import { ByteBudget } from "../_read_stream.ts";
 import { type Retry, TRIGGER } from "./_validate.ts";
 
 /** The form a trigger is stored in (the job's data). */
@@ -49,10 +50,24 @@ const MAX_BATCH_BODY = 8_388_608;
 /** The most triggers waiting for an INSERT (20 batches); more reject with
  * `"OVERLOADED"` at once. */
 export const MAX_PENDING = 20 * MAX_BATCH;
-/** The most body text (base64) waiting for an INSERT, all triggers
- * together (8 batches at their largest); more reject with `"OVERLOADED"`
- * (a trigger that comes when none waits is always taken). */
+/** The most body text (base64) waiting for an INSERT or being read (a
+ * stream body counts at its stored size as it comes), all triggers together
+ * (8 batches at their largest); more reject with `"OVERLOADED"` (a trigger
+ * that comes when no other body is held is always taken). */
 export const MAX_PENDING_BODY = 8 * MAX_BATCH_BODY;
+
+/** Where the body text waiting to be stored, or being read, is counted. */
+export function pendingBodies(): ByteBudget {
+  return new ByteBudget(MAX_PENDING_BODY, true);
+}
+
+/** The error of a trigger refused because too many wait to be stored. */
+export function overloaded(where: string): OutboxError {
+  return new OutboxError(
+    "OVERLOADED",
+    `${TRIGGER}not stored: ${MAX_PENDING} triggers, or ${MAX_PENDING_BODY} bytes of their bodies, are already waiting for ${where} or being read`,
+  );
+}
 
 /** One row for pg-boss's `insert()`. */
 export interface JobRow {
@@ -126,11 +141,13 @@ export function storedRequest(
  * so only the bad row's caller rejects. A trigger's wait is checked against
  * `queryTimeout` when the batch before it ends, so it can wait up to about
  * twice that; at most {@linkcode MAX_PENDING} wait, holding at most
- * {@linkcode MAX_PENDING_BODY} of body text. */
+ * {@linkcode MAX_PENDING_BODY} of body text together with the bodies being
+ * read (`bodies`, shared with the outbox's reads). */
 export function groupCommit(
   engine: Engine,
   queue: string,
   queryTimeout: number,
+  bodies: ByteBudget = pendingBodies(),
 ): Batcher<JobRow> {
   const insert = (rows: JobRow[]) =>
     engine.transaction(
@@ -167,11 +184,7 @@ export function groupCommit(
     {
       limit: MAX_PENDING,
       deadline: queryTimeout,
-      full: () =>
-        new OutboxError(
-          "OVERLOADED",
-          `${TRIGGER}not stored: ${MAX_PENDING} triggers, or ${MAX_PENDING_BODY} bytes of their bodies, are already waiting for ${engine.where}`,
-        ),
+      full: () => overloaded(engine.where),
       expired: () =>
         new OutboxError(
           "TIMEOUT",
@@ -189,7 +202,7 @@ export function groupCommit(
     {
       of: (row) => row.data.body?.length ?? 0,
       max: MAX_BATCH_BODY,
-      waiting: MAX_PENDING_BODY,
+      waiting: bodies,
     },
   );
 }

@@ -2,14 +2,12 @@
 // TypeError or RangeError whose message names the value.
 import { PREFIX as TRIGGER, prepare } from "../trigger/_request.ts";
 import { show } from "../_show.ts";
-import { checkMs } from "../_options.ts";
+import { checkMs, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 import type { OutboxOptions, RetrySettings } from "./types.ts";
 
 export const OPEN = "Cannot open outbox: ";
 export { TRIGGER };
 const NAME = /^[a-z_][a-z0-9_]{0,40}$/;
-/** The default `maxBodySize`: 1 MiB, the receiving side's default too. */
-export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
 /** The largest `maxBodySize` accepted: 64 MiB. A body is stored base64 in
  * the job's JSON (4/3 of its size) and a group commit sends its rows as one
  * JSON text; larger bodies belong in object storage, with their URL in the

@@ -34,7 +34,7 @@
 import { parseArgs } from "node:util";
 import { openOutbox, type Outbox, OutboxError } from "./mod.ts";
 import { type Admin, adminOf, type TailEvent } from "./_admin_queries.ts";
-import { redact, redactText, secretsOf } from "./_redact.ts";
+import { redact, redactText, secretsOf } from "../_redact.ts";
 
 const USAGE = `Usage: deno task outbox <command> [options]
        deno run -A <module>/src/durable/cli.ts <command> [options]

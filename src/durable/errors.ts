@@ -15,8 +15,9 @@
  *   `webhook-id` header) and retry with the same id: a receiver that
  *   deduplicates by `webhook-id` then runs it once.
  * - `"OVERLOADED"`: `outbox.trigger()` only: too many triggers (10,000, or
- *   64 MiB of their stored (base64) bodies) already wait for the database to store them;
- *   nothing was written.
+ *   64 MiB of their stored (base64) bodies, stream bodies being read counted
+ *   as they arrive) already wait for the database to store them; nothing was
+ *   written (a stream body is cancelled).
  * - `"TOO_LARGE"`: `outbox.trigger()` only: the body, read from a stream
  *   or `FormData`, is larger than `maxBodySize`; nothing was written. (A
  *   body whose size is known at the call is refused there, with a

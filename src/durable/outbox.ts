@@ -19,6 +19,9 @@ import {
   HEARTBEAT_SECONDS,
   type JobRow,
   jobRow,
+  overloaded,
+  pendingBodies,
+  type StoredRequest,
   storedRequest,
 } from "./_enqueue.ts";
 import type { Batcher } from "./_batch.ts";
@@ -181,6 +184,9 @@ class PgOutbox implements Outbox {
   #secret?: string;
   #maxBodySize: number;
   #insert: Batcher<JobRow>;
+  /** Body text waiting to be stored or being read (`"OVERLOADED"` past
+   * 64 MiB). */
+  #bodies = pendingBodies();
   #dispatcher: Dispatcher;
   #closed = false;
   /** Aborted when the outbox closes: body reads under way stop. */
@@ -208,6 +214,7 @@ class PgOutbox implements Outbox {
       engine,
       settings.queues.queue,
       settings.queryTimeout,
+      this.#bodies,
     );
     this.#dispatcher = new Dispatcher(engine, {
       queue: settings.queues.queue,
@@ -252,19 +259,28 @@ class PgOutbox implements Outbox {
     // is committed (its group's transaction); its context goes with the job.
     const trace = traceEnqueue(this.#queues.queue, jobId, req.href);
     const storing = (async () => {
-      const body = await readBody(req.body, {
+      const read = await readBody(req.body, {
         max: this.#maxBodySize,
         timeout: this.#queryTimeout,
         closing: this.#reads.signal,
+        budget: this.#bodies,
+        overloaded: () => overloaded(this.#engine.where),
       });
-      const data = storedRequest(id, req, body, {
-        transport: init.transport,
-        secret: init.sign?.secret,
-        trace: trace?.carrier,
-      });
-      // Closed while the body was read: nothing is stored after close.
-      if (this.#closed) {
-        throw new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`);
+      let data: StoredRequest;
+      try {
+        data = storedRequest(id, req, read.body, {
+          transport: init.transport,
+          secret: init.sign?.secret,
+          trace: trace?.carrier,
+        });
+        // Closed while the body was read: nothing is stored after close.
+        if (this.#closed) {
+          throw new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`);
+        }
+      } finally {
+        // Handed on at once (no wait in between): the waiting row takes
+        // the same share of the budget again as it is added.
+        read.release();
       }
       await this.#insert.add(jobRow(jobId, data, retry, delay));
       if (!delay) this.#dispatcher.wake();

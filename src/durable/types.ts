@@ -209,7 +209,8 @@ export interface Outbox {
    *   outcome is unknown unless the message says "not stored": retry with
    *   the same `sign.id` to avoid a duplicate), also for a stream body not
    *   read within `queryTimeout` ("not stored"); `"OVERLOADED"` when 10,000
-   *   triggers, or 64 MiB of their stored (base64) bodies, already wait to be stored;
+   *   triggers, or 64 MiB of their stored (base64) bodies, already wait to be stored
+   *   (stream bodies being read count too, as they arrive: the stream is cancelled);
    *   `"TOO_LARGE"` when a `ReadableStream` or `FormData` body turns out
    *   larger than `maxBodySize` (reading stops there), `"BODY"` when such a
    *   body fails to read; `"CLOSED"` after `stop()`, or when the outbox

@@ -3,58 +3,24 @@
 // both read it here, bounded in size, in time and (for unauthenticated
 // bytes) in total memory across requests.
 import type { MiddlewareContext } from "./context.ts";
-import { concatBytes } from "../_bytes.ts";
+import { ByteBudget, readStream, type StreamEnd } from "../_read_stream.ts";
 
-/** The default `maxBodySize` of both middlewares: 1 MiB. */
-export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
+/** The receiving side's budget of body bytes held at once. */
+export { ByteBudget as BodyBudget };
+
 /** The default `bodyTimeout` of both middlewares: 10 s. */
 export const DEFAULT_BODY_TIMEOUT = 10_000;
 /** The default `maxBufferedBytes` of both middlewares: 16 MiB. */
 export const DEFAULT_MAX_BUFFERED_BYTES = 16_777_216;
 
-/** Why a body was not read. */
-export type BodyFailure =
-  /** Larger than `maxBodySize` (declared or counted): 413. */
-  | "too large"
-  /** Not received within the time allowed: 408. */
-  | "timeout"
-  /** The read failed (the caller left, a broken stream): 400. */
-  | "failed"
-  /** The memory budget is spent: 503 with Retry-After. */
-  | "busy";
+/** Why a body was not read: 413, 408, 400 or 503 (see
+ * {@linkcode refuseBody}). No signal ends a read here. */
+export type BodyFailure = Exclude<StreamEnd, "stopped">;
 
 /** A body read, or why it failed. */
 export type BodyRead =
   | { ok: true; body: Uint8Array | null; release(): void }
   | { ok: false; failure: BodyFailure };
-
-/**
- * A bound on the body bytes held in memory at once across requests. Bytes
- * are taken as they arrive (the declared length at once when there is one)
- * and given back by `release()`.
- */
-export class BodyBudget {
-  #left: number;
-
-  constructor(readonly max: number) {
-    this.#left = max;
-  }
-
-  /** Bytes free now. */
-  get left(): number {
-    return this.#left;
-  }
-
-  take(bytes: number): boolean {
-    if (bytes > this.#left) return false;
-    this.#left -= bytes;
-    return true;
-  }
-
-  give(bytes: number): void {
-    this.#left = Math.min(this.max, this.#left + bytes);
-  }
-}
 
 /** How {@linkcode readBody} is bounded. */
 export interface ReadLimits {
@@ -63,7 +29,7 @@ export interface ReadLimits {
   /** Milliseconds for the whole body; `0`: no limit. */
   timeout?: number;
   /** Where the bytes held are counted; none: not counted. */
-  budget?: BodyBudget;
+  budget?: ByteBudget;
 }
 
 /** The answer to a body not read: 413, 408, 503 + Retry-After or 400. */
@@ -128,92 +94,26 @@ export async function readBody(
   const declared = Number(raw.headers.get("content-length") ?? NaN);
   // Over the whole budget: never readable, so not "busy" (a retry would
   // get the same).
-  if (declared > maxBodySize || declared > (budget?.max ?? Infinity)) {
-    return { ok: false, failure: "too large" };
-  }
+  const max = Math.min(maxBodySize, budget?.max ?? Infinity);
+  if (declared > max) return { ok: false, failure: "too large" };
   if (raw.body === null) return { ok: true, body: null, release: released };
-
-  // Bytes counted against the budget so far.
-  let held = 0;
-  const hold = (bytes: number): boolean => {
-    if (budget === undefined || bytes <= held) return true;
-    if (!budget.take(bytes - held)) return false;
-    held = bytes;
-    return true;
-  };
-  const giveBack = () => {
-    budget?.give(held);
-    held = 0;
-  };
-  if (declared >= 0 && !hold(declared)) {
-    await raw.body.cancel().catch(noop);
-    return { ok: false, failure: "busy" };
-  }
-  let reader: ReadableStreamDefaultReader<Uint8Array>;
-  try {
-    reader = raw.body.getReader();
-  } catch (error) {
-    // Locked by someone else: what was taken goes back before the throw.
-    giveBack();
-    throw error;
-  }
-  let timedOut = false;
-  const timer = timeout > 0
-    ? setTimeout(() => {
-      timedOut = true;
-      reader.cancel().catch(noop);
-    }, timeout)
-    : undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let failure: BodyFailure | undefined;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (timedOut) {
-        failure = "timeout";
-        break;
-      }
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBodySize || size > (budget?.max ?? Infinity)) {
-        failure = "too large";
-      } else if (!hold(size)) failure = "busy";
-      if (failure !== undefined) {
-        await reader.cancel().catch(noop);
-        break;
-      }
-      chunks.push(value);
-    }
-  } catch {
-    failure = timedOut ? "timeout" : "failed";
-  } finally {
-    clearTimeout(timer);
-  }
-  if (failure !== undefined) {
-    chunks.length = 0;
-    giveBack();
-    return { ok: false, failure };
-  }
-  // A body shorter than declared frees the difference now.
-  if (budget !== undefined && held > size) {
-    budget.give(held - size);
-    held = size;
-  }
-  return { ok: true, body: concatBytes(chunks, size), release: giveBack };
+  const read = await readStream(raw.body, { max, timeout, budget, declared });
+  if (!read.ok) return { ok: false, failure: read.end as BodyFailure };
+  return { ok: true, body: read.bytes, release: read.release };
 }
 
-function noop(): void {}
-
 /**
- * A copy of `raw` with its body in memory, for the route to read again;
+ * A copy of `raw` with its body in memory, for the route to read again.
  * `signal` replaces the request's (connection()'s own signal in the
- * background).
+ * background). Without one, the copy's `signal` is the request's own, read
+ * only when the route reads it: Deno.serve (2.9) warns about its legacy
+ * abort once a handler has read `request.signal`, so a copy that read it
+ * for every request would make Deno warn for routes that never use it.
  */
 export function bufferedRequest(
   raw: Request,
   body: Uint8Array | null,
-  signal: AbortSignal = raw.signal,
+  signal?: AbortSignal,
 ): Request {
   const request = new Request(raw.url, {
     method: raw.method,
@@ -221,6 +121,12 @@ export function bufferedRequest(
     body: body as BodyInit | null,
     signal,
   });
+  if (signal === undefined) {
+    Object.defineProperty(request, "signal", {
+      get: () => raw.signal,
+      configurable: true,
+    });
+  }
   const cf = (raw as { cf?: unknown }).cf;
   if (cf !== undefined) Object.defineProperty(request, "cf", { value: cf });
   return request;

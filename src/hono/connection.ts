@@ -15,7 +15,6 @@ import {
   type BodyRead,
   bufferedRequest,
   DEFAULT_BODY_TIMEOUT,
-  DEFAULT_MAX_BODY_SIZE,
   DEFAULT_MAX_BUFFERED_BYTES,
   readBody,
   type ReadLimits,
@@ -27,7 +26,7 @@ import {
   checkBytes,
   checkFunction,
 } from "./_check.ts";
-import { checkMs } from "../_options.ts";
+import { checkMs, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 import { consoleReporter } from "./_report.ts";
 import { traceConnection } from "./_trace.ts";
 import { setRunning } from "./_running.ts";

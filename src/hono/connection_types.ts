@@ -197,7 +197,8 @@ export interface ConnectionOptions {
   timeLimit?: number;
   /**
    * Read the body, answer `202 Accepted` at once, then run the route in the
-   * background; its response is dropped.
+   * background; its response is dropped. The body stays counted against
+   * `maxBufferedBytes` until the route's run ends, however long it hangs.
    *
    * @default {false}
    */
@@ -223,7 +224,11 @@ export interface ConnectionOptions {
    * requests: from the read before the `202` until the background run is
    * over. Past it a request gets `503` with `Retry-After` and is not read,
    * so a flood of acknowledged jobs cannot grow memory without bound. Must
-   * be at least `maxBodySize`.
+   * be at least `maxBodySize`. A route that hangs keeps its body counted
+   * for as long as it runs (one that never settles, or ignores the
+   * connection's signal past `timeLimit`: the run ends when the route
+   * does); enough of them and every request gets `503`. Set `timeLimit` and
+   * stop at `c.var.connection.signal`.
    *
    * @default {16_777_216}
    */

@@ -66,7 +66,6 @@ import {
   BodyBudget,
   bufferedRequest,
   DEFAULT_BODY_TIMEOUT,
-  DEFAULT_MAX_BODY_SIZE,
   DEFAULT_MAX_BUFFERED_BYTES,
   hasBody,
   readBody,
@@ -79,7 +78,7 @@ import {
   checkFunction,
   MAX_TOLERANCE,
 } from "./_check.ts";
-import { checkMs } from "../_options.ts";
+import { checkMs, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 import { consoleReporter, report } from "./_report.ts";
 import { annotate } from "./_trace.ts";
 import { keepAlive } from "./_background.ts";

@@ -7,11 +7,7 @@ import {
   adminOf,
 } from "../../src/durable/_admin_queries.ts";
 import { missingFromSchema } from "../../src/durable/_pgboss_sql.ts";
-import {
-  redactHeaders,
-  redactText,
-  redactUrl,
-} from "../../src/durable/_redact.ts";
+import { redactHeaders, redactText, redactUrl } from "../../src/_redact.ts";
 import {
   DATABASE_URL,
   freshOptions,

@@ -276,3 +276,77 @@ Deno.test("outbox.trigger() with a body stream that stops: TIMEOUT (not stored) 
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("outbox.trigger(): stream bodies being read count against the 64 MiB of body text waiting to be stored: of 60 streams that stall after 1 MiB, at least 13 are refused OVERLOADED (cancelled, before any TIMEOUT), the others TIMEOUT; then the budget is back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_body_" });
+  const url = "http://127.0.0.1:9/never";
+  const outbox = await openOutbox({ dir, queryTimeout: 3_000 });
+  // One 64 KiB chunk given 16 times per stream: 60 MiB read in all, little
+  // of it held by the test itself.
+  const chunk = pattern(64 * 1024);
+  const streams = Array.from({ length: 60 }, () => {
+    const seen = { cancelled: false };
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 16) return controller.enqueue(chunk);
+        return new Promise<void>(() => {}); // never more
+      },
+      cancel() {
+        seen.cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    return { stream, seen };
+  });
+  try {
+    const settled: string[] = [];
+    await within(
+      Promise.all(
+        streams.map(({ stream }) =>
+          outbox.trigger(url, { method: "POST", body: stream }).then(
+            () => settled.push("stored"),
+            (error) => {
+              assert.ok(error instanceof OutboxError, String(error));
+              if (error.code === "OVERLOADED") {
+                assert.match(
+                  error.message,
+                  /not stored: .* 67108864 bytes of their bodies, are already waiting .* or being read/,
+                );
+              }
+              settled.push(error.code);
+            },
+          )
+        ),
+      ),
+      "60 stalled stream bodies settled",
+      30_000,
+    );
+    const overloaded = settled.filter((code) => code === "OVERLOADED").length;
+    // 1 MiB stored is 1,398,104 characters of base64: 47 fit in 64 MiB.
+    assert.ok(
+      overloaded >= 13,
+      `${overloaded} OVERLOADED (bodies being read were not counted): ${settled}`,
+    );
+    assert.deepEqual(
+      settled,
+      [
+        ...Array(overloaded).fill("OVERLOADED"),
+        ...Array(60 - overloaded).fill("TIMEOUT"),
+      ],
+      "refused at once, before the reads under way timed out",
+    );
+    for (const [i, { seen }] of streams.entries()) {
+      assert.ok(seen.cancelled, `stream ${i} cancelled`);
+    }
+    assert.equal((await outbox.stats()).queued, 0, "nothing stored");
+    // Every read gave its share back: a body of 1 MiB is read and stored.
+    await within(
+      outbox.trigger(url, { body: streamOf(pattern(MiB), 64 * 1024).stream }),
+      "a stream after the refusals",
+    );
+    assert.equal((await outbox.stats()).queued, 1);
+  } finally {
+    await outbox.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

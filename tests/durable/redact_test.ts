@@ -2,7 +2,7 @@
 // in a nested cause, not in a string property such as pg's `detail` or the
 // `input` Node's URL parser attaches.
 import assert from "node:assert/strict";
-import { redact, redactError, secretsOf } from "../../src/durable/_redact.ts";
+import { redact, redactError, secretsOf } from "../../src/_redact.ts";
 
 const PASSWORD = "s3cr3t-Pw";
 const URL_TEXT = `postgres://app:${PASSWORD}@db.example:99999/app`;

@@ -10,6 +10,7 @@ import { sleep } from "../_hono_client.ts";
 import { within } from "../_wait.ts";
 import { Hono } from "hono";
 import { BodyBudget, readBody } from "../../src/hono/_body.ts";
+import { ByteBudget, readStream } from "../../src/_read_stream.ts";
 
 const CONNECTIONS = 200;
 const BODY = 1_048_576;
@@ -154,4 +155,75 @@ Deno.test("the body reader answers 'too large', never 'busy', for a body over th
   });
   assert.equal(await fits.text(), "ok");
   assert.equal(budget.left, 100);
+});
+
+Deno.test("the shared stream reader: a budget's lone holder may pass its bound only with `lone` (the outbox's rule); every refusal cancels the stream and gives its bytes back", async () => {
+  /** A stream of `count` chunks of `size` bytes; tells if cancelled. */
+  const chunks = (count: number, size: number) => {
+    const seen = { cancelled: false };
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < count) controller.enqueue(new Uint8Array(size));
+        else controller.close();
+      },
+      cancel() {
+        seen.cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    return { stream, seen };
+  };
+  // The outbox's rule: alone, a body larger than the whole budget is read.
+  const lone = new ByteBudget(100, true);
+  const alone = await readStream(chunks(3, 50).stream, {
+    max: 1000,
+    budget: lone,
+  });
+  assert.ok(alone.ok);
+  assert.equal(alone.bytes.byteLength, 150);
+  // Not while it is held: another holder finds no room, and is cancelled.
+  const other = chunks(1, 1);
+  const refused = await readStream(other.stream, { max: 1000, budget: lone });
+  assert.deepEqual(refused, { ok: false, end: "busy" });
+  assert.ok(other.seen.cancelled);
+  alone.release();
+  alone.release(); // once only
+  assert.equal(lone.left, 100);
+  // Counted by `weigh` (the outbox counts base64): 75 bytes weigh 100.
+  const weighed = await readStream(chunks(3, 25).stream, {
+    max: 1000,
+    budget: lone,
+    weigh: (n) => Math.ceil(n / 3) * 4,
+  });
+  assert.ok(weighed.ok);
+  assert.equal(lone.left, 0);
+  if (weighed.ok) weighed.release();
+
+  // The receiving side's rule: never past the bound; the bytes go back.
+  const strict = new ByteBudget(100);
+  const over = chunks(3, 50);
+  const busy = await readStream(over.stream, { max: 1000, budget: strict });
+  assert.deepEqual(busy, { ok: false, end: "busy" });
+  assert.ok(over.seen.cancelled);
+  assert.equal(strict.left, 100);
+  // A declared length is taken at once; a shorter body gives the rest back.
+  const short = await readStream(chunks(1, 10).stream, {
+    max: 1000,
+    budget: strict,
+    declared: 60,
+  });
+  assert.ok(short.ok);
+  assert.equal(strict.left, 90);
+  short.release();
+  // Stopped by its signal: "stopped", cancelled.
+  const stop = new AbortController();
+  const stalled = new ReadableStream<Uint8Array>({
+    pull: () => new Promise<void>(() => {}),
+  });
+  const reading = readStream(stalled, { max: 10, signal: stop.signal });
+  stop.abort();
+  assert.deepEqual(await within(reading, "the stopped read"), {
+    ok: false,
+    end: "stopped",
+  });
 });

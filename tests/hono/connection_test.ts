@@ -8,8 +8,12 @@ import {
   drainBackground,
   verifyTrigger,
 } from "../../src/hono/mod.ts";
-import { createSecret, trigger } from "../../mod.ts";
-import { createHonoTestApp, type HonoRecord } from "../_hono_app.ts";
+import { createSecret, signPayload, trigger } from "../../mod.ts";
+import {
+  createHonoTestApp,
+  HONO_TEST_SECRET,
+  type HonoRecord,
+} from "../_hono_app.ts";
 import {
   getJson,
   rawRequest,
@@ -595,6 +599,40 @@ Deno.test("connection() on Deno.serve with the legacy abort: Deno's warning reac
   }
   assert.match(stderr, LEGACY_WARNING);
   assert.match(stderr, /--unstable-no-legacy-abort/);
+});
+
+Deno.test("verifyTrigger() on Deno.serve with the legacy abort: no warning, as its copy of the request reads request.signal only when the route does", async () => {
+  // The warning is once per process: a server of its own, where only the
+  // verified route (which never reads the signal) is asked.
+  const target = await startDeno([], true);
+  let stderr = "";
+  try {
+    const body = JSON.stringify({ n: 1 });
+    const id = `msg_legacy_${crypto.randomUUID().slice(0, 8)}`;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const response = await within(
+      fetch(`${target.base}/verified`, {
+        method: "POST",
+        body,
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": await signPayload(HONO_TEST_SECRET, {
+            id,
+            timestamp,
+            body,
+          }),
+        },
+      }),
+      "the verified route's answer",
+    );
+    assert.equal(response.status, 200);
+    assert.equal(await response.text(), body);
+  } finally {
+    stderr = await target.stop();
+  }
+  assert.doesNotMatch(stderr, LEGACY_WARNING);
 });
 
 /** Bundles the server entry for `runtime` (node or bun) and runs it. */

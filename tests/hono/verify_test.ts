@@ -457,6 +457,51 @@ Deno.test("verifyTrigger() leaves the body readable for the route, every way", a
   assert.equal(await again.text(), json);
 });
 
+Deno.test("verifyTrigger()'s copy of the request reads request.signal only when the route does, and it is the caller's signal then", async () => {
+  // Reading request.signal makes Deno.serve (2.9) warn about its legacy
+  // abort: the middleware itself must not read it.
+  const secret = createSecret();
+  let reads = 0;
+  class Watched extends Request {
+    override get signal(): AbortSignal {
+      reads++;
+      return super.signal;
+    }
+  }
+  const app = new Hono<VerifyTriggerEnv>();
+  app.post("/quiet", verifyTrigger({ secret }), async (c) => {
+    return c.text(await c.req.text());
+  });
+  let routeSignal: AbortSignal | undefined;
+  app.post("/listens", verifyTrigger({ secret }), async (c) => {
+    routeSignal = c.req.raw.signal;
+    return c.text(await c.req.text());
+  });
+  const body = JSON.stringify({ n: 1 });
+  const caller = new AbortController();
+  const send = async (path: string) =>
+    await app.fetch(
+      new Watched(`http://hook.test${path}`, {
+        method: "POST",
+        body,
+        headers: await signed(secret, body),
+        signal: caller.signal,
+      }),
+    );
+  const quiet = await send("/quiet");
+  assert.equal(quiet.status, 200);
+  assert.equal(await quiet.text(), body);
+  assert.equal(reads, 0, "request.signal was read for a route that does not");
+
+  const listens = await send("/listens");
+  assert.equal(listens.status, 200);
+  assert.equal(await listens.text(), body);
+  assert.equal(reads, 1, "the route's read reaches the request's signal");
+  assert.equal(routeSignal?.aborted, false);
+  caller.abort(new Error("caller left"));
+  assert.equal(routeSignal?.aborted, true, "the caller's abort reaches it");
+});
+
 Deno.test("verifyTrigger() runs an id once: done after a 2xx, runnable again after a 5xx or a throw", async () => {
   const secret = createSecret();
   const store = new MemoryDedupStore();

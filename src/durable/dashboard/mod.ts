@@ -55,9 +55,14 @@
 import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
-import { redactText } from "../_redact.ts";
+import { redactText } from "../../_redact.ts";
 import { show } from "../../_show.ts";
-import { BodyBudget, bufferedRequest, readBody } from "../../hono/_body.ts";
+import {
+  BodyBudget,
+  bufferedRequest,
+  readBody,
+  refuseBody,
+} from "../../hono/_body.ts";
 import {
   authorized,
   type Credentials,
@@ -135,10 +140,6 @@ const FORM_TIMEOUT = 10_000;
 /** Bytes of forms being read, all POSTs of one dashboard together (then
  * 503 with Retry-After): 16 forms at their largest. */
 const FORMS_IN_MEMORY = 16 * MAX_FORM;
-/** A signal that never aborts, for the form's copy of the request: Deno
- * warns about its legacy abort once `request.signal` is read, and nothing
- * here needs to know whether the caller left. */
-const NEVER = new AbortController().signal;
 
 function credentialsOf(options: DashboardOptions): Credentials | null {
   const { token, basic } = options;
@@ -294,15 +295,24 @@ export function dashboard(
     await next();
   });
 
-  async function page(c: Context<Env>, flash?: string): Promise<pages.Page> {
+  /** A page's frame. `failed`: for the error page, which makes no
+   * database call (the database may be what failed: a second queryTimeout
+   * would only delay it) and renders without a CSRF token should its key
+   * have failed. */
+  async function page(
+    c: Context<Env>,
+    flash?: string,
+    failed = false,
+  ): Promise<pages.Page> {
+    const token = key.then(csrfToken);
     return {
       base,
-      csrf: await csrfToken(await key),
-      nonce: c.get("nonce"),
+      csrf: await (failed ? token.catch(() => "") : token),
+      nonce: c.get("nonce") ?? "",
       title,
       queue: admin.queue,
       engine: admin.engine === "embedded" ? "embedded (PGlite)" : "PostgreSQL",
-      now: await admin.now(),
+      now: failed ? new Date() : await admin.now(),
       flash,
     };
   }
@@ -375,19 +385,7 @@ export function dashboard(
     const text = redactText((error as Error)?.message ?? String(error));
     return c.html(
       pages.message(
-        // No database call here: it may be what failed (a second
-        // queryTimeout would only delay this page).
-        {
-          base,
-          csrf: await key.then(csrfToken, () => ""),
-          nonce: c.get("nonce") ?? "",
-          title,
-          queue: admin.queue,
-          engine: admin.engine === "embedded"
-            ? "embedded (PGlite)"
-            : "PostgreSQL",
-          now: new Date(),
-        },
+        await page(c, undefined, true),
         "The outbox could not be read",
         text,
       ),
@@ -484,27 +482,15 @@ async function checkPost(
     budget: forms,
   });
   if (!read.ok) {
-    switch (read.failure) {
-      case "too large":
-        return c.text(
-          `Payload Too Large: a form is at most ${MAX_FORM} bytes`,
-          413,
-        );
-      case "timeout":
-        return c.text(
-          `Request Timeout: the form did not arrive within ${FORM_TIMEOUT} ms`,
-          408,
-        );
-      case "busy":
-        c.header("Retry-After", "5");
-        return c.text("Service Unavailable: too many forms being read", 503);
-      default:
-        return c.text("Bad Request: unreadable form", 400);
-    }
+    // The receiving side's answer, with this page's headers.
+    const refused = refuseBody(read.failure, MAX_FORM, FORM_TIMEOUT);
+    return c.newResponse(refused.body, refused);
   }
   // Counted only while it is read and parsed: a form is small once parsed.
+  // The copy's signal is the request's, read only if something reads it
+  // (nothing here: Deno 2.9 warns about its legacy abort once it is read).
   try {
-    c.req.raw = bufferedRequest(c.req.raw, read.body, NEVER);
+    c.req.raw = bufferedRequest(c.req.raw, read.body);
     return await checkForm(c, key);
   } finally {
     read.release();

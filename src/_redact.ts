@@ -1,4 +1,5 @@
-// Keeping secrets out of what the outbox says and shows, in one place:
+// Keeping secrets out of what the outbox and the PostgreSQL dedup store say
+// and show, in one place (private; a leaf any module can take):
 // - a connection string's password out of every error message (the strings
 //   users pass are not always valid URLs: an unencoded "#" in the password,
 //   a port out of range; and parsers quote their input in their errors);
