@@ -54,10 +54,18 @@ async function startTarget() {
   const reader = child.stdout.pipeThrough(new TextDecoderStream())
     .getReader();
   let line = "";
-  while (!line.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the node target exited before its port");
-    line += value;
+  const timer = setTimeout(() => {
+    child.kill();
+    reader.cancel(new Error("the node target gave no port within 10 s"));
+  }, 10_000);
+  try {
+    while (!line.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the node target exited before its port");
+      line += value;
+    }
+  } finally {
+    clearTimeout(timer);
   }
   reader.releaseLock();
   return { origin: `http://127.0.0.1:${Number(line.trim())}`, child };

@@ -30,6 +30,7 @@ export class ByteBudget {
   /** Takes `bytes` more for a holder that holds `holding` already; `false`
    * (nothing taken) when they do not fit. */
   take(bytes: number, holding = 0): boolean {
+    if (bytes === 0) return true; // nothing to hold, even past `max`
     if (
       this.#used + bytes > this.max && !(this.lone && this.#used === holding)
     ) {

@@ -102,6 +102,22 @@ export async function readBody(
   return { ok: true, body: read.bytes, release: read.release };
 }
 
+/** `request`'s `signal` (and its clones') reads `raw`'s when read. A copy
+ * made by `new Request(request)` or `fetch(request)` does not follow it:
+ * the platform copies its own signal, which never aborts. */
+function withSignalOf(request: Request, raw: Request): Request {
+  Object.defineProperty(request, "signal", {
+    get: () => raw.signal,
+    configurable: true,
+  });
+  Object.defineProperty(request, "clone", {
+    value: () => withSignalOf(Request.prototype.clone.call(request), raw),
+    configurable: true,
+    writable: true,
+  });
+  return request;
+}
+
 /**
  * A copy of `raw` with its body in memory, for the route to read again.
  * `signal` replaces the request's (connection()'s own signal in the
@@ -121,12 +137,7 @@ export function bufferedRequest(
     body: body as BodyInit | null,
     signal,
   });
-  if (signal === undefined) {
-    Object.defineProperty(request, "signal", {
-      get: () => raw.signal,
-      configurable: true,
-    });
-  }
+  if (signal === undefined) withSignalOf(request, raw);
   const cf = (raw as { cf?: unknown }).cf;
   if (cf !== undefined) Object.defineProperty(request, "cf", { value: cf });
   return request;

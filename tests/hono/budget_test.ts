@@ -186,6 +186,9 @@ Deno.test("the shared stream reader: a budget's lone holder may pass its bound o
   const refused = await readStream(other.stream, { max: 1000, budget: lone });
   assert.deepEqual(refused, { ok: false, end: "busy" });
   assert.ok(other.seen.cancelled);
+  // Nothing to hold fits even then: a body-less trigger is not OVERLOADED
+  // while one large stream is read.
+  assert.equal(lone.take(0), true);
   alone.release();
   alone.release(); // once only
   assert.equal(lone.left, 100);

@@ -477,6 +477,12 @@ Deno.test("verifyTrigger()'s copy of the request reads request.signal only when 
     routeSignal = c.req.raw.signal;
     return c.text(await c.req.text());
   });
+  let cloneSignal: AbortSignal | undefined;
+  app.post("/clones", verifyTrigger({ secret }), async (c) => {
+    const copy = c.req.raw.clone();
+    cloneSignal = copy.signal;
+    return c.text(await copy.text());
+  });
   const body = JSON.stringify({ n: 1 });
   const caller = new AbortController();
   const send = async (path: string) =>
@@ -500,6 +506,22 @@ Deno.test("verifyTrigger()'s copy of the request reads request.signal only when 
   assert.equal(routeSignal?.aborted, false);
   caller.abort(new Error("caller left"));
   assert.equal(routeSignal?.aborted, true, "the caller's abort reaches it");
+
+  // A clone of the copy follows the caller too (its own platform signal
+  // would never abort).
+  const late = new AbortController();
+  const cloned = await app.fetch(
+    new Request("http://hook.test/clones", {
+      method: "POST",
+      body,
+      headers: await signed(secret, body),
+      signal: late.signal,
+    }),
+  );
+  assert.equal(await cloned.text(), body);
+  assert.equal(cloneSignal?.aborted, false);
+  late.abort(new Error("caller left"));
+  assert.equal(cloneSignal?.aborted, true, "a clone's signal follows it");
 });
 
 Deno.test("verifyTrigger() runs an id once: done after a 2xx, runnable again after a 5xx or a throw", async () => {
