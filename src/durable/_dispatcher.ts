@@ -589,8 +589,10 @@ export class Dispatcher {
  * the job is the one stored (its id is `data.job ?? data.id`): nothing changes an
  * active job's limit but {@linkcode exhaustRetries} (a "dead" outcome,
  * counted as dead anyway); pg-boss's `update()` touches only waiting jobs,
- * its `retry()` only failed ones. A redriven dead letter is a new job with
- * the queue's limit: `undefined`, and the dispatcher asks the database.
+ * its `retry()` only failed ones. A dead letter the outbox redrives is a
+ * new job named in `data.job` with the stored limit; one pg-boss's own
+ * `redrive()` re-created has the queue's: `undefined`, and the dispatcher
+ * asks the database.
  */
 export function lastAttempt(
   job: { id: string; retryCount: number; data: StoredRequest },

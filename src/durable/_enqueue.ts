@@ -26,12 +26,18 @@ export interface StoredRequest {
   /** The caller's trace context (`traceparent`, …), when OTel is on. */
   trace?: Record<string, string>;
   /** The job id it was stored under, when not `id` (the caller gave the
-   * trigger's id), and the retry limit it was stored with: the dispatcher
-   * tells a last attempt from them without a query (`lastAttempt()`). A
-   * dead letter pg-boss redrives is a new job (another id) with the
-   * queue's retry limit: for it they say nothing. */
+   * trigger's id, or it was redriven), and the retry limit it was stored
+   * with: the dispatcher tells a last attempt from them without a query
+   * (`lastAttempt()`). */
   job?: string;
   retryLimit?: number;
+  /** The other retry settings it was stored with, as pg-boss keeps them
+   * (whole seconds): `redrive()` gives the redriven job these (pg-boss
+   * would give it its queue's), with `retryLimit`. */
+  retryDelay?: number;
+  retryBackoff?: boolean;
+  /** With `retryBackoff` only. */
+  retryDelayMax?: number;
 }
 
 /** A dispatcher that stops touching its jobs loses them after this long. */
@@ -73,20 +79,23 @@ export function jobRow(
   retry: Retry,
   delay: number | undefined,
 ): JobRow {
-  return {
-    id: jobId,
-    data: {
-      ...data,
-      ...(data.id === jobId ? {} : { job: jobId }),
-      retryLimit: retry.limit,
-    },
+  // pg-boss keeps whole seconds: round up, never retry sooner than asked.
+  const settings = {
     retryLimit: retry.limit,
-    // pg-boss keeps whole seconds: round up, never retry sooner than asked.
     retryDelay: Math.ceil(retry.delay / 1000),
     retryBackoff: retry.backoff,
     ...(retry.backoff
       ? { retryDelayMax: Math.ceil(retry.maxDelay / 1000) }
       : {}),
+  };
+  return {
+    id: jobId,
+    data: {
+      ...data,
+      ...(data.id === jobId ? {} : { job: jobId }),
+      ...settings,
+    },
+    ...settings,
     expireInSeconds: Math.ceil(data.timeout / 1000) + LEASE_MARGIN_SECONDS,
     heartbeatSeconds: HEARTBEAT_SECONDS,
     ...(delay ? { startAfter: new Date(Date.now() + delay) } : {}),

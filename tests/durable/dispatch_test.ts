@@ -334,7 +334,7 @@ Deno.test("the dispatcher sets webhook-id and keeps the caller's other webhook-*
   }
 });
 
-Deno.test("retry or dead without a query for stored jobs, and still right for a redriven dead letter (a new job with the queue's retry limit): events match what pg-boss did", async () => {
+Deno.test("retry or dead without a query for stored jobs and for a redriven dead letter (a new job with its trigger's retry limit): events match what pg-boss did", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outbox_redriven_" });
   const hits = new Map<string, number>();
   const server = Deno.serve(
@@ -368,15 +368,15 @@ Deno.test("retry or dead without a query for stored jobs, and still right for a 
         e.type
       );
     assert.deepEqual(kinds(), ["retry", "dead"]);
-    // Redriven: pg-boss gives the new job its queue's limit (2, no delay),
-    // not the stored 1: two retries, then dead again.
+    // Redriven: a new job with the stored limit 1 (not the queue's 2): a
+    // retry, then dead again.
     assert.equal(await outbox.redrive([id]), 1);
-    await settled(id, 5);
-    assert.deepEqual(kinds(), ["retry", "dead", "retry", "retry", "dead"]);
-    assert.equal(hits.get(id), 5);
+    await settled(id, 4);
+    assert.deepEqual(kinds(), ["retry", "dead", "retry", "dead"]);
+    assert.equal(hits.get(id), 4);
     const stats = await outbox.stats();
     assert.equal(stats.dead, 1);
-    assert.equal(stats.retried, 3);
+    assert.equal(stats.retried, 2);
     assert.equal(stats.deadLettered, 2);
     assert.equal(events.filter((e) => e.type === "error").length, 0);
   } finally {
