@@ -377,7 +377,9 @@ export async function retryNow(
 }
 
 /** Outcomes in `queue`: completions and dead ends after `since`, failed
- * attempts (stamped at their start) after `retriesSince`, oldest first. */
+ * attempts (stamped at their start) after `retriesSince`, oldest first (by
+ * `at`, to the millisecond, then `id`), after the outcome `after` when
+ * given (for the next page). */
 export async function outcomesSince(
   db: Sql,
   schema: string,
@@ -385,16 +387,29 @@ export async function outcomesSince(
   since: Date,
   retriesSince: Date,
   limit: number,
+  after?: { at: Date; jobId: string },
 ): Rows {
+  // `at` to the millisecond: what a JavaScript Date holds, so the key of a
+  // page's last row, given back as `after`, is exact.
   const { rows } = await db.executeSql(
     `SELECT id, data, state::text AS state, retry_count, output,
-       coalesce(completed_on, started_on) AS at
+       date_trunc('milliseconds', coalesce(completed_on, started_on)) AS at
      FROM ${schema}.job
      WHERE name = $1 AND (
        (state IN ('completed', 'failed') AND completed_on > $2)
        OR (state = 'retry' AND started_on > $4))
+       AND ($5::timestamptz IS NULL OR
+         (date_trunc('milliseconds', coalesce(completed_on, started_on)), id)
+           > ($5::timestamptz, $6::uuid))
      ORDER BY at, id LIMIT $3`,
-    [queue, since.toISOString(), limit, retriesSince.toISOString()],
+    [
+      queue,
+      since.toISOString(),
+      limit,
+      retriesSince.toISOString(),
+      after?.at.toISOString() ?? null,
+      after?.jobId ?? null,
+    ],
   );
   return rows;
 }

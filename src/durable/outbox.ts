@@ -152,9 +152,12 @@ async function mustHaveQueues(
   engine: Engine,
   { queue, schema }: OpenSettings,
 ): Promise<void> {
-  const names = (await engine.boss.getQueues()).map((q) => q.name);
-  const missing = [queue, `${queue}_dead`].filter((n) => !names.includes(n));
+  const wanted = [queue, `${queue}_dead`];
+  // By name: a list of every queue stops at pg-boss's page (1,000).
+  const found = (await engine.boss.getQueues(wanted)).map((q) => q.name);
+  const missing = wanted.filter((n) => !found.includes(n));
   if (missing.length === 0) return;
+  const names = (await engine.boss.getQueues()).map((q) => q.name);
   // Each outbox is a queue and its "_dead" queue: name the first.
   const outboxes = names.filter((n) =>
     !(n.endsWith("_dead") && names.includes(n.slice(0, -5)))

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { openOutbox, type Outbox, OutboxError } from "../../src/durable/mod.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import type { Sql } from "../../src/durable/_pgboss_sql.ts";
-import { SCHEMA_VERSION } from "../../src/durable/_engine.ts";
+import { openEngine, SCHEMA_VERSION } from "../../src/durable/_engine.ts";
+import { checkOpenOptions } from "../../src/durable/_validate.ts";
 import { DATABASE_URL, freshOptions } from "./_seed.ts";
 
 function sqlOf(outbox: Outbox): Sql {
@@ -213,3 +214,36 @@ for (const [age, step] of [["older", -1], ["newer", 1]] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "openOutbox({ create: false }) (postgres): the outbox opens in a schema with more queues than pg-boss lists in one page (1,000)",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const schema = `many_${crypto.randomUUID().slice(0, 8)}`;
+    // Sorted after the 1,001 others.
+    const options = {
+      connectionString: DATABASE_URL,
+      schema,
+      queue: "z_outbox",
+    };
+    const engine = await openEngine(checkOpenOptions(options), () => {});
+    try {
+      for (let n = 0; n <= 1_000; n++) {
+        await engine.boss.createQueue(`q_${String(n).padStart(4, "0")}`);
+      }
+    } finally {
+      await engine.close();
+    }
+    const outbox = await openOutbox(options);
+    try {
+      await outbox.stop();
+      const existing = await openOutbox({ ...options, create: false });
+      await existing.stop();
+    } finally {
+      const again = await openOutbox(options);
+      await sqlOf(again).executeSql(`DROP SCHEMA ${schema} CASCADE`);
+      await again.stop();
+    }
+  },
+});
