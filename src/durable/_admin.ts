@@ -68,6 +68,7 @@ export async function redrive(
   engine: Engine,
   queues: Queues,
   ids: string[] | undefined,
+  leaseMargin: number = LEASE_MARGIN_SECONDS,
 ): Promise<number> {
   const limit = ids === undefined ? REDRIVE_BATCH : null;
   let moved = 0;
@@ -87,7 +88,7 @@ export async function redrive(
           queues.schema,
           queues.queue,
           found.map((letter) => letter.root),
-          LEASE_MARGIN_SECONDS,
+          leaseMargin,
         );
         return { found, count };
       },

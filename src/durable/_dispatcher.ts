@@ -22,11 +22,6 @@ import type { DeliveryError, OutboxEvent } from "./types.ts";
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
 const RETRYABLE_STATUS = new Set([408, 429]);
-/** A prefetched job not attempted within this long after its fetch goes
- * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout plus
- * LEASE_MARGIN_SECONDS) counts from the fetch, and the attempt and its
- * settlement must fit in it. */
-const HOLD_LIMIT = LEASE_MARGIN_SECONDS * 1000 / 2;
 /** A fetch brings about this many ms of deliveries at the current rate. */
 const FILL_MS = 50;
 /** The most jobs one fetch asks for: this many times `concurrency`, and no
@@ -139,6 +134,11 @@ export class Dispatcher {
   #touching?: Promise<void>;
   #reported = new WeakSet<object>();
   #settling = new Set<Promise<void>>();
+  /** A prefetched job not attempted within this long after its fetch goes
+   * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout
+   * plus the lease margin) counts from the fetch, and the attempt and its
+   * settlement must fit in it. */
+  #holdLimit: number;
 
   constructor(engine: Engine, settings: {
     queue: string;
@@ -146,8 +146,12 @@ export class Dispatcher {
     secret?: string;
     maxBodySize: number;
     emit: (event: OutboxEvent) => void;
+    /** @default {LEASE_MARGIN_SECONDS} */
+    leaseMargin?: number;
   }) {
     this.#engine = engine;
+    this.#holdLimit = (settings.leaseMargin ?? LEASE_MARGIN_SECONDS) * 1000 /
+      2;
     this.#maxBodySize = settings.maxBodySize;
     this.#queue = settings.queue;
     this.#schema = settings.schema;
@@ -257,7 +261,7 @@ export class Dispatcher {
     const deliverReady = () => {
       // Held too long (slow targets, a slow database): back to waiting
       // before the lease that started at the fetch runs out.
-      const stale = Date.now() - HOLD_LIMIT;
+      const stale = Date.now() - this.#holdLimit;
       if (ready.length > 0 && ready[0].fetched <= stale) {
         const expiring = ready.filter((r) => r.fetched <= stale);
         ready.splice(0, expiring.length);
@@ -320,7 +324,7 @@ export class Dispatcher {
       // The oldest prefetched job's hold limit (always ahead: deliverReady
       // released any past it); one timer, kept while that job is oldest.
       if (ready.length > 0) {
-        const at = ready[0].fetched + HOLD_LIMIT;
+        const at = ready[0].fetched + this.#holdLimit;
         if (hold?.at !== at) {
           hold?.wait.cancel();
           hold = { at, wait: sleep(at - now, NEVER) };

@@ -44,6 +44,12 @@ export interface StoredRequest {
 export const HEARTBEAT_SECONDS = 10;
 /** The lease beyond the HTTP timeout (a backstop; heartbeats come first). */
 export const LEASE_MARGIN_SECONDS = 60;
+/** Not part of the API: `openOutbox({ [LEASE_MARGIN]: seconds })` gives an
+ * outbox another lease margin, so a test can show what happens when a lease
+ * runs out without waiting a minute for it. */
+export const LEASE_MARGIN: unique symbol = Symbol.for(
+  "fire-trigger.outbox.leaseMargin",
+);
 /** The most rows in one INSERT. */
 const MAX_BATCH = 500;
 /** The most body text (base64 characters) in one INSERT, beyond its first
@@ -78,6 +84,7 @@ export function jobRow(
   data: StoredRequest,
   retry: Retry,
   delay: number | undefined,
+  leaseMargin: number = LEASE_MARGIN_SECONDS,
 ): JobRow {
   // pg-boss keeps whole seconds: round up, never retry sooner than asked.
   const settings = {
@@ -96,7 +103,7 @@ export function jobRow(
       ...settings,
     },
     ...settings,
-    expireInSeconds: Math.ceil(data.timeout / 1000) + LEASE_MARGIN_SECONDS,
+    expireInSeconds: Math.ceil(data.timeout / 1000) + leaseMargin,
     heartbeatSeconds: HEARTBEAT_SECONDS,
     ...(delay ? { startAfter: new Date(Date.now() + delay) } : {}),
   };

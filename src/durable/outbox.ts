@@ -19,6 +19,8 @@ import {
   HEARTBEAT_SECONDS,
   type JobRow,
   jobRow,
+  LEASE_MARGIN,
+  LEASE_MARGIN_SECONDS,
   storedRequest,
 } from "./_enqueue.ts";
 import type { Batcher } from "./_batch.ts";
@@ -98,10 +100,28 @@ import type {
  */
 export function openOutbox(options: OutboxOptions = {}): Promise<Outbox> {
   // Synchronous: bad input throws at the call site.
-  return open(checkOpenOptions(options));
+  return open(checkOpenOptions(options), leaseMarginOf(options));
 }
 
-async function open(settings: OpenSettings): Promise<Outbox> {
+/** The lease margin a test gave (`[LEASE_MARGIN]`, whole seconds, at
+ * least 2), or the default. */
+function leaseMarginOf(options: OutboxOptions): number {
+  const margin = (options as { [LEASE_MARGIN]?: unknown })[LEASE_MARGIN];
+  if (margin === undefined) return LEASE_MARGIN_SECONDS;
+  if (!Number.isInteger(margin) || (margin as number) < 2) {
+    throw new RangeError(
+      `${OPEN}the lease margin must be whole seconds, at least 2, received ${
+        show(margin)
+      }`,
+    );
+  }
+  return margin as number;
+}
+
+async function open(
+  settings: OpenSettings,
+  leaseMargin: number,
+): Promise<Outbox> {
   const onEvent = settings.onEvent as
     | ((event: OutboxEvent) => void)
     | undefined;
@@ -143,6 +163,7 @@ async function open(settings: OpenSettings): Promise<Outbox> {
     maxBodySize: settings.maxBodySize,
     emit,
     secret: settings.secret,
+    leaseMargin,
   });
 }
 
@@ -189,6 +210,7 @@ class PgOutbox implements Outbox {
   /** Aborted when the outbox closes: body reads under way stop. */
   #reads = new AbortController();
   #queryTimeout: number;
+  #leaseMargin: number;
   #closing?: Promise<void>;
   #stopping?: Promise<void>;
 
@@ -199,8 +221,10 @@ class PgOutbox implements Outbox {
     maxBodySize: number;
     emit: (event: OutboxEvent) => void;
     secret?: string;
+    leaseMargin: number;
   }) {
     this.#engine = engine;
+    this.#leaseMargin = settings.leaseMargin;
     this.engine = engine.engine;
     this.#queues = settings.queues;
     this.#retry = settings.retry;
@@ -218,6 +242,7 @@ class PgOutbox implements Outbox {
       secret: settings.secret,
       maxBodySize: settings.maxBodySize,
       emit: settings.emit,
+      leaseMargin: settings.leaseMargin,
     });
   }
 
@@ -269,7 +294,9 @@ class PgOutbox implements Outbox {
       if (this.#closed) {
         throw new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`);
       }
-      await this.#insert.add(jobRow(jobId, data, retry, delay));
+      await this.#insert.add(
+        jobRow(jobId, data, retry, delay, this.#leaseMargin),
+      );
       if (!delay) this.#dispatcher.wake();
       return { id };
     })();
@@ -401,7 +428,7 @@ class PgOutbox implements Outbox {
     checkIds("Cannot redrive dead letters: ", ids, true);
     return this.#open(
       "Cannot redrive dead letters",
-      () => admin.redrive(this.#engine, this.#queues, ids),
+      () => admin.redrive(this.#engine, this.#queues, ids, this.#leaseMargin),
     ).then((moved) => {
       if (moved > 0) this.#dispatcher.wake();
       return moved;

@@ -2,7 +2,12 @@
 // jobs never attempted are not charged a retry on stop, a second stop()
 // waits for the first.
 import assert from "node:assert/strict";
-import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import {
+  openOutbox,
+  type OutboxEvent,
+  type OutboxOptions,
+} from "../../src/durable/mod.ts";
+import { LEASE_MARGIN } from "../../src/durable/_enqueue.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import { within } from "../_wait.ts";
 
@@ -256,16 +261,22 @@ Deno.test("a settlement pg-boss did not apply (the job was taken over meanwhile)
 
 Deno.test({
   name:
-    "jobs prefetched behind a long delivery go back to waiting before their lease (HTTP timeout + 60 s) runs out: delivered on their first attempt, not expired (about 70 s)",
+    "jobs prefetched behind a long delivery go back to waiting before their lease (HTTP timeout + lease margin) runs out: delivered on their first attempt, not expired (a 4 s lease margin instead of 60 s)",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+    // The short jobs' lease: 1 s timeout + the margin; pg-boss notices an
+    // expired one within its 2 s supervise pass. The long delivery outlasts
+    // both, so the short jobs, held behind it, would expire unless they go
+    // back to waiting (at half the margin after their fetch).
+    const margin = 4;
+    const lease = (1 + margin) * 1000;
+    const long = lease + 2_000 + 3_000;
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       async (request) => {
         await request.arrayBuffer();
         if (request.url.endsWith("/long")) {
-          // Longer than the short jobs' lease: 1 s timeout + 60 s.
-          await new Promise((resolve) => setTimeout(resolve, 66_000));
+          await new Promise((resolve) => setTimeout(resolve, long));
         }
         return new Response(null, { status: 200 });
       },
@@ -276,13 +287,24 @@ Deno.test({
       dir,
       retry: { limit: 0 },
       onEvent: (event) => events.push(event),
-    });
+      [LEASE_MARGIN]: margin,
+    } as OutboxOptions);
     try {
       await outbox.trigger(`${base}/long`, { timeout: 90_000 });
       await outbox.trigger(`${base}/short`, { timeout: 1_000 });
       await outbox.trigger(`${base}/short`, { timeout: 1_000 });
+      const { rows } = await (outbox as unknown as Administered)[ADMIN]().db
+        .executeSql(
+          `SELECT expire_seconds FROM pgboss.job
+           WHERE name = 'trigger_outbox' AND data->>'url' LIKE '%/short'`,
+        );
+      assert.deepEqual(
+        rows.map((row) => row.expire_seconds),
+        [lease / 1000, lease / 1000],
+        "the short jobs' lease",
+      );
       outbox.start({ concurrency: 1, pollInterval: 100 });
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + 60_000;
       while (events.filter((e) => e.type !== "error").length < 3) {
         assert.ok(Date.now() < deadline, JSON.stringify(events));
         await new Promise((resolve) => setTimeout(resolve, 200));
