@@ -2,8 +2,13 @@
 // counts by state. Public names (stats, deadLetters, redrive, discard) are
 // what dashboards build on: keep them stable.
 import type { Engine } from "./_engine.ts";
-import type { StoredRequest } from "./_enqueue.ts";
-import { countByState, deadLetterJobIds, type Sql } from "./_pgboss_sql.ts";
+import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
+import {
+  countByState,
+  deadLetterJobs,
+  restoreRetrySettings,
+  type Sql,
+} from "./_pgboss_sql.ts";
 import type { DeadLetter, DeliveryError, OutboxStats } from "./types.ts";
 
 export interface Queues {
@@ -38,42 +43,59 @@ export async function deadLetters(
   });
 }
 
-/** The dead-letter jobs' own ids for trigger ids: one statement. */
-function deadIds(
-  engine: Engine,
+/** How many dead letters one redrive without ids moves at a time (each
+ * batch one transaction). */
+const REDRIVE_BATCH = 1_000;
+
+/** The dead letters of these triggers (by stored id; all when `ids` is
+ * undefined, at most `limit`), locked for the rest of the transaction `db`
+ * runs in: one statement however many ids. */
+function deadLettersOf(
+  db: Sql,
   { dead, schema }: Queues,
-  ids: string[],
-): Promise<string[]> {
-  return engine.run(
-    "Cannot find dead letters",
-    () => deadLetterJobIds(engine.boss.getDb() as Sql, schema, dead, ids),
-  );
+  ids: string[] | undefined,
+  limit: number | null,
+): Promise<Array<{ id: string; root: string }>> {
+  if (ids?.length === 0) return Promise.resolve([]);
+  return deadLetterJobs(db, schema, dead, ids ?? null, limit);
 }
 
+/** Moves dead letters back to the queue: pg-boss's `redrive()`, then the
+ * jobs it re-created get the retry settings and lease their triggers were
+ * stored with (pg-boss gives them its queue's), in one transaction per
+ * batch, so no dispatcher fetches one before. */
 export async function redrive(
   engine: Engine,
   queues: Queues,
   ids: string[] | undefined,
+  leaseMargin: number = LEASE_MARGIN_SECONDS,
 ): Promise<number> {
-  const what = "Cannot redrive dead letters";
-  if (ids === undefined) {
-    let moved = 0;
-    for (;;) {
-      const count = await engine.run(
-        what,
-        () => engine.boss.redrive(queues.dead, { limit: 1000 }),
-      );
-      moved += count;
-      if (count < 1000) return moved;
-    }
+  const limit = ids === undefined ? REDRIVE_BATCH : null;
+  let moved = 0;
+  for (;;) {
+    const { found, count } = await engine.transaction(
+      "Cannot redrive dead letters",
+      async (db) => {
+        const found = await deadLettersOf(db, queues, ids, limit);
+        if (found.length === 0) return { found, count: 0 };
+        const count = await engine.boss.redrive(queues.dead, {
+          ids: found.map((letter) => letter.id),
+          limit: found.length,
+          db,
+        });
+        await restoreRetrySettings(
+          db,
+          queues.schema,
+          queues.queue,
+          found.map((letter) => letter.root),
+          leaseMargin,
+        );
+        return { found, count };
+      },
+    );
+    moved += count;
+    if (limit === null || found.length < limit) return moved;
   }
-  if (ids.length === 0) return 0;
-  const found = await deadIds(engine, queues, ids);
-  if (found.length === 0) return 0;
-  return await engine.run(
-    what,
-    () => engine.boss.redrive(queues.dead, { ids: found, limit: found.length }),
-  );
 }
 
 export async function discard(
@@ -81,12 +103,14 @@ export async function discard(
   queues: Queues,
   ids: string[],
 ): Promise<number> {
-  if (ids.length === 0) return 0;
-  const found = await deadIds(engine, queues, ids);
+  const found = await engine.run(
+    "Cannot find dead letters",
+    () => deadLettersOf(engine.boss.getDb() as Sql, queues, ids, null),
+  );
   if (found.length === 0) return 0;
   const response = await engine.run(
     "Cannot discard dead letters",
-    () => engine.boss.deleteJob(queues.dead, found),
+    () => engine.boss.deleteJob(queues.dead, found.map((letter) => letter.id)),
   );
   // What was deleted (a concurrent redrive or discard may have taken some).
   return (response as { affected?: number }).affected ?? found.length;

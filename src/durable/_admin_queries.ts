@@ -145,11 +145,13 @@ export interface Admin {
   ): Promise<{ job: JobView; rows: JobRow[] } | null>;
   retryNow(ids: string[]): Promise<number>;
   /** Outcomes after `since`; failed attempts (stamped at their start) after
-   * `retriesSince`. */
+   * `retriesSince`; oldest first (by `at`, then `jobId`), after the outcome
+   * `after` when given: the last of the previous page. */
   events(
     since: Date,
     limit?: number,
     retriesSince?: Date,
+    after?: TailEvent,
   ): Promise<TailEvent[]>;
   now(): Promise<Date>;
 }
@@ -341,6 +343,7 @@ class Queries implements Admin {
     since: Date,
     limit = 1000,
     retriesSince = since,
+    after?: TailEvent,
   ): Promise<TailEvent[]> {
     const { db, schema, queue } = this.#h;
     const rows = await sql.outcomesSince(
@@ -350,6 +353,7 @@ class Queries implements Admin {
       since,
       retriesSince,
       limit,
+      after,
     );
     return rows.map((row) => {
       const data = (row.data ?? {}) as Record<string, unknown>;

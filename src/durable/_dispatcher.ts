@@ -23,11 +23,6 @@ import { DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
 const RETRYABLE_STATUS = new Set([408, 429]);
-/** A prefetched job not attempted within this long after its fetch goes
- * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout plus
- * LEASE_MARGIN_SECONDS) counts from the fetch, and the attempt and its
- * settlement must fit in it. */
-const HOLD_LIMIT = LEASE_MARGIN_SECONDS * 1000 / 2;
 /** A fetch brings about this many ms of deliveries at the current rate. */
 const FILL_MS = 50;
 /** The most jobs one fetch asks for: this many times `concurrency`, and no
@@ -144,6 +139,11 @@ export class Dispatcher {
   #touching?: Promise<void>;
   #reported = new WeakSet<object>();
   #settling = new Set<Promise<void>>();
+  /** A prefetched job not attempted within this long after its fetch goes
+   * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout
+   * plus the lease margin) counts from the fetch, and the attempt and its
+   * settlement must fit in it. */
+  #holdLimit: number;
 
   constructor(engine: Engine, settings: {
     queue: string;
@@ -151,8 +151,12 @@ export class Dispatcher {
     secret?: string;
     maxBodySize: number;
     emit: (event: OutboxEvent) => void;
+    /** @default {LEASE_MARGIN_SECONDS} */
+    leaseMargin?: number;
   }) {
     this.#engine = engine;
+    this.#holdLimit = (settings.leaseMargin ?? LEASE_MARGIN_SECONDS) * 1000 /
+      2;
     this.#maxBodySize = settings.maxBodySize;
     this.#queue = settings.queue;
     this.#schema = settings.schema;
@@ -262,7 +266,7 @@ export class Dispatcher {
     const deliverReady = () => {
       // Held too long (slow targets, a slow database): back to waiting
       // before the lease that started at the fetch runs out.
-      const stale = Date.now() - HOLD_LIMIT;
+      const stale = Date.now() - this.#holdLimit;
       if (ready.length > 0 && ready[0].fetched <= stale) {
         const expiring = ready.filter((r) => r.fetched <= stale);
         ready.splice(0, expiring.length);
@@ -325,7 +329,7 @@ export class Dispatcher {
       // The oldest prefetched job's hold limit (always ahead: deliverReady
       // released any past it); one timer, kept while that job is oldest.
       if (ready.length > 0) {
-        const at = ready[0].fetched + HOLD_LIMIT;
+        const at = ready[0].fetched + this.#holdLimit;
         if (hold?.at !== at) {
           hold?.wait.cancel();
           hold = { at, wait: sleep(at - now, NEVER) };
@@ -594,8 +598,10 @@ export class Dispatcher {
  * the job is the one stored (its id is `data.job ?? data.id`): nothing changes an
  * active job's limit but {@linkcode exhaustRetries} (a "dead" outcome,
  * counted as dead anyway); pg-boss's `update()` touches only waiting jobs,
- * its `retry()` only failed ones. A redriven dead letter is a new job with
- * the queue's limit: `undefined`, and the dispatcher asks the database.
+ * its `retry()` only failed ones. A dead letter the outbox redrives is a
+ * new job named in `data.job` with the stored limit; one pg-boss's own
+ * `redrive()` re-created has the queue's: `undefined`, and the dispatcher
+ * asks the database.
  */
 export function lastAttempt(
   job: { id: string; retryCount: number; data: StoredRequest },

@@ -10,6 +10,11 @@ import { OPEN, type OpenSettings } from "./_validate.ts";
 
 /** pg-boss's supervise/monitor passes: expiry and lost heartbeats. */
 const SUPERVISE_SECONDS = 2;
+/** The version of pg-boss's schema that pg-boss 12.38 installs (its
+ * package.json `pgboss.schema`); `create: false` opens only this one. */
+export const SCHEMA_VERSION = 46;
+/** A failure that is a bound passing (ours, node-postgres's, pg-boss's). */
+const TIMED_OUT = /timeout|timed out/i;
 
 /** An open database with pg-boss started on it. */
 export interface Engine {
@@ -58,9 +63,8 @@ export async function openEngine(
     if (error instanceof OutboxError) return error;
     const cause = redactError(error, secrets);
     const text = redact(describe(error), secrets);
-    const timedOut = /timeout|timed out/i.test(text);
     return new OutboxError(
-      timedOut ? "TIMEOUT" : "DATABASE",
+      TIMED_OUT.test(text) ? "TIMEOUT" : "DATABASE",
       `${what}: ${where} failed: ${text}`,
       { cause },
     );
@@ -116,15 +120,14 @@ export async function openEngine(
       await bounded(timeout + settings.connectTimeout, () => boss!.start());
     } catch (error) {
       // Without the schema, a NOT_FOUND naming it (not pg-boss's "not
-      // installed"); any other failure (a connection refused, a schema
-      // that needs migrating) as it is. A server that did not answer is
-      // not asked again (a second wait).
-      if (settings.create || /timeout|timed out/i.test(describe(error))) {
-        throw error;
-      }
+      // installed"); at another version, a DATABASE naming both versions
+      // (not pg-boss's "requires migrations", which a newer schema does
+      // not); any other failure (a connection refused) as it is. A server
+      // that did not answer is not asked again (a second wait).
+      if (settings.create || TIMED_OUT.test(describe(error))) throw error;
       throw await bounded(
         timeout,
-        () => schemaNotFound(boss!.getDb() as Sql, settings.schema, where),
+        () => unusableSchema(boss!, settings.schema, where),
       ).catch(() => null) ?? error;
     }
     const missing = await bounded(
@@ -261,14 +264,31 @@ function bounded<T>(
 }
 
 /** `create: false`: `NOT_FOUND` when `schema` is not a pg-boss install,
- * naming it and the installs there are; `null` when it is one. */
-async function schemaNotFound(
-  db: Sql,
+ * naming it and the installs there are; `DATABASE` naming the versions when
+ * it is one at a version other than {@linkcode SCHEMA_VERSION}; `null`
+ * otherwise. */
+async function unusableSchema(
+  boss: PgBoss,
   schema: string,
   where: string,
 ): Promise<OutboxError | null> {
-  const { exists, installed, installs } = await findSchema(db, schema);
-  if (installed) return null;
+  const { exists, installed, installs } = await findSchema(
+    boss.getDb() as Sql,
+    schema,
+  );
+  if (installed) {
+    const version = await boss.schemaVersion();
+    if (version === null || version === SCHEMA_VERSION) return null;
+    const found = `${OPEN}pg-boss's schema ${
+      JSON.stringify(schema)
+    } in ${where} is at version ${version}`;
+    return new OutboxError(
+      "DATABASE",
+      version > SCHEMA_VERSION
+        ? `${found}, newer than the version ${SCHEMA_VERSION} (pg-boss 12.38) this fire-trigger supports: a newer pg-boss migrated it; use a fire-trigger that supports it (create: false migrates nothing, and pg-boss cannot go back)`
+        : `${found}, older than the version ${SCHEMA_VERSION} (pg-boss 12.38) this fire-trigger supports: it needs migrating, which create: false does not do; open it once with create: true to migrate it`,
+    );
+  }
   const there = installs.length === 0
     ? "it holds no outbox schema"
     : `outbox schemas there: ${

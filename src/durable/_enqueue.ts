@@ -27,18 +27,30 @@ export interface StoredRequest {
   /** The caller's trace context (`traceparent`, …), when OTel is on. */
   trace?: Record<string, string>;
   /** The job id it was stored under, when not `id` (the caller gave the
-   * trigger's id), and the retry limit it was stored with: the dispatcher
-   * tells a last attempt from them without a query (`lastAttempt()`). A
-   * dead letter pg-boss redrives is a new job (another id) with the
-   * queue's retry limit: for it they say nothing. */
+   * trigger's id, or it was redriven), and the retry limit it was stored
+   * with: the dispatcher tells a last attempt from them without a query
+   * (`lastAttempt()`). */
   job?: string;
   retryLimit?: number;
+  /** The other retry settings it was stored with, as pg-boss keeps them
+   * (whole seconds): `redrive()` gives the redriven job these (pg-boss
+   * would give it its queue's), with `retryLimit`. */
+  retryDelay?: number;
+  retryBackoff?: boolean;
+  /** With `retryBackoff` only. */
+  retryDelayMax?: number;
 }
 
 /** A dispatcher that stops touching its jobs loses them after this long. */
 export const HEARTBEAT_SECONDS = 10;
 /** The lease beyond the HTTP timeout (a backstop; heartbeats come first). */
 export const LEASE_MARGIN_SECONDS = 60;
+/** Not part of the API: `openOutbox({ [LEASE_MARGIN]: seconds })` gives an
+ * outbox another lease margin, so a test can show what happens when a lease
+ * runs out without waiting a minute for it. */
+export const LEASE_MARGIN: unique symbol = Symbol.for(
+  "fire-trigger.outbox.leaseMargin",
+);
 /** The most rows in one INSERT. */
 const MAX_BATCH = 500;
 /** The most body text (base64 characters) in one INSERT, beyond its first
@@ -87,22 +99,26 @@ export function jobRow(
   data: StoredRequest,
   retry: Retry,
   delay: number | undefined,
+  leaseMargin: number = LEASE_MARGIN_SECONDS,
 ): JobRow {
-  return {
-    id: jobId,
-    data: {
-      ...data,
-      ...(data.id === jobId ? {} : { job: jobId }),
-      retryLimit: retry.limit,
-    },
+  // pg-boss keeps whole seconds: round up, never retry sooner than asked.
+  const settings = {
     retryLimit: retry.limit,
-    // pg-boss keeps whole seconds: round up, never retry sooner than asked.
     retryDelay: Math.ceil(retry.delay / 1000),
     retryBackoff: retry.backoff,
     ...(retry.backoff
       ? { retryDelayMax: Math.ceil(retry.maxDelay / 1000) }
       : {}),
-    expireInSeconds: Math.ceil(data.timeout / 1000) + LEASE_MARGIN_SECONDS,
+  };
+  return {
+    id: jobId,
+    data: {
+      ...data,
+      ...(data.id === jobId ? {} : { job: jobId }),
+      ...settings,
+    },
+    ...settings,
+    expireInSeconds: Math.ceil(data.timeout / 1000) + leaseMargin,
     heartbeatSeconds: HEARTBEAT_SECONDS,
     ...(delay ? { startAfter: new Date(Date.now() + delay) } : {}),
   };

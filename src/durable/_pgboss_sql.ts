@@ -21,6 +21,10 @@ export const RELIED_ON = {
     "state",
     "retry_count",
     "retry_limit",
+    "retry_delay",
+    "retry_backoff",
+    "retry_delay_max",
+    "expire_seconds",
     "start_after",
     "created_on",
     "started_on",
@@ -29,6 +33,8 @@ export const RELIED_ON = {
     "output",
     "source_output",
     "source_retry_count",
+    "source_id",
+    "source_root_id",
   ],
   states: ["created", "retry", "active", "completed", "failed"],
 } as const;
@@ -127,22 +133,60 @@ export async function withoutRetries(
   return new Set(rows.map((row) => String(row.id)));
 }
 
-/** The dead letters' own job ids for these triggers (by stored id), in
- * one statement however many ids: unknown ids (and ones already redriven
- * or discarded) match nothing, and an id given twice matches once. */
-export async function deadLetterJobIds(
+/** Dead letters waiting in `dead`, oldest first, locked for the rest of
+ * the transaction (ones another transaction holds are skipped): those of
+ * these triggers (by stored id) in one statement however many ids, or all
+ * when `ids` is `null`; at most `limit` (`null`: no limit). Unknown ids
+ * (and ones already redriven or discarded) match nothing, and an id given
+ * twice matches once. Each with `root`, the first job of its chain, which
+ * pg-boss's `redrive()` gives the job it re-creates (`source_root_id`). */
+export async function deadLetterJobs(
   db: Sql,
   schema: string,
   dead: string,
-  ids: readonly string[],
-): Promise<string[]> {
+  ids: readonly string[] | null,
+  limit: number | null,
+): Promise<Array<{ id: string; root: string }>> {
   const { rows } = await db.executeSql(
-    `SELECT id::text AS id FROM ${schema}.job
+    `SELECT id::text AS id, coalesce(source_root_id, source_id)::text AS root
+     FROM ${schema}.job
      WHERE name = $1 AND state::text IN ('created', 'retry')
-       AND data->>'id' = ANY($2::text[])`,
-    [dead, ids],
+       AND ($2::text[] IS NULL OR data->>'id' = ANY($2::text[]))
+     ORDER BY created_on, id LIMIT $3
+     FOR UPDATE SKIP LOCKED`,
+    [dead, ids, limit],
   );
-  return rows.map((row) => String(row.id));
+  return rows.map((row) => ({ id: String(row.id), root: String(row.root) }));
+}
+
+/** Gives the jobs pg-boss's `redrive()` just re-created in `queue` (in
+ * this transaction: not yet seen by anyone, never attempted) from the
+ * dead letters of these chains (`roots`) the retry settings and lease their
+ * triggers were stored with (`data`: see `StoredRequest`), not the queue's;
+ * a setting a row stored before the form carried it lacks keeps the
+ * queue's. Their stored form names the new job (`data.job`), so the
+ * dispatcher tells their last attempt without a query. The jobs changed. */
+export async function restoreRetrySettings(
+  db: Sql,
+  schema: string,
+  queue: string,
+  roots: readonly string[],
+  leaseMarginSeconds: number,
+): Promise<number> {
+  const { rows } = await db.executeSql(
+    `UPDATE ${schema}.job AS j SET
+       retry_limit = coalesce((j.data->>'retryLimit')::int, j.retry_limit),
+       retry_delay = coalesce((j.data->>'retryDelay')::int, j.retry_delay),
+       retry_backoff = coalesce((j.data->>'retryBackoff')::boolean, j.retry_backoff),
+       retry_delay_max = coalesce((j.data->>'retryDelayMax')::int, j.retry_delay_max),
+       expire_seconds = coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds),
+       data = j.data || jsonb_build_object('job', j.id::text)
+     WHERE j.name = $1 AND j.source_root_id = ANY($2::uuid[])
+       AND j.state = 'created' AND j.retry_count = 0 AND j.started_on IS NULL
+     RETURNING j.id`,
+    [queue, roots, leaseMarginSeconds],
+  );
+  return rows.length;
 }
 
 /** Puts fetched jobs that were never attempted (or whose attempt a stop
@@ -333,7 +377,9 @@ export async function retryNow(
 }
 
 /** Outcomes in `queue`: completions and dead ends after `since`, failed
- * attempts (stamped at their start) after `retriesSince`, oldest first. */
+ * attempts (stamped at their start) after `retriesSince`, oldest first (by
+ * `at`, to the millisecond, then `id`), after the outcome `after` when
+ * given (for the next page). */
 export async function outcomesSince(
   db: Sql,
   schema: string,
@@ -341,16 +387,29 @@ export async function outcomesSince(
   since: Date,
   retriesSince: Date,
   limit: number,
+  after?: { at: Date; jobId: string },
 ): Rows {
+  // `at` to the millisecond: what a JavaScript Date holds, so the key of a
+  // page's last row, given back as `after`, is exact.
   const { rows } = await db.executeSql(
     `SELECT id, data, state::text AS state, retry_count, output,
-       coalesce(completed_on, started_on) AS at
+       date_trunc('milliseconds', coalesce(completed_on, started_on)) AS at
      FROM ${schema}.job
      WHERE name = $1 AND (
        (state IN ('completed', 'failed') AND completed_on > $2)
        OR (state = 'retry' AND started_on > $4))
+       AND ($5::timestamptz IS NULL OR
+         (date_trunc('milliseconds', coalesce(completed_on, started_on)), id)
+           > ($5::timestamptz, $6::uuid))
      ORDER BY at, id LIMIT $3`,
-    [queue, since.toISOString(), limit, retriesSince.toISOString()],
+    [
+      queue,
+      since.toISOString(),
+      limit,
+      retriesSince.toISOString(),
+      after?.at.toISOString() ?? null,
+      after?.jobId ?? null,
+    ],
   );
   return rows;
 }

@@ -33,7 +33,8 @@
  */
 import { parseArgs } from "node:util";
 import { openOutbox, type Outbox, OutboxError } from "./mod.ts";
-import { type Admin, adminOf, type TailEvent } from "./_admin_queries.ts";
+import { type Admin, adminOf } from "./_admin_queries.ts";
+import { follow } from "./_tail.ts";
 import { redact, redactText, secretsOf } from "../_redact.ts";
 
 const USAGE = `Usage: deno task outbox <command> [options]
@@ -544,14 +545,6 @@ async function show(admin: Admin, out: Output, id: string): Promise<number> {
   return 0;
 }
 
-/** How far back each poll looks again for outcomes stamped when they
- * happen (delivered, dead): a transaction may commit a moment after its
- * timestamp. */
-const OVERLAP = 5_000;
-/** And for failed attempts, stamped at their start: an attempt may run up
- * to its timeout before it fails. Only jobs now waiting for a retry match. */
-const RETRY_OVERLAP = 10 * 60_000;
-
 async function tail(
   admin: Admin,
   out: Output,
@@ -560,34 +553,17 @@ async function tail(
   ready: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  let cursor = new Date((await admin.now()).getTime() - since);
-  const start = cursor;
-  const seen = new Map<string, number>();
-  const key = (e: TailEvent) => `${e.jobId}:${e.attempt}:${e.type}`;
-  // Events already there before the start are not news.
-  const before = await admin.events(
-    new Date(start.getTime() - OVERLAP),
-    5_000,
-    new Date(start.getTime() - RETRY_OVERLAP),
-  );
-  for (const e of before) if (e.at <= start) seen.set(key(e), e.at.getTime());
-  // On stderr, so `--json` output stays one event per line.
-  ready(
-    `Following ${
-      safe(admin.queue)
-    } (${admin.engine}) from ${start.toISOString()}; Ctrl-C to stop.`,
-  );
-  while (!signal?.aborted) {
-    const events = await admin.events(
-      new Date(cursor.getTime() - OVERLAP),
-      5_000,
-      new Date(cursor.getTime() - RETRY_OVERLAP),
-    );
-    for (const e of events) {
-      const k = key(e);
-      if (seen.has(k)) continue;
-      seen.set(k, e.at.getTime());
-      if (e.at > cursor) cursor = e.at;
+  await follow(
+    admin,
+    { since, interval, signal },
+    // On stderr, so `--json` output stays one event per line.
+    (start) =>
+      ready(
+        `Following ${
+          safe(admin.queue)
+        } (${admin.engine}) from ${start.toISOString()}; Ctrl-C to stop.`,
+      ),
+    (e) => {
       if (out.json) out.print(JSON.stringify(e));
       else {
         out.print(
@@ -601,22 +577,8 @@ async function tail(
           ].map(safe).join("  "),
         );
       }
-    }
-    // Forget what the next polls cannot return again.
-    for (const [k, at] of seen) {
-      const keep = k.endsWith(":retry") ? RETRY_OVERLAP : OVERLAP;
-      if (at < cursor.getTime() - 2 * keep) seen.delete(k);
-    }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, interval);
-      function done() {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      }
-      signal?.addEventListener("abort", done, { once: true });
-    });
-  }
+    },
+  );
 }
 
 if (import.meta.main) {

@@ -6,7 +6,10 @@
  *   embedded directory open.
  * - `"STORAGE"`: the embedded directory cannot be written (read-only, full,
  *   no permission).
- * - `"DATABASE"`: the database could not be opened, reached or used.
+ * - `"DATABASE"`: the database could not be opened, reached or used; with
+ *   `openOutbox({ create: false })`, also a pg-boss schema at a version
+ *   other than the one this release supports (older: not migrated; newer: a
+ *   newer pg-boss migrated it), the message naming both versions.
  * - `"TIMEOUT"`: the database did not answer within `queryTimeout` (or
  *   `connectTimeout`). For `outbox.trigger()` the outcome can be unknown:
  *   when the message says "not stored", nothing was written; otherwise (the

@@ -19,6 +19,8 @@ import {
   HEARTBEAT_SECONDS,
   type JobRow,
   jobRow,
+  LEASE_MARGIN,
+  LEASE_MARGIN_SECONDS,
   overloaded,
   pendingBodies,
   type StoredRequest,
@@ -101,10 +103,28 @@ import type {
  */
 export function openOutbox(options: OutboxOptions = {}): Promise<Outbox> {
   // Synchronous: bad input throws at the call site.
-  return open(checkOpenOptions(options));
+  return open(checkOpenOptions(options), leaseMarginOf(options));
 }
 
-async function open(settings: OpenSettings): Promise<Outbox> {
+/** The lease margin a test gave (`[LEASE_MARGIN]`, whole seconds, at
+ * least 2), or the default. */
+function leaseMarginOf(options: OutboxOptions): number {
+  const margin = (options as { [LEASE_MARGIN]?: unknown })[LEASE_MARGIN];
+  if (margin === undefined) return LEASE_MARGIN_SECONDS;
+  if (!Number.isInteger(margin) || (margin as number) < 2) {
+    throw new RangeError(
+      `${OPEN}the lease margin must be whole seconds, at least 2, received ${
+        show(margin)
+      }`,
+    );
+  }
+  return margin as number;
+}
+
+async function open(
+  settings: OpenSettings,
+  leaseMargin: number,
+): Promise<Outbox> {
   const onEvent = settings.onEvent as
     | ((event: OutboxEvent) => void)
     | undefined;
@@ -146,6 +166,7 @@ async function open(settings: OpenSettings): Promise<Outbox> {
     maxBodySize: settings.maxBodySize,
     emit,
     secret: settings.secret,
+    leaseMargin,
   });
 }
 
@@ -155,9 +176,12 @@ async function mustHaveQueues(
   engine: Engine,
   { queue, schema }: OpenSettings,
 ): Promise<void> {
-  const names = (await engine.boss.getQueues()).map((q) => q.name);
-  const missing = [queue, `${queue}_dead`].filter((n) => !names.includes(n));
+  const wanted = [queue, `${queue}_dead`];
+  // By name: a list of every queue stops at pg-boss's page (1,000).
+  const found = (await engine.boss.getQueues(wanted)).map((q) => q.name);
+  const missing = wanted.filter((n) => !found.includes(n));
   if (missing.length === 0) return;
+  const names = (await engine.boss.getQueues()).map((q) => q.name);
   // Each outbox is a queue and its "_dead" queue: name the first.
   const outboxes = names.filter((n) =>
     !(n.endsWith("_dead") && names.includes(n.slice(0, -5)))
@@ -192,6 +216,7 @@ class PgOutbox implements Outbox {
   /** Aborted when the outbox closes: body reads under way stop. */
   #reads = new AbortController();
   #queryTimeout: number;
+  #leaseMargin: number;
   #closing?: Promise<void>;
   #stopping?: Promise<void>;
 
@@ -202,8 +227,10 @@ class PgOutbox implements Outbox {
     maxBodySize: number;
     emit: (event: OutboxEvent) => void;
     secret?: string;
+    leaseMargin: number;
   }) {
     this.#engine = engine;
+    this.#leaseMargin = settings.leaseMargin;
     this.engine = engine.engine;
     this.#queues = settings.queues;
     this.#retry = settings.retry;
@@ -222,6 +249,7 @@ class PgOutbox implements Outbox {
       secret: settings.secret,
       maxBodySize: settings.maxBodySize,
       emit: settings.emit,
+      leaseMargin: settings.leaseMargin,
     });
   }
 
@@ -282,7 +310,9 @@ class PgOutbox implements Outbox {
         // the same share of the budget again as it is added.
         read.release();
       }
-      await this.#insert.add(jobRow(jobId, data, retry, delay));
+      await this.#insert.add(
+        jobRow(jobId, data, retry, delay, this.#leaseMargin),
+      );
       if (!delay) this.#dispatcher.wake();
       return { id };
     })();
@@ -414,7 +444,7 @@ class PgOutbox implements Outbox {
     checkIds("Cannot redrive dead letters: ", ids, true);
     return this.#open(
       "Cannot redrive dead letters",
-      () => admin.redrive(this.#engine, this.#queues, ids),
+      () => admin.redrive(this.#engine, this.#queues, ids, this.#leaseMargin),
     ).then((moved) => {
       if (moved > 0) this.#dispatcher.wake();
       return moved;

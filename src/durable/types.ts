@@ -232,7 +232,8 @@ export interface Outbox {
    * @param options At most `limit` (default 100). */
   deadLetters(options?: { limit?: number }): Promise<DeadLetter[]>;
   /** Moves dead letters back to the queue for new attempts, with their
-   * `webhook-id` unchanged. @param ids Which ones; all when omitted.
+   * `webhook-id` and the retry settings they were stored with unchanged.
+   * @param ids Which ones; all when omitted.
    * @returns How many were moved. */
   redrive(ids?: string[]): Promise<number>;
   /** Deletes dead letters for good. @param ids Which ones.

@@ -2,11 +2,16 @@
 // however many ids they are given (a statement per id before): 1,000 dead
 // letters by id, unknown ids and repeats among them, on pg-boss's real
 // schema (embedded PGlite; PostgreSQL too when TRIGGER_TEST_DATABASE_URL is
-// set). The statements are counted on the database handle pg-boss uses.
+// set), the statements counted on the database handles. A redriven job gets
+// the retry settings its trigger was stored with, not pg-boss's defaults.
 import assert from "node:assert/strict";
 import { openEngine } from "../../src/durable/_engine.ts";
 import { checkOpenOptions } from "../../src/durable/_validate.ts";
 import * as admin from "../../src/durable/_admin.ts";
+import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
+import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import { freshOptions } from "./_seed.ts";
+import { until } from "../_wait.ts";
 import {
   countByState,
   countDeadLetters,
@@ -52,15 +57,26 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
           N,
         );
 
-        // Statements on the dead-letter queue (its name is their first
-        // value), counted on the handle pg-boss and the outbox share.
+        // Statements on the queues (a queue's name is their first value),
+        // counted on the handle pg-boss and the outbox share and on the
+        // outbox's transactions.
         const sql = boss.getDb() as Sql;
-        const original = sql.executeSql;
         let statements = 0;
-        sql.executeSql = (text, values) => {
-          if (values?.[0] === queues.dead) statements++;
-          return original.call(sql, text, values);
-        };
+        const counting = (on: Sql): Sql => ({
+          executeSql(text, values) {
+            if (values?.[0] === queues.dead || values?.[0] === queue) {
+              statements++;
+            }
+            return on.executeSql(text, values);
+          },
+        });
+        const original = sql.executeSql;
+        sql.executeSql = counting({
+          executeSql: (text, values) => original.call(sql, text, values),
+        }).executeSql;
+        const transaction = db.transaction;
+        db.transaction = (what, fn) =>
+          transaction(what, (tx) => fn(counting(tx)));
         try {
           const unknown = ["nope-1", "nope-2"];
           const half = ids.slice(0, N / 2);
@@ -75,10 +91,10 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
             "unknown and repeated ids: not counted",
           );
           assert.ok(
-            statements <= 2,
+            statements <= 3,
             `${statements} statements for ${
               N / 2
-            } ids (one lookup, one redrive)`,
+            } ids (one lookup, one redrive, one update of the redriven jobs)`,
           );
 
           statements = 0;
@@ -102,6 +118,7 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
           assert.equal(await admin.redrive(db, queues, []), 0);
         } finally {
           sql.executeSql = original;
+          db.transaction = transaction;
         }
         const counts = new Map(
           (await countByState(sql, "pgboss", [queue, queues.dead])).map((
@@ -113,6 +130,112 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
       } finally {
         await db.close();
         if (dir) await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `redrive() (${engine}): the redriven job gets the retry limit, delay, backoff and lease its trigger was stored with (not the queue's 2 retries, no delay) and is retried that many times`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const { cleanup, ...options } = await freshOptions(engine);
+      const queue = options.queue ?? "trigger_outbox";
+      const server = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen() {} },
+        (request) =>
+          new Response(null, {
+            status: new URL(request.url).pathname === "/bad" ? 400 : 500,
+          }),
+      );
+      const url = `http://127.0.0.1:${server.addr.port}`;
+      const events: OutboxEvent[] = [];
+      const outbox = await openOutbox({
+        ...options,
+        onEvent: (event) => events.push(event),
+      });
+      const kinds = (id: string) =>
+        events.filter((e) => e.type !== "error" && e.id === id).map((e) =>
+          e.type
+        );
+      const sql = (outbox as unknown as Administered)[ADMIN]().db;
+      /** The waiting job of a trigger, as pg-boss stored it. */
+      const waiting = async (id: string) => {
+        const { rows } = await sql.executeSql(
+          `SELECT id::text AS id, retry_limit, retry_delay, retry_backoff,
+             retry_delay_max, expire_seconds, data->>'job' AS job
+           FROM pgboss.job WHERE name = $1 AND state = 'created'
+             AND data->>'id' = $2`,
+          [queue, id],
+        );
+        assert.equal(rows.length, 1, `one waiting job of ${id}`);
+        return rows[0];
+      };
+      try {
+        // Retried (500): 3 retries 1 s apart, a 4 s timeout.
+        const { id: failing } = await outbox.trigger(`${url}/fail`, {
+          timeout: 4_000,
+          retry: { limit: 3, delay: 1_000, backoff: false },
+        });
+        // Dead at once (400), whatever its settings.
+        const { id: refused } = await outbox.trigger(`${url}/bad`, {
+          timeout: 10_000,
+          retry: { limit: 7, delay: 7_000, backoff: true, maxDelay: 90_000 },
+        });
+        outbox.start({ pollInterval: 100 });
+        await until(
+          () => kinds(failing).length === 4 && kinds(refused).length === 1,
+          "both triggers dead-lettered",
+        );
+        assert.deepEqual(kinds(failing), ["retry", "retry", "retry", "dead"]);
+        assert.deepEqual(kinds(refused), ["dead"]);
+        // Not dispatching while the redriven jobs are read.
+        await outbox.stop({ close: false });
+
+        assert.equal(await outbox.redrive(), 2);
+        const stored = new Map<string, Record<string, unknown>>([
+          [failing, {
+            retry_limit: 3,
+            retry_delay: 1,
+            retry_backoff: false,
+            expire_seconds: 4 + 60,
+          }],
+          [refused, {
+            retry_limit: 7,
+            retry_delay: 7,
+            retry_backoff: true,
+            retry_delay_max: 90,
+            expire_seconds: 10 + 60,
+          }],
+        ]);
+        for (const [id, settings] of stored) {
+          const row = await waiting(id);
+          assert.deepEqual(row, { ...row, ...settings }, id);
+          assert.equal(row.job, row.id, "the stored form names the new job");
+        }
+
+        // Delivered again: 3 retries, then dead (the stored form says so).
+        outbox.start({ pollInterval: 100 });
+        await until(
+          () => kinds(failing).length === 8 && kinds(refused).length === 2,
+          "both redriven triggers dead-lettered again",
+        );
+        assert.deepEqual(kinds(failing).slice(4), [
+          "retry",
+          "retry",
+          "retry",
+          "dead",
+        ]);
+        assert.deepEqual(kinds(refused), ["dead", "dead"]);
+        const stats = await outbox.stats();
+        assert.equal(stats.dead, 2);
+        assert.equal(events.filter((e) => e.type === "error").length, 0);
+      } finally {
+        await outbox.stop();
+        await server.shutdown();
+        await cleanup();
       }
     },
   });

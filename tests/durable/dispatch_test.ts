@@ -2,7 +2,12 @@
 // jobs never attempted are not charged a retry on stop, a second stop()
 // waits for the first.
 import assert from "node:assert/strict";
-import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import {
+  openOutbox,
+  type OutboxEvent,
+  type OutboxOptions,
+} from "../../src/durable/mod.ts";
+import { LEASE_MARGIN } from "../../src/durable/_enqueue.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import { within } from "../_wait.ts";
 
@@ -256,16 +261,22 @@ Deno.test("a settlement pg-boss did not apply (the job was taken over meanwhile)
 
 Deno.test({
   name:
-    "jobs prefetched behind a long delivery go back to waiting before their lease (HTTP timeout + 60 s) runs out: delivered on their first attempt, not expired (about 70 s)",
+    "jobs prefetched behind a long delivery go back to waiting before their lease (HTTP timeout + lease margin) runs out: delivered on their first attempt, not expired (a 4 s lease margin instead of 60 s)",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "outbox_dispatch_" });
+    // The short jobs' lease: 1 s timeout + the margin; pg-boss notices an
+    // expired one within its 2 s supervise pass. The long delivery outlasts
+    // both, so the short jobs, held behind it, would expire unless they go
+    // back to waiting (at half the margin after their fetch).
+    const margin = 4;
+    const lease = (1 + margin) * 1000;
+    const long = lease + 2_000 + 3_000;
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       async (request) => {
         await request.arrayBuffer();
         if (request.url.endsWith("/long")) {
-          // Longer than the short jobs' lease: 1 s timeout + 60 s.
-          await new Promise((resolve) => setTimeout(resolve, 66_000));
+          await new Promise((resolve) => setTimeout(resolve, long));
         }
         return new Response(null, { status: 200 });
       },
@@ -276,13 +287,24 @@ Deno.test({
       dir,
       retry: { limit: 0 },
       onEvent: (event) => events.push(event),
-    });
+      [LEASE_MARGIN]: margin,
+    } as OutboxOptions);
     try {
       await outbox.trigger(`${base}/long`, { timeout: 90_000 });
       await outbox.trigger(`${base}/short`, { timeout: 1_000 });
       await outbox.trigger(`${base}/short`, { timeout: 1_000 });
+      const { rows } = await (outbox as unknown as Administered)[ADMIN]().db
+        .executeSql(
+          `SELECT expire_seconds FROM pgboss.job
+           WHERE name = 'trigger_outbox' AND data->>'url' LIKE '%/short'`,
+        );
+      assert.deepEqual(
+        rows.map((row) => row.expire_seconds),
+        [lease / 1000, lease / 1000],
+        "the short jobs' lease",
+      );
       outbox.start({ concurrency: 1, pollInterval: 100 });
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + 60_000;
       while (events.filter((e) => e.type !== "error").length < 3) {
         assert.ok(Date.now() < deadline, JSON.stringify(events));
         await new Promise((resolve) => setTimeout(resolve, 200));
@@ -334,7 +356,7 @@ Deno.test("the dispatcher sets webhook-id and keeps the caller's other webhook-*
   }
 });
 
-Deno.test("retry or dead without a query for stored jobs, and still right for a redriven dead letter (a new job with the queue's retry limit): events match what pg-boss did", async () => {
+Deno.test("retry or dead without a query for stored jobs and for a redriven dead letter (a new job with its trigger's retry limit): events match what pg-boss did", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outbox_redriven_" });
   const hits = new Map<string, number>();
   const server = Deno.serve(
@@ -368,15 +390,15 @@ Deno.test("retry or dead without a query for stored jobs, and still right for a 
         e.type
       );
     assert.deepEqual(kinds(), ["retry", "dead"]);
-    // Redriven: pg-boss gives the new job its queue's limit (2, no delay),
-    // not the stored 1: two retries, then dead again.
+    // Redriven: a new job with the stored limit 1 (not the queue's 2): a
+    // retry, then dead again.
     assert.equal(await outbox.redrive([id]), 1);
-    await settled(id, 5);
-    assert.deepEqual(kinds(), ["retry", "dead", "retry", "retry", "dead"]);
-    assert.equal(hits.get(id), 5);
+    await settled(id, 4);
+    assert.deepEqual(kinds(), ["retry", "dead", "retry", "dead"]);
+    assert.equal(hits.get(id), 4);
     const stats = await outbox.stats();
     assert.equal(stats.dead, 1);
-    assert.equal(stats.retried, 3);
+    assert.equal(stats.retried, 2);
     assert.equal(stats.deadLettered, 2);
     assert.equal(events.filter((e) => e.type === "error").length, 0);
   } finally {

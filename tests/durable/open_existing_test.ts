@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { openOutbox, type Outbox, OutboxError } from "../../src/durable/mod.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import type { Sql } from "../../src/durable/_pgboss_sql.ts";
+import { openEngine, SCHEMA_VERSION } from "../../src/durable/_engine.ts";
+import { checkOpenOptions } from "../../src/durable/_validate.ts";
 import { DATABASE_URL, freshOptions } from "./_seed.ts";
 
 function sqlOf(outbox: Outbox): Sql {
@@ -167,38 +169,81 @@ for (const engine of ["embedded", "postgres"] as const) {
   });
 }
 
+for (const [age, step] of [["older", -1], ["newer", 1]] as const) {
+  Deno.test({
+    name:
+      `openOutbox({ create: false }) (postgres): a pg-boss schema ${age} than the supported one is DATABASE naming the found and supported versions, and is not migrated`,
+    ignore: DATABASE_URL === undefined,
+    async fn() {
+      const schema = `v_${crypto.randomUUID().slice(0, 8)}`;
+      const options = { connectionString: DATABASE_URL, schema };
+      const outbox = await openOutbox(options);
+      const sql = sqlOf(outbox);
+      try {
+        const { rows: [installed] } = await sql.executeSql(
+          `SELECT version::int AS version FROM ${schema}.version`,
+        );
+        assert.equal(installed.version, SCHEMA_VERSION, "pg-boss 12.38's");
+        const found = SCHEMA_VERSION + step;
+        await sql.executeSql(`UPDATE ${schema}.version SET version = $1`, [
+          found,
+        ]);
+        await assert.rejects(
+          openOutbox({ ...options, create: false }),
+          (error: unknown) => {
+            assert.ok(error instanceof OutboxError, String(error));
+            assert.equal(error.code, "DATABASE", error.message);
+            assert.match(
+              error.message,
+              new RegExp(
+                `schema "${schema}" in PostgreSQL at .* is at version ${found}, ${age} than the version ${SCHEMA_VERSION} \\(pg-boss 12\\.38\\) this fire-trigger supports`,
+              ),
+            );
+            assert.doesNotMatch(error.message, /requires migrations/);
+            return true;
+          },
+        );
+        const { rows: [after] } = await sql.executeSql(
+          `SELECT version::int AS version FROM ${schema}.version`,
+        );
+        assert.equal(after.version, found, "not migrated");
+      } finally {
+        await sql.executeSql(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
+        await outbox.stop();
+      }
+    },
+  });
+}
+
 Deno.test({
   name:
-    "openOutbox({ create: false }) (postgres): a schema pg-boss would have to migrate is DATABASE and is not migrated",
+    "openOutbox({ create: false }) (postgres): the outbox opens in a schema with more queues than pg-boss lists in one page (1,000)",
   ignore: DATABASE_URL === undefined,
   async fn() {
-    const schema = `old_${crypto.randomUUID().slice(0, 8)}`;
-    const options = { connectionString: DATABASE_URL, schema };
-    const outbox = await openOutbox(options);
-    const sql = sqlOf(outbox);
+    const schema = `many_${crypto.randomUUID().slice(0, 8)}`;
+    // Sorted after the 1,001 others.
+    const options = {
+      connectionString: DATABASE_URL,
+      schema,
+      queue: "z_outbox",
+    };
+    const engine = await openEngine(checkOpenOptions(options), () => {});
     try {
-      await sql.executeSql(
-        `UPDATE ${schema}.version SET version = version - 1`,
-      );
-      const { rows: [before] } = await sql.executeSql(
-        `SELECT version FROM ${schema}.version`,
-      );
-      await assert.rejects(
-        openOutbox({ ...options, create: false }),
-        (error: unknown) => {
-          assert.ok(error instanceof OutboxError, String(error));
-          assert.equal(error.code, "DATABASE", error.message);
-          assert.match(error.message, /requires migrations/);
-          return true;
-        },
-      );
-      const { rows: [after] } = await sql.executeSql(
-        `SELECT version FROM ${schema}.version`,
-      );
-      assert.deepEqual(after, before, "not migrated");
+      for (let n = 0; n <= 1_000; n++) {
+        await engine.boss.createQueue(`q_${String(n).padStart(4, "0")}`);
+      }
     } finally {
-      await sql.executeSql(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
+      await engine.close();
+    }
+    const outbox = await openOutbox(options);
+    try {
       await outbox.stop();
+      const existing = await openOutbox({ ...options, create: false });
+      await existing.stop();
+    } finally {
+      const again = await openOutbox(options);
+      await sqlOf(again).executeSql(`DROP SCHEMA ${schema} CASCADE`);
+      await again.stop();
     }
   },
 });

@@ -11,6 +11,7 @@ import {
   countByUrl,
   countDeadLetters,
   databaseNow,
+  deadLetterJobs,
   deadLetterPage,
   exhaustRetries,
   lastHourByMinute,
@@ -18,6 +19,7 @@ import {
   outcomesSince,
   releaseJobs,
   RELIED_ON,
+  restoreRetrySettings,
   retryingJobs,
   retryNow,
   rowsOfTrigger,
@@ -25,7 +27,12 @@ import {
   withoutRetries,
 } from "../../src/durable/_pgboss_sql.ts";
 import { lastAttempt } from "../../src/durable/_dispatcher.ts";
-import { jobRow, type StoredRequest } from "../../src/durable/_enqueue.ts";
+import { SCHEMA_VERSION } from "../../src/durable/_engine.ts";
+import {
+  jobRow,
+  LEASE_MARGIN_SECONDS,
+  type StoredRequest,
+} from "../../src/durable/_enqueue.ts";
 
 async function withBoss(
   fn: (boss: PgBoss, db: Sql, schema: string) => Promise<void>,
@@ -49,12 +56,17 @@ async function withBoss(
   }
 }
 
-Deno.test("pg-boss's schema has every table, column and state the outbox's raw SQL relies on", async () => {
-  await withBoss(async (_boss, db, schema) => {
+Deno.test("pg-boss's schema has every table, column and state the outbox's raw SQL relies on, at the version create: false opens", async () => {
+  await withBoss(async (boss, db, schema) => {
     assert.deepEqual(
       await missingFromSchema(db, schema),
       [],
       "pg-boss's schema changed: update src/durable/_pgboss_sql.ts",
+    );
+    assert.equal(
+      await boss.schemaVersion(),
+      SCHEMA_VERSION,
+      "pg-boss's schema version changed: update SCHEMA_VERSION",
     );
   });
 });
@@ -199,6 +211,107 @@ Deno.test("pg-boss's fail() dead-letters exactly the fetched attempts lastAttemp
       0,
       "retries left",
     );
+  });
+});
+
+Deno.test("deadLetterJobs() and restoreRetrySettings() around pg-boss's redrive(): the re-created job gets the retry settings and lease it was stored with; a setting the stored form lacks stays the queue's", async () => {
+  await withBoss(async (boss, db, schema) => {
+    await boss.createQueue("q_dead");
+    await boss.createQueue("q", { deadLetter: "q_dead" });
+    const request = (id: string, timeout: number): StoredRequest => ({
+      id,
+      method: "POST",
+      url: "http://127.0.0.1:9/",
+      headers: [],
+      body: null,
+      timeout,
+    });
+    const stored = crypto.randomUUID();
+    const old = crypto.randomUUID();
+    await boss.insert("q", [
+      jobRow(stored, request("stored", 2_500), {
+        limit: 4,
+        delay: 3_000,
+        backoff: true,
+        maxDelay: 20_000,
+      }, undefined),
+      // Stored before the form carried more than the retry limit.
+      {
+        id: old,
+        data: { ...request("old", 1_000), retryLimit: 1 },
+        retryLimit: 1,
+        retryDelay: 5,
+      },
+    ]);
+    // Dead-lettered as the dispatcher does it: no retries left, then fail().
+    const jobs = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
+    assert.equal(jobs.length, 2);
+    await exhaustRetries(db, schema, "q", jobs);
+    await boss.fail("q", jobs, { code: "HTTP_STATUS" });
+
+    assert.deepEqual(
+      await deadLetterJobs(db, schema, "q_dead", ["nope"], null),
+      [],
+    );
+    const letters = await deadLetterJobs(db, schema, "q_dead", null, 10);
+    assert.equal(letters.length, 2);
+    assert.deepEqual(
+      new Set(letters.map((letter) => letter.root)),
+      new Set([stored, old]),
+      "each chain's first job",
+    );
+    assert.equal(
+      await boss.redrive("q_dead", { ids: letters.map((l) => l.id) }),
+      2,
+    );
+    assert.equal(
+      await restoreRetrySettings(
+        db,
+        schema,
+        "q",
+        letters.map((l) => l.root),
+        LEASE_MARGIN_SECONDS,
+      ),
+      2,
+    );
+    const { rows } = await db.executeSql(
+      `SELECT id::text AS id, data->>'id' AS trigger, data->>'job' AS job,
+         retry_limit, retry_delay, retry_backoff, retry_delay_max,
+         expire_seconds
+       FROM ${schema}.job WHERE name = 'q' AND state = 'created'
+       ORDER BY data->>'id'`,
+    );
+    assert.deepEqual(rows.map(({ id, ...row }) => ({ ...row, new: id })), [
+      {
+        trigger: "old",
+        job: rows[0].id,
+        retry_limit: 1,
+        // pg-boss's queue default: the stored form did not say.
+        retry_delay: 0,
+        retry_backoff: false,
+        retry_delay_max: null,
+        expire_seconds: 1 + LEASE_MARGIN_SECONDS,
+        new: rows[0].id,
+      },
+      {
+        trigger: "stored",
+        job: rows[1].id,
+        retry_limit: 4,
+        retry_delay: 3,
+        retry_backoff: true,
+        retry_delay_max: 20,
+        expire_seconds: 3 + LEASE_MARGIN_SECONDS,
+        new: rows[1].id,
+      },
+    ]);
+    // The stored form now names the new job: its last attempt is known
+    // without asking the database.
+    const redriven = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
+    assert.equal(redriven.length, 2);
+    for (const job of redriven) {
+      assert.notEqual(job.id, job.data.id);
+      assert.equal(lastAttempt(job), false);
+    }
   });
 });
 
