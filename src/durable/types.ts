@@ -5,17 +5,20 @@ import type { TriggerOptions } from "../trigger/types.ts";
 /** How a failed delivery is retried. pg-boss stores the delays in whole
  * seconds: a delay that is not a multiple of 1,000 ms is rounded up. */
 export interface RetrySettings {
-  /** Retries after the first attempt before the job is dead-lettered.
+  /** Retries after the first attempt before the job is dead-lettered: a
+   * whole number from 0 to 86,400.
    * @default {5} (six attempts in all) */
   limit?: number;
-  /** Milliseconds before the first retry.
+  /** Milliseconds before the first retry, from 0 to 86,400,000 (one day);
+   * stored in whole seconds, rounded up.
    * @default {2_000} */
   delay?: number;
   /** Double the delay on each retry, with jitter.
    * @default {true} */
   backoff?: boolean;
   /** The longest delay between two attempts with `backoff`, in
-   * milliseconds.
+   * milliseconds, from 0 to 86,400,000 (one day); stored in whole seconds,
+   * rounded up.
    * @default {300_000} */
   maxDelay?: number;
 }
@@ -83,7 +86,7 @@ export interface OutboxOptions {
  * outbox's `sign`, which is not); its `id` becomes the trigger's id, and its
  * `timestamp` is ignored: each attempt is signed afresh. */
 export interface OutboxTriggerOptions extends TriggerOptions {
-  /** Milliseconds to wait before the first attempt.
+  /** Milliseconds to wait before the first attempt, from 0 to 2^31 − 1.
    * @default {0} */
   delay?: number;
   /** Retry settings for this trigger, over the outbox's. */
@@ -144,7 +147,12 @@ export type OutboxEvent =
 
 /** Why a delivery attempt failed, as stored with the job. */
 export interface DeliveryError {
-  /** A `TriggerError` code: `"HTTP_STATUS"`, `"CONNECT"`, `"TIMEOUT"`… */
+  /** A `TriggerError` code (`"HTTP_STATUS"`, `"CONNECT"`, `"TIMEOUT"`…),
+   * or one of the outbox's own: `"INVALID"`, the stored request no longer
+   * passes `trigger()`'s checks (e.g. `caCerts` on a runtime that cannot
+   * use them) and is dead-lettered at once, without an attempt; `"EXPIRED"`
+   * (shown by the dashboard and command line only), pg-boss itself failed
+   * the job, e.g. its lease expired with no outcome recorded. */
   code: string;
   /** The error's message, naming the request. */
   message: string;

@@ -10,15 +10,31 @@ import { show } from "../_show.ts";
 export const MAX_TOLERANCE = Math.floor(Number.MAX_SAFE_INTEGER / 2);
 
 /**
- * Checks a byte-size option.
+ * Checks a byte-size option: a whole number >= 0, or `Infinity` (no limit).
  *
- * @throws {RangeError} When not a number >= 0 (`Infinity` allowed).
+ * @throws {RangeError} When neither (a fraction such as `1.5` included).
  */
 export function checkBytes(value: unknown, what: string): void {
-  if (typeof value !== "number" || !(value >= 0)) {
+  if (
+    typeof value !== "number" || !(value >= 0) ||
+    (value !== Infinity && !Number.isInteger(value))
+  ) {
     throw new RangeError(
-      `${what} must be a number of bytes >= 0, received ${show(value)}`,
+      `${what} must be a whole number of bytes >= 0 or Infinity (no limit), received ${
+        show(value)
+      }`,
     );
+  }
+}
+
+/**
+ * Checks a boolean option, or the argument of a method that takes one.
+ *
+ * @throws {TypeError} When not `true` or `false`.
+ */
+export function checkBoolean(value: unknown, what: string): void {
+  if (typeof value !== "boolean") {
+    throw new TypeError(`${what} must be a boolean, received ${show(value)}`);
   }
 }
 

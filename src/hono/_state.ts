@@ -9,6 +9,7 @@ import {
 } from "./connection_types.ts";
 import { keepAlive } from "./_background.ts";
 import { checkMs } from "../_options.ts";
+import { checkBoolean } from "./_check.ts";
 import { report, type Reporter } from "./_report.ts";
 import { type BodyWatcher, watchBodyReads } from "./_runtime.ts";
 
@@ -104,7 +105,8 @@ export class ConnectionState implements Connection, BodyWatcher {
   ignoreUserAbort(value?: boolean): boolean {
     const previous = this.#ignore;
     if (value !== undefined) {
-      this.#ignore = Boolean(value);
+      checkBoolean(value, "Cannot set ignoreUserAbort: value");
+      this.#ignore = value;
       if (!this.#ignore && this.aborted) this.#stop("aborted");
     }
     return previous;

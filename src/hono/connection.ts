@@ -22,6 +22,7 @@ import {
 } from "./_body.ts";
 import {
   checkBodyTimeout,
+  checkBoolean,
   checkBudget,
   checkBytes,
   checkFunction,
@@ -52,8 +53,8 @@ const PREFIX = "Cannot create connection() middleware: ";
  * @throws {RangeError} When `timeLimit`, `maxBodySize`, `bodyTimeout` or
  *   `maxBufferedBytes` is out of range, or `maxBodySize` exceeds
  *   `maxBufferedBytes`.
- * @throws {TypeError} When `options` is not an object or `reportError` is
- *   not a function.
+ * @throws {TypeError} When `options` is not an object, `ignoreUserAbort` or
+ *   `ack` is not a boolean, or `reportError` is not a function.
  *
  * @example Usage
  * ```ts
@@ -116,6 +117,8 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
     reportError = consoleReporter("connection(): background work failed"),
   } = options;
+  checkBoolean(ignoreUserAbort, `${PREFIX}ignoreUserAbort`);
+  checkBoolean(ack, `${PREFIX}ack`);
   checkMs(timeLimit, `${PREFIX}timeLimit`);
   checkBytes(maxBodySize, `${PREFIX}maxBodySize`);
   checkBodyTimeout(bodyTimeout, `${PREFIX}bodyTimeout`);

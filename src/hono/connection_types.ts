@@ -112,8 +112,10 @@ export interface Connection {
    * for the route to end. Turning it off after the caller left aborts at
    * once.
    *
-   * @param value The new setting; omit it to only read the setting.
+   * @param value The new setting; omit it (or pass `undefined`) to only
+   *   read the setting.
    * @returns The previous setting.
+   * @throws {TypeError} When `value` is neither a boolean nor `undefined`.
    */
   ignoreUserAbort(value?: boolean): boolean;
   /**
@@ -182,7 +184,8 @@ export type ConnectionEnv = {
 /** Options for `connection()`. */
 export interface ConnectionOptions {
   /**
-   * Whether the work goes on when the caller goes away.
+   * Whether the work goes on when the caller goes away. A boolean (a
+   * TypeError otherwise).
    *
    * @default {false}
    */
@@ -199,13 +202,15 @@ export interface ConnectionOptions {
    * Read the body, answer `202 Accepted` at once, then run the route in the
    * background; its response is dropped. The body stays counted against
    * `maxBufferedBytes` until the route's run ends, however long it hangs.
+   * A boolean (a TypeError otherwise).
    *
    * @default {false}
    */
   ack?: boolean;
   /**
    * With `ack`, the largest body in bytes read before answering; a larger
-   * one gets `413` and the route does not run.
+   * one gets `413` and the route does not run. A whole number >= 0, or
+   * `Infinity` for no limit.
    *
    * @default {1_048_576}
    */
@@ -228,7 +233,8 @@ export interface ConnectionOptions {
    * for as long as it runs (one that never settles, or ignores the
    * connection's signal past `timeLimit`: the run ends when the route
    * does); enough of them and every request gets `503`. Set `timeLimit` and
-   * stop at `c.var.connection.signal`.
+   * stop at `c.var.connection.signal`. A whole number >= 0, or `Infinity`
+   * for no limit.
    *
    * @default {16_777_216}
    */

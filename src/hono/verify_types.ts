@@ -96,7 +96,7 @@ export interface VerifyTriggerOptions {
    * `ttl` of `store.claim()`): a concurrent delivery of the same id is
    * answered `429` meanwhile, and a crashed instance's claim lapses after
    * it. Must outlast the route (with `connection({ ack: true })` behind,
-   * only the body read and the `202`).
+   * only the body read and the `202`). At least 1 000.
    *
    * @default {300_000}
    */
@@ -116,6 +116,7 @@ export interface VerifyTriggerOptions {
   storeTimeout?: number;
   /**
    * The largest body in bytes read for verification; larger gets `413`.
+   * A whole number >= 0, or `Infinity` for no limit.
    *
    * @default {1_048_576}
    */
@@ -131,8 +132,9 @@ export interface VerifyTriggerOptions {
   /**
    * The most body bytes this middleware holds in memory at once across
    * requests before their signature is checked (unauthenticated bytes).
-   * Past it a request gets `503` with `Retry-After` and is not read. Must
-   * be at least `maxBodySize` (a RangeError otherwise).
+   * Past it a request gets `503` with `Retry-After` and is not read. A
+   * whole number >= 0, or `Infinity` for no limit; must be at least
+   * `maxBodySize` (a RangeError otherwise).
    *
    * @default {16_777_216}
    */

@@ -407,3 +407,48 @@ Deno.test("retry or dead without a query for stored jobs and for a redriven dead
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a stored request that no longer passes trigger()'s checks is dead-lettered at once with code INVALID, never sent (PGlite)", async () => {
+  let requests = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => {
+      requests++;
+      return new Response(null, { status: 204 });
+    },
+  );
+  const dir = await Deno.makeTempDir({ prefix: "outbox_invalid_" });
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    retry: { limit: 3 },
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    const { id } = await outbox.trigger(
+      `http://127.0.0.1:${server.addr.port}/hook`,
+      { method: "POST", body: "x" },
+    );
+    // As a stored job another version or runtime would refuse: a method
+    // trigger() does not send.
+    const { db, schema, queue } = (outbox as unknown as Administered)[ADMIN]();
+    const { rows } = await db.executeSql(
+      `UPDATE ${schema}.job SET data = jsonb_set(data, '{method}', '"CONNECT"')
+       WHERE name = $1 RETURNING id`,
+      [queue],
+    );
+    assert.equal(rows.length, 1);
+    outbox.start({ pollInterval: 50 });
+    await until("the dead event", () => events.some((e) => e.type === "dead"));
+    const [letter] = await outbox.deadLetters();
+    assert.equal(letter.id, id);
+    assert.equal(letter.error.code, "INVALID");
+    assert.match(letter.error.message, /method "CONNECT" is not supported/);
+    assert.equal(letter.attempts, 1, "no retry used: dead at once");
+    assert.equal(requests, 0, "never sent");
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

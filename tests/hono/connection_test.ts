@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import {
   connection,
   type ConnectionEnv,
+  type ConnectionOptions,
   ConnectionStatus,
   drainBackground,
   verifyTrigger,
@@ -135,6 +136,49 @@ Deno.test("connection() ignoreUserAbort() returns the previous setting; bad inpu
     () => connection({ reportError: 1 as unknown as () => void }),
     TypeError,
   );
+});
+
+Deno.test("connection() refuses a non-boolean ack or ignoreUserAbort, and ignoreUserAbort(non-boolean)", async () => {
+  // "yes" and "no" are truthy: read as true, "no" would have ignored aborts.
+  for (const name of ["ack", "ignoreUserAbort"]) {
+    for (const value of ["yes", "no", 1, 0, null]) {
+      assert.throws(
+        () => connection({ [name]: value } as unknown as ConnectionOptions),
+        (error: Error) =>
+          error instanceof TypeError &&
+          error.message.includes(`${name} must be a boolean`) &&
+          error.message.includes(
+            typeof value === "string" ? `"${value}"` : String(value),
+          ),
+        `${name}: ${String(value)}`,
+      );
+    }
+  }
+  const app = new Hono<ConnectionEnv>();
+  app.get("/", connection({ ignoreUserAbort: true }), (c) => {
+    const conn = c.var.connection;
+    assert.throws(
+      () => conn.ignoreUserAbort("no" as unknown as boolean),
+      /ignoreUserAbort: value must be a boolean, received "no"/,
+    );
+    // Unchanged by the refused call; undefined only reads.
+    return c.json([conn.ignoreUserAbort(undefined), conn.ignoreUserAbort()]);
+  });
+  assert.deepEqual(await (await app.request("/")).json(), [true, true]);
+});
+
+Deno.test("connection() byte sizes are whole numbers or Infinity: a fraction is a RangeError", () => {
+  for (const name of ["maxBodySize", "maxBufferedBytes"]) {
+    assert.throws(
+      () => connection({ [name]: 1.5 }),
+      (error: Error) =>
+        error instanceof RangeError && error.message.includes(name) &&
+        error.message.includes("received 1.5"),
+      name,
+    );
+  }
+  connection({ maxBodySize: 0, maxBufferedBytes: 0 });
+  connection({ maxBodySize: Infinity, maxBufferedBytes: Infinity });
 });
 
 Deno.test("connection() with ack hands background work to executionCtx.waitUntil where there is one", async () => {

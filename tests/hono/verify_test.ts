@@ -285,6 +285,8 @@ Deno.test("verifyTrigger() accepts several secrets for a rotation and refuses ba
     [{ secret, tolerance: 300 }, RangeError], // seconds by mistake
     [{ secret, lease: 0 }, RangeError],
     [{ secret, maxBodySize: -1 }, RangeError],
+    [{ secret, maxBodySize: 1.5 }, RangeError],
+    [{ secret, maxBufferedBytes: 2_000_000.5 }, RangeError],
     [{ secret, bodyTimeout: -1 }, RangeError],
     [{ secret, bodyTimeout: 30 }, RangeError], // seconds by mistake
     [{ secret, bodyTimeout: 999 }, RangeError],
