@@ -31,9 +31,11 @@ import { startTelemetry } from "./_telemetry.ts";
  * @param options Method, headers, body, wait mode, timeout and transport.
  * @returns The result; `result.done` settles when the background part is over.
  * @throws {TypeError} For bad input (URL, scheme, method, header, cookie,
- *   body, option values), naming the value. Nothing is connected then.
+ *   body, other option values), naming the value. Nothing is connected then.
  * @throws {RangeError} For a `timeout` that is not a number of ms from 1 to
- *   2^31 − 1, or a `maxConnections` that is not a whole number above 0.
+ *   2^31 − 1, or a `maxConnections` that is not a whole number above 0 —
+ *   a value of the wrong type included (`timeout: "30000"` is a RangeError,
+ *   not a TypeError).
  *
  * @example Usage
  * ```ts

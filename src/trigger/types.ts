@@ -67,7 +67,8 @@ export interface TriggerOptions {
   /**
    * The HTTP method. DELETE, GET, HEAD, OPTIONS, POST and PUT are upper-cased
    * (as fetch does); any other method is sent as given (`"patch"` stays
-   * `"patch"`).
+   * `"patch"`). CONNECT, TRACE and TRACK, in any case, are refused with a
+   * TypeError (as fetch refuses them).
    * @default "GET", or "POST" when a body is given
    */
   method?: string;
