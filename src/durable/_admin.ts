@@ -17,6 +17,20 @@ export interface Queues {
   schema: string;
 }
 
+/** A job's stored failure, with pg-boss's own (expiry, a lost heartbeat:
+ * `{ value: { message } }`) given the code `EXPIRED`. */
+export function storedFailure(value: unknown): Record<string, unknown> | null {
+  if (typeof value !== "object" || value === null) return null;
+  const source = value as Record<string, unknown>;
+  if (
+    source.code === undefined && typeof source.value === "object" &&
+    source.value !== null
+  ) {
+    return { code: "EXPIRED", ...source.value as Record<string, unknown> };
+  }
+  return source;
+}
+
 export async function deadLetters(
   engine: Engine,
   { dead }: Queues,
@@ -27,7 +41,9 @@ export async function deadLetters(
     () => engine.boss.findJobs<StoredRequest>(dead, { queued: true, limit }),
   );
   return jobs.map((job) => {
-    const output = (job.sourceOutput ?? {}) as Partial<DeliveryError>;
+    const output = (storedFailure(job.sourceOutput) ?? {}) as Partial<
+      DeliveryError
+    >;
     return {
       id: job.data.id,
       method: job.data.method,

@@ -6,6 +6,7 @@
 // rows become views without secrets.
 import { originOf, redactHeaders, redactText, redactUrl } from "../_redact.ts";
 import * as sql from "./_pgboss_sql.ts";
+import { storedFailure } from "./_admin.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 
 /** The symbol under which an opened outbox hands out its database. */
@@ -382,15 +383,8 @@ function date(value: unknown): Date | null {
 
 /** A stored error or status, as shown: messages without credentials. */
 function outcome(value: unknown): Outcome | null {
-  if (typeof value !== "object" || value === null) return null;
-  let source = value as Record<string, unknown>;
-  // pg-boss's own failures (expiry, lost heartbeat) store { value: { message } }.
-  if (
-    source.code === undefined && typeof source.value === "object" &&
-    source.value !== null
-  ) {
-    source = { code: "EXPIRED", ...source.value as Record<string, unknown> };
-  }
+  const source = storedFailure(value);
+  if (source === null) return null;
   const result: Outcome = {};
   if (typeof source.code === "string") result.code = source.code;
   if (typeof source.message === "string") {

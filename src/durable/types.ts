@@ -150,10 +150,9 @@ export interface DeliveryError {
   /** A `TriggerError` code (`"HTTP_STATUS"`, `"CONNECT"`, `"TIMEOUT"`…),
    * or one of the outbox's own: `"INVALID"`, the stored request no longer
    * passes `trigger()`'s checks (e.g. `caCerts` on a runtime that cannot
-   * use them) and is dead-lettered at once, without an attempt; `"EXPIRED"`
-   * (shown by the dashboard and command line; `deadLetters()` gives it as
-   * `"UNKNOWN"`), pg-boss itself failed the job, e.g. its lease expired with
-   * no outcome recorded. */
+   * use them) and is dead-lettered at once, without an attempt; `"EXPIRED"`,
+   * pg-boss itself failed the job, e.g. its lease expired with no outcome
+   * recorded. */
   code: string;
   /** The error's message, naming the request. */
   message: string;

@@ -408,7 +408,7 @@ Deno.test("retry or dead without a query for stored jobs and for a redriven dead
   }
 });
 
-Deno.test("a stored request that no longer passes trigger()'s checks is dead-lettered at once with code INVALID, never sent (PGlite)", async () => {
+Deno.test("a stored request that no longer passes trigger()'s checks is dead-lettered at once with code INVALID, never sent; one pg-boss failed itself is EXPIRED (PGlite)", async () => {
   let requests = 0;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -446,6 +446,22 @@ Deno.test("a stored request that no longer passes trigger()'s checks is dead-let
     assert.match(letter.error.message, /method "CONNECT" is not supported/);
     assert.equal(letter.attempts, 1, "no retry used: dead at once");
     assert.equal(requests, 0, "never sent");
+
+    // A job pg-boss failed itself (its lease expired) stores its own output,
+    // { value: { message } }: deadLetters() says EXPIRED, as the dashboard.
+    const { dead } = (outbox as unknown as Administered)[ADMIN]();
+    const expired = await db.executeSql(
+      `UPDATE ${schema}.job
+       SET source_output = '{"value":{"message":"job timed out"}}'::jsonb
+       WHERE name = $1 RETURNING id`,
+      [dead],
+    );
+    assert.equal(expired.rows.length, 1);
+    const [lapsed] = await outbox.deadLetters();
+    assert.deepEqual(lapsed.error, {
+      code: "EXPIRED",
+      message: "job timed out",
+    });
   } finally {
     await outbox.stop();
     await server.shutdown();
