@@ -305,6 +305,10 @@ class Exchange {
               req,
             );
           }
+          if (reused && response.status === 408) {
+            stale = true; // the server's idle timeout, as below
+            throw new StaleConnection(null);
+          }
           break;
         }
         const known = response.status !== undefined;

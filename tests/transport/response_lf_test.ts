@@ -169,8 +169,9 @@ Deno.test("trigger() reads a bare-LF head at the status line and reuses the conn
 });
 
 /** A node:net server that writes `reply` on the `nth` request bytes of a
- * connection, then resets it (RST, not FIN); before, it answers 202. */
-async function resetAfter(reply: string, nth = 1) {
+ * connection, then resets it (RST), or closes it (FIN) when `close` is set;
+ * before, it answers 202. */
+async function resetAfter(reply: string, nth = 1, close = false) {
   let connections = 0;
   const server = net.createServer((socket) => {
     connections++;
@@ -181,7 +182,11 @@ async function resetAfter(reply: string, nth = 1) {
         socket.write("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
         return;
       }
-      socket.write(reply, () => setTimeout(() => socket.resetAndDestroy(), 50));
+      socket.write(
+        reply,
+        () =>
+          setTimeout(() => close ? socket.end() : socket.resetAndDestroy(), 50),
+      );
     });
   });
   await within(
@@ -238,20 +243,26 @@ Deno.test("trigger(): a reset in the middle of the status line is still CLOSED",
   }
 });
 
-Deno.test("trigger(): a 408 status line and a reset on a reused connection is its idle timeout: sent again on a fresh one", async () => {
-  const server = await resetAfter("HTTP/1.1 408 Request Timeout\r\n", 2);
-  try {
-    for (let i = 0; i < 2; i++) {
-      const result = await within(
-        trigger(server.url, { wait: "accepted", timeout: 10_000 }),
-        `trigger ${i + 1}`,
-      );
-      assert.equal(result.status, 202, result.error?.message);
-      await within(result.done, "trigger()'s done");
+Deno.test("trigger(): a 408 status line and a reset or close on a reused connection is its idle timeout: sent again on a fresh one", async () => {
+  for (const close of [false, true]) {
+    const server = await resetAfter(
+      "HTTP/1.1 408 Request Timeout\r\n",
+      2,
+      close,
+    );
+    try {
+      for (let i = 0; i < 2; i++) {
+        const result = await within(
+          trigger(server.url, { wait: "accepted", timeout: 10_000 }),
+          `trigger ${i + 1}`,
+        );
+        assert.equal(result.status, 202, result.error?.message);
+        await within(result.done, "trigger()'s done");
+      }
+      assert.equal(server.connections(), 2, close ? "close" : "reset");
+    } finally {
+      await closeIdleConnections();
+      await server.close();
     }
-    assert.equal(server.connections(), 2);
-  } finally {
-    await closeIdleConnections();
-    await server.close();
   }
 });
