@@ -70,7 +70,8 @@ export class ResponseReader {
   #keepAlive = false;
   #state: State = "head";
   #head = "";
-  /** How much of "\r\n\r\n" the head read so far ends with. */
+  /** How the head read so far ends: 0 within a line, 1 after a LF, 2 after
+   * a LF and a CR (a blank line's LF would end the head). */
   #blankLine = 0;
   #line = "";
   #remaining = 0;
@@ -164,9 +165,9 @@ export class ResponseReader {
   end(): void {
     if (this.#state === "head" && this.status === undefined) {
       // A status line the server closed right after: take it, reuse nothing.
-      const firstLine = this.#head.indexOf("\r\n");
-      if (firstLine > 0) {
-        const [, status] = this.#statusOf(this.#head.slice(0, firstLine));
+      const line = firstLine(this.#head);
+      if (line !== undefined) {
+        const [, status] = this.#statusOf(line);
         if (status >= 200) this.status = status;
       }
       this.#keepAlive = false;
@@ -179,18 +180,44 @@ export class ResponseReader {
   }
 
   #pushHead(bytes: Uint8Array, from: number): number {
-    // Find the blank line ending the head, continuing a partial "\r\n\r\n"
-    // match from the previous chunk; decode the head once, natively.
-    let matched = this.#blankLine;
+    // Find the blank line ending the head: a LF, maybe a CR, a LF (RFC 9112
+    // §2.2: a LF ends a line, a CR before it is ignored; a bare CR ends
+    // nothing). Decode the head once, natively.
+    const n = bytes.length;
     let end = -1;
-    for (let i = from; i < bytes.length; i++) {
-      const byte = bytes[i];
-      if (byte === (matched % 2 === 0 ? 13 : 10)) {
-        if (++matched === 4) {
-          end = i + 1;
+    let i = from;
+    // A blank line begun at the end of the previous chunk.
+    let state = this.#blankLine;
+    while (state !== 0 && i < n) {
+      const byte = bytes[i++];
+      if (byte === 10) {
+        end = i;
+        break;
+      }
+      state = byte === 13 && state === 1 ? 2 : 0;
+    }
+    if (end < 0 && i < n) {
+      // Only LFs stop the scan; what follows one is looked at there.
+      for (; i < n; i++) {
+        if (bytes[i] !== 10) continue;
+        if (i + 1 === n) break;
+        const next = bytes[i + 1];
+        if (next === 10) {
+          end = i + 2;
           break;
         }
-      } else matched = byte === 13 ? 1 : 0;
+        if (next === 13 && i + 2 < n && bytes[i + 2] === 10) {
+          end = i + 3;
+          break;
+        }
+      }
+      if (end < 0) {
+        state = bytes[n - 1] === 10
+          ? 1
+          : n - 2 >= from && bytes[n - 2] === 10 && bytes[n - 1] === 13
+          ? 2
+          : 0;
+      }
     }
     if (end >= 0 && this.#head === "") {
       // The whole head in this chunk (the usual case): read from the bytes.
@@ -203,14 +230,14 @@ export class ResponseReader {
     if (!head.startsWith("HTTP/") && !"HTTP/".startsWith(head)) {
       throw new ResponseProtocolError(
         "Not an HTTP/1.x status line",
-        head.slice(0, 40).split("\r\n")[0],
+        head.slice(0, 40).split(/\r?\n/)[0],
       );
     }
     if (end < 0) {
       // Check a complete status line now rather than after the headers.
-      const lineEnd = head.indexOf("\r\n");
-      if (lineEnd > 0) this.#statusOf(head.slice(0, lineEnd));
-      this.#blankLine = matched;
+      const line = firstLine(head);
+      if (line !== undefined) this.#statusOf(line);
+      this.#blankLine = state;
       return bytes.length;
     }
     this.#blankLine = 0;
@@ -233,7 +260,7 @@ export class ResponseReader {
   /** Reads the head in `b` from `start` to `end` (its blank line included). */
   #onHead(b: Uint8Array, start: number, end: number): void {
     const lineEnd = lineEndAt(b, start, end);
-    const line = latin1Text(b, start, lineEnd);
+    const line = latin1Text(b, start, withoutCR(b, start, lineEnd));
     if (!line.startsWith("HTTP/")) {
       throw new ResponseProtocolError(
         "Not an HTTP/1.x status line",
@@ -248,9 +275,11 @@ export class ResponseReader {
     // Line by line, looking only at the four names that matter here (by
     // length first: most lines are none of them), from the bytes: only
     // their values become strings.
-    const last = end - 4;
-    for (let at = lineEnd + 2; at < last;) {
-      const next = lineEndAt(b, at, last);
+    // Where the blank line ending the head starts: "\n" or "\r\n".
+    const last = b[end - 2] === 13 ? end - 2 : end - 1;
+    for (let at = lineEnd + 1; at < last;) {
+      const lf = lineEndAt(b, at, last);
+      const next = withoutCR(b, at, lf);
       let colon = at;
       while (colon < next && b[colon] !== 58) colon++;
       if (colon > at && colon < next) {
@@ -277,7 +306,7 @@ export class ResponseReader {
           }
         }
       }
-      at = next + 2;
+      at = lf + 1;
     }
     this.status = status;
     this.#keepAlive = minor === 1 && status !== 101 &&
@@ -385,10 +414,22 @@ function sameName(b: Uint8Array, from: number, name: string): boolean {
   return true;
 }
 
-/** Where the line starting at `at` ends: its CR LF, or `end`. */
+/** Where the line starting at `at` ends: its LF, or `end`. */
 function lineEndAt(b: Uint8Array, at: number, end: number): number {
-  for (let i = at; i < end - 1; i++) {
-    if (b[i] === 13 && b[i + 1] === 10) return i;
+  for (let i = at; i < end; i++) {
+    if (b[i] === 10) return i;
   }
   return end;
+}
+
+/** The end of the line from `at` to its LF at `lf`, a CR before it left out. */
+function withoutCR(b: Uint8Array, at: number, lf: number): number {
+  return lf > at && b[lf - 1] === 13 ? lf - 1 : lf;
+}
+
+/** The head's first line, once its LF is in (a CR before it left out). */
+function firstLine(head: string): string | undefined {
+  const lf = head.indexOf("\n");
+  if (lf < 0) return undefined;
+  return head.slice(0, head.charCodeAt(lf - 1) === 13 ? lf - 1 : lf);
 }

@@ -305,6 +305,10 @@ class Exchange {
               req,
             );
           }
+          if (reused && response.status === 408) {
+            stale = true; // the server's idle timeout, as below
+            throw new StaleConnection(null);
+          }
           break;
         }
         const known = response.status !== undefined;
@@ -332,6 +336,22 @@ class Exchange {
       if (stale) throw error;
       // After the status, a failure only means the connection is not reused.
       if (response.status !== undefined) return end(response.status);
+      // A final status line the connection failed right after (a reset) is
+      // taken, as when the server closes cleanly there.
+      if (
+        phase === "read" && response.received > 0 && !signal.aborted &&
+        !(error instanceof ResponseProtocolError) &&
+        !(error instanceof TriggerError)
+      ) {
+        response.end();
+        if (response.status !== undefined) {
+          if (reused && response.status === 408) {
+            stale = true; // the server's idle timeout, as in the read above
+            throw new StaleConnection(error);
+          }
+          return end(response.status);
+        }
+      }
       // A status the server sent before closing (a 413 mid-upload) wins.
       if (phase === "write" && conn !== undefined && !signal.aborted) {
         const status = await statusAfterWriteError(
