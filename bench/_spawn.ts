@@ -14,28 +14,53 @@ export interface Child {
 /**
  * Runs `deno <args>` with piped stdout (stderr inherited) and `env` added to
  * its environment, and resolves with its first stdout line. Rejects when the
- * child exits before printing one.
+ * child exits before printing one, or prints none within 30 s.
  */
-export async function spawnDeno(
+export function spawnDeno(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<Child> {
-  const process = new Deno.Command(Deno.execPath(), {
+  return spawnLine(Deno.execPath(), args, { NO_COLOR: "1", ...env });
+}
+
+/**
+ * Runs `command <args>` as {@linkcode spawnDeno} runs deno: resolves with its
+ * first stdout line; rejects (the child killed) when it exits before one or
+ * prints none within `timeoutMs`.
+ */
+export async function spawnLine(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<Child> {
+  const process = new Deno.Command(command, {
     args,
-    env: { NO_COLOR: "1", ...env },
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
   const reader = process.stdout.pipeThrough(new TextDecoderStream())
     .getReader();
+  const name = `${command} ${args.join(" ").slice(0, 60)}`;
   let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) {
-      throw new Error(`deno ${args.join(" ")} exited before printing a line`);
+  const timer = setTimeout(() => {
+    process.kill();
+    reader.cancel().catch(() => {});
+  }, timeoutMs);
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) {
+        throw new Error(
+          `${name} printed no line (exited, or not within ${timeoutMs} ms)`,
+        );
+      }
+      text += value;
     }
-    text += value;
+  } finally {
+    clearTimeout(timer);
   }
   const newline = text.indexOf("\n");
   const line = text.slice(0, newline);

@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { bundle } from "../tests/_bundle.ts";
 import { bunBinary, node22Binary, run } from "../tests/_node/_runtimes.ts";
-import { controlRequest, quantile } from "./_spawn.ts";
+import { controlRequest, quantile, spawnLine } from "./_spawn.ts";
 
 const CALLS = Number(Deno.args[0] ?? 2_000);
 const BUDGET_MS = Number(Deno.args[1] ?? 6_000);
@@ -45,30 +45,8 @@ server.listen(0, "127.0.0.1", () => console.log(server.address().port));
 
 /** Starts the target; resolves with its origin and the process. */
 async function startTarget() {
-  const child = new Deno.Command("node", {
-    args: ["-e", TARGET],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let line = "";
-  const timer = setTimeout(() => {
-    child.kill();
-    reader.cancel(new Error("the node target gave no port within 10 s"));
-  }, 10_000);
-  try {
-    while (!line.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("the node target exited before its port");
-      line += value;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  reader.releaseLock();
-  return { origin: `http://127.0.0.1:${Number(line.trim())}`, child };
+  const { line, process } = await spawnLine("node", ["-e", TARGET]);
+  return { origin: `http://127.0.0.1:${Number(line.trim())}`, child: process };
 }
 
 interface Report {
