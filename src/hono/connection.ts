@@ -140,7 +140,7 @@ export function connection(options: ConnectionOptions = {}): Middleware {
     if (ack) return runAcked(c, next, conn, limits);
     const earlier = earlierHeaders(c);
     const route = next();
-    return runInline(c, route, conn.race(route), conn, earlier);
+    return runInline(c, route, conn, earlier);
   };
 }
 
@@ -198,20 +198,19 @@ async function runAcked(
 }
 
 /**
- * Waits for the route while the caller waits: `ended` settles when the route
- * answers, or earlier when the caller leaves (unless ignored) or the time
- * limit passes.
+ * Waits for the route while the caller waits: `conn.race(route)` settles
+ * when the route answers, or earlier when the caller leaves (unless ignored)
+ * or the time limit passes.
  */
 async function runInline(
   c: MiddlewareContext,
   route: Promise<void>,
-  ended: Promise<EarlyEnd | undefined>,
   conn: ConnectionState,
   earlier: Response,
 ): Promise<Response | void> {
   let early: EarlyEnd | undefined;
   try {
-    early = await ended;
+    early = await conn.race(route);
   } finally {
     conn.unwatchCaller();
     if (early === undefined) {
