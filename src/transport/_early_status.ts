@@ -19,20 +19,31 @@ export async function statusAfterWriteError(
   response: ResponseReader,
 ): Promise<number | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<null>((resolve) => {
-    timer = setTimeout(() => resolve(null), EARLY_STATUS_MS);
+  const LATE = "late";
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(() => resolve(LATE), EARLY_STATUS_MS);
   });
   try {
     while (response.status === undefined) {
       const reading = pending ?? conn.read();
       pending = undefined;
       reading.catch(() => {}); // abandoned at the bound: never unhandled
-      const chunk = await Promise.race([reading, late]);
-      if (chunk === null) break;
+      let chunk: Uint8Array | null | typeof LATE;
+      try {
+        chunk = await Promise.race([reading, late]);
+      } catch {
+        chunk = null; // reset: what arrived before it counts, as on a close
+      }
+      if (chunk === LATE) break;
+      if (chunk === null) {
+        // Closed or reset right after a complete status line: taken.
+        response.end();
+        break;
+      }
       response.push(chunk);
     }
   } catch {
-    // A read that fails, or bytes that are no status line: none arrived.
+    // Bytes that are no status line: none arrived.
   } finally {
     clearTimeout(timer);
   }

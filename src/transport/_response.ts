@@ -277,9 +277,22 @@ export class ResponseReader {
     // their values become strings.
     // Where the blank line ending the head starts: "\n" or "\r\n".
     const last = b[end - 2] === 13 ? end - 2 : end - 1;
+    // Lines ended both ways, or a folded line (obs-fold): parsed as well
+    // as can be, the connection not reused (a bare LF in a CRLF head may be
+    // a header injected into the server's answer; RFC 9112 §2.2, §5.2).
+    let crlf = last === end - 2;
+    let bareLF = !crlf;
+    let odd = false;
     for (let at = lineEnd + 1; at < last;) {
       const lf = lineEndAt(b, at, last);
       const next = withoutCR(b, at, lf);
+      if (next === lf) bareLF = true;
+      else crlf = true;
+      if (b[at] === 32 || b[at] === 9) {
+        odd = true; // a continuation of the line before: not a field
+        at = lf + 1;
+        continue;
+      }
       let colon = at;
       while (colon < next && b[colon] !== 58) colon++;
       if (colon > at && colon < next) {
@@ -308,8 +321,11 @@ export class ResponseReader {
       }
       at = lf + 1;
     }
+    if (withoutCR(b, start, lineEnd) === lineEnd) bareLF = true;
+    else crlf = true;
     this.status = status;
-    this.#keepAlive = minor === 1 && status !== 101 &&
+    this.#keepAlive = minor === 1 && status !== 101 && !odd &&
+      !(crlf && bareLF) &&
       (connection === "" || !/(?:^|,)\s*close\s*(?:,|$)/.test(connection));
     if (
       this.#headRequest || status === 204 || status === 304 || status === 101

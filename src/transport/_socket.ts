@@ -50,8 +50,12 @@ export interface SendEvents {
 
 /** A reused connection died before answering: nothing proves receipt. */
 class StaleConnection extends Error {
-  constructor(cause: unknown) {
+  /** 408 when the server said so (its idle timeout): it did not read the
+   * request. */
+  readonly status?: number;
+  constructor(cause: unknown, status?: number) {
     super("Reused connection closed before answering", { cause });
+    this.status = status;
   }
 }
 
@@ -222,6 +226,11 @@ export async function sendOverSocket(
       learnStale(key!, lease!.idleSince);
       if (!req.resend) {
         release(key!, undefined);
+        // The server's 408 says it did not read the request: that status.
+        if (error.status !== undefined) {
+          events.onStatus(error.status);
+          return error.status;
+        }
         throw failure(
           "CLOSED",
           "Reused connection closed before answering; not sent again (resend: false), though the server may have received it",
@@ -290,6 +299,9 @@ class Exchange {
         const chunk = first ? await first : await conn.read();
         first = undefined;
         if (chunk === null) {
+          // Ended by our own close (timeout, caller's signal): nothing the
+          // server sent decides.
+          if (signal.aborted) throw abortFailure(signal, req);
           if (response.received === 0) {
             if (reused) {
               stale = true;
@@ -301,13 +313,13 @@ class Exchange {
           if (response.status === undefined) {
             throw failure(
               "CLOSED",
-              "Connection closed in the middle of the status line",
+              "Connection closed before a complete final status line",
               req,
             );
           }
           if (reused && response.status === 408) {
             stale = true; // the server's idle timeout, as below
-            throw new StaleConnection(null);
+            throw new StaleConnection(null, 408);
           }
           break;
         }
@@ -318,7 +330,7 @@ class Exchange {
           // timeout, sent as the request went out: the request was not read.
           if (reused && response.status === 408 && !response.keepAlive) {
             stale = true;
-            throw new StaleConnection(null);
+            throw new StaleConnection(null, 408);
           }
           events.onStatus(response.status);
           // An "accepted" caller resumes now, before the rest of the
@@ -347,7 +359,7 @@ class Exchange {
         if (response.status !== undefined) {
           if (reused && response.status === 408) {
             stale = true; // the server's idle timeout, as in the read above
-            throw new StaleConnection(error);
+            throw new StaleConnection(error, 408);
           }
           return end(response.status);
         }
@@ -365,7 +377,7 @@ class Exchange {
             return end(status);
           }
           stale = true; // the server's idle timeout, as in the read below
-          throw new StaleConnection(error);
+          throw new StaleConnection(error, 408);
         }
       }
       if (

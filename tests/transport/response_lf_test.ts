@@ -39,6 +39,9 @@ function cuts(text: string): number[][] {
   return all;
 }
 
+// A head with lines ended both ways is read, but its connection is not
+// reused: a bare LF inside a CRLF server's answer may be an injected header
+// (it would end the head early and leave the rest for the next request).
 const HEADS: Array<
   [string, { status: number; reusable: boolean; keepAliveMs?: number }]
 > = [
@@ -49,7 +52,7 @@ const HEADS: Array<
   ["HTTP/1.1 204 No Content\n\n", { status: 204, reusable: true }],
   ["HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nok", {
     status: 200,
-    reusable: true,
+    reusable: false,
   }],
   ["HTTP/1.1 200 OK\nConnection: close\r\nContent-Length: 0\r\n\n", {
     status: 200,
@@ -57,15 +60,24 @@ const HEADS: Array<
   }],
   ["HTTP/1.1 204 No Content\nKeep-Alive: timeout=7\n\r\n", {
     status: 204,
+    reusable: false,
+    keepAliveMs: 7_000,
+  }],
+  ["HTTP/1.1 204 No Content\nKeep-Alive: timeout=7\n\n", {
+    status: 204,
     reusable: true,
     keepAliveMs: 7_000,
   }],
   ["HTTP/1.1 100 Continue\n\nHTTP/1.1 201 Created\r\nContent-Length: 1\n\nx", {
     status: 201,
+    reusable: false,
+  }],
+  ["HTTP/1.1 100 Continue\n\nHTTP/1.1 201 Created\nContent-Length: 1\n\nx", {
+    status: 201,
     reusable: true,
   }],
   [
-    "HTTP/1.1 103 Early Hints\r\nLink: </a>\n\r\nHTTP/1.1 500 Oops\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 103 Early Hints\r\nLink: </a>\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
     { status: 500, reusable: true },
   ],
   [
@@ -74,7 +86,22 @@ const HEADS: Array<
   ],
   [
     "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\r\n\n3\r\nabc\n0\r\n\n",
-    { status: 200, reusable: true },
+    { status: 200, reusable: false },
+  ],
+  // A header injected with a bare LF into a CRLF answer ends it early: read
+  // as sent, the connection closed.
+  ["HTTP/1.1 200 OK\r\nX-A: v\nContent-Length: 0\n\n", {
+    status: 200,
+    reusable: false,
+  }],
+  // A folded line (obs-fold) is no field of its own: this Content-Length is
+  // part of X-A's value; the connection is not reused.
+  [
+    "HTTP/1.1 200 OK\r\nX-A: a\r\n Content-Length: 0\r\nContent-Length: 2\r\n\r\nok",
+    {
+      status: 200,
+      reusable: false,
+    },
   ],
 ];
 
@@ -173,11 +200,13 @@ Deno.test("trigger() reads a bare-LF head at the status line and reuses the conn
  * before, it answers 202. */
 async function resetAfter(reply: string, nth = 1, close = false) {
   let connections = 0;
+  let requests = 0;
   const server = net.createServer((socket) => {
     connections++;
     socket.on("error", () => {});
     let n = 0;
     socket.on("data", () => {
+      requests++;
       if (++n < nth) {
         socket.write("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
         return;
@@ -199,6 +228,7 @@ async function resetAfter(reply: string, nth = 1, close = false) {
   return {
     url: `http://127.0.0.1:${port}/job`,
     connections: () => connections,
+    requests: () => requests,
     close: () =>
       within(
         new Promise<void>((resolve) => server.close(() => resolve())),
@@ -259,10 +289,84 @@ Deno.test("trigger(): a 408 status line and a reset or close on a reused connect
         assert.equal(result.status, 202, result.error?.message);
         await within(result.done, "trigger()'s done");
       }
+      // The second went out on the first connection (reused), got the 408,
+      // and went again on a second one.
+      assert.equal(server.requests(), 3, close ? "close" : "reset");
       assert.equal(server.connections(), 2, close ? "close" : "reset");
     } finally {
       await closeIdleConnections();
       await server.close();
+    }
+  }
+});
+
+Deno.test("trigger() with resend: false ends with a reused connection's 408 (the server read nothing), not CLOSED", async () => {
+  const server = await resetAfter("HTTP/1.1 408 Request Timeout\r\n", 2);
+  try {
+    const first = await within(
+      trigger(server.url, { wait: "accepted", timeout: 10_000 }),
+      "trigger 1",
+    );
+    assert.equal(first.status, 202);
+    await within(first.done, "trigger 1's done");
+    const second = await within(
+      trigger(server.url, { wait: "accepted", timeout: 10_000, resend: false }),
+      "trigger 2",
+    );
+    assert.equal(second.ok, false);
+    assert.equal(second.status, 408, second.error?.message);
+    assert.equal(second.error?.code, "HTTP_STATUS");
+    await within(second.done, "trigger 2's done");
+    assert.equal(server.requests(), 2, "not sent again");
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});
+
+Deno.test("trigger(): a status line the server closes or resets right after, mid-upload, is the answer (413), not CLOSED", async () => {
+  for (const close of [false, true]) {
+    let requests = 0;
+    const server = net.createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => {
+        requests++;
+        socket.write(
+          "HTTP/1.1 413 Content Too Large\r\n",
+          () =>
+            setTimeout(
+              () => close ? socket.destroy() : socket.resetAndDestroy(),
+              50,
+            ),
+        );
+      });
+    });
+    await within(
+      new Promise<void>((resolve) =>
+        server.listen(0, "127.0.0.1", () => resolve())
+      ),
+      "node:net listen",
+    );
+    const { port } = server.address() as net.AddressInfo;
+    try {
+      const result = await within(
+        trigger(`http://127.0.0.1:${port}/upload`, {
+          wait: "accepted",
+          timeout: 10_000,
+          body: new Uint8Array(32 * 1024 * 1024),
+        }),
+        "trigger",
+      );
+      assert.equal(result.status, 413, result.error?.message);
+      assert.equal(result.error?.code, "HTTP_STATUS");
+      await within(result.done, "trigger()'s done");
+      assert.equal(requests, 1);
+    } finally {
+      await closeIdleConnections();
+      await within(
+        new Promise<void>((resolve) => server.close(() => resolve())),
+        "node:net close",
+      );
     }
   }
 });
