@@ -3,7 +3,10 @@
 // letters by id, unknown ids and repeats among them, on pg-boss's real
 // schema (embedded PGlite; PostgreSQL too when TRIGGER_TEST_DATABASE_URL is
 // set), the statements counted on the database handles. A redriven job gets
-// the retry settings its trigger was stored with, not pg-boss's defaults.
+// the retry settings its trigger was stored with, not pg-boss's defaults (the
+// redriving outbox's for what an older stored form lacks). Dead letters
+// pg-boss cannot move back (no chain, no source queue) neither break nor
+// loop a redrive: they stay for discard().
 import assert from "node:assert/strict";
 import type { PgBoss } from "npm:pg-boss@12.38.0";
 import { type Engine, openEngine } from "../../src/durable/_engine.ts";
@@ -345,11 +348,44 @@ for (const engine of ["embedded", "postgres"] as const) {
            FROM pgboss.job WHERE name = $1 LIMIT 1`,
           [queues.dead],
         );
+        // One stored before the form carried more than the retry limit.
+        await sql.executeSql(
+          `UPDATE pgboss.job
+           SET data = data - 'retryDelay' - 'retryBackoff' - 'retryDelayMax'
+           WHERE name = $1 AND data->>'id' = 'valid-0'`,
+          [queues.dead],
+        );
         const transactions = countTransactions(db, 10);
         assert.equal(
           await admin.redrive(db, queues, { fallback: RETRY, batch: 2 }),
           3,
         );
+        const { rows } = await sql.executeSql(
+          `SELECT data->>'id' AS id, retry_limit, retry_delay, retry_backoff,
+             retry_delay_max, (data->>'retryDelay')::int AS stored_delay
+           FROM pgboss.job WHERE name = $1 AND state = 'created'
+           ORDER BY data->>'id'`,
+          [queues.queue],
+        );
+        assert.deepEqual(rows, [
+          // The stored limit; the rest the redriving outbox's (RETRY).
+          {
+            id: "valid-0",
+            retry_limit: 0,
+            retry_delay: 2,
+            retry_backoff: true,
+            retry_delay_max: 300,
+            stored_delay: 2,
+          },
+          ...["valid-1", "valid-2"].map((id) => ({
+            id,
+            retry_limit: 0,
+            retry_delay: 5,
+            retry_backoff: false,
+            retry_delay_max: null,
+            stored_delay: 5,
+          })),
+        ]);
         assert.equal(transactions(), 2, "batches of 2, 2 then 1");
         // By id: not found (no uuid cast of a missing chain).
         assert.equal(
