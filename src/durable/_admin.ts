@@ -2,7 +2,13 @@
 // counts by state. Public names (stats, deadLetters, redrive, discard) are
 // what dashboards build on: keep them stable.
 import type { Engine } from "./_engine.ts";
-import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
+import {
+  jobRetry,
+  LEASE_MARGIN_SECONDS,
+  type StoredRequest,
+} from "./_enqueue.ts";
+import { OutboxError } from "./errors.ts";
+import type { Retry } from "./_validate.ts";
 import {
   countByState,
   deadLetterJobs,
@@ -61,56 +67,80 @@ export async function deadLetters(
 
 /** How many dead letters one redrive without ids moves at a time (each
  * batch one transaction). */
-const REDRIVE_BATCH = 1_000;
+export const REDRIVE_BATCH = 1_000;
 
 /** The dead letters of these triggers (by stored id; all when `ids` is
  * undefined, at most `limit`), locked for the rest of the transaction `db`
- * runs in: one statement however many ids. */
+ * runs in: one statement however many ids. With `routableTo`, only those
+ * pg-boss's `redrive()` moves back to that queue. */
 function deadLettersOf(
   db: Sql,
   { dead, schema }: Queues,
-  ids: string[] | undefined,
-  limit: number | null,
-): Promise<Array<{ id: string; root: string }>> {
-  if (ids?.length === 0) return Promise.resolve([]);
-  return deadLetterJobs(db, schema, dead, ids ?? null, limit);
+  select: { ids?: string[]; limit: number | null; routableTo?: string },
+): Promise<Array<{ id: string; root: string | null }>> {
+  if (select.ids?.length === 0) return Promise.resolve([]);
+  return deadLetterJobs(db, schema, dead, {
+    ...select,
+    ids: select.ids ?? null,
+  });
 }
 
 /** Moves dead letters back to the queue: pg-boss's `redrive()`, then the
  * jobs it re-created get the retry settings and lease their triggers were
- * stored with (pg-boss gives them its queue's), in one transaction per
- * batch, so no dispatcher fetches one before. */
+ * stored with (pg-boss gives them its queue's; what a row stored before the
+ * form carried it lacks: `fallback`'s, the redriving outbox's), in one
+ * transaction per batch of `batch`, so no dispatcher fetches one before.
+ * Only dead letters pg-boss moves back to this queue are taken (see
+ * `deadLetterJobs()`); a batch that moves nothing ends the redrive, and one
+ * whose re-created jobs did not all get their settings is rolled back
+ * (`"DATABASE"`). */
 export async function redrive(
   engine: Engine,
   queues: Queues,
-  ids: string[] | undefined,
-  leaseMargin: number = LEASE_MARGIN_SECONDS,
+  options: {
+    ids?: string[];
+    fallback: Retry;
+    /** Whole seconds. @default {LEASE_MARGIN_SECONDS} */
+    leaseMargin?: number;
+    /** @default {REDRIVE_BATCH} */
+    batch?: number;
+  },
 ): Promise<number> {
-  const limit = ids === undefined ? REDRIVE_BATCH : null;
+  const { ids, leaseMargin = LEASE_MARGIN_SECONDS } = options;
+  const limit = ids === undefined ? options.batch ?? REDRIVE_BATCH : null;
+  const what = "Cannot redrive dead letters";
   let moved = 0;
   for (;;) {
-    const { found, count } = await engine.transaction(
-      "Cannot redrive dead letters",
-      async (db) => {
-        const found = await deadLettersOf(db, queues, ids, limit);
-        if (found.length === 0) return { found, count: 0 };
-        const count = await engine.boss.redrive(queues.dead, {
-          ids: found.map((letter) => letter.id),
-          limit: found.length,
-          db,
-        });
-        await restoreRetrySettings(
-          db,
-          queues.schema,
-          queues.queue,
-          found.map((letter) => letter.root),
-          leaseMargin,
+    const { found, count } = await engine.transaction(what, async (db) => {
+      const found = await deadLettersOf(db, queues, {
+        ids,
+        limit,
+        routableTo: queues.queue,
+      });
+      if (found.length === 0) return { found, count: 0 };
+      const count = await engine.boss.redrive(queues.dead, {
+        ids: found.map((letter) => letter.id),
+        limit: found.length,
+        db,
+      });
+      const restored = await restoreRetrySettings(db, queues.schema, {
+        queue: queues.queue,
+        roots: found.map((letter) => letter.root!),
+        leaseMarginSeconds: leaseMargin,
+        fallback: jobRetry(options.fallback),
+      });
+      // More than moved is a waiting job of the same chain, given the same
+      // settings; fewer, a re-created job left with the queue's.
+      if (restored < count) {
+        throw new OutboxError(
+          "DATABASE",
+          `${what}: pg-boss re-created ${count} jobs in ${engine.where} but ${restored} could be given their stored retry settings; nothing was moved (pg-boss's redrive() changed?)`,
         );
-        return { found, count };
-      },
-    );
+      }
+      return { found, count };
+    });
     moved += count;
-    if (limit === null || found.length < limit) return moved;
+    if (limit === null || found.length < limit || count === 0) return moved;
   }
 }
 
@@ -121,7 +151,8 @@ export async function discard(
 ): Promise<number> {
   const found = await engine.run(
     "Cannot find dead letters",
-    () => deadLettersOf(engine.boss.getDb() as Sql, queues, ids, null),
+    () =>
+      deadLettersOf(engine.boss.getDb() as Sql, queues, { ids, limit: null }),
   );
   if (found.length === 0) return 0;
   const response = await engine.run(

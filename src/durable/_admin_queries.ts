@@ -146,13 +146,12 @@ export interface Admin {
   ): Promise<{ job: JobView; rows: JobRow[] } | null>;
   retryNow(ids: string[]): Promise<number>;
   /** Outcomes after `since`; failed attempts (stamped at their start) after
-   * `retriesSince`; oldest first (by `at`, then `jobId`), after the outcome
-   * `after` when given: the last of the previous page. */
+   * `retriesSince` (default `since`); oldest first (by `at`, then `jobId`),
+   * at most `limit` (default 1,000), after the outcome `after` when given:
+   * the last of the previous page. */
   events(
     since: Date,
-    limit?: number,
-    retriesSince?: Date,
-    after?: TailEvent,
+    options?: { limit?: number; retriesSince?: Date; after?: TailEvent },
   ): Promise<TailEvent[]>;
   now(): Promise<Date>;
 }
@@ -342,10 +341,9 @@ class Queries implements Admin {
 
   async events(
     since: Date,
-    limit = 1000,
-    retriesSince = since,
-    after?: TailEvent,
+    options: { limit?: number; retriesSince?: Date; after?: TailEvent } = {},
   ): Promise<TailEvent[]> {
+    const { limit = 1000, retriesSince = since, after } = options;
     const { db, schema, queue } = this.#h;
     const rows = await sql.outcomesSince(
       db,

@@ -11,7 +11,8 @@ import { OPEN, type OpenSettings } from "./_validate.ts";
 /** pg-boss's supervise/monitor passes: expiry and lost heartbeats. */
 const SUPERVISE_SECONDS = 2;
 /** The version of pg-boss's schema that pg-boss 12.38 installs (its
- * package.json `pgboss.schema`); `create: false` opens only this one. */
+ * package.json `pgboss.schema`); `create: false` opens only this one,
+ * `create: true` an older one too (pg-boss migrates it), never a newer. */
 export const SCHEMA_VERSION = 46;
 /** A failure that is a bound passing (ours, node-postgres's, pg-boss's). */
 const TIMED_OUT = /timeout|timed out/i;
@@ -129,6 +130,12 @@ export async function openEngine(
         timeout,
         () => unusableSchema(boss!, settings.schema, where),
       ).catch(() => null) ?? error;
+    }
+    // pg-boss's start() migrates an older schema (create: true) but opens a
+    // newer one as it is, in either mode: refuse it, as create: false does.
+    const version = await bounded(timeout, () => boss!.schemaVersion());
+    if (version !== null && version > SCHEMA_VERSION) {
+      throw otherVersion(settings.schema, where, version);
     }
     const missing = await bounded(
       timeout,
@@ -279,15 +286,7 @@ async function unusableSchema(
   if (installed) {
     const version = await boss.schemaVersion();
     if (version === null || version === SCHEMA_VERSION) return null;
-    const found = `${OPEN}pg-boss's schema ${
-      JSON.stringify(schema)
-    } in ${where} is at version ${version}`;
-    return new OutboxError(
-      "DATABASE",
-      version > SCHEMA_VERSION
-        ? `${found}, newer than the version ${SCHEMA_VERSION} (pg-boss 12.38) this fire-trigger supports: a newer pg-boss migrated it; use a fire-trigger that supports it (create: false migrates nothing, and pg-boss cannot go back)`
-        : `${found}, older than the version ${SCHEMA_VERSION} (pg-boss 12.38) this fire-trigger supports: it needs migrating, which create: false does not do; open it once with create: true to migrate it`,
-    );
+    return otherVersion(schema, where, version);
   }
   const there = installs.length === 0
     ? "it holds no outbox schema"
@@ -299,6 +298,24 @@ async function unusableSchema(
     `${OPEN}${where} has no ${
       exists ? "outbox (pg-boss) in schema" : "schema"
     } ${JSON.stringify(schema)} (create: false installs nothing); ${there}`,
+  );
+}
+
+/** `DATABASE` naming the version of pg-boss's schema found and the one
+ * supported ({@linkcode SCHEMA_VERSION}). */
+function otherVersion(
+  schema: string,
+  where: string,
+  version: number,
+): OutboxError {
+  const found = `${OPEN}pg-boss's schema ${
+    JSON.stringify(schema)
+  } in ${where} is at version ${version}`;
+  return new OutboxError(
+    "DATABASE",
+    version > SCHEMA_VERSION
+      ? `${found}, newer than the version ${SCHEMA_VERSION} (pg-boss 12.38) this fire-trigger supports: a newer pg-boss migrated it; use a fire-trigger that supports it (pg-boss cannot migrate it back)`
+      : `${found}, older than the version ${SCHEMA_VERSION} (pg-boss 12.38) this fire-trigger supports: it needs migrating, which create: false does not do; open it once with create: true to migrate it`,
   );
 }
 

@@ -8,6 +8,7 @@ import { Batcher, Rejected } from "./_batch.ts";
 import { OutboxError } from "./errors.ts";
 import { ByteBudget } from "../_read_stream.ts";
 import { type Retry, TRIGGER } from "./_validate.ts";
+import type { JobRetry } from "./_pgboss_sql.ts";
 
 /** The form a trigger is stored in (the job's data). */
 export interface StoredRequest {
@@ -47,10 +48,13 @@ export const HEARTBEAT_SECONDS = 10;
 export const LEASE_MARGIN_SECONDS = 60;
 /** Not part of the API: `openOutbox({ [LEASE_MARGIN]: seconds })` gives an
  * outbox another lease margin, so a test can show what happens when a lease
- * runs out without waiting a minute for it. */
-export const LEASE_MARGIN: unique symbol = Symbol.for(
+ * runs out without waiting a minute for it. Module-private (not
+ * `Symbol.for()`: no key in the global registry reaches it). */
+export const LEASE_MARGIN: unique symbol = Symbol(
   "fire-trigger.outbox.leaseMargin",
 );
+/** The range of {@linkcode LEASE_MARGIN}, whole seconds. */
+export const LEASE_MARGIN_RANGE = { min: 2, max: 3_600 } as const;
 /** The most rows in one INSERT. */
 const MAX_BATCH = 500;
 /** The most body text (base64 characters) in one INSERT, beyond its first
@@ -94,15 +98,10 @@ export interface JobRow {
   startAfter?: Date;
 }
 
-export function jobRow(
-  jobId: string,
-  data: StoredRequest,
-  retry: Retry,
-  delay: number | undefined,
-  leaseMargin: number = LEASE_MARGIN_SECONDS,
-): JobRow {
-  // pg-boss keeps whole seconds: round up, never retry sooner than asked.
-  const settings = {
+/** Retry settings as pg-boss keeps them: whole seconds, rounded up (never
+ * retry sooner than asked); the longest delay with backoff only. */
+export function jobRetry(retry: Retry): JobRetry {
+  return {
     retryLimit: retry.limit,
     retryDelay: Math.ceil(retry.delay / 1000),
     retryBackoff: retry.backoff,
@@ -110,6 +109,16 @@ export function jobRow(
       ? { retryDelayMax: Math.ceil(retry.maxDelay / 1000) }
       : {}),
   };
+}
+
+export function jobRow(
+  jobId: string,
+  data: StoredRequest,
+  retry: Retry,
+  delay: number | undefined,
+  leaseMargin: number = LEASE_MARGIN_SECONDS,
+): JobRow {
+  const settings = jobRetry(retry);
   return {
     id: jobId,
     data: {

@@ -139,52 +139,104 @@ export async function withoutRetries(
  * when `ids` is `null`; at most `limit` (`null`: no limit). Unknown ids
  * (and ones already redriven or discarded) match nothing, and an id given
  * twice matches once. Each with `root`, the first job of its chain, which
- * pg-boss's `redrive()` gives the job it re-creates (`source_root_id`). */
+ * pg-boss's `redrive()` gives the job it re-creates (`source_root_id`).
+ *
+ * With `routableTo`, only the dead letters pg-boss's `redrive()` moves back
+ * to that queue and whose new job can be found afterwards: from that queue
+ * (`source_name`), which exists, with a chain (`root` not null). Others (a
+ * row dead-lettered by an older pg-boss without them) are left where they
+ * are, to be discarded; without this filter a batch of them would be
+ * picked again on every call and move nothing. */
 export async function deadLetterJobs(
   db: Sql,
   schema: string,
   dead: string,
-  ids: readonly string[] | null,
-  limit: number | null,
-): Promise<Array<{ id: string; root: string }>> {
+  select: {
+    ids: readonly string[] | null;
+    limit: number | null;
+    routableTo?: string;
+  },
+): Promise<Array<{ id: string; root: string | null }>> {
   const { rows } = await db.executeSql(
     `SELECT id::text AS id, coalesce(source_root_id, source_id)::text AS root
-     FROM ${schema}.job
+     FROM ${schema}.job AS j
      WHERE name = $1 AND state::text IN ('created', 'retry')
        AND ($2::text[] IS NULL OR data->>'id' = ANY($2::text[]))
+       AND ($4::text IS NULL OR (source_name = $4
+         AND coalesce(source_root_id, source_id) IS NOT NULL
+         AND EXISTS (SELECT 1 FROM ${schema}.queue q WHERE q.name = $4)))
      ORDER BY created_on, id LIMIT $3
-     FOR UPDATE SKIP LOCKED`,
-    [dead, ids, limit],
+     FOR UPDATE OF j SKIP LOCKED`,
+    [dead, select.ids, select.limit, select.routableTo ?? null],
   );
-  return rows.map((row) => ({ id: String(row.id), root: String(row.root) }));
+  return rows.map((row) => ({
+    id: String(row.id),
+    root: row.root === null ? null : String(row.root),
+  }));
+}
+
+/** Retry settings as pg-boss keeps them (whole seconds). */
+export interface JobRetry {
+  retryLimit: number;
+  retryDelay: number;
+  retryBackoff: boolean;
+  /** With `retryBackoff` only. */
+  retryDelayMax?: number;
 }
 
 /** Gives the jobs pg-boss's `redrive()` just re-created in `queue` (in
  * this transaction: not yet seen by anyone, never attempted) from the
  * dead letters of these chains (`roots`) the retry settings and lease their
- * triggers were stored with (`data`: see `StoredRequest`), not the queue's;
- * a setting a row stored before the form carried it lacks keeps the
- * queue's. Their stored form names the new job (`data.job`), so the
- * dispatcher tells their last attempt without a query. The jobs changed. */
+ * triggers were stored with (`data`: see `StoredRequest`), not the queue's.
+ * A setting a row stored before the form carried it lacks is `fallback`'s
+ * (the redriving outbox's own: pg-boss's queue default, no delay, would
+ * retry faster than any trigger asked). Their stored form names the new
+ * job (`data.job`) and carries the settings it now has, so the dispatcher
+ * tells their last attempt without a query. The jobs changed. */
 export async function restoreRetrySettings(
   db: Sql,
   schema: string,
-  queue: string,
-  roots: readonly string[],
-  leaseMarginSeconds: number,
+  redriven: {
+    queue: string;
+    roots: readonly string[];
+    leaseMarginSeconds: number;
+    fallback: JobRetry;
+  },
 ): Promise<number> {
+  const { queue, roots, leaseMarginSeconds, fallback } = redriven;
   const { rows } = await db.executeSql(
     `UPDATE ${schema}.job AS j SET
-       retry_limit = coalesce((j.data->>'retryLimit')::int, j.retry_limit),
-       retry_delay = coalesce((j.data->>'retryDelay')::int, j.retry_delay),
-       retry_backoff = coalesce((j.data->>'retryBackoff')::boolean, j.retry_backoff),
-       retry_delay_max = coalesce((j.data->>'retryDelayMax')::int, j.retry_delay_max),
+       retry_limit = s.retry_limit,
+       retry_delay = s.retry_delay,
+       retry_backoff = s.retry_backoff,
+       retry_delay_max = s.retry_delay_max,
        expire_seconds = coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds),
-       data = j.data || jsonb_build_object('job', j.id::text)
-     WHERE j.name = $1 AND j.source_root_id = ANY($2::uuid[])
-       AND j.state = 'created' AND j.retry_count = 0 AND j.started_on IS NULL
+       data = j.data || jsonb_strip_nulls(jsonb_build_object(
+         'job', j.id::text, 'retryLimit', s.retry_limit,
+         'retryDelay', s.retry_delay, 'retryBackoff', s.retry_backoff,
+         'retryDelayMax', s.retry_delay_max))
+     FROM (
+       SELECT id, coalesce((data->>'retryLimit')::int, $4) AS retry_limit,
+         coalesce((data->>'retryDelay')::int, $5) AS retry_delay,
+         coalesce((data->>'retryBackoff')::boolean, $6) AS retry_backoff,
+         CASE WHEN coalesce((data->>'retryBackoff')::boolean, $6)
+           THEN coalesce((data->>'retryDelayMax')::int, $7) END
+           AS retry_delay_max
+       FROM ${schema}.job
+       WHERE name = $1 AND source_root_id = ANY($2::uuid[])
+         AND state = 'created' AND retry_count = 0 AND started_on IS NULL
+     ) AS s
+     WHERE j.name = $1 AND j.id = s.id
      RETURNING j.id`,
-    [queue, roots, leaseMarginSeconds],
+    [
+      queue,
+      roots,
+      leaseMarginSeconds,
+      fallback.retryLimit,
+      fallback.retryDelay,
+      fallback.retryBackoff,
+      fallback.retryDelayMax ?? null,
+    ],
   );
   return rows.length;
 }

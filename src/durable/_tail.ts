@@ -64,12 +64,11 @@ export async function follow(
     take: (event: TailEvent) => boolean,
   ): Promise<Reading | undefined> => {
     for (let page = 0; page < pages; page++) {
-      const events = await admin.events(
-        reading.since,
-        pageSize,
-        reading.retriesSince,
-        reading.after,
-      );
+      const events = await admin.events(reading.since, {
+        limit: pageSize,
+        retriesSince: reading.retriesSince,
+        after: reading.after,
+      });
       for (const e of events) if (!take(e)) return undefined;
       if (events.length < pageSize) return undefined;
       reading = { ...reading, after: events[events.length - 1] };

@@ -20,6 +20,7 @@ import {
   type JobRow,
   jobRow,
   LEASE_MARGIN,
+  LEASE_MARGIN_RANGE,
   LEASE_MARGIN_SECONDS,
   overloaded,
   pendingBodies,
@@ -106,14 +107,18 @@ export function openOutbox(options: OutboxOptions = {}): Promise<Outbox> {
   return open(checkOpenOptions(options), leaseMarginOf(options));
 }
 
-/** The lease margin a test gave (`[LEASE_MARGIN]`, whole seconds, at
- * least 2), or the default. */
+/** The lease margin a test gave (`[LEASE_MARGIN]`, whole seconds, in
+ * {@linkcode LEASE_MARGIN_RANGE}), or the default. */
 function leaseMarginOf(options: OutboxOptions): number {
   const margin = (options as { [LEASE_MARGIN]?: unknown })[LEASE_MARGIN];
   if (margin === undefined) return LEASE_MARGIN_SECONDS;
-  if (!Number.isInteger(margin) || (margin as number) < 2) {
+  const { min, max } = LEASE_MARGIN_RANGE;
+  if (
+    !Number.isInteger(margin) || (margin as number) < min ||
+    (margin as number) > max
+  ) {
     throw new RangeError(
-      `${OPEN}the lease margin must be whole seconds, at least 2, received ${
+      `${OPEN}the lease margin must be whole seconds from ${min} to ${max}, received ${
         show(margin)
       }`,
     );
@@ -444,7 +449,12 @@ class PgOutbox implements Outbox {
     checkIds("Cannot redrive dead letters: ", ids, true);
     return this.#open(
       "Cannot redrive dead letters",
-      () => admin.redrive(this.#engine, this.#queues, ids, this.#leaseMargin),
+      () =>
+        admin.redrive(this.#engine, this.#queues, {
+          ids,
+          leaseMargin: this.#leaseMargin,
+          fallback: this.#retry,
+        }),
     ).then((moved) => {
       if (moved > 0) this.#dispatcher.wake();
       return moved;

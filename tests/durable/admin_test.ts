@@ -3,9 +3,14 @@
 // letters by id, unknown ids and repeats among them, on pg-boss's real
 // schema (embedded PGlite; PostgreSQL too when TRIGGER_TEST_DATABASE_URL is
 // set), the statements counted on the database handles. A redriven job gets
-// the retry settings its trigger was stored with, not pg-boss's defaults.
+// the retry settings its trigger was stored with, not pg-boss's defaults (the
+// redriving outbox's for what an older stored form lacks). Dead letters
+// pg-boss cannot move back (no chain, no source queue) neither break nor
+// loop a redrive: they stay for discard().
 import assert from "node:assert/strict";
-import { openEngine } from "../../src/durable/_engine.ts";
+import type { PgBoss } from "npm:pg-boss@12.38.0";
+import { type Engine, openEngine } from "../../src/durable/_engine.ts";
+import { jobRow } from "../../src/durable/_enqueue.ts";
 import { checkOpenOptions } from "../../src/durable/_validate.ts";
 import * as admin from "../../src/durable/_admin.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
@@ -80,11 +85,10 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
         try {
           const unknown = ["nope-1", "nope-2"];
           const half = ids.slice(0, N / 2);
-          const redriven = await admin.redrive(db, queues, [
-            ...half,
-            ...unknown,
-            half[0],
-          ]);
+          const redriven = await admin.redrive(db, queues, {
+            ids: [...half, ...unknown, half[0]],
+            fallback: RETRY,
+          });
           assert.equal(
             redriven,
             N / 2,
@@ -114,8 +118,14 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
           );
           // Asked again: nothing left to find, nothing counted.
           assert.equal(await admin.discard(db, queues, ids), 0);
-          assert.equal(await admin.redrive(db, queues, ids), 0);
-          assert.equal(await admin.redrive(db, queues, []), 0);
+          assert.equal(
+            await admin.redrive(db, queues, { ids, fallback: RETRY }),
+            0,
+          );
+          assert.equal(
+            await admin.redrive(db, queues, { ids: [], fallback: RETRY }),
+            0,
+          );
         } finally {
           sql.executeSql = original;
           db.transaction = transaction;
@@ -236,6 +246,192 @@ for (const engine of ["embedded", "postgres"] as const) {
         await outbox.stop();
         await server.shutdown();
         await cleanup();
+      }
+    },
+  });
+}
+
+/** `count` dead letters of `queue`, as the dispatcher leaves them: stored
+ * triggers `${prefix}-n` (their retry settings in the stored form), fetched,
+ * failed with no retries left. */
+async function deadLettered(
+  boss: PgBoss,
+  queue: string,
+  prefix: string,
+  count: number,
+): Promise<void> {
+  await boss.insert(
+    queue,
+    Array.from({ length: count }, (_, n) =>
+      jobRow(
+        crypto.randomUUID(),
+        {
+          id: `${prefix}-${n}`,
+          method: "POST",
+          url: "http://127.0.0.1:9/",
+          headers: [],
+          body: null,
+          timeout: 2_000,
+        },
+        { limit: 0, delay: 5_000, backoff: false, maxDelay: 0 },
+        undefined,
+      )),
+  );
+  const fetched = await boss.fetch(queue, { batchSize: count });
+  assert.equal(fetched.length, count);
+  await boss.fail(queue, fetched, { code: "HTTP_STATUS" });
+}
+
+/** The engine's transactions counted; past `max`, one rejects instead of
+ * running (a redrive that loops fails rather than hangs). */
+function countTransactions(engine: Engine, max: number): () => number {
+  let count = 0;
+  const transaction = engine.transaction;
+  engine.transaction = (what, fn) => {
+    if (++count > max) {
+      return Promise.reject(new Error(`more than ${max} transactions`));
+    }
+    return transaction(what, fn);
+  };
+  return () => count;
+}
+
+/** What the queue and dead letter queue hold, by queue and state. */
+async function byState(engine: Engine, queues: admin.Queues) {
+  return new Map(
+    (await countByState(engine.boss.getDb() as Sql, queues.schema, [
+      queues.queue,
+      queues.dead,
+    ])).map((
+      r,
+    ) => [`${r.name === queues.queue ? "queue" : "dead"} ${r.state}`, r.count]),
+  );
+}
+
+async function openQueues(engine: "embedded" | "postgres") {
+  const { cleanup, ...options } = await freshOptions(engine);
+  const queue = `r_${crypto.randomUUID().slice(0, 8)}`;
+  const queues = { queue, dead: `${queue}_dead`, schema: "pgboss" };
+  const db = await openEngine(
+    checkOpenOptions({ ...options, queue }),
+    () => {},
+  );
+  await db.boss.createQueue(queues.dead);
+  await db.boss.createQueue(queue, { deadLetter: queues.dead });
+  return {
+    db,
+    queues,
+    sql: db.boss.getDb() as Sql,
+    async close() {
+      await db.close();
+      await cleanup();
+    },
+  };
+}
+
+const RETRY = { limit: 5, delay: 2_000, backoff: true, maxDelay: 300_000 };
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `redrive() (${engine}): a dead letter with no chain (neither source_root_id nor source_id) is left for discard(), the others move, batch by batch`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const { db, queues, sql, close } = await openQueues(engine);
+      try {
+        await deadLettered(db.boss, queues.queue, "valid", 3);
+        // Oldest: first in every batch.
+        await sql.executeSql(
+          `INSERT INTO pgboss.job (name, data, source_name, created_on)
+           SELECT name, jsonb_set(data, '{id}', '"orphan"'), source_name,
+             now() - interval '1 hour'
+           FROM pgboss.job WHERE name = $1 LIMIT 1`,
+          [queues.dead],
+        );
+        // One stored before the form carried more than the retry limit.
+        await sql.executeSql(
+          `UPDATE pgboss.job
+           SET data = data - 'retryDelay' - 'retryBackoff' - 'retryDelayMax'
+           WHERE name = $1 AND data->>'id' = 'valid-0'`,
+          [queues.dead],
+        );
+        const transactions = countTransactions(db, 10);
+        assert.equal(
+          await admin.redrive(db, queues, { fallback: RETRY, batch: 2 }),
+          3,
+        );
+        const { rows } = await sql.executeSql(
+          `SELECT data->>'id' AS id, retry_limit, retry_delay, retry_backoff,
+             retry_delay_max, (data->>'retryDelay')::int AS stored_delay
+           FROM pgboss.job WHERE name = $1 AND state = 'created'
+           ORDER BY data->>'id'`,
+          [queues.queue],
+        );
+        assert.deepEqual(rows, [
+          // The stored limit; the rest the redriving outbox's (RETRY).
+          {
+            id: "valid-0",
+            retry_limit: 0,
+            retry_delay: 2,
+            retry_backoff: true,
+            retry_delay_max: 300,
+            stored_delay: 2,
+          },
+          ...["valid-1", "valid-2"].map((id) => ({
+            id,
+            retry_limit: 0,
+            retry_delay: 5,
+            retry_backoff: false,
+            retry_delay_max: null,
+            stored_delay: 5,
+          })),
+        ]);
+        assert.equal(transactions(), 2, "batches of 2, 2 then 1");
+        // By id: not found (no uuid cast of a missing chain).
+        assert.equal(
+          await admin.redrive(db, queues, { ids: ["orphan"], fallback: RETRY }),
+          0,
+        );
+        const counts = await byState(db, queues);
+        assert.equal(counts.get("queue created"), 3, "the valid ones moved");
+        assert.equal(counts.get("dead created"), 1, "the orphan stays");
+        assert.equal(await admin.discard(db, queues, ["orphan"]), 1);
+        assert.equal(
+          (await byState(db, queues)).get("dead created"),
+          undefined,
+        );
+      } finally {
+        await close();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `redrive() (${engine}): a full batch (${admin.REDRIVE_BATCH}) of dead letters pg-boss cannot route (no source_name) does not make it loop; the routable ones behind it move`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const { db, queues, sql, close } = await openQueues(engine);
+      try {
+        await deadLettered(db.boss, queues.queue, "valid", 3);
+        await sql.executeSql(
+          `INSERT INTO pgboss.job (name, data, source_id, created_on)
+           SELECT $1, jsonb_build_object('id', 'unroutable-' || n),
+             gen_random_uuid(), now() - interval '1 hour'
+           FROM generate_series(1, $2::int) AS n`,
+          [queues.dead, admin.REDRIVE_BATCH],
+        );
+        const transactions = countTransactions(db, 10);
+        assert.equal(await admin.redrive(db, queues, { fallback: RETRY }), 3);
+        assert.equal(transactions(), 1);
+        const counts = await byState(db, queues);
+        assert.equal(counts.get("queue created"), 3);
+        assert.equal(counts.get("dead created"), admin.REDRIVE_BATCH);
+        // Once nothing routable is left: one transaction, nothing moved.
+        assert.equal(await admin.redrive(db, queues, { fallback: RETRY }), 0);
+        assert.equal(transactions(), 2);
+      } finally {
+        await close();
       }
     },
   });

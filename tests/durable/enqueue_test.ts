@@ -1,9 +1,16 @@
 // Storing triggers: a string PostgreSQL's JSON cannot hold is refused at the
-// call; a row that fails its group's INSERT fails only its own caller.
+// call; a row that fails its group's INSERT fails only its own caller. The
+// internal lease margin is set by the module's own symbol only.
 import assert from "node:assert/strict";
 import { openOutbox } from "../../src/durable/mod.ts";
 import { openEngine } from "../../src/durable/_engine.ts";
-import { groupCommit, jobRow } from "../../src/durable/_enqueue.ts";
+import {
+  groupCommit,
+  jobRow,
+  LEASE_MARGIN,
+  LEASE_MARGIN_SECONDS,
+} from "../../src/durable/_enqueue.ts";
+import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import {
   checkOpenOptions,
   DEFAULT_RETRY,
@@ -176,6 +183,37 @@ Deno.test("the triggers waiting for a group commit hold at most 64 MiB of body t
     ]);
   } finally {
     await engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the internal lease margin: only the module's own symbol sets it (the same key in Symbol.for()'s registry is an ordinary option, ignored), whole seconds from 2 to 3600", async () => {
+  for (const margin of [1, 3_601, 2.5, "4"]) {
+    assert.throws(
+      () => openOutbox({ dir: "unused", [LEASE_MARGIN]: margin } as object),
+      {
+        name: "RangeError",
+        message: /lease margin must be whole seconds from 2 to 3600/,
+      },
+      String(margin),
+    );
+  }
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const outbox = await openOutbox(
+    {
+      dir,
+      [Symbol.for(LEASE_MARGIN.description!)]: 7,
+    } as object,
+  );
+  try {
+    await outbox.trigger("http://127.0.0.1:9/", { timeout: 1_000 });
+    const { rows } = await (outbox as unknown as Administered)[ADMIN]().db
+      .executeSql(`SELECT expire_seconds FROM pgboss.job WHERE name = $1`, [
+        "trigger_outbox",
+      ]);
+    assert.deepEqual(rows, [{ expire_seconds: 1 + LEASE_MARGIN_SECONDS }]);
+  } finally {
+    await outbox.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -247,3 +247,45 @@ Deno.test({
     }
   },
 });
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `openOutbox({ create: true }) (${engine}): a pg-boss schema newer than the supported one is DATABASE too (pg-boss's start() would open it as it is)`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const { cleanup, ...fresh } = await freshOptions(engine);
+      const schema = `n_${crypto.randomUUID().slice(0, 8)}`;
+      const options = { ...fresh, schema };
+      const outbox = await openOutbox(options);
+      const found = SCHEMA_VERSION + 1;
+      try {
+        await sqlOf(outbox).executeSql(
+          `UPDATE ${schema}.version SET version = $1`,
+          [found],
+        );
+      } finally {
+        await outbox.stop({ close: engine === "embedded" });
+      }
+      try {
+        await assert.rejects(openOutbox(options), (error: unknown) => {
+          assert.ok(error instanceof OutboxError, String(error));
+          assert.equal(error.code, "DATABASE", error.message);
+          assert.match(
+            error.message,
+            new RegExp(
+              `schema "${schema}" in .* is at version ${found}, newer than the version ${SCHEMA_VERSION} \\(pg-boss 12\\.38\\) this fire-trigger supports`,
+            ),
+          );
+          return true;
+        });
+      } finally {
+        if (engine === "postgres") {
+          await sqlOf(outbox).executeSql(`DROP SCHEMA ${schema} CASCADE`);
+        }
+        await outbox.stop();
+        await cleanup();
+      }
+    },
+  });
+}

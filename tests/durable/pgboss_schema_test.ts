@@ -29,6 +29,7 @@ import {
 import { lastAttempt } from "../../src/durable/_dispatcher.ts";
 import { SCHEMA_VERSION } from "../../src/durable/_engine.ts";
 import {
+  jobRetry,
   jobRow,
   LEASE_MARGIN_SECONDS,
   type StoredRequest,
@@ -214,7 +215,7 @@ Deno.test("pg-boss's fail() dead-letters exactly the fetched attempts lastAttemp
   });
 });
 
-Deno.test("deadLetterJobs() and restoreRetrySettings() around pg-boss's redrive(): the re-created job gets the retry settings and lease it was stored with; a setting the stored form lacks stays the queue's", async () => {
+Deno.test("deadLetterJobs() and restoreRetrySettings() around pg-boss's redrive(): the re-created job gets the retry settings and lease it was stored with; a setting the stored form lacks is the redriving outbox's (not the queue's: no delay)", async () => {
   await withBoss(async (boss, db, schema) => {
     await boss.createQueue("q_dead");
     await boss.createQueue("q", { deadLetter: "q_dead" });
@@ -228,6 +229,7 @@ Deno.test("deadLetterJobs() and restoreRetrySettings() around pg-boss's redrive(
     });
     const stored = crypto.randomUUID();
     const old = crypto.randomUUID();
+    const oldest = crypto.randomUUID();
     await boss.insert("q", [
       jobRow(stored, request("stored", 2_500), {
         limit: 4,
@@ -242,37 +244,60 @@ Deno.test("deadLetterJobs() and restoreRetrySettings() around pg-boss's redrive(
         retryLimit: 1,
         retryDelay: 5,
       },
+      // Stored before the form carried any retry setting.
+      { id: oldest, data: request("oldest", 1_000), retryLimit: 1 },
     ]);
     // Dead-lettered as the dispatcher does it: no retries left, then fail().
     const jobs = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
-    assert.equal(jobs.length, 2);
+    assert.equal(jobs.length, 3);
     await exhaustRetries(db, schema, "q", jobs);
     await boss.fail("q", jobs, { code: "HTTP_STATUS" });
 
     assert.deepEqual(
-      await deadLetterJobs(db, schema, "q_dead", ["nope"], null),
+      await deadLetterJobs(db, schema, "q_dead", {
+        ids: ["nope"],
+        limit: null,
+      }),
       [],
     );
-    const letters = await deadLetterJobs(db, schema, "q_dead", null, 10);
-    assert.equal(letters.length, 2);
+    const letters = await deadLetterJobs(db, schema, "q_dead", {
+      ids: null,
+      limit: 10,
+      routableTo: "q",
+    });
+    assert.equal(letters.length, 3);
     assert.deepEqual(
       new Set(letters.map((letter) => letter.root)),
-      new Set([stored, old]),
+      new Set([stored, old, oldest]),
       "each chain's first job",
+    );
+    // Only the ones pg-boss's redrive() moves back to that queue.
+    assert.deepEqual(
+      await deadLetterJobs(db, schema, "q_dead", {
+        ids: null,
+        limit: 10,
+        routableTo: "elsewhere",
+      }),
+      [],
     );
     assert.equal(
       await boss.redrive("q_dead", { ids: letters.map((l) => l.id) }),
-      2,
+      3,
     );
     assert.equal(
-      await restoreRetrySettings(
-        db,
-        schema,
-        "q",
-        letters.map((l) => l.root),
-        LEASE_MARGIN_SECONDS,
-      ),
-      2,
+      await restoreRetrySettings(db, schema, {
+        queue: "q",
+        roots: letters.map((l) => l.root!),
+        leaseMarginSeconds: LEASE_MARGIN_SECONDS,
+        // The redriving outbox's: 5 retries from 2 s, backoff up to 300 s.
+        fallback: jobRetry({
+          limit: 5,
+          delay: 1_001,
+          backoff: true,
+          maxDelay: 300_000,
+        }),
+      }),
+      3,
     );
     const { rows } = await db.executeSql(
       `SELECT id::text AS id, data->>'id' AS trigger, data->>'job' AS job,
@@ -286,28 +311,39 @@ Deno.test("deadLetterJobs() and restoreRetrySettings() around pg-boss's redrive(
         trigger: "old",
         job: rows[0].id,
         retry_limit: 1,
-        // pg-boss's queue default: the stored form did not say.
-        retry_delay: 0,
-        retry_backoff: false,
-        retry_delay_max: null,
+        // The outbox's: the stored form did not say (pg-boss's queue
+        // default would be no delay, no backoff).
+        retry_delay: 2,
+        retry_backoff: true,
+        retry_delay_max: 300,
         expire_seconds: 1 + LEASE_MARGIN_SECONDS,
         new: rows[0].id,
       },
       {
-        trigger: "stored",
+        trigger: "oldest",
         job: rows[1].id,
+        retry_limit: 5,
+        retry_delay: 2,
+        retry_backoff: true,
+        retry_delay_max: 300,
+        expire_seconds: 1 + LEASE_MARGIN_SECONDS,
+        new: rows[1].id,
+      },
+      {
+        trigger: "stored",
+        job: rows[2].id,
         retry_limit: 4,
         retry_delay: 3,
         retry_backoff: true,
         retry_delay_max: 20,
         expire_seconds: 3 + LEASE_MARGIN_SECONDS,
-        new: rows[1].id,
+        new: rows[2].id,
       },
     ]);
-    // The stored form now names the new job: its last attempt is known
-    // without asking the database.
+    // The stored form now names the new job and carries the settings it
+    // got: its last attempt is known without asking the database.
     const redriven = await boss.fetch<StoredRequest>("q", { batchSize: 10 });
-    assert.equal(redriven.length, 2);
+    assert.equal(redriven.length, 3);
     for (const job of redriven) {
       assert.notEqual(job.id, job.data.id);
       assert.equal(lastAttempt(job), false);

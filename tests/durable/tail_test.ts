@@ -3,11 +3,18 @@
 // 5,000-row page, are printed in full, each once (a poll that read a full
 // page of already-seen outcomes used to stop there, for good). follow()
 // with small pages and a bound per poll catches up across polls, in order.
+// A page boundary inside one millisecond whose outcomes differ in
+// microseconds: the keyset compares at the millisecond `at` is given in.
 // Embedded PGlite; PostgreSQL too when TRIGGER_TEST_DATABASE_URL is set.
 import assert from "node:assert/strict";
 import { openEngine } from "../../src/durable/_engine.ts";
 import { checkOpenOptions } from "../../src/durable/_validate.ts";
-import { adminOf, type TailEvent } from "../../src/durable/_admin_queries.ts";
+import {
+  ADMIN,
+  type Administered,
+  adminOf,
+  type TailEvent,
+} from "../../src/durable/_admin_queries.ts";
 import { follow, PAGE_SIZE } from "../../src/durable/_tail.ts";
 import { main } from "../../src/durable/cli.ts";
 import { openOutbox } from "../../src/durable/mod.ts";
@@ -149,6 +156,61 @@ for (const engine of ["embedded", "postgres"] as const) {
           await outbox.stop();
         }
       } finally {
+        await cleanup();
+      }
+    },
+  });
+}
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `admin.events() (${engine}): a page boundary inside one millisecond whose outcomes differ in microseconds (in the reverse order of their job ids) loses and repeats nothing`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const { cleanup, ...fresh } = await freshOptions(engine);
+      const queue = `m_${crypto.randomUUID().slice(0, 8)}`;
+      const outbox = await openOutbox({ ...fresh, queue });
+      try {
+        for (let n = 0; n < 5; n++) {
+          await outbox.trigger("http://127.0.0.1:9/", { timeout: 1_000 });
+        }
+        // Delivered as pg-boss records it: the first four within one
+        // millisecond, the later the job id the earlier the microsecond;
+        // the fifth in the next millisecond.
+        const db = (outbox as unknown as Administered)[ADMIN]().db;
+        const { rows } = await db.executeSql(
+          `WITH base AS (SELECT date_trunc('milliseconds', now()) - interval '1 second' AS t),
+           ranked AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n
+             FROM pgboss.job WHERE name = $1)
+           UPDATE pgboss.job AS j SET state = 'completed',
+             started_on = (SELECT t FROM base),
+             completed_on = (SELECT t FROM base) + CASE WHEN r.n < 4
+               THEN (350 - r.n * 100) * interval '1 microsecond'
+               ELSE interval '1200 microseconds' END
+           FROM ranked AS r WHERE j.name = $1 AND j.id = r.id
+           RETURNING j.id::text AS id, r.n`,
+          [queue],
+        );
+        assert.equal(rows.length, 5);
+        const expected = rows.sort((a, b) => Number(a.n) - Number(b.n))
+          .map((row) => row.id);
+        const admin = adminOf(outbox);
+        const since = new Date(Date.now() - 60_000);
+        for (const limit of [1, 2, 3]) {
+          const read: string[] = [];
+          let after: TailEvent | undefined;
+          // Bounded: a keyset that does not move on repeats a page forever.
+          for (let page = 0; page < 10; page++) {
+            const events = await admin.events(since, { limit, after });
+            read.push(...events.map((e) => e.jobId));
+            if (events.length < limit) break;
+            after = events[events.length - 1];
+          }
+          assert.deepEqual(read, expected, `pages of ${limit}`);
+        }
+      } finally {
+        await outbox.stop();
         await cleanup();
       }
     },
