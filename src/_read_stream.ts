@@ -158,14 +158,14 @@ const PACK_MIN = 1024;
 const PACK_MAX = 65_536;
 
 /**
- * A stream's chunks, held in at most twice their size. A chunk may be a view
- * on a much larger buffer (Deno.serve hands a body sent a byte per write as
- * one-byte views on 64 KiB buffers each): keeping such views would keep
- * their buffers, thousands of times the bytes counted. So a chunk that fills
- * less than half its buffer is copied into a pack (1 KiB, doubling up to
- * 64 KiB), and a chunk that fills most of its own is kept as is: a body read
- * in large chunks, the common case, is copied once at the end as before,
- * and one read in a single chunk not at all.
+ * A stream's chunks, held in at most about twice their size. A chunk may be
+ * a view on a much larger buffer (Deno.serve hands a body sent a byte per
+ * write as one-byte views on 64 KiB buffers each): keeping such views would
+ * keep their buffers, thousands of times the bytes counted. So a chunk that
+ * fills less than half its buffer is copied into a pack (1 KiB, doubling, or
+ * the chunk's size; at most 64 KiB), and a chunk that fills most of its own
+ * is kept as is: a body read in large chunks, the common case, is copied
+ * once at the end as before, and one read in a single chunk not at all.
  */
 class Accumulator {
   #chunks: Uint8Array[] = [];
@@ -185,7 +185,10 @@ class Accumulator {
       if (this.#pack === undefined || this.#packed === this.#pack.byteLength) {
         const last = this.#pack?.byteLength ?? PACK_MIN / 2;
         this.#flush();
-        this.#pack = new Uint8Array(Math.min(last * 2, PACK_MAX));
+        const rest = chunk.byteLength - offset;
+        this.#pack = new Uint8Array(
+          Math.min(Math.max(last * 2, rest), PACK_MAX),
+        );
       }
       const part = chunk.subarray(
         offset,
