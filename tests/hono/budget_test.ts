@@ -1,7 +1,11 @@
 // verifyTrigger()'s memory bound for bodies not yet authenticated: 200
 // connections that each declare a 1 MiB body with a current timestamp and a
 // random signature, send all of it but the last byte, and stall. The server
-// (another process, so its memory is its own) must grow by less than 100 MB;
+// (another process, so its memory is its own) must grow by less than 150 MB
+// (without the budget: +295 MB; with it, +35 MB while declared lengths were
+// reserved, +80 to +96 MB since the budget counts arriving bytes: every
+// connection's body starts being read, and the platform's buffers for 200
+// reads are what grows);
 // once the bytes that arrived fill its budget it answers 503 with
 // Retry-After, and the stalled ones end at the default body timeout with 408.
 // Then the shared stream reader's own bounds: chunks that are views on large
@@ -37,7 +41,7 @@ function firstAnswer(conn: Deno.Conn): Promise<string> {
 
 Deno.test({
   name:
-    "verifyTrigger() bounds unauthenticated bodies in memory: 200 stalled 1 MiB bodies grow the server < 100 MB",
+    "verifyTrigger() bounds unauthenticated bodies in memory: 200 stalled 1 MiB bodies grow the server < 150 MB",
   // The writes left pending on stalled sockets end with the connections.
   sanitizeOps: false,
   sanitizeResources: false,
@@ -105,7 +109,7 @@ Deno.test({
         grown.toFixed(1)
       } MB); ${refused.length} of ${CONNECTIONS} answered 503 at once`,
     );
-    assert.ok(grown < 100, `the server grew by ${grown.toFixed(1)} MB`);
+    assert.ok(grown < 150, `the server grew by ${grown.toFixed(1)} MB`);
     assert.ok(refused.length >= CONNECTIONS / 2, `${refused.length} refused`);
     assert.match(refused[0], /\r\nretry-after: 5\r\n/i);
     // The admitted ones stall: the default bodyTimeout (10 s) ends them.
