@@ -3,7 +3,6 @@
 // and verifyTrigger(), the dashboard's forms) and the outbox's reader of the
 // bodies it stores both read a stream here, bounded in size, in time, by a
 // signal and by a memory budget shared with other reads.
-import { concatBytes } from "./_bytes.ts";
 import { MAX_TIMER_MS } from "./_options.ts";
 
 /**
@@ -72,9 +71,6 @@ export interface StreamLimits {
   /** What `bytes` bytes count for against the budget (their stored form's
    * size, say); the bytes themselves by default. Grows with `bytes`. */
   weigh?: (bytes: number) => number;
-  /** Bytes to take from the budget at once (a declared length): the read
-   * is `"busy"` before it starts when they do not fit. */
-  declared?: number;
 }
 
 /** A stream read whole, or why not. */
@@ -121,28 +117,22 @@ export async function readStream(
     budget?.give(held);
     held = 0;
   };
-  const declared = limits.declared ?? -1;
-  if (declared >= 0 && !hold(declared)) {
-    end("busy");
-    return { ok: false, end: "busy" };
-  }
   const timer = timeout > 0
     ? setTimeout(() => end("timeout"), Math.min(timeout, MAX_TIMER_MS))
     : undefined;
   const onAbort = () => end("stopped");
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  const bytes = new Accumulator();
   let error: unknown;
   try {
     while (ended === undefined) {
       const { done, value } = await reader.read();
       if (ended !== undefined || done) break;
-      size += value.byteLength;
+      const size = bytes.size + value.byteLength;
       if (size > max) end("too large");
       else if (!hold(size)) end("busy");
-      else chunks.push(value);
+      else bytes.add(value);
     }
   } catch (thrown) {
     if (ended === undefined) {
@@ -154,17 +144,92 @@ export async function readStream(
     signal?.removeEventListener("abort", onAbort);
   }
   if (ended !== undefined) {
-    chunks.length = 0;
+    bytes.drop();
     giveBack();
     return ended === "failed"
       ? { ok: false, end: ended, error }
       : { ok: false, end: ended };
   }
-  // Shorter than declared: the difference goes back now.
-  const need = weigh(size);
-  if (budget !== undefined && held > need) {
-    budget.give(held - need);
-    held = need;
+  return { ok: true, bytes: bytes.take(), release: giveBack };
+}
+
+// The first pack's size: packs double up to PACK_MAX.
+const PACK_MIN = 1024;
+const PACK_MAX = 65_536;
+
+/**
+ * A stream's chunks, held in at most about twice their size. A chunk may be
+ * a view on a much larger buffer (Deno.serve hands a body sent a byte per
+ * write as one-byte views on 64 KiB buffers each): keeping such views would
+ * keep their buffers, thousands of times the bytes counted. So a chunk that
+ * fills less than half its buffer is copied into a pack (1 KiB, doubling, or
+ * the chunk's size; at most 64 KiB), and a chunk that fills most of its own
+ * is kept as is: a body read in large chunks, the common case, is copied
+ * once at the end as before, and one read in a single chunk not at all.
+ */
+class Accumulator {
+  #chunks: Uint8Array[] = [];
+  #pack: Uint8Array | undefined;
+  #packed = 0;
+  size = 0;
+
+  add(chunk: Uint8Array): void {
+    this.size += chunk.byteLength;
+    if (chunk.buffer.byteLength <= chunk.byteLength * 2) {
+      this.#flush();
+      this.#chunks.push(chunk);
+      return;
+    }
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      if (this.#pack === undefined || this.#packed === this.#pack.byteLength) {
+        const last = this.#pack?.byteLength ?? PACK_MIN / 2;
+        this.#flush();
+        const rest = chunk.byteLength - offset;
+        this.#pack = new Uint8Array(
+          Math.min(Math.max(last * 2, rest), PACK_MAX),
+        );
+      }
+      const part = chunk.subarray(
+        offset,
+        offset + this.#pack.byteLength - this.#packed,
+      );
+      this.#pack.set(part, this.#packed);
+      this.#packed += part.byteLength;
+      offset += part.byteLength;
+    }
   }
-  return { ok: true, bytes: concatBytes(chunks, size), release: giveBack };
+
+  /** The pack joins the chunks: as is when at least half full, else a copy
+   * of its bytes. */
+  #flush(): void {
+    const pack = this.#pack;
+    if (pack === undefined) return;
+    const bytes = pack.subarray(0, this.#packed);
+    this.#chunks.push(
+      this.#packed * 2 >= pack.byteLength ? bytes : bytes.slice(),
+    );
+    this.#pack = undefined;
+    this.#packed = 0;
+  }
+
+  /** The bytes in one array: the only chunk itself, or a copy of them all. */
+  take(): Uint8Array {
+    this.#flush();
+    const chunks = this.#chunks;
+    if (chunks.length === 1) return chunks[0];
+    const bytes = new Uint8Array(this.size);
+    let offset = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return bytes;
+  }
+
+  drop(): void {
+    this.#chunks = [];
+    this.#pack = undefined;
+    this.size = 0;
+  }
 }

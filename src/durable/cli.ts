@@ -345,8 +345,21 @@ function duration(text: string | undefined): number {
   const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
     (match[2] ?? "ms") as "ms"
   ];
-  return Number(match[1]) * unit;
+  const ms = Number(match[1]) * unit;
+  // Further back than a date can be: the start would be an invalid date.
+  if (ms > MAX_SINCE) {
+    throw new UsageError(
+      `--since must be at most ${MAX_SINCE} ms (the range of a date), received ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return ms;
 }
+
+/** The longest `--since`: a date's range (100,000,000 days either side of
+ * 1970), so that now minus it is still a date. */
+const MAX_SINCE = 8_640_000_000_000_000;
 
 /** Control characters (a job's URL or error could carry terminal escapes)
  * shown as `\xNN`. */

@@ -91,13 +91,15 @@ export async function readBody(
     }
     return { ok: true, body: bytes, release: released };
   }
+  // A declared length too large is refused up front, holding nothing;
+  // otherwise the budget is taken by the bytes as they arrive, so headers
+  // that declare much and a body that never comes hold none of it. Over the
+  // whole budget: never readable, so not "busy" (a retry would get the same).
   const declared = Number(raw.headers.get("content-length") ?? NaN);
-  // Over the whole budget: never readable, so not "busy" (a retry would
-  // get the same).
   const max = Math.min(maxBodySize, budget?.max ?? Infinity);
   if (declared > max) return { ok: false, failure: "too large" };
   if (raw.body === null) return { ok: true, body: null, release: released };
-  const read = await readStream(raw.body, { max, timeout, budget, declared });
+  const read = await readStream(raw.body, { max, timeout, budget });
   if (!read.ok) return { ok: false, failure: read.end as BodyFailure };
   return { ok: true, body: read.bytes, release: read.release };
 }

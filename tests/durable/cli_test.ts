@@ -439,6 +439,17 @@ Deno.test("cli: exit code 2 for bad arguments and unreachable databases, no pass
         {},
         /--since must be a duration/,
       ],
+      // Before: "Invalid time value", exit 1.
+      [
+        ["tail", "--since", "9999999999999d", "--dir", dir],
+        {},
+        /--since must be at most 8640000000000000 ms .*"9999999999999d"/,
+      ],
+      [
+        ["tail", "--since", "9".repeat(400), "--dir", dir],
+        {},
+        /--since must be at most 8640000000000000 ms/,
+      ],
       [["discard", "--dir", dir], {}, /discard needs at least one id/],
       [
         ["stats", "--dir", dir, "--database-url", "postgres://x@y/z"],

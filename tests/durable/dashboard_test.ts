@@ -517,9 +517,10 @@ Deno.test("dashboard: a form that stops arriving gets 408 after 10 s; forms bein
   const encoder = new TextEncoder();
   const conns: Deno.Conn[] = [];
   try {
-    // Sixteen forms declared at the largest size, each stalled after 3
-    // bytes: together they hold the whole budget.
-    const post = async (declared: number) => {
+    // Sixteen forms declared at the largest size, each stalled before its
+    // last byte: together they hold the whole budget (taken by the bytes
+    // that arrive: a declared length alone holds nothing).
+    const post = async (declared: number, sent = 3) => {
       const conn = await Deno.connect({
         hostname: "127.0.0.1",
         port: server.addr.port,
@@ -529,16 +530,18 @@ Deno.test("dashboard: a form that stops arriving gets 408 after 10 s; forms bein
         "POST /outbox/dead/redrive HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
           `Authorization: Bearer ${TOKEN}\r\n` +
           "Content-Type: application/x-www-form-urlencoded\r\n" +
-          `Content-Length: ${declared}\r\n\r\nid=`,
+          `Content-Length: ${declared}\r\n\r\nid=` + "a".repeat(sent - 3),
       ));
       return conn;
     };
     const stalled = [];
-    for (let i = 0; i < 16; i++) stalled.push(await post(256 * 1024));
+    for (let i = 0; i < 16; i++) {
+      stalled.push(await post(256 * 1024, 256 * 1024 - 1));
+    }
     // Give the server the time to start reading them all.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const refused = await within(
-      answerOf(await post(1024)),
+      answerOf(await post(1024, 1024)),
       "an answer to a form over the shared budget",
       20_000,
     );
@@ -700,5 +703,84 @@ Deno.test("dashboard: mounted under a sub-path (app.all with the path kept, hono
     await outbox.stop({ timeout: 1000 });
     await target.close();
     await cleanup();
+  }
+});
+
+Deno.test("dashboard: a path with leading slashes or backslashes redirects to a path on the same host, never to //another.host", async () => {
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const outbox = await openOutbox(options);
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  try {
+    const alone = dashboard(outbox, { token: TOKEN });
+    for (
+      const [path, expected] of [
+        ["//evil.example/", "/evil.example"],
+        ["//evil.example/x/", "/evil.example/x"],
+        ["/\\evil.example/", "/evil.example"],
+        ["/\\/\\evil.example/?q=1", "/evil.example?q=1"],
+        ["/dead/", "/dead"],
+      ]
+    ) {
+      // A URL parser reads "\" as "/" in an http: URL; both are checked.
+      const response = await alone.fetch(
+        new Request(`http://127.0.0.1${path}`, { headers: auth }),
+      );
+      assert.equal(response.status, 308, path);
+      const location = response.headers.get("location")!;
+      assert.equal(location, expected, path);
+      assert.ok(/^\/[^/\\]/.test(location), `${path}: Location ${location}`);
+      assert.equal(new URL(location, "http://127.0.0.1").host, "127.0.0.1");
+      await response.body?.cancel();
+    }
+  } finally {
+    await outbox.stop();
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name:
+    "dashboard: /dead takes a whole offset up to 2^53 - 1 (a huge one is past the last page, not a database error); an error page does not show where the database is",
+  ignore: DATABASE_URL === undefined,
+}, async () => {
+  const schema = `s22_dash_${crypto.randomUUID().slice(0, 8)}`;
+  const outbox = await openOutbox({ connectionString: DATABASE_URL, schema });
+  const { default: pg } = await import("npm:pg@8.23.1");
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const dash = dashboard(outbox, { token: TOKEN });
+  const get = (path: string) =>
+    dash.fetch(new Request(`http://127.0.0.1${path}`, { headers: auth }));
+  const server = new URL(DATABASE_URL!);
+  try {
+    for (
+      const offset of ["9".repeat(400), "9007199254740993", "1e400", "-5", "x"]
+    ) {
+      const response = await get(`/dead?offset=${offset}`);
+      const html = await response.text();
+      assert.equal(response.status, 200, `offset=${offset}: ${html}`);
+      assert.match(html, /Dead letters/, offset);
+    }
+    // The database fails under the dashboard: its schema is gone.
+    await client.query(`DROP SCHEMA ${schema} CASCADE`);
+    const failed = await get("/dead");
+    const html = await failed.text();
+    assert.equal(failed.status, 500, html);
+    assert.match(html, /The outbox could not be read/);
+    assert.match(html, /PostgreSQL failed/);
+    for (
+      const where of [
+        server.hostname,
+        `:${server.port}`,
+        `${server.port}${server.pathname}`,
+      ]
+    ) {
+      assert.ok(!html.includes(where), `the error page shows ${where}`);
+    }
+  } finally {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
+    await outbox.stop();
   }
 });

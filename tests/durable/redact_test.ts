@@ -2,7 +2,12 @@
 // in a nested cause, not in a string property such as pg's `detail` or the
 // `input` Node's URL parser attaches.
 import assert from "node:assert/strict";
-import { redact, redactError, secretsOf } from "../../src/_redact.ts";
+import {
+  redact,
+  redactError,
+  redactServer,
+  secretsOf,
+} from "../../src/_redact.ts";
 
 const PASSWORD = "s3cr3t-Pw";
 const URL_TEXT = `postgres://app:${PASSWORD}@db.example:99999/app`;
@@ -65,4 +70,32 @@ Deno.test("secretsOf: a password a URL parser quotes back re-encoded (% as %25) 
   const masked = redact(message, secretsOf(connectionString));
   assert.ok(!masked.includes("se?cr"), masked);
   assert.ok(!masked.includes("cr%25et"), masked);
+});
+
+Deno.test("redactServer() leaves out where the database is (the dashboard's error page), and keeps the rest of the message", () => {
+  const cases: Array<[string, string]> = [
+    [
+      'Cannot list dead letters: PostgreSQL at 10.0.0.5:55432/app failed: value "Infinity" is out of range for type bigint',
+      'Cannot list dead letters: PostgreSQL failed: value "Infinity" is out of range for type bigint',
+    ],
+    [
+      "Cannot open outbox: PostgreSQL at db.internal:5432/app failed: connect ECONNREFUSED 10.0.0.5:5432",
+      "Cannot open outbox: PostgreSQL failed: connect ECONNREFUSED [redacted]",
+    ],
+    [
+      "getaddrinfo ENOTFOUND db.internal",
+      "getaddrinfo ENOTFOUND [redacted]",
+    ],
+    [
+      "connect ECONNREFUSED [::1]:5432",
+      "connect ECONNREFUSED [redacted]",
+    ],
+    [
+      'Cannot read: the embedded database in "/srv/a \\"b\\"" failed: ENOENT (no such file or directory)',
+      "Cannot read: the embedded database failed: ENOENT (no such file or directory)",
+    ],
+    ["Error connecting: timeout", "Error connecting: timeout"],
+    ["see postgres://app:pw@db/app", "see postgres://[redacted]@db/app"],
+  ];
+  for (const [text, shown] of cases) assert.equal(redactServer(text), shown);
 });

@@ -72,7 +72,7 @@ Deno.test("connection({ ack: true }) finishes the connection when the body read 
   assert.deepEqual(seen.shutdown, [ConnectionStatus.NORMAL]);
   assert.deepEqual(ran, [], "the route did not run");
 
-  // The declared length taken from the budget went back: a body of the
+  // The bytes taken from the budget went back: a body of the
   // whole budget is accepted.
   const next = await app.request("/jobs", {
     method: "POST",

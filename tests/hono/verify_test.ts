@@ -1207,11 +1207,15 @@ Deno.test("connection({ ack: true }) bounds the body read: a stalled body gets 4
   );
   const { port, server } = serve(app);
   try {
-    // 100 declared bytes, 1 byte every 100 ms: holds 100 of the 150 bytes
-    // until the body timeout ends it.
-    const head = "POST /ack HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
-    const stalled = slowBody(port, head, new Uint8Array(100).fill(0x61), 100);
+    // 100 declared bytes, 90 at once, then 1 byte every 300 ms: holds 90
+    // and more of the 150 bytes (the budget counts bytes as they arrive, not
+    // the declared length) until the body timeout ends it.
+    const head =
+      "POST /ack HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" +
+      "a".repeat(90);
+    const stalled = slowBody(port, head, new Uint8Array(10).fill(0x61), 300);
     await until(() => arrived === 1, "the stalled request to arrive");
+    await sleep(200); // its first 90 bytes are read and counted
     const busy = await fetch(`http://127.0.0.1:${port}/ack`, {
       method: "POST",
       body: "b".repeat(100),

@@ -55,7 +55,7 @@
 import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
-import { redactText } from "../../_redact.ts";
+import { redactServer } from "../../_redact.ts";
 import { show } from "../../_show.ts";
 import {
   BodyBudget,
@@ -130,6 +130,15 @@ export interface DashboardOptions {
 }
 
 const PREFIX = "Cannot create dashboard: ";
+
+/** The dead letters page's `offset`: a whole number, at most
+ * `Number.MAX_SAFE_INTEGER` (a larger one is that: past the last page);
+ * anything else (none, negative, fractional, not a number) is 0. */
+function offsetOf(value: string | undefined): number {
+  if (value === undefined || !/^\d+$/.test(value)) return 0;
+  return Math.min(Number(value), Number.MAX_SAFE_INTEGER);
+}
+
 /** Ids one form may carry. */
 const MAX_IDS = 1000;
 /** Bytes a form may have, declared (Content-Length) or counted as it
@@ -286,7 +295,10 @@ export function dashboard(
     const path = c.req.path;
     if (c.req.method === "GET" && path.length > 1 && path.endsWith("/")) {
       const query = new URL(c.req.url).search;
-      return c.redirect(`${path.replace(/\/+$/, "") || "/"}${query}`, 308);
+      // One leading slash only: "//evil.example/" (or "/\evil.example/")
+      // would send the browser to another host.
+      const target = "/" + path.replace(/\/+$/, "").replace(/^[/\\]+/, "");
+      return c.redirect(`${target}${query}`, 308);
     }
     if (c.req.method === "POST") {
       const refused = await checkPost(c, await key, forms);
@@ -329,10 +341,7 @@ export function dashboard(
   });
 
   app.get("/dead", async (c) => {
-    const offset = Math.max(
-      0,
-      Number.parseInt(c.req.query("offset") ?? "0") || 0,
-    );
+    const offset = offsetOf(c.req.query("offset"));
     const { total, letters } = await admin.deadLetters({
       limit: pageSize,
       offset,
@@ -382,7 +391,7 @@ export function dashboard(
   });
 
   app.onError(async (error, c) => {
-    const text = redactText((error as Error)?.message ?? String(error));
+    const text = redactServer((error as Error)?.message ?? String(error));
     return c.html(
       pages.message(
         await page(c, undefined, true),
