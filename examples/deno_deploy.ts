@@ -1,12 +1,16 @@
-// Deno Deploy: raw `Deno.connect` works there (not to localhost), so
-// `transport: "auto"` writes the request itself. Deploy has no `waitUntil`:
+// Deno Deploy: apps run on the standard Deno runtime with --allow-all
+// (https://docs.deno.com/deploy/reference/runtime), so `Deno.connect` works
+// and `transport: "auto"` writes the request itself. (The "not to localhost"
+// rule was Deploy Classic's, shut down on July 20, 2026.) Deploy has no `waitUntil`:
 // an isolate may be stopped once it has been idle for a while after its last
 // response, which can cut a `"sent"` trigger's background part short. Keep
 // the trigger inside the request: either await `result.done` (the target's
 // status line) before answering, or, cheaper, trigger a route that answers
 // 202 first (`connection({ ack: true })` from ./hono) with `wait: "accepted"`.
 //
-// Deploy: `deployctl deploy examples/deno_deploy.ts` with JOB_URL set.
+// Deploy: `deno deploy` (deployctl is sunset with Deploy Classic:
+// https://docs.deno.com/deploy/migration_guide/), with this file as the
+// entrypoint and JOB_URL set in the app's environment variables.
 import { trigger } from "../mod.ts";
 
 export default {

@@ -18,14 +18,29 @@ export function denoRuntime(): DenoNamespace | undefined {
   return typeof deno?.connect === "function" ? deno : undefined;
 }
 
+/** Whether this is Cloudflare Workers: decided once, the globals stay put. */
+let workers: boolean | undefined;
+
 /**
  * Whether this is Cloudflare Workers. The socket API there is a module
  * (`cloudflare:sockets`) that cannot be probed synchronously, so this uses
- * the runtime's documented identity, `navigator.userAgent`.
+ * the runtime's documented identity, `navigator.userAgent`, and, for a Worker
+ * without `navigator` (the `no_global_navigator` flag), workerd's own
+ * `WebSocketPair` global, which Deno, Node, Bun and Vercel's edge-runtime do
+ * not have. Without the second check, a Worker with `nodejs_compat` (whose
+ * `process` reports a Node version) would pass for Node.
  */
 function isWorkers(): boolean {
-  const nav = (globalThis as { navigator?: { userAgent?: unknown } }).navigator;
-  return nav?.userAgent === "Cloudflare-Workers";
+  return workers ??= detectWorkers();
+}
+
+function detectWorkers(): boolean {
+  const g = globalThis as {
+    navigator?: { userAgent?: unknown };
+    WebSocketPair?: unknown;
+  };
+  if (g.navigator?.userAgent === "Cloudflare-Workers") return true;
+  return typeof g.WebSocketPair === "function" && denoRuntime() === undefined;
 }
 
 interface NodeProcess {

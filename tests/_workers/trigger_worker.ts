@@ -22,6 +22,17 @@ export default {
     const json = params.has("keep")
       ? { from: "worker", mode, keep }
       : { from: "worker", mode };
+    if (url.pathname === "/globals") {
+      // What the compatibility flags left: workers_test.ts checks they took.
+      const g = globalThis as {
+        navigator?: unknown;
+        process?: { versions?: { node?: unknown } };
+      };
+      return Response.json({
+        navigator: typeof g.navigator,
+        node: typeof g.process?.versions?.node,
+      });
+    }
     if (url.pathname === "/job") {
       // The self-triggered route: hands the body on to the test's target.
       const body = await request.text();

@@ -84,6 +84,7 @@ async function withWorker<T>(
   entry: string,
   fn: (mf: Miniflare) => Promise<T>,
   bindings: Record<string, string> = {},
+  compatibilityFlags: string[] = [],
 ): Promise<T> {
   // Named, so that the service binding SELF can point at the Worker itself.
   const mf = new Miniflare({
@@ -94,6 +95,7 @@ async function withWorker<T>(
       contents: await bundle(entry),
     }],
     compatibilityDate: "2026-04-01",
+    compatibilityFlags,
     bindings,
     serviceBindings: { SELF: "worker" },
   });
@@ -371,4 +373,41 @@ Deno.test("workerd: the Cloudflare examples run as written (a Worker over fetch,
   } finally {
     await jobs.close();
   }
+});
+
+Deno.test({
+  name:
+    "workerd: without navigator (no_global_navigator) and with nodejs_compat's process, auto still picks fetch",
+  async fn() {
+    const slow = target(0);
+    try {
+      await withWorker(
+        "./_workers/trigger_worker.ts",
+        async (mf) => {
+          // The flags took: no navigator, and a process that reports Node.
+          const globals = await mf.dispatchFetch("http://worker.test/globals");
+          assert.deepEqual(await globals.json(), {
+            navigator: "undefined",
+            node: "string",
+          });
+          const query = new URLSearchParams({ target: slow.url });
+          const response = await mf.dispatchFetch(
+            `http://worker.test/?${query}`,
+          );
+          const result = await response.json() as {
+            ok: boolean;
+            transport: string;
+          };
+          assert.equal(result.ok, true, JSON.stringify(result));
+          // Identified as Workers by workerd's own global, not as Node.
+          assert.equal(result.transport, "fetch", JSON.stringify(result));
+          await take(slow.hits, "the hit");
+        },
+        {},
+        ["no_global_navigator", "nodejs_compat"],
+      );
+    } finally {
+      await slow.close();
+    }
+  },
 });

@@ -3,7 +3,9 @@
 // Netlify's edge runtime is Deno-based, but its docs do not list
 // `Deno.connect` (https://docs.netlify.com/edge-functions/api/), so trigger()
 // sees the `Netlify` global and picks `fetch`. Netlify has no global
-// `waitUntil` to discover: pass `context.waitUntil`.
+// `waitUntil` to discover: pass `context.waitUntil`, which Netlify's published
+// type declares (`@netlify/edge-functions@3.0.8` re-exports `Context` from
+// `@netlify/types@2.8.0`: `waitUntil: (promise: Promise<unknown>) => void`).
 //
 // Deploy: this folder (examples/netlify) is the site, its route is in
 // netlify.toml: `netlify deploy`, with JOB_URL set in the site's environment
@@ -14,7 +16,7 @@ import { trigger } from "../../../../mod.ts";
 /** Netlify's runtime global (https://docs.netlify.com/edge-functions/api/). */
 declare const Netlify: { env: { get(name: string): string | undefined } };
 
-/** The part of Netlify's `Context` used here (`@netlify/edge-functions`). */
+/** The part of Netlify's `Context` used here (`@netlify/types@2.8.0`). */
 interface Context {
   waitUntil(promise: Promise<unknown>): void;
 }
