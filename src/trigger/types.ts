@@ -21,8 +21,9 @@ export type WaitMode = "sent" | "accepted";
  * - `"socket"`: raw HTTP/1.1 over `Deno.connect` / `Deno.connectTls`,
  *   `node:net` / `node:tls` on Node and Bun, or `connect()` from
  *   `cloudflare:sockets` on Workers, where Cloudflare blocks
- *   sockets to Cloudflare IP ranges (every site behind its proxy) and back to
- *   the Worker itself ("TCP Loop detected"):
+ *   sockets to Cloudflare IP ranges (every site behind its proxy), back to
+ *   the Worker itself ("TCP Loop detected"), to localhost and private
+ *   networks, and to port 25 (a `CONNECT` error, no fallback to `fetch`):
  *   https://developers.cloudflare.com/workers/runtime-apis/tcp-sockets/
  * - `"fetch"`: the `fetch` option (default: the platform's `fetch`), kept
  *   alive with `waitUntil`.
