@@ -10,13 +10,15 @@ const EARLY_STATUS_MS = 500;
 /**
  * Reads `conn` (first awaiting `pending`, a read already started on it)
  * into `response` until the status line is known, the connection ends, a
- * read fails or {@link EARLY_STATUS_MS} pass. Never rejects; resolves the
- * status, or undefined when none arrived.
+ * read fails or {@link EARLY_STATUS_MS} pass; once `signal` aborted, what
+ * the connection's end would complete is not taken. Never rejects; resolves
+ * the status, or undefined when none arrived.
  */
 export async function statusAfterWriteError(
   conn: RawConn,
   pending: Promise<Uint8Array | null> | undefined,
   response: ResponseReader,
+  signal: AbortSignal,
 ): Promise<number | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const LATE = "late";
@@ -36,8 +38,9 @@ export async function statusAfterWriteError(
       }
       if (chunk === LATE) break;
       if (chunk === null) {
-        // Closed or reset right after a complete status line: taken.
-        response.end();
+        // Closed or reset right after a complete status line: taken, unless
+        // the close was ours (timeout, caller's signal), as in the read.
+        if (!signal.aborted) response.end();
         break;
       }
       response.push(chunk);

@@ -80,6 +80,11 @@ export class ResponseReader {
   /** Every byte of every head so far, interim (1xx) heads included. */
   #headBytes = 0;
   #headRequest: boolean;
+  /** Line ends seen in every head and chunk line so far: 1 CR LF, 2 a bare
+   * LF; both (3) and the connection is not reused. */
+  #ends = 0;
+  /** A head had a folded line (obs-fold): the connection is not reused. */
+  #folded = false;
 
   /** @param method The request's method (a HEAD response has no body). */
   constructor(method: string) {
@@ -268,7 +273,8 @@ export class ResponseReader {
       );
     }
     const [minor, status] = this.#statusOf(line);
-    if (status < 200 && status !== 101) return; // interim: the next head follows
+    // An interim head (1xx): only its line ends count; the next head follows.
+    const interim = status < 200 && status !== 101;
     let connection = "";
     let transferEncoding: string | undefined;
     let contentLength: string | undefined;
@@ -280,16 +286,18 @@ export class ResponseReader {
     // Lines ended both ways, or a folded line (obs-fold): parsed as well
     // as can be, the connection not reused (a bare LF in a CRLF head may be
     // a header injected into the server's answer; RFC 9112 §2.2, §5.2).
-    let crlf = last === end - 2;
-    let bareLF = !crlf;
-    let odd = false;
+    let ends = last === end - 2 ? 1 : 2;
+    ends |= withoutCR(b, start, lineEnd) === lineEnd ? 2 : 1;
     for (let at = lineEnd + 1; at < last;) {
       const lf = lineEndAt(b, at, last);
       const next = withoutCR(b, at, lf);
-      if (next === lf) bareLF = true;
-      else crlf = true;
+      ends |= next === lf ? 2 : 1;
       if (b[at] === 32 || b[at] === 9) {
-        odd = true; // a continuation of the line before: not a field
+        this.#folded = true; // a continuation of the line before: no field
+        at = lf + 1;
+        continue;
+      }
+      if (interim) {
         at = lf + 1;
         continue;
       }
@@ -321,11 +329,11 @@ export class ResponseReader {
       }
       at = lf + 1;
     }
-    if (withoutCR(b, start, lineEnd) === lineEnd) bareLF = true;
-    else crlf = true;
+    this.#ends |= ends;
+    if (interim) return;
     this.status = status;
-    this.#keepAlive = minor === 1 && status !== 101 && !odd &&
-      !(crlf && bareLF) &&
+    this.#keepAlive = minor === 1 && status !== 101 && !this.#folded &&
+      this.#ends !== 3 &&
       (connection === "" || !/(?:^|,)\s*close\s*(?:,|$)/.test(connection));
     if (
       this.#headRequest || status === 204 || status === 304 || status === 101
@@ -366,9 +374,10 @@ export class ResponseReader {
         }
         continue;
       }
-      const line = this.#line.endsWith("\r")
-        ? this.#line.slice(0, -1)
-        : this.#line;
+      const cr = this.#line.endsWith("\r");
+      const line = cr ? this.#line.slice(0, -1) : this.#line;
+      this.#ends |= cr ? 1 : 2;
+      if (this.#ends === 3) this.#keepAlive = false;
       this.#line = "";
       this.#onLine(line);
       return i + 1;

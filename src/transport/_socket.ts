@@ -309,6 +309,7 @@ class Exchange {
             }
             return end(undefined);
           }
+          const known = response.status !== undefined;
           response.end();
           if (response.status === undefined) {
             throw failure(
@@ -317,7 +318,8 @@ class Exchange {
               req,
             );
           }
-          if (reused && response.status === 408) {
+          // A 408 the close completed (not one read, and told, before).
+          if (!known && reused && response.status === 408) {
             stale = true; // the server's idle timeout, as below
             throw new StaleConnection(null, 408);
           }
@@ -370,6 +372,7 @@ class Exchange {
           conn,
           lease?.firstRead,
           response,
+          signal,
         );
         if (status !== undefined) {
           if (!(reused && status === 408 && !response.keepAlive)) {

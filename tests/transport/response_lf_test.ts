@@ -76,9 +76,22 @@ const HEADS: Array<
     status: 201,
     reusable: true,
   }],
+  // Interim heads and chunk lines count too.
   [
     "HTTP/1.1 103 Early Hints\r\nLink: </a>\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+    { status: 500, reusable: false },
+  ],
+  [
+    "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
     { status: 500, reusable: true },
+  ],
+  [
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\nX: y\r\n\r\n",
+    { status: 200, reusable: false },
+  ],
+  [
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\r\n\r\n",
+    { status: 200, reusable: true },
   ],
   [
     "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n0\nX-Trailer: t\n\n",
@@ -368,5 +381,33 @@ Deno.test("trigger(): a status line the server closes or resets right after, mid
         "node:net close",
       );
     }
+  }
+});
+
+Deno.test("trigger(): a 408 read on a reused connection (kept alive), its body then cut by a close, is the answer: told once, not sent again", async () => {
+  const server = await resetAfter(
+    "HTTP/1.1 408 Request Timeout\r\nContent-Length: 10\r\n\r\nabc",
+    2,
+    true,
+  );
+  try {
+    const first = await within(
+      trigger(server.url, { wait: "accepted", timeout: 10_000 }),
+      "trigger 1",
+    );
+    assert.equal(first.status, 202);
+    await within(first.done, "trigger 1's done");
+    const second = await within(
+      trigger(server.url, { wait: "accepted", timeout: 10_000 }),
+      "trigger 2",
+    );
+    assert.equal(second.status, 408);
+    await within(second.done, "trigger 2's done");
+    const outcome = await second.outcome;
+    assert.equal(outcome.status, 408, "the outcome agrees with the answer");
+    assert.equal(server.requests(), 2, "not sent again");
+  } finally {
+    await closeIdleConnections();
+    await server.close();
   }
 });
