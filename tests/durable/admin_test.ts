@@ -6,7 +6,8 @@
 // the retry settings its trigger was stored with, not pg-boss's defaults (the
 // redriving outbox's for what an older stored form lacks). Dead letters
 // pg-boss cannot move back (no chain, no source queue) neither break nor
-// loop a redrive: they stay for discard().
+// loop a redrive: they stay for discard(). On PostgreSQL each test deletes
+// the queues it made (and their jobs) from the shared pgboss schema.
 import assert from "node:assert/strict";
 import type { PgBoss } from "npm:pg-boss@12.38.0";
 import { type Engine, openEngine } from "../../src/durable/_engine.ts";
@@ -138,8 +139,12 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
         assert.equal(counts.get(`${queue} created`), N / 2, "redriven");
         assert.equal(counts.get(`${queues.dead} created`), undefined);
       } finally {
-        await db.close();
-        if (dir) await Deno.remove(dir, { recursive: true });
+        try {
+          if (!dir) await deleteQueues(db.boss, queues);
+        } finally {
+          await db.close();
+          if (dir) await Deno.remove(dir, { recursive: true });
+        }
       }
     },
   });
@@ -245,10 +250,29 @@ for (const engine of ["embedded", "postgres"] as const) {
       } finally {
         await outbox.stop();
         await server.shutdown();
+        if (engine === "postgres") {
+          const db = await openEngine(checkOpenOptions(options), () => {});
+          try {
+            await deleteQueues(db.boss, { queue, dead: `${queue}_dead` });
+          } finally {
+            await db.close();
+          }
+        }
         await cleanup();
       }
     },
   });
+}
+
+/** Deletes a test's queue and its dead letter queue, with their jobs (the
+ * queue first: it names the other as its dead letter queue), so a test on
+ * PostgreSQL leaves nothing in the shared pgboss schema. */
+async function deleteQueues(
+  boss: PgBoss,
+  { queue, dead }: { queue: string; dead: string },
+): Promise<void> {
+  await boss.deleteQueue(queue);
+  await boss.deleteQueue(dead);
 }
 
 /** `count` dead letters of `queue`, as the dispatcher leaves them: stored
@@ -323,8 +347,12 @@ async function openQueues(engine: "embedded" | "postgres") {
     queues,
     sql: db.boss.getDb() as Sql,
     async close() {
-      await db.close();
-      await cleanup();
+      try {
+        if (engine === "postgres") await deleteQueues(db.boss, queues);
+      } finally {
+        await db.close();
+        await cleanup();
+      }
     },
   };
 }
