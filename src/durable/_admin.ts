@@ -93,7 +93,7 @@ function deadLettersOf(
  * Only dead letters pg-boss moves back to this queue are taken (see
  * `deadLetterJobs()`); a batch that moves nothing ends the redrive, and one
  * whose re-created jobs did not all get their settings is rolled back
- * (`"DATABASE"`). */
+ * (`"DATABASE"` naming how many earlier batches moved: those stay moved). */
 export async function redrive(
   engine: Engine,
   queues: Queues,
@@ -134,7 +134,7 @@ export async function redrive(
       if (restored < count) {
         throw new OutboxError(
           "DATABASE",
-          `${what}: pg-boss re-created ${count} jobs in ${engine.where} but ${restored} could be given their stored retry settings; nothing was moved (pg-boss's redrive() changed?)`,
+          `${what}: pg-boss re-created ${count} jobs in ${engine.where} but ${restored} could be given their stored retry settings; this batch was rolled back (${moved} moved before it) (pg-boss's redrive() changed?)`,
         );
       }
       return { found, count };

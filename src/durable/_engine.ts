@@ -5,7 +5,12 @@ import { bounded as boundedWait } from "../_bounded.ts";
 import type { ConstructorOptions, PgBoss } from "npm:pg-boss@12.38.0";
 import { OutboxError } from "./errors.ts";
 import { describe, redact, redactError, secretsOf } from "../_redact.ts";
-import { findSchema, missingFromSchema, type Sql } from "./_pgboss_sql.ts";
+import {
+  findSchema,
+  installedVersion,
+  missingFromSchema,
+  type Sql,
+} from "./_pgboss_sql.ts";
 import { OPEN, type OpenSettings } from "./_validate.ts";
 
 /** pg-boss's supervise/monitor passes: expiry and lost heartbeats. */
@@ -117,6 +122,23 @@ export async function openEngine(
       monitorIntervalSeconds: SUPERVISE_SECONDS,
     });
     boss.on("error", (error) => onError(fail("pg-boss", error)));
+    // pg-boss's start() migrates an older schema (create: true) but opens a
+    // newer one as it is, in either mode, and writes to it as it starts (its
+    // instance row) and after (maintenance passes it queues): read the
+    // version first, on the pool start() would open (it opens it only if
+    // it is not open yet), and refuse a newer one before anything runs.
+    const db = boss.getDb() as unknown as Sql & {
+      _pgbdb?: boolean;
+      opened?: boolean;
+      open?(): Promise<void>;
+    };
+    const found = await bounded(timeout + settings.connectTimeout, async () => {
+      if (db._pgbdb && !db.opened) await db.open!();
+      return await installedVersion(db, settings.schema);
+    });
+    if (found !== null && found > SCHEMA_VERSION) {
+      throw otherVersion(settings.schema, where, found);
+    }
     try {
       await bounded(timeout + settings.connectTimeout, () => boss!.start());
     } catch (error) {
@@ -131,8 +153,7 @@ export async function openEngine(
         () => unusableSchema(boss!, settings.schema, where),
       ).catch(() => null) ?? error;
     }
-    // pg-boss's start() migrates an older schema (create: true) but opens a
-    // newer one as it is, in either mode: refuse it, as create: false does.
+    // A newer pg-boss that migrated the schema since it was read above.
     const version = await bounded(timeout, () => boss!.schemaVersion());
     if (version !== null && version > SCHEMA_VERSION) {
       throw otherVersion(settings.schema, where, version);

@@ -94,6 +94,25 @@ export async function findSchema(
   };
 }
 
+/** The version in pg-boss's `version` table in `schema`, `null` when there
+ * is none (nothing installed yet). Needs no started pg-boss: read before
+ * `start()`, which writes to the schema it opens. */
+export async function installedVersion(
+  db: Sql,
+  schema: string,
+): Promise<number | null> {
+  const { rows: [found] } = await db.executeSql(
+    `SELECT to_regclass(quote_ident($1) || '.version') IS NOT NULL AS installed`,
+    [schema],
+  );
+  if (found?.installed !== true) return null;
+  // `schema` is checked (lower-case letters, digits, "_") at open.
+  const { rows: [row] } = await db.executeSql(
+    `SELECT version::int AS version FROM ${schema}.version`,
+  );
+  return row === undefined ? null : Number(row.version);
+}
+
 /** Leaves active jobs no retries, so pg-boss's `fail()` (in the same
  * transaction) dead-letters them. Fenced to the attempt that was fetched:
  * a job another dispatcher took over is left alone. */

@@ -6,7 +6,8 @@
 // the retry settings its trigger was stored with, not pg-boss's defaults (the
 // redriving outbox's for what an older stored form lacks). Dead letters
 // pg-boss cannot move back (no chain, no source queue) neither break nor
-// loop a redrive: they stay for discard().
+// loop a redrive: they stay for discard(). On PostgreSQL each test deletes
+// the queues it made (and their jobs) from the shared pgboss schema.
 import assert from "node:assert/strict";
 import type { PgBoss } from "npm:pg-boss@12.38.0";
 import { type Engine, openEngine } from "../../src/durable/_engine.ts";
@@ -14,7 +15,11 @@ import { jobRow } from "../../src/durable/_enqueue.ts";
 import { checkOpenOptions } from "../../src/durable/_validate.ts";
 import * as admin from "../../src/durable/_admin.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
-import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import {
+  openOutbox,
+  OutboxError,
+  type OutboxEvent,
+} from "../../src/durable/mod.ts";
 import { freshOptions } from "./_seed.ts";
 import { until } from "../_wait.ts";
 import {
@@ -138,8 +143,12 @@ for (const engine of ["embedded", "PostgreSQL"] as const) {
         assert.equal(counts.get(`${queue} created`), N / 2, "redriven");
         assert.equal(counts.get(`${queues.dead} created`), undefined);
       } finally {
-        await db.close();
-        if (dir) await Deno.remove(dir, { recursive: true });
+        try {
+          if (!dir) await deleteQueues(db.boss, queues);
+        } finally {
+          await db.close();
+          if (dir) await Deno.remove(dir, { recursive: true });
+        }
       }
     },
   });
@@ -245,10 +254,29 @@ for (const engine of ["embedded", "postgres"] as const) {
       } finally {
         await outbox.stop();
         await server.shutdown();
+        if (engine === "postgres") {
+          const db = await openEngine(checkOpenOptions(options), () => {});
+          try {
+            await deleteQueues(db.boss, { queue, dead: `${queue}_dead` });
+          } finally {
+            await db.close();
+          }
+        }
         await cleanup();
       }
     },
   });
+}
+
+/** Deletes a test's queue and its dead letter queue, with their jobs (the
+ * queue first: it names the other as its dead letter queue), so a test on
+ * PostgreSQL leaves nothing in the shared pgboss schema. */
+async function deleteQueues(
+  boss: PgBoss,
+  { queue, dead }: { queue: string; dead: string },
+): Promise<void> {
+  await boss.deleteQueue(queue);
+  await boss.deleteQueue(dead);
 }
 
 /** `count` dead letters of `queue`, as the dispatcher leaves them: stored
@@ -308,23 +336,37 @@ async function byState(engine: Engine, queues: admin.Queues) {
   );
 }
 
-async function openQueues(engine: "embedded" | "postgres") {
+/** A queue and its dead letter queue on a fresh engine: in pg-boss's
+ * shared `pgboss` schema, or in a `schema` of the test's own (dropped on
+ * close, on PostgreSQL). */
+async function openQueues(
+  engine: "embedded" | "postgres",
+  schema = "pgboss",
+) {
   const { cleanup, ...options } = await freshOptions(engine);
   const queue = `r_${crypto.randomUUID().slice(0, 8)}`;
-  const queues = { queue, dead: `${queue}_dead`, schema: "pgboss" };
+  const queues = { queue, dead: `${queue}_dead`, schema };
   const db = await openEngine(
-    checkOpenOptions({ ...options, queue }),
+    checkOpenOptions({ ...options, queue, schema }),
     () => {},
   );
   await db.boss.createQueue(queues.dead);
   await db.boss.createQueue(queue, { deadLetter: queues.dead });
+  const sql = db.boss.getDb() as Sql;
   return {
     db,
     queues,
-    sql: db.boss.getDb() as Sql,
+    sql,
     async close() {
-      await db.close();
-      await cleanup();
+      try {
+        if (engine === "postgres") {
+          if (schema === "pgboss") await deleteQueues(db.boss, queues);
+          else await sql.executeSql(`DROP SCHEMA ${schema} CASCADE`);
+        }
+      } finally {
+        await db.close();
+        await cleanup();
+      }
     },
   };
 }
@@ -430,6 +472,60 @@ for (const engine of ["embedded", "postgres"] as const) {
         // Once nothing routable is left: one transaction, nothing moved.
         assert.equal(await admin.redrive(db, queues, { fallback: RETRY }), 0);
         assert.equal(transactions(), 2);
+      } finally {
+        await close();
+      }
+    },
+  });
+}
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `redrive() (${engine}): a batch whose re-created jobs cannot all be given their stored settings is rolled back, and the DATABASE error says how many earlier batches moved (they stay moved)`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      // A schema of the test's own: the trigger below is on its job table.
+      const schema = `rb_${crypto.randomUUID().slice(0, 8)}`;
+      const { db, queues, sql, close } = await openQueues(engine, schema);
+      try {
+        await deadLettered(db.boss, queues.queue, "valid", 3);
+        // The dead letter the second batch (of 2) takes: the last in order.
+        const { rows: [last] } = await sql.executeSql(
+          `SELECT data->>'id' AS trigger FROM ${schema}.job WHERE name = $1
+           ORDER BY created_on DESC, id DESC LIMIT 1`,
+          [queues.dead],
+        );
+        // Its re-created job keeps the queue's settings: the update that
+        // gives it the stored ones is skipped (what a pg-boss whose
+        // redrive() re-created jobs differently would cause).
+        await sql.executeSql(
+          `CREATE FUNCTION ${schema}.skip_restore() RETURNS trigger
+           LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
+        );
+        await sql.executeSql(
+          `CREATE TRIGGER skip_restore BEFORE UPDATE ON ${schema}.job
+           FOR EACH ROW WHEN (NEW.name = '${queues.queue}'
+             AND NEW.data->>'id' = '${last.trigger}')
+           EXECUTE FUNCTION ${schema}.skip_restore()`,
+        );
+        const transactions = countTransactions(db, 10);
+        await assert.rejects(
+          admin.redrive(db, queues, { fallback: RETRY, batch: 2 }),
+          (error: unknown) => {
+            assert.ok(error instanceof OutboxError, String(error));
+            assert.equal(error.code, "DATABASE", error.message);
+            assert.match(
+              error.message,
+              /re-created 1 jobs .* but 0 could be given their stored retry settings; this batch was rolled back \(2 moved before it\)/,
+            );
+            return true;
+          },
+        );
+        assert.equal(transactions(), 2);
+        const counts = await byState(db, queues);
+        assert.equal(counts.get("queue created"), 2, "the first batch moved");
+        assert.equal(counts.get("dead created"), 1, "the second one did not");
       } finally {
         await close();
       }

@@ -13,6 +13,18 @@ function sqlOf(outbox: Outbox): Sql {
   return (outbox as unknown as Administered)[ADMIN]().db;
 }
 
+/** What pg-boss writes to a schema as it starts and runs: its instance
+ * rows (registered in start()), its BAM commands, its version row's pass
+ * stamps. Equal before and after an open means the open wrote nothing. */
+async function writesTo(sql: Sql, schema: string): Promise<string> {
+  const { rows: [row] } = await sql.executeSql(
+    `SELECT (SELECT count(*)::int FROM ${schema}.instance) AS instances,
+       (SELECT count(*)::int FROM ${schema}.bam) AS bam,
+       (SELECT row_to_json(v)::text FROM ${schema}.version v) AS version`,
+  );
+  return JSON.stringify(row);
+}
+
 /** Rejects with an OutboxError "NOT_FOUND" whose message matches. */
 async function notFound(
   opening: Promise<Outbox>,
@@ -188,6 +200,7 @@ for (const [age, step] of [["older", -1], ["newer", 1]] as const) {
         await sql.executeSql(`UPDATE ${schema}.version SET version = $1`, [
           found,
         ]);
+        const before = await writesTo(sql, schema);
         await assert.rejects(
           openOutbox({ ...options, create: false }),
           (error: unknown) => {
@@ -207,6 +220,7 @@ for (const [age, step] of [["older", -1], ["newer", 1]] as const) {
           `SELECT version::int AS version FROM ${schema}.version`,
         );
         assert.equal(after.version, found, "not migrated");
+        assert.equal(await writesTo(sql, schema), before, "nothing written");
       } finally {
         await sql.executeSql(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
         await outbox.stop();
@@ -251,7 +265,7 @@ Deno.test({
 for (const engine of ["embedded", "postgres"] as const) {
   Deno.test({
     name:
-      `openOutbox({ create: true }) (${engine}): a pg-boss schema newer than the supported one is DATABASE too (pg-boss's start() would open it as it is)`,
+      `openOutbox({ create: true }) (${engine}): a pg-boss schema newer than the supported one is DATABASE too (pg-boss's start() would open it as it is), refused before pg-boss writes to it`,
     ignore: engine === "postgres" && DATABASE_URL === undefined,
     async fn() {
       const { cleanup, ...fresh } = await freshOptions(engine);
@@ -267,7 +281,22 @@ for (const engine of ["embedded", "postgres"] as const) {
       } finally {
         await outbox.stop({ close: engine === "embedded" });
       }
+      // The schema as it is; the embedded one read with the outbox closed
+      // (so it has stopped writing) and without pg-boss.
+      const reading = async (read: (sql: Sql) => Promise<string>) => {
+        if (engine === "postgres") return await read(sqlOf(outbox));
+        const { PGlite } = await import("npm:@electric-sql/pglite@0.5.16");
+        const pglite = await PGlite.create(`${fresh.dir}/pgdata`);
+        try {
+          return await read({
+            executeSql: (text, values) => pglite.query(text, values),
+          });
+        } finally {
+          await pglite.close();
+        }
+      };
       try {
+        const before = await reading((sql) => writesTo(sql, schema));
         await assert.rejects(openOutbox(options), (error: unknown) => {
           assert.ok(error instanceof OutboxError, String(error));
           assert.equal(error.code, "DATABASE", error.message);
@@ -279,6 +308,11 @@ for (const engine of ["embedded", "postgres"] as const) {
           );
           return true;
         });
+        assert.equal(
+          await reading((sql) => writesTo(sql, schema)),
+          before,
+          "nothing written to the newer schema",
+        );
       } finally {
         if (engine === "postgres") {
           await sqlOf(outbox).executeSql(`DROP SCHEMA ${schema} CASCADE`);
