@@ -7,6 +7,8 @@ import {
   type Outbox,
   type OutboxOptions,
 } from "../../src/durable/mod.ts";
+import { openEngine } from "../../src/durable/_engine.ts";
+import { checkOpenOptions } from "../../src/durable/_validate.ts";
 
 export const XSS = "<script>alert(1)</script>";
 export const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
@@ -51,10 +53,24 @@ export async function freshOptions(
   engine: "embedded" | "postgres",
 ): Promise<OutboxOptions & { cleanup(): Promise<void> }> {
   if (engine === "postgres") {
+    const queue = `d_${crypto.randomUUID().slice(0, 8)}`;
     return {
       connectionString: DATABASE_URL,
-      queue: `d_${crypto.randomUUID().slice(0, 8)}`,
-      cleanup: () => Promise.resolve(),
+      queue,
+      // The queue and its dead letter queue (and their jobs) go: the test
+      // database is shared by every run.
+      async cleanup() {
+        const db = await openEngine(
+          checkOpenOptions({ connectionString: DATABASE_URL, queue }),
+          () => {},
+        );
+        try {
+          await db.boss.deleteQueue(queue);
+          await db.boss.deleteQueue(`${queue}_dead`);
+        } finally {
+          await db.close();
+        }
+      },
     };
   }
   const dir = await Deno.makeTempDir({ prefix: "outbox_dashboard_" });
