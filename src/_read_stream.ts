@@ -27,8 +27,14 @@ export class ByteBudget {
   }
 
   /** Takes `bytes` more for a holder that holds `holding` already; `false`
-   * (nothing taken) when they do not fit. */
+   * (nothing taken) when they do not fit.
+   *
+   * @throws {RangeError} When `bytes` or `holding` is not a finite number
+   *   at least 0 (a `NaN` taken would make the count `NaN` and every later
+   *   take succeed: the bound gone for good). */
   take(bytes: number, holding = 0): boolean {
+    count(bytes, "bytes");
+    count(holding, "holding");
     if (bytes === 0) return true; // nothing to hold, even past `max`
     if (
       this.#used + bytes > this.max && !(this.lone && this.#used === holding)
@@ -39,9 +45,21 @@ export class ByteBudget {
     return true;
   }
 
-  /** Gives `bytes` back. */
+  /** Gives `bytes` back.
+   *
+   * @throws {RangeError} When `bytes` is not a finite number at least 0. */
   give(bytes: number): void {
+    count(bytes, "bytes");
     this.#used = Math.max(0, this.#used - bytes);
+  }
+}
+
+/** Refuses what cannot be a count of bytes. */
+function count(value: number, name: string): void {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(
+      `ByteBudget: ${name} must be a finite number at least 0, received ${value}`,
+    );
   }
 }
 
@@ -129,6 +147,15 @@ export async function readStream(
     while (ended === undefined) {
       const { done, value } = await reader.read();
       if (ended !== undefined || done) break;
+      // A string or an ArrayBuffer has no byteLength to count (a string's
+      // size would be NaN): refused before any arithmetic.
+      if (!(value instanceof Uint8Array)) {
+        error = new TypeError(
+          `A stream chunk must be a Uint8Array, received ${chunkType(value)}`,
+        );
+        end("failed");
+        break;
+      }
       const size = bytes.size + value.byteLength;
       if (size > max) end("too large");
       else if (!hold(size)) end("busy");
@@ -153,19 +180,34 @@ export async function readStream(
   return { ok: true, bytes: bytes.take(), release: giveBack };
 }
 
+/** What a chunk that is not a Uint8Array is, for a message. */
+function chunkType(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  return (value as object).constructor?.name ?? "an object";
+}
+
 // The first pack's size: packs double up to PACK_MAX.
 const PACK_MIN = 1024;
 const PACK_MAX = 65_536;
 
 /**
- * A stream's chunks, held in at most about twice their size. A chunk may be
- * a view on a much larger buffer (Deno.serve hands a body sent a byte per
- * write as one-byte views on 64 KiB buffers each): keeping such views would
- * keep their buffers, thousands of times the bytes counted. So a chunk that
- * fills less than half its buffer is copied into a pack (1 KiB, doubling, or
- * the chunk's size; at most 64 KiB), and a chunk that fills most of its own
- * is kept as is: a body read in large chunks, the common case, is copied
- * once at the end as before, and one read in a single chunk not at all.
+ * A stream's chunks, held in at most twice their size plus one pack. A chunk
+ * may be a view on a much larger buffer (Deno.serve hands a body sent a byte
+ * per write as one-byte views on 64 KiB buffers each): keeping such views
+ * would keep their buffers, thousands of times the bytes counted. So a chunk
+ * that fills less than half its buffer is copied into a pack (1 KiB,
+ * doubling, or the chunk's size; at most 64 KiB), and a chunk that fills
+ * most of its own is kept as is: a body read in large chunks, the common
+ * case, is copied once at the end as before, and one read in a single chunk
+ * not at all.
+ *
+ * The bound, per read: every chunk kept fills at least half its buffer, and
+ * a full pack is kept only when at least half full (else its bytes are
+ * copied out exactly), so what is kept is at most 2 × the bytes counted;
+ * plus the pack being filled (1 to 64 KiB, allocated whole); plus, briefly
+ * while {@linkcode Accumulator.take} joins them, 1 × more (the joined copy,
+ * before the chunks are let go).
  */
 class Accumulator {
   #chunks: Uint8Array[] = [];
@@ -227,9 +269,11 @@ class Accumulator {
     return bytes;
   }
 
+  /** Lets go of every byte held. */
   drop(): void {
     this.#chunks = [];
     this.#pack = undefined;
+    this.#packed = 0;
     this.size = 0;
   }
 }

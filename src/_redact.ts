@@ -141,23 +141,6 @@ function cleanCopy(
   return copy;
 }
 
-/** Where the database is, in the outbox's error messages ("PostgreSQL at
- * host:port/db", "the embedded database in \"dir\""). */
-const SERVER =
-  /\b(PostgreSQL) at \S+|\b(the embedded database) in "(?:[^"\\]|\\.)*"/g;
-/** A host and port as drivers name them in their errors (pg's
- * "connect ECONNREFUSED 127.0.0.1:5432", "getaddrinfo ENOTFOUND db.internal"). */
-const HOST_PORT =
-  /\b(E[A-Z]{3,}) (?:\[[0-9A-Fa-f:.]+\]|[\w-]+(?:\.[\w-]+)*)(?::\d+)?/g;
-
-/** `text` without where the database is: for what a page shows to whoever
- * reaches it (the dashboard's error page), not for logs. */
-export function redactServer(text: string): string {
-  return redactText(text)
-    .replace(SERVER, (_, postgres, embedded) => postgres ?? embedded)
-    .replace(HOST_PORT, `$1 ${REDACTED}`);
-}
-
 /** A readable sentence for any thrown value: errors by message, PGlite's
  * and Emscripten's plain objects by their errno or code, never
  * "[object Object]". */

@@ -56,7 +56,8 @@ Options:
   --schema <name>        default pgboss
   --json                 JSON output (tail: one object per line)
   --limit <n>            rows for dead (default 50)
-  --since <duration>     tail: start this far back (30s, 10m, 2h; default 0)
+  --since <duration>     tail: start this far back (30s, 10m, 2h, 1d; default 0;
+                         further back than 1970 starts there)
   --interval <ms>        tail: milliseconds between polls (default 1000)
   -h, --help             this text
 
@@ -566,6 +567,10 @@ async function tail(
   ready: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<void> {
+  // Nothing in the outbox is older than 1970: a start further back is the
+  // epoch (a start before year 1 failed in PostgreSQL, "time zone
+  // displacement out of range", exit 1).
+  since = Math.min(since, (await admin.now()).getTime());
   await follow(
     admin,
     { since, interval, signal },

@@ -200,6 +200,28 @@ for (const engine of ["embedded", "postgres"] as const) {
         assert.ok(types.includes("retry"));
         assert.equal(tail.code, 0, tail.stderr);
         assertNoSecrets(tail);
+        // Further back than 1970 (2,738 years): from the epoch, the same
+        // history. Before: PostgreSQL refused the start ("time zone
+        // displacement out of range"), exit 1.
+        const all = await tailFor(
+          [
+            "tail",
+            "--since",
+            "1000000d",
+            "--json",
+            "--interval",
+            "200",
+            ...args,
+          ],
+          env,
+          (events) => events.filter((e) => e.type === "delivered").length >= 4,
+        ).done;
+        assert.equal(all.code, 0, all.stderr);
+        assert.match(all.stderr, /from 1970-01-01T00:00:\d\d\.\d{3}Z/);
+        const allTypes = all.events.map((e) => e.type);
+        assert.equal(allTypes.filter((t) => t === "delivered").length, 4);
+        assert.ok(allTypes.includes("dead"));
+        assert.ok(allTypes.includes("retry"));
       } finally {
         await target.close();
         await cleanup();

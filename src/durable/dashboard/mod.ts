@@ -55,7 +55,6 @@
 import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
-import { redactServer } from "../../_redact.ts";
 import { show } from "../../_show.ts";
 import {
   BodyBudget,
@@ -70,6 +69,7 @@ import {
   csrfToken,
   csrfValid,
 } from "./_auth.ts";
+import { failureText } from "./_failure.ts";
 import * as pages from "./_pages.ts";
 
 /** What the dashboard uses of an outbox: pass the one `openOutbox()`
@@ -292,13 +292,9 @@ export function dashboard(
     }
     headers(c, nonce);
     // Mounted at "/outbox", the overview is "/outbox": "/outbox/" goes there.
-    const path = c.req.path;
-    if (c.req.method === "GET" && path.length > 1 && path.endsWith("/")) {
-      const query = new URL(c.req.url).search;
-      // One leading slash only: "//evil.example/" (or "/\evil.example/")
-      // would send the browser to another host.
-      const target = "/" + path.replace(/\/+$/, "").replace(/^[/\\]+/, "");
-      return c.redirect(`${target}${query}`, 308);
+    if (c.req.method === "GET") {
+      const target = slashless(new URL(c.req.url));
+      if (target !== null) return c.redirect(target, 308);
     }
     if (c.req.method === "POST") {
       const refused = await checkPost(c, await key, forms);
@@ -391,12 +387,17 @@ export function dashboard(
   });
 
   app.onError(async (error, c) => {
-    const text = redactServer((error as Error)?.message ?? String(error));
+    // The page says what kind of failure it was; where the database is
+    // (hosts, ports, paths in the message) stays in the log.
+    console.error(
+      `fire-trigger dashboard: ${c.req.method} ${new URL(c.req.url).pathname}`,
+      error,
+    );
     return c.html(
       pages.message(
         await page(c, undefined, true),
         "The outbox could not be read",
-        text,
+        failureText(error),
       ),
       500,
     );
@@ -416,6 +417,24 @@ export function dashboard(
       return Promise.resolve(app.fetch(request));
     },
   };
+}
+
+/** Slashes, backslashes, tabs and line breaks, raw or percent-encoded: a
+ * path starting with "/" and then any run of them ("//evil.example",
+ * "/%09/evil.example", which Hono's decoded `c.req.path` turns into
+ * "/\t/evil.example") is read by browsers as "//evil.example", another
+ * host. */
+const LEADING = /^(?:[/\\\t\r\n]|%(?:2f|5c|09|0a|0d))+/i;
+
+/** Where a GET for a path ending in "/" goes: the path without its trailing
+ * slashes, behind one leading slash only (so always on this host), with the
+ * query; `null` when the path does not end in "/". Built from the raw,
+ * still percent-encoded path: a decoded one can hold a tab or a backslash. */
+function slashless(url: URL): string | null {
+  const path = url.pathname;
+  if (path.length <= 1 || !path.endsWith("/")) return null;
+  const rest = path.replace(/\/+$/, "").replace(LEADING, "");
+  return `/${rest}${url.search}`;
 }
 
 /** The `path` option without a trailing slash (`""` for the root). */
