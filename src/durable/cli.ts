@@ -267,7 +267,9 @@ function parse(args: string[]): Parsed {
   } catch (cause) {
     throw new UsageError((cause as Error).message);
   }
-  const [command, ...ids] = positionals;
+  const [command, ...given] = positionals;
+  // An id given twice is one id: `redrive a a` found every id it was given.
+  const ids = [...new Set(given)];
   if (values.help) {
     return {
       command: "",

@@ -332,6 +332,12 @@ Deno.test("dashboard: refuses requests without credentials or CSRF token, and cr
     }
     const page = await (await fetch(`${url}/outbox/dead`, { headers: auth }))
       .text();
+    // A flash names only what the dashboard did, not an inherited key.
+    const inherited = await (await fetch(
+      `${url}/outbox/dead?done=constructor&n=1`,
+      { headers: auth },
+    )).text();
+    assert.doesNotMatch(inherited, /native code|function Object/);
     const csrf = page.match(/name="_csrf" value="([^"]+)"/)?.[1];
     assert.ok(csrf);
     const post = (body: string, headers: Record<string, string> = {}) =>

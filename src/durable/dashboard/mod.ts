@@ -471,7 +471,9 @@ const FLASH: Record<string, string> = {
 function flashOf(c: Context<Env>): string | undefined {
   const done = c.req.query("done");
   const n = Number.parseInt(c.req.query("n") ?? "", 10);
-  if (done === undefined || !(done in FLASH) || !Number.isFinite(n)) {
+  if (
+    done === undefined || !Object.hasOwn(FLASH, done) || !Number.isFinite(n)
+  ) {
     return undefined;
   }
   return `${FLASH[done]}: ${n}`;
