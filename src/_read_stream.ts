@@ -4,64 +4,7 @@
 // bodies it stores both read a stream here, bounded in size, in time, by a
 // signal and by a memory budget shared with other reads.
 import { MAX_TIMER_MS } from "./_options.ts";
-
-/**
- * A bound on the bytes held in memory at once by many holders (the reads
- * under way, and whatever else counts against it). A holder takes bytes as
- * they arrive and gives them back when done.
- */
-export class ByteBudget {
-  #used = 0;
-
-  /**
-   * @param max The most bytes held at once.
-   * @param lone Whether a holder that holds everything taken may go past
-   *   `max`: one item larger than the whole bound is then taken when nothing
-   *   else is held (the outbox's rule), instead of never.
-   */
-  constructor(readonly max: number, readonly lone = false) {}
-
-  /** Bytes free now (0 while a lone holder is past `max`). */
-  get left(): number {
-    return Math.max(0, this.max - this.#used);
-  }
-
-  /** Takes `bytes` more for a holder that holds `holding` already; `false`
-   * (nothing taken) when they do not fit.
-   *
-   * @throws {RangeError} When `bytes` or `holding` is not a finite number
-   *   at least 0 (a `NaN` taken would make the count `NaN` and every later
-   *   take succeed: the bound gone for good). */
-  take(bytes: number, holding = 0): boolean {
-    count(bytes, "bytes");
-    count(holding, "holding");
-    if (bytes === 0) return true; // nothing to hold, even past `max`
-    if (
-      this.#used + bytes > this.max && !(this.lone && this.#used === holding)
-    ) {
-      return false;
-    }
-    this.#used += bytes;
-    return true;
-  }
-
-  /** Gives `bytes` back.
-   *
-   * @throws {RangeError} When `bytes` is not a finite number at least 0. */
-  give(bytes: number): void {
-    count(bytes, "bytes");
-    this.#used = Math.max(0, this.#used - bytes);
-  }
-}
-
-/** Refuses what cannot be a count of bytes. */
-function count(value: number, name: string): void {
-  if (!Number.isFinite(value) || value < 0) {
-    throw new RangeError(
-      `ByteBudget: ${name} must be a finite number at least 0, received ${value}`,
-    );
-  }
-}
+import type { ByteBudget } from "./_byte_budget.ts";
 
 /** Why a stream was not read; it is cancelled in every case. */
 export type StreamEnd =
@@ -109,7 +52,7 @@ const same = (bytes: number) => bytes;
  * cancelled and what was taken from the budget is given back; on success the
  * caller calls `release()` once it no longer holds the bytes.
  *
- * @throws {TypeError} When the stream is locked (nothing taken).
+ * Rejects with a TypeError when the stream is locked (nothing taken).
  */
 export async function readStream(
   stream: ReadableStream<Uint8Array>,

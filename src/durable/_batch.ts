@@ -1,7 +1,7 @@
 // Group commit: calls that arrive while a batch is being written wait and go
 // together in the next one, so many callers share one round trip (and one
 // fsync). Each caller's promise settles with its own batch.
-import type { ByteBudget } from "../_read_stream.ts";
+import type { ByteBudget } from "../_byte_budget.ts";
 
 /** A write's result for one item that failed on its own (the others in
  * its batch succeeded). */

@@ -6,7 +6,8 @@ import type { PreparedRequest } from "../trigger/_request.ts";
 import { OutboxError } from "./errors.ts";
 import { describe } from "../_redact.ts";
 import { TRIGGER } from "./_validate.ts";
-import { type ByteBudget, readStream } from "../_read_stream.ts";
+import type { ByteBudget } from "../_byte_budget.ts";
+import { readStream } from "../_read_stream.ts";
 
 /** The body's size when it is known without reading it: bytes, or a Blob
  * (the Request holding it reads the same bytes). `undefined` for a

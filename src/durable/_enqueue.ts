@@ -6,7 +6,7 @@ import type { PreparedRequest } from "../trigger/_request.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher, Rejected } from "./_batch.ts";
 import { OutboxError } from "./errors.ts";
-import { ByteBudget } from "../_read_stream.ts";
+import { ByteBudget } from "../_byte_budget.ts";
 import { type Retry, TRIGGER } from "./_validate.ts";
 import type { JobRetry } from "./_pgboss_sql.ts";
 

@@ -3,10 +3,10 @@
 // both read it here, bounded in size, in time and (for unauthenticated
 // bytes) in total memory across requests.
 import type { MiddlewareContext } from "./context.ts";
-import { ByteBudget, readStream, type StreamEnd } from "../_read_stream.ts";
+import type { ByteBudget } from "../_byte_budget.ts";
+import { readStream, type StreamEnd } from "../_read_stream.ts";
 
 /** The receiving side's budget of body bytes held at once. */
-export { ByteBudget as BodyBudget };
 
 /** The default `bodyTimeout` of both middlewares: 10 s. */
 export const DEFAULT_BODY_TIMEOUT = 10_000;

@@ -6,12 +6,12 @@
  *
  * @module
  */
+import { ByteBudget } from "../_byte_budget.ts";
 import { respond } from "./_respond.ts";
 import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { ConnectionOptions } from "./connection_types.ts";
 import { keepAlive } from "./_background.ts";
 import {
-  BodyBudget,
   type BodyRead,
   bufferedRequest,
   DEFAULT_BODY_TIMEOUT,
@@ -126,7 +126,7 @@ export function connection(options: ConnectionOptions = {}): Middleware {
   checkBudget(maxBodySize, maxBufferedBytes, PREFIX);
   checkFunction(reportError, `${PREFIX}reportError`);
   // The bytes of bodies being read before the 202, across requests.
-  const budget = new BodyBudget(maxBufferedBytes);
+  const budget = new ByteBudget(maxBufferedBytes);
 
   const limits: ReadLimits = { maxBodySize, timeout: bodyTimeout, budget };
 

@@ -50,6 +50,7 @@
  * @module
  */
 
+import { ByteBudget } from "../_byte_budget.ts";
 import type { Middleware } from "./context.ts";
 import type { VerifyTriggerOptions } from "./verify_types.ts";
 import type { ClaimResult } from "../dedup/store.ts";
@@ -63,7 +64,6 @@ import {
   verify,
 } from "../signature/_sign.ts";
 import {
-  BodyBudget,
   bufferedRequest,
   DEFAULT_BODY_TIMEOUT,
   DEFAULT_MAX_BUFFERED_BYTES,
@@ -253,7 +253,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
   const untimed = store.constructor === MemoryDedupStore;
 
   checkFunction(reportError, `${PREFIX}reportError`);
-  const budget = new BodyBudget(maxBufferedBytes);
+  const budget = new ByteBudget(maxBufferedBytes);
   let keys: Promise<CryptoKey[]> | undefined;
   const importKeys = (): Promise<CryptoKey[]> => {
     // A failed import is not kept: the next request tries again.

@@ -16,9 +16,11 @@ const EARLY_STATUS_MS = 500;
  */
 export async function statusAfterWriteError(
   conn: RawConn,
-  pending: Promise<Uint8Array | null> | undefined,
-  response: ResponseReader,
-  signal: AbortSignal,
+  { pending, response, signal }: {
+    pending: Promise<Uint8Array | null> | undefined;
+    response: ResponseReader;
+    signal: AbortSignal;
+  },
 ): Promise<number | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const LATE = "late";

@@ -40,7 +40,10 @@ function detectWorkers(): boolean {
     WebSocketPair?: unknown;
   };
   if (g.navigator?.userAgent === "Cloudflare-Workers") return true;
-  return typeof g.WebSocketPair === "function" && denoRuntime() === undefined;
+  // Only without `navigator` (Node 21+ and Bun have one): a polyfilled
+  // WebSocketPair elsewhere does not make a runtime Workers.
+  return g.navigator === undefined && typeof g.WebSocketPair === "function" &&
+    denoRuntime() === undefined;
 }
 
 interface NodeProcess {

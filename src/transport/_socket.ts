@@ -368,12 +368,11 @@ class Exchange {
       }
       // A status the server sent before closing (a 413 mid-upload) wins.
       if (phase === "write" && conn !== undefined && !signal.aborted) {
-        const status = await statusAfterWriteError(
-          conn,
-          lease?.firstRead,
+        const status = await statusAfterWriteError(conn, {
+          pending: lease?.firstRead,
           response,
           signal,
-        );
+        });
         if (status !== undefined) {
           if (!(reused && status === 408 && !response.keepAlive)) {
             events.onStatus(status);

@@ -120,8 +120,11 @@ export interface TriggerOptions {
    * bytes once more on a fresh connection, whatever the method; a signed
    * trigger keeps its `webhook-id` and signature, so a receiver can
    * deduplicate. A duplicate is possible only when a server processed a
-   * request and then closed without any answer byte. `false` gives
-   * at-most-once instead: such a trigger ends `CLOSED`, possibly unreceived.
+   * request and then closed without any answer byte. A `408` that ends a
+   * reused connection (the server's idle timeout, sent as the request went
+   * out: it read nothing) counts as no answer. `false` gives at-most-once
+   * instead: such a trigger ends `CLOSED`, possibly unreceived, or with that
+   * `408` (`HTTP_STATUS`); with `wait: "sent"` only in `result.outcome`.
    * Raw-socket transport only.
    * @default true */
   resend?: boolean;

@@ -18,8 +18,9 @@ import { sleep } from "../_hono_client.ts";
 import { until, within } from "../_wait.ts";
 import { Hono } from "hono";
 import { verifyTrigger } from "../../src/hono/mod.ts";
-import { BodyBudget, readBody } from "../../src/hono/_body.ts";
-import { ByteBudget, readStream } from "../../src/_read_stream.ts";
+import { readBody } from "../../src/hono/_body.ts";
+import { ByteBudget } from "../../src/_byte_budget.ts";
+import { readStream } from "../../src/_read_stream.ts";
 
 const CONNECTIONS = 200;
 const BODY = 1_048_576;
@@ -138,7 +139,7 @@ Deno.test({
 Deno.test("the body reader answers 'too large', never 'busy', for a body over the whole budget", async () => {
   // The middlewares refuse maxBodySize > maxBufferedBytes at construction;
   // the reader holds the line on its own too: a retry could never fit.
-  const budget = new BodyBudget(100);
+  const budget = new ByteBudget(100);
   const app = new Hono();
   app.post("/", async (c) => {
     const read = await readBody(c, { maxBodySize: Infinity, budget });

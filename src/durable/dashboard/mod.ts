@@ -52,16 +52,12 @@
  *
  * @module
  */
+import { ByteBudget } from "../../_byte_budget.ts";
 import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
 import { type Admin, adminOf } from "../_admin_queries.ts";
 import { show } from "../../_show.ts";
-import {
-  BodyBudget,
-  bufferedRequest,
-  readBody,
-  refuseBody,
-} from "../../hono/_body.ts";
+import { bufferedRequest, readBody, refuseBody } from "../../hono/_body.ts";
 import {
   authorized,
   type Credentials,
@@ -264,7 +260,7 @@ export function dashboard(
   const bodyPreview = positive(options.bodyPreview, "bodyPreview", 500);
   const base = mountPath(options.path);
   const key = csrfKey(credentials ?? {});
-  const forms = new BodyBudget(FORMS_IN_MEMORY);
+  const forms = new ByteBudget(FORMS_IN_MEMORY);
 
   const app = new Hono<Env>().basePath(base || "/");
 
@@ -495,7 +491,7 @@ function headers(c: Context, nonce: string): void {
 async function checkPost(
   c: Context<Env>,
   key: CryptoKey,
-  forms: BodyBudget,
+  forms: ByteBudget,
 ): Promise<Response | null> {
   // Browsers say where a form came from; only this origin's pages (or a
   // typed-in request) may post. Other clients send no such header.
