@@ -48,29 +48,46 @@ export function startTarget(): Target {
   };
 }
 
-/** Options for a fresh outbox on each engine. */
+/** Deletes a queue and its dead letter queue (and their jobs) from the
+ * shared test database: the queue first, since it names the other as its
+ * dead letter queue. Every run of every test uses this database. */
+export async function dropQueue(queue: string): Promise<void> {
+  const db = await openEngine(
+    checkOpenOptions({ connectionString: DATABASE_URL, queue }),
+    () => {},
+  );
+  try {
+    await db.boss.deleteQueue(queue);
+    await db.boss.deleteQueue(`${queue}_dead`);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Drops a dedup store's table from the shared test database. */
+export async function dropTable(table: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new TypeError(table);
+  const { default: pg } = await import("npm:pg@8.23.1");
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP TABLE IF EXISTS ${table}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Options for a fresh outbox on each engine. On PostgreSQL, `cleanup()`
+ * deletes `queue` (a fresh `d_` name unless given) and its dead letters. */
 export async function freshOptions(
   engine: "embedded" | "postgres",
+  { queue = `d_${crypto.randomUUID().slice(0, 8)}` }: { queue?: string } = {},
 ): Promise<OutboxOptions & { cleanup(): Promise<void> }> {
   if (engine === "postgres") {
-    const queue = `d_${crypto.randomUUID().slice(0, 8)}`;
     return {
       connectionString: DATABASE_URL,
       queue,
-      // The queue and its dead letter queue (and their jobs) go: the test
-      // database is shared by every run.
-      async cleanup() {
-        const db = await openEngine(
-          checkOpenOptions({ connectionString: DATABASE_URL, queue }),
-          () => {},
-        );
-        try {
-          await db.boss.deleteQueue(queue);
-          await db.boss.deleteQueue(`${queue}_dead`);
-        } finally {
-          await db.close();
-        }
-      },
+      cleanup: () => dropQueue(queue),
     };
   }
   const dir = await Deno.makeTempDir({ prefix: "outbox_dashboard_" });

@@ -16,6 +16,7 @@ import { Hono } from "hono";
 import { verifyTrigger } from "../../src/hono/verify.ts";
 import { PostgresDedupStore } from "../../src/dedup/postgres.ts";
 import { within } from "../_wait.ts";
+import { dropQueue, dropTable } from "./_seed.ts";
 
 const DATABASE_URL = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
 if (DATABASE_URL === undefined) {
@@ -48,10 +49,11 @@ const engines: Engine[] = [
     name: "PostgreSQL",
     ignore: DATABASE_URL === undefined,
     fresh() {
+      const queue = `t_${crypto.randomUUID().slice(0, 8)}`;
       return Promise.resolve({
         connectionString: DATABASE_URL,
-        queue: `t_${crypto.randomUUID().slice(0, 8)}`,
-        cleanup: () => Promise.resolve(),
+        queue,
+        cleanup: () => dropQueue(queue),
       });
     },
   },
@@ -579,7 +581,7 @@ Deno.test({
   ignore: DATABASE_URL === undefined,
   async fn() {
     const options = await engines[1].fresh();
-    const { cleanup: _, ...where } = options;
+    const { cleanup, ...where } = options;
     const receiver = new Receiver(() => 200, { delay: 5 });
     const outbox = await openOutbox(where);
     const ids: string[] = [];
@@ -605,6 +607,7 @@ Deno.test({
     } finally {
       await outbox.stop();
       await receiver.close();
+      await cleanup();
     }
   },
 });
@@ -706,6 +709,7 @@ for (const engine of engines) {
         await Promise.all(servers.map((s) => s.shutdown()));
         await store.close();
         await memory?.close();
+        if (!memory) await dropTable(`ids_${options.queue}`);
         await options.cleanup();
       }
     },
@@ -756,6 +760,7 @@ Deno.test({
     } finally {
       await store.close();
       await admin.close();
+      await dropTable(table);
     }
   },
 });

@@ -11,6 +11,7 @@ import {
 } from "../../src/durable/mod.ts";
 import { hasDenoFileLocks } from "../../src/durable/_engine.ts";
 import { within } from "../_wait.ts";
+import { dropQueue } from "./_seed.ts";
 import { CAN_START_POSTGRES, ThrowawayPostgres } from "../_postgres.ts";
 
 const PASSWORD = "Pw-9f3k#x@7";
@@ -457,6 +458,7 @@ Deno.test({
     } finally {
       await outbox?.stop();
       relay.close();
+      await dropQueue(queue);
     }
   },
 });

@@ -65,8 +65,8 @@ for (const engine of ["embedded", "postgres"] as const) {
     ignore: engine === "postgres" && DATABASE_URL === undefined,
     async fn() {
       assert.ok(N > PAGE_SIZE);
-      const { cleanup, ...fresh } = await freshOptions(engine);
       const queue = `t_${crypto.randomUUID().slice(0, 8)}`;
+      const { cleanup, ...fresh } = await freshOptions(engine, { queue });
       const options = { ...fresh, queue };
       try {
         await burst(options);
@@ -168,8 +168,8 @@ for (const engine of ["embedded", "postgres"] as const) {
       `admin.events() (${engine}): a page boundary inside one millisecond whose outcomes differ in microseconds (in the reverse order of their job ids) loses and repeats nothing`,
     ignore: engine === "postgres" && DATABASE_URL === undefined,
     async fn() {
-      const { cleanup, ...fresh } = await freshOptions(engine);
       const queue = `m_${crypto.randomUUID().slice(0, 8)}`;
+      const { cleanup, ...fresh } = await freshOptions(engine, { queue });
       const outbox = await openOutbox({ ...fresh, queue });
       try {
         for (let n = 0; n < 5; n++) {

@@ -9,6 +9,7 @@ import { connection } from "../../src/hono/connection.ts";
 import { createSecret } from "../../src/signature/sign.ts";
 import { Hono } from "hono";
 import { deadPort } from "../_servers.ts";
+import { dropQueue } from "../durable/_seed.ts";
 
 const secret = createSecret();
 /** The receiving side: verifyTrigger() and connection() on a Hono route
@@ -161,15 +162,16 @@ async function triggerScenario(transport: "socket" | "fetch") {
 async function outboxScenario() {
   const url = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
   const dir = url ? undefined : await Deno.makeTempDir();
+  const queue = `otel_${crypto.randomUUID().slice(0, 8)}`;
+  // On PostgreSQL the queue and its dead letters go when the scenario ends,
+  // however it ends: the test database is shared by every run.
+  await using _drop = {
+    [Symbol.asyncDispose]: () => url ? dropQueue(queue) : Promise.resolve(),
+  };
   const events: OutboxEvent[] = [];
   const delivered = Promise.withResolvers<void>();
   const outbox = await openOutbox({
-    ...(url
-      ? {
-        connectionString: url,
-        queue: `otel_${crypto.randomUUID().slice(0, 8)}`,
-      }
-      : { dir }),
+    ...(url ? { connectionString: url, queue } : { dir }),
     sign: { secret },
     retry: { limit: 2, delay: 0, backoff: false },
     onEvent(event) {
