@@ -291,7 +291,7 @@ function parse(args: string[]): Parsed {
   if ((command === "discard" || command === "retry") && ids.length === 0) {
     throw new UsageError(`${command} needs at least one id`);
   }
-  if (command === "show" && ids.length !== 1) {
+  if (command === "show" && given.length !== 1) {
     throw new UsageError("show needs exactly one id");
   }
   if (

@@ -6,8 +6,6 @@ import type { MiddlewareContext } from "./context.ts";
 import type { ByteBudget } from "../_byte_budget.ts";
 import { readStream, type StreamEnd } from "../_read_stream.ts";
 
-/** The receiving side's budget of body bytes held at once. */
-
 /** The default `bodyTimeout` of both middlewares: 10 s. */
 export const DEFAULT_BODY_TIMEOUT = 10_000;
 /** The default `maxBufferedBytes` of both middlewares: 16 MiB. */

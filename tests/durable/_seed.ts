@@ -52,28 +52,37 @@ export function startTarget(): Target {
  * shared test database: the queue first, since it names the other as its
  * dead letter queue. Every run of every test uses this database. */
 export async function dropQueue(queue: string): Promise<void> {
-  const db = await openEngine(
-    checkOpenOptions({ connectionString: DATABASE_URL, queue }),
-    () => {},
-  );
+  // A cleanup that fails warns: it must not hide the test's own outcome.
   try {
-    await db.boss.deleteQueue(queue);
-    await db.boss.deleteQueue(`${queue}_dead`);
-  } finally {
-    await db.close();
+    const db = await openEngine(
+      checkOpenOptions({ connectionString: DATABASE_URL, queue }),
+      () => {},
+    );
+    try {
+      await db.boss.deleteQueue(queue);
+      await db.boss.deleteQueue(`${queue}_dead`);
+    } finally {
+      await db.close();
+    }
+  } catch (error) {
+    console.warn(`test cleanup: queue ${queue} left behind:`, error);
   }
 }
 
 /** Drops a dedup store's table from the shared test database. */
 export async function dropTable(table: string): Promise<void> {
   if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new TypeError(table);
-  const { default: pg } = await import("npm:pg@8.23.1");
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
   try {
-    await client.query(`DROP TABLE IF EXISTS ${table}`);
-  } finally {
-    await client.end();
+    const { default: pg } = await import("npm:pg@8.23.1");
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(`DROP TABLE IF EXISTS ${table}`);
+    } finally {
+      await client.end();
+    }
+  } catch (error) {
+    console.warn(`test cleanup: table ${table} left behind:`, error);
   }
 }
 

@@ -474,6 +474,7 @@ Deno.test("cli: exit code 2 for bad arguments and unreachable databases, no pass
         /--since must be at most 8640000000000000 ms/,
       ],
       [["discard", "--dir", dir], {}, /discard needs at least one id/],
+      [["show", "a", "a", "--dir", dir], {}, /show needs exactly one id/],
       [
         ["stats", "--dir", dir, "--database-url", "postgres://x@y/z"],
         {},
