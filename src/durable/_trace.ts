@@ -11,6 +11,7 @@ import {
   type OtelContext,
   type OtelSpan,
   quietly,
+  redact,
   type Registry,
   SPAN_KEY,
   SpanKind,
@@ -45,6 +46,7 @@ export function traceEnqueue(
       kind: SpanKind.PRODUCER,
       attributes: {
         "messaging.system": "pg-boss",
+        "messaging.operation.name": "send",
         "messaging.operation.type": "send",
         "messaging.destination.name": queue,
         "messaging.message.id": jobId,
@@ -102,7 +104,8 @@ function fail(span: OtelSpan | undefined, code: string, error: unknown): void {
   span?.setAttribute("error.type", code);
   span?.setStatus({
     code: STATUS_ERROR,
-    message: error instanceof Error ? error.message : String(error),
+    // The trigger's URL may be in it: its signature parameters redacted.
+    message: redact(error instanceof Error ? error.message : String(error)),
   });
 }
 
@@ -132,6 +135,7 @@ class Attempt implements AttemptTrace {
         kind: SpanKind.CONSUMER,
         attributes: {
           "messaging.system": "pg-boss",
+          "messaging.operation.name": "process",
           "messaging.operation.type": "process",
           "messaging.destination.name": queue,
           "messaging.message.id": jobId,

@@ -124,10 +124,11 @@ export interface Registry {
  * check every instrumented call pays when OpenTelemetry is off.
  */
 export function otel(): Registry | undefined {
-  const api = (globalThis as Record<symbol, Registry | undefined>)[REGISTRY];
-  if (api === undefined) return undefined;
-  return typeof api.version === "string" && api.version.startsWith("1.")
-    ? api
+  const api = (globalThis as Record<symbol, unknown>)[REGISTRY];
+  if (typeof api !== "object" || api === null) return undefined;
+  const { version } = api as Registry;
+  return typeof version === "string" && version.startsWith("1.")
+    ? api as Registry
     : undefined;
 }
 
@@ -292,13 +293,29 @@ const SENSITIVE_QUERY = [
   "X-Goog-Signature",
 ];
 
-/** `url.full` of the semantic conventions: signatures in the query redacted
- * (credentials are never in `href`s prepared by `trigger()`). */
+/** `[?&]name=value` of a sensitive parameter: the value up to `&`, `#` or
+ * white space (the end of a URL quoted in a message). */
+const SENSITIVE_VALUE = new RegExp(
+  `([?&](?:${SENSITIVE_QUERY.join("|")})=)[^&#\\s]*`,
+  "g",
+);
+
+/** `text` with the values of signature parameters in its URLs redacted;
+ * everything else byte for byte. */
+export function redact(text: string): string {
+  return text.includes("?")
+    ? text.replace(SENSITIVE_VALUE, "$1REDACTED")
+    : text;
+}
+
+/** `url.full` of the semantic conventions: the values of signature
+ * parameters redacted, the rest of the URL byte for byte (credentials are
+ * never in `href`s prepared by `trigger()`). */
 export function urlFull(href: string): string {
-  if (!href.includes("?")) return href;
-  const url = new URL(href);
-  for (const name of SENSITIVE_QUERY) {
-    if (url.searchParams.has(name)) url.searchParams.set(name, "REDACTED");
-  }
-  return url.href;
+  const query = href.indexOf("?");
+  if (query === -1) return href;
+  const hash = href.indexOf("#", query);
+  const end = hash === -1 ? href.length : hash;
+  return href.slice(0, query) + redact(href.slice(query, end)) +
+    href.slice(end);
 }

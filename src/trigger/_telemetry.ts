@@ -16,6 +16,7 @@ import {
   type OtelContext,
   type OtelSpan,
   quietly,
+  redact,
   type Registry,
   SpanKind,
   startSpan,
@@ -29,7 +30,8 @@ export const TRIGGERS_METRIC = "fire_trigger.triggers";
 /** The metric of how long callers waited for `trigger()` to resolve. */
 export const WAIT_METRIC = "fire_trigger.wait.duration";
 
-const KNOWN_METHODS = new Set([
+/** The methods semantic conventions know (RFC 9110 and PATCH). */
+const DEFAULT_METHODS = [
   "CONNECT",
   "DELETE",
   "GET",
@@ -38,10 +40,50 @@ const KNOWN_METHODS = new Set([
   "PATCH",
   "POST",
   "PUT",
-  "QUERY",
   "TRACE",
-]);
-/** Query parameters semantic conventions ask to redact in `url.full`. */
+];
+/** Replaces the known methods (comma-separated), as semconv requires. */
+export const KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS";
+
+/**
+ * The known methods: `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` when it is set
+ * (and readable without a prompt), else the default list. Never throws.
+ */
+export function readKnownMethods(): Set<string> {
+  let value: string | undefined;
+  try {
+    const deno = (globalThis as {
+      Deno?: {
+        env?: { get(name: string): string | undefined };
+        permissions?: {
+          querySync?(d: { name: "env"; variable: string }): { state: string };
+        };
+      };
+    }).Deno;
+    if (deno !== undefined) {
+      // Only where it is granted: never a prompt, never a throw.
+      if (
+        deno.permissions?.querySync?.({
+          name: "env",
+          variable: KNOWN_METHODS_VARIABLE,
+        }).state === "granted"
+      ) value = deno.env?.get(KNOWN_METHODS_VARIABLE);
+    } else {
+      value = (globalThis as {
+        process?: { env?: Record<string, string | undefined> };
+      }).process?.env?.[KNOWN_METHODS_VARIABLE];
+    }
+  } catch {
+    value = undefined;
+  }
+  if (typeof value !== "string") return new Set(DEFAULT_METHODS);
+  return new Set(
+    value.split(",").map((method) => method.trim()).filter((m) => m !== ""),
+  );
+}
+
+let knownMethods: Set<string> | undefined;
+
 /** Buckets (s) for the caller's wait: it is often well under a millisecond. */
 const WAIT_BUCKETS = [
   0.0001,
@@ -120,6 +162,19 @@ export function startTelemetry(
 // The caller waits only for the span's start and the headers: attributes
 // beyond the ones sampling may use, the "resumed" event (with its own time)
 // and the metrics are recorded when the trigger is over.
+/** An error's message without the method and URL appended to it (the span
+ * has them), any other URL in it redacted. */
+function describe(
+  error: { message: string; url?: string; method?: string },
+  method: string,
+): string {
+  const target = `: ${error.method ?? method} ${error.url}`;
+  const message = error.url !== undefined && error.message.endsWith(target)
+    ? error.message.slice(0, -target.length)
+    : error.message;
+  return redact(message);
+}
+
 class Telemetry implements TriggerTelemetry {
   #api: Registry;
   #req: PreparedRequest;
@@ -137,7 +192,8 @@ class Telemetry implements TriggerTelemetry {
     this.#api = api;
     this.#req = req;
     const { url } = req;
-    const method = KNOWN_METHODS.has(req.method) ? req.method : "_OTHER";
+    knownMethods ??= readKnownMethods();
+    const method = knownMethods.has(req.method) ? req.method : "_OTHER";
     const tls = url.protocol === "https:";
     this.#common = {
       "http.request.method": method,
@@ -150,17 +206,30 @@ class Telemetry implements TriggerTelemetry {
     };
     const parent = activeContext(api);
     // What semantic conventions list as available to samplers, at start.
-    ({ span: this.#span, context: this.#context } = startSpan(api, method, {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        "http.request.method": method,
-        "server.address": this.#common["server.address"],
-        "server.port": this.#common["server.port"],
-        "url.full": urlFull(req.href),
+    ({ span: this.#span, context: this.#context } = startSpan(
+      api,
+      // No URL template: the method, or "HTTP" for an unknown one.
+      method === "_OTHER" ? "HTTP" : method,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          "http.request.method": method,
+          "server.address": this.#common["server.address"],
+          "server.port": this.#common["server.port"],
+          "url.full": urlFull(req.href),
+        },
       },
-    }, parent));
+      parent,
+    ));
     if (req.transport === "fetch" && fetchPropagatesItself(api)) return;
-    const carrier = inject(api, this.#context);
+    let carrier;
+    try {
+      carrier = inject(api, this.#context);
+    } catch (error) {
+      // The caller sees no telemetry, so no span is left open either.
+      quietly(() => this.#span?.end());
+      throw error;
+    }
     const added: Array<[string, string]> = [];
     for (const name in carrier) {
       // Headers the caller set win.
@@ -233,11 +302,15 @@ class Telemetry implements TriggerTelemetry {
             this.#resumedAt,
           );
         }
-        if (error !== undefined) {
-          span.setStatus({
-            code: STATUS_ERROR,
-            message: outcome.error!.message,
-          });
+        // Unset for any status below 400 (a 3xx included); no description
+        // where the status code tells it; never the URL's query.
+        if (error !== undefined && (status === undefined || status >= 400)) {
+          span.setStatus(
+            error === "HTTP_STATUS" ? { code: STATUS_ERROR } : {
+              code: STATUS_ERROR,
+              message: describe(outcome.error!, req.method),
+            },
+          );
         }
         span.end();
       }

@@ -198,6 +198,8 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
   const send = run.spans.find((s) => s.scope === SCOPE && s.kind === PRODUCER);
   assert.ok(send, "storing the trigger is a PRODUCER span");
   assert.equal(send.parentSpanId, caller.spanId);
+  assert.equal(send.attributes["messaging.operation.name"], "send");
+  assert.equal(send.attributes["messaging.operation.type"], "send");
   const attempts = run.spans
     .filter((s) => s.scope === SCOPE && s.kind === CONSUMER)
     .sort((a, b) =>
@@ -217,6 +219,10 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
     ],
   );
   assert.equal(attempts[0].attributes["error.type"], "HTTP_STATUS");
+  for (const attempt of attempts) {
+    assert.equal(attempt.attributes["messaging.operation.name"], "process");
+    assert.equal(attempt.attributes["messaging.operation.type"], "process");
+  }
 
   // Each attempt's trigger span is its child, and what the route received.
   const hooks = ours(run.spans, "/hook");
