@@ -214,10 +214,18 @@ export function startSpan(
   parent: OtelContext,
 ): Started {
   const span = tracer(api)?.startSpan(name, options, parent);
-  return {
-    span,
-    context: span === undefined ? parent : parent.setValue(SPAN_KEY, span),
-  };
+  if (span === undefined) return { span, context: parent };
+  try {
+    return { span, context: parent.setValue(SPAN_KEY, span) };
+  } catch (error) {
+    // No context to run in: the span is not left open.
+    try {
+      span.end();
+    } catch {
+      // The SDK's own failure: the first error says more.
+    }
+    throw error;
+  }
 }
 
 let meterOf: Registry["metrics"];
@@ -293,18 +301,33 @@ const SENSITIVE_QUERY = [
   "X-Goog-Signature",
 ];
 
-/** `[?&]name=value` of a sensitive parameter: the value up to `&`, `#` or
- * white space (the end of a URL quoted in a message). */
-const SENSITIVE_VALUE = new RegExp(
-  `([?&](?:${SENSITIVE_QUERY.join("|")})=)[^&#\\s]*`,
-  "g",
-);
+const SENSITIVE = new Set(SENSITIVE_QUERY);
 
-/** `text` with the values of signature parameters in its URLs redacted;
- * everything else byte for byte. */
+/** `[?&]name=value` in a URL's query: the value up to `&` or `#`. */
+const QUERY_PARAMETER = /([?&])([^=&#]*)=([^&#]*)/g;
+/** The same in a message quoting a URL: the value also ends at white space
+ * or what closes a quote (`)`, `"`, `'`, `>`). */
+const QUOTED_PARAMETER = /([?&])([^=&#\s]*)=([^&#\s)"'>]*)/g;
+
+function redactParameter(
+  match: string,
+  separator: string,
+  name: string,
+): string {
+  let key = name;
+  try {
+    key = decodeURIComponent(name); // `si%67` is `sig`
+  } catch {
+    // Not percent-encoding: compared as written.
+  }
+  return SENSITIVE.has(key) ? `${separator}${name}=REDACTED` : match;
+}
+
+/** `text` with the values of signature parameters in the URLs it quotes
+ * redacted; everything else byte for byte. */
 export function redact(text: string): string {
   return text.includes("?")
-    ? text.replace(SENSITIVE_VALUE, "$1REDACTED")
+    ? text.replace(QUOTED_PARAMETER, redactParameter)
     : text;
 }
 
@@ -316,6 +339,7 @@ export function urlFull(href: string): string {
   if (query === -1) return href;
   const hash = href.indexOf("#", query);
   const end = hash === -1 ? href.length : hash;
-  return href.slice(0, query) + redact(href.slice(query, end)) +
+  return href.slice(0, query) +
+    href.slice(query, end).replace(QUERY_PARAMETER, redactParameter) +
     href.slice(end);
 }

@@ -30,7 +30,7 @@ export const TRIGGERS_METRIC = "fire_trigger.triggers";
 /** The metric of how long callers waited for `trigger()` to resolve. */
 export const WAIT_METRIC = "fire_trigger.wait.duration";
 
-/** The methods semantic conventions know (RFC 9110 and PATCH). */
+/** The methods semantic conventions know (RFC 9110, PATCH and QUERY). */
 const DEFAULT_METHODS = [
   "CONNECT",
   "DELETE",
@@ -40,6 +40,7 @@ const DEFAULT_METHODS = [
   "PATCH",
   "POST",
   "PUT",
+  "QUERY",
   "TRACE",
 ];
 /** Replaces the known methods (comma-separated), as semconv requires. */
@@ -277,42 +278,46 @@ class Telemetry implements TriggerTelemetry {
       const error = outcome.error?.code;
       const status = outcome.status;
       const span = this.#span;
+      // Ended whatever the SDK throws on the way.
       if (span !== undefined) {
-        span.setAttributes(defined({
-          "fire_trigger.transport": req.transport,
-          "fire_trigger.wait": req.wait,
-          "http.request.method_original":
-            this.#common["http.request.method"] === "_OTHER"
-              ? req.method
+        try {
+          span.setAttributes(defined({
+            "fire_trigger.transport": req.transport,
+            "fire_trigger.wait": req.wait,
+            "http.request.method_original":
+              this.#common["http.request.method"] === "_OTHER"
+                ? req.method
+                : undefined,
+            "network.protocol.name": "http",
+            "network.protocol.version": req.transport === "socket"
+              ? "1.1"
               : undefined,
-          "network.protocol.name": "http",
-          "network.protocol.version": req.transport === "socket"
-            ? "1.1"
-            : undefined,
-          "http.response.status_code": status,
-          "error.type": error,
-        }));
-        if (this.#wait !== undefined) {
-          span.addEvent(
-            "fire_trigger.resumed",
-            defined({
-              "fire_trigger.wait": req.wait,
-              "error.type": this.#waitError,
-            }),
-            this.#resumedAt,
-          );
+            "http.response.status_code": status,
+            "error.type": error,
+          }));
+          if (this.#wait !== undefined) {
+            span.addEvent(
+              "fire_trigger.resumed",
+              defined({
+                "fire_trigger.wait": req.wait,
+                "error.type": this.#waitError,
+              }),
+              this.#resumedAt,
+            );
+          }
+          // Unset for any status below 400 (a 3xx included); no description
+          // where the status code tells it; never the URL's query.
+          if (error !== undefined && (status === undefined || status >= 400)) {
+            span.setStatus(
+              error === "HTTP_STATUS" ? { code: STATUS_ERROR } : {
+                code: STATUS_ERROR,
+                message: describe(outcome.error!, req.method),
+              },
+            );
+          }
+        } finally {
+          span.end();
         }
-        // Unset for any status below 400 (a 3xx included); no description
-        // where the status code tells it; never the URL's query.
-        if (error !== undefined && (status === undefined || status >= 400)) {
-          span.setStatus(
-            error === "HTTP_STATUS" ? { code: STATUS_ERROR } : {
-              code: STATUS_ERROR,
-              message: describe(outcome.error!, req.method),
-            },
-          );
-        }
-        span.end();
       }
       const metrics = instruments(this.#api);
       if (metrics === undefined) return;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { trigger } from "../../src/trigger/trigger.ts";
 import { readKnownMethods } from "../../src/trigger/_telemetry.ts";
-import { otel, urlFull } from "../../src/telemetry/_otel.ts";
+import { otel, redact, urlFull } from "../../src/telemetry/_otel.ts";
 import { closeIdleConnections } from "../../src/transport/_pool.ts";
 
 const REGISTRY = Symbol.for("opentelemetry.js.api.1");
@@ -18,6 +18,8 @@ interface FakeSpan {
   events: Array<{ name: string; attributes?: Record<string, unknown> }>;
   status?: { code: number; message?: string };
   ended: boolean;
+  /** How many times end() was called. */
+  ends: number;
 }
 
 class Ctx {
@@ -39,7 +41,9 @@ class Ctx {
 }
 
 /** Installs a registry recording spans; `inject` throws when asked to. */
-function install(options: { injectThrows?: boolean } = {}): FakeSpan[] {
+function install(
+  options: { injectThrows?: boolean; setAttributesThrows?: boolean } = {},
+): FakeSpan[] {
   const spans: FakeSpan[] = [];
   let ids = 0;
   (globalThis as Record<symbol, unknown>)[REGISTRY] = {
@@ -57,6 +61,7 @@ function install(options: { injectThrows?: boolean } = {}): FakeSpan[] {
             attributes: { ...o.attributes },
             events: [],
             ended: false,
+            ends: 0,
             spanContext: () => ({
               traceId: "0af7651916cd43dd8448eb211c80319c",
               spanId: id,
@@ -66,6 +71,9 @@ function install(options: { injectThrows?: boolean } = {}): FakeSpan[] {
               span.attributes[key] = value;
             },
             setAttributes(attributes: Record<string, unknown>) {
+              if (options.setAttributesThrows) {
+                throw new Error("setAttributes failed");
+              }
               Object.assign(span.attributes, attributes);
             },
             addEvent(name: string, attributes?: Record<string, unknown>) {
@@ -76,6 +84,7 @@ function install(options: { injectThrows?: boolean } = {}): FakeSpan[] {
             },
             end() {
               span.ended = true;
+              span.ends++;
             },
             isRecording: () => true,
           };
@@ -224,11 +233,11 @@ for (const transport of ["socket", "fetch"] as const) {
     }
   });
 
-  Deno.test(`semconv (${transport}): an unknown method (PROPFIND, QUERY) is _OTHER on a span named HTTP`, async () => {
+  Deno.test(`semconv (${transport}): an unknown method (PROPFIND) is _OTHER on a span named HTTP; QUERY is known`, async () => {
     const spans = install();
     const { base, server } = serve();
     try {
-      for (const method of ["PROPFIND", "QUERY"]) {
+      for (const method of ["PROPFIND"]) {
         const span = await fire(spans, `${base}/m`, {
           transport,
           method,
@@ -246,6 +255,15 @@ for (const transport of ["socket", "fetch"] as const) {
       });
       assert.equal(post.name, "POST");
       assert.equal(post.attributes["http.request.method_original"], undefined);
+      // QUERY (RFC 10008) is in the conventions' known methods.
+      const query = await fire(spans, `${base}/m`, {
+        transport,
+        method: "QUERY",
+        wait: "accepted",
+        body: "x",
+      });
+      assert.equal(query.name, "QUERY");
+      assert.equal(query.attributes["http.request.method"], "QUERY");
     } finally {
       uninstall();
       await closeIdleConnections();
@@ -253,6 +271,25 @@ for (const transport of ["socket", "fetch"] as const) {
     }
   });
 }
+
+Deno.test("semconv: an SDK whose setAttributes() throws: the span is still ended, once", async () => {
+  const spans = install({ setAttributesThrows: true });
+  const { base, server } = serve();
+  try {
+    const result = await trigger(`${base}/a`, {
+      transport: "socket",
+      wait: "accepted",
+    });
+    await result.done;
+    assert.equal(result.ok, true);
+    assert.equal(spans.length, 1);
+    assert.equal(spans[0].ends, 1);
+  } finally {
+    uninstall();
+    await closeIdleConnections();
+    await server.shutdown();
+  }
+});
 
 Deno.test("semconv: a propagator whose inject() throws: the trigger is sent, its span ended", async () => {
   const spans = install({ injectThrows: true });
@@ -268,9 +305,9 @@ Deno.test("semconv: a propagator whose inject() throws: the trigger is sent, its
     assert.deepEqual(seen, [null]);
     assert.equal(spans.length, 1);
     assert.equal(
-      spans[0].ended,
-      true,
-      "the span started before inject() ended",
+      spans[0].ends,
+      1,
+      "the span started before inject() ended, once",
     );
   } finally {
     uninstall();
@@ -315,9 +352,25 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
     // A name that only ends like a sensitive one, and a value mentioning one.
     ["https://h/p?mysig=1&a=sig=2", "https://h/p?mysig=1&a=sig=2"],
     ["https://h/p?sig=1#sig=2", "https://h/p?sig=REDACTED#sig=2"],
+    // A percent-encoded name is the name it decodes to.
+    [
+      "https://h/p?si%67=s&X%2DGoog%2DSignature=g",
+      "https://h/p?si%67=REDACTED&X%2DGoog%2DSignature=REDACTED",
+    ],
+    // A value keeps what a quote would end: it is the URL's own.
+    ["https://h/p?sig=a)b'c", "https://h/p?sig=REDACTED"],
     ["https://h/p", "https://h/p"],
   ];
   for (const [href, expected] of cases) assert.equal(urlFull(href), expected);
+  // In a message quoting a URL, the value ends where the quote does.
+  assert.equal(
+    redact("fetch failed (http://h/p?sig=secret): client error"),
+    "fetch failed (http://h/p?sig=REDACTED): client error",
+  );
+  assert.equal(
+    redact('"http://h/p?si%67=secret" refused'),
+    '"http://h/p?si%67=REDACTED" refused',
+  );
 });
 
 Deno.test("semconv: OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS replaces the known methods; without env permission, the default list", async () => {
@@ -330,6 +383,7 @@ Deno.test("semconv: OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS replaces the known m
     "PATCH",
     "POST",
     "PUT",
+    "QUERY",
     "TRACE",
   ];
   // Run here with -A and no variable set: the default list.
