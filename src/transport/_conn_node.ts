@@ -303,20 +303,22 @@ export const connectNode: Connector = async (
   if (!target.tls) return new NodeConn(socket);
 
   onStage("tls");
-  const secure = node.tlsConnect({
-    socket,
-    host: hostname,
-    // SNI carries names only (RFC 6066); an IP is checked against the SANs.
-    servername: node.isIP(hostname) ? undefined : hostname,
-    ...(target.caCerts ? trust(node, target.caCerts) : {}),
-    ALPNProtocols: ["http/1.1"],
-  });
-  secure.on("error", ignore);
   try {
+    const secure = node.tlsConnect({
+      socket,
+      host: hostname,
+      // SNI carries names only (RFC 6066); an IP is checked against the SANs.
+      servername: node.isIP(hostname) ? undefined : hostname,
+      // Bun throws here for a CA that is no certificate (Node fails the
+      // handshake): the connected socket must not be left open.
+      ...(target.caCerts ? trust(node, target.caCerts) : {}),
+      ALPNProtocols: ["http/1.1"],
+    });
+    secure.on("error", ignore);
     await opened(secure, "secureConnect", signal);
+    return new NodeConn(secure);
   } catch (error) {
     socket.destroy();
     throw error;
   }
-  return new NodeConn(secure);
 };

@@ -272,6 +272,9 @@ export function tryAcquire(
   reuse: boolean,
 ): Lease | undefined {
   const origin = originOf(key);
+  // `max` counts the connections carrying a request: idle ones left by
+  // triggers with a larger cap do not make room beyond it.
+  if (origin.open - origin.idle.length >= max) return undefined;
   const now = performance.now();
   let entry: Idle | undefined;
   while ((entry = origin.idle.at(-1)) !== undefined && entry.expires <= now) {

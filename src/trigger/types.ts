@@ -130,7 +130,9 @@ export interface TriggerOptions {
   resend?: boolean;
   /** The most connections open at once to one origin (scheme, host, port),
    * counted across all triggers in this process; a trigger beyond waits in
-   * a queue for one, within its `timeout` and `signal`. Raw-socket transport
+   * a queue for one, within its `timeout` and `signal`. Idle connections
+   * that triggers with a larger cap left in the pool may stay open, but at
+   * most this many carry a request while this trigger starts. Raw-socket transport
    * only, and not on Workers (where a socket belongs to its request).
    * @default 128 */
   maxConnections?: number;

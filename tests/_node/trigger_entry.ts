@@ -138,6 +138,19 @@ print(
     }),
   ),
 );
+// A caCerts entry that is no certificate: TLS (Bun refuses it before the
+// handshake, Node and Deno at it), and no socket left open: the process
+// still exits at its end (checked below).
+print(
+  "tls-bad-caCerts",
+  summary(
+    await trigger(`${targets.tls}/bad`, {
+      wait: "accepted",
+      caCerts: ["not a certificate"],
+      timeout: 5_000,
+    }),
+  ),
+);
 for (const wait of ["sent", "accepted"] as const) {
   const result = await trigger(`${targets.reset}/upload`, {
     body: new Uint8Array(10 * MB),

@@ -251,6 +251,11 @@ async function runTriggerEntry(
       "TLS",
       get("tls-untrusted").message,
     );
+    assert.equal(
+      get("tls-bad-caCerts").code,
+      "TLS",
+      get("tls-bad-caCerts").message,
+    );
     assert.deepEqual(
       { ok: get("tls-caCerts").ok, status: get("tls-caCerts").status },
       { ok: true, status: 202 },

@@ -235,3 +235,48 @@ Deno.test("accepted callers that fire again at once: with maxConnections 1 each 
     await server.shutdown();
   }
 });
+
+Deno.test("maxConnections counts connections carrying a request: idle ones left by triggers with a larger cap make no room beyond it", async () => {
+  let inFlight = 0;
+  let peak = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await request.text();
+      if (new URL(request.url).pathname === "/slow") await sleep(200);
+      inFlight--;
+      return new Response(null, { status: 202 });
+    },
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    // Four at once with the default cap: four connections, idle after.
+    const warm = await Promise.all(
+      Array.from({ length: 4 }, () => trigger(`${base}/warm`)),
+    );
+    await within(Promise.all(warm.map((r) => r.done)), "the warm-up");
+    assert.equal(connectionCounts().open, 4, "four idle connections");
+    peak = 0;
+    const capped = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          trigger(`${base}/slow`, {
+            wait: "accepted",
+            maxConnections: 1,
+            timeout: 10_000,
+          }),
+      ),
+    );
+    for (const result of capped) {
+      assert.equal(result.status, 202, result.error?.message);
+      await within(result.done, "a capped trigger's done");
+    }
+    assert.equal(peak, 1, "one request at a time under maxConnections: 1");
+  } finally {
+    await closeIdleConnections();
+    await server.shutdown();
+  }
+});
