@@ -303,11 +303,10 @@ const SENSITIVE_QUERY = [
 
 const SENSITIVE = new Set(SENSITIVE_QUERY);
 
-/** `[?&]name=value` in a URL's query: the value up to `&` or `#`. */
-const QUERY_PARAMETER = /([?&])([^=&#]*)=([^&#]*)/g;
-/** The same in a message quoting a URL: the value also ends at white space
- * or what closes a quote (`)`, `"`, `'`, `>`). */
-const QUOTED_PARAMETER = /([?&])([^=&#\s]*)=([^&#\s)"'>]*)/g;
+/** `[?&]name=value` in a message quoting a URL: the value up to `&`, `#`,
+ * white space or what closes a quote (`)`, `"`, `'`, `>`). The name is
+ * bounded and holds no `?`: no rescans (linear time). */
+const QUOTED_PARAMETER = /([?&])([^=&#\s?]{0,64})=([^&#\s)"'>]*)/g;
 
 function redactParameter(
   match: string,
@@ -339,7 +338,11 @@ export function urlFull(href: string): string {
   if (query === -1) return href;
   const hash = href.indexOf("#", query);
   const end = hash === -1 ? href.length : hash;
-  return href.slice(0, query) +
-    href.slice(query, end).replace(QUERY_PARAMETER, redactParameter) +
-    href.slice(end);
+  // Parameter by parameter (linear, exact): a value runs to the next `&`.
+  const parameters = href.slice(query + 1, end).split("&").map((part) => {
+    const equals = part.indexOf("=");
+    if (equals === -1) return part;
+    return redactParameter(part, "", part.slice(0, equals));
+  });
+  return href.slice(0, query + 1) + parameters.join("&") + href.slice(end);
 }

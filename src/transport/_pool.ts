@@ -69,6 +69,9 @@ interface Idle {
 
 interface Waiter {
   reuse: boolean;
+  /** Its trigger's `maxConnections`: a fresh connection only while fewer
+   * carry a request. */
+  max: number;
   grant(lease: Lease): void;
   done: boolean;
 }
@@ -173,10 +176,18 @@ function discard(key: string, origin: Origin, entry: Idle): void {
 function closed(key: string, origin: Origin): void {
   origin.open--;
   const waiter = nextWaiter(origin);
-  if (waiter !== undefined) {
+  if (waiter === undefined) {
+    forgetIfEmpty(key, origin, performance.now());
+  } else if (origin.open - origin.idle.length >= waiter.max) {
+    // At its cap still (an idle connection closed): it stays first in line,
+    // for the next connection given back by the requests under way.
+    waiter.done = false;
+    if (origin.head > 0) origin.waiters[--origin.head] = waiter;
+    else origin.waiters.unshift(waiter);
+  } else {
     origin.open++;
     waiter.grant({ idleSince: 0 });
-  } else forgetIfEmpty(key, origin, performance.now());
+  }
 }
 
 function nextWaiter(origin: Origin): Waiter | undefined {
@@ -272,14 +283,15 @@ export function tryAcquire(
   reuse: boolean,
 ): Lease | undefined {
   const origin = originOf(key);
-  // `max` counts the connections carrying a request: idle ones left by
-  // triggers with a larger cap do not make room beyond it.
-  if (origin.open - origin.idle.length >= max) return undefined;
   const now = performance.now();
   let entry: Idle | undefined;
   while ((entry = origin.idle.at(-1)) !== undefined && entry.expires <= now) {
     discard(key, origin, entry);
   }
+  // `max` counts the connections carrying a request (after the discards
+  // above, which may have given a place to a waiter): idle ones left by
+  // triggers with a larger cap do not make room beyond it.
+  if (origin.open - origin.idle.length >= max) return undefined;
   if (entry !== undefined && reusableUntil(origin, entry, now) <= now) {
     // Idle too long to trust (it is kept to learn from): not reused.
     if (origin.open < max) entry = undefined;
@@ -315,8 +327,7 @@ export function tryAcquire(
  */
 export function waitTurn(
   key: string,
-  reuse: boolean,
-  signal: AbortSignal,
+  { reuse, max, signal }: { reuse: boolean; max: number; signal: AbortSignal },
 ): Promise<Lease> {
   const origin = originOf(key);
   return new Promise<Lease>((resolve, reject) => {
@@ -327,6 +338,7 @@ export function waitTurn(
     };
     const waiter: Waiter = {
       reuse,
+      max,
       done: false,
       grant(lease) {
         signal.removeEventListener("abort", onAbort);

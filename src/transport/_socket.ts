@@ -170,7 +170,11 @@ export async function sendOverSocket(
     if (lease === undefined) {
       events.onQueue?.(true);
       try {
-        lease = await waitTurn(key, reuse, signal);
+        lease = await waitTurn(key, {
+          reuse,
+          max: req.maxConnections,
+          signal,
+        });
         events.onQueue?.(false);
       } catch {
         events.onQueue?.(false);

@@ -315,6 +315,8 @@ class Telemetry implements TriggerTelemetry {
               },
             );
           }
+        } catch {
+          // The SDK's failure: the metrics below are still recorded.
         } finally {
           span.end();
         }

@@ -131,8 +131,8 @@ export interface TriggerOptions {
   /** The most connections open at once to one origin (scheme, host, port),
    * counted across all triggers in this process; a trigger beyond waits in
    * a queue for one, within its `timeout` and `signal`. Idle connections
-   * that triggers with a larger cap left in the pool may stay open, but at
-   * most this many carry a request while this trigger starts. Raw-socket transport
+   * that triggers with a larger cap left in the pool give it no room beyond
+   * its cap; once queued, it takes the first connection given back. Raw-socket transport
    * only, and not on Workers (where a socket belongs to its request).
    * @default 128 */
   maxConnections?: number;

@@ -362,6 +362,13 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
     ["https://h/p", "https://h/p"],
   ];
   for (const [href, expected] of cases) assert.equal(urlFull(href), expected);
+  // Linear in the URL's length: a query of 256 KiB of `a?` (no `=`), which
+  // a pattern rescanning from every `?` takes tens of seconds over.
+  const long = "https://h/p?" + "a?".repeat(131_072);
+  const started = performance.now();
+  assert.equal(urlFull(long), long);
+  assert.equal(redact(long), long);
+  assert.ok(performance.now() - started < 2_000, "linear, not quadratic");
   // In a message quoting a URL, the value ends where the quote does.
   assert.equal(
     redact("fetch failed (http://h/p?sig=secret): client error"),

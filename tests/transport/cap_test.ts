@@ -3,6 +3,7 @@
 // number of file descriptors; running out of descriptors anyway is a typed
 // CONNECT failure, not a crash.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { closeIdleConnections, trigger } from "../../mod.ts";
 import { connectionCounts } from "../../src/transport/_pool.ts";
 import { denoRecorder } from "../_servers.ts";
@@ -278,5 +279,63 @@ Deno.test("maxConnections counts connections carrying a request: idle ones left 
   } finally {
     await closeIdleConnections();
     await server.shutdown();
+  }
+});
+
+Deno.test("a trigger queued at its maxConnections is not given a fresh connection when an idle one closes while its cap is still taken", async () => {
+  // Answers keep-alive, /slow after 500 ms, and closes a connection idle for
+  // 100 ms (without announcing it): the idle ones close while one capped
+  // trigger runs and another waits.
+  let inFlight = 0;
+  let peak = 0;
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    socket.on("data", (chunk) => {
+      clearTimeout(idle);
+      const slow = chunk.toString("latin1").startsWith("GET /slow");
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        socket.write("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+        idle = setTimeout(() => socket.end(), 100);
+      }, slow ? 500 : 0);
+    });
+  });
+  await within(
+    new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", () => resolve())
+    ),
+    "node:net listen",
+  );
+  const { port } = server.address() as net.AddressInfo;
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    const warm = await Promise.all(
+      Array.from({ length: 3 }, () => trigger(`${base}/warm`)),
+    );
+    await within(Promise.all(warm.map((r) => r.done)), "the warm-up");
+    peak = 0;
+    const capped = await Promise.all(
+      [0, 1].map(() =>
+        trigger(`${base}/slow`, {
+          wait: "accepted",
+          maxConnections: 1,
+          timeout: 10_000,
+        })
+      ),
+    );
+    for (const result of capped) {
+      assert.equal(result.status, 202, result.error?.message);
+      await within(result.done, "a capped trigger's done");
+    }
+    assert.equal(peak, 1, "one request at a time under maxConnections: 1");
+  } finally {
+    await closeIdleConnections();
+    await within(
+      new Promise<void>((resolve) => server.close(() => resolve())),
+      "node:net close",
+    );
   }
 });
