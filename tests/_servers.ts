@@ -1,6 +1,7 @@
 // Real loopback targets for the tests: a raw capture server, Deno.serve and
 // Node http recorders, a TLS server with a generated certificate, and
 // misbehaving servers. Every one listens on 127.0.0.1, port 0.
+import net from "node:net";
 import { output, WAIT_TIMEOUT, within } from "./_wait.ts";
 
 /** What a recorder saw of one request. */
@@ -562,4 +563,32 @@ export function earlyAnswerServer(
     }
   });
   return { ...server, heads };
+}
+
+/**
+ * A node:net server on 127.0.0.1 (port 0): `onSocket` writes what it likes
+ * on each connection (a socket error is ignored). Resolves with its port
+ * and a bounded `close()`.
+ */
+export async function netServer(
+  onSocket: (socket: net.Socket) => void,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    onSocket(socket);
+  });
+  await within(
+    new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", () => resolve())
+    ),
+    "node:net listen",
+  );
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      within(
+        new Promise<void>((resolve) => server.close(() => resolve())),
+        "node:net close",
+      ),
+  };
 }

@@ -3,10 +3,9 @@
 // number of file descriptors; running out of descriptors anyway is a typed
 // CONNECT failure, not a crash.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { closeIdleConnections, trigger } from "../../mod.ts";
 import { connectionCounts } from "../../src/transport/_pool.ts";
-import { denoRecorder } from "../_servers.ts";
+import { denoRecorder, netServer } from "../_servers.ts";
 import { within } from "../_wait.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -237,6 +236,22 @@ Deno.test("accepted callers that fire again at once: with maxConnections 1 each 
   }
 });
 
+/** `count` triggers to `url` at once under `maxConnections: 1`, each
+ * answered 202 and over. */
+async function cappedAtOne(url: string, count: number): Promise<void> {
+  const capped = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        trigger(url, { wait: "accepted", maxConnections: 1, timeout: 10_000 }),
+    ),
+  );
+  for (const result of capped) {
+    assert.equal(result.status, 202, result.error?.message);
+    await within(result.done, "a capped trigger's done");
+  }
+}
+
 Deno.test("maxConnections counts connections carrying a request: idle ones left by triggers with a larger cap make no room beyond it", async () => {
   let inFlight = 0;
   let peak = 0;
@@ -260,21 +275,7 @@ Deno.test("maxConnections counts connections carrying a request: idle ones left 
     await within(Promise.all(warm.map((r) => r.done)), "the warm-up");
     assert.equal(connectionCounts().open, 4, "four idle connections");
     peak = 0;
-    const capped = await Promise.all(
-      Array.from(
-        { length: 4 },
-        () =>
-          trigger(`${base}/slow`, {
-            wait: "accepted",
-            maxConnections: 1,
-            timeout: 10_000,
-          }),
-      ),
-    );
-    for (const result of capped) {
-      assert.equal(result.status, 202, result.error?.message);
-      await within(result.done, "a capped trigger's done");
-    }
+    await cappedAtOne(`${base}/slow`, 4);
     assert.equal(peak, 1, "one request at a time under maxConnections: 1");
   } finally {
     await closeIdleConnections();
@@ -288,8 +289,7 @@ Deno.test("a trigger queued at its maxConnections is not given a fresh connectio
   // trigger runs and another waits.
   let inFlight = 0;
   let peak = 0;
-  const server = net.createServer((socket) => {
-    socket.on("error", () => {});
+  const server = await netServer((socket) => {
     let idle: ReturnType<typeof setTimeout> | undefined;
     socket.on("data", (chunk) => {
       clearTimeout(idle);
@@ -303,39 +303,17 @@ Deno.test("a trigger queued at its maxConnections is not given a fresh connectio
       }, slow ? 500 : 0);
     });
   });
-  await within(
-    new Promise<void>((resolve) =>
-      server.listen(0, "127.0.0.1", () => resolve())
-    ),
-    "node:net listen",
-  );
-  const { port } = server.address() as net.AddressInfo;
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://127.0.0.1:${server.port}`;
   try {
     const warm = await Promise.all(
       Array.from({ length: 3 }, () => trigger(`${base}/warm`)),
     );
     await within(Promise.all(warm.map((r) => r.done)), "the warm-up");
     peak = 0;
-    const capped = await Promise.all(
-      [0, 1].map(() =>
-        trigger(`${base}/slow`, {
-          wait: "accepted",
-          maxConnections: 1,
-          timeout: 10_000,
-        })
-      ),
-    );
-    for (const result of capped) {
-      assert.equal(result.status, 202, result.error?.message);
-      await within(result.done, "a capped trigger's done");
-    }
+    await cappedAtOne(`${base}/slow`, 2);
     assert.equal(peak, 1, "one request at a time under maxConnections: 1");
   } finally {
     await closeIdleConnections();
-    await within(
-      new Promise<void>((resolve) => server.close(() => resolve())),
-      "node:net close",
-    );
+    await server.close();
   }
 });

@@ -2,14 +2,13 @@
 // may take a LF alone as a line's end and ignore a CR before it), and a
 // status line the connection is reset right after.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { closeIdleConnections, trigger } from "../../mod.ts";
 import { latin1 } from "../../src/transport/_http1.ts";
 import {
   ResponseProtocolError,
   ResponseReader,
 } from "../../src/transport/_response.ts";
-import { rawKeepAlive } from "../_servers.ts";
+import { netServer, rawKeepAlive } from "../_servers.ts";
 import { within } from "../_wait.ts";
 
 /** What a reader made of `text` fed in the pieces `at` cuts it into. */
@@ -214,9 +213,8 @@ Deno.test("trigger() reads a bare-LF head at the status line and reuses the conn
 async function resetAfter(reply: string, nth = 1, close = false) {
   let connections = 0;
   let requests = 0;
-  const server = net.createServer((socket) => {
+  const server = await netServer((socket) => {
     connections++;
-    socket.on("error", () => {});
     let n = 0;
     socket.on("data", () => {
       requests++;
@@ -231,22 +229,11 @@ async function resetAfter(reply: string, nth = 1, close = false) {
       );
     });
   });
-  await within(
-    new Promise<void>((resolve) =>
-      server.listen(0, "127.0.0.1", () => resolve())
-    ),
-    "node:net listen",
-  );
-  const { port } = server.address() as net.AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/job`,
+    url: `http://127.0.0.1:${server.port}/job`,
     connections: () => connections,
     requests: () => requests,
-    close: () =>
-      within(
-        new Promise<void>((resolve) => server.close(() => resolve())),
-        "node:net close",
-      ),
+    close: server.close,
   };
 }
 
@@ -340,8 +327,7 @@ Deno.test("trigger() with resend: false ends with a reused connection's 408 (the
 Deno.test("trigger(): a status line the server closes or resets right after, mid-upload, is the answer (413), not CLOSED", async () => {
   for (const close of [false, true]) {
     let requests = 0;
-    const server = net.createServer((socket) => {
-      socket.on("error", () => {});
+    const server = await netServer((socket) => {
       socket.once("data", () => {
         requests++;
         socket.write(
@@ -354,16 +340,9 @@ Deno.test("trigger(): a status line the server closes or resets right after, mid
         );
       });
     });
-    await within(
-      new Promise<void>((resolve) =>
-        server.listen(0, "127.0.0.1", () => resolve())
-      ),
-      "node:net listen",
-    );
-    const { port } = server.address() as net.AddressInfo;
     try {
       const result = await within(
-        trigger(`http://127.0.0.1:${port}/upload`, {
+        trigger(`http://127.0.0.1:${server.port}/upload`, {
           wait: "accepted",
           timeout: 10_000,
           body: new Uint8Array(32 * 1024 * 1024),
@@ -376,10 +355,7 @@ Deno.test("trigger(): a status line the server closes or resets right after, mid
       assert.equal(requests, 1);
     } finally {
       await closeIdleConnections();
-      await within(
-        new Promise<void>((resolve) => server.close(() => resolve())),
-        "node:net close",
-      );
+      await server.close();
     }
   }
 });
