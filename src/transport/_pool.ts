@@ -3,6 +3,7 @@
 // connections kept for reuse and watched while idle, and what was learned of
 // the origin's unannounced idle timeout (the reuse policy).
 import type { RawConn } from "./_conn.ts";
+import { holdTimer } from "../_bounded.ts";
 
 /** Idle connections kept per origin; more are closed. */
 export const MAX_IDLE_PER_ORIGIN = 64;
@@ -96,11 +97,6 @@ interface Origin {
 const origins = new Map<string, Origin>();
 let sweeper: ReturnType<typeof setInterval> | undefined;
 
-function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
-  const unref = (timer as { unref?: () => void }).unref;
-  if (typeof unref === "function") unref.call(timer);
-}
-
 function originOf(key: string): Origin {
   let origin = origins.get(key);
   if (origin === undefined) {
@@ -158,7 +154,7 @@ function sweep(): void {
 function startSweeper(): void {
   if (sweeper === undefined) {
     sweeper = setInterval(sweep, SWEEP_MS);
-    unrefTimer(sweeper);
+    holdTimer(sweeper, false);
   }
 }
 
