@@ -16,19 +16,33 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 interface RepoServer {
-  origin: string;
+  /**
+   * Where the repository is served: the server's origin and a path prefix
+   * unique to this server. Deno's module cache is shared between runs and
+   * `--reload=<origin>/` does not reload (measured on Deno 2.9.6), so a port
+   * used again would otherwise be answered from the cache.
+   */
+  base: string;
   /** Paths served so far, e.g. "/mod.ts". */
   served: Set<string>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Serves the repository's files read-only on 127.0.0.1, a fresh port. */
+/**
+ * Serves the repository's files read-only on 127.0.0.1, a fresh port, under
+ * a fresh path prefix.
+ */
 function serveRepository(): RepoServer {
   const served = new Set<string>();
+  const prefix = `/repo-${crypto.randomUUID()}`;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
-      const { pathname } = new URL(request.url);
+      const url = new URL(request.url);
+      if (!url.pathname.startsWith(prefix + "/")) {
+        return new Response("Not found", { status: 404 });
+      }
+      const pathname = url.pathname.slice(prefix.length);
       const type = CONTENT_TYPES[pathname.split(".").pop()!];
       const file = new URL("." + pathname, ROOT);
       if (
@@ -50,7 +64,7 @@ function serveRepository(): RepoServer {
     },
   );
   return {
-    origin: `http://127.0.0.1:${server.addr.port}`,
+    base: `http://127.0.0.1:${server.addr.port}${prefix}`,
     served,
     [Symbol.asyncDispose]: () => server.shutdown(),
   };
@@ -95,13 +109,13 @@ async function deno(
  * `--no-lock` the `npm:` specifiers inside the modules (pg-boss, PGlite, pg,
  * Hono) resolve as a user's would: without our deno.json or deno.lock.
  */
-function remoteFlags(origin: string): string[] {
-  const host = new URL(origin).host;
+function remoteFlags(base: string): string[] {
+  const host = new URL(base).host;
   return [
     "--no-config",
     "--no-lock",
     `--allow-import=${host}`,
-    `--reload=${origin}/`,
+    `--reload=${base}`,
   ];
 }
 
@@ -109,7 +123,7 @@ Deno.test("mod.ts imported by URL runs a trigger from a folder with no deno.json
   await using repo = serveRepository();
   await using folder = await tempFolder();
   const script = `
-import { trigger } from "${repo.origin}/mod.ts";
+import { trigger } from "${repo.base}/mod.ts";
 
 const received = Promise.withResolvers<unknown>();
 const server = Deno.serve(
@@ -135,7 +149,7 @@ console.log(JSON.stringify({
 
   const { code, stdout, stderr } = await deno(folder.path, [
     "run",
-    ...remoteFlags(repo.origin),
+    ...remoteFlags(repo.base),
     "--allow-net=127.0.0.1",
     "run.ts",
   ]);
@@ -163,8 +177,8 @@ import {
   type ConnectionEnv,
   verifyTrigger,
   type VerifyTriggerEnv,
-} from "${repo.origin}/src/hono/mod.ts";
-import { createSecret, trigger } from "${repo.origin}/mod.ts";
+} from "${repo.base}/src/hono/mod.ts";
+import { createSecret, trigger } from "${repo.base}/mod.ts";
 
 const secret = createSecret();
 const seen = Promise.withResolvers<
@@ -205,7 +219,7 @@ console.log(JSON.stringify({
   const { code, stdout, stderr } = await deno(folder.path, [
     "run",
     "--check",
-    ...remoteFlags(repo.origin),
+    ...remoteFlags(repo.base),
     "--allow-net=127.0.0.1",
     "run.ts",
   ]);
@@ -228,8 +242,8 @@ Deno.test("./durable and ./durable/dashboard imported by URL: the outbox deliver
   await using repo = serveRepository();
   await using folder = await tempFolder();
   const script = `
-import { openOutbox } from "${repo.origin}/src/durable/mod.ts";
-import { dashboard } from "${repo.origin}/src/durable/dashboard/mod.ts";
+import { openOutbox } from "${repo.base}/src/durable/mod.ts";
+import { dashboard } from "${repo.base}/src/durable/dashboard/mod.ts";
 
 const received = Promise.withResolvers<string | null>();
 const target = Deno.serve(
@@ -274,7 +288,7 @@ console.log(JSON.stringify({
 
   const { code, stdout, stderr } = await deno(folder.path, [
     "run",
-    ...remoteFlags(repo.origin),
+    ...remoteFlags(repo.base),
     "--allow-net=127.0.0.1",
     "--allow-read",
     `--allow-write=${folder.path}`,
@@ -303,9 +317,9 @@ Deno.test("mod.ts, ./hono and ./dedup/postgres imported by URL pass deno check -
   await using repo = serveRepository();
   await using folder = await tempFolder();
   const lines = [
-    `import * as core from "${repo.origin}/mod.ts";`,
-    `import * as hono from "${repo.origin}/src/hono/mod.ts";`,
-    `import * as postgres from "${repo.origin}/src/dedup/postgres.ts";`,
+    `import * as core from "${repo.base}/mod.ts";`,
+    `import * as hono from "${repo.base}/src/hono/mod.ts";`,
+    `import * as postgres from "${repo.base}/src/dedup/postgres.ts";`,
     `export function fire(url: string): Promise<core.TriggerResult> {`,
     `  return core.trigger(url, { wait: "accepted", json: { id: 7 } });`,
     `}`,
@@ -319,7 +333,7 @@ Deno.test("mod.ts, ./hono and ./dedup/postgres imported by URL pass deno check -
   const { code, stderr } = await deno(folder.path, [
     "check",
     "--all",
-    ...remoteFlags(repo.origin),
+    ...remoteFlags(repo.base),
     "check.ts",
   ]);
   assert.equal(code, 0, `deno check --all failed:\n${stderr}`);
