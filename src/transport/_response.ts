@@ -166,11 +166,51 @@ export class ResponseReader {
     if (i < bytes.length) this.#keepAlive = false; // bytes past the response
   }
 
+  /** Whether the final head has been read whole (its fields are known). */
+  get headRead(): boolean {
+    return this.#state !== "head";
+  }
+
+  /**
+   * Takes the final status from the status line at the start of the
+   * response's first bytes, before the rest of the head is read (for a
+   * caller told at the status line): from then on `status` is set and the
+   * response ends with it, whatever follows. `push()` the same bytes next.
+   * Takes nothing (returns undefined) from later bytes, from a line not
+   * whole in `bytes`, from an interim (1xx) or 101 status, from a 408 (whose
+   * meaning depends on its head) and from a line `push()` would refuse.
+   */
+  takeStatusLine(bytes: Uint8Array): number | undefined {
+    if (this.received !== 0 || this.status !== undefined) return undefined;
+    // "HTTP/1.x NNN" and then a space, or the line's end (CR LF or LF).
+    if (
+      bytes.length < 14 || bytes[0] !== 72 || bytes[1] !== 84 ||
+      bytes[2] !== 84 || bytes[3] !== 80 || bytes[4] !== 47 ||
+      bytes[5] !== 49 || bytes[6] !== 46 ||
+      (bytes[7] !== 48 && bytes[7] !== 49) || bytes[8] !== 32
+    ) return undefined;
+    const d1 = bytes[9] - 48, d2 = bytes[10] - 48, d3 = bytes[11] - 48;
+    if (
+      !(d1 >= 2 && d1 <= 9) || !(d2 >= 0 && d2 <= 9) || !(d3 >= 0 && d3 <= 9)
+    ) return undefined;
+    const after = bytes[12];
+    if (
+      !(after === 32 || after === 10 || (after === 13 && bytes[13] === 10))
+    ) return undefined;
+    const status = d1 * 100 + d2 * 10 + d3;
+    if (status === 408) return undefined;
+    // The line's LF must be in these bytes.
+    if (after !== 10 && bytes.indexOf(10, 12) < 0) return undefined;
+    return this.status = status;
+  }
+
   /** The server closed: a body read until close is complete now. */
   end(): void {
-    if (this.#state === "head" && this.status === undefined) {
+    if (this.#state === "head") {
       // A status line the server closed right after: take it, reuse nothing.
-      const line = firstLine(this.#head);
+      const line = this.status === undefined
+        ? firstLine(this.#head)
+        : undefined;
       if (line !== undefined) {
         const [, status] = this.#statusOf(line);
         if (status >= 200) this.status = status;

@@ -329,7 +329,17 @@ class Exchange {
           }
           break;
         }
-        const known = response.status !== undefined;
+        let known = response.status !== undefined;
+        // An "accepted" caller is told at the status line, before the rest
+        // of the head is read (a 408 or an interim status is not taken).
+        if (
+          !known && req.wait === "accepted" &&
+          response.takeStatusLine(chunk) !== undefined
+        ) {
+          known = true;
+          events.onStatus(response.status!);
+          await undefined;
+        }
         response.push(chunk);
         if (!known && response.status !== undefined) {
           // A 408 that closes a reused connection is the server's idle
@@ -345,7 +355,8 @@ class Exchange {
         }
         // Read the rest only to reuse the connection.
         if (
-          response.status !== undefined && (!this.reuse || !response.keepAlive)
+          response.status !== undefined && response.headRead &&
+          (!this.reuse || !response.keepAlive)
         ) break;
       }
       if (this.reuse && response.reusable && !signal.aborted) kept = true;
