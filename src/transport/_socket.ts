@@ -330,15 +330,14 @@ class Exchange {
           break;
         }
         let known = response.status !== undefined;
-        // An "accepted" caller is told at the status line, before the rest
-        // of the head is read (a 408 or an interim status is not taken).
-        if (
-          !known && req.wait === "accepted" &&
-          response.takeStatusLine(chunk) !== undefined
-        ) {
+        // The status is told at its line, before the rest of the head is
+        // read (a 408 or an interim status is not taken): an "accepted"
+        // caller resumes sooner, and in either mode the status line is the
+        // outcome whatever the head then does.
+        if (!known && response.takeStatusLine(chunk) !== undefined) {
           known = true;
           events.onStatus(response.status!);
-          await undefined;
+          if (req.wait === "accepted") await undefined;
         }
         response.push(chunk);
         if (!known && response.status !== undefined) {
@@ -355,8 +354,8 @@ class Exchange {
         }
         // Read the rest only to reuse the connection.
         if (
-          response.status !== undefined && response.headRead &&
-          (!this.reuse || !response.keepAlive)
+          response.status !== undefined &&
+          (!this.reuse || (response.headRead && !response.keepAlive))
         ) break;
       }
       if (this.reuse && response.reusable && !signal.aborted) kept = true;

@@ -174,7 +174,9 @@ export interface TriggerResult {
   /** Settles with what was finally learned once the background part is
    * over — in `"sent"` mode, the status that arrived after the caller moved
    * on, or why none did. Exactly one per trigger: after a `resend`, the
-   * second attempt's. `CLOSED`, `TIMEOUT` or `ABORTED` after the write leave
-   * receipt unknown. Never rejects. */
+   * second attempt's. Over the socket, a final status line decides it in
+   * either mode: what follows the line (a head cut off or too long) only
+   * keeps the connection from being reused. `CLOSED`, `TIMEOUT` or `ABORTED`
+   * after the write leave receipt unknown. Never rejects. */
   outcome: Promise<TriggerOutcome>;
 }

@@ -149,3 +149,62 @@ Deno.test("trigger(): a status line told to an accepted caller stays the outcome
     await server.close();
   }
 });
+
+Deno.test("trigger(): a final status line is the outcome in both wait modes, whatever the head then does (never finished, or too long)", async () => {
+  const tails = {
+    "never finished": "X-Slow: 1\r\n",
+    "too long": `X-Long: ${"a".repeat(70 * 1024)}\r\n`,
+  };
+  for (const [what, tail] of Object.entries(tails)) {
+    const server = await netServer((socket) => {
+      socket.on("data", () => {
+        socket.write("HTTP/1.1 202 Accepted\r\n");
+        socket.write(tail); // and nothing more, the socket left open
+      });
+    });
+    try {
+      for (const wait of ["sent", "accepted"] as const) {
+        const result = await within(
+          trigger(`http://127.0.0.1:${server.port}/job`, {
+            wait,
+            timeout: 1_000,
+          }),
+          `${wait} trigger`,
+        );
+        assert.equal(result.ok, true, result.error?.message);
+        const outcome = await within(result.outcome, "trigger()'s outcome");
+        assert.deepEqual(
+          [outcome.ok, outcome.status, outcome.error?.code],
+          [true, 202, undefined],
+          `${what}, wait: ${wait}`,
+        );
+      }
+    } finally {
+      await closeIdleConnections();
+      await server.close();
+    }
+  }
+});
+
+Deno.test("trigger() with reuse: false is over at the status line: done does not wait for the rest of the head", async () => {
+  const server = await slowHead();
+  try {
+    for (const wait of ["sent", "accepted"] as const) {
+      const result = await within(
+        trigger(server.url, { wait, reuse: false, timeout: 60_000 }),
+        `${wait} trigger`,
+      );
+      assert.equal(result.ok, true, result.error?.message);
+      // The head's rest never comes; the connection is not kept anyway.
+      await within(
+        result.done,
+        `${wait}: done, well before the timeout`,
+        10_000,
+      );
+      assert.equal((await result.outcome).status, 202);
+    }
+  } finally {
+    server.release();
+    await server.close();
+  }
+});
