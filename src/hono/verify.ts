@@ -274,7 +274,8 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       return reject(401, `Malformed ${prefix}-timestamp header`);
     }
     const timestamp = Number(stamp);
-    const skew = Date.now() - timestamp * 1000;
+    // In whole seconds of the receiver's clock, as the references count.
+    const skew = (Math.floor(Date.now() / 1000) - timestamp) * 1000;
     if (skew > tolerance) return reject(401, "Message timestamp too old");
     if (-skew > tolerance) return reject(401, "Message timestamp too new");
     const signatures = parseSignatures(header);

@@ -20,14 +20,6 @@ const SECRET_FORMAT =
 const ID = /^[\x21-\x2D\x2F-\x7E]{1,256}$/;
 /** A webhook-timestamp: unix seconds, digits only. */
 export const TIMESTAMP = /^[0-9]{1,15}$/;
-/**
- * At most this many well-formed `v1` signatures of a `webhook-signature`
- * header are compared; the rest are ignored. Skipped entries (other
- * versions, malformed ones) do not count: the references skip them too, so
- * counting them would refuse what they accept. One matching `v1` entry
- * among them is enough.
- */
-export const MAX_SIGNATURE_ENTRIES = 256;
 const encoder = new TextEncoder();
 
 /**
@@ -113,32 +105,31 @@ export function checkMessage(
  * The decoded, well-formed `v1` signatures of a `webhook-signature` header,
  * read as the reference libraries (standardwebhooks, svix) read it:
  * space-separated `version,signature` entries; entries of other versions,
- * malformed ones (bad base64, not 32 bytes, no comma) and empty ones are
- * skipped; what follows a second comma is ignored, so a trailing comma and
- * two header lines joined by fetch (`v1,a, v1,b`) still work. Keeps the
- * first {@linkcode MAX_SIGNATURE_ENTRIES} well-formed `v1` signatures
- * (duplicates count once); skipped entries do not count, as the references
- * skip them too (the work is bounded by the header's length).
+ * malformed ones (no comma, not the padded base64 of 32 bytes) and empty ones
+ * are skipped; what follows a second comma is ignored, so a trailing comma
+ * and two header lines joined by fetch (`v1,a, v1,b`) still work. The
+ * references compare a signature's text: only the one spelling of 32 bytes
+ * in padded base64 is taken (not an unpadded one, nor one whose unused low
+ * bits differ). Every entry counts, as it does for them: the work is bounded
+ * by the header's length (a 32-byte comparison per entry).
  */
 export function parseSignatures(header: string): Uint8Array[] {
   const signatures: Uint8Array[] = [];
-  const seen = new Set<string>();
   let start = 0;
-  while (
-    start < header.length && signatures.length < MAX_SIGNATURE_ENTRIES
-  ) {
+  while (start < header.length) {
     let end = header.indexOf(" ", start);
     if (end === -1) end = header.length;
     const entry = header.slice(start, end);
     start = end + 1;
-    if (entry === "" || !entry.startsWith("v1,")) continue;
+    if (!entry.startsWith("v1,")) continue;
     const comma = entry.indexOf(",", 3);
     const value = comma === -1 ? entry.slice(3) : entry.slice(3, comma);
-    if (value.length < 43 || value.length > 44 || seen.has(value)) continue;
-    seen.add(value);
+    if (value.length !== 44) continue;
     try {
       const bytes = fromBase64(value);
-      if (bytes.length === 32) signatures.push(bytes);
+      if (bytes.length === 32 && toBase64(bytes) === value) {
+        signatures.push(bytes);
+      }
     } catch {
       // Not base64: skipped, like any malformed entry.
     }

@@ -42,9 +42,26 @@ const variants: Array<[string, (good: string) => string | string[]]> = [
     "300 malformed v1 entries first",
     (good) => `${"v1,bad ".repeat(300)}${good}`,
   ],
+  // Well-formed entries count for nothing either: no cap pushes the good one
+  // out (one used to, after 256).
+  [
+    "300 well-formed wrong v1 entries first",
+    (good) => [...Array.from({ length: 300 }, wrongEntry), good].join(" "),
+  ],
   ["two header lines", (good) => [wrongEntry(), good]],
   ["two header lines, the good one first", (good) => [good, "v1,junk"]],
 ];
+
+/** `v1,<base64>` spelled with the last character's unused low bits set:
+ * the same 32 bytes once decoded, another text. */
+function lowBitsSet(entry: string): string {
+  const alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const at = entry.length - 2; // before the "=" of 32 bytes' base64
+  const index = alphabet.indexOf(entry[at]);
+  // 32 bytes leave 2 unused bits in the last character: set one.
+  return entry.slice(0, at) + alphabet[index ^ 1] + entry.slice(at + 1);
+}
 
 /** The headers (webhook-* or svix-*) of a message signed by the reference. */
 function headersFor(
@@ -117,6 +134,9 @@ Deno.test("verifyTrigger() refuses what the references refuse", async () => {
     ["only malformed entries", () => "v1,bad garbage ,abc v1"],
     ["the good one under another version", (good) => good.replace("v1", "v2")],
     ["the good one cut short", (good) => good.slice(0, -2)],
+    // The references compare the text: one spelling of the 32 bytes only.
+    ["the good one unpadded", (good) => good.replace(/=$/, "")],
+    ["the good one with its unused low bits set", (good) => lowBitsSet(good)],
   ];
   for (const [name, signature] of refused) {
     const { headers } = headersFor("webhook", signature);
@@ -202,4 +222,46 @@ Deno.test("a body that is not UTF-8: trigger() and verifyTrigger() agree, the re
   const decoded = new TextDecoder().decode(bytes);
   assert.ok(!accepts(() => standard.verify(decoded, plain)));
   assert.ok(!accepts(() => svix.verify(decoded, plain)));
+});
+
+Deno.test("verifyTrigger() takes a timestamp at the tolerance's edge as the references do: in whole seconds of its clock", async () => {
+  const ran: string[] = [];
+  const hono = app(ran);
+  const realNow = Date.now;
+  const second = Math.floor(realNow() / 1000);
+  try {
+    for (const ms of [0, 999]) {
+      // The clock fixed inside one second, at its start and at its end.
+      Date.now = () => second * 1000 + ms;
+      for (const offset of [-301, -300, 300, 301]) {
+        const id = `msg_edge_${++counter}`;
+        const timestamp = second - offset;
+        const signature = standard.sign(id, new Date(timestamp * 1000), body);
+        const headers = {
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signature,
+        };
+        const reference = accepts(() => standard.verify(body, headers));
+        assert.equal(
+          accepts(() => svix.verify(body, headers)),
+          reference,
+          `svix, ${offset} s old at +${ms} ms`,
+        );
+        assert.equal(reference, Math.abs(offset) <= 300);
+        const response = await hono.request("/hook", {
+          method: "POST",
+          body,
+          headers,
+        });
+        assert.equal(
+          response.status,
+          reference ? 200 : 401,
+          `${offset} s old at +${ms} ms: ${await response.text()}`,
+        );
+      }
+    }
+  } finally {
+    Date.now = realNow;
+  }
 });
