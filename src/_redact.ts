@@ -19,16 +19,25 @@ const SECRET_PARAM =
 /** `scheme://user:password@` anywhere in a text. */
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
+/** A password's forms shorter than this are not masked in messages: one of
+ * 1–3 characters would mask those letters in every word ("e" made
+ * "auth[redacted]ntication fail[redacted]d"), and says little of it. */
+const MIN_MASKED = 4;
+
 /** The secrets in a connection string: the string itself, its password
  * (raw, percent-decoded, re-encoded as a URL parser quotes it, and the
  * pieces a parser cutting it at "#", "?" or "/" would show) and any
- * `password=` keyword value. */
+ * `password=` keyword value; each of at least {@linkcode MIN_MASKED}
+ * characters but the string itself. */
 export function secretsOf(connectionString: string | undefined): string[] {
   if (!connectionString) return [];
-  const secrets = new Set<string>([connectionString]);
+  const secrets = new Set<string>();
+  const add = (text: string) => {
+    if (text.length >= MIN_MASKED) secrets.add(text);
+  };
   const reencoded = (text: string) => {
     try {
-      secrets.add(encodeURI(text)); // "%" quoted back as "%25"
+      add(encodeURI(text)); // "%" quoted back as "%25"
     } catch {
       // A lone surrogate: no parser prints it re-encoded.
     }
@@ -39,29 +48,27 @@ export function secretsOf(connectionString: string | undefined): string[] {
     connectionString,
   );
   if (url?.[1]) {
-    secrets.add(url[1]);
+    add(url[1]);
     reencoded(url[1]);
     try {
-      secrets.add(decodeURIComponent(url[1]));
+      add(decodeURIComponent(url[1]));
     } catch {
       // Not percent-encoded: the raw form is enough.
     }
-    for (const part of url[1].split(/[#?/]/)) {
-      if (part.length >= 4) secrets.add(part);
-    }
+    for (const part of url[1].split(/[#?/]/)) add(part);
   }
   for (const match of connectionString.matchAll(/password=([^&\s]+)/gi)) {
-    secrets.add(match[1]);
+    add(match[1]);
     try {
-      secrets.add(decodeURIComponent(match[1]));
+      add(decodeURIComponent(match[1]));
     } catch {
       // As above.
     }
   }
+  secrets.add(connectionString);
+  reencoded(connectionString);
   // Longest first, so the whole string goes before the password inside it.
-  return [...secrets].filter((s) => s.length > 0).sort((a, b) =>
-    b.length - a.length
-  );
+  return [...secrets].sort((a, b) => b.length - a.length);
 }
 
 /** `text` with every secret replaced by {@linkcode REDACTED}. */

@@ -7,7 +7,7 @@ import { trigger } from "../trigger/trigger.ts";
 import { SIGN_HEADERS } from "../trigger/_request.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import type { Engine } from "./_engine.ts";
-import { Batcher } from "./_batch.ts";
+import { Batcher, Rejected } from "./_batch.ts";
 import {
   exhaustRetries,
   releaseJobs,
@@ -22,6 +22,13 @@ import { DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
+/** Waits before a settlement that failed (a database restart, a dropped
+ * connection) is tried again; after the last, the job stays active and its
+ * heartbeat lapses (a retry: the request is sent again). Within the 10 s
+ * heartbeat, which the touches renew while the database answers. One that
+ * timed out is not tried again: the database is stalled, not gone, and may
+ * still apply it. */
+const SETTLE_RETRY_MS = [250, 1_000, 2_500];
 const RETRYABLE_STATUS = new Set([408, 429]);
 /** A fetch brings about this many ms of deliveries at the current rate. */
 const FILL_MS = 50;
@@ -368,7 +375,7 @@ export class Dispatcher {
       // They stay active; their heartbeat lapses and they are retried.
       this.#emit({ type: "error", error });
     }).finally(() => {
-      for (const job of jobs) this.inFlight.delete(job.id);
+      for (const job of jobs) this.#forget(job);
     });
     this.#settling.add(released);
     released.finally(() => this.#settling.delete(released));
@@ -446,11 +453,19 @@ export class Dispatcher {
     });
   }
 
+  /** Drops `job` from `inFlight`, unless a later attempt of the same job
+   * took its place there (this attempt's lease lapsed, pg-boss made it a
+   * retry, and this dispatcher fetched it again): that one is still under
+   * way and must go on being touched. */
+  #forget(job: Job<StoredRequest>): void {
+    if (this.inFlight.get(job.id) === job) this.inFlight.delete(job.id);
+  }
+
   /** Queues the outcome for the next settle batch (not awaited: the slot
    * is free already); the job stays in `inFlight`, touched, until then. */
   #settleOne(settlement: Settlement): Promise<void> {
     const settled = this.#settleNow(settlement).finally(() =>
-      this.inFlight.delete(settlement.job.id)
+      this.#forget(settlement.job)
     );
     this.#settling.add(settled);
     settled.finally(() => this.#settling.delete(settled));
@@ -458,24 +473,40 @@ export class Dispatcher {
   }
 
   async #settleNow(settlement: Settlement): Promise<void> {
-    try {
-      await this.#settle.add(settlement);
-    } catch (error) {
-      // The job stays active; its heartbeat lapses and it is retried. One
-      // event per failed batch, not one per job in it.
-      if (typeof error === "object" && error !== null) {
-        if (this.#reported.has(error)) return;
-        this.#reported.add(error);
+    for (let retry = 0;; retry++) {
+      try {
+        await this.#settle.add(settlement);
+        return;
+      } catch (error) {
+        // Tried again (pg-boss's complete() and fail() are fenced to this
+        // attempt: one that went through is not applied twice), the job
+        // still in `inFlight`, touched.
+        if (
+          retry < SETTLE_RETRY_MS.length &&
+          (error as { code?: unknown } | null)?.code !== "TIMEOUT"
+        ) {
+          await sleep(SETTLE_RETRY_MS[retry], NEVER).done;
+          continue;
+        }
+        // The job stays active; its heartbeat lapses and it is retried. One
+        // event per failed statement, not one per job in it.
+        if (typeof error === "object" && error !== null) {
+          if (this.#reported.has(error)) return;
+          this.#reported.add(error);
+        }
+        this.#emit({ type: "error", error });
+        return;
       }
-      this.#emit({ type: "error", error });
     }
   }
 
-  async #settleBatch(items: Settlement[]): Promise<void[]> {
+  /** Settles a batch; an item whose statement failed is a `Rejected` (the
+   * others' statements went through). */
+  async #settleBatch(items: Settlement[]): Promise<Array<void | Rejected>> {
     const done = items.filter((s) => s.outcome === "done");
     const failed = items.filter((s) => s.outcome !== "done");
     const types = new Map<Settlement, "delivered" | "retry" | "dead">();
-    const errors: unknown[] = [];
+    const errors = new Map<Settlement, unknown>();
     // Completions: one statement per distinct status (almost always one).
     for (const group of groupBy(done, (s) => String(s.status))) {
       try {
@@ -495,7 +526,7 @@ export class Dispatcher {
           if (completed.has(s.job.id)) types.set(s, "delivered");
         }
       } catch (error) {
-        errors.push(error);
+        for (const s of group) errors.set(s, error);
       }
     }
     // Retries and dead letters: one transaction, so a job is never left
@@ -549,7 +580,7 @@ export class Dispatcher {
           types.set(s, dead ? "dead" : "retry");
         }
       } catch (error) {
-        errors.push(error);
+        for (const s of failed) errors.set(s, error);
       }
     }
     for (const s of items) {
@@ -569,10 +600,10 @@ export class Dispatcher {
         ...(s.error !== undefined ? { error: s.error } : {}),
       });
     }
-    // Unsettled jobs stay active; their heartbeat lapses and they are
-    // retried. One error event per failed statement.
-    if (errors.length > 0) throw errors[0];
-    return items.map(() => undefined);
+    // Items of a failed statement are tried again by their callers.
+    return items.map((s) =>
+      errors.has(s) ? new Rejected(errors.get(s)) : undefined
+    );
   }
 
   #touch(): void {

@@ -58,8 +58,8 @@ import type {
  *
  * Crash safety: a dispatcher touches its in-flight jobs every 3 s; one that
  * dies (`kill -9`) stops touching them, and any live dispatcher (or the same
- * one restarted) puts them back for a retry 10–12 s later, then delivers
- * them after the retry delay.
+ * one restarted) puts them back for a retry 10–12 s after their last touch
+ * (7–12 s after the crash), then delivers them after the retry delay.
  *
  * @param options Engine, queue, default retry settings, events.
  * @returns The open outbox; `start()` it to deliver in this process.

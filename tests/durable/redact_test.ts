@@ -69,6 +69,25 @@ Deno.test("secretsOf: a password a URL parser quotes back re-encoded (% as %25) 
   assert.ok(!masked.includes("cr%25et"), masked);
 });
 
+Deno.test("secretsOf: a password of 1-3 characters does not mask those letters in every word; the whole string still is", () => {
+  for (const password of ["e", "ai", "%65"]) {
+    const connectionString = `postgres://app:${password}@127.0.0.1:1/db`;
+    const secrets = secretsOf(connectionString);
+    const message = 'password authentication failed for user "app"';
+    assert.equal(redact(message, secrets), message, password);
+    assert.equal(
+      redact(`cannot parse ${connectionString}`, secrets),
+      "cannot parse [redacted]",
+    );
+  }
+  // From four characters on, the password is masked wherever it appears.
+  const secrets = secretsOf("postgres://app:fail@127.0.0.1:1/db");
+  assert.equal(
+    redact("password authentication failed", secrets),
+    "password authentication [redacted]ed",
+  );
+});
+
 Deno.test("the dashboard's error page says what kind of failure, never where the database is (host, port, socket path, certificate names)", async () => {
   // Real failures: openOutbox() against nothing listening on IPv6 loopback
   // (pg: "connect ECONNREFUSED ::1:1", unbracketed) and on a unix socket

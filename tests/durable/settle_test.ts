@@ -1,0 +1,154 @@
+// Settling an attempt when the database misbehaves: a statement that fails
+// once is tried again (not left to the heartbeat, which would send the
+// request again), and an attempt whose lease lapsed does not stop the touches
+// of the next attempt of the same job (PGlite).
+import assert from "node:assert/strict";
+import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
+import { until, within } from "../_wait.ts";
+
+/** A target that holds each request until `release(n)` (1-based). */
+function heldTarget() {
+  const held: Array<() => void> = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      held.push(resolve);
+      await promise;
+      return new Response(null, { status: 200 });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/job`,
+    requests: () => held.length,
+    release: (n: number) => held[n - 1](),
+    async close() {
+      for (const resolve of held) resolve();
+      await server.shutdown();
+    },
+  };
+}
+
+Deno.test("a completion the database refuses once is tried again: delivered once, no error event, the request not sent again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
+  let requests = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      requests++;
+      return new Response(null, { status: 200 });
+    },
+  );
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    const { db, schema } = (outbox as unknown as Administered)[ADMIN]();
+    // The first statement completing a job fails (as on a restart); a
+    // sequence, not a row, counts: it is not rolled back with the statement.
+    await db.executeSql(`CREATE SEQUENCE ${schema}.settle_fault`);
+    await db.executeSql(
+      `CREATE FUNCTION ${schema}.settle_fault() RETURNS trigger AS $$
+       BEGIN
+         IF nextval('${schema}.settle_fault') = 1 THEN
+           RAISE EXCEPTION 'terminating connection (injected)'
+             USING ERRCODE = '57P01';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql`,
+    );
+    await db.executeSql(
+      `CREATE TRIGGER settle_fault BEFORE UPDATE ON ${schema}.job
+       FOR EACH ROW WHEN (NEW.state = 'completed')
+       EXECUTE FUNCTION ${schema}.settle_fault()`,
+    );
+    const { id } = await outbox.trigger(
+      `http://127.0.0.1:${server.addr.port}/job`,
+    );
+    outbox.start({ pollInterval: 50 });
+    await until(
+      () => events.some((e) => e.type === "delivered" || e.type === "error"),
+      "delivered, or an error",
+    );
+    const { rows } = await db.executeSql(
+      `SELECT last_value FROM ${schema}.settle_fault`,
+    );
+    assert.ok(Number(rows[0].last_value) >= 2, "the fault fired, then passed");
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${"id" in e ? e.id : ""}`),
+      [`delivered ${id}`],
+    );
+    assert.equal(requests, 1);
+    const stats = await outbox.stats();
+    assert.deepEqual([stats.delivered, stats.active], [1, 0]);
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an attempt whose lease lapsed (the job fetched again meanwhile) ends without stopping the touches of the next attempt: that one is delivered", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
+  const target = heldTarget();
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    const { db, schema, queue } = (outbox as unknown as Administered)[ADMIN]();
+    const { id } = await outbox.trigger(target.url);
+    outbox.start({ concurrency: 2, pollInterval: 50 });
+    await until(() => target.requests() === 1, "the first attempt sent");
+    // As when pg-boss expires the first attempt (its heartbeat lapsed while
+    // the database was away): a retry, which this dispatcher fetches again.
+    // (pg-boss's fetch counts the retry.) A 6 s heartbeat: the 3 s touches
+    // keep it, if they go on.
+    await db.executeSql(
+      `UPDATE ${schema}.job SET state = 'retry', heartbeat_seconds = 6,
+         start_after = now()
+       WHERE name = $1 AND state = 'active'`,
+      [queue],
+    );
+    await until(() => target.requests() === 2, "the second attempt sent");
+    // The first attempt ends; its settlement is not applied (fenced).
+    target.release(1);
+    const { rows: [{ at }] } = await db.executeSql(`SELECT now() AS at`);
+    // The second attempt is still touched: its heartbeat moves on.
+    await until(
+      async () => {
+        const { rows } = await db.executeSql(
+          `SELECT heartbeat_on > $2::timestamptz + interval '1 second' AS on
+           FROM ${schema}.job
+           WHERE name = $1 AND state = 'active' AND retry_count = 1`,
+          [queue, at],
+        );
+        return rows[0]?.on === true;
+      },
+      "the second attempt touched after the first ended",
+      { timeout: 15_000, interval: 200 },
+    );
+    target.release(2);
+    await until(
+      () => events.some((e) => e.type === "delivered"),
+      "the second attempt delivered",
+    );
+    assert.deepEqual(
+      events.map((e) =>
+        `${e.type} ${"id" in e ? e.id : ""} ${"attempt" in e ? e.attempt : ""}`
+      ),
+      [`delivered ${id} 2`],
+    );
+    assert.equal(target.requests(), 2);
+  } finally {
+    await within(outbox.stop(), "outbox.stop()");
+    await target.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
