@@ -145,6 +145,7 @@ export class Dispatcher {
   #touchTimer?: ReturnType<typeof setInterval>;
   #touching?: Promise<void>;
   #reported = new WeakSet<object>();
+  #retryWaits = new WeakMap<object, Promise<void>>();
   #settling = new Set<Promise<void>>();
   /** A prefetched job not attempted within this long after its fetch goes
    * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout
@@ -485,7 +486,7 @@ export class Dispatcher {
           retry < SETTLE_RETRY_MS.length &&
           (error as { code?: unknown } | null)?.code !== "TIMEOUT"
         ) {
-          await sleep(SETTLE_RETRY_MS[retry], NEVER).done;
+          await this.#retryWait(error, SETTLE_RETRY_MS[retry]);
           continue;
         }
         // The job stays active; its heartbeat lapses and it is retried. One
@@ -498,6 +499,22 @@ export class Dispatcher {
         return;
       }
     }
+  }
+
+  /** The wait before the items of a failed statement (`error`, the same
+   * for all of them) are tried again: one timer for them all, so they go
+   * again together, in one statement (a wait each made a statement each,
+   * and an error event each when they failed again). */
+  #retryWait(error: unknown, ms: number): Promise<void> {
+    if (typeof error !== "object" || error === null) {
+      return sleep(ms, NEVER).done;
+    }
+    let wait = this.#retryWaits.get(error);
+    if (wait === undefined) {
+      wait = sleep(ms, NEVER).done;
+      this.#retryWaits.set(error, wait);
+    }
+    return wait;
   }
 
   /** Settles a batch; an item whose statement failed is a `Rejected` (the

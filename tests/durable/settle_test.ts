@@ -93,6 +93,59 @@ Deno.test("a completion the database refuses once is tried again: delivered once
   }
 });
 
+Deno.test("completions the database keeps refusing are tried again together: one error event per failed statement, not one per job", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
+  const jobs = 20;
+  let requests = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      requests++;
+      return new Response(null, { status: 200 });
+    },
+  );
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    const { db, schema } = (outbox as unknown as Administered)[ADMIN]();
+    await db.executeSql(
+      `CREATE FUNCTION ${schema}.settle_refused() RETURNS trigger AS $$
+       BEGIN
+         RAISE EXCEPTION 'refused (injected)' USING ERRCODE = '57P01';
+       END $$ LANGUAGE plpgsql`,
+    );
+    await db.executeSql(
+      `CREATE TRIGGER settle_refused BEFORE UPDATE ON ${schema}.job
+       FOR EACH ROW WHEN (NEW.state = 'completed')
+       EXECUTE FUNCTION ${schema}.settle_refused()`,
+    );
+    const url = `http://127.0.0.1:${server.addr.port}/job`;
+    for (let i = 0; i < jobs; i++) await outbox.trigger(url);
+    outbox.start({ concurrency: jobs, pollInterval: 50 });
+    await until(() => requests === jobs, "every job sent");
+    // Each settlement tried four times within ~4 s, then given up.
+    await until(
+      async () => (await outbox.stats()).inFlight === 0,
+      "every settlement given up",
+    );
+    const errors = events.filter((e) => e.type === "error");
+    assert.ok(errors.length >= 1, "the refusal is reported");
+    assert.ok(
+      errors.length < jobs / 2,
+      `${errors.length} error events for ${jobs} jobs`,
+    );
+    assert.equal(events.filter((e) => e.type === "delivered").length, 0);
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("an attempt whose lease lapsed (the job fetched again meanwhile) ends without stopping the touches of the next attempt: that one is delivered", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
   const target = heldTarget();
