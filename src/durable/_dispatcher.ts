@@ -146,6 +146,10 @@ export class Dispatcher {
   #touching?: Promise<void>;
   #reported = new WeakSet<object>();
   #retryWaits = new WeakMap<object, Promise<void>>();
+  /** Settlements waiting to be tried again, and what ends their waits at
+   * once: the database answering another statement (it is back). */
+  #retrying = 0;
+  #back = new AbortController();
   #settling = new Set<Promise<void>>();
   /** A prefetched job not attempted within this long after its fetch goes
    * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout
@@ -258,6 +262,7 @@ export class Dispatcher {
               batchSize: asked,
             }),
         );
+        this.#answered();
       } catch (error) {
         if (this.#running) this.#emit({ type: "error", error });
       } finally {
@@ -486,7 +491,12 @@ export class Dispatcher {
           retry < SETTLE_RETRY_MS.length &&
           (error as { code?: unknown } | null)?.code !== "TIMEOUT"
         ) {
-          await this.#retryWait(error, SETTLE_RETRY_MS[retry]);
+          this.#retrying++;
+          try {
+            await this.#retryWait(error, SETTLE_RETRY_MS[retry]);
+          } finally {
+            this.#retrying--;
+          }
           continue;
         }
         // The job stays active; its heartbeat lapses and it is retried. One
@@ -507,14 +517,23 @@ export class Dispatcher {
    * and an error event each when they failed again). */
   #retryWait(error: unknown, ms: number): Promise<void> {
     if (typeof error !== "object" || error === null) {
-      return sleep(ms, NEVER).done;
+      return sleep(ms, this.#back.signal).done;
     }
     let wait = this.#retryWaits.get(error);
     if (wait === undefined) {
-      wait = sleep(ms, NEVER).done;
+      wait = sleep(ms, this.#back.signal).done;
       this.#retryWaits.set(error, wait);
     }
     return wait;
+  }
+
+  /** The database answered a statement: settlements waiting to be tried
+   * again go now (they hold delivery slots while they wait: waiting out the
+   * backoff after a short outage held every slot for up to 2.5 s). */
+  #answered(): void {
+    if (this.#retrying === 0) return;
+    this.#back.abort();
+    this.#back = new AbortController();
   }
 
   /** Settles a batch; an item whose statement failed is a `Rejected` (the
@@ -538,6 +557,7 @@ export class Dispatcher {
         );
         // Only the jobs this attempt still held (one that expired or that
         // another dispatcher took over is not counted).
+        this.#answered();
         const completed = settledIds(response, group);
         for (const s of group) {
           if (completed.has(s.job.id)) types.set(s, "delivered");
@@ -590,6 +610,7 @@ export class Dispatcher {
             return { exhausted, settled };
           },
         );
+        this.#answered();
         for (const s of failed) {
           if (!last.settled.has(s.job.id)) continue;
           const dead = s.outcome === "dead" ||
@@ -631,7 +652,7 @@ export class Dispatcher {
       "Cannot touch jobs",
       () => this.#engine.boss.touch(this.#queue, claims),
     ).then(
-      () => {},
+      () => this.#answered(),
       (error) => this.#emit({ type: "error", error }),
     ).finally(() => this.#touching = undefined);
   }
