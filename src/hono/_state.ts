@@ -58,6 +58,8 @@ export class ConnectionState implements Connection, BodyWatcher {
   #ignore: boolean;
   #controller: AbortController | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the time limit in force runs out (`performance.now()` ms). */
+  #deadline = 0;
   #watched: AbortSignal | undefined;
   #answered = false;
   #over = false;
@@ -118,6 +120,7 @@ export class ConnectionState implements Connection, BodyWatcher {
     this.#timer = undefined;
     this.limit = ms;
     if (this.#over || ms === 0) return;
+    this.#deadline = performance.now() + ms;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#over) return;
@@ -193,28 +196,38 @@ export class ConnectionState implements Connection, BodyWatcher {
       error === this.#controller.signal.reason;
   }
 
+  /** The work is to stop: the waiting caller's answer is decided, then the
+   * signal aborts. The shutdown functions wait for the route to end (as
+   * PHP's run after the script's last statement): see `finish()`. The
+   * limit's timer goes on, so a caller gone then the limit gives both. */
   #stop(why: EarlyEnd): void {
     if (this.#over) return;
     // The waiting caller's answer is decided before the route hears of it.
     this.endEarly(why);
-    (this.#controller ??= new AbortController()).abort(
-      stopReason(why, this.limit),
-    );
-    this.finish();
+    const controller = this.#controller ??= new AbortController();
+    if (!controller.signal.aborted) {
+      controller.abort(stopReason(why, this.limit));
+    }
   }
 
   /**
-   * Ends the work: runs every shutdown function once, in order. Returns
-   * nothing when there was nothing to run.
+   * Ends the work once the route has: runs every shutdown function once, in
+   * order. Returns nothing when there was nothing to run. A route that held
+   * the event loop past its time limit (synchronous work: the timer could
+   * not fire) has timed out: `TIMEOUT`, the signal aborted, `timedOut`.
    */
   finish(): Promise<void> | undefined {
     if (this.#over) return this.#running;
-    this.#over = true;
-    this.#answered = true;
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      if (performance.now() >= this.#deadline) {
+        this.#status |= ConnectionStatus.TIMEOUT;
+        this.#stop("timeout");
+      }
     }
+    this.#over = true;
+    this.#answered = true;
     if (this.#shutdown === undefined) {
       this.#done();
       return undefined;

@@ -173,9 +173,9 @@ async function runAcked(
   conn.unwatchCaller();
   if (typeof read === "string") {
     // Ended before the body was in: its bytes leave the budget when the
-    // read ends (at the latest at bodyTimeout).
+    // read ends (at the latest at bodyTimeout). No route ran.
     reading.then((late) => late.ok && late.release(), noop);
-    await conn.finished;
+    await conn.finish();
     return earlyResponse(read, conn.limit);
   }
   if (!read.ok) {
@@ -218,11 +218,15 @@ async function runInline(
       if (running) await running;
     }
   }
+  // A route that held the event loop past its limit: timed out all the same.
+  if (early === undefined && conn.timedOut) early = "timeout";
   if (early === undefined) return;
-  keepAlive(c, route);
+  // The caller is answered now; the route runs on until it stops at the
+  // signal, and the shutdown functions run once it has.
+  const over = route.then(noop, noop).then(() => conn.finish());
+  keepAlive(c, over);
   // For verifyTrigger() in front: the id stays claimed until the run ends.
-  setRunning(c, route);
-  await conn.finished;
+  setRunning(c, over);
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
   return answer(c, earlyResponse(early, conn.limit), earlier);

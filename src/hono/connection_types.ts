@@ -108,8 +108,8 @@ export interface Connection {
   /**
    * Sets whether the work goes on when the caller goes away, like PHP's
    * `ignore_user_abort()`. When ignored, the status still records
-   * `ABORTED`, but the signal does not abort and the shutdown functions wait
-   * for the route to end. Turning it off after the caller left aborts at
+   * `ABORTED`, but the signal does not abort and a caller still waiting
+   * gets the route's own answer. Turning it off after the caller left aborts at
    * once.
    *
    * @param value The new setting; omit it (or pass `undefined`) to only
@@ -119,10 +119,13 @@ export interface Connection {
    */
   ignoreUserAbort(value?: boolean): boolean;
   /**
-   * Restarts the clock with a new limit, like PHP's `set_time_limit()`.
-   * At expiry the status gets `TIMEOUT`, the signal aborts with a
-   * `TimeoutError`, the shutdown functions run and a caller still waiting
-   * gets a `503`. Has no effect once the work is over.
+   * Restarts the clock with a new limit, like PHP's `set_time_limit()`,
+   * in wall-clock time (PHP counts CPU time). At expiry the status gets
+   * `TIMEOUT`, a caller still waiting gets a `503` and the signal aborts
+   * with a `TimeoutError`; the shutdown functions run once the route has
+   * ended. The limit acts at the route's `await`s: a route that holds the
+   * event loop past it has timed out when it returns. Has no effect once
+   * the work is over.
    *
    * @param ms Milliseconds from now; `0` means no limit.
    * @throws {RangeError} When `ms` is negative, not finite or past what a
@@ -132,7 +135,10 @@ export interface Connection {
   /**
    * Registers a function to run exactly once when the route's work is over,
    * on every path: answer, throw, the caller leaving, the time limit, the end
-   * of background work. Functions run in registration order with the final
+   * of background work. After the caller left or the limit passed, that is
+   * once the route has ended (it stops at the signal, or runs on): never
+   * beside it, as PHP runs them after the script's last statement. With a
+   * streamed response, when the route returns its `Response`. Functions run in registration order with the final
    * status, each awaited; one that throws is reported and does not stop the
    * others. A function registered after the end runs at once.
    *

@@ -1,0 +1,102 @@
+// connection() against PHP's order of things: shutdown functions run after
+// the route's last statement (not while it still runs past its caller or
+// its limit), a caller gone and then the limit give both bits, and a route
+// that holds the event loop past its limit (synchronous work: no timer can
+// fire) has timed out all the same. PHP 8.2 behind nginx was compared by
+// hand: its shutdown functions ran after the script, with status 3 for a
+// caller gone and then the limit.
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  connection,
+  type ConnectionEnv,
+  ConnectionStatus,
+  drainBackground,
+} from "../../src/hono/mod.ts";
+import { sleep } from "../_hono_client.ts";
+import { within } from "../_wait.ts";
+
+/** Busy for `ms` without yielding, as a CPU-bound route is. */
+function burn(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // the event loop is held
+  }
+}
+
+Deno.test("a route that holds the event loop past its time limit has timed out: 503, TIMEOUT, the signal aborted (inline and ack)", async () => {
+  for (const ack of [false, true]) {
+    const seen: string[] = [];
+    const app = new Hono<ConnectionEnv>();
+    app.post("/job", connection({ timeLimit: 200, ack }), (c) => {
+      const conn = c.var.connection;
+      conn.onShutdown((status) => seen.push(`shutdown ${status}`));
+      burn(400);
+      seen.push(`signal ${conn.signal.aborted}`);
+      return c.text("done");
+    });
+    const response = await app.request("/job", { method: "POST", body: "x" });
+    assert.equal(await drainBackground({ timeout: 10_000 }), true);
+    if (ack) {
+      assert.equal(response.status, 202, "the caller had its answer");
+      await response.body?.cancel();
+    } else {
+      assert.equal(response.status, 503, `ack ${ack}`);
+      assert.match(await response.text(), /Time limit exceeded/);
+    }
+    assert.deepEqual(
+      seen,
+      ["signal false", `shutdown ${ConnectionStatus.TIMEOUT}`],
+      `ack ${ack}`,
+    );
+  }
+});
+
+Deno.test("shutdown functions run once the route has ended, not while it runs on past its limit; the caller has its 503 at the limit", async () => {
+  const seen: string[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.get("/job", connection({ timeLimit: 200 }), async (c) => {
+    const conn = c.var.connection;
+    conn.onShutdown((status) => seen.push(`shutdown ${status}`));
+    await sleep(800); // ignores the signal
+    seen.push("route ended");
+    return c.text("late");
+  });
+  const response = await within(
+    Promise.resolve(app.request("/job")),
+    "the 503",
+  );
+  assert.equal(response.status, 503);
+  await response.body?.cancel();
+  seen.push("503 answered");
+  assert.equal(await drainBackground({ timeout: 10_000 }), true);
+  assert.deepEqual(seen, [
+    "503 answered",
+    "route ended",
+    `shutdown ${ConnectionStatus.TIMEOUT}`,
+  ]);
+});
+
+Deno.test("a caller gone, then the time limit, while the route runs on: the shutdown functions see both (status 3), after the route", async () => {
+  const seen: string[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.get("/job", connection({ timeLimit: 300 }), async (c) => {
+    const conn = c.var.connection;
+    conn.onShutdown((status) => seen.push(`shutdown ${status}`));
+    await sleep(700); // ignores the signal
+    seen.push(`route ended ${conn.status}`);
+    return c.text("late");
+  });
+  const caller = new AbortController();
+  const answered = Promise.resolve(
+    app.request("/job", { signal: caller.signal }),
+  );
+  await sleep(100);
+  caller.abort();
+  const response = await within(answered, "the early answer");
+  assert.equal(response.status, 499);
+  await response.body?.cancel();
+  assert.equal(await drainBackground({ timeout: 10_000 }), true);
+  const both = ConnectionStatus.ABORTED | ConnectionStatus.TIMEOUT;
+  assert.deepEqual(seen, [`route ended ${both}`, `shutdown ${both}`]);
+});
