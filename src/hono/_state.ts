@@ -62,6 +62,9 @@ export class ConnectionState implements Connection, BodyWatcher {
   #deadline = 0;
   #watched: AbortSignal | undefined;
   #answered = false;
+  /** Answered early (499, 503): what reads fail from then on is no sign of
+   * the caller (Deno.serve closes the request's body with the answer). */
+  #stopped = false;
   #over = false;
   #ran = false;
   #shutdown: ShutdownFunction[] | undefined;
@@ -116,10 +119,11 @@ export class ConnectionState implements Connection, BodyWatcher {
 
   setTimeLimit(ms: number): void {
     checkMs(ms, "Cannot set time limit: ms");
+    if (this.#over) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.limit = ms;
-    if (this.#over || ms === 0) return;
+    if (ms === 0) return;
     this.#deadline = performance.now() + ms;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -180,7 +184,7 @@ export class ConnectionState implements Connection, BodyWatcher {
 
   /** The caller went away; `force` when a body read failed. */
   callerGone(force = false): void {
-    if (this.#over || (this.#answered && !force)) return;
+    if (this.#over || this.#stopped || (this.#answered && !force)) return;
     this.#status |= ConnectionStatus.ABORTED;
     if (!this.#ignore) this.#stop("aborted");
   }
@@ -202,6 +206,7 @@ export class ConnectionState implements Connection, BodyWatcher {
    * limit's timer goes on, so a caller gone then the limit gives both. */
   #stop(why: EarlyEnd): void {
     if (this.#over) return;
+    this.#stopped = true;
     // The waiting caller's answer is decided before the route hears of it.
     this.endEarly(why);
     const controller = this.#controller ??= new AbortController();

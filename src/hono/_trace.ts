@@ -32,14 +32,17 @@ function statusName(status: number): string {
 /**
  * Records a connection's final status once its work is over: on the active
  * server span, or with `ack` (the server span ends with the early 202) on a
- * span of its own covering the background work.
+ * span of its own covering the background work. Returns, without `ack`,
+ * what records the status at an early answer (a 503, a 499): the server
+ * span ends with it, before the route (and so the work) does.
  */
 export function traceConnection(
   conn: { readonly finished: Promise<number> },
   ack: boolean,
-): void {
+): ((status: number) => void) | undefined {
   const api = otel();
-  if (api === undefined) return;
+  if (api === undefined) return undefined;
+  let early: ((status: number) => void) | undefined;
   quietly(() => {
     const parent = activeContext(api);
     let span: OtelSpan | undefined;
@@ -52,6 +55,15 @@ export function traceConnection(
       span = spanOf(parent);
     }
     if (span === undefined) return;
+    const traced = span;
+    if (!ack) {
+      early = (status) =>
+        quietly(() =>
+          traced.setAttributes({
+            "fire_trigger.connection.status": statusName(status),
+          })
+        );
+    }
     conn.finished.then((status) =>
       quietly(() => {
         span.setAttributes({
@@ -61,4 +73,5 @@ export function traceConnection(
       })
     );
   });
+  return early;
 }

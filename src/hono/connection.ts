@@ -134,13 +134,13 @@ export function connection(options: ConnectionOptions = {}): Middleware {
   return function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
     c.set("connection", conn);
-    traceConnection(conn, ack);
+    const traceEarly = traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
     if (ack) return runAcked(c, next, conn, limits);
     const earlier = earlierHeaders(c);
     const route = next();
-    return runInline(c, route, conn, earlier);
+    return runInline(c, route, conn, earlier, traceEarly);
   };
 }
 
@@ -207,6 +207,7 @@ async function runInline(
   route: Promise<void>,
   conn: ConnectionState,
   earlier: Response,
+  traceEarly: ((status: number) => void) | undefined,
 ): Promise<Response | void> {
   let early: EarlyEnd | undefined;
   try {
@@ -221,6 +222,8 @@ async function runInline(
   // A route that held the event loop past its limit: timed out all the same.
   if (early === undefined && conn.timedOut) early = "timeout";
   if (early === undefined) return;
+  // The server span ends with this answer: its status now.
+  traceEarly?.(conn.status);
   // The caller is answered now; the route runs on until it stops at the
   // signal, and the shutdown functions run once it has.
   const over = route.then(noop, noop).then(() => conn.finish());

@@ -103,7 +103,8 @@ export interface Connection {
    * and `reportError` never sees it.
    */
   readonly signal: AbortSignal;
-  /** Settles with the final status once every shutdown function has run. */
+  /** Settles with the final status once every shutdown function has run:
+   * after the route has ended (one that never ends never settles it). */
   readonly finished: Promise<ConnectionStatus>;
   /**
    * Sets whether the work goes on when the caller goes away, like PHP's
@@ -137,10 +138,11 @@ export interface Connection {
    * on every path: answer, throw, the caller leaving, the time limit, the end
    * of background work. After the caller left or the limit passed, that is
    * once the route has ended (it stops at the signal, or runs on): never
-   * beside it, as PHP runs them after the script's last statement. With a
-   * streamed response, when the route returns its `Response`. Functions run in registration order with the final
-   * status, each awaited; one that throws is reported and does not stop the
-   * others. A function registered after the end runs at once.
+   * beside it, as PHP runs them after the script's last statement (a route
+   * that never ends never runs them). With a streamed response, when the
+   * route returns its `Response`. Functions run in registration order with
+   * the final status, each awaited; one that throws is reported and does not
+   * stop the others. A function registered after the end runs at once.
    *
    * @param fn The function; it receives the final status.
    * @throws {TypeError} When `fn` is not a function.

@@ -100,3 +100,50 @@ Deno.test("a caller gone, then the time limit, while the route runs on: the shut
   const both = ConnectionStatus.ABORTED | ConnectionStatus.TIMEOUT;
   assert.deepEqual(seen, [`route ended ${both}`, `shutdown ${both}`]);
 });
+
+Deno.test("after the early 503, a body read that fails (Deno.serve closed the request with its answer) is no caller leaving: status stays TIMEOUT", async () => {
+  const seen: string[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.post("/job", connection({ timeLimit: 100 }), async (c) => {
+    const conn = c.var.connection;
+    conn.onShutdown((status) => seen.push(`shutdown ${status}`));
+    await sleep(300);
+    try {
+      await c.req.text();
+      seen.push("read");
+    } catch {
+      seen.push("read failed");
+    }
+    return c.text("late");
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    app.fetch,
+  );
+  try {
+    const response = await fetch(`http://127.0.0.1:${server.addr.port}/job`, {
+      method: "POST",
+      body: "x".repeat(2048),
+    });
+    assert.equal(response.status, 503);
+    assert.match(await response.text(), /past 100 ms/);
+    assert.equal(await drainBackground({ timeout: 10_000 }), true);
+    assert.equal(seen.at(-1), `shutdown ${ConnectionStatus.TIMEOUT}`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("setTimeLimit() once the work is over changes nothing, the limit the 503 names included", async () => {
+  const app = new Hono<ConnectionEnv>();
+  app.get("/job", connection({ timeLimit: 100 }), (c) => {
+    const conn = c.var.connection;
+    conn.onShutdown(() => conn.setTimeLimit(0));
+    burn(200);
+    return c.text("done");
+  });
+  const response = await app.request("/job");
+  assert.equal(response.status, 503);
+  assert.match(await response.text(), /past 100 ms/);
+  assert.equal(await drainBackground({ timeout: 10_000 }), true);
+});

@@ -27,6 +27,17 @@ const hooks = new Hono().post(
     await new Promise((resolve) => setTimeout(resolve, 20));
     return c.body(null, 204);
   },
+).post(
+  "/limited",
+  connection({ timeLimit: 50 }),
+  async (c) => {
+    // Past its limit, then stops at the signal: the 503 goes first.
+    await new Promise((resolve) =>
+      c.var.connection.signal.addEventListener("abort", resolve)
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return c.body(null, 200);
+  },
 );
 
 /** The headers a target route saw, per path, in arrival order. */
@@ -41,7 +52,9 @@ const target = Deno.serve(
       baggage: request.headers.get("baggage"),
     });
     if (path === "/fail") return new Response(null, { status: 503 });
-    if (path === "/hook" || path === "/ack") return hooks.fetch(request);
+    if (path === "/hook" || path === "/ack" || path === "/limited") {
+      return hooks.fetch(request);
+    }
     return new Response("ok");
   },
 );
@@ -208,6 +221,11 @@ async function outboxScenario() {
   await unsigned.done;
   const acked = await trigger(`${base}/ack`, { wait: "accepted", json: 1 });
   await acked.done;
+  const limited = await trigger(`${base}/limited`, {
+    wait: "accepted",
+    json: 1,
+  });
+  await limited.done;
   // The background work ends after the 202: wait for its span to end.
   await new Promise((resolve) => setTimeout(resolve, 200));
   if (dir) await Deno.remove(dir, { recursive: true });
@@ -217,6 +235,7 @@ async function outboxScenario() {
     again: again.status,
     unsigned: unsigned.status,
     acked: acked.status,
+    limited: limited.status,
   }));
 }
 

@@ -32,6 +32,7 @@ function output(run: OtelRun): {
   again?: number;
   unsigned?: number;
   acked?: number;
+  limited?: number;
 } {
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!);
 }
@@ -189,7 +190,7 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
       }
       : {}),
   });
-  const { received, events, again, unsigned, acked } = output(run);
+  const { received, events, again, unsigned, acked, limited } = output(run);
   assert.deepEqual(events, ["retry", "delivered"]);
   assert.equal(again, 200);
 
@@ -272,6 +273,16 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
     "normal",
   );
   assert.ok(background.end > ackRoute.end, "it outlasts the server span");
+
+  // An early 503 at the time limit: the server span ends with it, before
+  // the route, and carries the status then.
+  assert.equal(limited, 503);
+  const [limitedRoute] = serverSpans(run.spans, "/limited");
+  assert.ok(limitedRoute, "the time-limited route's server span");
+  assert.equal(
+    limitedRoute.attributes["fire_trigger.connection.status"],
+    "timeout",
+  );
 });
 
 Deno.test("OTel off: no trace headers are sent", async () => {
