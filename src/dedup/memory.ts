@@ -6,6 +6,8 @@
  * @module
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
+import { checkMs } from "../_options.ts";
+import { show } from "../_show.ts";
 
 /** Options for {@linkcode MemoryDedupStore}. */
 export interface MemoryDedupStoreOptions {
@@ -161,14 +163,22 @@ export class MemoryDedupStore implements DedupStore {
    * Creates an empty store.
    *
    * @param options The size bound.
+   * @throws {TypeError} When `options` is not an object.
    * @throws {RangeError} When `maxEntries` is not a whole number >= 1.
    */
   constructor(options: MemoryDedupStoreOptions = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(
+        `Cannot create MemoryDedupStore: options must be an object, received ${
+          show(options)
+        }`,
+      );
+    }
     const { maxEntries = 100_000 } = options;
     if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
       throw new RangeError(
         `Cannot create MemoryDedupStore: maxEntries must be a whole number >= 1, received ${
-          String(maxEntries)
+          show(maxEntries)
         }`,
       );
     }
@@ -182,6 +192,7 @@ export class MemoryDedupStore implements DedupStore {
 
   /** {@inheritDoc DedupStore.claim} */
   claim(id: string, ttl: number, token: string): Promise<ClaimResult> {
+    checkMs(ttl, "Cannot claim: ttl", 0, Number.MAX_SAFE_INTEGER);
     const now = this.#now();
     const entry = this.#entries.get(id);
     if (entry !== undefined) {
@@ -208,6 +219,7 @@ export class MemoryDedupStore implements DedupStore {
 
   /** {@inheritDoc DedupStore.complete} */
   complete(id: string, ttl: number): Promise<void> {
+    checkMs(ttl, "Cannot complete: ttl", 0, Number.MAX_SAFE_INTEGER);
     const now = this.#now();
     let entry = this.#entries.get(id);
     if (entry === undefined) {

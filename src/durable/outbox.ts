@@ -141,7 +141,11 @@ async function open(
       return;
     }
     try {
-      onEvent(event);
+      const returned: unknown = onEvent(event);
+      // An async listener's rejection is its own bug too: never unhandled.
+      if (typeof (returned as PromiseLike<unknown>)?.then === "function") {
+        Promise.resolve(returned).catch(() => {});
+      }
     } catch {
       // The dispatcher must not die of a listener's bug.
     }
@@ -362,6 +366,7 @@ class PgOutbox implements Outbox {
   }
 
   start(options: DispatchOptions = {}): void {
+    objectOption(options, "Cannot start outbox: ");
     if (this.#closed || this.#closing !== undefined) {
       throw new OutboxError("CLOSED", "Cannot start outbox: it is closed");
     }
@@ -392,7 +397,13 @@ class PgOutbox implements Outbox {
   }
 
   stop(options: StopOptions = {}): Promise<void> {
+    objectOption(options, "Cannot stop outbox: ");
     const close = options.close ?? true;
+    if (typeof close !== "boolean") {
+      throw new TypeError(
+        `Cannot stop outbox: close must be a boolean, received ${show(close)}`,
+      );
+    }
     const timeout = duration(
       "Cannot stop outbox: ",
       "timeout",
@@ -512,6 +523,15 @@ function checkIds(prefix: string, ids: unknown, optional: boolean): void {
   if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
     throw new TypeError(
       `${prefix}ids must be an array of strings, received ${show(ids)}`,
+    );
+  }
+}
+
+/** `options` of a method must be an object (a TypeError naming it). */
+function objectOption(options: unknown, prefix: string): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${prefix}options must be an object, received ${show(options)}`,
     );
   }
 }

@@ -51,7 +51,8 @@ export interface OutboxOptions {
   /** Retry settings for triggers that give none. */
   retry?: RetrySettings;
   /** Called for each delivery outcome and for database errors. Errors it
-   * throws are ignored. Without it, database errors go to `console.error`. */
+   * throws (or that a promise it returns rejects with) are ignored. Without
+   * it, database errors go to `console.error`. */
   onEvent?: (event: OutboxEvent) => void;
   /** Milliseconds to wait for a PostgreSQL connection.
    * @default {10_000} */
@@ -229,12 +230,17 @@ export interface Outbox {
     options?: OutboxTriggerOptions,
   ): Promise<{ id: string }>;
   /** Starts delivering in this process; does nothing if already started.
-   * @param options Concurrency and polling. */
+   * @param options Concurrency and polling.
+   * @throws {TypeError} When `options` is not an object.
+   * @throws {RangeError} For a bad `concurrency` or `pollInterval`.
+   * @throws {OutboxError} `"CLOSED"` once the outbox is closed. */
   start(options?: DispatchOptions): void;
   /** Stops delivering (in-flight deliveries finish first; jobs fetched but
    * not sent go back to waiting), then closes. A call while a stop is under
    * way waits for it first.
-   * @param options A time limit for in-flight deliveries; `close: false`. */
+   * @param options A time limit for in-flight deliveries; `close: false`.
+   * @throws {TypeError} When `options` is not an object or `close` not a
+   *   boolean. */
   stop(options?: StopOptions): Promise<void>;
   /** Lists dead letters, oldest first.
    * @param options At most `limit` (default 100). */

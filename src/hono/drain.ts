@@ -91,8 +91,8 @@ async function waitForAll(
     stop = () => resolve(false);
   });
   const timer = timeout === undefined ? undefined : setTimeout(stop, timeout);
-  signal?.addEventListener("abort", stop, { once: true });
   try {
+    signal?.addEventListener("abort", stop, { once: true });
     while (background.size > 0) {
       const all = Promise.all(background).then(() => true);
       if (!await Promise.race([all, stopped])) return false;
@@ -100,7 +100,11 @@ async function waitForAll(
     return true;
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener("abort", stop);
+    try {
+      signal?.removeEventListener("abort", stop);
+    } catch {
+      // A caller's signal that throws here changes nothing: settled.
+    }
   }
 }
 

@@ -95,10 +95,30 @@ export function checkMessage(
   ) {
     throw new TypeError(
       `${what}timestamp must be a whole number of unix seconds >= 0, received ${
-        String(timestamp)
+        typeof timestamp === "number" ? String(timestamp) : typeof timestamp
       }`,
     );
   }
+}
+
+/**
+ * Checks a message's body: a string (signed as its UTF-8 bytes) or the raw
+ * bytes as a `Uint8Array` (not another view: a `Uint16Array`'s values would
+ * be cut to bytes).
+ *
+ * @throws {TypeError} Naming what it received.
+ */
+export function checkBody(body: unknown, what: string): void {
+  if (typeof body === "string" || body instanceof Uint8Array) return;
+  throw new TypeError(
+    `${what}body must be a string or a Uint8Array, received ${
+      body === null
+        ? "null"
+        : typeof body === "object"
+        ? Object.prototype.toString.call(body).slice(8, -1)
+        : typeof body
+    }`,
+  );
 }
 
 /** The padded base64 of 32 bytes, in its one spelling: the last character

@@ -2,6 +2,7 @@
 // helpers both sides share: trigger()'s `sign` option uses signPayload(),
 // verifyTrigger() uses the same checks as verifyPayload(). WebCrypto only.
 import {
+  checkBody,
   checkMessage,
   importKey,
   newSecret,
@@ -46,8 +47,9 @@ export function createSecret(): string {
  * @param secret The secret, `whsec_<base64>` (24 to 64 bytes).
  * @param message The id, timestamp (unix seconds) and raw body.
  * @returns The `webhook-signature` header value.
- * @throws {TypeError} (as a rejection) For a malformed secret, id or
- *   timestamp; the secret is never shown.
+ * @throws {TypeError} (as a rejection) For a malformed secret, id,
+ *   timestamp or body (a string or a `Uint8Array`); the secret is never
+ *   shown.
  *
  * @example Usage (the specification's published example)
  * ```ts
@@ -68,6 +70,7 @@ export async function signPayload(
 ): Promise<string> {
   const bytes = parseSecret(secret, "Cannot sign: secret");
   checkMessage(message?.id, message?.timestamp, "Cannot sign: ");
+  checkBody(message.body, "Cannot sign: ");
   return await sign(await importKey(bytes, "sign"), message);
 }
 
@@ -83,7 +86,8 @@ export async function signPayload(
  * @param check The id, timestamp, raw body and the header's value.
  * @returns Whether one `v1` entry matches under one secret; `false` for a
  *   malformed header, id or timestamp.
- * @throws {TypeError} (as a rejection) For a malformed secret, never shown.
+ * @throws {TypeError} (as a rejection) For a malformed secret, never shown,
+ *   or a body that is neither a string nor a `Uint8Array`.
  *
  * @example Usage
  * ```ts
@@ -116,6 +120,7 @@ export async function verifyPayload(
   const keys = list.map((secret, i) =>
     parseSecret(secret, `Cannot verify: secret ${i}`)
   );
+  checkBody(check?.body, "Cannot verify: ");
   try {
     checkMessage(check?.id, check?.timestamp, "");
   } catch {

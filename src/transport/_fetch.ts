@@ -43,16 +43,28 @@ export async function sendOverFetch(
       redirect: "manual",
     };
     if (ca) init.client = ca.client;
-    const pending = (req.fetch ?? fetch)(req.href, init);
+    const pending = Promise.resolve((req.fetch ?? fetch)(req.href, init));
     // A response that comes after the abort is never read: its body is
-    // cancelled, so its connection does not outlive the trigger.
-    pending.then((late) => {
-      if (signal.aborted) late.body?.cancel().catch(() => {});
-    }, () => {});
+    // cancelled, so its connection does not outlive the trigger. (A caller's
+    // fetch may resolve anything: whatever this throws is dropped.)
+    pending.then((late: Partial<Response> | null | undefined) => {
+      if (signal.aborted) return late?.body?.cancel?.();
+    }).catch(() => {});
     events.onSent();
     if (signal.aborted) onAbort!();
     else signal.addEventListener("abort", onAbort!, { once: true });
     const response = await Promise.race([pending, aborted]);
+    const status = (response as Response | null | undefined)?.status;
+    // 0: an opaque redirect (redirect: "manual" where the platform hides it).
+    if (!Number.isInteger(status) || status! < 0 || status! > 999) {
+      throw failure(
+        "NETWORK",
+        `fetch resolved with no Response (status ${
+          typeof status === "number" ? status : typeof status
+        })`,
+        req,
+      );
+    }
     events.onStatus(response.status);
     // Not awaited: a body that never ends must not hold the trigger.
     Promise.resolve().then(() => response.body?.cancel()).catch(() => {});
@@ -62,10 +74,15 @@ export async function sendOverFetch(
     if (signal.aborted) throw abortFailure(signal, req);
     // fetch says "fetch failed"; the reason is in its cause chain.
     let message = "";
-    for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
-      message += (message ? ": " : "") +
-        (e instanceof Error ? e.message : String(e));
-      e = (e as { cause?: unknown }).cause;
+    try {
+      for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+        message += (message ? ": " : "") +
+          (e instanceof Error ? e.message : String(e));
+        e = (e as { cause?: unknown }).cause;
+      }
+    } catch {
+      // A thrown value whose message, string form or cause throws.
+      message += (message ? ": " : "") + "an error that cannot be shown";
     }
     const code = networkCode(message, req.url.hostname) ?? "NETWORK";
     throw failure(code, `Request failed (${message})`, req, error);

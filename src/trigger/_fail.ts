@@ -24,7 +24,13 @@ export function abortFailure(
   req: PreparedRequest,
 ): TriggerError {
   const reason = signal.reason;
-  if ((reason as { name?: unknown })?.name === "TimeoutError") {
+  let name: unknown;
+  try {
+    name = (reason as { name?: unknown })?.name;
+  } catch {
+    // A caller's reason whose name throws: an abort all the same.
+  }
+  if (name === "TimeoutError") {
     return failure("TIMEOUT", "Request timed out", req, reason);
   }
   return failure("ABORTED", "Request aborted", req, reason);

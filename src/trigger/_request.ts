@@ -206,7 +206,9 @@ function findHeader(
 }
 
 function cookieHeader(cookies: unknown): string {
-  if (typeof cookies !== "object" || cookies === null) {
+  if (
+    typeof cookies !== "object" || cookies === null || Array.isArray(cookies)
+  ) {
     fail(`cookies must be a record of strings, received ${show(cookies)}`);
   }
   const pairs: string[] = [];

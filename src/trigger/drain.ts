@@ -106,6 +106,13 @@ export interface DrainTriggersOptions {
 export function drainTriggers(
   options: DrainTriggersOptions = {},
 ): Promise<boolean> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot drain triggers: options must be an object, received ${
+        options === null ? "null" : typeof options
+      }`,
+    );
+  }
   const { timeout, signal } = options;
   if (timeout !== undefined) {
     checkMs(timeout, "Cannot drain triggers: timeout", 1);
@@ -129,7 +136,11 @@ function waitForAll(
       const at = waiters.indexOf(wake);
       if (at >= 0) waiters.splice(at, 1);
       resolve(drained);
-      signal?.removeEventListener("abort", stop);
+      try {
+        signal?.removeEventListener("abort", stop);
+      } catch {
+        // A caller's signal that throws here changes nothing: resolved.
+      }
     };
     const wake = () => finish(true);
     const stop = () => finish(false);

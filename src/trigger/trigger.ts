@@ -1,6 +1,6 @@
 import type { TriggerOptions, TriggerOutcome, TriggerResult } from "./types.ts";
 import { TriggerError } from "./errors.ts";
-import { prepare, type PreparedRequest } from "./_request.ts";
+import { PREFIX, prepare, type PreparedRequest } from "./_request.ts";
 import { bodyBytes, failure } from "./_fail.ts";
 import { importKey, sign } from "../signature/_sign.ts";
 import { discoverWaitUntil } from "../transport/_runtime.ts";
@@ -170,8 +170,6 @@ function statusOutcome(status: number, req: PreparedRequest): TriggerOutcome {
 
 function run(req: PreparedRequest): Promise<TriggerResult> {
   const start = performance.now();
-  // Undefined unless an OpenTelemetry API is registered.
-  const telemetry = startTelemetry(req);
   const controller = new AbortController();
   const { signal } = controller;
   const events: SendEvents = {
@@ -188,6 +186,21 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     controller.abort(reason);
     events.cancel?.();
   };
+  // The caller's signal first: one that throws here is bad input, thrown
+  // before anything (a span, a timer) is started.
+  const external = req.signal;
+  const onAbort = () => abort(external!.reason);
+  try {
+    if (external?.aborted) onAbort();
+    else external?.addEventListener("abort", onAbort, { once: true });
+  } catch (error) {
+    throw new TypeError(
+      `${PREFIX}signal cannot be listened to: its addEventListener or reason threw`,
+      { cause: error },
+    );
+  }
+  // Undefined unless an OpenTelemetry API is registered.
+  const telemetry = startTelemetry(req);
   const stopClock = startDeadline(
     req.timeout,
     () =>
@@ -198,10 +211,6 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
         ),
       ),
   );
-  const external = req.signal;
-  const onAbort = () => abort(external!.reason);
-  if (external?.aborted) onAbort();
-  else external?.addEventListener("abort", onAbort, { once: true });
 
   // No Promise.withResolvers: Node 20 and Vercel's edge-runtime lack it.
   let resolve!: (result: TriggerResult) => void;

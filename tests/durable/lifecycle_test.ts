@@ -89,3 +89,63 @@ Deno.test("outbox.trigger() refuses a fetch option: a live function cannot be st
     /fetch cannot be stored/,
   );
 });
+
+Deno.test("an async onEvent that rejects is ignored as a throwing one is: delivery goes on, nothing unhandled", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_lifecycle_" });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(null, { status: 200 }),
+  );
+  const seen: string[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: async (event) => {
+      seen.push(event.type);
+      await Promise.resolve();
+      throw new Error("listener failed");
+    },
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/job`;
+    await outbox.trigger(url);
+    await outbox.trigger(url);
+    outbox.start({ pollInterval: 50 });
+    const deadline = Date.now() + 30_000;
+    while (seen.filter((type) => type === "delivered").length < 2) {
+      assert.ok(Date.now() < deadline, JSON.stringify(seen));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test('start() and stop() refuse options that are not an object, and a close that is not a boolean ("no" closed the outbox)', async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_lifecycle_" });
+  const outbox = await openOutbox({ dir });
+  try {
+    for (const bad of [null, "x"]) {
+      assert.throws(
+        () => outbox.start(bad as never),
+        (error: unknown) =>
+          error instanceof TypeError && /options/.test(error.message),
+      );
+      assert.throws(
+        () => outbox.stop(bad as never),
+        (error: unknown) =>
+          error instanceof TypeError && /options/.test(error.message),
+      );
+    }
+    assert.throws(
+      () => outbox.stop({ close: "no" as never }),
+      (error: unknown) =>
+        error instanceof TypeError && /close/.test(error.message),
+    );
+    assert.equal((await outbox.stats()).queued, 0, "still open");
+  } finally {
+    await outbox.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

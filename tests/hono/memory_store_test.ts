@@ -272,3 +272,27 @@ Deno.test("MemoryDedupStore runs on the wall clock held from going back: ids are
     Date.now = realNow;
   }
 });
+
+Deno.test("MemoryDedupStore refuses a ttl that is not a number of milliseconds >= 0 (NaN turned deduplication off), and options that are not an object", () => {
+  const store = new MemoryDedupStore();
+  for (const ttl of [NaN, -1, Infinity, "x", undefined]) {
+    assert.throws(
+      () => store.claim("msg_1", ttl as number, "token"),
+      (error: unknown) =>
+        error instanceof RangeError && /ttl/.test(error.message),
+    );
+    assert.throws(
+      () => store.complete("msg_1", ttl as number),
+      (error: unknown) =>
+        error instanceof RangeError && /ttl/.test(error.message),
+    );
+  }
+  assert.equal(store.size, 0);
+  for (const options of [null, "x"]) {
+    assert.throws(
+      () => new MemoryDedupStore(options as never),
+      (error: unknown) =>
+        error instanceof TypeError && /options/.test(error.message),
+    );
+  }
+});

@@ -257,3 +257,32 @@ Deno.test("a signed trigger whose body cannot be read resolves BODY, never rejec
   });
   assert.equal(aborted.error?.code, "ABORTED");
 });
+
+Deno.test("signPayload() and verifyPayload() refuse a body that is neither a string nor a Uint8Array, naming it (a Uint16Array was signed cut to bytes)", async () => {
+  const secret = VECTOR.secret;
+  for (
+    const body of [
+      new Uint16Array([0x141, 2]),
+      new ArrayBuffer(2),
+      null,
+      42,
+      undefined,
+    ]
+  ) {
+    const message = { id: "msg_1", timestamp: 1, body } as never;
+    await assert.rejects(
+      () => signPayload(secret, message),
+      (error: unknown) =>
+        error instanceof TypeError && /body/.test(error.message),
+    );
+    await assert.rejects(
+      () =>
+        verifyPayload(secret, {
+          ...(message as object),
+          signature: "v1,x",
+        } as never),
+      (error: unknown) =>
+        error instanceof TypeError && /body/.test(error.message),
+    );
+  }
+});

@@ -6,6 +6,7 @@ import { closeIdleConnections } from "../../src/transport/_pool.ts";
 import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
 import { verifyTrigger } from "../../src/hono/verify.ts";
 import { connection } from "../../src/hono/connection.ts";
+import type { ConnectionEnv } from "../../src/hono/connection_types.ts";
 import { createSecret } from "../../src/signature/sign.ts";
 import { Hono } from "hono";
 import { deadPort } from "../_servers.ts";
@@ -15,7 +16,7 @@ const secret = createSecret();
 /** The receiving side: verifyTrigger() and connection() on a Hono route
  * that fails its first delivery (503), then accepts. */
 let hookHits = 0;
-const hooks = new Hono().post(
+const hooks = new Hono<ConnectionEnv>().post(
   "/hook",
   verifyTrigger({ secret }),
   connection(),

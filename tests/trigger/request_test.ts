@@ -265,3 +265,12 @@ Deno.test("a stream body read from before is refused at the call, naming it", as
       /^Cannot trigger request: body is a ReadableStream that was already read from or cancelled/,
   });
 });
+
+Deno.test("prepare(): cookies as an array is refused, naming cookies (it sent Cookie: 0=a)", () => {
+  assert.throws(
+    () => prepare("http://example.test/", { cookies: ["a"] as never }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      /cookies must be a record/.test(error.message),
+  );
+});
