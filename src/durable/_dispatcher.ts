@@ -211,9 +211,12 @@ export class Dispatcher {
   async #stop(timeout: number | undefined): Promise<void> {
     this.#running = false;
     this.#wake.abort();
-    const timer = timeout === undefined
-      ? undefined
-      : setTimeout(() => this.#abort.abort(), timeout);
+    const timer = timeout === undefined ? undefined : setTimeout(() => {
+      this.#abort.abort();
+      // Settlements waiting to be tried again go now, not after their
+      // backoff: the stop's time is up.
+      this.#back.abort();
+    }, timeout);
     try {
       await this.#loop;
       await Promise.all(this.#settling);
@@ -516,13 +519,20 @@ export class Dispatcher {
    * again together, in one statement (a wait each made a statement each,
    * and an error event each when they failed again). */
   #retryWait(error: unknown, ms: number): Promise<void> {
+    // Woken early by another statement's answer only when the connection
+    // failed: a refusal of the statement itself (a serialization failure,
+    // a lock timeout) waits its backoff out.
+    const wake = connectionLost(error) ? this.#back.signal : NEVER;
     if (typeof error !== "object" || error === null) {
-      return sleep(ms, this.#back.signal).done;
+      return sleep(ms, wake).done;
     }
     let wait = this.#retryWaits.get(error);
     if (wait === undefined) {
-      wait = sleep(ms, this.#back.signal).done;
+      wait = sleep(ms, wake).done;
       this.#retryWaits.set(error, wait);
+      // For this failure's items only: the same error object again later
+      // (a driver that reuses one) gets a wait of its own.
+      wait.finally(() => this.#retryWaits.delete(error));
     }
     return wait;
   }
@@ -730,4 +740,29 @@ function sleep(
   }
   wake.addEventListener("abort", cancel, { once: true });
   return { done: promise, cancel };
+}
+
+/**
+ * Whether `error` (an OutboxError, its cause chain looked through) says the
+ * connection failed rather than the statement: no SQLSTATE (a socket error
+ * such as ECONNREFUSED or ECONNRESET, a connection the pool found ended), or
+ * class 08 (connection exception) or 57P01–57P03 (the server shutting down
+ * or starting).
+ */
+export function connectionLost(error: unknown): boolean {
+  let e: unknown = error;
+  for (
+    let depth = 0;
+    depth < 4 && typeof e === "object" && e !== null;
+    depth++
+  ) {
+    const code = (e as { code?: unknown }).code;
+    // A SQLSTATE: five characters, no class starting with "E" (EPIPE,
+    // ECONNRESET and the like are socket errors).
+    if (typeof code === "string" && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code)) {
+      return code.startsWith("08") || /^57P0[123]$/.test(code);
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return true;
 }

@@ -65,10 +65,14 @@ export async function sendOverFetch(
         req,
       );
     }
-    events.onStatus(response.status);
+    // Response.error(): a network error a caller's fetch resolves with.
+    if (status === 0 && response.type === "error") {
+      throw failure("NETWORK", "fetch answered a network error", req);
+    }
+    events.onStatus(status!);
     // Not awaited: a body that never ends must not hold the trigger.
     Promise.resolve().then(() => response.body?.cancel()).catch(() => {});
-    return response.status;
+    return status!;
   } catch (error) {
     if (error instanceof TriggerError) throw error;
     if (signal.aborted) throw abortFailure(signal, req);

@@ -130,22 +130,32 @@ function waitForAll(
   timeout: number | undefined,
   signal: AbortSignal | undefined,
 ): Promise<boolean> {
-  return new Promise((resolve) => {
-    const finish = (drained: boolean) => {
-      clearTimeout(timer);
-      const at = waiters.indexOf(wake);
-      if (at >= 0) waiters.splice(at, 1);
-      resolve(drained);
-      try {
-        signal?.removeEventListener("abort", stop);
-      } catch {
-        // A caller's signal that throws here changes nothing: resolved.
-      }
-    };
-    const wake = () => finish(true);
-    const stop = () => finish(false);
-    const timer = timeout === undefined ? undefined : setTimeout(stop, timeout);
+  let resolve!: (drained: boolean) => void;
+  const promise = new Promise<boolean>((r) => resolve = r);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const finish = (drained: boolean) => {
+    clearTimeout(timer);
+    const at = waiters.indexOf(wake);
+    if (at >= 0) waiters.splice(at, 1);
+    resolve(drained);
+    try {
+      signal?.removeEventListener("abort", stop);
+    } catch {
+      // A caller's signal that throws here changes nothing: resolved.
+    }
+  };
+  const wake = () => finish(true);
+  const stop = () => finish(false);
+  // The signal first: one that throws is bad input, before a timer starts.
+  try {
     signal?.addEventListener("abort", stop, { once: true });
-    waiters.push(wake);
-  });
+  } catch (error) {
+    throw new TypeError(
+      "Cannot drain triggers: signal cannot be listened to: its addEventListener threw",
+      { cause: error },
+    );
+  }
+  timer = timeout === undefined ? undefined : setTimeout(stop, timeout);
+  waiters.push(wake);
+  return promise;
 }

@@ -298,7 +298,11 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   try {
     // Inside the try: Vercel's context.get() runs here.
     const waitUntil = req.waitUntil ?? discoverWaitUntil();
-    waitUntil?.(done);
+    const kept: unknown = waitUntil?.(done);
+    // A caller's async waitUntil that rejects: never unhandled.
+    if (typeof (kept as PromiseLike<unknown>)?.then === "function") {
+      Promise.resolve(kept).catch(() => {});
+    }
   } catch {
     // A platform that refuses (e.g. after its response) cannot be helped
     // here; the trigger itself goes on.

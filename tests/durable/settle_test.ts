@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
+import { connectionLost } from "../../src/durable/_dispatcher.ts";
 import { until, within } from "../_wait.ts";
 
 /** A target that holds each request until `release(n)` (1-based). */
@@ -203,5 +204,22 @@ Deno.test("an attempt whose lease lapsed (the job fetched again meanwhile) ends 
     await within(outbox.stop(), "outbox.stop()");
     await target.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("connectionLost(): socket errors and connection-class SQLSTATEs wake a waiting settlement early; a statement's own refusal does not", () => {
+  const wrapped = (cause: unknown) =>
+    Object.assign(new Error("Cannot complete jobs"), {
+      code: "DATABASE",
+      cause,
+    });
+  for (
+    const code of [undefined, "ECONNREFUSED", "ECONNRESET", "EPIPE", "08006"]
+  ) {
+    assert.equal(connectionLost(wrapped({ code })), true, String(code));
+  }
+  assert.equal(connectionLost(wrapped({ code: "57P01" })), true);
+  for (const code of ["40001", "40P01", "55P03", "23505", "P0001", "XX000"]) {
+    assert.equal(connectionLost(wrapped({ code })), false, code);
   }
 });

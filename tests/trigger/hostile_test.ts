@@ -129,3 +129,40 @@ Deno.test("drainTriggers(): a signal whose removeEventListener throws changes no
     );
   }
 });
+
+Deno.test("a caller's async waitUntil that rejects is never unhandled; a fetch answering Response.error() is NETWORK", async () => {
+  const kept = await trigger(URL_, {
+    transport: "fetch",
+    wait: "accepted",
+    fetch: () => Promise.resolve(new Response(null, { status: 202 })),
+    waitUntil: () => Promise.reject(new Error("waitUntil failed")),
+  });
+  assert.equal(kept.status, 202);
+  await kept.done;
+  await sleep(20);
+  const failed = await trigger(URL_, {
+    transport: "fetch",
+    wait: "accepted",
+    fetch: () => Promise.resolve(Response.error()),
+  });
+  assert.equal(failed.error?.code, "NETWORK");
+});
+
+Deno.test("drainTriggers(): a signal whose addEventListener throws is a synchronous TypeError naming signal, no timer started", async () => {
+  const signal = new AbortController().signal;
+  Object.defineProperty(signal, "addEventListener", {
+    value() {
+      throw new Error("add threw");
+    },
+  });
+  const pending = trigger(URL_, {
+    transport: "fetch",
+    fetch: () => sleep(50).then(() => new Response(null, { status: 202 })),
+  });
+  assert.throws(
+    () => drainTriggers({ signal, timeout: 60_000 }),
+    (error: unknown) =>
+      error instanceof TypeError && /signal/.test(error.message),
+  );
+  await (await pending).done;
+});
