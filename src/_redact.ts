@@ -13,6 +13,12 @@ export const REDACTED = "[redacted]";
 /** Header names whose value is never shown. */
 const SECRET_HEADER =
   /^(authorization|proxy-authorization|cookie|set-cookie)$|secret|token|passw|api[-_]?key|signature|auth|session|credential/i;
+/** Whether a header's value is never shown (credentials, keys, tokens,
+ * signatures, sessions), in a stored job or in an error message. */
+export function isSecretHeader(name: string): boolean {
+  return SECRET_HEADER.test(name);
+}
+
 /** Query parameter names whose value is never shown. */
 const SECRET_PARAM =
   /secret|token|passw|api[-_]?key|signature|sig$|^key$|auth|session|credential/i;

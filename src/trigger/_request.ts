@@ -1,5 +1,6 @@
 // Validation and normalisation of trigger() input (private). Everything here
 // runs synchronously, so bad input throws before anything is connected.
+import { isSecretHeader } from "../_redact.ts";
 import type {
   TriggerBody,
   TriggerOptions,
@@ -110,13 +111,6 @@ function fail(message: string): never {
   throw new TypeError(PREFIX + message);
 }
 
-/** Headers whose values are credentials: errors never show them. */
-const SECRET_HEADERS = new Set([
-  "authorization",
-  "proxy-authorization",
-  "cookie",
-]);
-
 /**
  * Checks a header value the way fetch's `Headers` does, and returns it with
  * surrounding spaces and tabs removed. With `secret`, an error names the bad
@@ -191,7 +185,7 @@ function prepareHeaders(
       checkHeaderValue(
         `header "${name}"`,
         entry[1],
-        SECRET_HEADERS.has(name.toLowerCase()),
+        isSecretHeader(name),
       ),
     ]);
   }

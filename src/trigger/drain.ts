@@ -132,7 +132,7 @@ function waitForAll(
 ): Promise<boolean> {
   let resolve!: (drained: boolean) => void;
   const promise = new Promise<boolean>((r) => resolve = r);
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined = undefined;
   const finish = (drained: boolean) => {
     clearTimeout(timer);
     const at = waiters.indexOf(wake);

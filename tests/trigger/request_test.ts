@@ -274,3 +274,24 @@ Deno.test("prepare(): cookies as an array is refused, naming cookies (it sent Co
       /cookies must be a record/.test(error.message),
   );
 });
+
+Deno.test("prepare(): a bad value of a header named like a key, token or signature is never shown in the error", () => {
+  for (const name of ["x-api-key", "X-Auth-Token", "x-webhook-secret"]) {
+    assert.throws(
+      () =>
+        prepare("http://example.test/", {
+          headers: { [name]: "s3cret-value\n" },
+        }),
+      (error: unknown) =>
+        error instanceof TypeError && /not shown/.test(error.message) &&
+        !error.message.includes("s3cret"),
+      name,
+    );
+  }
+  // Others are shown, quoted.
+  assert.throws(
+    () => prepare("http://example.test/", { headers: { "x-a": "plain\n" } }),
+    (error: unknown) =>
+      error instanceof TypeError && error.message.includes('"plain\\n"'),
+  );
+});
