@@ -32,8 +32,8 @@ function heldTarget() {
   };
 }
 
-Deno.test("a completion the database refuses once is tried again: delivered once, no error event, the request not sent again", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
+/** A target answering 200 at once, counting requests. */
+function countingTarget() {
   let requests = 0;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -43,6 +43,43 @@ Deno.test("a completion the database refuses once is tried again: delivered once
       return new Response(null, { status: 200 });
     },
   );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/job`,
+    requests: () => requests,
+    close: () => server.shutdown(),
+  };
+}
+
+/** Makes the database refuse the statements that complete jobs, as a
+ * restart does (SQLSTATE 57P01): the first one only (`once`), or all. The
+ * refusals are counted in a sequence: it is not rolled back with the
+ * statement. */
+async function refuseCompletions(
+  db: ReturnType<Administered[typeof ADMIN]>["db"],
+  schema: string,
+  { once }: { once: boolean },
+): Promise<void> {
+  await db.executeSql(`CREATE SEQUENCE ${schema}.settle_refusals`);
+  await db.executeSql(
+    `CREATE FUNCTION ${schema}.settle_refused() RETURNS trigger AS $$
+     BEGIN
+       IF nextval('${schema}.settle_refusals') = 1 OR NOT ${once} THEN
+         RAISE EXCEPTION 'terminating connection (injected)'
+           USING ERRCODE = '57P01';
+       END IF;
+       RETURN NEW;
+     END $$ LANGUAGE plpgsql`,
+  );
+  await db.executeSql(
+    `CREATE TRIGGER settle_refused BEFORE UPDATE ON ${schema}.job
+     FOR EACH ROW WHEN (NEW.state = 'completed')
+     EXECUTE FUNCTION ${schema}.settle_refused()`,
+  );
+}
+
+Deno.test("a completion the database refuses once is tried again: delivered once, no error event, the request not sent again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
+  const target = countingTarget();
   const events: OutboxEvent[] = [];
   const outbox = await openOutbox({
     dir,
@@ -50,26 +87,9 @@ Deno.test("a completion the database refuses once is tried again: delivered once
   });
   try {
     const { db, schema } = (outbox as unknown as Administered)[ADMIN]();
-    // The first statement completing a job fails (as on a restart); a
-    // sequence, not a row, counts: it is not rolled back with the statement.
-    await db.executeSql(`CREATE SEQUENCE ${schema}.settle_fault`);
-    await db.executeSql(
-      `CREATE FUNCTION ${schema}.settle_fault() RETURNS trigger AS $$
-       BEGIN
-         IF nextval('${schema}.settle_fault') = 1 THEN
-           RAISE EXCEPTION 'terminating connection (injected)'
-             USING ERRCODE = '57P01';
-         END IF;
-         RETURN NEW;
-       END $$ LANGUAGE plpgsql`,
-    );
-    await db.executeSql(
-      `CREATE TRIGGER settle_fault BEFORE UPDATE ON ${schema}.job
-       FOR EACH ROW WHEN (NEW.state = 'completed')
-       EXECUTE FUNCTION ${schema}.settle_fault()`,
-    );
+    await refuseCompletions(db, schema, { once: true });
     const { id } = await outbox.trigger(
-      `http://127.0.0.1:${server.addr.port}/job`,
+      target.url,
     );
     outbox.start({ pollInterval: 50 });
     await until(
@@ -77,19 +97,19 @@ Deno.test("a completion the database refuses once is tried again: delivered once
       "delivered, or an error",
     );
     const { rows } = await db.executeSql(
-      `SELECT last_value FROM ${schema}.settle_fault`,
+      `SELECT last_value FROM ${schema}.settle_refusals`,
     );
     assert.ok(Number(rows[0].last_value) >= 2, "the fault fired, then passed");
     assert.deepEqual(
       events.map((e) => `${e.type} ${"id" in e ? e.id : ""}`),
       [`delivered ${id}`],
     );
-    assert.equal(requests, 1);
+    assert.equal(target.requests(), 1);
     const stats = await outbox.stats();
     assert.deepEqual([stats.delivered, stats.active], [1, 0]);
   } finally {
     await outbox.stop();
-    await server.shutdown();
+    await target.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -97,15 +117,7 @@ Deno.test("a completion the database refuses once is tried again: delivered once
 Deno.test("completions the database keeps refusing are tried again together: one error event per failed statement, not one per job", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
   const jobs = 20;
-  let requests = 0;
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (request) => {
-      await request.arrayBuffer();
-      requests++;
-      return new Response(null, { status: 200 });
-    },
-  );
+  const target = countingTarget();
   const events: OutboxEvent[] = [];
   const outbox = await openOutbox({
     dir,
@@ -113,21 +125,10 @@ Deno.test("completions the database keeps refusing are tried again together: one
   });
   try {
     const { db, schema } = (outbox as unknown as Administered)[ADMIN]();
-    await db.executeSql(
-      `CREATE FUNCTION ${schema}.settle_refused() RETURNS trigger AS $$
-       BEGIN
-         RAISE EXCEPTION 'refused (injected)' USING ERRCODE = '57P01';
-       END $$ LANGUAGE plpgsql`,
-    );
-    await db.executeSql(
-      `CREATE TRIGGER settle_refused BEFORE UPDATE ON ${schema}.job
-       FOR EACH ROW WHEN (NEW.state = 'completed')
-       EXECUTE FUNCTION ${schema}.settle_refused()`,
-    );
-    const url = `http://127.0.0.1:${server.addr.port}/job`;
-    for (let i = 0; i < jobs; i++) await outbox.trigger(url);
+    await refuseCompletions(db, schema, { once: false });
+    for (let i = 0; i < jobs; i++) await outbox.trigger(target.url);
     outbox.start({ concurrency: jobs, pollInterval: 50 });
-    await until(() => requests === jobs, "every job sent");
+    await until(() => target.requests() === jobs, "every job sent");
     // Each settlement tried four times within ~4 s, then given up.
     await until(
       async () => (await outbox.stats()).inFlight === 0,
@@ -142,7 +143,7 @@ Deno.test("completions the database keeps refusing are tried again together: one
     assert.equal(events.filter((e) => e.type === "delivered").length, 0);
   } finally {
     await outbox.stop();
-    await server.shutdown();
+    await target.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
