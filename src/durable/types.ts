@@ -27,7 +27,8 @@ export interface RetrySettings {
 export interface OutboxOptions {
   /** PostgreSQL to use instead of the embedded engine, e.g.
    * `postgres://user:password@db.example:5432/app`. Shared by every process
-   * that opens it. The password never appears in an error message. */
+   * that opens it. The password never appears in an error message.
+   * @default {undefined} (the embedded engine, in `dir`) */
   connectionString?: string;
   /** The embedded engine's directory (ignored with `connectionString`).
    * One process at a time.
@@ -48,11 +49,14 @@ export interface OutboxOptions {
    * line uses it).
    * @default {true} */
   create?: boolean;
-  /** Retry settings for triggers that give none. */
+  /** Retry settings for triggers that give none.
+   * @default {{ limit: 5, delay: 2_000, backoff: true, maxDelay: 300_000 }}
+   */
   retry?: RetrySettings;
   /** Called for each delivery outcome and for database errors. Errors it
    * throws (or that a promise it returns rejects with) are ignored. Without
-   * it, database errors go to `console.error`. */
+   * it, database errors go to `console.error`.
+   * @default {undefined} (database errors to `console.error`) */
   onEvent?: (event: OutboxEvent) => void;
   /** Milliseconds to wait for a PostgreSQL connection.
    * @default {10_000} */
@@ -74,7 +78,8 @@ export interface OutboxOptions {
   maxBodySize?: number;
   /** Signs every delivery (Standard Webhooks headers) with this secret,
    * re-signed with a fresh timestamp on each attempt. It is not stored with
-   * the jobs, so it can be rotated; a trigger's own `sign` wins. */
+   * the jobs, so it can be rotated; a trigger's own `sign` wins.
+   * @default {undefined} (deliveries not signed) */
   sign?: { secret: string };
 }
 
@@ -90,7 +95,8 @@ export interface OutboxTriggerOptions extends TriggerOptions {
   /** Milliseconds to wait before the first attempt, from 0 to 2^31 − 1.
    * @default {0} */
   delay?: number;
-  /** Retry settings for this trigger, over the outbox's. */
+  /** Retry settings for this trigger, over the outbox's.
+   * @default the outbox's `retry` */
   retry?: RetrySettings;
 }
 
@@ -109,7 +115,8 @@ export interface DispatchOptions {
 export interface StopOptions {
   /** Milliseconds to let in-flight deliveries finish before aborting them
    * (an aborted delivery goes back to waiting without using up a retry).
-   * Without it, each finishes or hits its own `timeout`. */
+   * Without it, each finishes or hits its own `timeout`.
+   * @default {undefined} (no limit of the stop's own) */
   timeout?: number;
   /** Close the database too; `false` only stops delivering, and `start()`
    * may be called again.

@@ -54,12 +54,12 @@ export interface SignOptions {
    * `createSecret()`). Never shown in an error message. */
   secret: string;
   /** The `webhook-id`: 1 to 256 visible ASCII characters other than `.`.
-   * Default: a new `msg_<32 hex digits>` per call. Give one to resend the
-   * same message (a durable outbox's retries), so the receiver can
-   * deduplicate. */
+   * Give one to resend the same message (a durable outbox's retries), so
+   * the receiver can deduplicate.
+   * @default a new `msg_<32 hex digits>` per call */
   id?: string;
-  /** The `webhook-timestamp` in unix seconds. Default: the clock when the
-   * request is sent. */
+  /** The `webhook-timestamp` in unix seconds.
+   * @default the clock when the request is sent */
   timestamp?: number;
 }
 
@@ -75,15 +75,20 @@ export interface TriggerOptions {
   method?: string;
   /** Request headers. `Host`, `Content-Length`, `Transfer-Encoding`,
    * `Connection` and similar framing headers are set by `trigger()` and
-   * refused here. */
+   * refused here.
+   * @default {undefined} (no headers of the caller's) */
   headers?: HeadersInit;
-  /** Fields sent as an `application/x-www-form-urlencoded` body. */
+  /** Fields sent as an `application/x-www-form-urlencoded` body.
+   * @default {undefined} (no body) */
   form?: Record<string, string | number | boolean> | URLSearchParams;
-  /** A JSON value sent as an `application/json` body. */
+  /** A JSON value sent as an `application/json` body.
+   * @default {undefined} (no body) */
   json?: unknown;
-  /** A raw body; its `Content-Type` is the one `fetch` would give it. */
+  /** A raw body; its `Content-Type` is the one `fetch` would give it.
+   * @default {undefined} (no body) */
   body?: TriggerBody;
-  /** Cookies sent as one `Cookie` header; values are percent-encoded. */
+  /** Cookies sent as one `Cookie` header; values are percent-encoded.
+   * @default {undefined} (no `Cookie` header) */
   cookies?: Record<string, string>;
   /** When to resolve.
    * @default "sent" */
@@ -91,7 +96,8 @@ export interface TriggerOptions {
   /** Milliseconds for the whole trigger, background wait included.
    * @default 30_000 */
   timeout?: number;
-  /** Aborts the trigger, its background part included. */
+  /** Aborts the trigger, its background part included.
+   * @default {undefined} (only `timeout` ends it early) */
   signal?: AbortSignal;
   /** How the request travels: `"auto"` uses a raw socket on Deno, Node and
    * Bun, `fetch` on Workers, Netlify, Vercel Edge and wherever a `fetch`
@@ -132,14 +138,17 @@ export interface TriggerOptions {
    * counted across all triggers in this process; a trigger beyond waits in
    * a queue for one, within its `timeout` and `signal`. Idle connections
    * that triggers with a larger cap left in the pool give it no room beyond
-   * its cap; once queued, it takes the first connection given back. Raw-socket transport
-   * only, and not on Workers (where a socket belongs to its request).
+   * its cap; once queued, it takes the first connection given back.
+   * Raw-socket transport only, and not on Workers (where a socket belongs
+   * to its request).
    * @default 128 */
   maxConnections?: number;
-  /** Extra root certificates (PEM) for https targets with a private CA. */
+  /** Extra root certificates (PEM) for https targets with a private CA.
+   * @default {undefined} (the runtime's own roots) */
   caCerts?: string[];
   /** Signs the request (Standard Webhooks headers) with a shared secret;
-   * the receiver checks it with `verifyTrigger()` from `./hono`. */
+   * the receiver checks it with `verifyTrigger()` from `./hono`.
+   * @default {undefined} (not signed) */
   sign?: SignOptions;
 }
 
