@@ -1,5 +1,5 @@
-// Options checked alike by every entry point: durations in milliseconds and
-// abort signals (private; a leaf: any module can take it without pulling in
+// Options checked alike by every entry point: options objects, durations in
+// milliseconds and abort signals (private; a leaf: any module can take it without pulling in
 // another product's code).
 import { show } from "./_show.ts";
 
@@ -11,6 +11,21 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  * receiving side's middlewares and the outbox (and what the outbox's fetches
  * are sized by when none is given): 1 MiB. */
 export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
+
+/**
+ * Checks an options argument: an object. The TypeError names it, with its
+ * entry point's prefix (`prefix`, e.g. "Cannot drain triggers: "), and what
+ * was given instead.
+ *
+ * @throws {TypeError} When not an object (`null` included).
+ */
+export function checkOptions(options: unknown, prefix: string): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${prefix}options must be an object, received ${show(options)}`,
+    );
+  }
+}
 
 /**
  * Checks a duration option: a number of milliseconds from `min` to `max`.

@@ -6,7 +6,7 @@
  * @module
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
-import { checkMs } from "../_options.ts";
+import { checkMs, checkOptions } from "../_options.ts";
 import { show } from "../_show.ts";
 
 /** Options for {@linkcode MemoryDedupStore}. */
@@ -167,13 +167,7 @@ export class MemoryDedupStore implements DedupStore {
    * @throws {RangeError} When `maxEntries` is not a whole number >= 1.
    */
   constructor(options: MemoryDedupStoreOptions = {}) {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Cannot create MemoryDedupStore: options must be an object, received ${
-          show(options)
-        }`,
-      );
-    }
+    checkOptions(options, "Cannot create MemoryDedupStore: ");
     const { maxEntries = 100_000 } = options;
     if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
       throw new RangeError(

@@ -2,7 +2,7 @@
 // TypeError or RangeError whose message names the value.
 import { PREFIX as TRIGGER, prepare } from "../trigger/_request.ts";
 import { show } from "../_show.ts";
-import { checkMs, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
+import { checkMs, checkOptions, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 import type { OutboxOptions, RetrySettings } from "./types.ts";
 
 export const OPEN = "Cannot open outbox: ";
@@ -55,11 +55,7 @@ export function duration(
 }
 
 export function checkOpenOptions(options: OutboxOptions): OpenSettings {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `${OPEN}options must be an object, received ${show(options)}`,
-    );
-  }
+  checkOptions(options, OPEN);
   const queue = options.queue ?? "trigger_outbox";
   const schema = options.schema ?? "pgboss";
   for (const [what, value] of [["queue", queue], ["schema", schema]]) {

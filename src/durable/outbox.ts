@@ -2,6 +2,7 @@
 // creates the queues, and wires storing, delivering and administration.
 import { prepare, type PreparedRequest } from "../trigger/_request.ts";
 import { show } from "../_show.ts";
+import { checkOptions } from "../_options.ts";
 import { OutboxError } from "./errors.ts";
 import { type Engine, openEngine } from "./_engine.ts";
 import {
@@ -366,7 +367,7 @@ class PgOutbox implements Outbox {
   }
 
   start(options: DispatchOptions = {}): void {
-    objectOption(options, "Cannot start outbox: ");
+    checkOptions(options, "Cannot start outbox: ");
     if (this.#closed || this.#closing !== undefined) {
       throw new OutboxError("CLOSED", "Cannot start outbox: it is closed");
     }
@@ -397,7 +398,7 @@ class PgOutbox implements Outbox {
   }
 
   stop(options: StopOptions = {}): Promise<void> {
-    objectOption(options, "Cannot stop outbox: ");
+    checkOptions(options, "Cannot stop outbox: ");
     const close = options.close ?? true;
     if (typeof close !== "boolean") {
       throw new TypeError(
@@ -523,15 +524,6 @@ function checkIds(prefix: string, ids: unknown, optional: boolean): void {
   if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
     throw new TypeError(
       `${prefix}ids must be an array of strings, received ${show(ids)}`,
-    );
-  }
-}
-
-/** `options` of a method must be an object (a TypeError naming it). */
-function objectOption(options: unknown, prefix: string): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `${prefix}options must be an object, received ${show(options)}`,
     );
   }
 }

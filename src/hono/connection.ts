@@ -27,7 +27,7 @@ import {
   checkBytes,
   checkFunction,
 } from "./_check.ts";
-import { checkMs, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
+import { checkMs, checkOptions, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 import { consoleReporter } from "./_report.ts";
 import { traceConnection } from "./_trace.ts";
 import { setRunning } from "./_running.ts";
@@ -101,13 +101,7 @@ const PREFIX = "Cannot create connection() middleware: ";
  * ```
  */
 export function connection(options: ConnectionOptions = {}): Middleware {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `${PREFIX}options must be an object, received ${
-        options === null ? "null" : typeof options
-      }`,
-    );
-  }
+  checkOptions(options, PREFIX);
   const {
     ignoreUserAbort = false,
     timeLimit = 0,

@@ -5,7 +5,7 @@
  * @module
  */
 import { background } from "./_background.ts";
-import { checkMs, checkSignal } from "../_options.ts";
+import { checkMs, checkOptions, checkSignal } from "../_options.ts";
 
 const PREFIX = "Cannot drain background work: ";
 
@@ -67,13 +67,7 @@ export interface DrainOptions {
 export function drainBackground(
   options: DrainOptions = {},
 ): Promise<boolean> {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `${PREFIX}options must be an object, received ${
-        options === null ? "null" : typeof options
-      }`,
-    );
-  }
+  checkOptions(options, PREFIX);
   const { timeout, signal } = options;
   if (timeout !== undefined) checkMs(timeout, `${PREFIX}timeout`, 1);
   if (signal !== undefined) checkSignal(signal, `${PREFIX}signal`);

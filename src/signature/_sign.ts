@@ -1,5 +1,6 @@
 // Standard Webhooks signing internals (private): secret and header parsing,
 // key import, the signed content. The public helpers are in sign.ts.
+import { show } from "../_show.ts";
 
 /** What a signature covers: `{id}.{timestamp}.{body}`. */
 export interface SignedMessage {
@@ -95,7 +96,7 @@ export function checkMessage(
   ) {
     throw new TypeError(
       `${what}timestamp must be a whole number of unix seconds >= 0, received ${
-        typeof timestamp === "number" ? String(timestamp) : typeof timestamp
+        show(timestamp)
       }`,
     );
   }
@@ -111,13 +112,7 @@ export function checkMessage(
 export function checkBody(body: unknown, what: string): void {
   if (typeof body === "string" || body instanceof Uint8Array) return;
   throw new TypeError(
-    `${what}body must be a string or a Uint8Array, received ${
-      body === null
-        ? "null"
-        : typeof body === "object"
-        ? Object.prototype.toString.call(body).slice(8, -1)
-        : typeof body
-    }`,
+    `${what}body must be a string or a Uint8Array, received ${show(body)}`,
   );
 }
 

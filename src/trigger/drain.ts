@@ -1,7 +1,7 @@
 // Every trigger still in its background part, for shutdown: one call waits
 // for them, and a process that exits anyway says how many it cut short.
 import { onProcessExit } from "../transport/_runtime.ts";
-import { checkMs, checkSignal } from "../_options.ts";
+import { checkMs, checkOptions, checkSignal } from "../_options.ts";
 
 // A count, not a set of promises: a set entry and a promise reaction per
 // trigger measured 2–3 µs; the count costs nothing measurable.
@@ -106,13 +106,7 @@ export interface DrainTriggersOptions {
 export function drainTriggers(
   options: DrainTriggersOptions = {},
 ): Promise<boolean> {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `Cannot drain triggers: options must be an object, received ${
-        options === null ? "null" : typeof options
-      }`,
-    );
-  }
+  checkOptions(options, "Cannot drain triggers: ");
   const { timeout, signal } = options;
   if (timeout !== undefined) {
     checkMs(timeout, "Cannot drain triggers: timeout", 1);

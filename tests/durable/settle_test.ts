@@ -3,7 +3,11 @@
 // request again), and an attempt whose lease lapsed does not stop the touches
 // of the next attempt of the same job (PGlite).
 import assert from "node:assert/strict";
-import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
+import {
+  openOutbox,
+  type Outbox,
+  type OutboxEvent,
+} from "../../src/durable/mod.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import { connectionLost } from "../../src/durable/_dispatcher.ts";
 import { until, within } from "../_wait.ts";
@@ -32,6 +36,22 @@ function heldTarget() {
   };
 }
 
+/** An embedded outbox in a temporary folder that records its events. */
+async function recordingOutbox() {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  return { outbox, events, dir };
+}
+
+/** The outbox's database, schema and queue, for the faults the tests make. */
+function handleOf(outbox: Outbox) {
+  return (outbox as unknown as Administered)[ADMIN]();
+}
+
 /** A target answering 200 at once, counting requests. */
 function countingTarget() {
   let requests = 0;
@@ -55,7 +75,7 @@ function countingTarget() {
  * refusals are counted in a sequence: it is not rolled back with the
  * statement. */
 async function refuseCompletions(
-  db: ReturnType<Administered[typeof ADMIN]>["db"],
+  db: ReturnType<typeof handleOf>["db"],
   schema: string,
   { once }: { once: boolean },
 ): Promise<void> {
@@ -78,15 +98,10 @@ async function refuseCompletions(
 }
 
 Deno.test("a completion the database refuses once is tried again: delivered once, no error event, the request not sent again", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
   const target = countingTarget();
-  const events: OutboxEvent[] = [];
-  const outbox = await openOutbox({
-    dir,
-    onEvent: (event) => events.push(event),
-  });
+  const { outbox, events, dir } = await recordingOutbox();
   try {
-    const { db, schema } = (outbox as unknown as Administered)[ADMIN]();
+    const { db, schema } = handleOf(outbox);
     await refuseCompletions(db, schema, { once: true });
     const { id } = await outbox.trigger(
       target.url,
@@ -115,16 +130,11 @@ Deno.test("a completion the database refuses once is tried again: delivered once
 });
 
 Deno.test("completions the database keeps refusing are tried again together: one error event per failed statement, not one per job", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
   const jobs = 20;
   const target = countingTarget();
-  const events: OutboxEvent[] = [];
-  const outbox = await openOutbox({
-    dir,
-    onEvent: (event) => events.push(event),
-  });
+  const { outbox, events, dir } = await recordingOutbox();
   try {
-    const { db, schema } = (outbox as unknown as Administered)[ADMIN]();
+    const { db, schema } = handleOf(outbox);
     await refuseCompletions(db, schema, { once: false });
     for (let i = 0; i < jobs; i++) await outbox.trigger(target.url);
     outbox.start({ concurrency: jobs, pollInterval: 50 });
@@ -149,15 +159,10 @@ Deno.test("completions the database keeps refusing are tried again together: one
 });
 
 Deno.test("an attempt whose lease lapsed (the job fetched again meanwhile) ends without stopping the touches of the next attempt: that one is delivered", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "outbox_settle_" });
   const target = heldTarget();
-  const events: OutboxEvent[] = [];
-  const outbox = await openOutbox({
-    dir,
-    onEvent: (event) => events.push(event),
-  });
+  const { outbox, events, dir } = await recordingOutbox();
   try {
-    const { db, schema, queue } = (outbox as unknown as Administered)[ADMIN]();
+    const { db, schema, queue } = handleOf(outbox);
     const { id } = await outbox.trigger(target.url);
     outbox.start({ concurrency: 2, pollInterval: 50 });
     await until(() => target.requests() === 1, "the first attempt sent");

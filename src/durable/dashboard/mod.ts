@@ -52,6 +52,7 @@
  *
  * @module
  */
+import { checkOptions } from "../../_options.ts";
 import { ByteBudget } from "../../_byte_budget.ts";
 import { Hono } from "npm:hono@^4.13.19";
 import type { Context } from "npm:hono@^4.13.19";
@@ -243,11 +244,7 @@ export function dashboard(
   outbox: DashboardOutbox,
   options: DashboardOptions = {},
 ): Dashboard {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `${PREFIX}options must be an object, received ${show(options)}`,
-    );
-  }
+  checkOptions(options, PREFIX);
   const admin: Admin = adminOf(outbox);
   const credentials = credentialsOf(options);
   const title = options.title ?? "Outbox";
