@@ -204,14 +204,26 @@ async function runInline(
   traceEarly: ((status: number) => void) | undefined,
 ): Promise<Response | void> {
   let early: EarlyEnd | undefined;
+  let failed = false;
+  let thrown: unknown;
   try {
     early = await conn.race(route);
+  } catch (error) {
+    // What Hono rethrows: a throw that is no Error.
+    failed = true;
+    thrown = error;
   } finally {
     conn.unwatchCaller();
     if (early === undefined) {
       const running = conn.finish();
       if (running) await running;
     }
+  }
+  if (failed) {
+    if (!conn.timedOut) throw thrown;
+    // Past its limit first: the caller gets the 503, as after an Error
+    // (Hono's onError answers that one); the throw goes to reportError.
+    await conn.report(thrown);
   }
   // A route that held the event loop past its limit: timed out all the same.
   if (early === undefined && conn.timedOut) early = "timeout";

@@ -52,6 +52,36 @@ Deno.test("a route that holds the event loop past its time limit has timed out: 
   }
 });
 
+Deno.test("a route that holds the event loop past its limit and then throws a value that is no Error: the caller gets the 503, the value goes to reportError, the shutdown functions see TIMEOUT", async () => {
+  const reported: unknown[] = [];
+  const seen: number[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.get(
+    "/job",
+    connection({ timeLimit: 100, reportError: (e) => reported.push(e) }),
+    (c) => {
+      c.var.connection.onShutdown((status) => seen.push(status));
+      burn(250);
+      throw "not an Error";
+    },
+  );
+  const response = await app.request("/job");
+  assert.equal(response.status, 503);
+  assert.match(await response.text(), /Time limit exceeded/);
+  assert.deepEqual(reported, ["not an Error"]);
+  assert.deepEqual(seen, [ConnectionStatus.TIMEOUT]);
+
+  // Within its limit, the same throw is the route's own: Hono rethrows it.
+  const within = new Hono<ConnectionEnv>();
+  within.get("/job", connection({ timeLimit: 10_000 }), () => {
+    throw "not an Error";
+  });
+  await assert.rejects(
+    async () => await within.request("/job"),
+    (e: unknown) => e === "not an Error",
+  );
+});
+
 Deno.test("shutdown functions run once the route has ended, not while it runs on past its limit; the caller has its 503 at the limit", async () => {
   const seen: string[] = [];
   const app = new Hono<ConnectionEnv>();
