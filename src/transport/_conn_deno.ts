@@ -24,7 +24,8 @@ class DenoConn implements RawConn {
     (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
   }
   async write(data: Uint8Array): Promise<void> {
-    let offset = 0;
+    // Mostly written whole by the first call: no view made for it.
+    let offset = await this.#conn.write(data);
     while (offset < data.length) {
       offset += await this.#conn.write(data.subarray(offset));
     }

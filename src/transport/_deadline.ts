@@ -39,14 +39,19 @@ function sweep(): void {
  * function is called first. Like a timer of its own, the shared sweeper keeps
  * the process alive while a trigger is pending (a stalled body stream, say),
  * so the trigger always ends at its timeout; once none is pending it no
- * longer does (unref'd), and it stops at its next sweep.
+ * longer does (unref'd), and it stops at its next sweep. `now` is the
+ * caller's `performance.now()` when it has one (a call costs ~0.2 µs).
  */
-export function startDeadline(ms: number, fire: () => void): () => void {
+export function startDeadline(
+  ms: number,
+  fire: () => void,
+  now: number = performance.now(),
+): () => void {
   if (ms < SHARED_FROM_MS || !denoRuntime()) {
     const timer = setTimeout(fire, ms);
     return () => clearTimeout(timer);
   }
-  const deadline: Deadline = { at: performance.now() + ms, fire };
+  const deadline: Deadline = { at: now + ms, fire };
   active.add(deadline);
   if (sweeper === undefined) sweeper = setInterval(sweep, SWEEP_MS);
   else if (active.size === 1) holdTimer(sweeper, true);

@@ -272,14 +272,15 @@ export function worthKeeping(key: string): boolean {
  * A place on a connection to `key`, at once when one is free: an idle
  * connection (when `reuse`), or leave to open a fresh one while fewer than
  * `max` are open. Undefined when the caller must {@linkcode waitTurn}.
+ * `now`: `performance.now()`, when the caller has it.
  */
 export function tryAcquire(
   key: string,
   max: number,
   reuse: boolean,
+  now: number = performance.now(),
 ): Lease | undefined {
   const origin = originOf(key);
-  const now = performance.now();
   let entry: Idle | undefined;
   while ((entry = origin.idle.at(-1)) !== undefined && entry.expires <= now) {
     discard(key, origin, entry);

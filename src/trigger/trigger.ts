@@ -173,6 +173,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const controller = new AbortController();
   const { signal } = controller;
   const events: SendEvents = {
+    start,
     onSent() {
       if (req.wait === "sent") answer({ ok: true });
     },
@@ -210,6 +211,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
           "TimeoutError",
         ),
       ),
+    start,
   );
 
   // No Promise.withResolvers: Node 20 and Vercel's edge-runtime lack it.
