@@ -23,12 +23,15 @@ import { DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
 /** Waits before a settlement that failed (a database restart, a dropped
- * connection) is tried again; after the last, the job stays active and its
- * heartbeat lapses (a retry: the request is sent again). Within the 10 s
- * heartbeat, which the touches renew while the database answers. One that
- * timed out is not tried again: the database is stalled, not gone, and may
- * still apply it. */
-const SETTLE_RETRY_MS = [250, 1_000, 2_500];
+ * connection) is tried again: 11.75 s in all, past the 10 s heartbeat, so
+ * an outage the lease outlasts is ridden out (when the retries ended at
+ * 3.75 s, an outage of 4.5 s on a real PostgreSQL sent every delivery then
+ * settling again). After the last, the job stays active and its heartbeat
+ * lapses (a retry: the request is sent again). A late try is harmless:
+ * pg-boss's complete() and fail() are fenced to the attempt. One that timed
+ * out is not tried again: the database is stalled, not gone, and may still
+ * apply it. */
+const SETTLE_RETRY_MS = [250, 1_000, 2_500, 4_000, 4_000];
 const RETRYABLE_STATUS = new Set([408, 429]);
 /** A fetch brings about this many ms of deliveries at the current rate. */
 const FILL_MS = 50;
@@ -539,7 +542,7 @@ export class Dispatcher {
 
   /** The database answered a statement: settlements waiting to be tried
    * again go now (they hold delivery slots while they wait: waiting out the
-   * backoff after a short outage held every slot for up to 2.5 s). */
+   * backoff after a short outage held every slot for up to 4 s). */
   #answered(): void {
     if (this.#retrying === 0) return;
     this.#back.abort();

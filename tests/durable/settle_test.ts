@@ -71,19 +71,23 @@ function countingTarget() {
 }
 
 /** Makes the database refuse the statements that complete jobs, as a
- * restart does (SQLSTATE 57P01): the first one only (`once`), or all. The
+ * restart does (SQLSTATE 57P01): the first one only (`once`), the first
+ * `times`, or all. The
  * refusals are counted in a sequence: it is not rolled back with the
  * statement. */
 async function refuseCompletions(
   db: ReturnType<typeof handleOf>["db"],
   schema: string,
-  { once }: { once: boolean },
+  { once, times }: { once?: boolean; times?: number },
 ): Promise<void> {
+  const refused = times !== undefined
+    ? `nextval('${schema}.settle_refusals') <= ${times}`
+    : `nextval('${schema}.settle_refusals') = 1 OR NOT ${once}`;
   await db.executeSql(`CREATE SEQUENCE ${schema}.settle_refusals`);
   await db.executeSql(
     `CREATE FUNCTION ${schema}.settle_refused() RETURNS trigger AS $$
      BEGIN
-       IF nextval('${schema}.settle_refusals') = 1 OR NOT ${once} THEN
+       IF ${refused} THEN
          RAISE EXCEPTION 'terminating connection (injected)'
            USING ERRCODE = '57P01';
        END IF;
@@ -129,6 +133,31 @@ Deno.test("a completion the database refuses once is tried again: delivered once
   }
 });
 
+Deno.test("a completion the database refuses four times is tried again (six tries over up to 11.75 s, past the 10 s heartbeat; four ended at 3.75 s): delivered once, no error event", async () => {
+  const target = countingTarget();
+  const { outbox, events, dir } = await recordingOutbox();
+  try {
+    const { db, schema } = handleOf(outbox);
+    await refuseCompletions(db, schema, { times: 4 });
+    const { id } = await outbox.trigger(target.url);
+    outbox.start({ pollInterval: 50 });
+    await until(
+      () => events.some((e) => e.type === "delivered" || e.type === "error"),
+      "delivered, or an error",
+      { timeout: 30_000, interval: 50 },
+    );
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${"id" in e ? e.id : ""}`),
+      [`delivered ${id}`],
+    );
+    assert.equal(target.requests(), 1);
+  } finally {
+    await outbox.stop();
+    await target.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("completions the database keeps refusing are tried again together: one error event per failed statement, not one per job", async () => {
   const jobs = 20;
   const target = countingTarget();
@@ -139,10 +168,11 @@ Deno.test("completions the database keeps refusing are tried again together: one
     for (let i = 0; i < jobs; i++) await outbox.trigger(target.url);
     outbox.start({ concurrency: jobs, pollInterval: 50 });
     await until(() => target.requests() === jobs, "every job sent");
-    // Each settlement tried four times within ~4 s, then given up.
+    // Each settlement tried six times within ~12 s, then given up.
     await until(
       async () => (await outbox.stats()).inFlight === 0,
       "every settlement given up",
+      { timeout: 30_000, interval: 50 },
     );
     const errors = events.filter((e) => e.type === "error");
     assert.ok(errors.length >= 1, "the refusal is reported");
