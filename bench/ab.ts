@@ -5,13 +5,17 @@
 // copy with itself first (an A/A run) to see the noise.
 //
 //   git archive <commit> | tar -x -C /tmp/a    (a copy of an older version)
-//   deno run -A bench/ab.ts /tmp/a . [sent|accepted] [get|post]
+//   deno run -A bench/ab.ts /tmp/a . [sent|accepted|stream] [get|post]
+//
+// `stream`: "sent" back to back (each call awaits its "sent" only; the
+// block's `done`s are awaited after it), as `deno task bench`'s
+// "sent, back to back" row.
 import { spawnDeno } from "./_spawn.ts";
 
 const [aPath, bPath, wait = "accepted", kind = "get"] = Deno.args;
 if (!aPath || !bPath) {
   throw new TypeError(
-    "usage: bench/ab.ts <dir A> <dir B> [sent|accepted] [get|post]",
+    "usage: bench/ab.ts <dir A> <dir B> [sent|accepted|stream] [get|post]",
   );
 }
 const BLOCKS = 80;
@@ -39,16 +43,19 @@ for (let block = 0; block < BLOCKS; block++) {
   const order = block % 2 ? (["A", "B"] as const) : (["B", "A"] as const);
   for (const name of order) {
     const times: number[] = [];
+    const done: Promise<unknown>[] = [];
     for (let i = 0; i < PER_BLOCK; i++) {
       const start = performance.now();
       const result = await copies[name].trigger(`${origin}/${name}`, {
-        wait,
+        wait: wait === "stream" ? "sent" : wait,
         form,
       });
       times.push((performance.now() - start) * 1_000);
       if (!result.ok) throw result.error;
-      await result.done;
+      if (wait === "stream") done.push(result.done);
+      else await result.done;
     }
+    await Promise.all(done);
     samples[name].push(...times);
     p50[name] = median(times);
   }

@@ -6,6 +6,11 @@
 //   PHP's fsockopen loop (timed in PHP) ÷ "sent"               goal ≥ 1.5
 //   "sent" (reused) ÷ the write floor                          goal ≤ 2.0
 //   "accepted" (reused) ÷ the round-trip floor                 goal ≤ 1.10
+//   the first three again with "sent" back to back: calls fired one after
+//   the other, each awaited to "sent" only (their `done` after the block),
+//   over the write floor back to back (writes one after the other, each on
+//   a kept connection with no request outstanding, as trigger() writes;
+//   answers read in the background)
 //   connection() GET req/s ÷ the "signal only" route           goal ≥ 0.95
 //   outbox enqueue/s (64 callers), PostgreSQL / PGlite         goal ≥ 5,000 / 2,500
 //   outbox delivered/s, PostgreSQL / PGlite                    goal ≥ 4,000 / 2,000
@@ -106,7 +111,10 @@ type Mode =
   | "write floor, 20 µs later"
   | "round-trip floor"
   | "round-trip floor, 20 µs later"
+  | "write floor, back to back"
+  | "write floor, pipelined"
   | "sent"
+  | "sent, back to back"
   | "accepted"
   | "PHP"
   | "PHP write, kept connection, 20 µs later";
@@ -132,6 +140,10 @@ function runners(post: boolean): Record<Mode, Runner> {
   let roundConn: Deno.Conn | undefined;
   let roundGapConn: Deno.Conn | undefined;
   let gapConn: Deno.Conn | undefined;
+  const keptBytes = rawRequest(`${p}/kept`, form, true);
+  const pipeBytes = rawRequest(`${p}/pipe`, form, true);
+  let keptConns: KeptConns | undefined;
+  let pipe: KeptConns | undefined;
   const viaTrigger = (wait: "sent" | "accepted"): Runner => async (count) => {
     const url = `${origin}${p}/${wait}`;
     const out: number[] = [];
@@ -232,11 +244,129 @@ function runners(post: boolean): Record<Mode, Runner> {
       }
       return out;
     },
+    // Back to back, each write on a kept connection whose previous answer
+    // was read (HTTP/1.1 without pipelining, as trigger() writes): a block
+    // of N writes uses N connections, as a block of triggers does.
+    async "write floor, back to back"(count) {
+      keptConns ??= await keptConnections(KEPT);
+      const out: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const conn = keptConns.take();
+        const start = performance.now();
+        await writeAll(conn, keptBytes);
+        out.push((performance.now() - start) * 1_000);
+      }
+      await keptConns.answered();
+      calls[`${p}/kept`] = (calls[`${p}/kept`] ?? 0) + count;
+      return out;
+    },
+    // Diagnostic: back to back on one connection (pipelined), which
+    // trigger() does not do: the target reads several requests per wake.
+    async "write floor, pipelined"(count) {
+      pipe ??= await keptConnections(1);
+      const out: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const conn = pipe.take(true);
+        const start = performance.now();
+        await writeAll(conn, pipeBytes);
+        out.push((performance.now() - start) * 1_000);
+      }
+      await pipe.answered();
+      calls[`${p}/pipe`] = (calls[`${p}/pipe`] ?? 0) + count;
+      return out;
+    },
     sent: viaTrigger("sent"),
+    // The product's use: fire and move on, the next call at once. Each call
+    // awaits its "sent" only; the block's `done`s are awaited after it, so
+    // every block starts with the target idle.
+    async "sent, back to back"(count) {
+      const url = `${origin}${p}/stream`;
+      const out: number[] = [];
+      const done: Promise<unknown>[] = [];
+      for (let i = 0; i < count; i++) {
+        const start = performance.now();
+        const result = await trigger(url, {
+          wait: "sent",
+          form: post ? FORM : undefined,
+        });
+        out.push((performance.now() - start) * 1_000);
+        if (!result.ok) throw result.error;
+        done.push(result.done);
+      }
+      await Promise.all(done);
+      calls[`${p}/stream`] = (calls[`${p}/stream`] ?? 0) + count;
+      return out;
+    },
     accepted: viaTrigger("accepted"),
     PHP: (count) => phpLoop(phpBytes, count),
     "PHP write, kept connection, 20 µs later": (count) =>
       phpLoop(rawRequest(`${p}/php-kept`, form, true), count, true),
+  };
+}
+
+/** Kept connections for the back-to-back write floor: one per write of the
+ * longest block (the warm-up's). */
+const KEPT = Math.max(WARMUP, N / BLOCKS);
+
+interface KeptConns {
+  /** A connection with no request outstanding (`shared`: the only one,
+   * whatever is outstanding on it). */
+  take(shared?: boolean): Deno.Conn;
+  /** Resolves once every request written so far has its answer. */
+  answered(): Promise<void>;
+}
+
+/** `count` kept connections, their 202s read in the background. */
+async function keptConnections(count: number): Promise<KeptConns> {
+  const free: Deno.Conn[] = [];
+  let outstanding = 0;
+  let wake: (() => void) | undefined;
+  for (let i = 0; i < count; i++) {
+    const conn = await Deno.connect({ hostname, port });
+    conn.setNoDelay(true);
+    kept.push(conn);
+    free.push(conn);
+    (async () => {
+      const buffer = new Uint8Array(65_536);
+      const decoder = new TextDecoder();
+      let carry = "";
+      while (true) {
+        const n = await conn.read(buffer).catch(() => null);
+        if (n === null) return;
+        const text = carry + decoder.decode(buffer.subarray(0, n));
+        const answers = text.split("HTTP/1.1 202").length - 1;
+        carry = text.slice(-11);
+        if (answers === 0) continue;
+        outstanding -= answers;
+        if (count > 1) free.push(conn);
+        if (outstanding === 0) wake?.();
+      }
+    })();
+  }
+  return {
+    take(shared) {
+      outstanding++;
+      if (shared) return free[0];
+      const conn = free.pop();
+      if (conn === undefined) {
+        throw new Error(`More than ${count} writes in one block`);
+      }
+      return conn;
+    },
+    answered() {
+      if (outstanding === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error("The target's answers did not all come")),
+          10_000,
+        );
+        wake = () => {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        };
+      });
+    },
   };
 }
 
@@ -328,7 +458,10 @@ const MODES: Mode[] = [
   "write floor, 20 µs later",
   "round-trip floor",
   "round-trip floor, 20 µs later",
+  "write floor, back to back",
+  "write floor, pipelined",
   "sent",
+  "sent, back to back",
   "accepted",
   "PHP",
   "PHP write, kept connection, 20 µs later",
@@ -386,6 +519,30 @@ const RATIOS: Ratio[] = [
     goal: "—",
     of: (p) => p.sent / p["write floor, 20 µs later"],
     met: () => true,
+  },
+  {
+    name: '"sent" back to back ÷ write floor back to back',
+    goal: "≤ 2.0",
+    of: (p) => p["sent, back to back"] / p["write floor, back to back"],
+    met: (v) => v <= 2,
+  },
+  {
+    name: '(diagnostic) "sent" back to back ÷ pipelined write',
+    goal: "—",
+    of: (p) => p["sent, back to back"] / p["write floor, pipelined"],
+    met: () => true,
+  },
+  {
+    name: '"sent" back to back ÷ bare',
+    goal: "≤ 0.35",
+    of: (p) => p["sent, back to back"] / p.bare,
+    met: (v) => v <= 0.35,
+  },
+  {
+    name: 'PHP fsockopen loop ÷ "sent" back to back',
+    goal: "≥ 1.5",
+    of: (p) => p.PHP / p["sent, back to back"],
+    met: (v) => v >= 1.5,
   },
   {
     name: '"accepted" (reused) ÷ round-trip floor',
