@@ -153,6 +153,9 @@ export class Dispatcher {
    * once: the database answering another statement (it is back). */
   #retrying = 0;
   #back = new AbortController();
+  /** Aborted at `stop({ timeout })`'s deadline: every settlement waiting to
+   * be tried again goes then, whatever refused it. */
+  #stopWake = new AbortController();
   #settling = new Set<Promise<void>>();
   /** A prefetched job not attempted within this long after its fetch goes
    * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout
@@ -195,6 +198,9 @@ export class Dispatcher {
   start(concurrency: number, pollInterval: number): void {
     this.#running = true;
     this.#abort = new AbortController();
+    // A stop's deadline woke the waits of that run; this run waits again.
+    this.#back = new AbortController();
+    this.#stopWake = new AbortController();
     this.#touchTimer = setInterval(() => this.#touch(), TOUCH_INTERVAL);
     this.#loop = this.#dispatch(concurrency, pollInterval);
   }
@@ -219,6 +225,7 @@ export class Dispatcher {
       // Settlements waiting to be tried again go now, not after their
       // backoff: the stop's time is up.
       this.#back.abort();
+      this.#stopWake.abort();
     }, timeout);
     try {
       await this.#loop;
@@ -525,7 +532,9 @@ export class Dispatcher {
     // Woken early by another statement's answer only when the connection
     // failed: a refusal of the statement itself (a serialization failure,
     // a lock timeout) waits its backoff out.
-    const wake = connectionLost(error) ? this.#back.signal : NEVER;
+    const wake = connectionLost(error)
+      ? this.#back.signal
+      : this.#stopWake.signal;
     if (typeof error !== "object" || error === null) {
       return sleep(ms, wake).done;
     }

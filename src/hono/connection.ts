@@ -222,8 +222,9 @@ async function runInline(
   if (failed) {
     if (!conn.timedOut) throw thrown;
     // Past its limit first: the caller gets the 503, as after an Error
-    // (Hono's onError answers that one); the throw goes to reportError.
-    await conn.report(thrown);
+    // (Hono's onError answers that one); the throw goes to reportError,
+    // which the answer does not wait for.
+    keepAlive(c, conn.report(thrown));
   }
   // A route that held the event loop past its limit: timed out all the same.
   if (early === undefined && conn.timedOut) early = "timeout";

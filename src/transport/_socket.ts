@@ -152,8 +152,9 @@ export async function sendOverSocket(
   // A body given as text is encoded only below, once the connection (and
   // its buffer) is known.
   const text = req.text;
-  // Signing (before this) or reading a body awaits: then the clock is read.
-  let now = req.sign === undefined ? events.start : undefined;
+  // After an await the clock is read: signing, the fallback transport's
+  // wait for node:net (both before this), reading a body (below).
+  let now = req.sign === undefined && !req.fallback ? events.start : undefined;
   let body: Uint8Array | null;
   if (text !== undefined) body = null;
   else if (req.body instanceof Request) {

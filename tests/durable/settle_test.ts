@@ -78,7 +78,11 @@ function countingTarget() {
 async function refuseCompletions(
   db: ReturnType<typeof handleOf>["db"],
   schema: string,
-  { once, times }: { once?: boolean; times?: number },
+  { once, times, code = "57P01" }: {
+    once?: boolean;
+    times?: number;
+    code?: string;
+  },
 ): Promise<void> {
   const refused = times !== undefined
     ? `nextval('${schema}.settle_refusals') <= ${times}`
@@ -88,8 +92,7 @@ async function refuseCompletions(
     `CREATE FUNCTION ${schema}.settle_refused() RETURNS trigger AS $$
      BEGIN
        IF ${refused} THEN
-         RAISE EXCEPTION 'terminating connection (injected)'
-           USING ERRCODE = '57P01';
+         RAISE EXCEPTION 'refused (injected)' USING ERRCODE = '${code}';
        END IF;
        RETURN NEW;
      END $$ LANGUAGE plpgsql`,
@@ -181,6 +184,37 @@ Deno.test("completions the database keeps refusing are tried again together: one
       `${errors.length} error events for ${jobs} jobs`,
     );
     assert.equal(events.filter((e) => e.type === "delivered").length, 0);
+  } finally {
+    await outbox.stop();
+    await target.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stop({ timeout }) keeps to its timeout while a settlement waits to be tried again after the statement itself was refused (a serialization failure, not woken by other statements)", async () => {
+  const target = countingTarget();
+  const { outbox, dir } = await recordingOutbox();
+  try {
+    const { db, schema } = handleOf(outbox);
+    await refuseCompletions(db, schema, { times: 1_000, code: "40001" });
+    await outbox.trigger(target.url);
+    outbox.start({ pollInterval: 50 });
+    await until(() => target.requests() === 1, "the job sent");
+    await until(
+      async () =>
+        Number(
+          (await db.executeSql(
+            `SELECT last_value FROM ${schema}.settle_refusals`,
+          )).rows[0].last_value,
+        ) >= 2,
+      "its settlement refused and tried again",
+    );
+    // Before, the backoff ran out first: 11.5 s with tries over 11.75 s.
+    await within(
+      outbox.stop({ timeout: 500, close: false }),
+      "stop({ timeout: 500 }) still waiting after 5 s",
+      5_000,
+    );
   } finally {
     await outbox.stop();
     await target.close();
