@@ -435,12 +435,20 @@ function prepareMethod(method: unknown, hasBody: boolean): string {
   return NORMALISED_METHODS.has(upper) ? upper : method;
 }
 
+/** A URL as prepared: `plain`, its href, when it is known to carry no
+ * credentials (every URL kept below), so neither is read from it again (a
+ * URL's getters cost ~0.2 µs each in place). */
+interface PreparedUrl {
+  url: URL;
+  plain?: string;
+}
+
 /** URLs parsed from strings (without credentials), shared read-only by the
  * requests prepared from them: a trigger loop parses its URL once. */
-const parsedUrls = new Map<string, URL>();
+const parsedUrls = new Map<string, PreparedUrl>();
 const PARSED_URLS_MAX = 256;
 
-function prepareUrl(input: unknown): URL {
+function prepareUrl(input: unknown): PreparedUrl {
   // A URL object is looked up by its href: the caller may change it later,
   // so the one kept is a copy either way.
   const text = input instanceof URL ? input.href : input;
@@ -468,9 +476,11 @@ function prepareUrl(input: unknown): URL {
   // Not with credentials: basicAuth() takes them out of the URL it is given.
   if (typeof text === "string" && url.username === "" && url.password === "") {
     if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
-    parsedUrls.set(text, url);
+    const plain: PreparedUrl = { url, plain: url.href };
+    parsedUrls.set(text, plain);
+    return plain;
   }
-  return url;
+  return { url };
 }
 
 function basicAuth(url: URL): string | undefined {
@@ -579,13 +589,11 @@ function sharedHeaders(
 }
 
 /** The headers of a request that sets some: the caller's, cookies, the URL's
- * credentials (`auth`, or read from `url` when not yet), the body's type,
- * the User-Agent. */
+ * credentials (`auth`), the body's type, the User-Agent. */
 function ownHeaders(
   options: TriggerOptions,
-  url: URL,
   body: Body | null,
-  auth = basicAuth(url),
+  auth: string | undefined,
 ): Array<[string, string]> {
   const headers = prepareHeaders(options.headers);
   if (options.cookies !== undefined) {
@@ -625,7 +633,7 @@ export function prepare(
   if (typeof options !== "object" || options === null) {
     fail(`options must be an object, received ${show(options)}`);
   }
-  const url = prepareUrl(input);
+  const { url, plain } = prepareUrl(input);
   const body = prepareBody(options);
   const method = prepareMethod(options.method, body !== null);
   if (body !== null && (method === "GET" || method === "HEAD")) {
@@ -637,9 +645,9 @@ export function prepare(
       options.cookies === undefined
     ? sharedHeaders(body?.type ?? null)
     : undefined;
-  const auth = shared === undefined ? undefined : basicAuth(url);
+  const auth = plain === undefined ? basicAuth(url) : undefined;
   if (shared !== undefined && auth === undefined) headers = shared;
-  else headers = ownHeaders(options, url, body, auth);
+  else headers = ownHeaders(options, body, auth);
 
   const sign = prepareSign(options.sign, headers);
   const wait = oneOf("wait", options.wait, ["sent", "accepted"], "sent");
@@ -717,7 +725,7 @@ export function prepare(
   const req: PreparedRequest = {
     method,
     url,
-    href: url.href,
+    href: plain ?? url.href,
     headers,
     // A stream is taken last: nothing above can refuse the request now.
     body: body?.bytes ??
