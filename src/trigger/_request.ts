@@ -281,35 +281,42 @@ function formEncode(text: string): string {
   return encodeURIComponent(text).replace(FORM_EXTRA, formExtra);
 }
 
+/** A form field's value, checked. */
+function formValue(key: string, value: unknown): string {
+  if (typeof value === "string") return value;
+  if (typeof value !== "number" && typeof value !== "boolean") {
+    fail(
+      `form field "${key}" must be a string, number or boolean, received ${
+        show(value)
+      }`,
+    );
+  }
+  return String(value);
+}
+
 function formBody(form: unknown): string {
   if (form instanceof URLSearchParams) return form.toString();
   if (typeof form !== "object" || form === null || Array.isArray(form)) {
     fail(`form must be a record or URLSearchParams, received ${show(form)}`);
   }
-  const entries = Object.entries(form);
-  for (const [key, value] of entries) {
-    if (
-      typeof value !== "string" && typeof value !== "number" &&
-      typeof value !== "boolean"
-    ) {
-      fail(
-        `form field "${key}" must be a string, number or boolean, received ${
-          show(value)
-        }`,
-      );
-    }
+  const record = form as Record<string, unknown>;
+  // Keys, not entries: Object.entries costs ~1 µs in place for two fields.
+  const keys = Object.keys(record);
+  const values: string[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    values.push(formValue(keys[i], record[keys[i]]));
   }
   // By hand: URLSearchParams costs more than the rest of a reused trigger.
   try {
     let text = "";
-    for (const [key, value] of entries) {
-      text += `${text === "" ? "" : "&"}${formEncode(key)}=${
-        formEncode(String(value))
+    for (let i = 0; i < keys.length; i++) {
+      text += `${i === 0 ? "" : "&"}${formEncode(keys[i])}=${
+        formEncode(values[i])
       }`;
     }
     return text;
   } catch {
-    return new URLSearchParams(entries.map(([k, v]) => [k, String(v)]))
+    return new URLSearchParams(keys.map((key, i) => [key, values[i]]))
       .toString();
   }
 }
