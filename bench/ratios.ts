@@ -249,31 +249,13 @@ function runners(post: boolean): Record<Mode, Runner> {
     // of N writes uses N connections, as a block of triggers does.
     async "write floor, back to back"(count) {
       keptConns ??= await keptConnections(KEPT);
-      const out: number[] = [];
-      for (let i = 0; i < count; i++) {
-        const conn = keptConns.take();
-        const start = performance.now();
-        await writeAll(conn, keptBytes);
-        out.push((performance.now() - start) * 1_000);
-      }
-      await keptConns.answered();
-      calls[`${p}/kept`] = (calls[`${p}/kept`] ?? 0) + count;
-      return out;
+      return await backToBack(keptConns, `${p}/kept`, keptBytes, count);
     },
     // Diagnostic: back to back on one connection (pipelined), which
     // trigger() does not do: the target reads several requests per wake.
     async "write floor, pipelined"(count) {
       pipe ??= await keptConnections(1);
-      const out: number[] = [];
-      for (let i = 0; i < count; i++) {
-        const conn = pipe.take(true);
-        const start = performance.now();
-        await writeAll(conn, pipeBytes);
-        out.push((performance.now() - start) * 1_000);
-      }
-      await pipe.answered();
-      calls[`${p}/pipe`] = (calls[`${p}/pipe`] ?? 0) + count;
-      return out;
+      return await backToBack(pipe, `${p}/pipe`, pipeBytes, count, true);
     },
     sent: viaTrigger("sent"),
     // The product's use: fire and move on, the next call at once. Each call
@@ -314,6 +296,27 @@ interface KeptConns {
   take(shared?: boolean): Deno.Conn;
   /** Resolves once every request written so far has its answer. */
   answered(): Promise<void>;
+}
+
+/** `count` writes of `bytes` one after the other, each timed (µs); the
+ * answers awaited after them, off the clock. */
+async function backToBack(
+  conns: KeptConns,
+  path: string,
+  bytes: Uint8Array,
+  count: number,
+  shared = false,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const conn = conns.take(shared);
+    const start = performance.now();
+    await writeAll(conn, bytes);
+    out.push((performance.now() - start) * 1_000);
+  }
+  await conns.answered();
+  calls[path] = (calls[path] ?? 0) + count;
+  return out;
 }
 
 /** `count` kept connections, their 202s read in the background. */
