@@ -137,6 +137,25 @@ Deno.test("a form is encoded byte for byte as URLSearchParams encodes it", () =>
   assert.equal(decoder.decode(text.body as Uint8Array), "ascii only");
 });
 
+Deno.test("a form is read as Object.entries reads it: own enumerable fields, each read once, one a getter deleted meanwhile left out", () => {
+  const read: string[] = [];
+  const proto = { b: "inherited" };
+  const form = Object.create(proto, {
+    a: {
+      enumerable: true,
+      get() {
+        read.push("a");
+        delete form.b;
+        return "1";
+      },
+    },
+    b: { enumerable: true, configurable: true, value: "2" },
+    hidden: { enumerable: false, value: "x" },
+  });
+  assert.equal(prepare("http://example.test/", { form }).text, "a=1");
+  assert.deepEqual(read, ["a"]);
+});
+
 Deno.test("a URL string prepared again gives the same target; credentials are taken out every time", () => {
   const plain = "http://example.test/a?b=1";
   const first = prepare(plain);
