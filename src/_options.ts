@@ -1,6 +1,6 @@
 // Options checked alike by every entry point: options objects, durations in
-// milliseconds and abort signals (private; a leaf: any module can take it without pulling in
-// another product's code).
+// milliseconds and abort signals (private; a leaf: any module can take it
+// without pulling in another product's code).
 import { show } from "./_show.ts";
 
 /** The longest a timer waits: 2^31 − 1 ms (about 24.8 days); beyond,

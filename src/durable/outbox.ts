@@ -3,6 +3,7 @@
 import { prepare, type PreparedRequest } from "../trigger/_request.ts";
 import { show } from "../_show.ts";
 import { checkOptions } from "../_options.ts";
+import { dropRejection } from "../_callback.ts";
 import { OutboxError } from "./errors.ts";
 import { type Engine, openEngine } from "./_engine.ts";
 import {
@@ -142,11 +143,7 @@ async function open(
       return;
     }
     try {
-      const returned: unknown = onEvent(event);
-      // An async listener's rejection is its own bug too: never unhandled.
-      if (typeof (returned as PromiseLike<unknown>)?.then === "function") {
-        Promise.resolve(returned).catch(() => {});
-      }
+      dropRejection(onEvent(event));
     } catch {
       // The dispatcher must not die of a listener's bug.
     }

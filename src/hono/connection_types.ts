@@ -110,8 +110,8 @@ export interface Connection {
    * Sets whether the work goes on when the caller goes away, like PHP's
    * `ignore_user_abort()`. When ignored, the status still records
    * `ABORTED`, but the signal does not abort and a caller still waiting
-   * gets the route's own answer. Turning it off after the caller left aborts at
-   * once.
+   * gets the route's own answer. Turning it off after the caller left aborts
+   * at once.
    *
    * @param value The new setting; omit it (or pass `undefined`) to only
    *   read the setting.

@@ -15,7 +15,7 @@ import {
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { show } from "../_show.ts";
-import { checkMs, checkSignal } from "../_options.ts";
+import { checkMs, checkOptions, checkSignal } from "../_options.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
@@ -249,7 +249,7 @@ function makePairCheck(): PairCheck {
     if (byte[a] === 0) continue;
     for (let b = 0; b < 256; b++) safe[a << 8 | b] = byte[b];
   }
-  const bytes = new Uint8Array(PAIRS_MAX + 1);
+  const bytes = new Uint8Array(PAIRS_MAX);
   return {
     safe,
     bytes,
@@ -642,9 +642,7 @@ export function prepare(
   input: string | URL,
   options: TriggerOptions = {},
 ): PreparedRequest {
-  if (typeof options !== "object" || options === null) {
-    fail(`options must be an object, received ${show(options)}`);
-  }
+  checkOptions(options, PREFIX);
   const { url, plain } = prepareUrl(input);
   const body = prepareBody(options);
   const method = prepareMethod(options.method, body !== null);

@@ -4,6 +4,7 @@ import { PREFIX, prepare, type PreparedRequest } from "./_request.ts";
 import { bodyBytes, failure } from "./_fail.ts";
 import { importKey, sign } from "../signature/_sign.ts";
 import { discoverWaitUntil } from "../transport/_runtime.ts";
+import { dropRejection } from "../_callback.ts";
 import { startDeadline } from "../transport/_deadline.ts";
 import { type SendEvents, sendOverSocket } from "../transport/_socket.ts";
 import { sendOverFetch } from "../transport/_fetch.ts";
@@ -300,11 +301,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   try {
     // Inside the try: Vercel's context.get() runs here.
     const waitUntil = req.waitUntil ?? discoverWaitUntil();
-    const kept: unknown = waitUntil?.(done);
-    // A caller's async waitUntil that rejects: never unhandled.
-    if (typeof (kept as PromiseLike<unknown>)?.then === "function") {
-      Promise.resolve(kept).catch(() => {});
-    }
+    dropRejection(waitUntil?.(done));
   } catch {
     // A platform that refuses (e.g. after its response) cannot be helped
     // here; the trigger itself goes on.
