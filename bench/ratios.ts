@@ -62,7 +62,10 @@ if (PIN !== undefined) {
   const pinned = await new Deno.Command("taskset", {
     args: ["-a", "-p", "-c", "0", String(Deno.pid)],
     stdout: "null",
-  }).output();
+  }).output().catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Error("--pin needs Linux's taskset (util-linux)");
+  });
   if (!pinned.success) throw new Error("taskset could not pin the bench");
 }
 const numbers = Deno.args.filter((arg) => !arg.startsWith("--"));
