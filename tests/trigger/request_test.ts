@@ -111,15 +111,17 @@ Deno.test("a form is encoded byte for byte as URLSearchParams encodes it", () =>
     { every, [every]: "key" },
     { lone: "a\uD800b", low: "\uDC00" }, // lone surrogates become U+FFFD
   ];
-  // Long values are checked two bytes at a time: one char that must be
-  // encoded, at either byte of a pair or last in an odd length, at the
-  // edges of the lengths checked that way (64 to 16 KiB).
+  // Long values are checked four bytes at a time: one char that must be
+  // encoded, at each byte of a word or in a tail of one to three bytes, at
+  // the edges of the lengths checked that way (64 to 16 KiB).
   const safe = "aZ09*-._";
-  for (const length of [63, 64, 65, 1_000, 1_001, 16_384, 16_385]) {
+  for (
+    const length of [63, 64, 65, 66, 67, 1_000, 1_001, 1_002, 16_384, 16_385]
+  ) {
     const base = Array.from({ length }, (_, i) => safe[i % 8]).join("");
     forms.push({ [base]: base });
     for (const odd of [" ", "~", "+", "é", "\uD800", "\x7f", "%"]) {
-      for (const at of [0, 1, length - 2, length - 1]) {
+      for (const at of [0, 1, 2, 3, length - 3, length - 2, length - 1]) {
         forms.push({ v: base.slice(0, at) + odd + base.slice(at + 1) });
       }
     }
