@@ -224,10 +224,11 @@ export interface ConnectionOptions {
    */
   maxBodySize?: number;
   /**
-   * With `ack`, milliseconds the whole body may take to arrive (a
-   * slow-loris guard); slower gets `408` and the route does not run. `0`
-   * means no limit; otherwise at least 1 000 (a value left in seconds is
-   * refused).
+   * With `ack`, milliseconds the whole body may take to arrive; slower
+   * gets `408`, what was read of it is let go and the route does not run.
+   * (Closing the socket is the server's: `Deno.serve` keeps it open after
+   * the 408 for as long as the client does.) `0` means no limit; otherwise
+   * at least 1 000 (a value left in seconds is refused).
    *
    * @default {10_000}
    */
@@ -248,10 +249,12 @@ export interface ConnectionOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * Reports what would otherwise be lost: a throw of background work (with
-   * `ack`) and a throw of a shutdown function. A throw of the connection's
-   * own `signal.reason` is an expected stop and is not reported. (Not Hono's
-   * `app.onError`, which makes the error answer: nobody waits for this one.)
+   * Reports what no caller will see: a throw of background work (with
+   * `ack`; Hono's error handler sees it first, as any route's throw, and
+   * its default prints it too) and a throw of a shutdown function. A throw
+   * of the connection's own `signal.reason` is an expected stop and is not
+   * reported. (Not Hono's `app.onError`, which makes the error answer:
+   * nobody waits for this one.)
    *
    * @default {console.error}
    */

@@ -122,9 +122,11 @@ export interface VerifyTriggerOptions {
    */
   maxBodySize?: number;
   /**
-   * Milliseconds the whole body may take to arrive (a slow-loris guard);
-   * slower gets `408`. `0` means no limit; otherwise at least 1 000 (a
-   * value left in seconds is refused).
+   * Milliseconds the whole body may take to arrive; slower gets `408` and
+   * what was read of it is let go. (Closing the socket is the server's:
+   * `Deno.serve` keeps it open after the 408 for as long as the client
+   * does.) `0` means no limit; otherwise at least 1 000 (a value left in
+   * seconds is refused).
    *
    * @default {10_000}
    */
