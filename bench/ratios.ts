@@ -30,8 +30,8 @@
 // Every trigger must reach the target (checked at the end).
 //
 //
-// Where the two processes run moves the round trip by 10× on this VM (about
-// 35 µs on one CPU, 350 µs across two whose idle CPU must be woken), and
+// Where the two processes run moves the round trip by 10× on this VM (38–52
+// µs on one CPU, 340–370 µs across two whose idle CPU must be woken), and
 // with it every ratio: `--pin=same` runs the sender and the target on CPU 0,
 // `--pin=split` the sender on CPU 0 and the target on CPU 1 (Linux's
 // `taskset`; the sender's rows only). Without it the scheduler decides, and
@@ -43,6 +43,29 @@
 import { closeIdleConnections, trigger } from "../mod.ts";
 import { USER_AGENT } from "../src/trigger/_request.ts";
 import { spawnDeno, spawnLine } from "./_spawn.ts";
+
+/** Blocks per round (each mode runs N / BLOCKS calls in a row). */
+const BLOCKS = 10;
+for (const arg of Deno.args) {
+  if (arg.startsWith("--") && arg !== "--sender" && !arg.startsWith("--pin=")) {
+    throw new TypeError(
+      `Unknown flag "${arg}": --sender and --pin=same|split are known`,
+    );
+  }
+}
+const numbers = Deno.args.filter((arg) => !arg.startsWith("--"));
+const ROUNDS = Number(numbers[0] ?? 7);
+const N = Number(numbers[1] ?? 1_000);
+if (
+  numbers.length > 2 || !Number.isInteger(ROUNDS) || ROUNDS < 1 ||
+  !Number.isInteger(N) || N < BLOCKS || N % BLOCKS !== 0
+) {
+  throw new TypeError(
+    `Usage: bench/ratios.ts [rounds] [calls per mode, a multiple of ${BLOCKS}] [--sender] [--pin=same|split]; received ${
+      Deno.args.join(" ")
+    }`,
+  );
+}
 
 /** `--sender`: the sender's rows only (no connection() or outbox rows). */
 const SENDER_ONLY = Deno.args.includes("--sender");
@@ -68,12 +91,7 @@ if (PIN !== undefined) {
   });
   if (!pinned.success) throw new Error("taskset could not pin the bench");
 }
-const numbers = Deno.args.filter((arg) => !arg.startsWith("--"));
-const ROUNDS = Number(numbers[0] ?? 7);
-const N = Number(numbers[1] ?? 1_000);
 const WARMUP = 200;
-/** Blocks per round (each mode runs N / BLOCKS calls in a row). */
-const BLOCKS = 10;
 
 const TARGET = `
 const hits = {};
