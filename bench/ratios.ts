@@ -29,7 +29,6 @@
 // schemas; PostgreSQL only with TRIGGER_TEST_DATABASE_URL set).
 // Every trigger must reach the target (checked at the end).
 //
-//
 // Where the two processes run moves the round trip by 10× on this VM (38–52
 // µs on one CPU, 340–370 µs across two whose idle CPU must be woken), and
 // with it every ratio: `--pin=same` runs the sender and the target on CPU 0,
@@ -613,8 +612,9 @@ const RATIOS: Ratio[] = [
     met: (v) => v <= 1.1,
   },
   {
-    // The same two, as a difference: what the library adds to a round
-    // trip, in µs (a ratio's meaning moves with the round trip's length).
+    // The same two, as a difference in µs: what the library adds to a
+    // round trip (on one CPU its own work; across two it also moves with
+    // the other CPU's wake-up, see docs/performance.md, sixth pass).
     name: '(diagnostic) "accepted" − round-trip floor, µs',
     goal: "—",
     of: (p) => p.accepted - p["round-trip floor"],
