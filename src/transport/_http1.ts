@@ -192,17 +192,18 @@ function keptHead(
 const MAX_TAIL = 64;
 
 /**
- * The whole request with a body given as `text`, encoded (UTF-8) straight
- * into `buffer(size)`, a buffer the caller owns (a connection's own, reused
- * request after request: no new typed array, which costs ~1.5 µs hot and
- * ~6 µs after the process idled); the request is a view of it. The same
- * bytes as {@linkcode requestBytes} with the text's UTF-8 bytes.
+ * The whole request with its body, given as `text` (encoded as UTF-8) or as
+ * bytes (copied), written straight into `buffer(size)`, a buffer the caller
+ * owns (a connection's own, reused request after request: no new typed
+ * array, which costs ~1.5 µs hot and ~6 µs after the process idled); the
+ * request is a view of it. The same bytes as {@linkcode requestBytes} with
+ * the body's bytes.
  */
-export function textRequestBytes(
+export function requestInto(
   site: Site,
   method: string,
   headers: ReadonlyArray<readonly [string, string]>,
-  text: string,
+  body: string | Uint8Array,
   keepAlive: boolean,
   buffer: (size: number) => Uint8Array,
 ): Uint8Array {
@@ -212,8 +213,16 @@ export function textRequestBytes(
   // written to end right where the body starts. Each UTF-16 unit takes
   // at most 3 bytes of UTF-8.
   const at = start.length + MAX_TAIL;
-  const bytes = buffer(at + 3 * text.length);
-  const { written } = encoder.encodeInto(text, bytes.subarray(at));
+  let written: number;
+  let bytes: Uint8Array;
+  if (typeof body === "string") {
+    bytes = buffer(at + 3 * body.length);
+    written = encoder.encodeInto(body, bytes.subarray(at)).written;
+  } else {
+    bytes = buffer(at + body.length);
+    bytes.set(body, at);
+    written = body.length;
+  }
   const tail = framing(method, written, keepAlive);
   const from = at - tail.length - start.length;
   if (typeof start === "string") writeLatin1(start, bytes, from);
@@ -275,6 +284,13 @@ const HEAD_ROOM = 512;
 /** Bodies from {@linkcode utf8}, with HEAD_ROOM free bytes before them. */
 const roomy = new WeakSet<Uint8Array>();
 const encoder = new TextEncoder();
+
+/** Whether `body` came from {@linkcode utf8} with room for a head before
+ * it: {@linkcode requestBytes} then writes the head there, copying
+ * nothing. */
+export function hasHeadRoom(body: Uint8Array): boolean {
+  return roomy.has(body);
+}
 
 /**
  * UTF-8 bytes of `text`. Encoded with `encodeInto` (`TextEncoder.encode`

@@ -2,7 +2,13 @@
 // (Deno.connect / connectTls, node:net / node:tls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
 import { networkCode } from "./_classify.ts";
-import { requestBytes, type Site, siteOf, textRequestBytes } from "./_http1.ts";
+import {
+  hasHeadRoom,
+  requestBytes,
+  requestInto,
+  type Site,
+  siteOf,
+} from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import { statusAfterWriteError } from "./_early_status.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
@@ -201,19 +207,23 @@ export async function sendOverSocket(
   let rest: Uint8Array | null = null;
   const conn = lease?.conn;
   if (
-    text !== undefined && conn?.scratch !== undefined &&
-    3 * text.length <= COALESCE_LIMIT
+    conn?.scratch !== undefined &&
+    (text !== undefined
+      ? 3 * text.length <= COALESCE_LIMIT
+      : body !== null && body.length <= COALESCE_LIMIT && !hasHeadRoom(body))
   ) {
-    // Into the reused connection's own buffer: no typed array per request.
-    data = textRequestBytes(
+    // Into the reused connection's own buffer: no typed array per request
+    // (a body with room for the head before it needs none either).
+    data = requestInto(
       site,
       req.method,
       req.headers,
-      text,
+      text ?? body!,
       reuse,
       (size) => conn.scratch!(size),
     );
   } else {
+    // Read only here: a body given as text is encoded when first read.
     const bytes = text !== undefined ? req.body as Uint8Array : body;
     // Bodies up to COALESCE_LIMIT go out in the same write as the head.
     const coalesce = bytes === null || bytes.length <= COALESCE_LIMIT;

@@ -3,6 +3,7 @@ import {
   latin1,
   requestBytes,
   requestHead,
+  requestInto,
   requestTarget,
   siteOf,
   utf8,
@@ -282,6 +283,55 @@ Deno.test("requestBytes: a head too long for a body's room goes into a buffer of
     requestHead("POST", new URL("http://127.0.0.1:8080/"), headers, 3, true) +
       "a=1",
   );
+});
+
+Deno.test("requestInto: the bytes requestBytes() gives, a text body encoded and a byte body copied into the caller's buffer, reused request after request", () => {
+  const url = new URL("http://127.0.0.1:8080/a?b");
+  const site = siteOf(url);
+  const ua: [string, string] = ["User-Agent", "t"];
+  let buffer = new Uint8Array(0);
+  const sizes: number[] = [];
+  const into = (size: number) => {
+    sizes.push(size);
+    if (buffer.length < size) buffer = new Uint8Array(size);
+    return buffer;
+  };
+  const bodies: Array<string | Uint8Array> = [
+    "id=7&text=" + "x".repeat(1_000),
+    "é😀 not ASCII",
+    "",
+    new Uint8Array([0, 1, 2, 255, 13, 10]),
+    new Uint8Array(0),
+    new TextEncoder().encode("y".repeat(3_000)),
+    "short",
+  ];
+  for (const frozen of [true, false]) {
+    for (const method of ["POST", "PUT", "PATCH"]) {
+      for (const keep of [true, false]) {
+        for (const body of bodies) {
+          const headers = frozen ? Object.freeze([ua]) : [ua];
+          const bytes = typeof body === "string"
+            ? new TextEncoder().encode(body)
+            : body;
+          const copy = bytes.slice();
+          const expected = requestBytes(
+            site,
+            method,
+            headers,
+            bytes,
+            bytes.length,
+            keep,
+          ).slice();
+          const got = requestInto(site, method, headers, body, keep, into);
+          assert.equal(got.buffer, buffer.buffer, "a view of the given buffer");
+          assert.deepEqual(got, expected, `${method} ${keep} ${body.length}`);
+          assert.deepEqual(bytes, copy, "the body left as it was");
+        }
+      }
+    }
+  }
+  // Room for the longest head and the body's longest encoding, no more.
+  assert.ok(sizes.every((size) => size <= 64 + 200 + 3 * 3_000), `${sizes}`);
 });
 
 Deno.test("siteOf: the host to connect to, its port and the request line", () => {
