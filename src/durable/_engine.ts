@@ -404,10 +404,14 @@ async function lockDirectory(dir: string): Promise<Deno.FsFile> {
   }
   if (!locked) {
     file.close();
-    let holder = "";
+    let holder = "another process";
     try {
       const pid = (await Deno.readTextFile(path)).trim();
-      if (/^\d+$/.test(pid)) holder = ` (pid ${pid})`;
+      if (/^\d+$/.test(pid)) {
+        holder = Number(pid) === Deno.pid
+          ? "another outbox in this process"
+          : `another process (pid ${pid})`;
+      }
     } catch {
       // The pid is only for the message.
     }
@@ -415,7 +419,7 @@ async function lockDirectory(dir: string): Promise<Deno.FsFile> {
       "LOCKED",
       `${OPEN}the embedded database in ${
         JSON.stringify(dir)
-      } is in use by another process${holder}. PGlite allows one process per directory; give each process its own dir, or share PostgreSQL with connectionString`,
+      } is in use by ${holder}. PGlite allows one process per directory; give each process its own dir, or share PostgreSQL with connectionString`,
     );
   }
   try {
