@@ -9,7 +9,7 @@ import { untilAborted } from "./_conn.ts";
 
 const READ_CHUNK = 1024;
 /** The largest request buffer a connection keeps (larger ones are made
- * per request): up to 64 idle connections per origin keep one each. */
+ * per request): up to 128 idle connections per origin keep one each. */
 const SCRATCH_MAX = 16 * 1024;
 
 class DenoConn implements RawConn {

@@ -5,11 +5,13 @@
 import type { RawConn } from "./_conn.ts";
 import { holdTimer } from "../_bounded.ts";
 
-/** Idle connections kept per origin; more are closed. */
-export const MAX_IDLE_PER_ORIGIN = 64;
 /** Default cap on the connections open at once per origin (see
  * bench/queue_bench.ts and docs/delivery.md for how it was chosen). */
 export const DEFAULT_MAX_CONNECTIONS = 128;
+/** Idle connections kept per origin; more are closed. As many as the
+ * default cap: a burst that filled it finds them all again (a lower cap
+ * closed the rest after each burst and opened them anew for the next). */
+export const MAX_IDLE_PER_ORIGIN = DEFAULT_MAX_CONNECTIONS;
 /**
  * How long an idle connection may be reused when the server announces no
  * `Keep-Alive: timeout` and none was learned: below the shortest common

@@ -4,7 +4,11 @@
 // CONNECT failure, not a crash.
 import assert from "node:assert/strict";
 import { closeIdleConnections, trigger } from "../../mod.ts";
-import { connectionCounts } from "../../src/transport/_pool.ts";
+import {
+  connectionCounts,
+  DEFAULT_MAX_CONNECTIONS,
+  MAX_IDLE_PER_ORIGIN,
+} from "../../src/transport/_pool.ts";
 import { denoRecorder, netServer } from "../_servers.ts";
 import { within } from "../_wait.ts";
 
@@ -315,5 +319,41 @@ Deno.test("a trigger queued at its maxConnections is not given a fresh connectio
   } finally {
     await closeIdleConnections();
     await server.close();
+  }
+});
+
+Deno.test("a burst that fills the default cap finds its connections again: the next burst opens none; past the idle cap, the rest are closed", async () => {
+  const ports = new Set<number>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request, info) => {
+      await request.arrayBuffer();
+      ports.add(info.remoteAddr.port);
+      // Slow enough that a burst fills the cap before answers come back.
+      await sleep(20);
+      return new Response(null, { status: 202 });
+    },
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/burst`;
+  const burst = async (maxConnections?: number) => {
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => trigger(url, { maxConnections })),
+    );
+    assert.ok(results.every((result) => result.ok));
+    await within(Promise.all(results.map((r) => r.done)), "the burst", 20_000);
+  };
+  try {
+    await burst();
+    assert.equal(ports.size, DEFAULT_MAX_CONNECTIONS, "the cap filled");
+    assert.equal(connectionCounts().open, MAX_IDLE_PER_ORIGIN, "all kept");
+    for (let i = 0; i < 3; i++) await burst();
+    assert.equal(ports.size, DEFAULT_MAX_CONNECTIONS, "no new connection");
+    // A larger cap opens more; only MAX_IDLE_PER_ORIGIN of them are kept.
+    await burst(200);
+    assert.ok(ports.size > MAX_IDLE_PER_ORIGIN, `${ports.size} connections`);
+    assert.equal(connectionCounts().open, MAX_IDLE_PER_ORIGIN);
+  } finally {
+    await closeIdleConnections();
+    await server.shutdown();
   }
 });
