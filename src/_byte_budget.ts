@@ -16,7 +16,14 @@ export class ByteBudget {
    *   `max`: one item larger than the whole bound is then taken when nothing
    *   else is held (the outbox's rule), instead of never.
    */
-  constructor(readonly max: number, readonly lone = false) {}
+  /** The most bytes held at once. */
+  readonly max: number;
+  /** Whether a lone holder may go past `max`. */
+  readonly lone: boolean;
+  constructor(max: number, lone = false) {
+    this.max = max;
+    this.lone = lone;
+  }
 
   /** Bytes free now (0 while a lone holder is past `max`). */
   get left(): number {

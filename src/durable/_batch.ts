@@ -6,7 +6,10 @@ import type { ByteBudget } from "../_byte_budget.ts";
 /** A write's result for one item that failed on its own (the others in
  * its batch succeeded). */
 export class Rejected {
-  constructor(readonly error: unknown) {}
+  readonly error: unknown;
+  constructor(error: unknown) {
+    this.error = error;
+  }
 }
 
 interface Entry<T, R> {

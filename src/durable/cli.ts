@@ -375,10 +375,12 @@ function safe(value: unknown): string {
 }
 
 class Output {
-  constructor(
-    readonly print: (line: string) => void,
-    readonly json: boolean,
-  ) {}
+  readonly print: (line: string) => void;
+  readonly json: boolean;
+  constructor(print: (line: string) => void, json: boolean) {
+    this.print = print;
+    this.json = json;
+  }
 
   result(value: unknown, text: string): void {
     this.print(this.json ? JSON.stringify(value) : text);

@@ -268,14 +268,29 @@ export async function sendOverSocket(
 
 /** One request's life on a connection: write, read, then keep or close. */
 class Exchange {
+  // Fields assigned by hand, not parameter properties: Node's type stripping
+  // (its default since 22.18) refuses those.
+  readonly req: PreparedRequest;
+  readonly signal: AbortSignal;
+  readonly events: SendEvents;
+  readonly site: Site;
+  readonly key: string | undefined;
+  readonly reuse: boolean;
   constructor(
-    readonly req: PreparedRequest,
-    readonly signal: AbortSignal,
-    readonly events: SendEvents,
-    readonly site: Site,
-    readonly key: string | undefined,
-    readonly reuse: boolean,
-  ) {}
+    req: PreparedRequest,
+    signal: AbortSignal,
+    events: SendEvents,
+    site: Site,
+    key: string | undefined,
+    reuse: boolean,
+  ) {
+    this.req = req;
+    this.signal = signal;
+    this.events = events;
+    this.site = site;
+    this.key = key;
+    this.reuse = reuse;
+  }
 
   async run(
     lease: Lease | undefined,

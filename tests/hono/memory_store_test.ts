@@ -138,7 +138,10 @@ class ReferenceStore {
     { done: boolean; expires: number; token?: string }
   >();
   #nextExpiry = Infinity;
-  constructor(readonly max: number) {}
+  readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
 
   get size(): number {
     return this.#entries.size;

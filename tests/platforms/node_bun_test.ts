@@ -134,7 +134,15 @@ async function runTriggerEntry(
   const capped = cappedServer();
   const early = earlyAnswerServer({ closeAfter: 200 });
   try {
-    const code = await bundle("./_node/trigger_entry.ts");
+    // Node 22 runs our TypeScript as it is (its type stripping, the default
+    // since 22.18: no parameter properties, enums or namespaces; deno.json's
+    // erasableSyntaxOnly keeps it so); Node 20 and Bun run the bundle.
+    const source = runtime === "node22"
+      ? new URL("../_node/trigger_entry.ts", import.meta.url).pathname
+      : undefined;
+    const code = source === undefined
+      ? await bundle("./_node/trigger_entry.ts")
+      : "";
     const targets = {
       capture: capture.origin,
       recorder: recorder.origin,
@@ -156,10 +164,12 @@ async function runTriggerEntry(
       : runtime === "node22"
       ? await node22Binary()
       : "node";
-    const out = await withTempFile(
-      code,
-      (path) => run(binary, [path, JSON.stringify(targets)], 60_000),
-    );
+    const out = source !== undefined
+      ? await run(binary, [source, JSON.stringify(targets)], 60_000)
+      : await withTempFile(
+        code,
+        (path) => run(binary, [path, JSON.stringify(targets)], 60_000),
+      );
     const exited = Date.now();
     const results: Results = {};
     for (const line of out.stdout.split("\n").filter(Boolean)) {
