@@ -10,16 +10,17 @@
 export class ByteBudget {
   #used = 0;
 
+  /** The most bytes held at once. */
+  readonly max: number;
+  /** Whether a lone holder may go past `max`. */
+  readonly lone: boolean;
+
   /**
    * @param max The most bytes held at once.
    * @param lone Whether a holder that holds everything taken may go past
    *   `max`: one item larger than the whole bound is then taken when nothing
    *   else is held (the outbox's rule), instead of never.
    */
-  /** The most bytes held at once. */
-  readonly max: number;
-  /** Whether a lone holder may go past `max`. */
-  readonly lone: boolean;
   constructor(max: number, lone = false) {
     this.max = max;
     this.lone = lone;

@@ -76,7 +76,7 @@ export async function openEngine(
     );
   };
 
-  let lock: Deno.FsFile | undefined;
+  let lock: { close(): void } | undefined;
   let pglite: { close(): Promise<void> } | undefined;
   let boss: PgBoss | undefined;
   try {
@@ -377,13 +377,19 @@ function storageError(message: string, cause: unknown): OutboxError {
   return new OutboxError(code, `${message}: ${text}`, { cause: error });
 }
 
+/** The lock files this process holds (real paths): a directory locked by
+ * another outbox here is told apart from one another process has (a pid in
+ * the file could be ours by chance, in another container). */
+const heldLocks = new Set<string>();
+
 /** Takes the embedded directory's lock file (an exclusive `flock`, which the
  * system drops when the process dies, even by `kill -9`). */
-async function lockDirectory(dir: string): Promise<Deno.FsFile> {
-  const path = `${dir}/outbox.lock`;
+async function lockDirectory(dir: string): Promise<{ close(): void }> {
+  let path: string;
   let file: Deno.FsFile;
   try {
     await Deno.mkdir(dir, { recursive: true });
+    path = `${await Deno.realPath(dir)}/outbox.lock`;
     file = await Deno.open(path, { read: true, write: true, create: true });
   } catch (cause) {
     throw storageError(
@@ -404,16 +410,15 @@ async function lockDirectory(dir: string): Promise<Deno.FsFile> {
   }
   if (!locked) {
     file.close();
-    let holder = "another process";
-    try {
-      const pid = (await Deno.readTextFile(path)).trim();
-      if (/^\d+$/.test(pid)) {
-        holder = Number(pid) === Deno.pid
-          ? "another outbox in this process"
-          : `another process (pid ${pid})`;
+    let holder = "another outbox in this process";
+    if (!heldLocks.has(path)) {
+      holder = "another process";
+      try {
+        const pid = (await Deno.readTextFile(path)).trim();
+        if (/^\d+$/.test(pid)) holder += ` (pid ${pid})`;
+      } catch {
+        // The pid is only for the message.
       }
-    } catch {
-      // The pid is only for the message.
     }
     throw new OutboxError(
       "LOCKED",
@@ -432,7 +437,16 @@ async function lockDirectory(dir: string): Promise<Deno.FsFile> {
       cause,
     );
   }
-  return file;
+  heldLocks.add(path);
+  let closed = false;
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      heldLocks.delete(path);
+      file.close();
+    },
+  };
 }
 
 /** host:port/database, without user or password; never the input itself

@@ -320,6 +320,28 @@ Deno.test("openOutbox() refuses an embedded directory another process has open",
   await engine.cleanup();
 });
 
+Deno.test("openOutbox() names another process as the holder even when its lock file shows this process's pid (two containers, each pid 1)", async () => {
+  const engine = await engines[0].fresh();
+  const child = new Dispatcher({ dir: engine.dir });
+  try {
+    assert.equal(await child.line(), "ready");
+    // What a holder in another pid namespace with our number would write.
+    await Deno.writeTextFile(`${engine.dir}/outbox.lock`, `${Deno.pid}\n`);
+    await assert.rejects(openOutbox({ dir: engine.dir }), (error) => {
+      assert.ok(error instanceof OutboxError);
+      assert.equal(error.code, "LOCKED");
+      assert.match(
+        error.message,
+        new RegExp(`is in use by another process \\(pid ${Deno.pid}\\)\\. `),
+      );
+      return true;
+    });
+  } finally {
+    await child.stop();
+    await engine.cleanup();
+  }
+});
+
 for (const engine of engines) {
   Deno.test({
     name:
