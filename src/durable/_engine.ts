@@ -427,17 +427,20 @@ async function lockDirectory(dir: string): Promise<{ close(): void }> {
       } is in use by ${holder}. PGlite allows one process per directory; give each process its own dir, or share PostgreSQL with connectionString`,
     );
   }
+  // Held from the moment it is locked: another outbox here trying the same
+  // directory while the pid is written is told it is this process.
+  heldLocks.add(path);
   try {
     await file.truncate(0);
     await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
   } catch (cause) {
+    heldLocks.delete(path);
     file.close();
     throw storageError(
       `${OPEN}the directory ${JSON.stringify(dir)} cannot be written`,
       cause,
     );
   }
-  heldLocks.add(path);
   let closed = false;
   return {
     close() {
