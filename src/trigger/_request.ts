@@ -18,6 +18,7 @@ import { show } from "../_show.ts";
 import { checkMs, checkOptions, checkSignal } from "../_options.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
+import { snapshot } from "./_snapshot.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
 import {
   checkMessage,
@@ -144,10 +145,24 @@ export function checkHeaderValue(
       }`,
     );
   }
-  return value.replace(/^[\t ]+|[\t ]+$/g, "");
+  return trimmed(value);
 }
 
+/** `value` without surrounding spaces and tabs (mostly none: no regex). */
+function trimmed(value: string): string {
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  return first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09
+    ? value.replace(/^[\t ]+|[\t ]+$/g, "")
+    : value;
+}
+
+/** Header names seen valid (a loop gives the same few): checked once. */
+const VALID_NAMES = new Set<string>();
+const VALID_NAMES_MAX = 256;
+
 function checkHeaderName(name: unknown): string {
+  if (typeof name === "string" && VALID_NAMES.has(name)) return name;
   if (typeof name !== "string" || !TOKEN.test(name)) {
     fail(`header name must be an HTTP token, received ${show(name)}`);
   }
@@ -156,6 +171,7 @@ function checkHeaderName(name: unknown): string {
       `header "${name}" is set by trigger() itself and cannot be given`,
     );
   }
+  if (VALID_NAMES.size < VALID_NAMES_MAX) VALID_NAMES.add(name);
   return name;
 }
 
@@ -180,13 +196,13 @@ function prepareHeaders(
       fail(`each header must be a [name, value] pair, received ${show(entry)}`);
     }
     const name = checkHeaderName(entry[0]);
+    const value = entry[1];
     headers.push([
       name,
-      checkHeaderValue(
-        `header "${name}"`,
-        entry[1],
-        isSecretHeader(name),
-      ),
+      // The message (and whether it may show the value) only for a bad one.
+      typeof value === "string" && !BAD_VALUE_CHAR.test(value)
+        ? trimmed(value)
+        : checkHeaderValue(`header "${name}"`, value, isSecretHeader(name)),
     ]);
   }
   return headers;
@@ -196,7 +212,10 @@ function findHeader(
   headers: ReadonlyArray<readonly [string, string]>,
   name: string,
 ): number {
-  return headers.findIndex(([key]) => key.toLowerCase() === name);
+  for (let i = 0; i < headers.length; i++) {
+    if (headers[i][0].toLowerCase() === name) return i;
+  }
+  return -1;
 }
 
 function cookieHeader(cookies: unknown): string {
@@ -378,21 +397,35 @@ function streamRequest(stream: ReadableStream): Request {
   }
 }
 
+/** The bytes of a byte body, copied now: a change to the caller's array
+ * after the call is not sent. */
+function bytesOf(
+  body: Uint8Array | ArrayBuffer | ArrayBufferView,
+): Uint8Array<ArrayBuffer> {
+  try {
+    return snapshot(
+      body instanceof Uint8Array
+        ? body
+        : body instanceof ArrayBuffer
+        ? new Uint8Array(body)
+        : new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+    );
+  } catch (cause) {
+    // A detached (transferred) buffer: its bytes are gone.
+    throw new TypeError(
+      `${PREFIX}body's ArrayBuffer is detached (transferred) and cannot be read`,
+      { cause },
+    );
+  }
+}
+
 function rawBody(body: TriggerBody): Body {
   if (typeof body === "string") {
     return { text: body, type: "text/plain;charset=UTF-8" };
   }
-  if (body instanceof Uint8Array) return { bytes: body.slice(), type: null };
-  if (body instanceof ArrayBuffer) {
-    return { bytes: new Uint8Array(body.slice(0)), type: null };
-  }
-  if (ArrayBuffer.isView(body)) {
-    const view = body as ArrayBufferView;
-    return {
-      bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
-        .slice(),
-      type: null,
-    };
+  if (body instanceof Uint8Array) return { bytes: bytesOf(body), type: null };
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
+    return { bytes: bytesOf(body), type: null };
   }
   if (body instanceof URLSearchParams) {
     return {
