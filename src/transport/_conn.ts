@@ -33,6 +33,28 @@ export interface RawConn {
   ref?(): void;
 }
 
+/** The largest request buffer a connection keeps (larger ones are made
+ * per request): up to 128 idle connections per origin keep one each. */
+const KEPT_MAX = 16 * 1024;
+
+/**
+ * A connection's own buffer for its requests' bytes ({@linkcode
+ * RawConn.scratch}): a new typed array per request costs ~1 µs in a tight
+ * loop and 5–6 µs in a trigger loop with its waits (docs/performance.md).
+ */
+export class KeptBuffer {
+  #bytes?: Uint8Array;
+  /** At least `size` bytes: the kept buffer (grown when needed), or a new
+   * one above 16 KiB. */
+  get(size: number): Uint8Array {
+    if (size > KEPT_MAX) return new Uint8Array(size);
+    if (this.#bytes === undefined || this.#bytes.length < size) {
+      this.#bytes = new Uint8Array(Math.max(size, 2048));
+    }
+    return this.#bytes;
+  }
+}
+
 /** The stage a connection attempt failed in, for error codes. */
 export type ConnectStage = "connect" | "tls";
 

@@ -5,17 +5,14 @@ import type {
   ConnectTarget,
   RawConn,
 } from "./_conn.ts";
-import { untilAborted } from "./_conn.ts";
+import { KeptBuffer, untilAborted } from "./_conn.ts";
 
 const READ_CHUNK = 1024;
-/** The largest request buffer a connection keeps (larger ones are made
- * per request): up to 128 idle connections per origin keep one each. */
-const SCRATCH_MAX = 16 * 1024;
 
 class DenoConn implements RawConn {
   #conn: Deno.Conn;
   #buffer?: Uint8Array;
-  #scratch?: Uint8Array;
+  #kept = new KeptBuffer();
   #closed = false;
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -52,11 +49,7 @@ class DenoConn implements RawConn {
     }
   }
   scratch(size: number): Uint8Array {
-    if (size > SCRATCH_MAX) return new Uint8Array(size);
-    if (this.#scratch === undefined || this.#scratch.length < size) {
-      this.#scratch = new Uint8Array(Math.max(size, 2048));
-    }
-    return this.#scratch;
+    return this.#kept.get(size);
   }
   unref(): void {
     this.#conn.unref();

@@ -16,6 +16,7 @@ import {
   type Connector,
   type ConnectStage,
   type ConnectTarget,
+  KeptBuffer,
   type RawConn,
 } from "./_conn.ts";
 
@@ -158,6 +159,7 @@ class NodeConn implements RawConn {
     reject(error: unknown): void;
   };
   #closed = false;
+  #kept = new KeptBuffer();
 
   constructor(socket: Socket) {
     this.#socket = socket;
@@ -209,6 +211,13 @@ class NodeConn implements RawConn {
         else resolve();
       });
     });
+  }
+
+  // Safe to reuse: write() resolves once Node has handed the bytes to the
+  // kernel (its callback), and the next request on this connection is
+  // built only after this one's exchange is over.
+  scratch(size: number): Uint8Array {
+    return this.#kept.get(size);
   }
 
   read(): Promise<Uint8Array | null> {
