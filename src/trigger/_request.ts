@@ -453,24 +453,26 @@ function rawBody(body: TriggerBody): Body {
 }
 
 function prepareBody(options: TriggerOptions): Body | null {
-  const given = (["form", "json", "body"] as const).filter((key) =>
-    options[key] !== undefined
-  );
-  if (given.length > 1) {
+  // Each option read once; no array made unless more than one is given.
+  const { form, json, body } = options;
+  if (
+    (form !== undefined ? 1 : 0) + (json !== undefined ? 1 : 0) +
+        (body !== undefined ? 1 : 0) > 1
+  ) {
+    const given = [["form", form], ["json", json], ["body", body]]
+      .filter(([, value]) => value !== undefined).map(([key]) => key);
     fail(`give one body option, received ${given.join(" and ")}`);
   }
-  if (options.form !== undefined) {
+  if (form !== undefined) {
     return {
-      text: formBody(options.form),
+      text: formBody(form),
       type: "application/x-www-form-urlencoded;charset=UTF-8",
     };
   }
-  if (options.json !== undefined) {
-    return { text: jsonBody(options.json), type: "application/json" };
+  if (json !== undefined) {
+    return { text: jsonBody(json), type: "application/json" };
   }
-  if (options.body !== undefined && options.body !== null) {
-    return rawBody(options.body);
-  }
+  if (body !== undefined && body !== null) return rawBody(body);
   return null;
 }
 

@@ -85,6 +85,9 @@ export interface TriggerOptions {
    * @default {undefined} (no body) */
   json?: unknown;
   /** A raw body; its `Content-Type` is the one `fetch` would give it.
+   * Bytes (a `Uint8Array` or an `ArrayBuffer`) are copied at the
+   * call, as `fetch` copies them: changing the array afterwards changes
+   * nothing sent. A detached buffer is a TypeError.
    * @default {undefined} (no body) */
   body?: TriggerBody;
   /** Cookies sent as one `Cookie` header; values are percent-encoded.
