@@ -210,7 +210,11 @@ export async function sendOverSocket(
     conn?.scratch !== undefined &&
     (text !== undefined
       ? 3 * text.length <= COALESCE_LIMIT
-      : body !== null && body.length <= COALESCE_LIMIT && !hasHeadRoom(body))
+      : body !== null
+      ? body.length <= COALESCE_LIMIT && !hasHeadRoom(body)
+      // No body: a shared (frozen) header list's head is kept encoded and
+      // goes out as it is; one of the caller's own is written here.
+      : !Object.isFrozen(req.headers))
   ) {
     // Into the reused connection's own buffer: no typed array per request
     // (a body with room for the head before it needs none either).
@@ -218,7 +222,7 @@ export async function sendOverSocket(
       site,
       req.method,
       req.headers,
-      text ?? body!,
+      text ?? body,
       reuse,
       (size) => conn.scratch!(size),
     );

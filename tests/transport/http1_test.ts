@@ -285,7 +285,7 @@ Deno.test("requestBytes: a head too long for a body's room goes into a buffer of
   );
 });
 
-Deno.test("requestInto: the bytes requestBytes() gives, a text body encoded and a byte body copied into the caller's buffer, reused request after request", () => {
+Deno.test("requestInto: the bytes requestBytes() gives, a text body encoded, a byte body copied or none, into the caller's buffer, reused request after request", () => {
   const url = new URL("http://127.0.0.1:8080/a?b");
   const site = siteOf(url);
   const ua: [string, string] = ["User-Agent", "t"];
@@ -334,6 +334,21 @@ Deno.test("requestInto: the bytes requestBytes() gives, a text body encoded and 
           );
           assert.deepEqual(got, expected, `${method} ${keep} ${body.length}`);
           assert.deepEqual(bytes, copy, "the body left as it was");
+        }
+        // No body: the framing requestBytes() gives a request without one
+        // (Content-Length: 0 for POST and PUT only), and room for no more.
+        for (const other of [method, "GET", "DELETE", "HEAD"]) {
+          const headers = frozen ? Object.freeze([ua]) : [ua];
+          const expected = requestBytes(site, other, headers, null, null, keep)
+            .slice();
+          const got = requestInto(site, other, headers, null, keep, into);
+          assert.equal(got.buffer, buffer.buffer, "a view of the given buffer");
+          // The head up to the framing headers (after the last given one),
+          // then room for the longest framing tail.
+          const text = new TextDecoder("latin1").decode(expected);
+          const start = text.indexOf("User-Agent: t\r\n") + 15;
+          assert.equal(sizes.at(-1), start + 64);
+          assert.deepEqual(got, expected, `${other} ${keep} no body`);
         }
       }
     }
