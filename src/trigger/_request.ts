@@ -156,7 +156,8 @@ function trimmed(value: string): string {
     : value;
 }
 
-/** Header names seen valid (a loop gives the same few): checked once. */
+/** Header names seen valid (a loop gives the same few): checked once.
+ * Bounded: 256 names of up to 64 chars. */
 const VALID_NAMES = new Set<string>();
 const VALID_NAMES_MAX = 256;
 
@@ -170,7 +171,9 @@ function checkHeaderName(name: unknown): string {
       `header "${name}" is set by trigger() itself and cannot be given`,
     );
   }
-  if (VALID_NAMES.size < VALID_NAMES_MAX) VALID_NAMES.add(name);
+  if (VALID_NAMES.size < VALID_NAMES_MAX && name.length <= 64) {
+    VALID_NAMES.add(name);
+  }
   return name;
 }
 
@@ -413,9 +416,9 @@ function bytesOf(
       ? new Uint8Array(body.slice(0))
       : new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
   } catch (cause) {
-    // A detached (transferred) buffer: its bytes are gone.
+    // A detached (transferred) buffer, or a view out of its resized one.
     throw new TypeError(
-      `${PREFIX}body's ArrayBuffer is detached (transferred) and cannot be read`,
+      `${PREFIX}body's ArrayBuffer is detached (transferred) or shrunk below the view, and cannot be read`,
       { cause },
     );
   }
