@@ -1,6 +1,6 @@
 // openOutbox() and the Outbox it returns: checks input, opens the engine,
 // creates the queues, and wires storing, delivering and administration.
-import { prepare, type PreparedRequest } from "../trigger/_request.ts";
+import { ownBody, prepare, type PreparedRequest } from "../trigger/_request.ts";
 import { show } from "../_show.ts";
 import { checkOptions } from "../_options.ts";
 import { dropRejection } from "../_callback.ts";
@@ -280,6 +280,8 @@ class PgOutbox implements Outbox {
         }
       }
       req = prepare(url, { ...init, wait: "accepted" });
+      // Stored after a wait: the caller's bytes are copied now.
+      ownBody(req);
       ({ retry, id, jobId } = this.#admit(req, init, delay, givenRetry));
     } catch (error) {
       // Refused at the call: a stream body is let go, taken or not.

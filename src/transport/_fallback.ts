@@ -1,6 +1,6 @@
 // `auto` before node:net has loaded (the first triggers on a Node without
 // process.getBuiltinModule): the socket when it loads, else fetch.
-import type { PreparedRequest } from "../trigger/_request.ts";
+import { ownBody, type PreparedRequest } from "../trigger/_request.ts";
 import { rawSocketsLoad } from "./_runtime.ts";
 import { type SendEvents, sendOverSocket } from "./_socket.ts";
 import { sendOverFetch } from "./_fetch.ts";
@@ -15,6 +15,7 @@ export async function sendOverSocketOrFetch(
   signal: AbortSignal,
   events: SendEvents,
 ): Promise<number | undefined> {
+  ownBody(req); // sent after a wait: the caller's bytes are copied now
   if (await rawSocketsLoad()) return sendOverSocket(req, signal, events);
   req.transport = "fetch";
   return sendOverFetch(req, signal, events);

@@ -2,7 +2,7 @@
 // on request; it calls the caller's `fetch` when one is given. The platform
 // serialises the request; the status is read from the response head and the
 // body is never downloaded.
-import type { PreparedRequest } from "../trigger/_request.ts";
+import { ownBody, type PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
 import { createCaClient } from "./_runtime.ts";
@@ -21,6 +21,9 @@ export async function sendOverFetch(
   signal: AbortSignal,
   events: SendEvents,
 ): Promise<number> {
+  // Handed to a fetch after a wait (maybe the caller's own, which may keep
+  // or transfer it): the caller's bytes are copied now.
+  ownBody(req);
   const ca = req.caCerts ? createCaClient(req.caCerts) : undefined;
   // A caller's fetch may ignore init.signal: the abort (timeout) is raced
   // against it, as bodyBytes() does for a body kept as a Request.

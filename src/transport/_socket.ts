@@ -11,7 +11,7 @@ import {
 } from "./_http1.ts";
 import { ResponseProtocolError, ResponseReader } from "./_response.ts";
 import { statusAfterWriteError } from "./_early_status.ts";
-import type { PreparedRequest } from "../trigger/_request.ts";
+import { ownBody, type PreparedRequest } from "../trigger/_request.ts";
 import { abortFailure, bodyBytes, failure } from "../trigger/_fail.ts";
 import { TriggerError } from "../trigger/errors.ts";
 import {
@@ -181,6 +181,11 @@ export async function sendOverSocket(
   if (key !== undefined) {
     lease = tryAcquire(key, req.maxConnections, reuse, now);
     if (lease === undefined) {
+      // Built after the wait: the caller's bytes are copied now.
+      if (req.borrowed) {
+        ownBody(req);
+        body = req.body as Uint8Array;
+      }
       events.onQueue?.(true);
       try {
         lease = await waitTurn(key, {
@@ -227,6 +232,12 @@ export async function sendOverSocket(
       (size) => conn.scratch!(size),
     );
   } else {
+    // A body too large for one write is written after a wait: the caller's
+    // bytes are copied now.
+    if (req.borrowed && body!.length > COALESCE_LIMIT) {
+      ownBody(req);
+      body = req.body as Uint8Array;
+    }
     // Read only here: a body given as text is encoded when first read.
     const bytes = text !== undefined ? req.body as Uint8Array : body;
     // Bodies up to COALESCE_LIMIT go out in the same write as the head.
@@ -241,6 +252,9 @@ export async function sendOverSocket(
     );
     if (!coalesce) rest = bytes;
   }
+  // The caller's bytes, if still borrowed, are in `data` now (its copy):
+  // nothing here reads `req.body` again.
+  req.borrowed = undefined;
 
   const exchange = new Exchange(req, signal, events, site, key, reuse);
   while (true) {

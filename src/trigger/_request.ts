@@ -39,8 +39,17 @@ export interface PreparedRequest {
    * replacing it, never in place. */
   headers: ReadonlyArray<readonly [string, string]>;
   /** The body: bytes, or a Request whose body is read when sending. A body
-   * given as text is encoded when this is first read. */
+   * given as text is encoded when this is first read. Bytes may still be
+   * the caller's own (`borrowed`). */
   body: Uint8Array<ArrayBuffer> | Request | null;
+  /** `body` is (a view of) the caller's own bytes, not a copy: read only
+   * synchronously, within the `trigger()` call. Whatever may wait before
+   * it reads the body calls {@linkcode ownBody} first; the socket
+   * transport that copied it into its request bytes at once clears this;
+   * `trigger()` takes the copy itself before it returns if neither did.
+   * (A copy is a new buffer: ~0.7 µs in a tight loop, 5–6 µs a trigger in
+   * a loop of triggers; docs/performance.md, eighth pass.) */
+  borrowed?: boolean;
   /** A body given as text (`form`, `json`, a string) that nothing has read
    * as bytes: the socket transport encodes it straight into the buffer its
    * connection keeps for requests (a new one costs ~1.5 µs hot, ~6 µs after
@@ -370,6 +379,8 @@ interface Body {
   /** Bytes, or a Request holding the body; none when given as `text` or
    * `stream`. */
   bytes?: Uint8Array<ArrayBuffer> | Request;
+  /** `bytes` are the caller's own (see `PreparedRequest.borrowed`). */
+  borrowed?: boolean;
   text?: string;
   /** The caller's stream, taken (locked) only once every check passed: a
    * request refused at the call leaves it unread and still the caller's. */
@@ -399,24 +410,20 @@ function streamRequest(stream: ReadableStream): Request {
   }
 }
 
-/** The bytes of a byte body, copied now into a buffer of their own: a
- * change to the caller's array after the call is not sent, and a fetch of
- * the caller's own may keep or transfer what it is given. (A new buffer
- * costs ~0.7 µs in a tight loop and 5–6 µs a trigger in a loop of
- * triggers; copies carved from a shared slab would keep the slab alive as
- * long as any trigger that holds one, and show its other bodies through
- * `.buffer`: docs/performance.md, eighth pass.) */
+/** A byte body as a view of the caller's bytes, checked readable (not
+ * detached, not out of a shrunk buffer): copied later (`ownBody`). */
 function bytesOf(
   body: Uint8Array | ArrayBuffer | ArrayBufferView,
 ): Uint8Array<ArrayBuffer> {
   try {
-    return body instanceof Uint8Array
-      ? body.slice() as Uint8Array<ArrayBuffer>
+    const view = body instanceof Uint8Array
+      ? body
       : body instanceof ArrayBuffer
-      ? new Uint8Array(body.slice(0))
-      : new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
+      ? new Uint8Array(body)
+      : new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    view.at(0); // throws for a detached or out-of-bounds view
+    return view as Uint8Array<ArrayBuffer>;
   } catch (cause) {
-    // A detached (transferred) buffer, or a view out of its resized one.
     throw new TypeError(
       `${PREFIX}body's ArrayBuffer is detached (transferred) or shrunk below the view, and cannot be read`,
       { cause },
@@ -424,13 +431,28 @@ function bytesOf(
   }
 }
 
+/**
+ * Replaces a body still borrowed from the caller (`req.borrowed`) with a
+ * copy in a buffer of its own: a change to the caller's array after the
+ * call is not sent, and a fetch of the caller's own may keep or transfer
+ * what it is given. Call it before anything that may wait before it reads
+ * the body; it must run within the `trigger()` call.
+ */
+export function ownBody(req: PreparedRequest): void {
+  if (!req.borrowed) return;
+  req.borrowed = undefined;
+  req.body = (req.body as Uint8Array<ArrayBuffer>).slice();
+}
+
 function rawBody(body: TriggerBody): Body {
   if (typeof body === "string") {
     return { text: body, type: "text/plain;charset=UTF-8" };
   }
-  if (body instanceof Uint8Array) return { bytes: bytesOf(body), type: null };
+  if (body instanceof Uint8Array) {
+    return { bytes: bytesOf(body), borrowed: true, type: null };
+  }
   if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
-    return { bytes: bytesOf(body), type: null };
+    return { bytes: bytesOf(body), borrowed: true, type: null };
   }
   if (body instanceof URLSearchParams) {
     return {
@@ -786,6 +808,7 @@ export function prepare(
     // A stream is taken last: nothing above can refuse the request now.
     body: body?.bytes ??
       (body?.stream === undefined ? null : streamRequest(body.stream)),
+    borrowed: body?.borrowed,
     wait,
     timeout,
     signal,

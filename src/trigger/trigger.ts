@@ -1,6 +1,6 @@
 import type { TriggerOptions, TriggerOutcome, TriggerResult } from "./types.ts";
 import { TriggerError } from "./errors.ts";
-import { PREFIX, prepare, type PreparedRequest } from "./_request.ts";
+import { ownBody, PREFIX, prepare, type PreparedRequest } from "./_request.ts";
 import { bodyBytes, failure } from "./_fail.ts";
 import { importKey, sign } from "../signature/_sign.ts";
 import { discoverWaitUntil } from "../transport/_runtime.ts";
@@ -132,6 +132,7 @@ async function signRequest(
   signal: AbortSignal,
 ): Promise<void> {
   const { key, id } = req.sign!;
+  ownBody(req); // signed and sent after waits: the caller's bytes copied now
   try {
     const body = await bodyBytes(req, signal);
     req.body = body;
@@ -297,6 +298,9 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     ended,
     (error: TriggerError) => finish({ ok: false, error }),
   );
+  // Bytes of the caller's that no transport copied into its request at
+  // once are copied before the call returns.
+  ownBody(req);
 
   try {
     // Inside the try: Vercel's context.get() runs here.

@@ -16,6 +16,7 @@ import {
   DEFAULT_RETRY,
 } from "../../src/durable/_validate.ts";
 import { countByState, type Sql } from "../../src/durable/_pgboss_sql.ts";
+import { denoRecorder } from "../_servers.ts";
 
 Deno.test("outbox.trigger() refuses strings PostgreSQL's JSON cannot store (NUL, unpaired surrogates) synchronously, naming the field", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
@@ -39,6 +40,26 @@ Deno.test("outbox.trigger() refuses strings PostgreSQL's JSON cannot store (NUL,
     assert.equal((await outbox.stats()).queued, 1);
   } finally {
     await outbox.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("outbox.trigger() stores the bytes its call was given: the caller's array changed at once after the call is not what is delivered", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const target = denoRecorder();
+  const outbox = await openOutbox({ dir });
+  try {
+    const array = new Uint8Array(64).fill(7);
+    const stored = outbox.trigger(`${target.origin}/bytes`, { body: array });
+    array.fill(0xee); // after the call, while the row is being stored
+    await stored;
+    outbox.start({ pollInterval: 100 });
+    const seen = await target.seen.take();
+    assert.equal(seen.url, "/bytes");
+    assert.deepEqual(seen.body, new Uint8Array(64).fill(7));
+  } finally {
+    await outbox.stop();
+    await target.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
