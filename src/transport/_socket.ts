@@ -211,46 +211,57 @@ export async function sendOverSocket(
   let data: Uint8Array;
   let rest: Uint8Array | null = null;
   const conn = lease?.conn;
-  if (
-    conn?.scratch !== undefined &&
-    (text !== undefined
-      ? 3 * text.length <= COALESCE_LIMIT
-      : body !== null
-      ? body.length <= COALESCE_LIMIT && !hasHeadRoom(body)
-      // No body: a shared (frozen) header list's head is kept encoded and
-      // goes out as it is; one of the caller's own is written here.
-      : !Object.isFrozen(req.headers))
-  ) {
-    // Into the reused connection's own buffer: no typed array per request
-    // (a body with room for the head before it needs none either).
-    data = requestInto(
-      site,
-      req.method,
-      req.headers,
-      text ?? body,
-      reuse,
-      (size) => conn.scratch!(size),
-    );
-  } else {
-    // A body too large for one write is written after a wait: the caller's
-    // bytes are copied now.
-    if (req.borrowed && body!.length > COALESCE_LIMIT) {
-      ownBody(req);
-      body = req.body as Uint8Array;
+  try {
+    if (
+      conn?.scratch !== undefined &&
+      (text !== undefined
+        ? 3 * text.length <= COALESCE_LIMIT
+        : body !== null
+        ? body.length <= COALESCE_LIMIT && !hasHeadRoom(body)
+        // No body: a shared (frozen) header list's head is kept encoded and
+        // goes out as it is; one of the caller's own is written here.
+        : !Object.isFrozen(req.headers))
+    ) {
+      // Into the reused connection's own buffer: no typed array per request
+      // (a body with room for the head before it needs none either).
+      data = requestInto(
+        site,
+        req.method,
+        req.headers,
+        text ?? body,
+        reuse,
+        (size) => conn.scratch!(size),
+      );
+    } else {
+      // A body too large for one write is written after a wait: the caller's
+      // bytes are copied now.
+      if (req.borrowed && body!.length > COALESCE_LIMIT) {
+        ownBody(req);
+        body = req.body as Uint8Array;
+      }
+      // Read only here: a body given as text is encoded when first read.
+      const bytes = text !== undefined ? req.body as Uint8Array : body;
+      // Bodies up to COALESCE_LIMIT go out in the same write as the head.
+      const coalesce = bytes === null || bytes.length <= COALESCE_LIMIT;
+      data = requestBytes(
+        site,
+        req.method,
+        req.headers,
+        coalesce ? bytes : false,
+        bytes?.length ?? null,
+        reuse,
+      );
+      if (!coalesce) rest = bytes;
     }
-    // Read only here: a body given as text is encoded when first read.
-    const bytes = text !== undefined ? req.body as Uint8Array : body;
-    // Bodies up to COALESCE_LIMIT go out in the same write as the head.
-    const coalesce = bytes === null || bytes.length <= COALESCE_LIMIT;
-    data = requestBytes(
-      site,
-      req.method,
-      req.headers,
-      coalesce ? bytes : false,
-      bytes?.length ?? null,
-      reuse,
+  } catch (error) {
+    if (!req.borrowed) throw error;
+    // The caller's own code, run during the call, detached its buffer.
+    throw failure(
+      "BODY",
+      "Request body could not be read: its ArrayBuffer was detached during the call",
+      req,
+      error,
     );
-    if (!coalesce) rest = bytes;
   }
   // The caller's bytes, if still borrowed, are in `data` now (its copy):
   // nothing here reads `req.body` again.

@@ -15,6 +15,7 @@ import {
   rawSocketsTrustCaCerts,
 } from "../transport/_runtime.ts";
 import { show } from "../_show.ts";
+import { failure } from "./_fail.ts";
 import { checkMs, checkOptions, checkSignal } from "../_options.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
@@ -410,19 +411,28 @@ function streamRequest(stream: ReadableStream): Request {
   }
 }
 
-/** A byte body as a view of the caller's bytes, checked readable (not
- * detached, not out of a shrunk buffer): copied later (`ownBody`). */
+const typedAt = Uint8Array.prototype.at;
+
+/**
+ * A byte body as a new plain `Uint8Array` view of the caller's bytes,
+ * checked readable (not detached, not out of a shrunk buffer): copied later
+ * ({@linkcode ownBody}). A view of its own: nothing the caller's object is
+ * (a `Buffer`, whose `slice()` copies nothing; an array the library marked,
+ * given back to it) or overrides is used.
+ */
 function bytesOf(
   body: Uint8Array | ArrayBuffer | ArrayBufferView,
 ): Uint8Array<ArrayBuffer> {
   try {
-    const view = body instanceof Uint8Array
-      ? body
-      : body instanceof ArrayBuffer
-      ? new Uint8Array(body)
-      : new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-    view.at(0); // throws for a detached or out-of-bounds view
-    return view as Uint8Array<ArrayBuffer>;
+    if (body instanceof ArrayBuffer) return new Uint8Array(body);
+    // Throws for a typed array detached or out of its shrunk buffer (whose
+    // length then reads 0); a DataView's getters throw below.
+    if (!(body instanceof DataView)) typedAt.call(body as Uint8Array, 0);
+    return new Uint8Array(
+      body.buffer as ArrayBuffer,
+      body.byteOffset,
+      body.byteLength,
+    );
   } catch (cause) {
     throw new TypeError(
       `${PREFIX}body's ArrayBuffer is detached (transferred) or shrunk below the view, and cannot be read`,
@@ -436,12 +446,25 @@ function bytesOf(
  * copy in a buffer of its own: a change to the caller's array after the
  * call is not sent, and a fetch of the caller's own may keep or transfer
  * what it is given. Call it before anything that may wait before it reads
- * the body; it must run within the `trigger()` call.
+ * the body; it runs within the `trigger()` call. Throws a BODY TriggerError
+ * when the bytes are gone (the caller's own code, run during the call,
+ * detached the buffer).
  */
 export function ownBody(req: PreparedRequest): void {
   if (!req.borrowed) return;
   req.borrowed = undefined;
-  req.body = (req.body as Uint8Array<ArrayBuffer>).slice();
+  try {
+    // The copy constructor: a new buffer of exactly these bytes.
+    req.body = new Uint8Array(req.body as Uint8Array<ArrayBuffer>);
+  } catch (cause) {
+    req.body = null;
+    throw failure(
+      "BODY",
+      "Request body could not be read: its ArrayBuffer was detached during the call",
+      req,
+      cause,
+    );
+  }
 }
 
 function rawBody(body: TriggerBody): Body {

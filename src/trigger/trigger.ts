@@ -132,8 +132,8 @@ async function signRequest(
   signal: AbortSignal,
 ): Promise<void> {
   const { key, id } = req.sign!;
-  ownBody(req); // signed and sent after waits: the caller's bytes copied now
   try {
+    ownBody(req); // signed and sent after waits: the caller's bytes copied now
     const body = await bodyBytes(req, signal);
     req.body = body;
     const timestamp = req.sign!.timestamp ?? Math.floor(Date.now() / 1000);
@@ -299,8 +299,13 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     (error: TriggerError) => finish({ ok: false, error }),
   );
   // Bytes of the caller's that no transport copied into its request at
-  // once are copied before the call returns.
-  ownBody(req);
+  // once are copied before the call returns. (Whatever needed them and
+  // could not copy them has failed with BODY already.)
+  try {
+    ownBody(req);
+  } catch {
+    // Told by the transport, if it needed them.
+  }
 
   try {
     // Inside the try: Vercel's context.get() runs here.

@@ -1,12 +1,16 @@
-// A byte body is copied at the call into a buffer of its own: what the
-// caller does with its array afterwards is never sent, on the paths the
-// bytes take here (a reused connection, a new one, a wait for a place, a
-// signature, a fetch of the caller's own), and a caller's fetch sees only
-// its trigger's bytes.
+// A byte body is the caller's until copied, within the call: into the
+// request's bytes by the socket transport, or into a buffer of its own by
+// whatever waits first. What the caller does with its array after the call
+// is never sent, on the paths the bytes take here (a reused connection, a
+// new one, a wait for a place, a signature, a fetch of the caller's own, a
+// Node Buffer, a text's bytes passed back in), and a caller's fetch sees
+// only its trigger's bytes.
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   closeIdleConnections,
   trigger,
+  type TriggerOptions,
   type TriggerResult,
 } from "../../mod.ts";
 import { denoRecorder } from "../_servers.ts";
@@ -157,6 +161,99 @@ Deno.test("byte bodies: a fetch of the caller's own is given the bytes of the ca
   }
 });
 
+Deno.test("byte bodies: a Node Buffer (whose slice() copies nothing) is copied too, on the paths that wait and for a caller's fetch", async () => {
+  const target = denoRecorder({ delay: 5 });
+  const seenByFetch: Uint8Array[] = [];
+  const fetch = async (_url: string, init: RequestInit) => {
+    const body = init.body as Uint8Array;
+    // All a caller's fetch can reach: its body's whole buffer.
+    seenByFetch.push(new Uint8Array(body.buffer.slice(0)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return new Response(null, { status: 202 });
+  };
+  try {
+    // Buffer.from() of a short string takes a slice of Node's shared pool:
+    // other data sits in the same ArrayBuffer.
+    const other = Buffer.from("SECRET-OF-ANOTHER");
+    const buffer = Buffer.from("hello-hello-hello");
+    const results = [
+      // Queued behind maxConnections: 1 (the first takes the place).
+      trigger(`${target.origin}/q1`, { body: buffer, maxConnections: 1 }),
+      trigger(`${target.origin}/q2`, { body: buffer, maxConnections: 1 }),
+      trigger(`${target.origin}/signed`, {
+        body: buffer,
+        sign: { secret: "whsec_" + btoa("a".repeat(32)) },
+      }),
+      trigger("https://app.example/hook", { body: buffer, fetch }),
+    ];
+    buffer.fill(0x41); // after the calls: never sent
+    other.fill(0x42);
+    for (const result of await Promise.all(results)) {
+      assert.equal(result.ok, true, result.error?.message);
+      await result.done;
+    }
+    const bodies = new Map<string, string>();
+    for (let i = 0; i < 3; i++) {
+      const seen = await target.seen.take();
+      bodies.set(seen.url, new TextDecoder().decode(seen.body));
+    }
+    for (const path of ["/q1", "/q2", "/signed"]) {
+      assert.equal(bodies.get(path), "hello-hello-hello", path);
+    }
+    assert.deepEqual(
+      seenByFetch.map((bytes) => new TextDecoder().decode(bytes)),
+      ["hello-hello-hello"],
+      "a buffer holding this trigger's bytes and nothing else",
+    );
+  } finally {
+    await closeIdleConnections();
+    await target.close();
+  }
+});
+
+Deno.test("byte bodies: a text body's bytes a caller's fetch passes on to trigger() are sent as they are, each time, never written into", async () => {
+  const target = denoRecorder();
+  try {
+    const relayed: Promise<unknown>[] = [];
+    const fetch = (_url: string, init: RequestInit) => {
+      const body = init.body as Uint8Array;
+      // Passed on twice at once, then changed: each relay sends the text.
+      for (const path of ["/a", "/b"]) {
+        relayed.push(
+          trigger(`${target.origin}${path}`, {
+            body,
+            method: "PUT",
+            wait: "accepted",
+          }),
+        );
+      }
+      body.fill(0x41);
+      return Promise.resolve(new Response(null, { status: 202 }));
+    };
+    const result = await trigger("https://app.example/hook", {
+      json: { text: "relayed" },
+      wait: "accepted",
+      fetch,
+    });
+    assert.equal(result.ok, true, result.error?.message);
+    for (const relay of await Promise.all(relayed)) {
+      const { ok, status } = relay as { ok: boolean; status?: number };
+      assert.equal(ok, true, `relay answered ${status}`);
+    }
+    const bodies = new Map<string, string>();
+    for (let i = 0; i < 2; i++) {
+      const seen = await target.seen.take();
+      assert.equal(seen.method, "PUT");
+      bodies.set(seen.url, new TextDecoder().decode(seen.body));
+    }
+    assert.equal(bodies.get("/a"), '{"text":"relayed"}');
+    assert.equal(bodies.get("/b"), '{"text":"relayed"}');
+  } finally {
+    await closeIdleConnections();
+    await target.close();
+  }
+});
+
 Deno.test("byte bodies: a detached buffer is refused at the call, naming the body", () => {
   const array = new Uint8Array(10);
   structuredClone(array.buffer, { transfer: [array.buffer] });
@@ -172,4 +269,51 @@ Deno.test("byte bodies: a detached buffer is refused at the call, naming the bod
     () => trigger("http://127.0.0.1:1/", { body: buffer }),
     /body's ArrayBuffer is detached/,
   );
+  // A typed array out of its shrunk buffer reads as empty: refused too, not
+  // sent as an empty body.
+  const resizable = new ArrayBuffer(32, { maxByteLength: 64 });
+  const wide = new Float64Array(resizable, 8, 2);
+  resizable.resize(8);
+  assert.throws(
+    () =>
+      trigger("http://127.0.0.1:1/", { body: wide as unknown as Uint8Array }),
+    /shrunk below the view/,
+  );
+});
+
+Deno.test("byte bodies: a buffer the caller's own code detaches during the call (a getter) fails the trigger with BODY, on each path", async () => {
+  const target = denoRecorder();
+  try {
+    // A reused connection first: the socket path copies at once.
+    await (await trigger(target.origin, { wait: "accepted" })).done;
+    await target.seen.take();
+    const paths: Array<[string, Partial<TriggerOptions>]> = [
+      ["socket", {}],
+      ["signed", { sign: { secret: "whsec_" + btoa("a".repeat(32)) } }],
+      ["a caller's fetch", {
+        fetch: () => Promise.resolve(new Response(null, { status: 202 })),
+      }],
+    ];
+    for (const [path, extra] of paths) {
+      const body = new Uint8Array(10);
+      const result = await trigger(target.origin, {
+        body,
+        wait: "accepted",
+        ...extra,
+        get headers() {
+          if (body.buffer.byteLength > 0) {
+            structuredClone(body.buffer, { transfer: [body.buffer] });
+          }
+          return { "x-a": "1" };
+        },
+      });
+      assert.equal(result.ok, false, path);
+      assert.equal(result.error?.code, "BODY", `${path}: ${result.error}`);
+      assert.match(result.error!.message, /detached during the call/);
+    }
+    assert.equal(target.seen.size, 0, "nothing sent");
+  } finally {
+    await closeIdleConnections();
+    await target.close();
+  }
 });
