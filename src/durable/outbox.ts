@@ -281,7 +281,17 @@ class PgOutbox implements Outbox {
       }
       req = prepare(url, { ...init, wait: "accepted" });
       // Stored after a wait: the caller's bytes are copied now.
-      ownBody(req);
+      try {
+        ownBody(req);
+      } catch (error) {
+        // Detached during the call (not seen: the options are copied, and
+        // their getters read, before the body is looked at): not stored.
+        throw new OutboxError(
+          "BODY",
+          `${TRIGGER}not stored: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
       ({ retry, id, jobId } = this.#admit(req, init, delay, givenRetry));
     } catch (error) {
       // Refused at the call: a stream body is let go, taken or not.

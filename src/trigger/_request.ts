@@ -412,26 +412,47 @@ function streamRequest(stream: ReadableStream): Request {
 }
 
 const typedAt = Uint8Array.prototype.at;
+/** The built-in getters: a subclass's or a Proxy's own are not used. */
+const typedArray = Object.getPrototypeOf(Uint8Array.prototype);
+const getter = (proto: object, name: string) =>
+  Object.getOwnPropertyDescriptor(proto, name)!.get!;
+const TYPED = {
+  buffer: getter(typedArray, "buffer"),
+  byteOffset: getter(typedArray, "byteOffset"),
+  byteLength: getter(typedArray, "byteLength"),
+};
+const VIEW = {
+  buffer: getter(DataView.prototype, "buffer"),
+  byteOffset: getter(DataView.prototype, "byteOffset"),
+  byteLength: getter(DataView.prototype, "byteLength"),
+};
+const bufferBytes = getter(ArrayBuffer.prototype, "byteLength");
 
 /**
- * A byte body as a new plain `Uint8Array` view of the caller's bytes,
- * checked readable (not detached, not out of a shrunk buffer): copied later
- * ({@linkcode ownBody}). A view of its own: nothing the caller's object is
- * (a `Buffer`, whose `slice()` copies nothing; an array the library marked,
- * given back to it) or overrides is used.
+ * A byte body as a new plain `Uint8Array` view of the caller's bytes, of a
+ * fixed length, checked readable (not detached, not out of a shrunk
+ * buffer): copied later ({@linkcode ownBody}). A view of its own: nothing
+ * the caller's object is (a `Buffer`, whose `slice()` copies nothing; an
+ * array the library marked, given back to it) or overrides (read through
+ * the built-in getters) is used.
  */
 function bytesOf(
   body: Uint8Array | ArrayBuffer | ArrayBufferView,
 ): Uint8Array<ArrayBuffer> {
   try {
-    if (body instanceof ArrayBuffer) return new Uint8Array(body);
+    // Of a fixed length, taken now: a resizable buffer shrunk later leaves
+    // the view out of bounds (refused when copied), never shorter.
+    if (body instanceof ArrayBuffer) {
+      return new Uint8Array(body, 0, bufferBytes.call(body));
+    }
     // Throws for a typed array detached or out of its shrunk buffer (whose
-    // length then reads 0); a DataView's getters throw below.
-    if (!(body instanceof DataView)) typedAt.call(body as Uint8Array, 0);
+    // length then reads 0); a DataView's getters throw on their own.
+    const view = body instanceof DataView ? VIEW : TYPED;
+    if (view === TYPED) typedAt.call(body as Uint8Array, 0);
     return new Uint8Array(
-      body.buffer as ArrayBuffer,
-      body.byteOffset,
-      body.byteLength,
+      view.buffer.call(body) as ArrayBuffer,
+      view.byteOffset.call(body),
+      view.byteLength.call(body),
     );
   } catch (cause) {
     throw new TypeError(

@@ -57,6 +57,25 @@ Deno.test("outbox.trigger() stores the bytes its call was given: the caller's ar
     const seen = await target.seen.take();
     assert.equal(seen.url, "/bytes");
     assert.deepEqual(seen.body, new Uint8Array(64).fill(7));
+
+    // Detached by the caller's own code during the call (a getter, read
+    // as outbox.trigger() copies its options, before the body is looked
+    // at): refused at the call like a detached body, nothing stored.
+    const body = new Uint8Array(8);
+    assert.throws(
+      () =>
+        outbox.trigger(`${target.origin}/detached`, {
+          body,
+          get headers() {
+            if (body.buffer.byteLength > 0) {
+              structuredClone(body.buffer, { transfer: [body.buffer] });
+            }
+            return { "x-a": "1" };
+          },
+        }),
+      { name: "TypeError", message: /body's ArrayBuffer is detached/ },
+    );
+    assert.equal((await outbox.stats()).queued, 0);
   } finally {
     await outbox.stop();
     await target.close();

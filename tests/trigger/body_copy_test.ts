@@ -317,3 +317,46 @@ Deno.test("byte bodies: a buffer the caller's own code detaches during the call 
     await target.close();
   }
 });
+
+Deno.test("byte bodies: a resizable ArrayBuffer shrunk during the call fails with BODY, never sent shorter; a subclass's own getters are not used", async () => {
+  const target = denoRecorder();
+  try {
+    await (await trigger(target.origin, { wait: "accepted" })).done;
+    await target.seen.take();
+    for (const path of ["socket", "a caller's fetch"]) {
+      const buffer = new ArrayBuffer(3, { maxByteLength: 8 });
+      new Uint8Array(buffer).set([1, 2, 3]);
+      const result = await trigger(target.origin, {
+        body: buffer,
+        wait: "accepted",
+        ...(path === "socket" ? {} : {
+          fetch: () => Promise.resolve(new Response(null, { status: 202 })),
+        }),
+        get headers() {
+          buffer.resize(0); // the caller's own code, during the call
+          return { "x-a": "1" };
+        },
+      });
+      assert.equal(result.ok, false, path);
+      assert.equal(result.error?.code, "BODY", `${path}: ${result.error}`);
+    }
+    assert.equal(target.seen.size, 0, "nothing sent");
+
+    // A view at offset 4 whose class says 0: its real bytes are sent.
+    class Lying extends Uint8Array {
+      override get byteOffset() {
+        return 0;
+      }
+    }
+    const lying = new Lying(new Uint8Array([9, 9, 9, 9, 1, 2]).buffer, 4, 2);
+    const told = await trigger(`${target.origin}/lying`, {
+      body: lying,
+      wait: "accepted",
+    });
+    assert.equal(told.ok, true, told.error?.message);
+    assert.deepEqual((await target.seen.take()).body, new Uint8Array([1, 2]));
+  } finally {
+    await closeIdleConnections();
+    await target.close();
+  }
+});
