@@ -141,6 +141,15 @@ function rawRequest(path: string, form: string | undefined, keep: boolean) {
   return bytes;
 }
 
+/** A connection to the target kept open (no Nagle delay), closed at the
+ * end. */
+async function keptConnection(): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname, port });
+  conn.setNoDelay(true);
+  kept.push(conn);
+  return conn;
+}
+
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) {
@@ -247,11 +256,7 @@ function runners(post: boolean): Record<Mode, Runner> {
   };
   return {
     async "accepted, call by call"(count) {
-      if (!pairedConn) {
-        pairedConn = await Deno.connect({ hostname, port });
-        (pairedConn as Deno.TcpConn).setNoDelay(true);
-        kept.push(pairedConn);
-      }
+      pairedConn ??= await keptConnection();
       const out: number[] = [];
       for (let i = 0; i < count; i++) {
         if (Math.random() < 0.5) {
@@ -282,11 +287,7 @@ function runners(post: boolean): Record<Mode, Runner> {
       return out;
     },
     async "write floor"(count) {
-      if (!writeConn) {
-        writeConn = await Deno.connect({ hostname, port });
-        (writeConn as Deno.TcpConn).setNoDelay(true);
-        kept.push(writeConn);
-      }
+      writeConn ??= await keptConnection();
       const out: number[] = [];
       for (let i = 0; i < count; i++) {
         const start = performance.now();
@@ -299,11 +300,7 @@ function runners(post: boolean): Record<Mode, Runner> {
     // Diagnostic: the same write 20 µs (busy, like trigger()'s own work
     // between an answer and the next write) after the previous answer.
     async "write floor, 20 µs later"(count) {
-      if (!gapConn) {
-        gapConn = await Deno.connect({ hostname, port });
-        (gapConn as Deno.TcpConn).setNoDelay(true);
-        kept.push(gapConn);
-      }
+      gapConn ??= await keptConnection();
       const out: number[] = [];
       for (let i = 0; i < count; i++) {
         const until = performance.now() + 0.02;
@@ -318,11 +315,7 @@ function runners(post: boolean): Record<Mode, Runner> {
       return out;
     },
     async "round-trip floor"(count) {
-      if (!roundConn) {
-        roundConn = await Deno.connect({ hostname, port });
-        (roundConn as Deno.TcpConn).setNoDelay(true);
-        kept.push(roundConn);
-      }
+      roundConn ??= await keptConnection();
       const out: number[] = [];
       for (let i = 0; i < count; i++) {
         const start = performance.now();
@@ -335,11 +328,7 @@ function runners(post: boolean): Record<Mode, Runner> {
     // Diagnostic: the round trip 20 µs (busy) after the previous answer, as
     // a trigger's caller writes its next request some µs after an answer.
     async "round-trip floor, 20 µs later"(count) {
-      if (!roundGapConn) {
-        roundGapConn = await Deno.connect({ hostname, port });
-        (roundGapConn as Deno.TcpConn).setNoDelay(true);
-        kept.push(roundGapConn);
-      }
+      roundGapConn ??= await keptConnection();
       const out: number[] = [];
       for (let i = 0; i < count; i++) {
         const until = performance.now() + 0.02;
@@ -434,9 +423,7 @@ async function keptConnections(count: number): Promise<KeptConns> {
   let outstanding = 0;
   let wake: (() => void) | undefined;
   for (let i = 0; i < count; i++) {
-    const conn = await Deno.connect({ hostname, port });
-    conn.setNoDelay(true);
-    kept.push(conn);
+    const conn = await keptConnection();
     free.push(conn);
     (async () => {
       const buffer = new Uint8Array(65_536);

@@ -21,8 +21,9 @@ class DenoConn implements RawConn {
     (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
   }
   // write() and read() chain on Deno's own promise instead of awaiting it
-  // in an async function: one microtask hop less each way (about 1 % of an
-  // "accepted" trigger on one CPU; docs/performance.md, eighth pass).
+  // in an async function: one microtask hop less each way (~1 % of an
+  // "accepted" trigger on one CPU, at the noise; docs/performance.md,
+  // eighth pass).
   write(data: Uint8Array): Promise<void> {
     // Mostly written whole by the first call: no view made for it.
     try {

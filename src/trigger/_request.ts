@@ -492,9 +492,6 @@ function rawBody(body: TriggerBody): Body {
   if (typeof body === "string") {
     return { text: body, type: "text/plain;charset=UTF-8" };
   }
-  if (body instanceof Uint8Array) {
-    return { bytes: bytesOf(body), borrowed: true, type: null };
-  }
   if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
     return { bytes: bytesOf(body), borrowed: true, type: null };
   }
