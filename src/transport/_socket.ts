@@ -254,6 +254,12 @@ export async function sendOverSocket(
       if (!coalesce) rest = bytes;
     }
   } catch (error) {
+    // Nothing was written: the place taken is given back, its connection
+    // (if one) closed, or the origin would count it open for good.
+    if (key !== undefined) {
+      lease!.conn?.close();
+      release(key, undefined);
+    }
     if (!req.borrowed) throw error;
     // The caller's own code, run during the call, detached its buffer.
     throw failure(

@@ -14,6 +14,7 @@ import {
   type TriggerResult,
 } from "../../mod.ts";
 import { denoRecorder } from "../_servers.ts";
+import { connectionCounts } from "../../src/transport/_pool.ts";
 
 /** `length` bytes, each `fill`. */
 const filled = (length: number, fill: number) =>
@@ -312,6 +313,54 @@ Deno.test("byte bodies: a buffer the caller's own code detaches during the call 
       assert.match(result.error!.message, /detached during the call/);
     }
     assert.equal(target.seen.size, 0, "nothing sent");
+  } finally {
+    await closeIdleConnections();
+    await target.close();
+  }
+});
+
+Deno.test("byte bodies: a trigger that fails with BODY before writing gives its place back, closing the connection it took", async () => {
+  const target = denoRecorder();
+  try {
+    // An idle connection taken for the request, or a place to open one.
+    for (const reused of [true, false]) {
+      await closeIdleConnections();
+      if (reused) {
+        await (await trigger(target.origin, {
+          wait: "accepted",
+          maxConnections: 1,
+        })).done;
+        await target.seen.take();
+      }
+      const body = new Uint8Array(10);
+      const failed = await trigger(target.origin, {
+        body,
+        wait: "accepted",
+        maxConnections: 1,
+        get headers() {
+          if (body.buffer.byteLength > 0) {
+            structuredClone(body.buffer, { transfer: [body.buffer] });
+          }
+          return { "x-a": "1" };
+        },
+      });
+      assert.equal(failed.error?.code, "BODY", `${reused}: ${failed.error}`);
+      await failed.done;
+      assert.deepEqual(
+        connectionCounts(),
+        { open: 0, waiting: 0 },
+        `${reused}: nothing counted open`,
+      );
+      // With the only place given back, the next trigger goes out.
+      const next = await trigger(target.origin, {
+        wait: "accepted",
+        maxConnections: 1,
+      });
+      assert.equal(next.ok, true, `${reused}: ${next.error}`);
+      await next.done;
+      await target.seen.take();
+    }
+    assert.equal(target.seen.size, 0, "nothing else sent");
   } finally {
     await closeIdleConnections();
     await target.close();
