@@ -39,8 +39,9 @@ function sweep(): void {
  * function is called first. Like a timer of its own, the shared sweeper keeps
  * the process alive while a trigger is pending (a stalled body stream, say),
  * so the trigger always ends at its timeout; once none is pending it no
- * longer does (unref'd), and it stops at its next sweep. `now` is the
- * caller's `performance.now()` when it has one (a call costs ~0.2 µs).
+ * longer does (unref'd), and it stops at its next sweep. `ms` count from
+ * `now`, the caller's `performance.now()` when it has one (a call costs
+ * ~0.2 µs).
  */
 export function startDeadline(
   ms: number,
@@ -48,7 +49,7 @@ export function startDeadline(
   now: number = performance.now(),
 ): () => void {
   if (ms < SHARED_FROM_MS || !denoRuntime()) {
-    const timer = setTimeout(fire, ms);
+    const timer = setTimeout(fire, Math.max(0, ms - (performance.now() - now)));
     return () => clearTimeout(timer);
   }
   const deadline: Deadline = { at: now + ms, fire };

@@ -358,7 +358,11 @@ class Exchange {
       if (signal.aborted) throw abortFailure(signal, req);
 
       phase = "write";
-      await conn.write(data);
+      const writing = conn.write(data);
+      // Unref'd while idle and watched: held again from here (see
+      // tryAcquire), before anything can wait.
+      if (lease?.firstRead !== undefined) conn.ref?.();
+      await writing;
       if (rest !== null) await conn.write(rest);
       events.onSent();
       // Let a "sent" caller resume before the read starts.

@@ -204,28 +204,17 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   }
   // Undefined unless an OpenTelemetry API is registered.
   const telemetry = startTelemetry(req);
-  const stopClock = startDeadline(
-    req.timeout,
-    () =>
-      abort(
-        new DOMException(
-          `Trigger timed out after ${req.timeout} ms`,
-          "TimeoutError",
-        ),
-      ),
-    start,
-  );
 
-  // No Promise.withResolvers: Node 20 and Vercel's edge-runtime lack it.
+  // The transport tells no event before its first await (its write, on a
+  // reused connection): the clock and the promises only these events
+  // settle are made after it has started, so the write goes out sooner
+  // (docs/performance.md, ninth pass). No Promise.withResolvers: Node 20
+  // and Vercel's edge-runtime lack it.
   let resolve!: (result: TriggerResult) => void;
   const promise = new Promise<TriggerResult>((r) => resolve = r);
   let answered = false;
   let settle!: (outcome: TriggerOutcome) => void;
-  const outcome = new Promise<TriggerOutcome>((r) => settle = r);
-  // Its own promise, not `outcome.then()`: one reaction less before a
-  // caller awaiting it resumes.
   let over!: () => void;
-  const done = new Promise<void>((r) => over = r);
   triggerStarted();
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
@@ -297,6 +286,23 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   (telemetry ? telemetry.within(go) : go()).then(
     ended,
     (error: TriggerError) => finish({ ok: false, error }),
+  );
+  // Declared here, used by the closures above only once events come.
+  const outcome = new Promise<TriggerOutcome>((r) => settle = r);
+  // Its own promise, not `outcome.then()`: one reaction less before a
+  // caller awaiting it resumes.
+  const done = new Promise<void>((r) => over = r);
+  // From `start`: the time the transport took so far counts.
+  const stopClock = startDeadline(
+    req.timeout,
+    () =>
+      abort(
+        new DOMException(
+          `Trigger timed out after ${req.timeout} ms`,
+          "TimeoutError",
+        ),
+      ),
+    start,
   );
   // Bytes of the caller's that no transport copied into its request at
   // once are copied before the call returns. (Whatever needed them and
