@@ -285,6 +285,8 @@ export interface RawKeepAlive {
   requests: Queue<{ conn: number; n: number; head: string }>;
   /** Connections accepted so far. */
   connections: () => number;
+  /** Connections open now (a client's close ends one). */
+  openConnections: () => number;
   /** Closes the server side of every open connection. */
   dropConnections(): void;
   close(): Promise<void>;
@@ -344,6 +346,7 @@ export function rawKeepAlive(
     url: `http://127.0.0.1:${port}/job`,
     requests,
     connections: () => connections,
+    openConnections: () => open.size,
     /** Closes the server side of every open connection. */
     dropConnections() {
       for (const conn of open) closeQuietly(conn);

@@ -49,7 +49,10 @@ export function startDeadline(
   now: number = performance.now(),
 ): () => void {
   if (ms < SHARED_FROM_MS || !denoRuntime()) {
-    const timer = setTimeout(fire, Math.max(0, ms - (performance.now() - now)));
+    // Whole ms, rounded up: Deno truncates a fractional delay, which would
+    // fire up to 1 ms early.
+    const left = Math.ceil(ms - (performance.now() - now));
+    const timer = setTimeout(fire, Math.max(0, left));
     return () => clearTimeout(timer);
   }
   const deadline: Deadline = { at: now + ms, fire };

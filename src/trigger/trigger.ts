@@ -205,28 +205,40 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   // Undefined unless an OpenTelemetry API is registered.
   const telemetry = startTelemetry(req);
 
-  // The transport tells no event before its first await (its write, on a
-  // reused connection): the clock and the promises only these events
-  // settle are made after it has started, so the write goes out sooner
-  // (docs/performance.md, ninth pass). No Promise.withResolvers: Node 20
-  // and Vercel's edge-runtime lack it.
+  // No Promise.withResolvers: Node 20 and Vercel's edge-runtime lack it.
   let resolve!: (result: TriggerResult) => void;
   const promise = new Promise<TriggerResult>((r) => resolve = r);
   let answered = false;
+  // The clock, and the promises only the transport's events settle, are
+  // made once the transport has started, so the write goes out sooner
+  // (docs/performance.md, ninth pass): no transport tells an event before
+  // its first await (its write, on a reused connection). One that did
+  // would find them made at that event.
   let settle!: (outcome: TriggerOutcome) => void;
+  let outcome: Promise<TriggerOutcome> | undefined;
   let over!: () => void;
+  let done: Promise<void> | undefined;
+  const ends = () => {
+    if (outcome !== undefined) return;
+    outcome = new Promise<TriggerOutcome>((r) => settle = r);
+    // Its own promise, not `outcome.then()`: one reaction less before a
+    // caller awaiting it resumes.
+    done = new Promise<void>((r) => over = r);
+  };
+  let stopClock: (() => void) | undefined;
   triggerStarted();
   const answer = (result: TriggerOutcome) => {
     if (answered) return;
     answered = true;
     const elapsed = performance.now() - start;
     telemetry?.resumed(result, elapsed);
+    ends();
     resolve({
       ...result,
       transport: req.transport,
       elapsed,
-      done,
-      outcome,
+      done: done!,
+      outcome: outcome!,
     });
   };
   if (telemetry) {
@@ -249,13 +261,13 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     if (finished) return;
     finished = true;
     try {
-      stopClock();
+      stopClock?.();
       external?.removeEventListener("abort", onAbort);
     } catch {
       // A caller's signal that throws here cannot stop the bookkeeping.
     }
     try {
-      answer(result);
+      answer(result); // makes `outcome` and `done` if not yet made
       settle(result);
       over();
     } finally {
@@ -287,23 +299,21 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     ended,
     (error: TriggerError) => finish({ ok: false, error }),
   );
-  // Declared here, used by the closures above only once events come.
-  const outcome = new Promise<TriggerOutcome>((r) => settle = r);
-  // Its own promise, not `outcome.then()`: one reaction less before a
-  // caller awaiting it resumes.
-  const done = new Promise<void>((r) => over = r);
+  ends();
   // From `start`: the time the transport took so far counts.
-  const stopClock = startDeadline(
-    req.timeout,
-    () =>
-      abort(
-        new DOMException(
-          `Trigger timed out after ${req.timeout} ms`,
-          "TimeoutError",
+  if (!finished) {
+    stopClock = startDeadline(
+      req.timeout,
+      () =>
+        abort(
+          new DOMException(
+            `Trigger timed out after ${req.timeout} ms`,
+            "TimeoutError",
+          ),
         ),
-      ),
-    start,
-  );
+      start,
+    );
+  }
   // Bytes of the caller's that no transport copied into its request at
   // once are copied before the call returns. (Whatever needed them and
   // could not copy them has failed with BODY already.)
@@ -316,7 +326,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   try {
     // Inside the try: Vercel's context.get() runs here.
     const waitUntil = req.waitUntil ?? discoverWaitUntil();
-    dropRejection(waitUntil?.(done));
+    dropRejection(waitUntil?.(done!));
   } catch {
     // A platform that refuses (e.g. after its response) cannot be helped
     // here; the trigger itself goes on.

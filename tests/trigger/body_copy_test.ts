@@ -13,7 +13,8 @@ import {
   type TriggerOptions,
   type TriggerResult,
 } from "../../mod.ts";
-import { denoRecorder } from "../_servers.ts";
+import { denoRecorder, rawKeepAlive } from "../_servers.ts";
+import { until } from "../_wait.ts";
 import { connectionCounts } from "../../src/transport/_pool.ts";
 
 /** `length` bytes, each `fill`. */
@@ -320,20 +321,27 @@ Deno.test("byte bodies: a buffer the caller's own code detaches during the call 
 });
 
 Deno.test("byte bodies: a trigger that fails with BODY before writing gives its place back, closing the connection it took", async () => {
-  const target = denoRecorder();
+  const target = rawKeepAlive(() =>
+    "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+  );
   try {
     // An idle connection taken for the request, or a place to open one.
     for (const reused of [true, false]) {
       await closeIdleConnections();
+      await until(
+        () => target.openConnections() === 0,
+        "the client closed its idle connections",
+      );
       if (reused) {
-        await (await trigger(target.origin, {
+        await (await trigger(target.url, {
           wait: "accepted",
           maxConnections: 1,
         })).done;
-        await target.seen.take();
+        await target.requests.take();
       }
+      const accepted = target.connections();
       const body = new Uint8Array(10);
-      const failed = await trigger(target.origin, {
+      const failed = await trigger(target.url, {
         body,
         wait: "accepted",
         maxConnections: 1,
@@ -351,16 +359,23 @@ Deno.test("byte bodies: a trigger that fails with BODY before writing gives its 
         { open: 0, waiting: 0 },
         `${reused}: nothing counted open`,
       );
+      // The connection it took is closed, not left open and unused.
+      await until(
+        () => target.openConnections() === 0,
+        `${reused}: the taken connection closed`,
+        { timeout: 10_000 },
+      );
+      assert.equal(target.connections(), accepted, "none opened for it");
       // With the only place given back, the next trigger goes out.
-      const next = await trigger(target.origin, {
+      const next = await trigger(target.url, {
         wait: "accepted",
         maxConnections: 1,
       });
       assert.equal(next.ok, true, `${reused}: ${next.error}`);
       await next.done;
-      await target.seen.take();
+      await target.requests.take();
     }
-    assert.equal(target.seen.size, 0, "nothing else sent");
+    assert.equal(target.requests.size, 0, "nothing else sent");
   } finally {
     await closeIdleConnections();
     await target.close();

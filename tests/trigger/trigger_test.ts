@@ -1094,6 +1094,36 @@ Deno.test("a stalled body stream ends at the trigger's timeout, short or long", 
   }
 });
 
+Deno.test("a short timeout never ends a trigger before it has passed, counted from the call: socket and fetch", async () => {
+  // Reads each request, never answers; the client's close ends the read.
+  const server = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(4096);
+    while ((await conn.read(buffer)) !== null);
+  });
+  try {
+    for (const transport of ["socket", "fetch"] as const) {
+      for (const timeout of [2, 5]) {
+        for (let i = 0; i < 20; i++) {
+          const result = await trigger(server.origin, {
+            wait: "accepted",
+            transport,
+            timeout,
+          });
+          assert.equal(result.error?.code, "TIMEOUT", result.error?.message);
+          // Not early: Deno cuts a fractional timer delay down to whole ms.
+          assert.ok(
+            result.elapsed >= timeout,
+            `${transport}, ${timeout} ms: ended after ${result.elapsed} ms`,
+          );
+          await within(result.done, "trigger()'s done");
+        }
+      }
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test('"accepted" with a connection that will not be reused stops reading at the status', async () => {
   const hold = Promise.withResolvers<void>();
   const server = misbehaving(async (conn) => {
