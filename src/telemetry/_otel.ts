@@ -265,32 +265,38 @@ export function quietly(fn: () => void): void {
 }
 
 /**
- * Runs `fn` in `context` through the registered context manager. A manager
- * that throws, or never calls `fn`, cannot stop the work: `fn` then runs
- * without it. What `fn` itself throws is thrown as ever.
+ * Runs `fn` in `context` through the registered context manager, once. A
+ * manager that throws, never calls `fn` (or only later), or calls it again
+ * cannot stop the work nor repeat it: `fn` then runs without the context,
+ * and only once. What `fn` itself throws is thrown as ever.
  */
 export function withContext<T>(
   api: Registry,
   context: OtelContext,
   fn: () => T,
 ): T {
-  const manager = api.context;
+  let manager: Registry["context"];
+  quietly(() => manager = api.context);
   if (manager === undefined) return fn();
   let ran = false;
   let value!: T;
   let thrown: { error: unknown } | undefined;
-  quietly(() =>
-    manager.with(context, () => {
-      ran = true;
-      try {
-        value = fn();
-      } catch (error) {
-        thrown = { error };
-      }
-    })
-  );
+  const once = () => {
+    if (ran) return;
+    ran = true;
+    try {
+      value = fn();
+    } catch (error) {
+      thrown = { error };
+    }
+  };
+  quietly(() => manager!.with(context, once));
+  if (!ran) {
+    ran = true; // a late call runs nothing
+    return fn();
+  }
   if (thrown !== undefined) throw thrown.error;
-  return ran ? value : fn();
+  return value;
 }
 
 /** Query parameters that carry signatures or keys (presigned URLs). */

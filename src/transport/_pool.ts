@@ -171,45 +171,53 @@ function discard(key: string, origin: Origin, entry: Idle): void {
   closed(key, origin);
 }
 
-/** One connection of `origin` is gone: a waiter may open one now. */
+/** One connection of `origin` is gone: a waiter may open one now, the
+ * first in line whose `max` leaves room. One still at its own (lower) cap
+ * keeps its place, for a connection given back by the requests under way,
+ * but does not hold up a waiter behind it whose cap is higher. */
 function closed(key: string, origin: Origin): void {
   origin.open--;
-  const waiter = nextWaiter(origin);
-  if (waiter === undefined) {
-    forgetIfEmpty(key, origin, performance.now());
-  } else if (origin.open - origin.idle.length >= waiter.max) {
-    // At its cap still (an idle connection closed): it stays first in line,
-    // for the next connection given back by the requests under way.
-    waiter.done = false;
-    if (origin.head > 0) origin.waiters[--origin.head] = waiter;
-    else origin.waiters.unshift(waiter);
-  } else {
+  dropServed(origin);
+  const busy = origin.open - origin.idle.length;
+  for (let i = origin.head; i < origin.waiters.length; i++) {
+    const waiter = origin.waiters[i];
+    if (waiter.done || busy >= waiter.max) continue;
+    // Served where it stands in line: passed over from now on.
+    waiter.done = true;
     origin.open++;
     waiter.grant({ idleSince: 0 });
+    dropServed(origin);
+    return;
+  }
+  forgetIfEmpty(key, origin, performance.now());
+}
+
+/** Drops the waiters at the front of the line that were served or gave
+ * up. */
+function dropServed(origin: Origin): void {
+  const { waiters } = origin;
+  while (origin.head < waiters.length && waiters[origin.head].done) {
+    waiters[origin.head++] = undefined as unknown as Waiter;
+  }
+  if (origin.head === waiters.length) {
+    waiters.length = 0;
+    origin.head = 0;
+  } else if (origin.head >= COMPACT_FROM && origin.head * 2 >= waiters.length) {
+    // A queue that never empties (a steady overload): drop the served
+    // front, or the array grows by one slot per queued trigger forever.
+    waiters.splice(0, origin.head);
+    origin.head = 0;
   }
 }
 
+/** The first waiter in line, taken (marked served). */
 function nextWaiter(origin: Origin): Waiter | undefined {
-  while (origin.head < origin.waiters.length) {
-    const waiter = origin.waiters[origin.head];
-    origin.waiters[origin.head++] = undefined as unknown as Waiter;
-    if (origin.head === origin.waiters.length) {
-      origin.waiters.length = 0;
-      origin.head = 0;
-    } else if (
-      origin.head >= COMPACT_FROM && origin.head * 2 >= origin.waiters.length
-    ) {
-      // A queue that never empties (a steady overload): drop the served
-      // front, or the array grows by one slot per queued trigger forever.
-      origin.waiters.splice(0, origin.head);
-      origin.head = 0;
-    }
-    if (!waiter.done) {
-      waiter.done = true;
-      return waiter;
-    }
-  }
-  return undefined;
+  dropServed(origin);
+  if (origin.head === origin.waiters.length) return undefined;
+  const waiter = origin.waiters[origin.head];
+  waiter.done = true;
+  dropServed(origin);
+  return waiter;
 }
 
 /** The origin's learned idle limit, when one holds now. */

@@ -192,9 +192,20 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   // The caller's signal first: one that throws here is bad input, thrown
   // before anything (a span, a timer) is started.
   const external = req.signal;
-  const onAbort = () => abort(external!.reason);
+  // Told later, within the signal's event dispatch, where a `reason` getter
+  // that throws would be uncaught (and end the process): what it threw is
+  // the reason then.
+  const onAbort = () => {
+    let reason: unknown;
+    try {
+      reason = external!.reason;
+    } catch (error) {
+      reason = error;
+    }
+    abort(reason);
+  };
   try {
-    if (external?.aborted) onAbort();
+    if (external?.aborted) abort(external.reason);
     else external?.addEventListener("abort", onAbort, { once: true });
   } catch (error) {
     throw new TypeError(

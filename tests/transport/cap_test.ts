@@ -8,6 +8,9 @@ import {
   connectionCounts,
   DEFAULT_MAX_CONNECTIONS,
   MAX_IDLE_PER_ORIGIN,
+  release,
+  tryAcquire,
+  waitTurn,
 } from "../../src/transport/_pool.ts";
 import { denoRecorder, netServer } from "../_servers.ts";
 import { within } from "../_wait.ts";
@@ -320,6 +323,40 @@ Deno.test("a trigger queued at its maxConnections is not given a fresh connectio
     await closeIdleConnections();
     await server.close();
   }
+});
+
+Deno.test("a connection closed goes to the first waiter whose maxConnections leaves room: one still at its lower cap keeps its place but holds nobody up", async () => {
+  // Two callers with different caps on one origin, answered with
+  // Connection: close (every answer closes its connection).
+  const key = "http://mixed-caps.test:1";
+  const signal = new AbortController().signal;
+  const served: string[] = [];
+  const first = tryAcquire(key, 2, false);
+  const second = tryAcquire(key, 2, false);
+  assert.ok(first && second, "two places under a cap of 2");
+  const low = waitTurn(key, { reuse: false, max: 1, signal }).then(() => {
+    served.push("cap 1");
+  });
+  const high = waitTurn(key, { reuse: false, max: 2, signal }).then(() => {
+    served.push("cap 2");
+  });
+  assert.deepEqual(connectionCounts(), { open: 2, waiting: 2 });
+  // One closes: one carries a request, so cap 1 still waits; cap 2 fits.
+  release(key, undefined);
+  await within(high, "the cap-2 waiter given the freed place", 5_000);
+  assert.deepEqual(served, ["cap 2"]);
+  // Nobody arriving now takes a place ahead of the line: both are taken.
+  assert.equal(tryAcquire(key, 2, false), undefined);
+  assert.deepEqual(connectionCounts(), { open: 2, waiting: 1 });
+  // Another closes, one still carries a request: cap 1 waits on; the
+  // last closes, and cap 1 gets its turn.
+  release(key, undefined);
+  assert.deepEqual(served, ["cap 2"], "cap 1 still at its cap");
+  release(key, undefined);
+  await within(low, "the cap-1 waiter served", 5_000);
+  assert.deepEqual(served, ["cap 2", "cap 1"]);
+  release(key, undefined);
+  assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
 });
 
 Deno.test("a burst that fills the default cap finds its connections again: the next burst opens none; past the idle cap, the rest are closed", async () => {

@@ -5,6 +5,7 @@
 // left running (Deno's test sanitizers fail a test on either).
 import assert from "node:assert/strict";
 import { drainTriggers, trigger, TriggerError } from "../../mod.ts";
+import { misbehaving } from "../_servers.ts";
 
 const URL_ = "http://127.0.0.1:9/job"; // never reached: fetch is the caller's
 
@@ -89,6 +90,41 @@ Deno.test("an abort reason whose name throws is ABORTED, on both transports, not
     const result = await pending;
     assert.equal(result.error?.code, "ABORTED", transport);
     await result.done;
+  }
+});
+
+Deno.test("a caller's signal whose reason getter throws, aborted later: ABORTED on both transports, nothing uncaught", async () => {
+  // Reads each request, never answers: the abort ends the trigger.
+  const server = misbehaving(async (conn) => {
+    const buffer = new Uint8Array(4096);
+    while ((await conn.read(buffer)) !== null);
+  });
+  try {
+    for (const transport of ["fetch", "socket"] as const) {
+      const controller = new AbortController();
+      Object.defineProperty(controller.signal, "reason", {
+        get() {
+          throw new Error("reason threw");
+        },
+      });
+      const pending = trigger(server.origin, {
+        transport,
+        wait: "accepted",
+        signal: controller.signal,
+        timeout: 10_000,
+      });
+      await sleep(20); // under way
+      controller.abort();
+      const result = await pending;
+      assert.equal(
+        result.error?.code,
+        "ABORTED",
+        `${transport}: ${result.error}`,
+      );
+      await result.done;
+    }
+  } finally {
+    await server.close();
   }
 });
 
