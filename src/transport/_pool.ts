@@ -78,6 +78,9 @@ interface Waiter {
   max: number;
   grant(lease: Lease): void;
   done: boolean;
+  /** Fresh places that went past it while it waited at its own (lower)
+   * cap: from {@linkcode MAX_PASSES} on, none does. */
+  passed: number;
 }
 
 interface Origin {
@@ -171,25 +174,45 @@ function discard(key: string, origin: Origin, entry: Idle): void {
   closed(key, origin);
 }
 
-/** One connection of `origin` is gone: a waiter may open one now, the
- * first in line whose `max` leaves room. One still at its own (lower) cap
- * keeps its place, for a connection given back by the requests under way,
- * but does not hold up a waiter behind it whose cap is higher. */
+/** Times the first waiter in line, at its own (lower) cap, may be passed
+ * over by a waiter behind it or a newcomer whose cap leaves room; then no
+ * place goes past it until the connections carrying requests are few
+ * enough for it (or it gives up). */
+const MAX_PASSES = 16;
+
+/** One connection of `origin` is gone: a waiter may open one now. The first
+ * in line does when its `max` leaves room; else the first behind it whose
+ * `max` does, unless the first was passed over MAX_PASSES times. */
 function closed(key: string, origin: Origin): void {
   origin.open--;
   dropServed(origin);
-  const busy = origin.open - origin.idle.length;
-  for (let i = origin.head; i < origin.waiters.length; i++) {
-    const waiter = origin.waiters[i];
-    if (waiter.done || busy >= waiter.max) continue;
-    // Served where it stands in line: passed over from now on.
-    waiter.done = true;
-    origin.open++;
-    waiter.grant({ idleSince: 0 });
-    dropServed(origin);
+  const { waiters, head } = origin;
+  const first = waiters[head];
+  if (first === undefined) {
+    forgetIfEmpty(key, origin, performance.now());
     return;
   }
-  forgetIfEmpty(key, origin, performance.now());
+  const busy = origin.open - origin.idle.length;
+  let waiter: Waiter | undefined = first;
+  if (busy >= first.max) {
+    waiter = undefined;
+    if (first.passed < MAX_PASSES) {
+      for (let i = head + 1; i < waiters.length; i++) {
+        const behind = waiters[i];
+        if (!behind.done && busy < behind.max) {
+          waiter = behind;
+          break;
+        }
+      }
+    }
+    if (waiter === undefined) return; // the place stays free
+    first.passed++;
+  }
+  // Served where it stands in line: passed over from now on.
+  waiter.done = true;
+  origin.open++;
+  waiter.grant({ idleSince: 0 });
+  dropServed(origin);
 }
 
 /** Drops the waiters at the front of the line that were served or gave
@@ -302,6 +325,16 @@ export function tryAcquire(
   // above, which may have given a place to a waiter): idle ones left by
   // triggers with a larger cap do not make room beyond it.
   if (origin.open - origin.idle.length >= max) return undefined;
+  if (origin.head < origin.waiters.length) {
+    // A trigger waits, at its own lower cap (or it would have this place):
+    // this one passes it, at most MAX_PASSES times.
+    dropServed(origin);
+    const first = origin.waiters[origin.head];
+    if (first !== undefined) {
+      if (first.passed >= MAX_PASSES) return undefined;
+      first.passed++;
+    }
+  }
   if (entry !== undefined && reusableUntil(origin, entry, now) <= now) {
     // Idle too long to trust (it is kept to learn from): not reused.
     if (origin.open < max) entry = undefined;
@@ -352,6 +385,7 @@ export function waitTurn(
       reuse,
       max,
       done: false,
+      passed: 0,
       grant(lease) {
         signal.removeEventListener("abort", onAbort);
         resolve(lease);

@@ -359,6 +359,54 @@ Deno.test("a connection closed goes to the first waiter whose maxConnections lea
   assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
 });
 
+Deno.test("the first waiter, at its lower cap, is passed over 16 times at most: then places are held back for it, newcomers wait", async () => {
+  const key = "http://passed-over.test:1";
+  const signal = new AbortController().signal;
+  const served: string[] = [];
+  // Two requests under way with a cap of 2; a cap-1 trigger waits first in
+  // line, then cap-2 ones, and each request's connection closes after it.
+  assert.ok(tryAcquire(key, 2, false) && tryAcquire(key, 2, false));
+  const low = waitTurn(key, { reuse: false, max: 1, signal }).then(() => {
+    served.push("cap 1");
+  });
+  const highs = Array.from(
+    { length: 20 },
+    (_, i) =>
+      waitTurn(key, { reuse: false, max: 2, signal }).then(() => {
+        served.push(`cap 2 #${i}`);
+      }),
+  );
+  // Each close with two under way leaves one: cap 1 is at its cap, the
+  // next cap-2 waiter goes past it, 16 times.
+  for (let i = 0; i < 16; i++) {
+    release(key, undefined);
+    await Promise.resolve();
+  }
+  await within(highs[15], "the 16th cap-2 waiter served", 5_000);
+  assert.deepEqual(served, highs.slice(0, 16).map((_, i) => `cap 2 #${i}`));
+  // The next close leaves the place free for cap 1, and nobody else takes
+  // it: not the next waiter, not a newcomer.
+  release(key, undefined);
+  assert.equal(tryAcquire(key, 2, false), undefined, "a newcomer waits");
+  assert.deepEqual(connectionCounts(), { open: 1, waiting: 5 });
+  release(key, undefined);
+  await within(low, "the cap-1 waiter served", 5_000);
+  assert.equal(served.at(-1), "cap 1");
+  // Then the line moves on in order.
+  for (let i = 16; i < 20; i++) {
+    release(key, undefined);
+    await within(highs[i], `cap-2 waiter #${i}`, 5_000);
+  }
+  assert.deepEqual(served.slice(17), [
+    "cap 2 #16",
+    "cap 2 #17",
+    "cap 2 #18",
+    "cap 2 #19",
+  ]);
+  release(key, undefined);
+  assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
+});
+
 Deno.test("a burst that fills the default cap finds its connections again: the next burst opens none; past the idle cap, the rest are closed", async () => {
   const ports = new Set<number>();
   const server = Deno.serve(
