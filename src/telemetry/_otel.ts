@@ -281,19 +281,24 @@ export function withContext<T>(
   let ran = false;
   let value!: T;
   let thrown: { error: unknown } | undefined;
+  // A later call (a buggy manager's) runs nothing and gets the first
+  // result, so a manager that uses it (`.then()`) does not throw.
   const once = () => {
-    if (ran) return;
-    ran = true;
-    try {
-      value = fn();
-    } catch (error) {
-      thrown = { error };
+    if (!ran) {
+      ran = true;
+      try {
+        value = fn();
+      } catch (error) {
+        thrown = { error };
+      }
     }
+    return value;
   };
   quietly(() => manager!.with(context, once));
   if (!ran) {
-    ran = true; // a late call runs nothing
-    return fn();
+    ran = true;
+    value = fn();
+    return value;
   }
   if (thrown !== undefined) throw thrown.error;
   return value;
