@@ -180,39 +180,49 @@ function discard(key: string, origin: Origin, entry: Idle): void {
  * enough for it (or it gives up). */
 const MAX_PASSES = 16;
 
-/** One connection of `origin` is gone: a waiter may open one now. The first
- * in line does when its `max` leaves room; else the first behind it whose
- * `max` does, unless the first was passed over MAX_PASSES times. */
+/** One connection of `origin` is gone: waiters may open one now. */
 function closed(key: string, origin: Origin): void {
   origin.open--;
-  dropServed(origin);
-  const { waiters, head } = origin;
-  const first = waiters[head];
-  if (first === undefined) {
+  dispatch(origin);
+  if (origin.head === origin.waiters.length) {
     forgetIfEmpty(key, origin, performance.now());
-    return;
   }
-  const busy = origin.open - origin.idle.length;
-  let waiter: Waiter | undefined = first;
-  if (busy >= first.max) {
-    waiter = undefined;
-    if (first.passed < MAX_PASSES) {
-      for (let i = head + 1; i < waiters.length; i++) {
-        const behind = waiters[i];
-        if (!behind.done && busy < behind.max) {
-          waiter = behind;
-          break;
+}
+
+/**
+ * Gives fresh places to waiters while one fits: the first in line when its
+ * `max` leaves room; else the first behind it whose `max` does, unless the
+ * first was passed over MAX_PASSES times (the places are then held back for
+ * it). Called whenever a place may have come free: a connection closed, a
+ * connection handed to a waiter, the first in line gone.
+ */
+function dispatch(origin: Origin): void {
+  while (true) {
+    dropServed(origin);
+    const { waiters, head } = origin;
+    const first = waiters[head];
+    if (first === undefined) return;
+    const busy = origin.open - origin.idle.length;
+    let waiter: Waiter | undefined = first;
+    if (busy >= first.max) {
+      waiter = undefined;
+      if (first.passed < MAX_PASSES) {
+        for (let i = head + 1; i < waiters.length; i++) {
+          const behind = waiters[i];
+          if (!behind.done && busy < behind.max) {
+            waiter = behind;
+            break;
+          }
         }
       }
+      if (waiter === undefined) return; // held back, or nobody fits
+      first.passed++;
     }
-    if (waiter === undefined) return; // the place stays free
-    first.passed++;
+    // Served where it stands in line: passed over from now on.
+    waiter.done = true;
+    origin.open++;
+    waiter.grant({ idleSince: 0 });
   }
-  // Served where it stands in line: passed over from now on.
-  waiter.done = true;
-  origin.open++;
-  waiter.grant({ idleSince: 0 });
-  dropServed(origin);
 }
 
 /** Drops the waiters at the front of the line that were served or gave
@@ -316,11 +326,14 @@ export function tryAcquire(
   reuse: boolean,
   now: number = performance.now(),
 ): Lease | undefined {
-  const origin = originOf(key);
+  let origin = originOf(key);
   let entry: Idle | undefined;
   while ((entry = origin.idle.at(-1)) !== undefined && entry.expires <= now) {
     discard(key, origin, entry);
   }
+  // Its last connection discarded, the origin may have been forgotten: the
+  // place taken below is counted on the one kept from now on.
+  origin = originOf(key);
   // `max` counts the connections carrying a request (after the discards
   // above, which may have given a place to a waiter): idle ones left by
   // triggers with a larger cap do not make room beyond it.
@@ -378,8 +391,12 @@ export function waitTurn(
   return new Promise<Lease>((resolve, reject) => {
     const onAbort = () => {
       if (waiter.done) return;
+      dropServed(origin);
+      const first = origin.waiters[origin.head] === waiter;
       waiter.done = true;
       reject(signal.reason);
+      // Places held back for it go to the ones behind it.
+      if (first) dispatch(origin);
     };
     const waiter: Waiter = {
       reuse,
@@ -424,6 +441,8 @@ export function release(
       conn.close();
       waiter.grant({ idleSince: 0 });
     }
+    // The first in line may have been one places were held back for.
+    dispatch(origin);
     return undefined;
   }
   // Kept (and watched) as long as the server allows, at most 4 s; reused

@@ -391,18 +391,60 @@ Deno.test("the first waiter, at its lower cap, is passed over 16 times at most: 
   assert.deepEqual(connectionCounts(), { open: 1, waiting: 5 });
   release(key, undefined);
   await within(low, "the cap-1 waiter served", 5_000);
-  assert.equal(served.at(-1), "cap 1");
-  // Then the line moves on in order.
-  for (let i = 16; i < 20; i++) {
+  // Then the line moves on in order, the place cap 1 leaves at once.
+  await within(highs[16], "cap-2 waiter #16", 5_000);
+  assert.deepEqual(served.slice(16), ["cap 1", "cap 2 #16"]);
+  for (let i = 17; i < 20; i++) {
     release(key, undefined);
     await within(highs[i], `cap-2 waiter #${i}`, 5_000);
   }
-  assert.deepEqual(served.slice(17), [
-    "cap 2 #16",
-    "cap 2 #17",
-    "cap 2 #18",
-    "cap 2 #19",
-  ]);
+  assert.deepEqual(served.slice(18), ["cap 2 #17", "cap 2 #18", "cap 2 #19"]);
+  release(key, undefined);
+  release(key, undefined);
+  assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
+});
+
+Deno.test("places held back for the first waiter go to the ones behind it when it gives up", async () => {
+  const key = "http://held-back.test:1";
+  const signal = new AbortController().signal;
+  const lowAbort = new AbortController();
+  assert.ok(tryAcquire(key, 2, false) && tryAcquire(key, 2, false));
+  const low = waitTurn(key, { reuse: false, max: 1, signal: lowAbort.signal });
+  const highs = Array.from(
+    { length: 18 },
+    () => waitTurn(key, { reuse: false, max: 2, signal }),
+  );
+  for (let i = 0; i < 16; i++) release(key, undefined); // 16 passes
+  await within(highs[15], "the 16th cap-2 waiter served", 5_000);
+  release(key, undefined); // held back for cap 1: one carries a request
+  assert.deepEqual(connectionCounts(), { open: 1, waiting: 3 });
+  lowAbort.abort(new Error("gave up"));
+  await assert.rejects(low, /gave up/);
+  // The place held back goes to the next in line at once.
+  await within(highs[16], "cap-2 waiter #16 given the held place", 5_000);
+  assert.deepEqual(connectionCounts(), { open: 2, waiting: 1 });
+  release(key, undefined);
+  await within(highs[17], "cap-2 waiter #17", 5_000);
+  release(key, undefined);
+  release(key, undefined);
+  assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
+});
+
+Deno.test("an expired idle connection discarded as a trigger asks for a place: the place is counted, the cap holds", () => {
+  const key = "http://expired-idle.test:1";
+  const conn = {
+    write: () => Promise.resolve(),
+    read: () => new Promise<Uint8Array | null>(() => {}),
+    close() {},
+  };
+  assert.ok(tryAcquire(key, 1, true));
+  release(key, conn); // idle now (its watch not started)
+  // Later than it may be kept, before the sweeper ran: discarded here, it
+  // was the origin's last connection.
+  const later = performance.now() + 10_000;
+  assert.ok(tryAcquire(key, 1, true, later), "a fresh place");
+  assert.deepEqual(connectionCounts(), { open: 1, waiting: 0 });
+  assert.equal(tryAcquire(key, 1, false), undefined, "the cap of 1 holds");
   release(key, undefined);
   assert.deepEqual(connectionCounts(), { open: 0, waiting: 0 });
 });
