@@ -90,6 +90,10 @@ interface Origin {
   /** Triggers waiting for a connection, oldest first (from `head`). */
   waiters: Waiter[];
   head: number;
+  /** At least the highest `max` of the waiters behind the first: none of
+   * them fits while fewer carry requests (one cap for all, the usual case:
+   * never looked for). */
+  highest: number;
   /** Learned: keep idle connections at most this long (ms), until `until`. */
   learnedMs?: number;
   until: number;
@@ -111,6 +115,7 @@ function originOf(key: string): Origin {
       idle: [],
       waiters: [],
       head: 0,
+      highest: 0,
       until: 0,
       toleratedUntil: 0,
     };
@@ -206,14 +211,19 @@ function dispatch(origin: Origin): void {
     let waiter: Waiter | undefined = first;
     if (busy >= first.max) {
       waiter = undefined;
-      if (first.passed < MAX_PASSES) {
+      if (first.passed < MAX_PASSES && busy < origin.highest) {
+        let highest = 0;
         for (let i = head + 1; i < waiters.length; i++) {
           const behind = waiters[i];
-          if (!behind.done && busy < behind.max) {
+          if (behind.done) continue;
+          if (busy < behind.max) {
             waiter = behind;
             break;
           }
+          highest = Math.max(highest, behind.max);
         }
+        // Nobody fits: not looked for again until fewer carry requests.
+        if (waiter === undefined) origin.highest = highest;
       }
       if (waiter === undefined) return; // held back, or nobody fits
       first.passed++;
@@ -235,6 +245,7 @@ function dropServed(origin: Origin): void {
   if (origin.head === waiters.length) {
     waiters.length = 0;
     origin.head = 0;
+    origin.highest = 0;
   } else if (origin.head >= COMPACT_FROM && origin.head * 2 >= waiters.length) {
     // A queue that never empties (a steady overload): drop the served
     // front, or the array grows by one slot per queued trigger forever.
@@ -409,6 +420,7 @@ export function waitTurn(
       },
     };
     origin.waiters.push(waiter);
+    if (max > origin.highest) origin.highest = max;
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }
