@@ -339,12 +339,14 @@ export function tryAcquire(
 ): Lease | undefined {
   let origin = originOf(key);
   let entry: Idle | undefined;
+  let discarded = false;
   while ((entry = origin.idle.at(-1)) !== undefined && entry.expires <= now) {
     discard(key, origin, entry);
+    discarded = true;
   }
   // Its last connection discarded, the origin may have been forgotten: the
   // place taken below is counted on the one kept from now on.
-  origin = originOf(key);
+  if (discarded) origin = originOf(key);
   // `max` counts the connections carrying a request (after the discards
   // above, which may have given a place to a waiter): idle ones left by
   // triggers with a larger cap do not make room beyond it.
