@@ -401,6 +401,15 @@ export function misbehaving(
   };
 }
 
+/** A server that reads every request and never answers (the client's
+ * close ends each connection). */
+export function silent(): ReturnType<typeof misbehaving> {
+  return misbehaving(async (conn) => {
+    const buffer = new Uint8Array(4096);
+    while ((await conn.read(buffer)) !== null);
+  });
+}
+
 /** A port nothing listens on (bound then released). */
 export function deadPort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
