@@ -28,7 +28,18 @@ export interface ReadLimits {
   timeout?: number;
   /** Where the bytes held are counted; none: not counted. */
   budget?: ByteBudget;
+  /** Who needs the bytes as sent (a signature's check): a body an earlier
+   * middleware read is then reused only from a cache of its bytes or its
+   * text, and one kept only parsed (JSON, form data) throws a TypeError
+   * naming `exact`. */
+  exact?: string;
 }
+
+/** Hono's caches of a body read through it that hold its bytes as sent
+ * (text: re-encoded as UTF-8, the same for any UTF-8 body). Hono 4.7 keeps
+ * an earlier `c.req.json()` only parsed, and every version an earlier
+ * `parseBody()` or `formData()`: serialised again, not the bytes sent. */
+const EXACT_CACHES = ["arrayBuffer", "blob", "text"];
 
 /** The answer to a body not read: 413, 408, 503 + Retry-After or 400. */
 export function refuseBody(
@@ -78,6 +89,20 @@ export async function readBody(
   const raw = c.req.raw;
   if (!hasBody(raw)) return { ok: true, body: null, release: released };
   if (raw.bodyUsed) {
+    const cache = c.req.bodyCache;
+    if (
+      limits.exact !== undefined && cache !== undefined &&
+      !EXACT_CACHES.some((key) => cache[key] !== undefined)
+    ) {
+      throw new TypeError(
+        `${limits.exact}an earlier middleware read the body ${
+          Object.keys(cache).map((key) => `as ${key}`).join(" and ") ||
+          "itself (not through Hono)"
+        }, which does not keep its bytes as sent: put that middleware after ${
+          limits.exact.slice(0, -2)
+        }`,
+      );
+    }
     let bytes: Uint8Array;
     try {
       bytes = new Uint8Array(await c.req.arrayBuffer());

@@ -73,6 +73,8 @@ export class ConnectionState implements Connection, BodyWatcher {
   #resolveFinished: ((status: ConnectionStatus) => void) | undefined;
   /** Called when the work ends before the route answered. */
   endEarly: (why: EarlyEnd) => void = noop;
+  /** Why the work ended early, once it has. */
+  #early: EarlyEnd | undefined;
   /** The time limit in force, in milliseconds. */
   limit = 0;
 
@@ -151,9 +153,20 @@ export class ConnectionState implements Connection, BodyWatcher {
    */
   race(route: Promise<unknown>): Promise<EarlyEnd | undefined> {
     return new Promise((resolve, reject) => {
-      this.endEarly = resolve;
+      this.onEarlyEnd(resolve);
       route.then(() => resolve(undefined), reject);
     });
+  }
+
+  /**
+   * Makes `end` what is called when the work ends before the route
+   * answered; called at once when it already has (the caller left before
+   * connection() ran: an earlier middleware awaited, and the signal was
+   * aborted when first looked at).
+   */
+  onEarlyEnd(end: (why: EarlyEnd) => void): void {
+    this.endEarly = end;
+    if (this.#early !== undefined) end(this.#early);
   }
 
   /** Starts watching the caller; `body`: also watch body reads (Deno). */
@@ -207,6 +220,7 @@ export class ConnectionState implements Connection, BodyWatcher {
   #stop(why: EarlyEnd): void {
     if (this.#over) return;
     this.#stopped = true;
+    this.#early ??= why;
     // The waiting caller's answer is decided before the route hears of it.
     this.endEarly(why);
     const controller = this.#controller ??= new AbortController();

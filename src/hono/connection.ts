@@ -7,7 +7,7 @@
  * @module
  */
 import { ByteBudget } from "../_byte_budget.ts";
-import { respond } from "./_respond.ts";
+import { dropErrorAnswers, respond } from "./_respond.ts";
 import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { ConnectionOptions } from "./connection_types.ts";
 import { keepAlive } from "./_background.ts";
@@ -152,7 +152,7 @@ async function runAcked(
   let read;
   try {
     read = await new Promise<BodyRead | EarlyEnd>((resolve, reject) => {
-      conn.endEarly = resolve;
+      conn.onEarlyEnd(resolve);
       reading.then(resolve, reject);
     });
   } catch (error) {
@@ -285,7 +285,14 @@ async function runInBackground(
     // when the response is final, so a route failing at once would turn
     // the 202 into a 500.
     await new Promise((resolve) => setTimeout(resolve, 0));
-    await next();
+    // And the outer chain may still run then: what Hono writes for a throw
+    // is kept off the Context while the route runs.
+    const undo = dropErrorAnswers(c);
+    try {
+      await next();
+    } finally {
+      undo();
+    }
     // Hono turns a route's throw into its error answer and keeps the error.
     if (c.error !== undefined && !conn.isOwnStop(c.error)) {
       await conn.report(c.error);

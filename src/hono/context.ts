@@ -37,6 +37,8 @@ export interface MiddlewareContext {
     readonly url: string;
     /** The body, cached by Hono for later readers. */
     arrayBuffer(): Promise<ArrayBuffer>;
+    /** Hono's caches of a body read through it, by how it was read. */
+    readonly bodyCache?: Readonly<Record<string, unknown>>;
   };
   /** The runtime's bindings; `@hono/node-server` puts `incoming` here. */
   readonly env: unknown;

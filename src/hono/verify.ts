@@ -287,6 +287,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       maxBodySize,
       timeout: bodyTimeout,
       budget,
+      exact: "verifyTrigger(): ",
     });
     if (!read.ok) return refuseBody(read.failure, maxBodySize, bodyTimeout);
     const body = read.body ?? new Uint8Array(0);
@@ -367,7 +368,8 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
         await settling.result;
       } catch (error) {
         if (error instanceof StoreTimeout) afterTimeout(settling.call);
-        await report(reportError, error, c, "verifyTrigger()");
+        // Not awaited: a slow reporter must not hold the route's answer.
+        keepAlive(c, report(reportError, error, c, "verifyTrigger()"));
       }
     };
     try {

@@ -143,7 +143,9 @@ export interface VerifyTriggerOptions {
   maxBufferedBytes?: number;
   /**
    * Reports store failures (the request is answered `503`, or the route's
-   * answer kept). Not Hono's `app.onError`, which makes an error answer.
+   * answer kept). No answer waits for it (a promise it returns is kept
+   * alive and waited for by `drainBackground()`). Not Hono's
+   * `app.onError`, which makes an error answer.
    *
    * @default {console.error}
    */

@@ -203,9 +203,11 @@ class NodeConn implements RawConn {
       // would hide it. The data handler pauses again after one chunk.
       this.#socket.resume();
       // The callback runs once the bytes are handed to the kernel, or when
-      // the socket is destroyed first, then on Node without an error: a
-      // write cut short by close() must not count as sent.
+      // the socket is destroyed first, then on Node 20 without an error: a
+      // write cut short by close(), or by a failure the socket met first (a
+      // server's reset seen by the read side), must not count as sent.
       this.#socket.write(data, (error?: Error | null) => {
+        error ??= this.#error as Error | undefined;
         if (error) reject(new Error(describe(error), { cause: error }));
         else if (this.#closed) reject(new Error("Connection closed"));
         else resolve();

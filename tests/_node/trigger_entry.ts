@@ -39,6 +39,9 @@ export interface Targets {
   /** Answers a body over 1 MB with 413 at its head and closes it unread;
    * smaller ones 200, kept alive. */
   early: string;
+  /** node:http (its own process) dropping an upload past 1 MB with
+   * `req.destroy()`. */
+  limited: string;
 }
 
 declare const process: { argv: string[]; versions: Record<string, string> };
@@ -159,6 +162,16 @@ for (const wait of ["sent", "accepted"] as const) {
     reuse: false,
   });
   print(`reset-${wait}`, summary(result));
+  await result.done;
+}
+for (const wait of ["sent", "accepted"] as const) {
+  const result = await trigger(`${targets.limited}/upload`, {
+    body: new Uint8Array(16 * MB),
+    wait,
+    timeout: 10_000,
+    reuse: false,
+  });
+  print(`limited-${wait}`, summary(result));
   await result.done;
 }
 // A 10 MB body the server never reads: the write cannot finish.

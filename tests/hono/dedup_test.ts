@@ -458,3 +458,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test("verifyTrigger(): a store whose complete() or release() fails is reported, and the route's answer does not wait for the reporter", async () => {
+  const secret = createSecret();
+  for (const succeeds of [true, false]) {
+    const down = new Error(`store down (${succeeds ? "complete" : "release"})`);
+    const memory = new MemoryDedupStore();
+    const store: DedupStore = {
+      claim: (id, ttl, token) => memory.claim(id, ttl, token),
+      complete: () => Promise.reject(down),
+      release: () => Promise.reject(down),
+    };
+    const reported: unknown[] = [];
+    const reporterDone = Promise.withResolvers<void>();
+    const app = new Hono();
+    app.post(
+      "/hook",
+      verifyTrigger({
+        secret,
+        store,
+        // An error tracker that is slow to answer (here: until released).
+        reportError: (error) => {
+          reported.push(error);
+          return reporterDone.promise;
+        },
+      }),
+      (c) => succeeds ? c.text("ran") : c.text("failed", 500),
+    );
+    const body = "{}";
+    const headers = await signed(secret, body);
+    const response = await within(
+      Promise.resolve(app.request("/hook", { method: "POST", body, headers })),
+      "the route's answer while the reporter is still pending",
+      10_000,
+    );
+    assert.equal(response.status, succeeds ? 200 : 500);
+    assert.deepEqual(reported, [down]);
+    reporterDone.resolve();
+  }
+});

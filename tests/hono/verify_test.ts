@@ -457,6 +457,38 @@ Deno.test("verifyTrigger() leaves the body readable for the route, every way", a
   });
   assert.equal(again.status, 200);
   assert.equal(await again.text(), json);
+
+  // One that kept the body only parsed (`formData()`; Hono 4.7's
+  // `parseBody()` and `json()` too): its bytes are gone, and
+  // a signature over them cannot be checked. Not a 401 (the sender is not
+  // at fault): a TypeError naming the order to fix.
+  const formText = "a=1&b=x%20y";
+  const errors: Error[] = [];
+  const app3 = new Hono();
+  app3.onError((error, c) => {
+    errors.push(error);
+    return c.text("misconfigured", 500);
+  });
+  app3.use(async (c, next) => {
+    await c.req.formData();
+    await next();
+  });
+  app3.post("/h", verifyTrigger({ secret }), (c) => c.text("ran"));
+  const parsed = await app3.request("/h", {
+    method: "POST",
+    body: formText,
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      ...await signed(secret, formText),
+    },
+  });
+  assert.equal(parsed.status, 500);
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof TypeError);
+  assert.match(
+    errors[0].message,
+    /^verifyTrigger\(\): an earlier middleware read the body as formData, which does not keep its bytes as sent: put that middleware after verifyTrigger\(\)$/,
+  );
 });
 
 Deno.test("verifyTrigger()'s copy of the request reads request.signal only when the route does, and it is the caller's signal then", async () => {

@@ -103,6 +103,43 @@ function cappedServer() {
   };
 }
 
+/** A node:http server in a process of its own that drops an upload past 1
+ * MB with `req.destroy()`, as a body-size limit does (the client meets the
+ * reset on its read side first, while its write is still pending). */
+const NODE_LIMITER = `
+const http = require("node:http");
+const server = http.createServer((req, res) => {
+  let length = 0;
+  req.on("data", (chunk) => {
+    length += chunk.length;
+    if (length > 1024 * 1024) req.destroy();
+  });
+  req.on("end", () => res.writeHead(202).end());
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+process.stdin.on("data", () => {}).on("end", () => process.exit(0));
+`;
+
+async function nodeLimiter() {
+  const child = new Deno.Command("node", {
+    args: ["-e", NODE_LIMITER],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const port = Number(
+    (await within(lines.read(), "the node:http limiter's port", 10_000)).value,
+  );
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    async close() {
+      await child.stdin.close();
+      await lines.cancel();
+      await child.status;
+    },
+  };
+}
+
 async function runTriggerEntry(
   runtime: "node" | "node22" | "bun",
   recorder: Recorder,
@@ -133,6 +170,7 @@ async function runTriggerEntry(
   const resend = resendServer();
   const capped = cappedServer();
   const early = earlyAnswerServer({ closeAfter: 200 });
+  const limiter = await nodeLimiter();
   try {
     // Node 22 runs our TypeScript as it is (its type stripping, the default
     // since 22.18: no parameter properties, enums or namespaces; deno.json's
@@ -158,6 +196,7 @@ async function runTriggerEntry(
       resend: resend.url,
       capped: capped.url,
       early: early.origin,
+      limited: limiter.origin,
     };
     const binary = runtime === "bun"
       ? await bunBinary()
@@ -294,6 +333,13 @@ async function runTriggerEntry(
       assert.equal(failed.code, "CLOSED", failed.message);
     }
     assert.ok(readBeforeReset >= 256 * 1024);
+    // Reset by the server's read side while the write was pending: Node 20
+    // called the write's callback without an error, and "sent" said ok.
+    for (const wait of ["sent", "accepted"]) {
+      const dropped = get(`limited-${wait}`);
+      assert.equal(dropped.code, "CLOSED", JSON.stringify(dropped));
+      assert.match(dropped.message!, /while sending/, dropped.message);
+    }
     assert.equal(get("timeout").code, "TIMEOUT", get("timeout").message);
     for (const wait of ["sent", "accepted"]) {
       // A write cut short by the timeout is not "sent".
@@ -372,6 +418,7 @@ async function runTriggerEntry(
       resend.close(),
       capped.close(),
       early.close(),
+      limiter.close(),
     ]);
   }
 }
