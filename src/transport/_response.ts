@@ -20,6 +20,13 @@ const DECODE_PIECE = 4 * 1024;
  * back to the same bytes). */
 function latin1Text(bytes: Uint8Array, from: number, to: number): string {
   let text = "";
+  // A short span char by char: no view made, no `apply` (each costs µs on
+  // a CPU that slept since the last response; docs/performance.md, tenth
+  // pass).
+  if (to - from <= SHORT_TEXT) {
+    for (let at = from; at < to; at++) text += String.fromCharCode(bytes[at]);
+    return text;
+  }
   for (let at = from; at < to; at += DECODE_PIECE) {
     text += String.fromCharCode.apply(
       null,
@@ -32,7 +39,57 @@ function latin1Text(bytes: Uint8Array, from: number, to: number): string {
   return text;
 }
 
+/** Spans up to this long are decoded char by char. */
+const SHORT_TEXT = 64;
+
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: |$)/;
+
+/**
+ * The minor version and status of a status line `b[start..end)` (its CR
+ * left out) as STATUS_LINE reads them, straight from the bytes; undefined
+ * when it does not match (the text is then read, and refused, as before).
+ */
+function statusFromBytes(
+  b: Uint8Array,
+  start: number,
+  end: number,
+): [number, number] | undefined {
+  if (
+    end - start < 12 || b[start] !== 72 || b[start + 1] !== 84 ||
+    b[start + 2] !== 84 || b[start + 3] !== 80 || b[start + 4] !== 47 ||
+    b[start + 5] !== 49 || b[start + 6] !== 46 || b[start + 8] !== 32 ||
+    (end - start > 12 && b[start + 12] !== 32)
+  ) return undefined;
+  const minor = b[start + 7] - 48;
+  const d1 = b[start + 9] - 48, d2 = b[start + 10] - 48;
+  const d3 = b[start + 11] - 48;
+  if (
+    (minor !== 0 && minor !== 1) || !(d1 >= 1 && d1 <= 9) ||
+    !(d2 >= 0 && d2 <= 9) || !(d3 >= 0 && d3 <= 9)
+  ) return undefined;
+  return [minor, d1 * 100 + d2 * 10 + d3];
+}
+
+/** Whether `text` (one char per byte) starts or ends with a char `trim()`
+ * removes: a header value's SP and HTAB are skipped before, so this is
+ * rare. */
+function untrimmed(text: string): boolean {
+  return text !== "" &&
+    (TRIMMED.has(text.charCodeAt(0)) ||
+      TRIMMED.has(text.charCodeAt(text.length - 1)));
+}
+/** The chars up to U+00FF that `String.prototype.trim()` removes. */
+const TRIMMED = new Set([9, 10, 11, 12, 13, 32, 0xa0]);
+
+/** Whether `text` is 1 to 15 ASCII digits (/^\d{1,15}$/). */
+function isLength(text: string): boolean {
+  if (text.length === 0 || text.length > 15) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 
 type State =
   | "head"
@@ -294,6 +351,19 @@ export class ResponseReader {
     return end;
   }
 
+  /** The status line read as text: what {@linkcode statusFromBytes} did
+   * not take, taken or refused with the line in the error. */
+  #statusText(b: Uint8Array, start: number, lineEnd: number): [number, number] {
+    const line = latin1Text(b, start, withoutCR(b, start, lineEnd));
+    if (!line.startsWith("HTTP/")) {
+      throw new ResponseProtocolError(
+        "Not an HTTP/1.x status line",
+        line.slice(0, 40),
+      );
+    }
+    return this.#statusOf(line);
+  }
+
   #statusOf(line: string): [number, number] {
     const match = STATUS_LINE.exec(line);
     if (!match) {
@@ -305,14 +375,11 @@ export class ResponseReader {
   /** Reads the head in `b` from `start` to `end` (its blank line included). */
   #onHead(b: Uint8Array, start: number, end: number): void {
     const lineEnd = lineEndAt(b, start, end);
-    const line = latin1Text(b, start, withoutCR(b, start, lineEnd));
-    if (!line.startsWith("HTTP/")) {
-      throw new ResponseProtocolError(
-        "Not an HTTP/1.x status line",
-        line.slice(0, 40),
-      );
-    }
-    const [minor, status] = this.#statusOf(line);
+    const [minor, status] = statusFromBytes(
+      b,
+      start,
+      withoutCR(b, start, lineEnd),
+    ) ?? this.#statusText(b, start, lineEnd);
     // An interim head (1xx): only its line ends count; the next head follows.
     const interim = status < 200 && status !== 101;
     let connection = "";
@@ -347,11 +414,14 @@ export class ResponseReader {
         let from = at, to = colon;
         while (from < to && isSpace(b[from])) from++;
         while (to > from && isSpace(b[to - 1])) to--;
-        const name = NAMES_BY_LENGTH[to - from]?.find((name) =>
-          sameName(b, from, name)
-        );
+        const name = nameAt(b, from, to);
         if (name !== undefined) {
-          const value = latin1Text(b, colon + 1, next).trim();
+          // SP and HTAB skipped here; trim() only for other whitespace.
+          let vFrom = colon + 1, vTo = next;
+          while (vFrom < vTo && isSpace(b[vFrom])) vFrom++;
+          while (vTo > vFrom && isSpace(b[vTo - 1])) vTo--;
+          let value = latin1Text(b, vFrom, vTo);
+          if (untrimmed(value)) value = value.trim();
           if (name === "connection") connection += "," + value.toLowerCase();
           else if (name === "transfer-encoding") {
             transferEncoding =
@@ -387,7 +457,7 @@ export class ResponseReader {
         ? "chunk-size"
         : "until-close";
     } else if (contentLength !== undefined) {
-      if (!/^\d{1,15}$/.test(contentLength)) {
+      if (!isLength(contentLength)) {
         this.#keepAlive = false;
         this.#state = "until-close";
       } else {
@@ -465,6 +535,14 @@ const NAMES_BY_LENGTH: Record<number, readonly string[] | undefined> = {
   14: ["content-length"],
   17: ["transfer-encoding"],
 };
+
+/** Which of the names looked at `b[from..to)` is, in any case. */
+function nameAt(b: Uint8Array, from: number, to: number): string | undefined {
+  const names = NAMES_BY_LENGTH[to - from];
+  if (names === undefined) return undefined;
+  for (const name of names) if (sameName(b, from, name)) return name;
+  return undefined;
+}
 
 /** Whether the bytes at `from` are `name` (lower case), in any case. */
 function sameName(b: Uint8Array, from: number, name: string): boolean {

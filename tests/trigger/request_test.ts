@@ -111,6 +111,16 @@ Deno.test("a form is encoded byte for byte as URLSearchParams encodes it", () =>
     { every, [every]: "key" },
     { lone: "a\uD800b", low: "\uDC00" }, // lone surrogates become U+FFFD
   ];
+  // Short names and values are checked char by char: each char up to
+  // U+00FF, and some beyond, alone in one.
+  for (let c = 0; c < 0x100; c++) {
+    forms.push({
+      [`k${String.fromCharCode(c)}`]: `${String.fromCharCode(c)}v`,
+    });
+  }
+  for (const c of ["\u0100", "\u20ac", "\uD83D\uDE00", "\uFFFF"]) {
+    forms.push({ [c]: `a${c}` });
+  }
   // Long values are checked four bytes at a time: one char that must be
   // encoded, at each byte of a word or in a tail of one to three bytes, at
   // the edges of the lengths checked that way (64 to 16 KiB).
