@@ -24,7 +24,21 @@ export async function sendOverFetch(
   // Handed to a fetch after a wait (maybe the caller's own, which may keep
   // or transfer it): the caller's bytes are copied now.
   ownBody(req);
-  const ca = req.caCerts ? createCaClient(req.caCerts) : undefined;
+  let ca: ReturnType<typeof createCaClient>;
+  try {
+    ca = req.caCerts ? createCaClient(req.caCerts) : undefined;
+  } catch (error) {
+    // A PEM the runtime cannot load (Deno.createHttpClient throws): no
+    // TLS connection can trust it.
+    throw failure(
+      "TLS",
+      `caCerts could not be loaded (${
+        error instanceof Error ? error.message : String(error)
+      })`,
+      req,
+      error,
+    );
+  }
   // A caller's fetch may ignore init.signal: the abort (timeout) is raced
   // against it, as bodyBytes() does for a body kept as a Request.
   let onAbort: (() => void) | undefined;

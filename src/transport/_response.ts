@@ -142,6 +142,8 @@ export class ResponseReader {
   #ends = 0;
   /** A head had a folded line (obs-fold): the connection is not reused. */
   #folded = false;
+  /** A byte other than CR or LF has come (see `push`). */
+  #started = false;
 
   /** @param method The request's method (a HEAD response has no body). */
   constructor(method: string) {
@@ -175,10 +177,23 @@ export class ResponseReader {
    * @throws {ResponseProtocolError} When the head is not HTTP/1.x.
    */
   push(bytes: Uint8Array): void {
-    this.received += bytes.length;
+    let i = 0;
+    if (!this.#started) {
+      // Empty lines before the first status line are skipped, as fetch
+      // does: a stray CR LF a server wrote after its previous response on
+      // this connection. They count toward the head's limit, and not as
+      // received (a close after them is a close before any answer).
+      while (i < bytes.length && (bytes[i] === 13 || bytes[i] === 10)) i++;
+      this.#headBytes += i;
+      if (this.#headBytes > MAX_HEAD_BYTES) {
+        throw new ResponseProtocolError("Response head too long", "");
+      }
+      if (i === bytes.length) return;
+      this.#started = true;
+    }
+    this.received += bytes.length - i;
     // Bytes after a complete response were never asked for: do not reuse.
     if (this.#state === "done") this.#keepAlive = false;
-    let i = 0;
     while (i < bytes.length && this.#state !== "done") {
       const from = i;
       switch (this.#state) {

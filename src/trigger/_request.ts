@@ -187,6 +187,19 @@ function checkHeaderName(name: unknown): string {
   return name;
 }
 
+/**
+ * Whether a header made by other code than the caller's (an OpenTelemetry
+ * propagator's) may be sent as it is: a token for a name, not one
+ * `trigger()` sets itself, and a value fetch's `Headers` would take (no CR,
+ * LF, NUL or char above U+00FF, which a raw socket would write cut down to
+ * its low byte).
+ */
+export function sendableHeader(name: string, value: string): boolean {
+  return typeof name === "string" && typeof value === "string" &&
+    TOKEN.test(name) && !FORBIDDEN_HEADERS.has(name.toLowerCase()) &&
+    !BAD_VALUE_CHAR.test(value);
+}
+
 function headerEntries(init: HeadersInit): Iterable<unknown> {
   if (init instanceof Headers) return init.entries();
   if (Array.isArray(init) || Symbol.iterator in Object(init)) {

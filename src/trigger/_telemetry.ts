@@ -1,7 +1,7 @@
 // A trigger seen by OpenTelemetry (private): its trace context on the wire, a
 // CLIENT span covering the whole trigger, and two metrics. Nothing happens,
 // and nothing is allocated, when no OpenTelemetry API is registered.
-import type { PreparedRequest } from "./_request.ts";
+import { type PreparedRequest, sendableHeader } from "./_request.ts";
 import type { TriggerOutcome } from "./types.ts";
 import {
   activeContext,
@@ -233,9 +233,15 @@ class Telemetry implements TriggerTelemetry {
     }
     const added: Array<[string, string]> = [];
     for (const name in carrier) {
+      const value = carrier[name];
+      // A propagator's header that could not be sent as it is (a CR LF in a
+      // name made from a baggage key, say) is left out: written raw, it
+      // would add header lines of its own.
+      if (!sendableHeader(name, value)) continue;
       // Headers the caller set win.
-      if (!req.headers.some(([key]) => key.toLowerCase() === name)) {
-        added.push([name, carrier[name]]);
+      const lower = name.toLowerCase();
+      if (!req.headers.some(([key]) => key.toLowerCase() === lower)) {
+        added.push([name, value]);
       }
     }
     if (added.length > 0) {

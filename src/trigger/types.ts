@@ -147,6 +147,7 @@ export interface TriggerOptions {
    * @default 128 */
   maxConnections?: number;
   /** Extra root certificates (PEM) for https targets with a private CA.
+   * One the runtime cannot load fails the trigger with `TLS`.
    * @default {undefined} (the runtime's own roots) */
   caCerts?: string[];
   /** Signs the request (Standard Webhooks headers) with a shared secret;

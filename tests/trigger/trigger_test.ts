@@ -473,6 +473,22 @@ Deno.test("trigger() reaches an https target with a private CA and reports an un
       assert.equal(untrusted.error?.code, "TLS", untrusted.error?.message);
       await within(untrusted.done, "trigger()'s done");
     }
+    // A PEM that cannot be loaded: TLS with the runtime's reason, on both
+    // transports (fetch's client used to throw a bare TypeError, no code).
+    const badPem =
+      "-----BEGIN CERTIFICATE-----\nnot base64 at all!!\n-----END CERTIFICATE-----\n";
+    for (const transport of ["socket", "fetch"] as const) {
+      const bad = await trigger(url, {
+        transport,
+        caCerts: [badPem],
+        wait: "accepted",
+        timeout: 5_000,
+      });
+      assert.equal(bad.ok, false);
+      assert.ok(bad.error instanceof TriggerError, String(bad.error));
+      assert.equal(bad.error.code, "TLS", bad.error.message);
+      await within(bad.done, "trigger()'s done");
+    }
     const viaFetch = await trigger(url, {
       transport: "fetch",
       caCerts: [cert.cert],
