@@ -258,12 +258,14 @@ class Queries implements Admin {
   ): Promise<{ total: number; letters: DeadView[] }> {
     const { db, schema, dead } = this.#h;
     const offset = options.offset ?? 0;
+    const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
     const rows = await sql.deadLetterPage(
       db,
       schema,
       dead,
       options.limit ?? 100,
       offset,
+      headChars(bodyLimit),
     );
     const total = rows.length === 0 && offset > 0
       ? await sql.countDeadLetters(db, schema, dead)
@@ -271,7 +273,8 @@ class Queries implements Admin {
     return {
       total,
       letters: rows.map((row) => ({
-        ...view(row.data, options.bodyLimit),
+        ...view(row.data, bodyLimit),
+        ...bodyFromHead(row, bodyLimit),
         jobId: String(row.id),
         attempts: Number(row.source_retry_count ?? 0) + 1,
         error: outcome(row.source_output) ?? {},
@@ -390,6 +393,51 @@ function outcome(value: unknown): Outcome | null {
   }
   if (typeof source.status === "number") result.status = source.status;
   return Object.keys(result).length === 0 ? null : result;
+}
+
+/** The base64 chars that hold the first `bodyLimit` chars of a UTF-8
+ * body, and one more (4 bytes a char at most): a whole number of groups. */
+function headChars(bodyLimit: number): number {
+  return Math.ceil((4 * (bodyLimit + 1)) / 3) * 4;
+}
+
+/**
+ * What {@linkcode view} shows of a body, from the first chars of its
+ * base64 (`body_head`) and its whole length (`body_chars`, less
+ * `body_padding`): a list never reads whole bodies (14 dead letters of 64
+ * MiB took 19 s and 1.6 GB to list). A body cut before its end is decoded
+ * as far as it goes: one whose invalid UTF-8 comes after that shows as
+ * text, truncated.
+ */
+function bodyFromHead(
+  row: Record<string, unknown>,
+  bodyLimit: number,
+): Pick<JobView, "body" | "bodySize" | "bodyTruncated" | "bodyBinary"> {
+  const head = row.body_head;
+  if (typeof head !== "string") {
+    return { body: null, bodySize: 0, bodyTruncated: false, bodyBinary: false };
+  }
+  const bodySize = (Number(row.body_chars) / 4) * 3 -
+    Number(row.body_padding);
+  const bytes = fromBase64(head);
+  const cut = bytes.length < bodySize;
+  let body: string;
+  try {
+    body = new TextDecoder("utf-8", { fatal: true }).decode(bytes, {
+      stream: cut,
+    });
+  } catch {
+    return { body: null, bodySize, bodyTruncated: false, bodyBinary: true };
+  }
+  if (body.length > bodyLimit) {
+    return {
+      body: body.slice(0, bodyLimit),
+      bodySize,
+      bodyTruncated: true,
+      bodyBinary: false,
+    };
+  }
+  return { body, bodySize, bodyTruncated: cut, bodyBinary: false };
 }
 
 function view(data: unknown, bodyLimit = DEFAULT_BODY_LIMIT): JobView {

@@ -130,6 +130,9 @@ export class FetchSize {
   }
 }
 
+/** The header an unsigned attempt gets from the outbox: its id. */
+const UNSIGNED_HEADERS = ["webhook-id"];
+
 export class Dispatcher {
   readonly inFlight = new Map<string, Job<StoredRequest>>();
   readonly counters: Counters = { delivered: 0, retried: 0, deadLettered: 0 };
@@ -406,10 +409,22 @@ export class Dispatcher {
     let result: TriggerResult;
     let span: AttemptTrace | undefined;
     try {
+      if (
+        typeof data !== "object" || data === null ||
+        typeof data.url !== "string" || !Array.isArray(data.headers)
+      ) {
+        // A row another pg-boss producer put in this queue.
+        throw new TypeError(
+          "the job holds no request an outbox stored (another producer's job in this queue?)",
+        );
+      }
       const secret = data.secret ?? this.#secret;
-      // Only the headers signing owns: other webhook-* ones are the caller's.
+      // Only the headers the outbox sets on every attempt: with a secret,
+      // the three signing owns; without, the id (a caller's own timestamp
+      // and signature go as given).
+      const owned = secret === undefined ? UNSIGNED_HEADERS : SIGN_HEADERS;
       const headers = data.headers.filter(([name]) =>
-        !SIGN_HEADERS.includes(name.toLowerCase())
+        !owned.includes(name.toLowerCase())
       );
       // The same id on every attempt; with a secret, a fresh signature.
       if (secret === undefined) headers.push(["webhook-id", data.id]);
@@ -649,11 +664,14 @@ export class Dispatcher {
       if (type === "delivered") this.counters.delivered++;
       else if (type === "retry") this.counters.retried++;
       else this.counters.deadLettered++;
+      // A row another pg-boss producer put in the queue may hold no
+      // stored request at all (dead-lettered INVALID): its job id then.
+      const data = s.job.data as Partial<StoredRequest> | null;
       this.#emit({
         type,
-        id: s.job.data.id,
-        method: s.job.data.method,
-        url: s.job.data.url,
+        id: String(data?.id ?? s.job.id),
+        method: String(data?.method ?? ""),
+        url: String(data?.url ?? ""),
         attempt: s.attempt,
         elapsed: s.elapsed,
         ...(s.status !== undefined ? { status: s.status } : {}),
@@ -697,6 +715,7 @@ export class Dispatcher {
 export function lastAttempt(
   job: { id: string; retryCount: number; data: StoredRequest },
 ): boolean | undefined {
+  if (typeof job.data !== "object" || job.data === null) return undefined;
   const { job: storedAs = job.data.id, retryLimit } = job.data;
   if (storedAs !== job.id || !Number.isInteger(retryLimit)) return undefined;
   return job.retryCount >= retryLimit!;

@@ -7,8 +7,12 @@ import type { Engine } from "./_engine.ts";
 import { Batcher, Rejected } from "./_batch.ts";
 import { OutboxError } from "./errors.ts";
 import { ByteBudget } from "../_byte_budget.ts";
-import { type Retry, TRIGGER } from "./_validate.ts";
-import type { JobRetry } from "./_pgboss_sql.ts";
+import { headSize, type Retry, TRIGGER } from "./_validate.ts";
+import {
+  type JobRetry,
+  MAX_RETENTION_SECONDS,
+  RETENTION_MARGIN_SECONDS,
+} from "./_pgboss_sql.ts";
 
 /** The form a trigger is stored in (the job's data). */
 export interface StoredRequest {
@@ -95,7 +99,27 @@ export interface JobRow {
   retryDelayMax?: number;
   expireInSeconds: number;
   heartbeatSeconds: number;
+  retentionSeconds: number;
   startAfter?: Date;
+}
+
+/**
+ * How long pg-boss keeps a job in its queue (`retentionSeconds`), counted
+ * from when it was first due: pg-boss deletes a job still waiting (created
+ * or retry) after that, retries included, and `fail()` does not move it.
+ * Its whole retry schedule (each attempt's lease and each delay, at their
+ * longest) and {@linkcode RETENTION_MARGIN_SECONDS} more.
+ */
+export function retentionSeconds(
+  settings: JobRetry,
+  expireInSeconds: number,
+): number {
+  const delay = settings.retryBackoff
+    ? settings.retryDelayMax ?? settings.retryDelay * 2 ** 16
+    : settings.retryDelay;
+  const schedule = (settings.retryLimit + 1) * expireInSeconds +
+    settings.retryLimit * delay;
+  return Math.min(MAX_RETENTION_SECONDS, schedule + RETENTION_MARGIN_SECONDS);
 }
 
 /** Retry settings as pg-boss keeps them: whole seconds, rounded up (never
@@ -119,6 +143,7 @@ export function jobRow(
   leaseMargin: number = LEASE_MARGIN_SECONDS,
 ): JobRow {
   const settings = jobRetry(retry);
+  const expireInSeconds = Math.ceil(data.timeout / 1000) + leaseMargin;
   return {
     id: jobId,
     data: {
@@ -127,8 +152,9 @@ export function jobRow(
       ...settings,
     },
     ...settings,
-    expireInSeconds: Math.ceil(data.timeout / 1000) + leaseMargin,
+    expireInSeconds,
     heartbeatSeconds: HEARTBEAT_SECONDS,
+    retentionSeconds: retentionSeconds(settings, expireInSeconds),
     ...(delay ? { startAfter: new Date(Date.now() + delay) } : {}),
   };
 }
@@ -225,7 +251,10 @@ export function groupCommit(
           : undefined,
     },
     {
-      of: (row) => row.data.body?.length ?? 0,
+      // The head too: up to MAX_HEAD_BYTES each, stored as text.
+      of: (row) =>
+        (row.data.body?.length ?? 0) +
+        headSize(row.data.method, row.data.url, row.data.headers),
       max: MAX_BATCH_BODY,
       waiting: bodies,
     },

@@ -203,6 +203,14 @@ export interface JobRetry {
   retryDelayMax?: number;
 }
 
+/** A job waits at least this long past its whole retry schedule before
+ * pg-boss may delete it undelivered (a dispatcher stopped for a while); so
+ * does a dead letter in its queue, for an operator to redrive it: 365 days.
+ * pg-boss's own default is 14 days, retries included. */
+export const RETENTION_MARGIN_SECONDS = 365 * 86_400;
+/** pg-boss keeps retention in a PostgreSQL `int`. */
+export const MAX_RETENTION_SECONDS = 2 ** 31 - 1;
+
 /** Gives the jobs pg-boss's `redrive()` just re-created in `queue` (in
  * this transaction: not yet seen by anyone, never attempted) from the
  * dead letters of these chains (`roots`) the retry settings and lease their
@@ -230,6 +238,14 @@ export async function restoreRetrySettings(
        retry_backoff = s.retry_backoff,
        retry_delay_max = s.retry_delay_max,
        expire_seconds = coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds),
+       -- As jobRow() gives a trigger (retentionSeconds()): its whole
+       -- schedule and a margin, not the queue's retention.
+       keep_until = j.start_after + least(2147483647,
+         (s.retry_limit + 1)::numeric * coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds)
+         + s.retry_limit::numeric * (CASE WHEN s.retry_backoff
+             THEN coalesce(s.retry_delay_max, s.retry_delay::numeric * 65536)
+             ELSE s.retry_delay END)
+         + $8) * interval '1s',
        data = j.data || jsonb_strip_nulls(jsonb_build_object(
          'job', j.id::text, 'retryLimit', s.retry_limit,
          'retryDelay', s.retry_delay, 'retryBackoff', s.retry_backoff,
@@ -255,6 +271,7 @@ export async function restoreRetrySettings(
       fallback.retryDelay,
       fallback.retryBackoff,
       fallback.retryDelayMax ?? null,
+      RETENTION_MARGIN_SECONDS,
     ],
   );
   return rows.length;
@@ -362,20 +379,27 @@ export async function lastHourByMinute(
   return rows;
 }
 
-/** One page of dead letters, oldest first, each row with the `total`. */
+/** One page of dead letters, oldest first, each row with the `total`.
+ * Of each stored body only its first `bodyChars` chars of base64 leave the
+ * database (`body_head`), with its length in chars (`body_chars`) and its
+ * padding (`body_padding`): `data` comes without it. */
 export async function deadLetterPage(
   db: Sql,
   schema: string,
   dead: string,
   limit: number,
   offset: number,
+  bodyChars: number,
 ): Rows {
   const { rows } = await db.executeSql(
-    `SELECT id, data, source_output, source_retry_count, created_on,
+    `SELECT id, data - 'body' AS data, left(data->>'body', $4) AS body_head,
+       length(data->>'body') AS body_chars,
+       length(data->>'body') - length(rtrim(data->>'body', '=')) AS body_padding,
+       source_output, source_retry_count, created_on,
        count(*) OVER ()::int AS total
      FROM ${schema}.job WHERE name = $1 AND state::text IN ('created', 'retry')
      ORDER BY created_on, id LIMIT $2 OFFSET $3`,
-    [dead, limit, offset],
+    [dead, limit, offset, bodyChars],
   );
   return rows;
 }
@@ -402,7 +426,8 @@ export async function retryingJobs(
   limit: number,
 ): Rows {
   const { rows } = await db.executeSql(
-    `SELECT data, retry_count, start_after, output FROM ${schema}.job
+    `SELECT data - 'body' AS data, retry_count, start_after, output
+     FROM ${schema}.job
      WHERE name = $1 AND state = 'retry'
      ORDER BY start_after, id LIMIT $2`,
     [queue, limit],
@@ -463,7 +488,8 @@ export async function outcomesSince(
   // `at` to the millisecond: what a JavaScript Date holds, so the key of a
   // page's last row, given back as `after`, is exact.
   const { rows } = await db.executeSql(
-    `SELECT id, data, state::text AS state, retry_count, output,
+    `SELECT id, data - 'body' AS data, state::text AS state, retry_count,
+       output,
        date_trunc('milliseconds', coalesce(completed_on, started_on)) AS at
      FROM ${schema}.job
      WHERE name = $1 AND (

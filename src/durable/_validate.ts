@@ -197,6 +197,41 @@ export function retrySettings(
   return retry;
 }
 
+/** The most bytes of a request's method, URL and headers the outbox stores
+ * (what its target would read as the request's head): 64 KiB, above what
+ * servers take (nginx 8 KiB a line, Node 16 KiB in all; larger heads get
+ * 431), and bounded before a row joins a group commit, where an unbounded
+ * one failed every caller's insert. */
+export const MAX_HEAD_BYTES = 65_536;
+
+/** The UTF-16 units of a request's method, URL and headers, each header
+ * with its ": " and CR LF (a bound on the head's bytes for the ASCII and
+ * Latin-1 a head holds). */
+export function headSize(
+  method: string,
+  url: string,
+  headers: ReadonlyArray<readonly [string, string]>,
+): number {
+  let size = method.length + url.length + 12;
+  for (const [name, value] of headers) size += name.length + value.length + 4;
+  return size;
+}
+
+/** A RangeError when a request's head is over {@linkcode MAX_HEAD_BYTES}. */
+export function checkHeadSize(
+  prefix: string,
+  method: string,
+  url: string,
+  headers: ReadonlyArray<readonly [string, string]>,
+): void {
+  const size = headSize(method, url, headers);
+  if (size > MAX_HEAD_BYTES) {
+    throw new RangeError(
+      `${prefix}the request's URL and headers take ${size} bytes; at most ${MAX_HEAD_BYTES} are stored (servers answer larger heads 431)`,
+    );
+  }
+}
+
 /** Throws a TypeError naming the first string PostgreSQL's JSON cannot
  * store: one with a NUL character (`\u0000`) or an unpaired surrogate.
  * Checked before a row joins a group commit, where one bad row would fail

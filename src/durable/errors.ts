@@ -30,7 +30,12 @@
  * - `"CLOSED"`: the outbox was stopped.
  * - `"NOT_FOUND"`: `openOutbox({ create: false })` only: the embedded
  *   directory, the schema or a queue does not exist (a mistyped name); the
- *   message names it, and nothing was created. */
+ *   message names it, and nothing was created.
+ * - `"CONFLICT"`: `openOutbox()` only: the queue exists with pg-boss
+ *   settings the outbox cannot keep its promises under (another pg-boss
+ *   user's queue: a policy other than `standard`, which drops rows, or a
+ *   dead letter queue other than `<queue>_dead`); the message names them.
+ *   Give the outbox a queue of its own. */
 export type OutboxErrorCode =
   | "LOCKED"
   | "STORAGE"
@@ -40,7 +45,8 @@ export type OutboxErrorCode =
   | "TOO_LARGE"
   | "BODY"
   | "CLOSED"
-  | "NOT_FOUND";
+  | "NOT_FOUND"
+  | "CONFLICT";
 
 /**
  * The error the outbox rejects with when the database or its directory

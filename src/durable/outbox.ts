@@ -1,12 +1,18 @@
 // openOutbox() and the Outbox it returns: checks input, opens the engine,
 // creates the queues, and wires storing, delivering and administration.
-import { ownBody, prepare, type PreparedRequest } from "../trigger/_request.ts";
+import {
+  ownBody,
+  prepare,
+  type PreparedRequest,
+  SIGN_HEADERS,
+} from "../trigger/_request.ts";
 import { show } from "../_show.ts";
 import { checkOptions } from "../_options.ts";
 import { dropRejection } from "../_callback.ts";
 import { OutboxError } from "./errors.ts";
 import { type Engine, openEngine } from "./_engine.ts";
 import {
+  checkHeadSize,
   checkOpenOptions,
   checkStorable,
   duration,
@@ -35,7 +41,7 @@ import { Dispatcher } from "./_dispatcher.ts";
 import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
 import { ADMIN, type AdminHandle } from "./_admin_queries.ts";
-import type { Sql } from "./_pgboss_sql.ts";
+import { RETENTION_MARGIN_SECONDS, type Sql } from "./_pgboss_sql.ts";
 import type {
   DeadLetter,
   DispatchOptions,
@@ -68,7 +74,9 @@ import type {
  * @throws {OutboxError} `"LOCKED"` when the embedded directory is in use,
  *   `"STORAGE"` when it cannot be written, `"DATABASE"` or `"TIMEOUT"` when
  *   the database cannot be opened or reached; with `create: false`,
- *   `"NOT_FOUND"` when the directory, schema or queue does not exist.
+ *   `"NOT_FOUND"` when the directory, schema or queue does not exist;
+ *   `"CONFLICT"` when the queue is another pg-boss user's (not `standard`,
+ *   or another dead letter queue).
  * @throws {TypeError} Synchronously, for bad options, naming the value.
  * @throws {RangeError} Synchronously, for a bad duration or retry setting.
  *
@@ -155,12 +163,18 @@ async function open(
   const dead = `${settings.queue}_dead`;
   try {
     await engine.run(OPEN.slice(0, -2), async () => {
-      if (!settings.create) return await mustHaveQueues(engine, settings);
-      await engine.boss.createQueue(dead, {});
-      await engine.boss.createQueue(settings.queue, {
-        deadLetter: dead,
-        heartbeatSeconds: HEARTBEAT_SECONDS,
-      });
+      if (!settings.create) await mustHaveQueues(engine, settings);
+      else {
+        await engine.boss.createQueue(dead, {
+          retentionSeconds: RETENTION_MARGIN_SECONDS,
+        });
+        await engine.boss.createQueue(settings.queue, {
+          deadLetter: dead,
+          heartbeatSeconds: HEARTBEAT_SECONDS,
+          retentionSeconds: RETENTION_MARGIN_SECONDS,
+        });
+      }
+      await checkQueues(engine, settings);
     });
   } catch (error) {
     await engine.close().catch(() => {});
@@ -205,6 +219,63 @@ async function mustHaveQueues(
         : `queues there: ${shown.join(", ")}`
     }`,
   );
+}
+
+/**
+ * `CONFLICT` unless the queue and its dead letter queue are as the outbox
+ * makes them: pg-boss's `standard` policy (the others keep one job per
+ * key, and pg-boss's insert skips the rest: a trigger would resolve stored
+ * for a row never written) and `<queue>_dead` as the dead letter queue (or
+ * failed jobs become no dead letters). With `create`, queues made before
+ * the outbox set their retention get it now (pg-boss's default, 14 days,
+ * deleted dead letters, and waiting jobs, after that).
+ */
+async function checkQueues(
+  engine: Engine,
+  { queue, schema, create }: OpenSettings,
+): Promise<void> {
+  const dead = `${queue}_dead`;
+  const queues = await engine.boss.getQueues([queue, dead]);
+  const main = queues.find((q) => q.name === queue);
+  const letters = queues.find((q) => q.name === dead);
+  const problems: string[] = [];
+  for (const q of [main, letters]) {
+    if (q !== undefined && (q.policy ?? "standard") !== "standard") {
+      problems.push(
+        `queue ${JSON.stringify(q.name)} has policy ${
+          JSON.stringify(q.policy)
+        } (not "standard")`,
+      );
+    }
+  }
+  if (main !== undefined && main.deadLetter !== dead) {
+    problems.push(
+      `queue ${JSON.stringify(queue)} has ${
+        main.deadLetter
+          ? `dead letter queue ${JSON.stringify(main.deadLetter)}`
+          : "no dead letter queue"
+      } (not ${JSON.stringify(dead)})`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new OutboxError(
+      "CONFLICT",
+      `${OPEN}${problems.join("; ")}, in schema ${
+        JSON.stringify(schema)
+      } of ${engine.where}: it is not an outbox's queue; give the outbox a queue of its own`,
+    );
+  }
+  if (!create) return;
+  for (const q of [main, letters]) {
+    if (
+      q !== undefined &&
+      (q.retentionSeconds ?? 0) < RETENTION_MARGIN_SECONDS
+    ) {
+      await engine.boss.updateQueue(q.name, {
+        retentionSeconds: RETENTION_MARGIN_SECONDS,
+      });
+    }
+  }
 }
 
 class PgOutbox implements Outbox {
@@ -352,10 +423,18 @@ class PgOutbox implements Outbox {
     const given = req.headers.find(([name]) =>
       name.toLowerCase() === "webhook-id"
     );
-    if (given !== undefined && this.#secret !== undefined) {
-      throw new TypeError(
-        `${TRIGGER}header "webhook-id" is set by the outbox's sign option and cannot be given`,
+    if (this.#secret !== undefined) {
+      // Set again on every attempt: one given here would be dropped.
+      const owned = req.headers.find(([name]) =>
+        SIGN_HEADERS.includes(name.toLowerCase())
       );
+      if (owned !== undefined) {
+        throw new TypeError(
+          `${TRIGGER}header "${
+            owned[0]
+          }" is set by the outbox's sign option and cannot be given`,
+        );
+      }
     }
     if (this.#closed) {
       throw new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`);
@@ -364,6 +443,12 @@ class PgOutbox implements Outbox {
     const id = init.sign?.id !== undefined && req.sign !== undefined
       ? req.sign.id
       : given?.[1] ?? jobId;
+    if (init.sign?.timestamp !== undefined) {
+      throw new TypeError(
+        `${TRIGGER}sign.timestamp cannot be given: each attempt is signed afresh, at its own time`,
+      );
+    }
+    checkHeadSize(TRIGGER, req.method, req.href, req.headers);
     checkStorable(TRIGGER, {
       method: req.method,
       url: req.href,

@@ -89,8 +89,12 @@ export interface OutboxOptions {
  * status), and so are `reuse`, `resend` and `maxConnections` (each attempt
  * uses the dispatching process's defaults).
  * A `sign` option is stored with the job, secret included (prefer the
- * outbox's `sign`, which is not); its `id` becomes the trigger's id, and its
- * `timestamp` is ignored: each attempt is signed afresh. */
+ * outbox's `sign`, which is not); its `id` becomes the trigger's id; a
+ * `timestamp` is refused (TypeError): each attempt is signed afresh. Without
+ * any `sign`, `webhook-timestamp` and `webhook-signature` headers of the
+ * caller's go out as given; with the outbox's `sign`, they (and
+ * `webhook-id`) are refused. The URL and headers together are bounded
+ * (64 KiB, a RangeError). */
 export interface OutboxTriggerOptions extends TriggerOptions {
   /** Milliseconds to wait before the first attempt, from 0 to 2^31 − 1.
    * @default {0} */
@@ -216,8 +220,9 @@ export interface Outbox {
    * @throws {TypeError} Synchronously, for the input `trigger()` refuses
    *   (same message), and for `signal` or `waitUntil`. Nothing is stored.
    * @throws {RangeError} For a bad `timeout`, `delay` or retry setting,
-   *   and for a body over `maxBodySize` whose size is known at the call
-   *   (bytes, a string, `json`, `form`, a Blob), naming its size.
+   *   for a body over `maxBodySize` whose size is known at the call
+   *   (bytes, a string, `json`, `form`, a Blob), naming its size, and for a
+   *   URL and headers over 64 KiB together.
    * @throws {TypeError} For a string PostgreSQL's JSON cannot store (a NUL
    *   character or an unpaired surrogate, e.g. in `caCerts`).
    * @throws {OutboxError} Asynchronously: `"DATABASE"` when the row could

@@ -431,7 +431,14 @@ Deno.test("the admin statements (dashboard, CLI) run on pg-boss's schema and rea
       .map((r) => `${r.kind} ${r.count}`).sort();
     assert.deepEqual(kinds, ["delivered 1", "failed 2"]);
 
-    const [letter, ...more] = await deadLetterPage(db, schema, "q_dead", 10, 0);
+    const [letter, ...more] = await deadLetterPage(
+      db,
+      schema,
+      "q_dead",
+      10,
+      0,
+      100,
+    );
     assert.equal(more.length, 0);
     assert.equal((letter.data as { id: string }).id, "a");
     assert.equal(letter.total, 1);
