@@ -12,6 +12,7 @@ import type { Retry } from "./_validate.ts";
 import {
   countByState,
   deadLetterJobs,
+  deadLetterPage,
   restoreRetrySettings,
   type Sql,
 } from "./_pgboss_sql.ts";
@@ -39,28 +40,37 @@ export function storedFailure(value: unknown): Record<string, unknown> | null {
 
 export async function deadLetters(
   engine: Engine,
-  { dead }: Queues,
+  { dead, schema }: Queues,
   limit: number,
 ): Promise<DeadLetter[]> {
-  const jobs = await engine.run(
+  // Without their bodies (pg-boss's findJobs() read every one whole: 903
+  // MiB for 14 dead letters of 32 MiB, a reviewer measured).
+  const rows = await engine.run(
     "Cannot list dead letters",
-    () => engine.boss.findJobs<StoredRequest>(dead, { queued: true, limit }),
+    () => deadLetterPage(engine.boss.getDb() as Sql, schema, dead, limit, 0, 0),
   );
-  return jobs.map((job) => {
-    const output = (storedFailure(job.sourceOutput) ?? {}) as Partial<
+  return rows.map((row) => {
+    const output = (storedFailure(row.source_output) ?? {}) as Partial<
       DeliveryError
     >;
+    // A job no outbox stored (another producer's, dead-lettered INVALID)
+    // has no stored request: its job's id, as its event said.
+    const data = (typeof row.data === "object" ? row.data : null) as
+      | Partial<StoredRequest>
+      | null;
     return {
-      id: job.data.id,
-      method: job.data.method,
-      url: job.data.url,
-      attempts: (job.sourceRetryCount ?? 0) + 1,
+      id: String(row.trigger_id),
+      method: String(data?.method ?? ""),
+      url: String(data?.url ?? ""),
+      attempts: Number(row.source_retry_count ?? 0) + 1,
       error: {
         code: String(output.code ?? "UNKNOWN"),
         message: String(output.message ?? ""),
         ...(typeof output.status === "number" ? { status: output.status } : {}),
       },
-      deadAt: job.createdOn,
+      deadAt: row.created_on instanceof Date
+        ? row.created_on
+        : new Date(String(row.created_on)),
     };
   });
 }

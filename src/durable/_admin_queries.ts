@@ -275,6 +275,7 @@ class Queries implements Admin {
       letters: rows.map((row) => ({
         ...view(row.data, bodyLimit),
         ...bodyFromHead(row, bodyLimit),
+        id: String(row.trigger_id),
         jobId: String(row.id),
         attempts: Number(row.source_retry_count ?? 0) + 1,
         error: outcome(row.source_output) ?? {},
@@ -396,18 +397,18 @@ function outcome(value: unknown): Outcome | null {
 }
 
 /** The base64 chars that hold the first `bodyLimit` chars of a UTF-8
- * body, and one more (4 bytes a char at most): a whole number of groups. */
+ * body, and one more (4 bytes a char at most): a whole number of groups,
+ * at most what PostgreSQL's `left()` takes (an `int`). */
 function headChars(bodyLimit: number): number {
-  return Math.ceil((4 * (bodyLimit + 1)) / 3) * 4;
+  return Math.min(Math.ceil((4 * (bodyLimit + 1)) / 3) * 4, 2 ** 31 - 4);
 }
 
 /**
  * What {@linkcode view} shows of a body, from the first chars of its
- * base64 (`body_head`) and its whole length (`body_chars`, less
- * `body_padding`): a list never reads whole bodies (14 dead letters of 64
- * MiB took 19 s and 1.6 GB to list). A body cut before its end is decoded
- * as far as it goes: one whose invalid UTF-8 comes after that shows as
- * text, truncated.
+ * base64 (`body_head`) and its size (`body_size`): a list never reads
+ * whole bodies (14 dead letters of 64 MiB took 19 s and 1.6 GB to list).
+ * A body cut before its end is decoded as far as it goes: one whose
+ * invalid UTF-8 comes after that shows as text, truncated.
  */
 function bodyFromHead(
   row: Record<string, unknown>,
@@ -417,8 +418,7 @@ function bodyFromHead(
   if (typeof head !== "string") {
     return { body: null, bodySize: 0, bodyTruncated: false, bodyBinary: false };
   }
-  const bodySize = (Number(row.body_chars) / 4) * 3 -
-    Number(row.body_padding);
+  const bodySize = Number(row.body_size);
   const bytes = fromBase64(head);
   const cut = bytes.length < bodySize;
   let body: string;

@@ -26,6 +26,9 @@ export interface StoredRequest {
   headers: Array<[string, string]>;
   /** The body bytes, base64. */
   body: string | null;
+  /** The body's size in bytes (rows stored before it have none): lists
+   * show it without reading the body. */
+  bodySize?: number;
   timeout: number;
   transport?: "socket" | "fetch";
   caCerts?: string[];
@@ -115,7 +118,7 @@ export function retentionSeconds(
   expireInSeconds: number,
 ): number {
   const delay = settings.retryBackoff
-    ? settings.retryDelayMax ?? settings.retryDelay * 2 ** 16
+    ? settings.retryDelayMax ?? Math.max(settings.retryDelay, 1) * 2 ** 16
     : settings.retryDelay;
   const schedule = (settings.retryLimit + 1) * expireInSeconds +
     settings.retryLimit * delay;
@@ -178,6 +181,7 @@ export function storedRequest(
     body: body === null ? null : toBase64(body),
     timeout: req.timeout,
   };
+  if (body !== null) stored.bodySize = body.length;
   if (options.transport !== undefined && options.transport !== "auto") {
     stored.transport = req.transport;
   }

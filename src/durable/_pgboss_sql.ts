@@ -35,6 +35,7 @@ export const RELIED_ON = {
     "source_retry_count",
     "source_id",
     "source_root_id",
+    "keep_until",
   ],
   states: ["created", "retry", "active", "completed", "failed"],
 } as const;
@@ -180,7 +181,8 @@ export async function deadLetterJobs(
     `SELECT id::text AS id, coalesce(source_root_id, source_id)::text AS root
      FROM ${schema}.job AS j
      WHERE name = $1 AND state::text IN ('created', 'retry')
-       AND ($2::text[] IS NULL OR data->>'id' = ANY($2::text[]))
+       AND ($2::text[] IS NULL OR
+         coalesce(data->>'id', source_id::text) = ANY($2::text[]))
        AND ($4::text IS NULL OR (source_name = $4
          AND coalesce(source_root_id, source_id) IS NOT NULL
          AND EXISTS (SELECT 1 FROM ${schema}.queue q WHERE q.name = $4)))
@@ -210,6 +212,39 @@ export interface JobRetry {
 export const RETENTION_MARGIN_SECONDS = 365 * 86_400;
 /** pg-boss keeps retention in a PostgreSQL `int`. */
 export const MAX_RETENTION_SECONDS = 2 ** 31 - 1;
+
+/**
+ * Gives the rows an earlier release stored in `queue` and `dead` (waiting
+ * or retrying jobs, dead letters) the retention it gives them now: pg-boss
+ * fixes `keep_until` when it writes a row (14 days by default) and never
+ * moves it, so a queue's new retention reaches none of them. A waiting job
+ * keeps its schedule and {@linkcode RETENTION_MARGIN_SECONDS} from when it
+ * was stored, as {@linkcode restoreRetrySettings} computes it; a dead
+ * letter the margin from when it was made. Never shortens one. The rows
+ * changed.
+ */
+export async function extendRetention(
+  db: Sql,
+  schema: string,
+  queue: string,
+  dead: string,
+): Promise<number> {
+  const { rows } = await db.executeSql(
+    `UPDATE ${schema}.job AS j SET keep_until = greatest(j.keep_until,
+       CASE WHEN j.name = $2 THEN j.created_on + $3 * interval '1s'
+       ELSE j.created_on + least(2147483647,
+         (j.retry_limit + 1)::numeric * j.expire_seconds
+         + j.retry_limit::numeric * (CASE WHEN j.retry_backoff
+             THEN coalesce(j.retry_delay_max,
+               greatest(j.retry_delay, 1)::numeric * 65536)
+             ELSE j.retry_delay END)
+         + $3) * interval '1s' END)
+     WHERE (j.name = $1 OR j.name = $2) AND j.state < 'active'
+     RETURNING j.id`,
+    [queue, dead, RETENTION_MARGIN_SECONDS],
+  );
+  return rows.length;
+}
 
 /** Gives the jobs pg-boss's `redrive()` just re-created in `queue` (in
  * this transaction: not yet seen by anyone, never attempted) from the
@@ -243,7 +278,8 @@ export async function restoreRetrySettings(
        keep_until = j.start_after + least(2147483647,
          (s.retry_limit + 1)::numeric * coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds)
          + s.retry_limit::numeric * (CASE WHEN s.retry_backoff
-             THEN coalesce(s.retry_delay_max, s.retry_delay::numeric * 65536)
+             THEN coalesce(s.retry_delay_max,
+               greatest(s.retry_delay, 1)::numeric * 65536)
              ELSE s.retry_delay END)
          + $8) * interval '1s',
        data = j.data || jsonb_strip_nulls(jsonb_build_object(
@@ -381,8 +417,10 @@ export async function lastHourByMinute(
 
 /** One page of dead letters, oldest first, each row with the `total`.
  * Of each stored body only its first `bodyChars` chars of base64 leave the
- * database (`body_head`), with its length in chars (`body_chars`) and its
- * padding (`body_padding`): `data` comes without it. */
+ * database (`body_head`), with its size in bytes (`body_size`: stored with
+ * it, or for rows stored before, worked out from its length and padding
+ * without a copy of it): `data` comes without it. `trigger_id`: the stored
+ * id, or for a job no outbox stored (another producer's), its job's. */
 export async function deadLetterPage(
   db: Sql,
   schema: string,
@@ -392,9 +430,15 @@ export async function deadLetterPage(
   bodyChars: number,
 ): Rows {
   const { rows } = await db.executeSql(
-    `SELECT id, data - 'body' AS data, left(data->>'body', $4) AS body_head,
-       length(data->>'body') AS body_chars,
-       length(data->>'body') - length(rtrim(data->>'body', '=')) AS body_padding,
+    `SELECT id, coalesce(data->>'id', source_id::text) AS trigger_id,
+       data - 'body' AS data, left(data->>'body', $4) AS body_head,
+       CASE WHEN jsonb_typeof(data->'bodySize') = 'number'
+         THEN (data->>'bodySize')::bigint
+         WHEN jsonb_typeof(data->'body') = 'string'
+         THEN octet_length(data->>'body') / 4 * 3 - CASE
+           WHEN data->>'body' LIKE '%==' THEN 2
+           WHEN data->>'body' LIKE '%=' THEN 1 ELSE 0 END
+       END AS body_size,
        source_output, source_retry_count, created_on,
        count(*) OVER ()::int AS total
      FROM ${schema}.job WHERE name = $1 AND state::text IN ('created', 'retry')
@@ -447,7 +491,9 @@ export async function rowsOfTrigger(
     `SELECT id, name, data, state::text AS state, retry_count, retry_limit,
        created_on, started_on, completed_on, start_after, output,
        source_output, source_retry_count
-     FROM ${schema}.job WHERE (name = $1 OR name = $2) AND data->>'id' = $3
+     FROM ${schema}.job WHERE (name = $1 OR name = $2)
+       AND coalesce(data->>'id',
+         CASE WHEN name = $2 THEN source_id ELSE id END::text) = $3
      ORDER BY created_on, id`,
     [queue, dead, id],
   );

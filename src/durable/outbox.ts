@@ -41,7 +41,11 @@ import { Dispatcher } from "./_dispatcher.ts";
 import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
 import { ADMIN, type AdminHandle } from "./_admin_queries.ts";
-import { RETENTION_MARGIN_SECONDS, type Sql } from "./_pgboss_sql.ts";
+import {
+  extendRetention,
+  RETENTION_MARGIN_SECONDS,
+  type Sql,
+} from "./_pgboss_sql.ts";
 import type {
   DeadLetter,
   DispatchOptions,
@@ -163,18 +167,19 @@ async function open(
   const dead = `${settings.queue}_dead`;
   try {
     await engine.run(OPEN.slice(0, -2), async () => {
-      if (!settings.create) await mustHaveQueues(engine, settings);
-      else {
-        await engine.boss.createQueue(dead, {
-          retentionSeconds: RETENTION_MARGIN_SECONDS,
-        });
-        await engine.boss.createQueue(settings.queue, {
-          deadLetter: dead,
-          heartbeatSeconds: HEARTBEAT_SECONDS,
-          retentionSeconds: RETENTION_MARGIN_SECONDS,
-        });
-      }
-      await checkQueues(engine, settings);
+      // Before anything is created: a refused queue leaves no "_dead"
+      // queue of ours in another user's schema.
+      const existing = await checkQueues(engine, settings);
+      if (!settings.create) return await mustHaveQueues(engine, settings);
+      await engine.boss.createQueue(dead, {
+        retentionSeconds: RETENTION_MARGIN_SECONDS,
+      });
+      await engine.boss.createQueue(settings.queue, {
+        deadLetter: dead,
+        heartbeatSeconds: HEARTBEAT_SECONDS,
+        retentionSeconds: RETENTION_MARGIN_SECONDS,
+      });
+      await extendOlderRetention(engine, settings, existing);
     });
   } catch (error) {
     await engine.close().catch(() => {});
@@ -222,25 +227,23 @@ async function mustHaveQueues(
 }
 
 /**
- * `CONFLICT` unless the queue and its dead letter queue are as the outbox
- * makes them: pg-boss's `standard` policy (the others keep one job per
- * key, and pg-boss's insert skips the rest: a trigger would resolve stored
- * for a row never written) and `<queue>_dead` as the dead letter queue (or
- * failed jobs become no dead letters). With `create`, queues made before
- * the outbox set their retention get it now (pg-boss's default, 14 days,
- * deleted dead letters, and waiting jobs, after that).
+ * `CONFLICT` unless the queue and its dead letter queue, where they exist,
+ * are as the outbox makes them: pg-boss's `standard` policy (the others
+ * keep one job per key, and pg-boss's insert skips the rest: a trigger
+ * would resolve stored for a row never written) and `<queue>_dead` as the
+ * dead letter queue (or failed jobs become no dead letters). Writes
+ * nothing. The queues found.
  */
 async function checkQueues(
   engine: Engine,
-  { queue, schema, create }: OpenSettings,
-): Promise<void> {
+  { queue, schema }: OpenSettings,
+): Promise<Array<{ name: string; retentionSeconds?: number }>> {
   const dead = `${queue}_dead`;
   const queues = await engine.boss.getQueues([queue, dead]);
   const main = queues.find((q) => q.name === queue);
-  const letters = queues.find((q) => q.name === dead);
   const problems: string[] = [];
-  for (const q of [main, letters]) {
-    if (q !== undefined && (q.policy ?? "standard") !== "standard") {
+  for (const q of queues) {
+    if ((q.policy ?? "standard") !== "standard") {
       problems.push(
         `queue ${JSON.stringify(q.name)} has policy ${
           JSON.stringify(q.policy)
@@ -265,16 +268,36 @@ async function checkQueues(
       } of ${engine.where}: it is not an outbox's queue; give the outbox a queue of its own`,
     );
   }
-  if (!create) return;
-  for (const q of [main, letters]) {
-    if (
-      q !== undefined &&
-      (q.retentionSeconds ?? 0) < RETENTION_MARGIN_SECONDS
-    ) {
-      await engine.boss.updateQueue(q.name, {
-        retentionSeconds: RETENTION_MARGIN_SECONDS,
-      });
-    }
+  return queues;
+}
+
+/**
+ * Queues an earlier release made (pg-boss's 14-day retention) get the
+ * outbox's, and so do the rows already in them (pg-boss fixed each row's
+ * `keep_until` when it wrote it): waiting jobs keep their schedule and 365
+ * days, dead letters 365 days. Once: the queue has the retention after.
+ */
+async function extendOlderRetention(
+  engine: Engine,
+  { queue, schema }: OpenSettings,
+  existing: Array<{ name: string; retentionSeconds?: number }>,
+): Promise<void> {
+  const older = existing.filter((q) =>
+    (q.retentionSeconds ?? 0) < RETENTION_MARGIN_SECONDS
+  );
+  if (older.length === 0) return;
+  // The rows first (one statement; never shortens a row's, so safe to run
+  // again), then the queues: one cut short here is done at the next open.
+  await extendRetention(
+    engine.boss.getDb() as Sql,
+    schema,
+    queue,
+    `${queue}_dead`,
+  );
+  for (const q of older) {
+    await engine.boss.updateQueue(q.name, {
+      retentionSeconds: RETENTION_MARGIN_SECONDS,
+    });
   }
 }
 

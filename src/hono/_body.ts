@@ -37,8 +37,9 @@ export interface ReadLimits {
 
 /** Hono's caches of a body read through it that hold its bytes as sent
  * (text: re-encoded as UTF-8, the same for any UTF-8 body). Hono 4.7 keeps
- * an earlier `c.req.json()` only parsed, and every version an earlier
- * `parseBody()` or `formData()`: serialised again, not the bytes sent. */
+ * an earlier `c.req.json()` or `parseBody()` only parsed, and every version
+ * an earlier `formData()`: serialised again, not the bytes sent. (Hono
+ * 4.13's `json()` caches its text, its `parseBody()` the bytes.) */
 const EXACT_CACHES = ["arrayBuffer", "blob", "text"];
 
 /** The answer to a body not read: 413, 408, 503 + Retry-After or 400. */
@@ -96,7 +97,8 @@ export async function readBody(
     ) {
       throw new TypeError(
         `${limits.exact}an earlier middleware read the body ${
-          Object.keys(cache).map((key) => `as ${key}`).join(" and ") ||
+          Object.keys(cache).filter((key) => key !== "parsedBody")
+            .map((key) => `as ${key}`).join(" and ") ||
           "itself (not through Hono)"
         }, which does not keep its bytes as sent: put that middleware after ${
           limits.exact.slice(0, -2)

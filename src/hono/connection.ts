@@ -239,7 +239,12 @@ async function runInline(
   setRunning(c, over);
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
-  return answer(c, earlyResponse(early, conn.limit), earlier);
+  const response = answer(c, earlyResponse(early, conn.limit), earlier);
+  // And while the route runs on, a throw of it does not replace this answer
+  // for a middleware around that is still running (as with `ack`).
+  const undo = dropErrorAnswers(c);
+  route.then(undo, undo);
+  return response;
 }
 
 /**
@@ -286,7 +291,9 @@ async function runInBackground(
     // the 202 into a 500.
     await new Promise((resolve) => setTimeout(resolve, 0));
     // And the outer chain may still run then: what Hono writes for a throw
-    // is kept off the Context while the route runs.
+    // is kept off the Context while the route runs (the caller has its
+    // 202).
+    const before = c.error;
     const undo = dropErrorAnswers(c);
     try {
       await next();
@@ -294,7 +301,12 @@ async function runInBackground(
       undo();
     }
     // Hono turns a route's throw into its error answer and keeps the error.
-    if (c.error !== undefined && !conn.isOwnStop(c.error)) {
+    // (One set before the route ran is not the route's. One an outer
+    // middleware threw while the route ran cannot be told apart: Hono keeps
+    // one error per Context.)
+    if (
+      c.error !== undefined && c.error !== before && !conn.isOwnStop(c.error)
+    ) {
       await conn.report(c.error);
     }
   } catch (error) {

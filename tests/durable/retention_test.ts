@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { openOutbox, OutboxError } from "../../src/durable/mod.ts";
 import { DATABASE_URL } from "./_seed.ts";
+import { adminOf } from "../../src/durable/_admin_queries.ts";
 import { skipUnless } from "../_env.ts";
 import { until } from "../_wait.ts";
 
@@ -151,6 +152,17 @@ if (
         });
       }
       assert.deepEqual(events.filter((event) => event.type === "error"), []);
+      // Listed and discarded by the ids their events gave, whatever they hold.
+      await outbox.stop({ close: false });
+      const letters = await outbox.deadLetters();
+      assert.deepEqual(letters.map((letter) => letter.id).sort(), ids.sort());
+      const listed = await adminOf(outbox).deadLetters();
+      assert.deepEqual(
+        listed.letters.map((letter) => letter.id).sort(),
+        ids.sort(),
+      );
+      assert.equal(await outbox.discard(ids), 2);
+      assert.equal((await outbox.stats()).dead, 0);
     } finally {
       await outbox.stop();
       const client = new pg.Client({ connectionString: DATABASE_URL });
@@ -177,9 +189,25 @@ if (
       await boss.createQueue("no_letters", {});
       await boss.createQueue("other_dead", {});
       await boss.createQueue("elsewhere", { deadLetter: "other_dead" });
-      // As an earlier release made them: pg-boss's default retention.
+      // As an earlier release made them: pg-boss's default retention, and
+      // rows in them with its 14 days.
       await boss.createQueue("older_dead", {});
       await boss.createQueue("older", { deadLetter: "older_dead" });
+      const stored = (id: string) => ({
+        id,
+        method: "POST",
+        url: "http://127.0.0.1:9/x",
+        headers: [],
+        body: null,
+        timeout: 30_000,
+      });
+      await boss.insert("older", [{
+        data: stored("waiting"),
+        retryLimit: 30,
+        retryDelay: 86_400,
+        expireInSeconds: 90,
+      }]);
+      await boss.insert("older_dead", [{ data: stored("letter") }]);
       for (
         const [queue, message] of [
           ["short_one", /queue "short_one" has policy "short"/],
@@ -214,6 +242,48 @@ if (
       assert.deepEqual(
         queues.map((q: { retentionSeconds: number }) => q.retentionSeconds),
         [365 * DAY, 365 * DAY],
+      );
+      // The rows already there too (pg-boss never moves a row's own), and
+      // they outlive pg-boss's 14 days.
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      try {
+        const kept = async () =>
+          (await client.query(
+            `SELECT data->>'id' AS id,
+               extract(epoch FROM keep_until - created_on)::float8 AS kept
+             FROM ${schema}.job WHERE name LIKE 'older%' ORDER BY 1`,
+          )).rows as Array<{ id: string; kept: number }>;
+        const rows = await kept();
+        assert.deepEqual(rows.map((row) => row.id), ["letter", "waiting"]);
+        assert.ok(rows[0].kept >= 365 * DAY, String(rows[0].kept));
+        assert.ok(rows[1].kept >= 30 * DAY + 365 * DAY, String(rows[1].kept));
+        await client.query(
+          `CREATE OR REPLACE FUNCTION ${schema}.job_now() RETURNS timestamptz
+             AS $$ SELECT now() + interval '20 days' $$ LANGUAGE sql STABLE`,
+        );
+        const maintenance = new PgBoss({
+          connectionString: DATABASE_URL,
+          schema,
+          migrate: false,
+          supervise: true,
+          schedule: false,
+        });
+        maintenance.on("error", () => {});
+        await maintenance.start();
+        await maintenance.supervise();
+        await maintenance.stop({ graceful: false, wait: true });
+        assert.deepEqual(
+          (await kept()).map((row) => row.id),
+          ["letter", "waiting"],
+        );
+      } finally {
+        await client.end();
+      }
+      // A refused queue got no "_dead" queue of ours next to it.
+      assert.deepEqual(
+        (await boss.getQueues(["short_one_dead", "no_letters_dead"])).length,
+        0,
       );
     } finally {
       await boss.stop({ graceful: false, wait: true });

@@ -63,3 +63,67 @@ Deno.test("connection({ ack: true }): after the background run, the Context's re
   assert.equal(during, true);
   assert.equal(own, false);
 });
+
+Deno.test("connection({ ack: true }): an error already on the Context before the route ran is not reported as the route's", async () => {
+  const reported: unknown[] = [];
+  const app = new Hono();
+  app.use("*", async (c, next) => {
+    c.error = new Error("handled earlier, kept in c.error");
+    await next();
+  });
+  app.post(
+    "/job",
+    connection({ ack: true, reportError: (error) => reported.push(error) }),
+    (c) => c.body(null),
+  );
+  const response = await app.request("/job", { method: "POST", body: "x" });
+  assert.equal(await drainBackground(), true);
+  assert.equal(response.status, 202);
+  assert.deepEqual(reported, []);
+});
+
+Deno.test("connection({ ack: true }): an outer middleware that throws while the route runs gets Hono's error handler, and the caller keeps its 202", async () => {
+  const handled: unknown[] = [];
+  const outer = new Error("audit log insert failed");
+  const app = new Hono();
+  app.onError((error, c) => {
+    handled.push(error);
+    return c.text("failed", 500);
+  });
+  app.use("*", async (_c, next) => {
+    await next();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    throw outer;
+  });
+  app.post(
+    "/job",
+    connection({ ack: true, reportError: () => {} }),
+    async (c) => {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      return c.body(null);
+    },
+  );
+  const response = await app.request("/job", { method: "POST", body: "x" });
+  assert.equal(await drainBackground(), true);
+  assert.equal(response.status, 202);
+  assert.deepEqual(handled, [outer]);
+});
+
+Deno.test("connection({ timeLimit }): a route that throws after its 503, while an outer middleware awaits, leaves the 503", async () => {
+  const app = new Hono();
+  app.use("*", async (_c, next) => {
+    await next();
+    await new Promise((resolve) => setTimeout(resolve, 40));
+  });
+  app.get(
+    "/report",
+    connection({ timeLimit: 10, reportError: () => {} }),
+    async () => {
+      await new Promise((resolve) => setTimeout(resolve, 25)); // no signal
+      throw new Error("late failure");
+    },
+  );
+  const response = await app.request("/report");
+  await drainBackground();
+  assert.equal(response.status, 503);
+});
