@@ -47,7 +47,8 @@ export async function deadLetters(
   // MiB for 14 dead letters of 32 MiB, a reviewer measured).
   const rows = await engine.run(
     "Cannot list dead letters",
-    () => deadLetterPage(engine.boss.getDb() as Sql, schema, dead, limit, 0, 0),
+    () =>
+      deadLetterPage(engine.boss.getDb() as Sql, schema, dead, limit, 0, null),
   );
   return rows.map((row) => {
     const output = (storedFailure(row.source_output) ?? {}) as Partial<

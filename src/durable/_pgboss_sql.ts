@@ -214,36 +214,45 @@ export const RETENTION_MARGIN_SECONDS = 365 * 86_400;
 export const MAX_RETENTION_SECONDS = 2 ** 31 - 1;
 
 /**
- * Gives the rows an earlier release stored in `queue` and `dead` (waiting
- * or retrying jobs, dead letters) the retention it gives them now: pg-boss
- * fixes `keep_until` when it writes a row (14 days by default) and never
- * moves it, so a queue's new retention reaches none of them. A waiting job
- * keeps its schedule and {@linkcode RETENTION_MARGIN_SECONDS} from when it
- * was stored, as {@linkcode restoreRetrySettings} computes it; a dead
- * letter the margin from when it was made. Never shortens one. The rows
- * changed.
+ * Gives up to `batch` rows an earlier release stored in `queue` and `dead`
+ * (waiting or retrying jobs, dead letters) the retention the outbox gives
+ * them now: pg-boss fixes `keep_until` when it writes a row (14 days by
+ * default) and never moves it, so a queue's new retention reaches none of
+ * them. A waiting job keeps its whole schedule and
+ * {@linkcode RETENTION_MARGIN_SECONDS} from when it is due (as
+ * {@linkcode restoreRetrySettings} counts it); a dead letter the margin from
+ * when it was made. Only rows short of that, never shortened. The number
+ * changed: fewer than `batch`, and none are left.
  */
 export async function extendRetention(
   db: Sql,
   schema: string,
   queue: string,
   dead: string,
+  batch: number,
 ): Promise<number> {
-  const { rows } = await db.executeSql(
-    `UPDATE ${schema}.job AS j SET keep_until = greatest(j.keep_until,
-       CASE WHEN j.name = $2 THEN j.created_on + $3 * interval '1s'
-       ELSE j.created_on + least(2147483647,
+  const target = `CASE WHEN j.name = $2 THEN j.created_on + $3 * interval '1s'
+       ELSE j.start_after + least(2147483647,
          (j.retry_limit + 1)::numeric * j.expire_seconds
          + j.retry_limit::numeric * (CASE WHEN j.retry_backoff
              THEN coalesce(j.retry_delay_max,
                greatest(j.retry_delay, 1)::numeric * 65536)
              ELSE j.retry_delay END)
-         + $3) * interval '1s' END)
-     WHERE (j.name = $1 OR j.name = $2) AND j.state < 'active'
-     RETURNING j.id`,
-    [queue, dead, RETENTION_MARGIN_SECONDS],
+         + $3) * interval '1s' END`;
+  const { rows } = await db.executeSql(
+    `WITH short AS (
+       SELECT j.id, j.name, ${target} AS keep FROM ${schema}.job AS j
+       WHERE (j.name = $1 OR j.name = $2) AND j.state < 'active'
+         AND j.keep_until < ${target}
+       LIMIT $4)
+     , done AS (
+       UPDATE ${schema}.job AS j SET keep_until = short.keep FROM short
+       WHERE j.name = short.name AND j.id = short.id
+       RETURNING 1)
+     SELECT count(*)::int AS n FROM done`,
+    [queue, dead, RETENTION_MARGIN_SECONDS, batch],
   );
-  return rows.length;
+  return Number(rows[0]?.n ?? 0);
 }
 
 /** Gives the jobs pg-boss's `redrive()` just re-created in `queue` (in
@@ -415,35 +424,46 @@ export async function lastHourByMinute(
   return rows;
 }
 
+/** A row's stored form without its body (`data` as it is when it is no
+ * object: another producer's JSON scalar, which `- 'body'` refuses). */
+const WITHOUT_BODY =
+  `CASE WHEN jsonb_typeof(data) = 'object' THEN data - 'body' ELSE data END`;
+
 /** One page of dead letters, oldest first, each row with the `total`.
- * Of each stored body only its first `bodyChars` chars of base64 leave the
- * database (`body_head`), with its size in bytes (`body_size`: stored with
- * it, or for rows stored before, worked out from its length and padding
- * without a copy of it): `data` comes without it. `trigger_id`: the stored
- * id, or for a job no outbox stored (another producer's), its job's. */
+ * `data` comes without its body. With `bodyChars`, of each stored body its
+ * first `bodyChars` chars of base64 (`body_head`) and its size in bytes
+ * (`body_size`: stored with it, or for rows stored before, worked out from
+ * its length and padding); without (null), neither, and no body is read.
+ * `trigger_id`: the stored id, or for a job no outbox stored (another
+ * producer's), its job's. */
 export async function deadLetterPage(
   db: Sql,
   schema: string,
   dead: string,
   limit: number,
   offset: number,
-  bodyChars: number,
+  bodyChars: number | null,
 ): Rows {
-  const { rows } = await db.executeSql(
-    `SELECT id, coalesce(data->>'id', source_id::text) AS trigger_id,
-       data - 'body' AS data, left(data->>'body', $4) AS body_head,
+  const body = bodyChars === null
+    ? "NULL AS body_head, NULL AS body_size"
+    : `left(data->>'body', $4) AS body_head,
        CASE WHEN jsonb_typeof(data->'bodySize') = 'number'
-         THEN (data->>'bodySize')::bigint
+         THEN floor((data->>'bodySize')::numeric)::bigint
          WHEN jsonb_typeof(data->'body') = 'string'
          THEN octet_length(data->>'body') / 4 * 3 - CASE
            WHEN data->>'body' LIKE '%==' THEN 2
            WHEN data->>'body' LIKE '%=' THEN 1 ELSE 0 END
-       END AS body_size,
+       END AS body_size`;
+  const { rows } = await db.executeSql(
+    `SELECT id, coalesce(data->>'id', source_id::text) AS trigger_id,
+       ${WITHOUT_BODY} AS data, ${body},
        source_output, source_retry_count, created_on,
        count(*) OVER ()::int AS total
      FROM ${schema}.job WHERE name = $1 AND state::text IN ('created', 'retry')
      ORDER BY created_on, id LIMIT $2 OFFSET $3`,
-    [dead, limit, offset, bodyChars],
+    bodyChars === null
+      ? [dead, limit, offset]
+      : [dead, limit, offset, bodyChars],
   );
   return rows;
 }
@@ -470,7 +490,7 @@ export async function retryingJobs(
   limit: number,
 ): Rows {
   const { rows } = await db.executeSql(
-    `SELECT data - 'body' AS data, retry_count, start_after, output
+    `SELECT ${WITHOUT_BODY} AS data, retry_count, start_after, output
      FROM ${schema}.job
      WHERE name = $1 AND state = 'retry'
      ORDER BY start_after, id LIMIT $2`,
@@ -534,7 +554,7 @@ export async function outcomesSince(
   // `at` to the millisecond: what a JavaScript Date holds, so the key of a
   // page's last row, given back as `after`, is exact.
   const { rows } = await db.executeSql(
-    `SELECT id, data - 'body' AS data, state::text AS state, retry_count,
+    `SELECT id, ${WITHOUT_BODY} AS data, state::text AS state, retry_count,
        output,
        date_trunc('milliseconds', coalesce(completed_on, started_on)) AS at
      FROM ${schema}.job

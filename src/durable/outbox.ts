@@ -166,10 +166,11 @@ async function open(
   );
   const dead = `${settings.queue}_dead`;
   try {
+    let existing: QueueFound[] = [];
     await engine.run(OPEN.slice(0, -2), async () => {
       // Before anything is created: a refused queue leaves no "_dead"
       // queue of ours in another user's schema.
-      const existing = await checkQueues(engine, settings);
+      existing = await checkQueues(engine, settings);
       if (!settings.create) return await mustHaveQueues(engine, settings);
       await engine.boss.createQueue(dead, {
         retentionSeconds: RETENTION_MARGIN_SECONDS,
@@ -179,8 +180,13 @@ async function open(
         heartbeatSeconds: HEARTBEAT_SECONDS,
         retentionSeconds: RETENTION_MARGIN_SECONDS,
       });
-      await extendOlderRetention(engine, settings, existing);
+      // Again: one another process made meanwhile (createQueue then did
+      // nothing) may not be ours either.
+      await checkQueues(engine, settings);
     });
+    if (settings.create) {
+      await extendOlderRetention(engine, settings, existing, emit);
+    }
   } catch (error) {
     await engine.close().catch(() => {});
     throw error;
@@ -234,10 +240,16 @@ async function mustHaveQueues(
  * dead letter queue (or failed jobs become no dead letters). Writes
  * nothing. The queues found.
  */
+/** A queue as {@linkcode checkQueues} found it. */
+interface QueueFound {
+  name: string;
+  retentionSeconds?: number;
+}
+
 async function checkQueues(
   engine: Engine,
   { queue, schema }: OpenSettings,
-): Promise<Array<{ name: string; retentionSeconds?: number }>> {
+): Promise<QueueFound[]> {
   const dead = `${queue}_dead`;
   const queues = await engine.boss.getQueues([queue, dead]);
   const main = queues.find((q) => q.name === queue);
@@ -271,33 +283,56 @@ async function checkQueues(
   return queues;
 }
 
+/** Rows {@linkcode extendRetention} changes per statement. */
+const RETENTION_BATCH = 5_000;
+
 /**
  * Queues an earlier release made (pg-boss's 14-day retention) get the
  * outbox's, and so do the rows already in them (pg-boss fixed each row's
  * `keep_until` when it wrote it): waiting jobs keep their schedule and 365
- * days, dead letters 365 days. Once: the queue has the retention after.
+ * days, dead letters 365 days. Once: the queue has the retention after. In
+ * batches, each within `queryTimeout` (a backlog of a million rows is no
+ * one statement's work); one that fails is reported (an `error` event) and
+ * the rest is done at the next open: the queues keep their retention
+ * until every row has the new one. The outbox opens either way.
  */
 async function extendOlderRetention(
   engine: Engine,
   { queue, schema }: OpenSettings,
-  existing: Array<{ name: string; retentionSeconds?: number }>,
+  existing: QueueFound[],
+  emit: (event: OutboxEvent) => void,
 ): Promise<void> {
   const older = existing.filter((q) =>
     (q.retentionSeconds ?? 0) < RETENTION_MARGIN_SECONDS
   );
   if (older.length === 0) return;
-  // The rows first (one statement; never shortens a row's, so safe to run
-  // again), then the queues: one cut short here is done at the next open.
-  await extendRetention(
-    engine.boss.getDb() as Sql,
-    schema,
-    queue,
-    `${queue}_dead`,
-  );
-  for (const q of older) {
-    await engine.boss.updateQueue(q.name, {
-      retentionSeconds: RETENTION_MARGIN_SECONDS,
-    });
+  try {
+    while (
+      await engine.run(
+        "Cannot extend the retention of an earlier release's jobs",
+        () =>
+          extendRetention(
+            engine.boss.getDb() as Sql,
+            schema,
+            queue,
+            `${queue}_dead`,
+            RETENTION_BATCH,
+          ),
+      ) === RETENTION_BATCH
+    ) {
+      // Until a batch finds fewer rows short of their retention.
+    }
+    for (const q of older) {
+      await engine.run(
+        "Cannot extend the retention of an earlier release's queues",
+        () =>
+          engine.boss.updateQueue(q.name, {
+            retentionSeconds: RETENTION_MARGIN_SECONDS,
+          }),
+      );
+    }
+  } catch (error) {
+    emit({ type: "error", error });
   }
 }
 

@@ -185,9 +185,20 @@ async function runAcked(
   }
   conn.acknowledge();
   c.req.raw = bufferedRequest(c.req.raw, read.body, conn.signal);
+  // From the 202 on, what Hono writes for a throw is kept off the Context
+  // until the route is over: a middleware around may still run (one that
+  // awaits after `next()`), and would return that 500 instead.
+  const before = c.error;
+  const undo = dropErrorAnswers(c);
   // The body stays held (and counted) until the background run is over:
   // a flood of acknowledged jobs gets 503 + Retry-After, not unbounded memory.
-  keepAlive(c, runInBackground(c, next, conn).finally(read.release));
+  keepAlive(
+    c,
+    runInBackground(c, next, conn, before).finally(() => {
+      undo();
+      read.release();
+    }),
+  );
   return new Response(null, { status: 202 });
 }
 
@@ -279,31 +290,22 @@ function answer(
   return respond(c, response); // no header merge with the route's
 }
 
+/** Runs the route after the 202; `before`: the Context's error then. */
 async function runInBackground(
   c: MiddlewareContext,
   next: () => Promise<void>,
   conn: ConnectionState,
+  before: Error | undefined,
 ): Promise<void> {
   try {
     // Start after the 202 has left the middleware chain: the route shares
     // the Context, and Hono writes a throw's error answer to `c.res` even
-    // when the response is final, so a route failing at once would turn
-    // the 202 into a 500.
+    // when the response is final (kept off it now, see runAcked).
     await new Promise((resolve) => setTimeout(resolve, 0));
-    // And the outer chain may still run then: what Hono writes for a throw
-    // is kept off the Context while the route runs (the caller has its
-    // 202).
-    const before = c.error;
-    const undo = dropErrorAnswers(c);
-    try {
-      await next();
-    } finally {
-      undo();
-    }
+    await next();
     // Hono turns a route's throw into its error answer and keeps the error.
-    // (One set before the route ran is not the route's. One an outer
-    // middleware threw while the route ran cannot be told apart: Hono keeps
-    // one error per Context.)
+    // (One set before the 202 is not the route's. One a middleware around
+    // threw since cannot be told apart: Hono keeps one error per Context.)
     if (
       c.error !== undefined && c.error !== before && !conn.isOwnStop(c.error)
     ) {

@@ -112,7 +112,7 @@ if (
     }
   });
 
-  Deno.test("a job another pg-boss producer put in the outbox's queue (no data, or data that is no stored request) is dead-lettered INVALID, each with its event", async () => {
+  Deno.test("a job another pg-boss producer put in the outbox's queue (no data, a JSON scalar, or data that is no stored request) is dead-lettered INVALID, each with its event", async () => {
     const { PgBoss } = await import(PG_BOSS);
     const { default: pg } = await import(PG);
     const schema = `foreign_${crypto.randomUUID().slice(0, 8)}`;
@@ -135,12 +135,14 @@ if (
       const ids = [
         await boss.send("trigger_outbox", null),
         await boss.send("trigger_outbox", { hello: 1 }),
+        // A JSON scalar: pg-boss's types refuse it, its runtime does not.
+        await boss.send("trigger_outbox", "hello"),
       ];
       await boss.stop({ graceful: false, wait: true });
       outbox.start({ pollInterval: 50 });
       await until(
-        () => events.filter((event) => event.type === "dead").length === 2,
-        "two dead letters",
+        () => events.filter((event) => event.type === "dead").length === 3,
+        "three dead letters",
       );
       const dead = events.filter((event) => event.type === "dead");
       assert.deepEqual(dead.map((event) => event.id).sort(), ids.sort());
@@ -161,7 +163,7 @@ if (
         listed.letters.map((letter) => letter.id).sort(),
         ids.sort(),
       );
-      assert.equal(await outbox.discard(ids), 2);
+      assert.equal(await outbox.discard(ids), 3);
       assert.equal((await outbox.stats()).dead, 0);
     } finally {
       await outbox.stop();
@@ -208,6 +210,13 @@ if (
         expireInSeconds: 90,
       }]);
       await boss.insert("older_dead", [{ data: stored("letter") }]);
+      // A backlog: extended in batches of 5,000, each its own statement.
+      await boss.insert(
+        "older",
+        Array.from({ length: 12_000 }, (_, i) => ({
+          data: stored(`backlog-${i}`),
+        })),
+      );
       for (
         const [queue, message] of [
           ["short_one", /queue "short_one" has policy "short"/],
@@ -252,12 +261,18 @@ if (
           (await client.query(
             `SELECT data->>'id' AS id,
                extract(epoch FROM keep_until - created_on)::float8 AS kept
-             FROM ${schema}.job WHERE name LIKE 'older%' ORDER BY 1`,
+             FROM ${schema}.job WHERE name LIKE 'older%'
+               AND data->>'id' NOT LIKE 'backlog-%' ORDER BY 1`,
           )).rows as Array<{ id: string; kept: number }>;
         const rows = await kept();
         assert.deepEqual(rows.map((row) => row.id), ["letter", "waiting"]);
         assert.ok(rows[0].kept >= 365 * DAY, String(rows[0].kept));
         assert.ok(rows[1].kept >= 30 * DAY + 365 * DAY, String(rows[1].kept));
+        const { rows: [short] } = await client.query(
+          `SELECT count(*)::int AS n FROM ${schema}.job WHERE name = 'older'
+             AND keep_until < created_on + interval '365 days'`,
+        );
+        assert.equal(short.n, 0);
         await client.query(
           `CREATE OR REPLACE FUNCTION ${schema}.job_now() RETURNS timestamptz
              AS $$ SELECT now() + interval '20 days' $$ LANGUAGE sql STABLE`,

@@ -82,31 +82,38 @@ Deno.test("connection({ ack: true }): an error already on the Context before the
   assert.deepEqual(reported, []);
 });
 
-Deno.test("connection({ ack: true }): an outer middleware that throws while the route runs gets Hono's error handler, and the caller keeps its 202", async () => {
-  const handled: unknown[] = [];
-  const outer = new Error("audit log insert failed");
-  const app = new Hono();
-  app.onError((error, c) => {
-    handled.push(error);
-    return c.text("failed", 500);
-  });
-  app.use("*", async (_c, next) => {
-    await next();
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    throw outer;
-  });
-  app.post(
-    "/job",
-    connection({ ack: true, reportError: () => {} }),
-    async (c) => {
-      await new Promise((resolve) => setTimeout(resolve, 30));
-      return c.body(null);
-    },
-  );
-  const response = await app.request("/job", { method: "POST", body: "x" });
-  assert.equal(await drainBackground(), true);
-  assert.equal(response.status, 202);
-  assert.deepEqual(handled, [outer]);
+Deno.test("connection({ ack: true }): an outer middleware that throws while the route runs (at once after next(), or later) gets Hono's error handler, and the caller keeps its 202", async () => {
+  for (const wait of [undefined, 5]) {
+    const handled: unknown[] = [];
+    let runs = 0;
+    const outer = new Error("audit log insert failed");
+    const app = new Hono();
+    app.onError((error, c) => {
+      handled.push(error);
+      return c.text("failed", 500);
+    });
+    app.use("*", async (_c, next) => {
+      await next();
+      if (wait !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+      throw outer;
+    });
+    app.post(
+      "/job",
+      connection({ ack: true, reportError: () => {} }),
+      async (c) => {
+        runs++;
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        return c.body(null);
+      },
+    );
+    const response = await app.request("/job", { method: "POST", body: "x" });
+    assert.equal(await drainBackground(), true);
+    assert.equal(response.status, 202, `outer throws after ${wait} ms`);
+    assert.deepEqual(handled, [outer]);
+    assert.equal(runs, 1);
+  }
 });
 
 Deno.test("connection({ timeLimit }): a route that throws after its 503, while an outer middleware awaits, leaves the 503", async () => {
