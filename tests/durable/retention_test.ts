@@ -15,12 +15,36 @@ const PG_BOSS = "npm:pg-boss@12.38.0";
 const PG = "npm:pg@8.23.1";
 const DAY = 86_400;
 
+/** Moves pg-boss's clock in `schema` (its `job_now()`, which every one of
+ * its statements uses) `days` on, then runs one maintenance pass there. */
+async function maintenanceLater(
+  client: { query(text: string): Promise<unknown> },
+  schema: string,
+  days: number,
+): Promise<void> {
+  await client.query(
+    `CREATE OR REPLACE FUNCTION ${schema}.job_now() RETURNS timestamptz
+       AS $$ SELECT now() + interval '${days} days' $$ LANGUAGE sql STABLE`,
+  );
+  const { PgBoss } = await import(PG_BOSS);
+  const boss = new PgBoss({
+    connectionString: DATABASE_URL,
+    schema,
+    migrate: false,
+    supervise: true,
+    schedule: false,
+  });
+  boss.on("error", () => {});
+  await boss.start();
+  await boss.supervise();
+  await boss.stop({ graceful: false, wait: true });
+}
+
 if (
   !skipUnless(DATABASE_URL !== undefined, "TRIGGER_TEST_DATABASE_URL unset")
 ) {
   Deno.test("a trigger retrying on a long schedule and a dead letter outlive pg-boss's 14 days; a redriven one keeps its schedule too", async () => {
     const { default: pg } = await import(PG);
-    const { PgBoss } = await import(PG_BOSS);
     const schema = `retention_${crypto.randomUUID().slice(0, 8)}`;
     const client = new pg.Client({ connectionString: DATABASE_URL });
     await client.connect();
@@ -73,21 +97,7 @@ if (
       assert.ok(letter.kept >= 365 * DAY - 60, String(letter.kept));
 
       // 20 days on, by pg-boss's own clock, and a maintenance pass.
-      await client.query(
-        `CREATE OR REPLACE FUNCTION ${schema}.job_now() RETURNS timestamptz
-           AS $$ SELECT now() + interval '20 days' $$ LANGUAGE sql STABLE`,
-      );
-      const boss = new PgBoss({
-        connectionString: DATABASE_URL,
-        schema,
-        migrate: false,
-        supervise: true,
-        schedule: false,
-      });
-      boss.on("error", () => {});
-      await boss.start();
-      await boss.supervise();
-      await boss.stop({ graceful: false, wait: true });
+      await maintenanceLater(client, schema, 20);
       // (The dead letter's failed original in the queue goes after pg-boss's
       // 7 days, as finished jobs do: its copy in the dead letters stays.)
       const waiting = (list: typeof before) =>
@@ -273,21 +283,7 @@ if (
              AND keep_until < created_on + interval '365 days'`,
         );
         assert.equal(short.n, 0);
-        await client.query(
-          `CREATE OR REPLACE FUNCTION ${schema}.job_now() RETURNS timestamptz
-             AS $$ SELECT now() + interval '20 days' $$ LANGUAGE sql STABLE`,
-        );
-        const maintenance = new PgBoss({
-          connectionString: DATABASE_URL,
-          schema,
-          migrate: false,
-          supervise: true,
-          schedule: false,
-        });
-        maintenance.on("error", () => {});
-        await maintenance.start();
-        await maintenance.supervise();
-        await maintenance.stop({ graceful: false, wait: true });
+        await maintenanceLater(client, schema, 20);
         assert.deepEqual(
           (await kept()).map((row) => row.id),
           ["letter", "waiting"],
