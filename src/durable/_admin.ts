@@ -38,6 +38,13 @@ export function storedFailure(value: unknown): Record<string, unknown> | null {
   return source;
 }
 
+/** A timestamp column as a Date (PGlite and pg give Dates; a string is
+ * parsed); null for none. */
+export function date(value: unknown): Date | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof Date ? value : new Date(String(value));
+}
+
 export async function deadLetters(
   engine: Engine,
   { dead, schema }: Queues,
@@ -69,9 +76,7 @@ export async function deadLetters(
         message: String(output.message ?? ""),
         ...(typeof output.status === "number" ? { status: output.status } : {}),
       },
-      deadAt: row.created_on instanceof Date
-        ? row.created_on
-        : new Date(String(row.created_on)),
+      deadAt: date(row.created_on)!,
     };
   });
 }

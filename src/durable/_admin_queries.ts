@@ -6,7 +6,7 @@
 // rows become views without secrets.
 import { originOf, redactHeaders, redactText, redactUrl } from "../_redact.ts";
 import * as sql from "./_pgboss_sql.ts";
-import { storedFailure } from "./_admin.ts";
+import { date, storedFailure } from "./_admin.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 
 /** The symbol under which an opened outbox hands out its database. */
@@ -376,11 +376,6 @@ class Queries implements Admin {
       };
     });
   }
-}
-
-function date(value: unknown): Date | null {
-  if (value === null || value === undefined) return null;
-  return value instanceof Date ? value : new Date(String(value));
 }
 
 /** A stored error or status, as shown: messages without credentials. */

@@ -213,6 +213,30 @@ export const RETENTION_MARGIN_SECONDS = 365 * 86_400;
 /** pg-boss keeps retention in a PostgreSQL `int`. */
 export const MAX_RETENTION_SECONDS = 2 ** 31 - 1;
 
+/** SQL for how long a job is kept, in seconds, as `retentionSeconds()`
+ * (_enqueue.ts) computes it for a trigger: every attempt's lease
+ * (`expire`) and every delay at their longest (pg-boss's backoff tops out
+ * at `retry_delay_max`, or its delay × 2^16), and `margin` (a parameter)
+ * more, at most what pg-boss's `int` holds. The arguments are SQL
+ * expressions of the row's settings. */
+function keptSeconds(
+  s: {
+    limit: string;
+    expire: string;
+    backoff: string;
+    delay: string;
+    max: string;
+  },
+  margin: string,
+): string {
+  return `least(2147483647,
+         (${s.limit} + 1)::numeric * ${s.expire}
+         + ${s.limit}::numeric * (CASE WHEN ${s.backoff}
+             THEN coalesce(${s.max}, greatest(${s.delay}, 1)::numeric * 65536)
+             ELSE ${s.delay} END)
+         + ${margin})`;
+}
+
 /**
  * Gives up to `batch` rows an earlier release stored in `queue` and `dead`
  * (waiting or retrying jobs, dead letters) the retention the outbox gives
@@ -232,13 +256,15 @@ export async function extendRetention(
   batch: number,
 ): Promise<number> {
   const target = `CASE WHEN j.name = $2 THEN j.created_on + $3 * interval '1s'
-       ELSE j.start_after + least(2147483647,
-         (j.retry_limit + 1)::numeric * j.expire_seconds
-         + j.retry_limit::numeric * (CASE WHEN j.retry_backoff
-             THEN coalesce(j.retry_delay_max,
-               greatest(j.retry_delay, 1)::numeric * 65536)
-             ELSE j.retry_delay END)
-         + $3) * interval '1s' END`;
+       ELSE j.start_after + ${
+    keptSeconds({
+      limit: "j.retry_limit",
+      expire: "j.expire_seconds",
+      backoff: "j.retry_backoff",
+      delay: "j.retry_delay",
+      max: "j.retry_delay_max",
+    }, "$3")
+  } * interval '1s' END`;
   const { rows } = await db.executeSql(
     `WITH short AS (
        SELECT j.id, j.name, ${target} AS keep FROM ${schema}.job AS j
@@ -254,6 +280,11 @@ export async function extendRetention(
   );
   return Number(rows[0]?.n ?? 0);
 }
+
+/** A redriven job's lease in `restoreRetrySettings()`: its trigger's
+ * timeout and the lease margin ($3), or what it has. */
+const EXPIRE =
+  `coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds)`;
 
 /** Gives the jobs pg-boss's `redrive()` just re-created in `queue` (in
  * this transaction: not yet seen by anyone, never attempted) from the
@@ -281,16 +312,18 @@ export async function restoreRetrySettings(
        retry_delay = s.retry_delay,
        retry_backoff = s.retry_backoff,
        retry_delay_max = s.retry_delay_max,
-       expire_seconds = coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds),
+       expire_seconds = ${EXPIRE},
        -- As jobRow() gives a trigger (retentionSeconds()): its whole
        -- schedule and a margin, not the queue's retention.
-       keep_until = j.start_after + least(2147483647,
-         (s.retry_limit + 1)::numeric * coalesce(ceil((j.data->>'timeout')::numeric / 1000)::int + $3, j.expire_seconds)
-         + s.retry_limit::numeric * (CASE WHEN s.retry_backoff
-             THEN coalesce(s.retry_delay_max,
-               greatest(s.retry_delay, 1)::numeric * 65536)
-             ELSE s.retry_delay END)
-         + $8) * interval '1s',
+       keep_until = j.start_after + ${
+      keptSeconds({
+        limit: "s.retry_limit",
+        expire: EXPIRE,
+        backoff: "s.retry_backoff",
+        delay: "s.retry_delay",
+        max: "s.retry_delay_max",
+      }, "$8")
+    } * interval '1s',
        data = j.data || jsonb_strip_nulls(jsonb_build_object(
          'job', j.id::text, 'retryLimit', s.retry_limit,
          'retryDelay', s.retry_delay, 'retryBackoff', s.retry_backoff,

@@ -232,6 +232,12 @@ async function mustHaveQueues(
   );
 }
 
+/** A queue as {@linkcode checkQueues} found it. */
+interface QueueFound {
+  name: string;
+  retentionSeconds?: number;
+}
+
 /**
  * `CONFLICT` unless the queue and its dead letter queue, where they exist,
  * are as the outbox makes them: pg-boss's `standard` policy (the others
@@ -240,12 +246,6 @@ async function mustHaveQueues(
  * dead letter queue (or failed jobs become no dead letters). Writes
  * nothing. The queues found.
  */
-/** A queue as {@linkcode checkQueues} found it. */
-interface QueueFound {
-  name: string;
-  retentionSeconds?: number;
-}
-
 async function checkQueues(
   engine: Engine,
   { queue, schema }: OpenSettings,

@@ -28,10 +28,10 @@ export interface ReadLimits {
   timeout?: number;
   /** Where the bytes held are counted; none: not counted. */
   budget?: ByteBudget;
-  /** Who needs the bytes as sent (a signature's check): a body an earlier
-   * middleware read is then reused only from a cache of its bytes or its
-   * text, and one kept only parsed (JSON, form data) throws a TypeError
-   * naming `exact`. */
+  /** Who needs the bytes as sent (a signature's check, e.g.
+   * `"verifyTrigger()"`): a body an earlier middleware read is then reused
+   * only from a cache of its bytes or its text, and one kept only parsed
+   * (JSON, form data) throws a TypeError naming it. */
   exact?: string;
 }
 
@@ -96,13 +96,11 @@ export async function readBody(
       !EXACT_CACHES.some((key) => cache[key] !== undefined)
     ) {
       throw new TypeError(
-        `${limits.exact}an earlier middleware read the body ${
+        `${limits.exact}: an earlier middleware read the body ${
           Object.keys(cache).filter((key) => key !== "parsedBody")
             .map((key) => `as ${key}`).join(" and ") ||
           "itself (not through Hono)"
-        }, which does not keep its bytes as sent: put that middleware after ${
-          limits.exact.slice(0, -2)
-        }`,
+        }, which does not keep its bytes as sent: put that middleware after ${limits.exact}`,
       );
     }
     let bytes: Uint8Array;

@@ -14,13 +14,13 @@ export function respond(c: MiddlewareContext, response: Response): Response {
 }
 
 /**
- * Keeps Hono's answer to a throw of the route running behind
- * `connection({ ack: true })` off the Context until `undo()`: Hono's
- * compose sets `c.error`, then writes its error handler's answer to `c.res`
- * even when the response is final, and a middleware outside that still
- * runs (one that awaits after `next()`) would return that 500 instead of
- * the 202. That one write is dropped (the error stays in `c.error`, and is
- * reported); every other write to `c.res` goes through.
+ * Keeps Hono's answer to a throw off the Context until `undo()`, while a
+ * route runs on after `connection()` answered (its 202, or an early 503 or
+ * 499): Hono's compose sets `c.error`, then writes its error handler's
+ * answer to `c.res` even when the response is final, and a middleware
+ * outside that still runs (one that awaits after `next()`) would return
+ * that 500 instead. That one write is dropped (the error stays in
+ * `c.error`); every other write to `c.res` goes through.
  *
  * @returns `undo`: Hono's own `res` again.
  */

@@ -287,7 +287,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       maxBodySize,
       timeout: bodyTimeout,
       budget,
-      exact: "verifyTrigger(): ",
+      exact: "verifyTrigger()",
     });
     if (!read.ok) return refuseBody(read.failure, maxBodySize, bodyTimeout);
     const body = read.body ?? new Uint8Array(0);

@@ -254,25 +254,15 @@ export class ResponseReader {
    */
   takeStatusLine(bytes: Uint8Array): number | undefined {
     if (this.received !== 0 || this.status !== undefined) return undefined;
-    // "HTTP/1.x NNN" and then a space, or the line's end (CR LF or LF).
-    if (
-      bytes.length < 14 || bytes[0] !== 72 || bytes[1] !== 84 ||
-      bytes[2] !== 84 || bytes[3] !== 80 || bytes[4] !== 47 ||
-      bytes[5] !== 49 || bytes[6] !== 46 ||
-      (bytes[7] !== 48 && bytes[7] !== 49) || bytes[8] !== 32
-    ) return undefined;
-    const d1 = bytes[9] - 48, d2 = bytes[10] - 48, d3 = bytes[11] - 48;
-    if (
-      !(d1 >= 2 && d1 <= 9) || !(d2 >= 0 && d2 <= 9) || !(d3 >= 0 && d3 <= 9)
-    ) return undefined;
-    const after = bytes[12];
-    if (
-      !(after === 32 || after === 10 || (after === 13 && bytes[13] === 10))
-    ) return undefined;
-    const status = d1 * 100 + d2 * 10 + d3;
-    if (status === 408) return undefined;
     // The line's LF must be in these bytes.
-    if (after !== 10 && bytes.indexOf(10, 12) < 0) return undefined;
+    const lf = bytes.indexOf(10);
+    if (lf < 12) return undefined;
+    const [, status] = statusFromBytes(bytes, 0, withoutCR(bytes, 0, lf)) ??
+      [];
+    // Not an interim (1xx) or 101 head, nor a 408 (whose head decides).
+    if (status === undefined || status < 200 || status === 408) {
+      return undefined;
+    }
     return this.status = status;
   }
 
