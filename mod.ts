@@ -3,11 +3,11 @@
  *
  * `trigger()` starts a job on your own server (or anyone's) and returns as
  * soon as the request is written. Where raw sockets exist (Deno, Deno Deploy,
- * Supabase and Netlify edge functions; Node and Bun through `node:net` /
- * `node:tls`) it writes HTTP/1.1 itself and keeps the connection open in the
- * background until the server answers, so the server never sees an early
- * disconnect. At shutdown, `drainTriggers()` waits for those background
- * parts. Elsewhere (Cloudflare Workers, Vercel Edge) it uses `fetch`,
+ * Supabase edge functions; Node and Bun through `node:net` / `node:tls`) it
+ * writes HTTP/1.1 itself and keeps the connection open in the background
+ * until the server answers, so the server never sees an early disconnect. At
+ * shutdown, `drainTriggers()` waits for those background parts. Elsewhere
+ * (Cloudflare Workers, Vercel Edge, Netlify edge functions) it uses `fetch`,
  * kept alive with the platform's `waitUntil`.
  *
  * The triggered route can learn what happened to its caller with the Hono

@@ -22,3 +22,17 @@ export function oneByteChanges(text: string): string[] {
   }
   return out;
 }
+
+/** The key `verifyTrigger()` keeps a delivery under in its store: the
+ * first 8 bytes of the SHA-256 of the secret that verified it, in hex, a
+ * colon, then the `webhook-id` (computed here from the secret's text). */
+export async function storeKey(secret: string, id: string): Promise<string> {
+  const bytes = Uint8Array.from(
+    atob(secret.replace(/^whsec_/, "")),
+    (char) => char.charCodeAt(0),
+  );
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = [...digest.subarray(0, 8)]
+    .map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex}:${id}`;
+}

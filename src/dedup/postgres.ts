@@ -188,7 +188,9 @@ export class PostgresDedupStore implements DedupStore {
     this.#queryTimeout = queryTimeout;
     this.#db = db;
     this.#connectionString = connectionString;
-    this.#table = table;
+    // Quoted: a lower-case name means the same, and a reserved word
+    // (`user`, `order`) works.
+    this.#table = table.split(".").map((part) => `"${part}"`).join(".");
     this.#reportError = reportError;
   }
 
@@ -208,23 +210,7 @@ export class PostgresDedupStore implements DedupStore {
     params: unknown[],
   ): Promise<Array<Record<string, unknown>>> {
     const db = this.#db ?? await (this.#pool ??= this.#open());
-    this.#ready ??= db.query(
-      `CREATE TABLE IF NOT EXISTS ${this.#table} (
-         id text PRIMARY KEY,
-         done boolean NOT NULL,
-         expires_at timestamptz NOT NULL,
-         token text)`,
-    ).then(() =>
-      // A table made by an earlier version has no token column.
-      db.query(`ALTER TABLE ${this.#table} ADD COLUMN IF NOT EXISTS token text`)
-    ).then(() =>
-      // The sweep deletes by expiry: without an index, a full scan.
-      db.query(
-        `CREATE INDEX IF NOT EXISTS ${
-          this.#table.split(".").pop()
-        }_expires_at ON ${this.#table} (expires_at)`,
-      )
-    ).then(() => {}, (error) => {
+    this.#ready ??= this.#prepare(db).then(() => {}, (error) => {
       this.#ready = undefined;
       // Two instances creating it at once: one wins, the other sees a
       // duplicate type; the table is there either way.
@@ -232,6 +218,50 @@ export class PostgresDedupStore implements DedupStore {
     });
     await this.#ready;
     return (await db.query(text, params)).rows;
+  }
+
+  /** Creates what the table lacks, and only that: a role that may only
+   * read and write the table an administrator made works, and no instance
+   * takes the ALTER TABLE lock (which queues behind every reader of the
+   * table, and every claim behind it) when nothing is missing. */
+  async #prepare(db: Queryable): Promise<void> {
+    const table = this.#table;
+    const [found] = (await db.query(
+      `SELECT to_regclass($1) IS NOT NULL AS has_table,
+         EXISTS (SELECT 1 FROM pg_attribute
+           WHERE attrelid = to_regclass($1) AND attname = 'token'
+             AND NOT attisdropped) AS has_token,
+         EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
+           ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           WHERE i.indrelid = to_regclass($1)
+             AND a.attname = 'expires_at') AS has_index`,
+      [table],
+    )).rows;
+    if (!found.has_table) {
+      await db.query(
+        `CREATE TABLE IF NOT EXISTS ${table} (
+           id text PRIMARY KEY,
+           done boolean NOT NULL,
+           expires_at timestamptz NOT NULL,
+           token text)`,
+      );
+    } else if (!found.has_token) {
+      // A table made by an earlier version has no token column.
+      await db.query(
+        `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS token text`,
+      );
+    }
+    if (!found.has_index) {
+      // The sweep deletes by expiry: without an index, a full scan. Its
+      // name within PostgreSQL's 63 bytes (a longer one is cut, and could
+      // be the table's own name: then skipped without a word).
+      const bare = table.split(".").pop()!.replaceAll('"', "");
+      await db.query(
+        `CREATE INDEX IF NOT EXISTS "${
+          bare.slice(0, 63 - "_expires_at".length)
+        }_expires_at" ON ${table} (expires_at)`,
+      );
+    }
   }
 
   async #open(): Promise<Pool> {
@@ -255,7 +285,8 @@ export class PostgresDedupStore implements DedupStore {
   /**
    * Atomically takes `id` for one delivery, unless a live row exists.
    *
-   * @param id The `webhook-id`.
+   * @param id The key (see `DedupStore.claim()`): the verifying secret's
+   *   scope and the `webhook-id`.
    * @param ttlMs How long the claim holds without `complete()`/`release()`.
    * @param token The claim's owner, for `release()`.
    * @returns `"claimed"`, `"done"` or `"busy"`.

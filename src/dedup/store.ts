@@ -82,7 +82,10 @@ export interface DedupStore {
   /**
    * Atomically takes `id` for one delivery, unless a live entry exists.
    *
-   * @param id The `webhook-id` (1–256 visible ASCII characters, no `.`).
+   * @param id The key `verifyTrigger()` keeps a delivery under: 16 hex
+   *   digits of the verifying secret's SHA-256, `:`, then the `webhook-id`
+   *   (1–256 visible ASCII characters, no `.`): 18–273 visible ASCII
+   *   characters.
    * @param ttl Milliseconds the claim holds without `complete()` or
    *   `release()` (a lease: a crashed instance's claim lapses after it);
    *   `verifyTrigger()` passes its `lease`.

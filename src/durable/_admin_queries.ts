@@ -145,6 +145,10 @@ export interface Admin {
     options?: { bodyLimit?: number },
   ): Promise<{ job: JobView; rows: JobRow[] } | null>;
   retryNow(ids: string[]): Promise<number>;
+  /** Those of `ids` no dead letter has (`"dead"`: what `redrive` and
+   * `discard` take), or no job waiting for a retry (`"retrying"`: what
+   * `retryNow` takes). */
+  unknownIds(ids: string[], among: "dead" | "retrying"): Promise<string[]>;
   /** Outcomes after `since`; failed attempts (stamped at their start) after
    * `retriesSince` (default `since`); oldest first (by `at`, then `jobId`),
    * at most `limit` (default 1,000), after the outcome `after` when given:
@@ -341,6 +345,13 @@ class Queries implements Admin {
     const rows = await sql.retryNow(db, schema, queue, ids);
     if (rows.length > 0) this.#h.wake();
     return rows.length;
+  }
+
+  unknownIds(ids: string[], among: "dead" | "retrying"): Promise<string[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    const { db, schema, queue, dead } = this.#h;
+    const retrying = among === "retrying";
+    return sql.unknownIds(db, schema, retrying ? queue : dead, ids, retrying);
   }
 
   async events(

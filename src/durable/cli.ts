@@ -187,21 +187,29 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
         return 0;
       case "show":
         return await show(admin, out, parsed.ids[0]);
+      // An id may name several rows (one webhook-id given to several
+      // triggers): the rows moved are not the ids found. Those no row has
+      // are looked up first, and named.
       case "redrive": {
         const ids = parsed.ids.length === 0 ? undefined : parsed.ids;
+        const unknown = ids === undefined
+          ? []
+          : await admin.unknownIds(ids, "dead");
         const moved = await outbox.redrive(ids);
         out.result({ redriven: moved }, `${moved} redriven`);
-        return ids !== undefined && moved < ids.length ? 1 : 0;
+        return notFound(unknown, ids !== undefined && moved === 0, error);
       }
       case "discard": {
+        const unknown = await admin.unknownIds(parsed.ids, "dead");
         const gone = await outbox.discard(parsed.ids);
         out.result({ discarded: gone }, `${gone} discarded`);
-        return gone < parsed.ids.length ? 1 : 0;
+        return notFound(unknown, gone === 0, error);
       }
       case "retry": {
+        const unknown = await admin.unknownIds(parsed.ids, "retrying");
         const moved = await admin.retryNow(parsed.ids);
         out.result({ retried: moved }, `${moved} retried now`);
-        return moved < parsed.ids.length ? 1 : 0;
+        return notFound(unknown, moved === 0, error);
       }
       case "tail":
         await tail(
@@ -374,6 +382,29 @@ function safe(value: unknown): string {
   );
 }
 
+/** JSON on one line with DEL and the C1 controls escaped as well (JSON
+ * escapes only C0): a stored id or URL with `\u009b` (CSI) could drive a
+ * terminal that shows the output. */
+function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** The exit status of an action on given ids: 1, naming them, when some
+ * matched no row (or nothing was done at all), else 0. */
+function notFound(
+  unknown: string[],
+  none: boolean,
+  error: (line: string) => void,
+): number {
+  if (unknown.length > 0) {
+    error(`outbox: not found: ${unknown.map((id) => safe(id)).join(", ")}`);
+  }
+  return unknown.length > 0 || none ? 1 : 0;
+}
+
 class Output {
   readonly print: (line: string) => void;
   readonly json: boolean;
@@ -383,7 +414,7 @@ class Output {
   }
 
   result(value: unknown, text: string): void {
-    this.print(this.json ? JSON.stringify(value) : text);
+    this.print(this.json ? jsonLine(value) : text);
   }
 
   table(head: string[], rows: unknown[][], right = new Set<number>()): void {
@@ -446,7 +477,7 @@ async function stats(admin: Admin, out: Output): Promise<void> {
     : failed / (delivered + failed);
   const oldestMs = oldest === null ? null : now.getTime() - oldest.getTime();
   if (out.json) {
-    out.print(JSON.stringify({
+    out.print(jsonLine({
       queue: admin.queue,
       engine: admin.engine,
       totals,
@@ -496,7 +527,7 @@ async function dead(admin: Admin, out: Output, limit: number): Promise<void> {
     admin.now(),
   ]);
   if (out.json) {
-    out.print(JSON.stringify({ total, letters }));
+    out.print(jsonLine({ total, letters }));
     return;
   }
   if (total === 0) {
@@ -527,7 +558,7 @@ async function show(admin: Admin, out: Output, id: string): Promise<number> {
     return 1;
   }
   if (out.json) {
-    out.print(JSON.stringify(found));
+    out.print(jsonLine(found));
     return 0;
   }
   const { job, rows } = found;
@@ -586,7 +617,7 @@ async function tail(
         } (${admin.engine}) from ${start.toISOString()}; Ctrl-C to stop.`,
       ),
     (e) => {
-      if (out.json) out.print(JSON.stringify(e));
+      if (out.json) out.print(jsonLine(e));
       else {
         out.print(
           [

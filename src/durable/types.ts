@@ -218,7 +218,8 @@ export interface Outbox {
    * @param options `trigger()`'s options, plus `delay` and `retry`.
    * @returns The trigger's id, which every delivery sends as `webhook-id`.
    * @throws {TypeError} Synchronously, for the input `trigger()` refuses
-   *   (same message), and for `signal` or `waitUntil`. Nothing is stored.
+   *   (same message), and for `signal`, `waitUntil` or `fetch`. Nothing is
+   *   stored.
    * @throws {RangeError} For a bad `timeout`, `delay` or retry setting,
    *   for a body over `maxBodySize` whose size is known at the call
    *   (bytes, a string, `json`, `form`, a Blob), naming its size, and for a

@@ -132,8 +132,8 @@ const TEXT = { "content-type": "text/plain; charset=UTF-8" };
  * @throws {TypeError} When no secret is given or one is malformed (never
  *   shown), or `store`/`reportError` are not what they must be.
  * @throws {RangeError} For a bad `tolerance`, `remember`, `lease`,
- *   `maxBodySize`, `bodyTimeout` or `maxBufferedBytes`, or a `maxBodySize`
- *   over `maxBufferedBytes`.
+ *   `maxBodySize`, `bodyTimeout`, `maxBufferedBytes` or `storeTimeout`, or a
+ *   `maxBodySize` over `maxBufferedBytes`.
  *
  * @example With an early ack
  * ```ts
@@ -254,10 +254,13 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
 
   checkFunction(reportError, `${PREFIX}reportError`);
   const budget = new ByteBudget(maxBufferedBytes);
-  let keys: Promise<CryptoKey[]> | undefined;
-  const importKeys = (): Promise<CryptoKey[]> => {
+  let keys: Promise<Keys> | undefined;
+  const importKeys = (): Promise<Keys> => {
     // A failed import is not kept: the next request tries again.
-    keys ??= Promise.all(keyBytes.map((bytes) => importKey(bytes, "verify")))
+    keys ??= Promise.all([
+      Promise.all(keyBytes.map((bytes) => importKey(bytes, "verify"))),
+      Promise.all(keyBytes.map(scopeOf)),
+    ]).then(([keys, scopes]) => ({ keys, scopes }))
       .catch((error) => {
         keys = undefined;
         throw error;
@@ -291,20 +294,18 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     });
     if (!read.ok) return refuseBody(read.failure, maxBodySize, bodyTimeout);
     const body = read.body ?? new Uint8Array(0);
-    let valid: boolean;
+    let key: string;
     try {
-      valid = await verify(await importKeys(), signatures, {
-        id,
-        timestamp,
-        body,
-      });
+      const { keys, scopes } = await importKeys();
+      const index = await verify(keys, signatures, { id, timestamp, body });
+      key = index === -1 ? "" : `${scopes[index]}:${id}`;
     } catch (error) {
       read.release();
       throw error;
     }
     // Authenticated (or refused): no longer counted as unverified bytes.
     read.release();
-    if (!valid) return reject(401, "Invalid signature");
+    if (key === "") return reject(401, "Invalid signature");
 
     let claim: ClaimResult;
     const token = crypto.randomUUID();
@@ -316,7 +317,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       void late.catch((error) =>
         report(reportError, error, c, "verifyTrigger()")
       );
-    const claiming = timed(() => store.claim(id, lease, token), "claim");
+    const claiming = timed(() => store.claim(key, lease, token), "claim");
     try {
       claim = await claiming.result;
     } catch (error) {
@@ -324,7 +325,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       if (error instanceof StoreTimeout) {
         afterTimeout(
           claiming.call.then((late) =>
-            late === "claimed" ? store.release(id, token) : undefined
+            late === "claimed" ? store.release(key, token) : undefined
           ),
         );
       }
@@ -362,8 +363,8 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     let response: Response | undefined;
     const settle = async () => {
       const settling = succeeded
-        ? timed(() => store.complete(id, remember), "complete")
-        : timed(() => store.release(id, token), "release");
+        ? timed(() => store.complete(key, remember), "complete")
+        : timed(() => store.release(key, token), "release");
       try {
         await settling.result;
       } catch (error) {
@@ -391,6 +392,26 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     // As judged: not merged with what a background route wrote since.
     if (c.res !== response) respond(c, response);
   };
+}
+
+/** The secrets' keys, and the scope each gives the ids it verifies. */
+interface Keys {
+  keys: CryptoKey[];
+  scopes: string[];
+}
+
+/** What a secret's ids are kept under in the store, before the id: the
+ * first 8 bytes of the secret's SHA-256, in hex. One message sent to two
+ * endpoints (a Svix message to each subscribed endpoint, with the same id
+ * and each endpoint's own secret) is two deliveries, each run once, even
+ * where both routes share a store. */
+async function scopeOf(secret: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", secret as Uint8Array<ArrayBuffer>),
+  );
+  let hex = "";
+  for (let i = 0; i < 8; i++) hex += digest[i].toString(16).padStart(2, "0");
+  return hex;
 }
 
 /** The store did not answer within `storeTimeout`. */

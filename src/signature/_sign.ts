@@ -178,25 +178,26 @@ export async function sign(
 }
 
 /**
- * Whether one of `signatures` (base64 texts, from {@linkcode parseSignatures})
- * is the HMAC of the message under one of the ("verify") keys. The HMAC is
- * computed once per key, whatever the number of candidates, and its base64
- * compared with each in constant time.
+ * The index of the first of the ("verify") `keys` under which one of
+ * `signatures` (base64 texts, from {@linkcode parseSignatures}) is the HMAC
+ * of the message; -1 when none. The HMAC is computed once per key, whatever
+ * the number of candidates, and its base64 compared with each in constant
+ * time; every key is tried.
  */
 export async function verify(
   keys: readonly CryptoKey[],
   signatures: readonly string[],
   message: SignedMessage,
-): Promise<boolean> {
-  if (signatures.length === 0) return false;
+): Promise<number> {
+  if (signatures.length === 0) return -1;
   const data = signedContent(message);
-  let found = false;
-  for (const key of keys) {
+  let found = -1;
+  for (let i = 0; i < keys.length; i++) {
     const mac = toBase64(
-      new Uint8Array(await crypto.subtle.sign("HMAC", key, data)),
+      new Uint8Array(await crypto.subtle.sign("HMAC", keys[i], data)),
     );
     for (const signature of signatures) {
-      if (sameText(mac, signature)) found = true;
+      if (sameText(mac, signature) && found === -1) found = i;
     }
   }
   return found;

@@ -132,5 +132,5 @@ export async function verifyPayload(
     await Promise.all(keys.map((key) => importKey(key, "verify"))),
     signatures,
     check,
-  );
+  ) !== -1;
 }

@@ -49,7 +49,11 @@ export interface DrainTriggersOptions {
    * @default {undefined} (waits until every trigger is over)
    */
   timeout?: number;
-  /** Stops waiting when it aborts; `drainTriggers()` then resolves `false`. */
+  /**
+   * Stops waiting when it aborts; `drainTriggers()` then resolves `false`.
+   *
+   * @default {undefined}
+   */
   signal?: AbortSignal;
 }
 

@@ -19,10 +19,10 @@ import { startTelemetry } from "./_telemetry.ts";
  * request is written; the connection then stays open in the background until
  * the status line arrives, so the server never sees an early disconnect and
  * reads the body intact. `wait: "accepted"` resolves with the status instead.
- * Where raw sockets exist and are usable (`Deno.connect`, `node:net` on Node
- * and Bun) the request is written raw over a socket; on Workers and the other
- * edge platforms `fetch` carries it (or the `fetch` option), kept alive with
- * `waitUntil`. {@linkcode drainTriggers} waits for every background part
+ * Where raw sockets exist and are usable (`Deno.connect` on Deno, Deno Deploy
+ * and Supabase; `node:net` on Node and Bun) the request is written raw over a
+ * socket; on Cloudflare Workers, Vercel Edge and Netlify edge functions
+ * `fetch` carries it (or the `fetch` option), kept alive with `waitUntil`. {@linkcode drainTriggers} waits for every background part
  * still running, for shutdown.
  *
  * Bad input throws at once; network failures never reject: they resolve with

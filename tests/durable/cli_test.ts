@@ -511,3 +511,65 @@ Deno.test("cli: exit code 2 for bad arguments and unreachable databases, no pass
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "cli (postgres): the exit status of redrive/discard names the ids no dead letter has, whatever the rows one id moved; --json escapes C1 controls",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const target = startTarget();
+    const { cleanup, ...options } = await freshOptions("postgres");
+    const csi = "c1\u009b31mX";
+    try {
+      const outbox = await openOutbox({ ...options, retry: { limit: 0 } });
+      try {
+        // One webhook-id given to two triggers: two dead letters, one id.
+        for (const id of ["dup-1", "dup-1", csi]) {
+          await outbox.trigger(`${target.url}/nope`, {
+            headers: { "webhook-id": id },
+          });
+        }
+        outbox.start({ pollInterval: 20 });
+        await until(
+          async () => (await outbox.stats()).dead === 3,
+          "three dead letters",
+          { interval: 100 },
+        );
+      } finally {
+        await outbox.stop({ timeout: 1000 });
+      }
+      const args = ["--queue", options.queue!];
+      const env = { DATABASE_URL: DATABASE_URL! };
+
+      const dead = await run(["dead", "--json", ...args], env);
+      assert.equal(dead.code, 0, dead.stderr);
+      assert.ok(!dead.stdout.includes("\u009b"), "a raw CSI in --json");
+      assert.ok(dead.stdout.includes("c1\\u009b31mX"), dead.stdout);
+      assert.ok(
+        JSON.parse(dead.stdout).letters.some((l: { id: string }) =>
+          l.id === csi
+        ),
+      );
+
+      // Two rows moved for two ids given: one of them matched nothing.
+      const redrive = await run(
+        ["redrive", "dup-1", "no-such-id", ...args],
+        env,
+      );
+      assert.equal(redrive.stdout.trim(), "2 redriven");
+      assert.match(redrive.stderr, /not found: no-such-id$/m);
+      assert.equal(redrive.code, 1);
+      const again = await run(["discard", "dup-1", ...args], env);
+      assert.equal(again.stdout.trim(), "0 discarded");
+      assert.match(again.stderr, /not found: dup-1$/m);
+      assert.equal(again.code, 1);
+      const found = await run(["discard", csi, ...args], env);
+      assert.equal(found.stdout.trim(), "1 discarded");
+      assert.equal(found.stderr, "");
+      assert.equal(found.code, 0);
+    } finally {
+      await target.close();
+      await cleanup();
+    }
+  },
+});

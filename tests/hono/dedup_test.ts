@@ -14,6 +14,7 @@ import { createSecret, signPayload } from "../../mod.ts";
 import { sleep } from "../_hono_client.ts";
 import { skipUnless } from "../_env.ts";
 import { until, within } from "../_wait.ts";
+import { storeKey } from "../_vector.ts";
 import { CAN_START_POSTGRES, ThrowawayPostgres } from "../_postgres.ts";
 
 let counter = 0;
@@ -133,8 +134,8 @@ Deno.test("verifyTrigger() gives the store lease to claim() and remember to comp
       headers: bad,
     }))
       .body?.cancel();
-    const okId = ok["webhook-id"];
-    const badId = bad["webhook-id"];
+    const okId = await storeKey(secret, ok["webhook-id"]);
+    const badId = await storeKey(secret, bad["webhook-id"]);
     assert.deepEqual(store.calls, [
       ["claim", okId, lease],
       ["complete", okId, remember],
@@ -426,7 +427,7 @@ Deno.test({
     // The real database, with its sweep made to fail.
     const db = {
       query(text: string, values?: unknown[]) {
-        if (text.startsWith(`DELETE FROM ${table} WHERE expires_at`)) {
+        if (text.startsWith(`DELETE FROM "${table}" WHERE expires_at`)) {
           return Promise.reject(new Error("sweep failed"));
         }
         return pool.query(text, values);
@@ -496,4 +497,127 @@ Deno.test("verifyTrigger(): a store whose complete() or release() fails is repor
     assert.deepEqual(reported, [down]);
     reporterDone.resolve();
   }
+});
+
+Deno.test("verifyTrigger(): one message sent to two endpoints with their own secrets runs on each, even through one shared store", async () => {
+  // As Svix sends a message to every endpoint subscribed to it: the same
+  // id, each endpoint's own secret. Two services on one database share
+  // PostgresDedupStore's default table without knowing it.
+  const store = new MemoryDedupStore();
+  const billing = createSecret();
+  const analytics = createSecret();
+  const ran: string[] = [];
+  const app = new Hono();
+  app.post("/billing", verifyTrigger({ secret: billing, store }), (c) => {
+    ran.push("billing");
+    return c.text("ok");
+  });
+  app.post(
+    "/analytics",
+    verifyTrigger({ secret: [createSecret(), analytics], store }),
+    (c) => {
+      ran.push("analytics");
+      return c.text("ok");
+    },
+  );
+  const send = async (path: string, secret: string) => {
+    const response = await app.request(path, {
+      method: "POST",
+      body: "{}",
+      headers: await signed(secret, "{}", "msg_fanout"),
+    });
+    await response.body?.cancel();
+    return [response.status, response.headers.get("x-trigger-duplicate")];
+  };
+  assert.deepEqual(await send("/billing", billing), [200, null]);
+  assert.deepEqual(await send("/analytics", analytics), [200, null]);
+  assert.deepEqual(ran, ["billing", "analytics"]);
+  // Each endpoint still runs its message once.
+  assert.deepEqual(await send("/billing", billing), [200, "done"]);
+  assert.deepEqual(await send("/analytics", analytics), [200, "done"]);
+  assert.deepEqual(ran, ["billing", "analytics"]);
+});
+
+Deno.test({
+  name:
+    "PostgresDedupStore: a role that may only read and write its table works, nothing waits on the table's lock once it is made, and reserved-word and 63-character names get their table and index",
+  ignore: skipUnless(
+    DATABASE_URL !== undefined,
+    "TRIGGER_TEST_DATABASE_URL is not set (bash .ci/postgres.sh)",
+  ),
+  async fn() {
+    const { default: pg } = await import("npm:pg@8.23.1");
+    const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 3 });
+    const schema = `dedup_names_${Date.now()}_${++counter}`;
+    const role = `${schema}_app`;
+    const long = "t".repeat(63);
+    const stores: PostgresDedupStore[] = [];
+    const open = (options: { table: string; user?: string }) => {
+      const url = new URL(DATABASE_URL!);
+      if (options.user !== undefined) url.username = options.user;
+      // Unqualified names are the schema's: a reserved word is one only
+      // unqualified.
+      url.searchParams.set("options", `-c search_path=${schema}`);
+      const store = new PostgresDedupStore({
+        connectionString: url.href,
+        table: options.table,
+        queryTimeout: 5_000,
+      });
+      stores.push(store);
+      return store;
+    };
+    const indexed = async (table: string) =>
+      (await admin.query(
+        `SELECT count(*)::int AS n FROM pg_index i JOIN pg_attribute a
+           ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = to_regclass($1) AND a.attname = 'expires_at'`,
+        [table],
+      )).rows[0].n;
+    try {
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      // Reserved words: a syntax error on every call before.
+      for (const table of ["user", "order"]) {
+        const store = open({ table });
+        assert.equal(await store.claim("msg_1", 60_000, "t"), "claimed");
+        await store.complete("msg_1", 60_000);
+        assert.equal(await store.claim("msg_1", 60_000, "u"), "done");
+        assert.equal(await indexed(`${schema}."${table}"`), 1);
+      }
+      // 63 characters: the index name was cut to the table's own and
+      // skipped, so the sweep scanned the table.
+      const longStore = open({ table: `${schema}.${long}` });
+      assert.equal(await longStore.claim("msg_1", 60_000, "t"), "claimed");
+      assert.equal(await indexed(`${schema}.${long}`), 1);
+
+      // An application role with only the table's rows: every claim failed
+      // with "permission denied" (42501) before, answered 503.
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+      await admin.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ${schema}."user" TO ${role}`,
+      );
+      const app = open({ table: "user", user: role });
+      assert.equal(await app.claim("msg_2", 60_000, "t"), "claimed");
+      await app.complete("msg_2", 60_000);
+      assert.equal(await app.claim("msg_2", 60_000, "u"), "done");
+
+      // A reader holding the table (a long transaction, pg_dump): a new
+      // instance's first claim waited behind its ALTER TABLE, and timed out.
+      const reader = await admin.connect();
+      try {
+        await reader.query("BEGIN");
+        await reader.query(`SELECT 1 FROM ${schema}."user" LIMIT 1`);
+        const fresh = open({ table: "user" });
+        assert.equal(await fresh.claim("msg_3", 60_000, "t"), "claimed");
+      } finally {
+        await reader.query("ROLLBACK");
+        reader.release();
+      }
+    } finally {
+      for (const store of stores) await store.close();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
+  },
 });
