@@ -226,7 +226,17 @@ export function redactHeaders(
   ]);
 }
 
-/** A text (an error message) with URL credentials removed. */
+/** A query parameter in a text: its separator, name and value. */
+const QUERY_PARAM = /([?&])([^=&#?\s"'<>]+)=([^&#\s"'<>]*)/g;
+
+/** A text (an error message, a header's value) with URL credentials
+ * removed, and the values of secret-looking query parameters of the URLs in
+ * it (`Server answered 500: GET https://…/hook?token=…` showed the token
+ * the URL column beside it hid). */
 export function redactText(text: string): string {
-  return text.replace(URL_CREDENTIALS, `$1${REDACTED}@`);
+  return text.replace(URL_CREDENTIALS, `$1${REDACTED}@`).replace(
+    QUERY_PARAM,
+    (all, separator, name) =>
+      SECRET_PARAM.test(name) ? `${separator}${name}=${REDACTED}` : all,
+  );
 }

@@ -8,7 +8,7 @@ import {
   type StoredRequest,
 } from "./_enqueue.ts";
 import { OutboxError } from "./errors.ts";
-import type { Retry } from "./_validate.ts";
+import { matchable, type Retry } from "./_validate.ts";
 import {
   countByState,
   deadLetterJobs,
@@ -94,11 +94,9 @@ function deadLettersOf(
   { dead, schema }: Queues,
   select: { ids?: string[]; limit: number | null; routableTo?: string },
 ): Promise<Array<{ id: string; root: string | null }>> {
-  if (select.ids?.length === 0) return Promise.resolve([]);
-  return deadLetterJobs(db, schema, dead, {
-    ...select,
-    ids: select.ids ?? null,
-  });
+  const ids = select.ids?.filter(matchable);
+  if (ids?.length === 0) return Promise.resolve([]);
+  return deadLetterJobs(db, schema, dead, { ...select, ids: ids ?? null });
 }
 
 /** Moves dead letters back to the queue: pg-boss's `redrive()`, then the

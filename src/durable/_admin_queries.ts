@@ -8,6 +8,7 @@ import { originOf, redactHeaders, redactText, redactUrl } from "../_redact.ts";
 import * as sql from "./_pgboss_sql.ts";
 import { date, storedFailure } from "./_admin.ts";
 import { fromBase64 } from "../signature/_sign.ts";
+import { matchable } from "./_validate.ts";
 
 /** The symbol under which an opened outbox hands out its database. */
 export const ADMIN: unique symbol = Symbol.for("fire-trigger.outbox.admin");
@@ -308,6 +309,7 @@ class Queries implements Admin {
     id: string,
     options: { bodyLimit?: number } = {},
   ): Promise<{ job: JobView; rows: JobRow[] } | null> {
+    if (!matchable(id)) return null;
     const { db, schema, queue, dead } = this.#h;
     const rows = await sql.rowsOfTrigger(db, schema, queue, dead, id);
     if (rows.length === 0) return null;
@@ -340,18 +342,34 @@ class Queries implements Admin {
   }
 
   async retryNow(ids: string[]): Promise<number> {
-    if (ids.length === 0) return 0;
+    const asked = ids.filter(matchable);
+    if (asked.length === 0) return 0;
     const { db, schema, queue } = this.#h;
-    const rows = await sql.retryNow(db, schema, queue, ids);
+    const rows = await sql.retryNow(db, schema, queue, asked);
     if (rows.length > 0) this.#h.wake();
     return rows.length;
   }
 
-  unknownIds(ids: string[], among: "dead" | "retrying"): Promise<string[]> {
-    if (ids.length === 0) return Promise.resolve([]);
-    const { db, schema, queue, dead } = this.#h;
-    const retrying = among === "retrying";
-    return sql.unknownIds(db, schema, retrying ? queue : dead, ids, retrying);
+  async unknownIds(
+    ids: string[],
+    among: "dead" | "retrying",
+  ): Promise<string[]> {
+    const asked = ids.filter(matchable);
+    const unknown = new Set(ids.filter((id) => !matchable(id)));
+    if (asked.length > 0) {
+      const { db, schema, queue, dead } = this.#h;
+      const retrying = among === "retrying";
+      for (
+        const id of await sql.unknownIds(
+          db,
+          schema,
+          retrying ? queue : dead,
+          asked,
+          retrying,
+        )
+      ) unknown.add(id);
+    }
+    return ids.filter((id) => unknown.has(id));
   }
 
   async events(

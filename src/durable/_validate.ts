@@ -232,6 +232,14 @@ export function checkHeadSize(
   }
 }
 
+/** Whether `text` can be a stored id: PostgreSQL's text holds no NUL (a
+ * query with one fails: the dashboard answered 500 for `/jobs/%00`) and a
+ * driver sends an unpaired surrogate as U+FFFD (it could match another id).
+ * An id that cannot be stored matches no row. */
+export function matchable(text: string): boolean {
+  return !text.includes("\0") && text.isWellFormed();
+}
+
 /** Throws a TypeError naming the first string PostgreSQL's JSON cannot
  * store: one with a NUL character (`\u0000`) or an unpaired surrogate.
  * Checked before a row joins a group commit, where one bad row would fail

@@ -122,7 +122,9 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
     try {
       new URL(databaseUrl);
     } catch {
-      error(
+      // Not through error(): its scrubbing would mask the example's
+      // credentials, and the line holds nothing of the given URL.
+      (io.error ?? ((l: string) => console.error(l)))(
         "outbox: --database-url / DATABASE_URL must be a URL like postgres://user:password@host:5432/db",
       );
       return 2;

@@ -178,4 +178,17 @@ Deno.test("redaction: URL credentials, secret query values and headers never pas
     redactText("Cannot connect to postgres://app:pw@db:5432/x"),
     "Cannot connect to postgres://[redacted]@db:5432/x",
   );
+  // A stored error names the request's URL: its secret query values go, as
+  // in the URL column beside it; so do those of a URL in a header's value.
+  assert.equal(
+    redactText(
+      "Server answered 500: GET https://h.test/fail?token=abc&page=2&api_key=k#x",
+    ),
+    "Server answered 500: GET https://h.test/fail?token=[redacted]&page=2&api_key=[redacted]#x",
+  );
+  assert.deepEqual(
+    redactHeaders([["x-callback", "https://h.test/?sig=SECRETQ&n=1"]]),
+    [["x-callback", "https://h.test/?sig=[redacted]&n=1"]],
+  );
+  assert.equal(redactText("a?b=c and x=y"), "a?b=c and x=y");
 });

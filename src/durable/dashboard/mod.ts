@@ -253,6 +253,9 @@ export function dashboard(
       `${PREFIX}title must be a string, received ${show(title)}`,
     );
   }
+  // The Basic realm, in a header: printable ASCII only (a title with "—"
+  // made every unauthenticated request a 500, so no login prompt).
+  const realm = title.replace(/[^\x20-\x7e]|["\\]/g, "").trim() || "Outbox";
   const pageSize = positive(options.pageSize, "pageSize", 50);
   const bodyPreview = positive(options.bodyPreview, "bodyPreview", 500);
   const base = mountPath(options.path);
@@ -272,7 +275,7 @@ export function dashboard(
       if (!ok) {
         c.header(
           "WWW-Authenticate",
-          `Basic realm="${title.replace(/["\\]/g, "")}", charset="UTF-8"`,
+          `Basic realm="${realm}", charset="UTF-8"`,
         );
         if (credentials.token !== undefined) {
           c.header("WWW-Authenticate", `Bearer realm="outbox"`, {
@@ -283,9 +286,18 @@ export function dashboard(
         return c.text("Unauthorized: this dashboard needs credentials", 401);
       }
     }
+    if (credentials === null && !loopbackHost(new URL(c.req.url).hostname)) {
+      // Without credentials, a page another site's name was pointed at
+      // 127.0.0.1 (DNS rebinding) is same-origin with: only loopback names.
+      headers(c, nonce);
+      return c.text(
+        "Forbidden: without credentials (localDevelopment) this dashboard answers only to localhost, 127.0.0.1 and [::1]",
+        403,
+      );
+    }
     headers(c, nonce);
     // Mounted at "/outbox", the overview is "/outbox": "/outbox/" goes there.
-    if (c.req.method === "GET") {
+    if (c.req.method === "GET" || c.req.method === "HEAD") {
       const target = slashless(new URL(c.req.url));
       if (target !== null) return c.redirect(target, 308);
     }
@@ -330,12 +342,21 @@ export function dashboard(
   });
 
   app.get("/dead", async (c) => {
-    const offset = offsetOf(c.req.query("offset"));
-    const { total, letters } = await admin.deadLetters({
+    let offset = offsetOf(c.req.query("offset"));
+    let { total, letters } = await admin.deadLetters({
       limit: pageSize,
       offset,
       bodyLimit: bodyPreview,
     });
+    if (letters.length === 0 && offset > 0 && total > 0) {
+      // Past the end (a stale link after a discard): the last page.
+      offset = Math.floor((total - 1) / pageSize) * pageSize;
+      ({ total, letters } = await admin.deadLetters({
+        limit: pageSize,
+        offset,
+        bodyLimit: bodyPreview,
+      }));
+    }
     return c.html(
       pages.deadLetters(await page(c, flashOf(c)), {
         total,
@@ -428,6 +449,12 @@ function slashless(url: URL): string | null {
   if (path.length <= 1 || !path.endsWith("/")) return null;
   const rest = path.replace(/\/+$/, "").replace(LEADING, "");
   return `/${rest}${url.search}`;
+}
+
+/** Whether a request's host is this machine by name or address. */
+function loopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname.endsWith(".localhost") ||
+    hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 /** The `path` option without a trailing slash (`""` for the root). */
