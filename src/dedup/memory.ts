@@ -195,7 +195,7 @@ export class MemoryDedupStore implements DedupStore {
       }
       this.#delete(entry);
     }
-    if (this.#entries.size >= this.#max && !this.#makeRoom(now)) {
+    if (this.#entries.size >= this.#max && !this.#makeRoom(now, this.#max)) {
       return Promise.resolve("busy");
     }
     const claimed: Entry = {
@@ -235,7 +235,8 @@ export class MemoryDedupStore implements DedupStore {
     entry.token = undefined;
     this.#queue(entry, ttl);
     this.#completed.push(entry);
-    if (this.#entries.size > this.#max) this.#makeRoom(now);
+    // Back to the bound, not below it: one expired entry is enough.
+    if (this.#entries.size > this.#max) this.#makeRoom(now, this.#max + 1);
     return Promise.resolve();
   }
 
@@ -283,12 +284,12 @@ export class MemoryDedupStore implements DedupStore {
   }
 
   /**
-   * Frees at least one slot: every expired entry (taken from the fronts of
-   * the per-`ttl` queues, only when the earliest expiry has passed), else
-   * the oldest completed one. O(1) amortised: a place in a queue is taken
-   * from its front at most once.
+   * Brings the number of ids below `below`: every expired entry goes (taken
+   * from the fronts of the per-`ttl` queues, only when the earliest expiry
+   * has passed); when that is not enough, the oldest completed one. O(1)
+   * amortised: a place in a queue is taken from its front at most once.
    */
-  #makeRoom(now: number): boolean {
+  #makeRoom(now: number, below: number): boolean {
     if (this.#nextExpiry <= now) {
       let next = Infinity;
       for (const [ttl, queue] of this.#byTtl) {
@@ -307,7 +308,7 @@ export class MemoryDedupStore implements DedupStore {
         if (queue.length === 0) this.#byTtl.delete(ttl);
       }
       this.#nextExpiry = next;
-      if (this.#entries.size < this.#max) return true;
+      if (this.#entries.size < below) return true;
     }
     const completed = this.#completed;
     while (completed.length > 0) {

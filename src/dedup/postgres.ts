@@ -89,6 +89,10 @@ function redact(error: unknown, connectionString: string | undefined): unknown {
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
 /** Expired rows are swept at most this often, by the next call. */
 const SWEEP_INTERVAL = 60_000;
+/** Expired rows one sweep statement deletes, and the statements a sweep
+ * runs at most: 1,000,000 rows a minute (16,000 ids a second kept). */
+const SWEEP_BATCH = 10_000;
+const SWEEP_BATCHES = 100;
 
 interface Pool extends Queryable {
   end(): Promise<void>;
@@ -297,10 +301,25 @@ export class PostgresDedupStore implements DedupStore {
       this.#swept = Date.now();
       // After the claim, not before it: a slow or failed sweep never delays
       // or fails a claim, and it takes the connection the claim gave back.
-      this.#query(`DELETE FROM ${this.#table} WHERE expires_at <= now()`)
-        .catch((error) => this.#report(error));
+      this.#sweep().catch((error) => this.#report(error));
     }
     return result;
+  }
+
+  /** Deletes expired rows in batches, each its own statement within
+   * `queryTimeout`: one DELETE of them all, past some millions of rows,
+   * timed out and rolled back every minute and never caught up. At most
+   * {@linkcode SWEEP_BATCHES} batches a sweep; the rest at the next. */
+  async #sweep(): Promise<void> {
+    for (let batch = 0; batch < SWEEP_BATCHES; batch++) {
+      const [{ n }] = await this.#query(
+        `WITH gone AS (DELETE FROM ${this.#table} WHERE ctid IN (
+           SELECT ctid FROM ${this.#table} WHERE expires_at <= now()
+           LIMIT ${SWEEP_BATCH}) RETURNING 1)
+         SELECT count(*)::int AS n FROM gone`,
+      );
+      if (Number(n) < SWEEP_BATCH) return;
+    }
   }
 
   /** Tells `reportError` (redacted); one that throws takes nothing down. */

@@ -153,7 +153,9 @@ class ReferenceStore {
       if (entry.expires > now) return entry.done ? "done" : "busy";
       this.#entries.delete(id);
     }
-    if (this.#entries.size >= this.max && !this.#makeRoom(now)) return "busy";
+    if (this.#entries.size >= this.max && !this.#makeRoom(now, this.max)) {
+      return "busy";
+    }
     this.#set(id, false, now + ttl, token);
     return "claimed";
   }
@@ -161,7 +163,8 @@ class ReferenceStore {
   complete(id: string, ttl: number, now: number): void {
     this.#entries.delete(id);
     this.#set(id, true, now + ttl);
-    if (this.#entries.size > this.max) this.#makeRoom(now);
+    // Back to the bound, not below it (one more completed id went too).
+    if (this.#entries.size > this.max) this.#makeRoom(now, this.max + 1);
   }
 
   release(id: string, token: string): void {
@@ -176,7 +179,7 @@ class ReferenceStore {
     if (expires < this.#nextExpiry) this.#nextExpiry = expires;
   }
 
-  #makeRoom(now: number): boolean {
+  #makeRoom(now: number, below: number): boolean {
     if (this.#nextExpiry <= now) {
       let next = Infinity;
       for (const [id, entry] of this.#entries) {
@@ -184,7 +187,7 @@ class ReferenceStore {
         else if (entry.expires < next) next = entry.expires;
       }
       this.#nextExpiry = next;
-      if (this.#entries.size < this.max) return true;
+      if (this.#entries.size < below) return true;
     }
     for (const [id, entry] of this.#entries) {
       if (entry.done) {
@@ -297,5 +300,20 @@ Deno.test("MemoryDedupStore refuses a ttl that is not a number of milliseconds >
       (error: unknown) =>
         error instanceof TypeError && /options/.test(error.message),
     );
+  }
+});
+
+Deno.test("MemoryDedupStore: complete() of an absent id on a full store with one expired entry forgets only the expired one", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 3 });
+  await store.complete("done-1", 60_000);
+  await store.complete("done-2", 60_000);
+  assert.equal(await store.claim("lapsing", 1, "t"), "claimed");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  // Inserted over the bound: the lapsed claim makes the room. A completed
+  // id went too before, and its replay ran again.
+  await store.complete("done-3", 60_000);
+  assert.equal(store.size, 3);
+  for (const id of ["done-1", "done-2", "done-3"]) {
+    assert.equal(await store.claim(id, 60_000, "u"), "done", id);
   }
 });
