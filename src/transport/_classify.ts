@@ -8,8 +8,10 @@ const DNS =
   /lookup address|name or service|nodename nor servname|dns|no such host|enotfound|eai_again|resolve/i;
 /** A TLS handshake or certificate failure. */
 const TLS = /certificate|tls|ssl|handshake/i;
-/** A connection that could not be opened. */
-const CONNECT = /refused|unreachable|connect/i;
+/** A connection that could not be opened ("connect", not "connection":
+ * workerd's fetch says "Network connection lost." for a request the server
+ * read and then reset, which is no CONNECT). */
+const CONNECT = /refused|unreachable|connect(?!ion)/i;
 
 /**
  * The code for a failure met before any answer, from its message:

@@ -9,5 +9,10 @@ interface FetchEvent extends Event {
 
 addEventListener("fetch", (event) => {
   const fetchEvent = event as FetchEvent;
+  // The deployment's JOB_URL: the test names its recorder in the query.
+  const g = globalThis as { process?: { env: Record<string, string> } };
+  const target = new URL(fetchEvent.request.url).searchParams.get("target");
+  g.process ??= { env: {} };
+  if (target !== null) g.process.env.JOB_URL = target;
   fetchEvent.respondWith(handler(fetchEvent.request));
 });

@@ -1,5 +1,6 @@
 // A Cloudflare Worker driving trigger(), bundled and run in workerd by
-// tests/platforms/workers_test.ts. Query: target, transport, wait, mode.
+// tests/platforms/workers_test.ts. Query: target, transport, wait, mode,
+// size, timeout.
 import { type Transport, trigger, type WaitMode } from "../../mod.ts";
 
 interface Ctx {
@@ -65,10 +66,14 @@ export default {
     }
     // "explicit" passes ctx.waitUntil, "discovered" passes nothing (found in
     // cloudflare:workers), "unkept" passes one that keeps nothing alive.
+    // `size`: a text body of that many bytes instead of the JSON.
+    const size = params.get("size");
+    const timeout = params.get("timeout");
     const result = await trigger(target, {
       transport: (params.get("transport") ?? "auto") as Transport,
       wait: (params.get("wait") ?? "sent") as WaitMode,
-      json,
+      ...(size === null ? { json } : { body: "x".repeat(Number(size)) }),
+      ...(timeout === null ? {} : { timeout: Number(timeout) }),
       waitUntil: keep === "explicit"
         ? ctx.waitUntil.bind(ctx)
         : keep === "unkept"

@@ -411,3 +411,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "workerd: a socket trigger whose server stops reading a large body settles at its timeout (workerd's close() waited for the write forever)",
+  async fn() {
+    // Takes connections and never reads them: the body fills the buffers.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn);
+    })().catch(() => {});
+    try {
+      await withWorker("./_workers/trigger_worker.ts", async (mf) => {
+        for (const wait of ["accepted", "sent"]) {
+          const query = new URLSearchParams({
+            target: `http://127.0.0.1:${listener.addr.port}/job`,
+            transport: "socket",
+            wait,
+            size: String(8 * 1024 * 1024),
+            timeout: "1000",
+          });
+          // A bound on the wait, far above the timeout: not a timing check.
+          const answered = await Promise.race([
+            mf.dispatchFetch(`http://worker.test/?${query}`).then((r) =>
+              r.json()
+            ),
+            new Promise((resolve) =>
+              setTimeout(() => resolve("no answer within 20 s"), 20_000)
+            ),
+          ]);
+          assert.deepEqual(answered, {
+            ok: false,
+            transport: "socket",
+            status: null,
+            code: "TIMEOUT",
+          }, wait);
+        }
+      });
+    } finally {
+      listener.close();
+      for (const conn of held) conn.close();
+      await accepting;
+    }
+  },
+});

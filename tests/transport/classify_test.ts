@@ -14,6 +14,16 @@ const CONNECT = [
   "error sending request for url (http://127.0.0.1:9/): client error (Connect): tcp connect error: Connection refused (os error 111)",
   "connect ECONNREFUSED 127.0.0.1:9",
   "Network is unreachable (os error 101)",
+  "proxy request failed, cannot connect to the specified address",
+];
+// A connection lost after it was open (the request may have been read):
+// no CONNECT, which says "refused or unreachable" (found by hunt E, with
+// workerd's fetch).
+const LOST = [
+  "Network connection lost.",
+  "connection closed before message completed",
+  "error sending request for url (http://127.0.0.1:8000/): client error (SendRequest): connection closed before message completed",
+  "Connection reset by peer (os error 104)",
 ];
 const TLS = [
   "invalid peer certificate: UnknownIssuer",
@@ -30,6 +40,9 @@ Deno.test("networkCode() gives one code per failure, from any runtime's wording"
     assert.equal(networkCode(message), "CONNECT", message);
   }
   for (const message of TLS) assert.equal(networkCode(message), "TLS", message);
+  for (const message of LOST) {
+    assert.equal(networkCode(message), undefined, message);
+  }
   assert.equal(networkCode("something odd"), undefined);
   // A host name that looks like a cause is not one (found by review).
   const host = "ssl-api.nosuchhost.invalid";

@@ -14,13 +14,13 @@ import { trigger } from "../../../mod.ts";
 
 export const config = { runtime: "edge" };
 
-const env = (globalThis as { process?: { env: Record<string, string> } })
-  .process?.env ?? {};
-
 export default async function handler(request: Request): Promise<Response> {
   const { searchParams } = new URL(request.url);
-  const target = searchParams.get("target") ?? env.JOB_URL ??
-    "https://example.com/jobs/report";
+  // The target is the deployment's own setting, never the visitor's: a
+  // target from the query would let anyone make this function POST anywhere.
+  const env = (globalThis as { process?: { env: Record<string, string> } })
+    .process?.env;
+  const target = env?.JOB_URL ?? "https://example.com/jobs/report";
   const result = await trigger(target, {
     json: { month: searchParams.get("month") ?? "2026-11" },
   });
