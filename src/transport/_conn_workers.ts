@@ -30,12 +30,22 @@ class WorkersConn implements RawConn {
   #closed = false;
   /** Writes not yet taken by workerd. */
   #writing = 0;
+  /** A read started with a request's first write, before any read of its
+   * answer: in workerd a read started only after a write failed on a reset
+   * gets no data, so a 413 the server sent mid-upload, then reset, was
+   * lost (a read started before the failure gets it). */
+  #ahead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
   constructor(socket: WorkersSocket) {
     this.#socket = socket;
     this.#reader = socket.readable.getReader();
     this.#writer = socket.writable.getWriter();
   }
   write(data: Uint8Array): Promise<void> {
+    if (this.#ahead === undefined) {
+      this.#ahead = this.#reader.read();
+      // Its failure is the next read()'s, or nobody's after a close.
+      this.#ahead.catch(() => {});
+    }
     this.#writing++;
     const written = this.#writer.write(data);
     written.then(this.#wrote, this.#wrote);
@@ -45,7 +55,9 @@ class WorkersConn implements RawConn {
     this.#writing--;
   };
   async read(): Promise<Uint8Array | null> {
-    const { value, done } = await this.#reader.read();
+    const ahead = this.#ahead;
+    this.#ahead = undefined;
+    const { value, done } = await (ahead ?? this.#reader.read());
     return done ? null : value;
   }
   close(): void {

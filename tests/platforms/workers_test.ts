@@ -456,3 +456,58 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "workerd: a 413 the server sends mid-upload, then resets, is the socket trigger's answer (a read started after the failed write got nothing)",
+  async fn() {
+    // Reads the head, answers 413, then closes with the body unread: the
+    // kernel resets the connection.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const serving = (async () => {
+      for await (const conn of listener) {
+        (async () => {
+          const buffer = new Uint8Array(65_536);
+          let seen = "";
+          while (!seen.includes("\r\n\r\n")) {
+            const n = await conn.read(buffer);
+            if (n === null) break;
+            seen += new TextDecoder().decode(buffer.subarray(0, n));
+          }
+          await conn.write(
+            new TextEncoder().encode(
+              "HTTP/1.1 413 Content Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+            ),
+          );
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          conn.close();
+        })().catch(() => {});
+      }
+    })().catch(() => {});
+    try {
+      await withWorker("./_workers/trigger_worker.ts", async (mf) => {
+        for (const wait of ["accepted", "sent"]) {
+          const query = new URLSearchParams({
+            target: `http://127.0.0.1:${listener.addr.port}/job`,
+            transport: "socket",
+            wait,
+            size: String(8 * 1024 * 1024),
+            timeout: "10000",
+          });
+          const response = await mf.dispatchFetch(
+            `http://worker.test/?${query}`,
+          );
+          assert.deepEqual(await response.json(), {
+            ok: false,
+            transport: "socket",
+            status: 413,
+            code: "HTTP_STATUS",
+          }, wait);
+        }
+      });
+    } finally {
+      listener.close();
+      await serving;
+    }
+  },
+});
