@@ -1,5 +1,6 @@
-// MemoryDedupStore's memory per id, as verifyTrigger() fills it: `n` ids of
-// the form trigger() gives (`msg_` + 32 hex digits, 36 characters), each
+// MemoryDedupStore's memory per id, as verifyTrigger() fills it: `n` keys of
+// the form it gives the store (16 hex digits of its secret's SHA-256, ":",
+// then an id as trigger() makes it, `msg_` + 32 hex digits), each
 // claimed with a token (a UUID, as verifyTrigger() makes) under the default
 // lease (300 s); "running" leaves them claimed, "done" completes each one
 // (remember: 600 s). Measured as the growth of Deno.memoryUsage().heapUsed
@@ -30,7 +31,8 @@ async function perId(n: number, state: "running" | "done"): Promise<number> {
   const store = new MemoryDedupStore({ maxEntries: n });
   for (let i = 0; i < n; i++) {
     // Fresh strings, as a request's header and verifyTrigger()'s token are.
-    const id = "msg_" + crypto.randomUUID().replaceAll("-", "");
+    const id = "0123456789abcdef:msg_" +
+      crypto.randomUUID().replaceAll("-", "");
     await store.claim(id, LEASE, crypto.randomUUID());
     if (state === "done") await store.complete(id, REMEMBER);
   }

@@ -226,6 +226,16 @@ export function redactHeaders(
   ]);
 }
 
+/** A percent-encoded name as `URLSearchParams` reads it (`%74oken` is
+ * `token`), or as written when it is not valid. */
+function decoded(name: string): string {
+  try {
+    return decodeURIComponent(name.replaceAll("+", " "));
+  } catch {
+    return name;
+  }
+}
+
 /** A query parameter in a text: its separator, name and value. */
 const QUERY_PARAM = /([?&])([^=&#?\s"'<>]+)=([^&#\s"'<>]*)/g;
 
@@ -237,6 +247,8 @@ export function redactText(text: string): string {
   return text.replace(URL_CREDENTIALS, `$1${REDACTED}@`).replace(
     QUERY_PARAM,
     (all, separator, name) =>
-      SECRET_PARAM.test(name) ? `${separator}${name}=${REDACTED}` : all,
+      SECRET_PARAM.test(decoded(name))
+        ? `${separator}${name}=${REDACTED}`
+        : all,
   );
 }

@@ -12,13 +12,13 @@ import { show } from "../_show.ts";
 /** Options for {@linkcode MemoryDedupStore}. */
 export interface MemoryDedupStoreOptions {
   /**
-   * The most ids kept at once: about 220 bytes each for a completed `msg_…`
-   * id and 300 for a running claim with its token, the id strings and the
-   * eviction queues included, so about 22–30 MB at the default. (Measured:
-   * `deno run --v8-flags=--expose-gc bench/dedup_memory.ts`, the growth of
-   * `Deno.memoryUsage().heapUsed` after full GCs over 100,000 ids, Deno
-   * 2.9.6: 219 and 303 bytes; 227 and 312 over 10,000, 216 and 299 over
-   * 1,000,000.)
+   * The most ids kept at once: about 250 bytes each for a completed id (as
+   * `verifyTrigger()` keys it: `<16 hex>:msg_…`) and 320 for a running
+   * claim with its token, the key strings and the eviction queues included,
+   * so about 25–32 MB at the default. (Measured: `deno run
+   * --v8-flags=--expose-gc bench/dedup_memory.ts`, the growth of
+   * `Deno.memoryUsage().heapUsed` after full GCs over 100,000 keys, Deno
+   * 2.9.6: 249 and 323 bytes.)
    *
    * @default {100_000}
    */

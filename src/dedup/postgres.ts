@@ -87,6 +87,22 @@ function redact(error: unknown, connectionString: string | undefined): unknown {
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
+/** The name of a table's index on `expires_at`: `<table>_expires_at`, or,
+ * for a name too long for PostgreSQL's 63 bytes (cut, it could be the
+ * table's own name, or another long name's index, and be skipped without
+ * a word), its first 43 characters, 8 hex digits of a hash of the whole
+ * (FNV-1a) and `_expires_at`. */
+function indexName(table: string): string {
+  const bare = table.split(".").pop()!.replaceAll('"', "");
+  if (bare.length + "_expires_at".length <= 63) return `${bare}_expires_at`;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < bare.length; i++) {
+    hash = Math.imul(hash ^ bare.charCodeAt(i), 0x01000193);
+  }
+  const hex = (hash >>> 0).toString(16).padStart(8, "0");
+  return `${bare.slice(0, 43)}_${hex}_expires_at`;
+}
+
 /** Expired rows are swept at most this often, by the next call. */
 const SWEEP_INTERVAL = 60_000;
 /** Expired rows one sweep statement deletes, and the statements a sweep
@@ -217,8 +233,12 @@ export class PostgresDedupStore implements DedupStore {
     this.#ready ??= this.#prepare(db).then(() => {}, (error) => {
       this.#ready = undefined;
       // Two instances creating it at once: one wins, the other sees a
-      // duplicate type; the table is there either way.
-      if ((error as { code?: string })?.code !== "23505") throw error;
+      // duplicate key, type or relation (23505, 42710, 42P07); the table is
+      // there either way (the next call looks again).
+      const code = (error as { code?: string })?.code;
+      if (code !== "23505" && code !== "42710" && code !== "42P07") {
+        throw error;
+      }
     });
     await this.#ready;
     return (await db.query(text, params)).rows;
@@ -256,15 +276,19 @@ export class PostgresDedupStore implements DedupStore {
       );
     }
     if (!found.has_index) {
-      // The sweep deletes by expiry: without an index, a full scan. Its
-      // name within PostgreSQL's 63 bytes (a longer one is cut, and could
-      // be the table's own name: then skipped without a word).
-      const bare = table.split(".").pop()!.replaceAll('"', "");
-      await db.query(
-        `CREATE INDEX IF NOT EXISTS "${
-          bare.slice(0, 63 - "_expires_at".length)
-        }_expires_at" ON ${table} (expires_at)`,
-      );
+      // The sweep deletes by expiry: without an index, a full scan. Only an
+      // owner may make one: a role that may only read and write the table
+      // is told (reportError) and goes on, its sweeps slower.
+      try {
+        await db.query(
+          `CREATE INDEX IF NOT EXISTS "${
+            indexName(table)
+          }" ON ${table} (expires_at)`,
+        );
+      } catch (error) {
+        if ((error as { code?: string })?.code !== "42501") throw error;
+        this.#report(error);
+      }
     }
   }
 

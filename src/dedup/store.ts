@@ -45,6 +45,7 @@ entry is gone (expired and swept): it inserts or updates.
  * ```sql
  * CREATE TABLE webhook_ids (id text PRIMARY KEY, done boolean NOT NULL,
  *                           expires_at timestamptz NOT NULL, token text);
+ * CREATE INDEX webhook_ids_expires_at ON webhook_ids (expires_at);
  * -- claim(id, ttl, token): take the row when absent or expired, then read it.
  * INSERT INTO webhook_ids VALUES ($1, false, now() + $2 * interval '1 ms', $3)
  *   ON CONFLICT (id) DO UPDATE SET done = false,
@@ -82,10 +83,10 @@ export interface DedupStore {
   /**
    * Atomically takes `id` for one delivery, unless a live entry exists.
    *
-   * @param id The key `verifyTrigger()` keeps a delivery under: 16 hex
-   *   digits of the verifying secret's SHA-256, `:`, then the `webhook-id`
-   *   (1–256 visible ASCII characters, no `.`): 18–273 visible ASCII
-   *   characters.
+   * @param id The key `verifyTrigger()` keeps a delivery under: its
+   *   `scope` (by default 16 hex digits of the verifying secret's SHA-256),
+   *   `:`, then the `webhook-id` (1–256 visible ASCII characters, no `.`):
+   *   3–321 visible ASCII characters.
    * @param ttl Milliseconds the claim holds without `complete()` or
    *   `release()` (a lease: a crashed instance's claim lapses after it);
    *   `verifyTrigger()` passes its `lease`.

@@ -146,10 +146,14 @@ export interface Admin {
     options?: { bodyLimit?: number },
   ): Promise<{ job: JobView; rows: JobRow[] } | null>;
   retryNow(ids: string[]): Promise<number>;
-  /** Those of `ids` no dead letter has (`"dead"`: what `redrive` and
-   * `discard` take), or no job waiting for a retry (`"retrying"`: what
-   * `retryNow` takes). */
-  unknownIds(ids: string[], among: "dead" | "retrying"): Promise<string[]>;
+  /** Those of `ids` no dead letter has (`"dead"`: what `discard` takes),
+   * no dead letter a redrive moves back (`"redrivable"`: what `redrive`
+   * takes), or no job waiting for a retry (`"retrying"`: what `retryNow`
+   * takes). */
+  unknownIds(
+    ids: string[],
+    among: "dead" | "redrivable" | "retrying",
+  ): Promise<string[]>;
   /** Outcomes after `since`; failed attempts (stamped at their start) after
    * `retriesSince` (default `since`); oldest first (by `at`, then `jobId`),
    * at most `limit` (default 1,000), after the outcome `after` when given:
@@ -352,7 +356,7 @@ class Queries implements Admin {
 
   async unknownIds(
     ids: string[],
-    among: "dead" | "retrying",
+    among: "dead" | "redrivable" | "retrying",
   ): Promise<string[]> {
     const asked = ids.filter(matchable);
     const unknown = new Set(ids.filter((id) => !matchable(id)));
@@ -365,7 +369,10 @@ class Queries implements Admin {
           schema,
           retrying ? queue : dead,
           asked,
-          retrying,
+          {
+            retrying,
+            routableTo: among === "redrivable" ? queue : undefined,
+          },
         )
       ) unknown.add(id);
     }

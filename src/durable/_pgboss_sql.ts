@@ -574,23 +574,28 @@ export async function retryNow(
 }
 
 /** Those of `ids` (trigger ids) that match no dead letter in `dead` (as
- * `deadLetterJobs()` matches them), or, with `retrying`, no job of `queue`
- * waiting for a retry (as `retryNow()` does). */
+ * `deadLetterJobs()` matches them, with `routableTo` those it moves back to
+ * that queue), or, with `retrying`, no job of `queue` waiting for a retry
+ * (as `retryNow()` does). */
 export async function unknownIds(
   db: Sql,
   schema: string,
   name: string,
   ids: readonly string[],
-  retrying: boolean,
+  select: { retrying: boolean; routableTo?: string },
 ): Promise<string[]> {
   const { rows } = await db.executeSql(
     `SELECT given FROM unnest($2::text[]) AS given
-     WHERE NOT EXISTS (SELECT 1 FROM ${schema}.job
+     WHERE NOT EXISTS (SELECT 1 FROM ${schema}.job AS j
        WHERE name = $1 AND (CASE WHEN $3::boolean
          THEN state = 'retry' AND data->>'id' = given AND start_after > now()
          ELSE state::text IN ('created', 'retry')
-           AND coalesce(data->>'id', source_id::text) = given END))`,
-    [name, ids, retrying],
+           AND coalesce(data->>'id', source_id::text) = given
+           AND ($4::text IS NULL OR (source_name = $4
+             AND coalesce(source_root_id, source_id) IS NOT NULL
+             AND EXISTS (SELECT 1 FROM ${schema}.queue q
+               WHERE q.name = $4))) END))`,
+    [name, ids, select.retrying, select.routableTo ?? null],
   );
   return rows.map((row) => String(row.given));
 }

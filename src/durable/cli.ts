@@ -196,7 +196,7 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
         const ids = parsed.ids.length === 0 ? undefined : parsed.ids;
         const unknown = ids === undefined
           ? []
-          : await admin.unknownIds(ids, "dead");
+          : await admin.unknownIds(ids, "redrivable");
         const moved = await outbox.redrive(ids);
         out.result({ redriven: moved }, `${moved} redriven`);
         return notFound(unknown, ids !== undefined && moved === 0, error);

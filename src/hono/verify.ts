@@ -50,6 +50,7 @@
  * @module
  */
 
+import { show } from "../_show.ts";
 import { ByteBudget } from "../_byte_budget.ts";
 import type { Middleware } from "./context.ts";
 import type { VerifyTriggerOptions } from "./verify_types.ts";
@@ -130,7 +131,7 @@ const TEXT = { "content-type": "text/plain; charset=UTF-8" };
  * @param options The secret(s), the tolerance, the store and limits.
  * @returns The middleware; it sets `c.var.trigger` (`{ id, timestamp }`).
  * @throws {TypeError} When no secret is given or one is malformed (never
- *   shown), or `store`/`reportError` are not what they must be.
+ *   shown), or `store`/`reportError`/`scope` are not what they must be.
  * @throws {RangeError} For a bad `tolerance`, `remember`, `lease`,
  *   `maxBodySize`, `bodyTimeout`, `maxBufferedBytes` or `storeTimeout`, or a
  *   `maxBodySize` over `maxBufferedBytes`.
@@ -190,6 +191,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     store = new MemoryDedupStore(),
     lease = 300_000,
     storeTimeout = 10_000,
+    scope,
     maxBodySize = DEFAULT_MAX_BODY_SIZE,
     bodyTimeout = DEFAULT_BODY_TIMEOUT,
     maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
@@ -220,6 +222,16 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     };
   };
   const keyBytes = secretList(secret);
+  if (
+    scope !== undefined &&
+    (typeof scope !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(scope))
+  ) {
+    throw new TypeError(
+      `${PREFIX}scope must be 1 to 64 letters, digits, "_" or "-", received ${
+        show(scope)
+      }`,
+    );
+  }
   checkMs(tolerance, `${PREFIX}tolerance`, 1_000, MAX_TOLERANCE);
   const { remember = 2 * tolerance } = options;
   checkMs(
@@ -259,7 +271,9 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     // A failed import is not kept: the next request tries again.
     keys ??= Promise.all([
       Promise.all(keyBytes.map((bytes) => importKey(bytes, "verify"))),
-      Promise.all(keyBytes.map(scopeOf)),
+      scope === undefined
+        ? Promise.all(keyBytes.map(scopeOf))
+        : keyBytes.map(() => scope),
     ]).then(([keys, scopes]) => ({ keys, scopes }))
       .catch((error) => {
         keys = undefined;

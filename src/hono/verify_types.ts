@@ -82,6 +82,19 @@ export interface VerifyTriggerOptions {
    */
   store?: DedupStore;
   /**
+   * What this route's ids are kept under in the store, before the id
+   * (`<scope>:<id>`): 1–64 letters, digits, `_` or `-`. Routes that share a
+   * store and a scope share their ids. Without it, each secret is a scope of
+   * its own (16 hex digits of its SHA-256): one message a sender delivers to
+   * two endpoints (Svix, with each endpoint's secret) runs on each. During a
+   * secret rotation a retry signed with the other secret is then another
+   * key, and may run beside the first delivery: give the route a scope of
+   * its own to keep one key across rotations.
+   *
+   * @default {undefined} (the verifying secret's)
+   */
+  scope?: string;
+  /**
    * Milliseconds a succeeded id is remembered (the `ttl` of
    * `store.complete()`). The minimum and default, `2 * tolerance`, outlives
    * any copy of the request: by then its timestamp is too old to pass, so a

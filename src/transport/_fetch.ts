@@ -86,6 +86,17 @@ export async function sendOverFetch(
     if (status === 0 && response.type === "error") {
       throw failure("NETWORK", "fetch answered a network error", req);
     }
+    // An interim answer (100 Continue, 103 Early Hints), which fetch is
+    // not to expose but workerd's does: the server took the request, its
+    // final status is not known. Not HTTP_STATUS, which says it refused.
+    if (status! >= 100 && status! < 200) {
+      Promise.resolve().then(() => response.body?.cancel()).catch(() => {});
+      throw failure(
+        "PROTOCOL",
+        `fetch resolved with the interim status ${status}; the final status is not known`,
+        req,
+      );
+    }
     events.onStatus(status!);
     // Not awaited: a body that never ends must not hold the trigger.
     Promise.resolve().then(() => response.body?.cancel()).catch(() => {});

@@ -8,7 +8,9 @@
  * - `"ABORTED"`: the `signal` aborted.
  * - `"CLOSED"`: the server closed or reset the connection before answering.
  * - `"HTTP_STATUS"`: the server answered with a status outside 200–299.
- * - `"PROTOCOL"`: the server's answer is not an HTTP/1.x status line.
+ * - `"PROTOCOL"`: the server's answer is not an HTTP/1.x status line (or,
+ *   over a `fetch` that exposes them, as workerd's does, an interim 1xx
+ *   status: the final one is not known).
  * - `"BODY"`: the request body could not be read (a failing stream or Blob).
  * - `"SIGN"`: the request could not be signed (`sign` option; WebCrypto failed).
  * - `"NETWORK"`: any other network failure; see `cause`.

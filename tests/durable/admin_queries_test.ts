@@ -191,4 +191,6 @@ Deno.test("redaction: URL credentials, secret query values and headers never pas
     [["x-callback", "https://h.test/?sig=[redacted]&n=1"]],
   );
   assert.equal(redactText("a?b=c and x=y"), "a?b=c and x=y");
+  // Encoded names as the URL column reads them.
+  assert.equal(redactText("GET /?%74oken=abc"), "GET /?%74oken=[redacted]");
 });

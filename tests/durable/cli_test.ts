@@ -551,13 +551,32 @@ Deno.test({
         ),
       );
 
-      // Two rows moved for two ids given: one of them matched nothing.
+      // A dead letter no queue of ours made (another producer's): listed,
+      // but a redrive does not move it back.
+      const { default: pg } = await import("npm:pg@8.23.1");
+      const db = new pg.Client({ connectionString: DATABASE_URL });
+      await db.connect();
+      try {
+        await db.query(
+          `INSERT INTO pgboss.job (id, name, data, state, retry_limit,
+             retry_delay, retry_backoff, expire_seconds, keep_until, policy)
+           SELECT gen_random_uuid(), name, jsonb_build_object('id', 'foreign'),
+             'created', retry_limit, retry_delay, retry_backoff,
+             expire_seconds, keep_until, policy
+           FROM pgboss.job WHERE name = $1 LIMIT 1`,
+          [`${options.queue}_dead`],
+        );
+      } finally {
+        await db.end();
+      }
+
+      // Two rows moved for three ids given: two of them moved nothing.
       const redrive = await run(
-        ["redrive", "dup-1", "no-such-id", ...args],
+        ["redrive", "dup-1", "no-such-id", "foreign", ...args],
         env,
       );
       assert.equal(redrive.stdout.trim(), "2 redriven");
-      assert.match(redrive.stderr, /not found: no-such-id$/m);
+      assert.match(redrive.stderr, /not found: no-such-id, foreign$/m);
       assert.equal(redrive.code, 1);
       const again = await run(["discard", "dup-1", ...args], env);
       assert.equal(again.stdout.trim(), "0 discarded");

@@ -42,7 +42,15 @@ Deno.test("dashboard: a non-Latin-1 title, a rebound host, a NUL id, a page past
     // Without credentials, only loopback names: a site whose name was
     // pointed at 127.0.0.1 read the CSRF token and discarded letters.
     const local = dashboard(outbox, { localDevelopment: true });
-    for (const host of ["localhost", "127.0.0.1", "[::1]", "app.localhost"]) {
+    for (
+      const host of [
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        "app.localhost",
+        "0.0.0.0",
+      ]
+    ) {
       const response = await local.fetch(new Request(`http://${host}:8000/`));
       assert.equal(response.status, 200, host);
       await response.body?.cancel();

@@ -155,3 +155,19 @@ Deno.test("fetch option: the headers a caller's fetch gets are its own to change
   assert.equal(plain.status, 202);
   assert.equal(seen.at(-1), "false");
 });
+
+Deno.test("fetch option: an interim 1xx status (workerd's fetch exposes 100 and 103) is PROTOCOL, not HTTP_STATUS", async () => {
+  for (const status of [100, 103]) {
+    // A Response cannot be made with a 1xx status here: what workerd's
+    // fetch resolves with, as far as trigger() reads it.
+    const interim = { status, type: "default", body: null } as unknown;
+    const result = await trigger("http://app.test/", {
+      wait: "accepted",
+      fetch: () => Promise.resolve(interim as Response),
+    });
+    assert.equal(result.ok, false);
+    assert.equal(result.error?.code, "PROTOCOL", String(status));
+    assert.match(result.error!.message, /interim status/);
+    assert.equal(result.status, undefined);
+  }
+});

@@ -454,6 +454,7 @@ function slashless(url: URL): string | null {
 /** Whether a request's host is this machine by name or address. */
 function loopbackHost(hostname: string): boolean {
   return hostname === "localhost" || hostname.endsWith(".localhost") ||
+    hostname === "0.0.0.0" || // what Deno.serve prints when it listens there
     hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
