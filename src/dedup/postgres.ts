@@ -337,7 +337,10 @@ export class PostgresDedupStore implements DedupStore {
   async #sweep(): Promise<void> {
     for (let batch = 0; batch < SWEEP_BATCHES; batch++) {
       const [{ n }] = await this.#query(
-        `WITH gone AS (DELETE FROM ${this.#table} WHERE ctid IN (
+        // Expiry checked again on the row deleted: one a claim took back
+        // meanwhile is left, whatever the server's TID scan rechecks.
+        `WITH gone AS (DELETE FROM ${this.#table}
+           WHERE expires_at <= now() AND ctid IN (
            SELECT ctid FROM ${this.#table} WHERE expires_at <= now()
            LIMIT ${SWEEP_BATCH}) RETURNING 1)
          SELECT count(*)::int AS n FROM gone`,

@@ -199,7 +199,12 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
           : await admin.unknownIds(ids, "redrivable");
         const moved = await outbox.redrive(ids);
         out.result({ redriven: moved }, `${moved} redriven`);
-        return notFound(unknown, ids !== undefined && moved === 0, error);
+        return notFound(
+          unknown,
+          ids !== undefined && moved === 0,
+          error,
+          "not found (or not one a redrive moves back: discard it)",
+        );
       }
       case "discard": {
         const unknown = await admin.unknownIds(parsed.ids, "dead");
@@ -400,9 +405,10 @@ function notFound(
   unknown: string[],
   none: boolean,
   error: (line: string) => void,
+  what = "not found",
 ): number {
   if (unknown.length > 0) {
-    error(`outbox: not found: ${unknown.map((id) => safe(id)).join(", ")}`);
+    error(`outbox: ${what}: ${unknown.map((id) => safe(id)).join(", ")}`);
   }
   return unknown.length > 0 || none ? 1 : 0;
 }

@@ -10,7 +10,8 @@ const DNS =
 const TLS = /certificate|tls|ssl|handshake/i;
 /** A connection that could not be opened ("connect", not "connection":
  * workerd's fetch says "Network connection lost." for a request the server
- * read and then reset, which is no CONNECT). */
+ * read and then reset, which is no CONNECT; it says the same for a refused
+ * port, which is then NETWORK, never a CONNECT that is not one). */
 const CONNECT = /refused|unreachable|connect(?!ion)/i;
 
 /**

@@ -18,7 +18,8 @@ const CONNECT = [
 ];
 // A connection lost after it was open (the request may have been read):
 // no CONNECT, which says "refused or unreachable" (found by hunt E, with
-// workerd's fetch).
+// workerd's fetch, which says "Network connection lost." for a refused port
+// too: NETWORK there, as docs/platforms.md says).
 const LOST = [
   "Network connection lost.",
   "connection closed before message completed",
