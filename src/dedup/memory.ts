@@ -235,8 +235,12 @@ export class MemoryDedupStore implements DedupStore {
     entry.token = undefined;
     this.#queue(entry, ttl);
     this.#completed.push(entry);
-    // Back to the bound, not below it: one expired entry is enough.
-    if (this.#entries.size > this.#max) this.#makeRoom(now, this.#max + 1);
+    // Back to the bound, not below it: one expired entry is enough. Never
+    // by forgetting this id: on a store full of running claims it stays,
+    // one over the bound, until claims end (its retry would run again).
+    if (this.#entries.size > this.#max) {
+      this.#makeRoom(now, this.#max + 1, entry);
+    }
     return Promise.resolve();
   }
 
@@ -288,8 +292,9 @@ export class MemoryDedupStore implements DedupStore {
    * from the fronts of the per-`ttl` queues, only when the earliest expiry
    * has passed); when that is not enough, the oldest completed one. O(1)
    * amortised: a place in a queue is taken from its front at most once.
+   * `keep`, the entry just completed, is never the one that goes.
    */
-  #makeRoom(now: number, below: number): boolean {
+  #makeRoom(now: number, below: number, keep?: Entry): boolean {
     if (this.#nextExpiry <= now) {
       let next = Infinity;
       for (const [ttl, queue] of this.#byTtl) {
@@ -313,6 +318,8 @@ export class MemoryDedupStore implements DedupStore {
     const completed = this.#completed;
     while (completed.length > 0) {
       const entry = completed.peek()!;
+      // The newest completed: no older one is left to go.
+      if (entry === keep && completed.current()) return false;
       if (completed.shift()) {
         this.#delete(entry);
         return true;

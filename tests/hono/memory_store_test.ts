@@ -163,8 +163,9 @@ class ReferenceStore {
   complete(id: string, ttl: number, now: number): void {
     this.#entries.delete(id);
     this.#set(id, true, now + ttl);
-    // Back to the bound, not below it (one more completed id went too).
-    if (this.#entries.size > this.max) this.#makeRoom(now, this.max + 1);
+    // Back to the bound, not below it (one more completed id went too),
+    // and never by forgetting this one (it stays, one over the bound).
+    if (this.#entries.size > this.max) this.#makeRoom(now, this.max + 1, id);
   }
 
   release(id: string, token: string): void {
@@ -179,7 +180,7 @@ class ReferenceStore {
     if (expires < this.#nextExpiry) this.#nextExpiry = expires;
   }
 
-  #makeRoom(now: number, below: number): boolean {
+  #makeRoom(now: number, below: number, keep?: string): boolean {
     if (this.#nextExpiry <= now) {
       let next = Infinity;
       for (const [id, entry] of this.#entries) {
@@ -190,7 +191,7 @@ class ReferenceStore {
       if (this.#entries.size < below) return true;
     }
     for (const [id, entry] of this.#entries) {
-      if (entry.done) {
+      if (entry.done && id !== keep) {
         this.#entries.delete(id);
         return true;
       }
@@ -316,4 +317,18 @@ Deno.test("MemoryDedupStore: complete() of an absent id on a full store with one
   for (const id of ["done-1", "done-2", "done-3"]) {
     assert.equal(await store.claim(id, 60_000, "u"), "done", id);
   }
+});
+
+Deno.test("MemoryDedupStore: complete() of an absent id on a store full of running claims keeps it (one over the bound) rather than forgetting it", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 2 });
+  assert.equal(await store.claim("a", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("b", 60_000, "t"), "claimed");
+  // c's claim lapsed and went; its delivery still succeeded.
+  await store.complete("c", 60_000);
+  assert.equal(await store.claim("c", 60_000, "u"), "done");
+  assert.equal(store.size, 3);
+  // Back within the bound as soon as an older completed id can go.
+  await store.complete("a", 60_000);
+  assert.equal(store.size, 2);
+  assert.equal(await store.claim("a", 60_000, "u"), "done");
 });
