@@ -19,6 +19,12 @@ export function isSecretHeader(name: string): boolean {
   return SECRET_HEADER.test(name);
 }
 
+/** Whether a query parameter's value is never shown, by its (decoded)
+ * name: tokens, keys, signatures, passwords, sessions, credentials. */
+export function isSecretParam(name: string): boolean {
+  return SECRET_PARAM.test(name);
+}
+
 /** Query parameter names whose value is never shown. */
 const SECRET_PARAM =
   /secret|token|passw|api[-_]?key|signature|sig$|^key$|auth|session|credential/i;

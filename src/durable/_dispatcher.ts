@@ -16,7 +16,7 @@ import {
 } from "./_pgboss_sql.ts";
 import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
 import { fromBase64 } from "../signature/_sign.ts";
-import { type AttemptTrace, traceAttempt } from "./_trace.ts";
+import { type AttemptTrace, detached, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
 import { DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 
@@ -204,8 +204,10 @@ export class Dispatcher {
     // A stop's deadline woke the waits of that run; this run waits again.
     this.#back = new AbortController();
     this.#stopWake = new AbortController();
-    this.#touchTimer = setInterval(() => this.#touch(), TOUCH_INTERVAL);
-    this.#loop = this.#dispatch(concurrency, pollInterval);
+    detached(() => {
+      this.#touchTimer = setInterval(() => this.#touch(), TOUCH_INTERVAL);
+      this.#loop = this.#dispatch(concurrency, pollInterval);
+    });
   }
 
   /** Stops fetching and waits for in-flight deliveries and their

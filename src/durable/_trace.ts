@@ -62,7 +62,14 @@ export function traceEnqueue(
           return value;
         }, (error) => {
           quietly(() => {
-            fail(span, (error as Error)?.name ?? "_OTHER", error);
+            // The error's code (`CLOSED`, `DATABASE`…), as the other spans.
+            const code = (error as { code?: unknown })?.code;
+            fail(
+              span,
+              typeof code === "string" ? code : (error as Error)?.name ??
+                "_OTHER",
+              error,
+            );
             span?.end();
           });
           throw error;
@@ -98,6 +105,18 @@ export function traceAttempt(
   } catch {
     return undefined;
   }
+}
+
+/** Runs `fn` in the active context without its span: the dispatcher's
+ * loop and timers serve every caller's jobs, not the one that started it
+ * (started inside a request, each poll's spans went under that request, a
+ * trace that grew for as long as the process ran). */
+export function detached<T>(fn: () => T): T {
+  const api = otel();
+  if (api === undefined) return fn();
+  let context: OtelContext | undefined;
+  quietly(() => context = activeContext(api).setValue(SPAN_KEY, undefined));
+  return context === undefined ? fn() : withContext(api, context, fn);
 }
 
 function fail(span: OtelSpan | undefined, code: string, error: unknown): void {

@@ -6,6 +6,7 @@
 // `@opentelemetry/api` fills it when the application registers an SDK. Where
 // nobody did, the registry is absent and everything here costs one lookup.
 import { VERSION } from "../trigger/_version.ts";
+import { isSecretParam } from "../_redact.ts";
 
 /** The instrumentation scope of every span and metric this module makes. */
 export const SCOPE = "@fire/trigger";
@@ -304,20 +305,27 @@ export function withContext<T>(
   return value;
 }
 
-/** Query parameters that carry signatures or keys (presigned URLs). */
+/** Query parameters that carry signatures or keys (presigned URLs): the
+ * semantic conventions' list (`url.query`), with AWS SigV4's. */
 const SENSITIVE_QUERY = [
   "AWSAccessKeyId",
   "Signature",
   "sig",
   "X-Goog-Signature",
+  "X-Amz-Signature",
+  "X-Amz-Credential",
+  "X-Amz-Security-Token",
 ];
 
 const SENSITIVE = new Set(SENSITIVE_QUERY);
 
 /** `[?&]name=value` in a message quoting a URL: the value up to `&`, `#`,
- * white space or what closes a quote (`)`, `"`, `'`, `>`). The name is
+ * white space or what closes a quote (`"`, `'`, `>`, and a `)` that ends
+ * the URL: one followed by white space, punctuation or the end; a URL's
+ * query keeps `)` as it is, so `sig=abc)def` is one value). The name is
  * bounded and holds no `?`: no rescans (linear time). */
-const QUOTED_PARAMETER = /([?&])([^=&#\s?]{0,64})=([^&#\s)"'>]*)/g;
+const QUOTED_PARAMETER =
+  /([?&])([^=&#\s?]{0,64})=((?:[^&#\s"'>)]|\)(?![\s:;,.!?"'>]|$))*)/g;
 
 function redactParameter(
   match: string,
@@ -330,7 +338,11 @@ function redactParameter(
   } catch {
     // Not percent-encoding: compared as written.
   }
-  return SENSITIVE.has(key) ? `${separator}${name}=REDACTED` : match;
+  // The conventions' names as written; beyond them, any name that reads as
+  // a secret (`token`, `api_key`, `password`…), as the outbox's views hide.
+  return SENSITIVE.has(key) || isSecretParam(key)
+    ? `${separator}${name}=REDACTED`
+    : match;
 }
 
 /** `text` with the values of signature parameters in the URLs it quotes

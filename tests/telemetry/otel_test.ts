@@ -221,6 +221,18 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
     ],
   );
   assert.equal(attempts[0].attributes["error.type"], "HTTP_STATUS");
+  // The dispatcher's own work (pg-boss's spans of each poll) belongs to no
+  // caller: started after a fetch whose span Deno leaves active, every poll
+  // went under it, in one trace that grew as long as the process ran.
+  const polls = run.spans.filter((s) =>
+    s.scope === "pg-boss" && /^(receive|complete|fail) /.test(s.name)
+  );
+  assert.ok(polls.length > 0, "pg-boss's spans of the dispatcher's polls");
+  assert.deepEqual(
+    polls.filter((s) => s.parentSpanId !== "").map((s) => s.name),
+    [],
+    "the dispatcher's spans under a caller's",
+  );
   for (const attempt of attempts) {
     assert.equal(attempt.attributes["messaging.operation.name"], "process");
     assert.equal(attempt.attributes["messaging.operation.type"], "process");

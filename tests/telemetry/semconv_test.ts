@@ -349,8 +349,10 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
       "https://h/p?AWSAccessKeyId=K&Signature=S&X-Goog-Signature=G&Expires=1",
       "https://h/p?AWSAccessKeyId=REDACTED&Signature=REDACTED&X-Goog-Signature=REDACTED&Expires=1",
     ],
-    // A name that only ends like a sensitive one, and a value mentioning one.
-    ["https://h/p?mysig=1&a=sig=2", "https://h/p?mysig=1&a=sig=2"],
+    // A name that only starts like a sensitive one, and a value mentioning
+    // one (a name ending in "sig" reads as a signature: redacted).
+    ["https://h/p?signal=1&a=sig=2", "https://h/p?signal=1&a=sig=2"],
+    ["https://h/p?mysig=1", "https://h/p?mysig=REDACTED"],
     ["https://h/p?sig=1#sig=2", "https://h/p?sig=REDACTED#sig=2"],
     // A percent-encoded name is the name it decodes to.
     [
@@ -377,6 +379,18 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
   assert.equal(
     redact('"http://h/p?si%67=secret" refused'),
     '"http://h/p?si%67=REDACTED" refused',
+  );
+  // A `)` inside the value is the URL's (its query keeps it unencoded).
+  assert.equal(
+    redact("GET http://h/p?sig=abc)TAIL1&x=1 (refused)"),
+    "GET http://h/p?sig=REDACTED&x=1 (refused)",
+  );
+  // AWS SigV4 presigned URLs, and names that read as secrets.
+  assert.equal(
+    urlFull(
+      "https://b.s3.test/k?X-Amz-Credential=C&X-Amz-Signature=S&X-Amz-Security-Token=T&X-Amz-Expires=60&token=t&api_key=k&page=2",
+    ),
+    "https://b.s3.test/k?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Security-Token=REDACTED&X-Amz-Expires=60&token=REDACTED&api_key=REDACTED&page=2",
   );
 });
 
