@@ -445,3 +445,23 @@ console.log(JSON.stringify([...readKnownMethods()].sort()));`;
     await Deno.remove(file);
   }
 });
+
+Deno.test("semconv: the outbox's send span names a failed store by the error's code in error.type", async () => {
+  const spans = install();
+  try {
+    const { traceEnqueue } = await import("../../src/durable/_trace.ts");
+    const { OutboxError } = await import("../../src/durable/errors.ts");
+    const trace = traceEnqueue("q", "job-1", "https://h/p?token=t");
+    assert.ok(trace);
+    await assert.rejects(
+      trace.follow(Promise.reject(new OutboxError("DATABASE", "down"))),
+      OutboxError,
+    );
+    const send = spans.find((s) => s.name === "send q");
+    assert.ok(send?.ended);
+    assert.equal(send.attributes["error.type"], "DATABASE");
+    assert.equal(send.attributes["url.full"], "https://h/p?token=REDACTED");
+  } finally {
+    uninstall();
+  }
+});
