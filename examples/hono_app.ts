@@ -68,9 +68,12 @@ const server = Deno.serve(
   app.fetch,
 );
 
+// Stop taking requests (those in flight get their answers), then wait for
+// the background work: a request still being read when a drain began would
+// get its 202 after, and its job would never run.
 async function stop(): Promise<void> {
-  await drainBackground({ timeout: 25_000 });
   await server.shutdown();
+  await drainBackground({ timeout: 25_000 });
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => stop().then(() => Deno.exit(0)));

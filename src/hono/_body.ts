@@ -127,16 +127,13 @@ export async function readBody(
   return { ok: true, body: read.bytes, release: read.release };
 }
 
-/** `request`'s `signal` (and its clones') reads `raw`'s when read. A copy
- * made by `new Request(request)` or `fetch(request)` does not follow it:
- * the platform copies its own signal, which never aborts. */
-function withSignalOf(request: Request, raw: Request): Request {
-  Object.defineProperty(request, "signal", {
-    get: () => raw.signal,
-    configurable: true,
-  });
+/** `request`'s `signal` (and its clones') is `signal()`, read when read. A
+ * copy made by `new Request(request)` or `fetch(request)` does not follow
+ * it: the platform copies its own signal, which never aborts. */
+function withSignal(request: Request, signal: () => AbortSignal): Request {
+  Object.defineProperty(request, "signal", { get: signal, configurable: true });
   Object.defineProperty(request, "clone", {
-    value: () => withSignalOf(Request.prototype.clone.call(request), raw),
+    value: () => withSignal(Request.prototype.clone.call(request), signal),
     configurable: true,
     writable: true,
   });
@@ -150,6 +147,10 @@ function withSignalOf(request: Request, raw: Request): Request {
  * only when the route reads it: Deno.serve (2.9) warns about its legacy
  * abort once a handler has read `request.signal`, so a copy that read it
  * for every request would make Deno warn for routes that never use it.
+ * Either way a getter, never the constructor's `signal`: on Node, a Request
+ * made with one stays registered with that signal until the Request is
+ * collected, and a route's abort listener holding its Context kept every
+ * acknowledged request alive (24 KB each, for good).
  */
 export function bufferedRequest(
   raw: Request,
@@ -160,9 +161,8 @@ export function bufferedRequest(
     method: raw.method,
     headers: raw.headers,
     body: body as BodyInit | null,
-    signal,
   });
-  if (signal === undefined) withSignalOf(request, raw);
+  withSignal(request, signal === undefined ? () => raw.signal : () => signal);
   const cf = (raw as { cf?: unknown }).cf;
   if (cf !== undefined) Object.defineProperty(request, "cf", { value: cf });
   return request;

@@ -148,6 +148,10 @@ async function runAcked(
   conn: ConnectionState,
   limits: ReadLimits,
 ): Promise<Response> {
+  // What earlier middleware set with `c.header()` (CORS, cookies…) goes on
+  // every answer made here, as on the inline path: a bare Response made
+  // here carried none of them (Hono applies them only to its own).
+  const earlier = earlierHeaders(c);
   const reading = readBody(c, limits);
   let read;
   try {
@@ -170,21 +174,27 @@ async function runAcked(
     // read ends (at the latest at bodyTimeout). No route ran.
     reading.then((late) => late.ok && late.release(), noop);
     await conn.finish();
-    return earlyResponse(read, conn.limit);
+    return answer(c, earlyResponse(read, conn.limit), earlier);
   }
   if (!read.ok) {
     if (read.failure !== "failed") {
       // 413, 408, or 503 + Retry-After: the route does not run.
       await conn.finish();
-      return refuseBody(read.failure, limits.maxBodySize, limits.timeout ?? 0);
+      return answer(
+        c,
+        refuseBody(read.failure, limits.maxBodySize, limits.timeout ?? 0),
+        earlier,
+      );
     }
     // A failed read: the caller left.
     conn.callerGone(true);
     await conn.finish();
-    return earlyResponse("aborted", conn.limit);
+    return answer(c, earlyResponse("aborted", conn.limit), earlier);
   }
   conn.acknowledge();
   c.req.raw = bufferedRequest(c.req.raw, read.body, conn.signal);
+  // Made now, before the route can run and set its own headers.
+  const accepted = answer(c, new Response(null, { status: 202 }), earlier);
   // From the 202 on, what Hono writes for a throw is kept off the Context
   // until the route is over: a middleware around may still run (one that
   // awaits after `next()`), and would return that 500 instead.
@@ -199,7 +209,7 @@ async function runAcked(
       read.release();
     }),
   );
-  return new Response(null, { status: 202 });
+  return accepted;
 }
 
 /**
@@ -244,7 +254,12 @@ async function runInline(
   traceEarly?.(conn.status);
   // The caller is answered now; the route runs on until it stops at the
   // signal, and the shutdown functions run once it has.
-  const over = route.then(noop, noop).then(() => conn.finish());
+  // A throw that is no Error is not Hono's to answer: it comes back here,
+  // where nothing else would see it (an Error goes to Hono's onError). One
+  // that came before the early end was reported above.
+  const over = route.then(noop, (error) => {
+    if (!failed && !conn.isOwnStop(error)) return conn.report(error);
+  }).then(() => conn.finish());
   keepAlive(c, over);
   // For verifyTrigger() in front: the id stays claimed until the run ends.
   setRunning(c, over);

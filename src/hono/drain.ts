@@ -32,9 +32,13 @@ export interface DrainOptions {
  * Waits for all background work of `connection()`: routes answered early
  * with `ack: true`, route code still running after its caller left or its
  * time limit passed, shutdown functions registered late. Work that starts
- * while waiting is waited for too. Call it on SIGTERM before
- * `server.shutdown()` so nothing in flight is lost. The same contract as
- * `drainTriggers()` (from the main module) for triggers.
+ * while waiting is waited for too. Call it on SIGTERM once the server has
+ * stopped taking requests and answered those in flight (`await
+ * server.shutdown()` on Deno, `server.close()` on Node, `await
+ * server.stop()` on Bun): called before, it found nothing to wait for while
+ * a request still being read got its 202 later, and the process exited
+ * with that job never run (a sender counts a 202 as delivered). The same
+ * contract as `drainTriggers()` (from the main module) for triggers.
  *
  * @param options An optional `timeout` in milliseconds and `signal`.
  * @returns `true` when everything finished; `false` when the timeout passed
@@ -59,7 +63,8 @@ export interface DrainOptions {
  * for (let i = 0; i < 3; i++) {
  *   assert.equal((await app.request("/jobs/send", { method: "POST" })).status, 202);
  * }
- * // On SIGTERM: stop taking requests, then wait, but not past the deadline.
+ * // On SIGTERM: stop taking requests (server.shutdown()), then wait, but
+ * // not past the deadline.
  * assert.equal(await drainBackground({ timeout: 25_000 }), true);
  * assert.equal(sent, 3);
  * ```

@@ -1067,3 +1067,68 @@ Deno.test("time settings past what a timer can wait are refused, not fired at on
   });
   assert.equal(await (await app.request("/")).text(), "ok");
 });
+
+Deno.test("connection({ ack: true }): the 202 and the early answers keep what earlier middleware set with c.header() (a bare 202 had none); the route's own headers stay off the 202", async () => {
+  const app = new Hono<ConnectionEnv>();
+  app.use("*", async (c, next) => {
+    c.header("x-before", "1");
+    c.header("set-cookie", "s=v; Path=/");
+    await next();
+  });
+  const ran = Promise.withResolvers<void>();
+  app.post("/ack", connection({ ack: true }), (c) => {
+    c.header("x-route", "1");
+    ran.resolve();
+    return c.body(null, 204);
+  });
+  app.post(
+    "/limited",
+    connection({ ack: true, timeLimit: 50, bodyTimeout: 0 }),
+    (c) => c.body(null, 204),
+  );
+  const accepted = await app.request("/ack", { method: "POST", body: "x" });
+  assert.equal(accepted.status, 202);
+  assert.equal(accepted.headers.get("x-before"), "1");
+  assert.equal(accepted.headers.get("set-cookie"), "s=v; Path=/");
+  await within(ran.promise, "the background route", 5_000);
+  assert.equal(accepted.headers.get("x-route"), null);
+  await accepted.body?.cancel();
+  // A body still arriving when the time limit passes: the early 503.
+  const slow = new ReadableStream({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("x"));
+      setTimeout(() => controller.close(), 300);
+    },
+  });
+  const limited = await app.request("/limited", {
+    method: "POST",
+    body: slow,
+    duplex: "half",
+  } as RequestInit);
+  assert.equal(limited.status, 503);
+  assert.equal(limited.headers.get("x-before"), "1");
+  assert.equal(limited.headers.get("set-cookie"), "s=v; Path=/");
+  await limited.body?.cancel();
+  await drainBackground({ timeout: 5_000 });
+});
+
+Deno.test("connection(): a route that throws a non-Error after its early 503 is reported (it went nowhere)", async () => {
+  const reported: unknown[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.get(
+    "/",
+    connection({
+      timeLimit: 20,
+      reportError: (error) => void reported.push(error),
+    }),
+    async () => {
+      await sleep(60);
+      throw "late string";
+    },
+  );
+  const response = await app.request("/");
+  assert.equal(response.status, 503);
+  await response.body?.cancel();
+  await drainBackground({ timeout: 5_000 });
+  assert.deepEqual(reported, ["late string"]);
+});

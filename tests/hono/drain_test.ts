@@ -81,3 +81,50 @@ Deno.test("drainBackground() refuses a bad timeout or signal synchronously, nami
     /options must be an object, received null/,
   );
 });
+
+Deno.test("the documented shutdown (stop taking requests, then drain) waits for the job of a request still in flight; the other order finds nothing to wait for", async () => {
+  for (const order of ["shutdown, then drain", "drain, then shutdown"]) {
+    const done: string[] = [];
+    const store = Promise.withResolvers<void>();
+    const held = Promise.withResolvers<void>();
+    const app = new Hono();
+    app.post(
+      "/jobs",
+      async (_c, next) => {
+        // As verifyTrigger() awaiting its store before connection() runs.
+        held.resolve();
+        await store.promise;
+        await next();
+      },
+      connection({ ack: true }),
+      async (c) => {
+        const job = await c.req.text();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        done.push(job);
+      },
+    );
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      app.fetch,
+    );
+    const answer = fetch(`http://127.0.0.1:${server.addr.port}/jobs`, {
+      method: "POST",
+      body: "job-1",
+    });
+    await within(held.promise, "the request in flight", 5_000);
+    // SIGTERM now; the store answers a moment later.
+    setTimeout(() => store.resolve(), 20);
+    if (order === "shutdown, then drain") {
+      await server.shutdown();
+      await drainBackground({ timeout: 5_000 });
+    } else {
+      await drainBackground({ timeout: 5_000 });
+      await server.shutdown();
+    }
+    // Here the process would exit.
+    const ran = [...done];
+    assert.equal((await answer).status, 202);
+    assert.deepEqual(ran, order === "shutdown, then drain" ? ["job-1"] : []);
+    await drainBackground({ timeout: 5_000 });
+  }
+});
