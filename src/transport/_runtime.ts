@@ -124,41 +124,6 @@ export function rawSocketsTrustCaCerts(): boolean {
   return denoRuntime() !== undefined || nodeProcess() !== undefined;
 }
 
-/**
- * Calls `listener` once when the process exits (Deno's `unload` event, Node
- * and Bun's `exit`), with a function that writes a line to stderr
- * synchronously. Returns false where there is no process to exit (Workers,
- * edge runtimes).
- */
-export function onProcessExit(
-  listener: (writeError: (line: string) => void) => void,
-): boolean {
-  const deno = denoRuntime();
-  if (deno) {
-    const encoder = new TextEncoder();
-    const write = (line: string) =>
-      deno.stderr.writeSync(encoder.encode(line + "\n"));
-    try {
-      // A Deno-like runtime may lack the event or refuse the listener.
-      globalThis.addEventListener("unload", () => listener(write));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  const process = nodeProcess();
-  if (typeof process?.on === "function") {
-    const write = (line: string) => process.stderr?.write?.(line + "\n");
-    try {
-      process.on("exit", () => listener(write));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  return false;
-}
-
 /** A fetch client trusting extra CAs, where the runtime can make one. */
 export function createCaClient(
   caCerts: string[],

@@ -1,6 +1,6 @@
 // Every trigger still in its background part, for shutdown: one call waits
 // for them, and a process that exits anyway says how many it cut short.
-import { onProcessExit } from "../transport/_runtime.ts";
+import { onProcessExit } from "../_exit.ts";
 import { checkMs, checkOptions, checkSignal } from "../_options.ts";
 
 // A count, not a set of promises: a set entry and a promise reaction per

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { connection, drainBackground } from "../../src/hono/mod.ts";
-import { within } from "../_wait.ts";
+import { output, within } from "../_wait.ts";
 
 function jobApp(gate: Promise<void>, done: string[]): Hono {
   const app = new Hono();
@@ -127,4 +127,36 @@ Deno.test("the documented shutdown (stop taking requests, then drain) waits for 
     assert.deepEqual(ran, order === "shutdown, then drain" ? ["job-1"] : []);
     await drainBackground({ timeout: 5_000 });
   }
+});
+
+Deno.test("a process that exits with connection() background work running says so on stderr, once; after drainBackground() it says nothing", async () => {
+  const entry = new URL("./_background_exit.ts", import.meta.url).pathname;
+  const run = async (...args: string[]) => {
+    const result = await output(Deno.execPath(), {
+      args: ["run", "-A", entry, ...args],
+      env: { NO_COLOR: "1" },
+      timeout: 60_000,
+    });
+    const stderr = new TextDecoder().decode(result.stderr);
+    return {
+      code: result.code,
+      stdout: new TextDecoder().decode(result.stdout).trim(),
+      lines: stderr.split("\n").filter((line) =>
+        line.includes("fire-trigger:")
+      ),
+    };
+  };
+  const cut = await run();
+  assert.deepEqual([cut.code, cut.stdout], [0, "202"]);
+  assert.equal(cut.lines.length, 1);
+  assert.match(
+    cut.lines[0],
+    /exited with 1 connection\(\) background task still running/,
+  );
+  const drained = await run("drain");
+  assert.deepEqual([drained.code, drained.stdout, drained.lines], [
+    0,
+    "202",
+    [],
+  ]);
 });
