@@ -236,8 +236,10 @@ export class MemoryDedupStore implements DedupStore {
     this.#queue(entry, ttl);
     this.#completed.push(entry);
     // Back to the bound, not below it: one expired entry is enough. Never
-    // by forgetting this id: on a store full of running claims it stays,
-    // one over the bound, until claims end (its retry would run again).
+    // by forgetting this id (its retry would run again): on a store full of
+    // running claims it stays, one over the bound, until the next claim of
+    // a new id needs the room (that claim brings the store back under the
+    // bound, or is busy).
     if (this.#entries.size > this.#max) {
       this.#makeRoom(now, this.#max + 1, entry);
     }
@@ -315,6 +317,8 @@ export class MemoryDedupStore implements DedupStore {
       this.#nextExpiry = next;
       if (this.#entries.size < below) return true;
     }
+    // Completed ones, oldest first, until below (more than one when a
+    // complete() left the store over the bound).
     const completed = this.#completed;
     while (completed.length > 0) {
       const entry = completed.peek()!;
@@ -322,9 +326,10 @@ export class MemoryDedupStore implements DedupStore {
       if (entry === keep && completed.current()) return false;
       if (completed.shift()) {
         this.#delete(entry);
-        return true;
+        if (this.#entries.size < below) return true;
+      } else {
+        this.#stale--;
       }
-      this.#stale--;
     }
     return false;
   }

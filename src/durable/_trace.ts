@@ -107,15 +107,27 @@ export function traceAttempt(
   }
 }
 
-/** Runs `fn` in the active context without its span: the dispatcher's
- * loop and timers serve every caller's jobs, not the one that started it
- * (started inside a request, each poll's spans went under that request, a
- * trace that grew for as long as the process ran). */
+/** `@opentelemetry/api`'s context key of the baggage. */
+const BAGGAGE_KEY = Symbol.for("OpenTelemetry Baggage Key");
+
+/** The active context without its span and its baggage: what a job is
+ * delivered from, whoever is active (the job's own context is extracted
+ * into it). */
+function cleared(api: Registry): OtelContext {
+  return activeContext(api).setValue(SPAN_KEY, undefined)
+    .setValue(BAGGAGE_KEY, undefined);
+}
+
+/** Runs `fn` in the active context without its span and baggage: the
+ * dispatcher's loop and timers serve every caller's jobs, not the one that
+ * started it (started inside a request, each poll's spans went under that
+ * request, a trace that grew for as long as the process ran; and that
+ * request's baggage went to every job's target). */
 export function detached<T>(fn: () => T): T {
   const api = otel();
   if (api === undefined) return fn();
   let context: OtelContext | undefined;
-  quietly(() => context = activeContext(api).setValue(SPAN_KEY, undefined));
+  quietly(() => context = cleared(api));
   return context === undefined ? fn() : withContext(api, context, fn);
 }
 
@@ -141,12 +153,9 @@ class Attempt implements AttemptTrace {
     attempt: number,
   ) {
     this.#api = api;
-    // The stored context, not whatever is active in the dispatcher.
-    const parent = extract(
-      api,
-      activeContext(api).setValue(SPAN_KEY, undefined),
-      stored,
-    );
+    // The stored context, not whatever is active in the dispatcher (its
+    // span or its baggage).
+    const parent = extract(api, cleared(api), stored);
     ({ span: this.#span, context: this.#context } = startSpan(
       api,
       `process ${queue}`,

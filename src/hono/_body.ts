@@ -147,20 +147,23 @@ function withSignal(request: Request, signal: () => AbortSignal): Request {
  * only when the route reads it: Deno.serve (2.9) warns about its legacy
  * abort once a handler has read `request.signal`, so a copy that read it
  * for every request would make Deno warn for routes that never use it.
- * Either way a getter, never the constructor's `signal`: on Node, a Request
- * made with one stays registered with that signal until the Request is
- * collected, and a route's abort listener holding its Context kept every
+ * A given `signal` is also the constructor's (so `fetch(c.req.raw)` and
+ * `new Request(c.req.raw)` stop with it), unless `getterOnly`: on Node, a
+ * Request made with one stays registered with that signal until the Request
+ * is collected, and a route's abort listener holding its Context kept every
  * acknowledged request alive (24 KB each, for good).
  */
 export function bufferedRequest(
   raw: Request,
   body: Uint8Array | null,
   signal?: AbortSignal,
+  getterOnly = false,
 ): Request {
   const request = new Request(raw.url, {
     method: raw.method,
     headers: raw.headers,
     body: body as BodyInit | null,
+    signal: getterOnly ? undefined : signal,
   });
   withSignal(request, signal === undefined ? () => raw.signal : () => signal);
   const cf = (raw as { cf?: unknown }).cf;

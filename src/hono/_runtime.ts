@@ -15,7 +15,10 @@
 //   ABORTED: on Deno the body methods are watched. The signal must be read
 //   at once: one first read after the caller left never aborts.
 // - @hono/node-server aborts the signal on client close only; bodies stay
-//   readable.
+//   readable. Node keeps a Request made with a `signal` registered with that
+//   signal until the Request is collected: connection()'s copy of an
+//   acknowledged request takes its signal by a getter only there (so there
+//   `fetch(c.req.raw)` does not stop with it: pass the signal yourself).
 // - Bun.serve (1.4.5) does the same: the signal aborts when the caller
 //   leaves, body read or not, never after an answer; bodies stay readable.
 // - Workers keep background work alive with `c.executionCtx.waitUntil`; the
@@ -26,6 +29,12 @@ import { hasBody } from "./_body.ts";
 const isDeno =
   typeof (globalThis as { Deno?: { serve?: unknown } }).Deno?.serve ===
     "function";
+
+/** Whether a copy of the request must not take a signal in its
+ * constructor (Node: see above). */
+export function signalByGetterOnly(c: MiddlewareContext): boolean {
+  return isNode(c);
+}
 
 /** Whether the request came through @hono/node-server (also under Deno's node:http). */
 function isNode(c: MiddlewareContext): boolean {

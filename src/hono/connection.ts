@@ -31,6 +31,7 @@ import { checkMs, checkOptions, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 import { consoleReporter } from "./_report.ts";
 import { traceConnection } from "./_trace.ts";
 import { setRunning } from "./_running.ts";
+import { signalByGetterOnly } from "./_runtime.ts";
 import { ConnectionState, type EarlyEnd, earlyResponse } from "./_state.ts";
 
 const PREFIX = "Cannot create connection() middleware: ";
@@ -192,7 +193,12 @@ async function runAcked(
     return answer(c, earlyResponse("aborted", conn.limit), earlier);
   }
   conn.acknowledge();
-  c.req.raw = bufferedRequest(c.req.raw, read.body, conn.signal);
+  c.req.raw = bufferedRequest(
+    c.req.raw,
+    read.body,
+    conn.signal,
+    signalByGetterOnly(c),
+  );
   // Made now, before the route can run and set its own headers.
   const accepted = answer(c, new Response(null, { status: 202 }), earlier);
   // From the 202 on, what Hono writes for a throw is kept off the Context

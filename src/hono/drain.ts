@@ -34,8 +34,8 @@ export interface DrainOptions {
  * time limit passed, shutdown functions registered late. Work that starts
  * while waiting is waited for too. Call it on SIGTERM once the server has
  * stopped taking requests and answered those in flight (`await
- * server.shutdown()` on Deno, `server.close()` on Node, `await
- * server.stop()` on Bun): called before, it found nothing to wait for while
+ * server.shutdown()` on Deno, `await new Promise((done) =>
+ * server.close(done))` on Node, `await server.stop()` on Bun): called before, it found nothing to wait for while
  * a request still being read got its 202 later, and the process exited
  * with that job never run (a sender counts a 202 as delivered). The same
  * contract as `drainTriggers()` (from the main module) for triggers.

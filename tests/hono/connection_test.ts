@@ -1132,3 +1132,39 @@ Deno.test("connection(): a route that throws a non-Error after its early 503 is 
   await drainBackground({ timeout: 5_000 });
   assert.deepEqual(reported, ["late string"]);
 });
+
+Deno.test("connection({ ack: true }): fetch(c.req.raw) and a copy of it stop with the connection's signal at the time limit", async () => {
+  const upstream = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Promise<Response>((resolve) =>
+        setTimeout(() => resolve(new Response("late")), 2_000)
+      ),
+  );
+  try {
+    const outcomes: string[] = [];
+    const app = new Hono<ConnectionEnv>();
+    app.post("/p", connection({ ack: true, timeLimit: 100 }), async (c) => {
+      for (const request of [c.req.raw, new Request(c.req.raw)]) {
+        try {
+          const response = await fetch(request);
+          await response.body?.cancel();
+          outcomes.push(`answered ${response.status}`);
+        } catch (error) {
+          outcomes.push(`stopped: ${(error as Error).name}`);
+        }
+      }
+      return c.body(null, 204);
+    });
+    const response = await app.request(
+      `http://127.0.0.1:${upstream.addr.port}/p`,
+      { method: "POST", body: "x" },
+    );
+    assert.equal(response.status, 202);
+    await drainBackground({ timeout: 10_000 });
+    assert.equal(outcomes.length, 2);
+    for (const outcome of outcomes) assert.match(outcome, /^stopped: /);
+  } finally {
+    await upstream.shutdown();
+  }
+});

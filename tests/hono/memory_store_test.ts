@@ -193,7 +193,7 @@ class ReferenceStore {
     for (const [id, entry] of this.#entries) {
       if (entry.done && id !== keep) {
         this.#entries.delete(id);
-        return true;
+        if (this.#entries.size < below) return true;
       }
     }
     return false;
@@ -331,4 +331,19 @@ Deno.test("MemoryDedupStore: complete() of an absent id on a store full of runni
   await store.complete("a", 60_000);
   assert.equal(store.size, 2);
   assert.equal(await store.claim("a", 60_000, "u"), "done");
+});
+
+Deno.test("MemoryDedupStore: a store left one over its bound by complete() gets back under it; running claims never pass it (a new id is busy)", async () => {
+  const store = new MemoryDedupStore({ maxEntries: 2 });
+  assert.equal(await store.claim("a", 60_000, "t"), "claimed");
+  assert.equal(await store.claim("b", 60_000, "t"), "claimed");
+  for (let i = 0; i < 5; i++) {
+    // A delivery whose claim lapsed succeeds: kept, one over the bound.
+    await store.complete(`lapsed-${i}`, 60_000);
+    assert.ok(store.size <= 3, `size ${store.size}`);
+    // A new id: every other entry is a running claim, so busy (the kept
+    // one goes to make room, and that is not enough).
+    assert.equal(await store.claim(`new-${i}`, 60_000, "t"), "busy", `${i}`);
+    assert.ok(store.size <= 3, `size ${store.size}`);
+  }
 });

@@ -240,9 +240,49 @@ async function outboxScenario() {
   }));
 }
 
+/** A job stored by a caller without baggage, delivered by a dispatcher
+ * started inside a request that carries some: the target must not get it. */
+async function outboxBaggageScenario() {
+  const url = Deno.env.get("TRIGGER_TEST_DATABASE_URL");
+  const dir = url ? undefined : await Deno.makeTempDir();
+  const queue = `otelb_${crypto.randomUUID().slice(0, 8)}`;
+  await using _drop = {
+    [Symbol.asyncDispose]: () => url ? dropQueue(queue) : Promise.resolve(),
+  };
+  const delivered = Promise.withResolvers<void>();
+  const outbox = await openOutbox({
+    ...(url ? { connectionString: url, queue } : { dir }),
+    onEvent(event) {
+      if (event.type === "delivered") delivered.resolve();
+    },
+  });
+  await outbox.trigger(`${base}/bag`, { json: 1 });
+  const starter = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => {
+      outbox.start({ pollInterval: 50 });
+      return new Response("started");
+    },
+  );
+  await (await fetch(`http://127.0.0.1:${starter.addr.port}/`, {
+    headers: { baggage: "tenant=acme,user=alice" },
+  })).text();
+  await starter.shutdown();
+  const timer = setTimeout(
+    () => delivered.reject(new Error("not delivered within 30 s")),
+    30_000,
+  );
+  await delivered.promise.finally(() => clearTimeout(timer));
+  await outbox.stop();
+  if (dir) await Deno.remove(dir, { recursive: true });
+  console.log(JSON.stringify({ received }));
+}
+
 if (Deno.args[0] === "trigger") {
   await triggerScenario(Deno.args[1] as "socket" | "fetch");
 } else if (Deno.args[0] === "outbox") {
   await outboxScenario();
+} else if (Deno.args[0] === "outbox-baggage") {
+  await outboxBaggageScenario();
 }
 await target.shutdown();

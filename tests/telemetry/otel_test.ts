@@ -549,3 +549,16 @@ Deno.test("a registered context manager whose with() throws, calls its function 
     context.disable();
   }
 });
+
+Deno.test("OTel on: a dispatcher started inside a request carrying baggage does not give it to the jobs it delivers", async () => {
+  const run = await runWithOtel(CHILD, ["outbox-baggage"], {
+    ...(Deno.env.get("TRIGGER_TEST_DATABASE_URL")
+      ? {
+        TRIGGER_TEST_DATABASE_URL: Deno.env.get("TRIGGER_TEST_DATABASE_URL")!,
+      }
+      : {}),
+  });
+  const { received } = output(run);
+  assert.equal(received["/bag"]?.length, 1, JSON.stringify(received));
+  assert.equal(received["/bag"][0].baggage, null);
+});

@@ -353,6 +353,11 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
     // one (a name ending in "sig" reads as a signature: redacted).
     ["https://h/p?signal=1&a=sig=2", "https://h/p?signal=1&a=sig=2"],
     ["https://h/p?mysig=1", "https://h/p?mysig=REDACTED"],
+    // `auth` as a word of the name, not inside another word.
+    [
+      "https://h/p?author=bob&x-auth=a&auth_code=c&authorization=z",
+      "https://h/p?author=bob&x-auth=REDACTED&auth_code=REDACTED&authorization=REDACTED",
+    ],
     ["https://h/p?sig=1#sig=2", "https://h/p?sig=REDACTED#sig=2"],
     // A percent-encoded name is the name it decodes to.
     [
