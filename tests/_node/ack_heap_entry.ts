@@ -23,6 +23,7 @@ let stopped = 0;
 app.post("/job", connection({ ack: true }), (c) => {
   const conn = c.var.connection;
   conn.signal.addEventListener("abort", () => void (stopped += conn.status));
+  return c.body(null, 204);
 });
 
 const server = serve(

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { drainTriggers, trigger } from "../../mod.ts";
 import { misbehaving } from "../_servers.ts";
 import { within } from "../_wait.ts";
-import { onProcessExit } from "../../src/transport/_runtime.ts";
+import { onProcessExit } from "../../src/_exit.ts";
 
 /** Accepts, reads, answers 202 when `release()` is called. */
 function heldServer() {
