@@ -27,7 +27,7 @@ export function isSecretParam(name: string): boolean {
 
 /** Query parameter names whose value is never shown. */
 const SECRET_PARAM =
-  /secret|token|passw|api[-_]?key|signature|sig$|^key$|(?:^|[-_.])auth(?:$|[-_.]|orization)|session|credential/i;
+  /secret|token|passw|api[-_]?key|signature|sig$|^key$|auth(?!or(?!i[sz]ation))|session|credential/i;
 /** `scheme://user:password@` anywhere in a text. */
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 

@@ -353,10 +353,10 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
     // one (a name ending in "sig" reads as a signature: redacted).
     ["https://h/p?signal=1&a=sig=2", "https://h/p?signal=1&a=sig=2"],
     ["https://h/p?mysig=1", "https://h/p?mysig=REDACTED"],
-    // `auth` as a word of the name, not inside another word.
+    // `auth` anywhere in a name but in `author…` (`authorization` is one).
     [
-      "https://h/p?author=bob&x-auth=a&auth_code=c&authorization=z",
-      "https://h/p?author=bob&x-auth=REDACTED&auth_code=REDACTED&authorization=REDACTED",
+      "https://h/p?author=bob&coauthor=c&x-auth=a&auth_code=c&authKey=k&oauth=o&basicAuth=b&authorization=z",
+      "https://h/p?author=bob&coauthor=c&x-auth=REDACTED&auth_code=REDACTED&authKey=REDACTED&oauth=REDACTED&basicAuth=REDACTED&authorization=REDACTED",
     ],
     ["https://h/p?sig=1#sig=2", "https://h/p?sig=REDACTED#sig=2"],
     // A percent-encoded name is the name it decodes to.
