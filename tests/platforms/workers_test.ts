@@ -412,6 +412,22 @@ Deno.test({
   },
 });
 
+/** The worker's query for an 8 MB text body over `transport: "socket"` to
+ * `listener`, in `wait` mode, with `timeout` ms. */
+function bigSocketTrigger(
+  listener: Deno.Listener,
+  wait: string,
+  timeout: number,
+): URLSearchParams {
+  return new URLSearchParams({
+    target: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/job`,
+    transport: "socket",
+    wait,
+    size: String(8 * 1024 * 1024),
+    timeout: String(timeout),
+  });
+}
+
 Deno.test({
   name:
     "workerd: a socket trigger whose server stops reading a large body settles at its timeout (workerd's close() waited for the write forever)",
@@ -425,13 +441,7 @@ Deno.test({
     try {
       await withWorker("./_workers/trigger_worker.ts", async (mf) => {
         for (const wait of ["accepted", "sent"]) {
-          const query = new URLSearchParams({
-            target: `http://127.0.0.1:${listener.addr.port}/job`,
-            transport: "socket",
-            wait,
-            size: String(8 * 1024 * 1024),
-            timeout: "1000",
-          });
+          const query = bigSocketTrigger(listener, wait, 1_000);
           // A bound on the wait, far above the timeout: not a timing check.
           const answered = await Promise.race([
             mf.dispatchFetch(`http://worker.test/?${query}`).then((r) =>
@@ -487,13 +497,7 @@ Deno.test({
     try {
       await withWorker("./_workers/trigger_worker.ts", async (mf) => {
         for (const wait of ["accepted", "sent"]) {
-          const query = new URLSearchParams({
-            target: `http://127.0.0.1:${listener.addr.port}/job`,
-            transport: "socket",
-            wait,
-            size: String(8 * 1024 * 1024),
-            timeout: "10000",
-          });
+          const query = bigSocketTrigger(listener, wait, 10_000);
           const response = await mf.dispatchFetch(
             `http://worker.test/?${query}`,
           );
