@@ -232,9 +232,9 @@ export function redactHeaders(
   ]);
 }
 
-/** A percent-encoded name as `URLSearchParams` reads it (`%74oken` is
- * `token`), or as written when it is not valid. */
-function decoded(name: string): string {
+/** A percent-encoded query parameter name as `URLSearchParams` reads it
+ * (`%74oken` is `token`), or as written when it is not valid. */
+export function decodedName(name: string): string {
   try {
     return decodeURIComponent(name.replaceAll("+", " "));
   } catch {
@@ -242,19 +242,37 @@ function decoded(name: string): string {
   }
 }
 
-/** A query parameter in a text: its separator, name and value. */
-const QUERY_PARAM = /([?&])([^=&#?\s"'<>]+)=([^&#\s"'<>]*)/g;
+/** `[?&]name=value` in a text quoting a URL: the value up to `&`, `#`,
+ * white space or what closes a quote (`"`, `'`, `>`, and a `)` that ends
+ * the URL: one followed by white space, punctuation or the end; a URL's
+ * query keeps `)` as it is, so `sig=abc)def` is one value). The name is
+ * bounded and holds no `?`: no rescans (linear time). */
+const QUOTED_PARAMETER =
+  /([?&])([^=&#\s?]{0,64})=((?:[^&#\s"'>)]|\)(?![\s:;,.!?"'>]|$))*)/g;
+
+/** `text` with the values of the query parameters whose (decoded) names
+ * `secret` tells, in the URLs it quotes, replaced by `replacement`;
+ * everything else as it was. Shared by the outbox's views and telemetry. */
+export function redactQueryValues(
+  text: string,
+  replacement: string,
+  secret: (name: string) => boolean = isSecretParam,
+): string {
+  if (!text.includes("?") && !text.includes("&")) return text;
+  return text.replace(
+    QUOTED_PARAMETER,
+    (all, separator, name) =>
+      secret(decodedName(name)) ? `${separator}${name}=${replacement}` : all,
+  );
+}
 
 /** A text (an error message, a header's value) with URL credentials
  * removed, and the values of secret-looking query parameters of the URLs in
  * it (`Server answered 500: GET https://…/hook?token=…` showed the token
  * the URL column beside it hid). */
 export function redactText(text: string): string {
-  return text.replace(URL_CREDENTIALS, `$1${REDACTED}@`).replace(
-    QUERY_PARAM,
-    (all, separator, name) =>
-      SECRET_PARAM.test(decoded(name))
-        ? `${separator}${name}=${REDACTED}`
-        : all,
+  return redactQueryValues(
+    text.replace(URL_CREDENTIALS, `$1${REDACTED}@`),
+    REDACTED,
   );
 }

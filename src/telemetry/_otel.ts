@@ -6,7 +6,7 @@
 // `@opentelemetry/api` fills it when the application registers an SDK. Where
 // nobody did, the registry is absent and everything here costs one lookup.
 import { VERSION } from "../trigger/_version.ts";
-import { isSecretParam } from "../_redact.ts";
+import { decodedName, isSecretParam, redactQueryValues } from "../_redact.ts";
 
 /** The instrumentation scope of every span and metric this module makes. */
 export const SCOPE = "@fire/trigger";
@@ -319,38 +319,16 @@ const SENSITIVE_QUERY = [
 
 const SENSITIVE = new Set(SENSITIVE_QUERY);
 
-/** `[?&]name=value` in a message quoting a URL: the value up to `&`, `#`,
- * white space or what closes a quote (`"`, `'`, `>`, and a `)` that ends
- * the URL: one followed by white space, punctuation or the end; a URL's
- * query keeps `)` as it is, so `sig=abc)def` is one value). The name is
- * bounded and holds no `?`: no rescans (linear time). */
-const QUOTED_PARAMETER =
-  /([?&])([^=&#\s?]{0,64})=((?:[^&#\s"'>)]|\)(?![\s:;,.!?"'>]|$))*)/g;
-
-function redactParameter(
-  match: string,
-  separator: string,
-  name: string,
-): string {
-  let key = name;
-  try {
-    key = decodeURIComponent(name); // `si%67` is `sig`
-  } catch {
-    // Not percent-encoding: compared as written.
-  }
-  // The conventions' names as written; beyond them, any name that reads as
-  // a secret (`token`, `api_key`, `password`…), as the outbox's views hide.
-  return SENSITIVE.has(key) || isSecretParam(key)
-    ? `${separator}${name}=REDACTED`
-    : match;
+/** The conventions' names as written; beyond them, any name that reads as
+ * a secret (`token`, `api_key`, `password`…), as the outbox's views hide. */
+function sensitive(name: string): boolean {
+  return SENSITIVE.has(name) || isSecretParam(name);
 }
 
-/** `text` with the values of signature parameters in the URLs it quotes
+/** `text` with the values of sensitive parameters in the URLs it quotes
  * redacted; everything else byte for byte. */
 export function redact(text: string): string {
-  return text.includes("?")
-    ? text.replace(QUOTED_PARAMETER, redactParameter)
-    : text;
+  return redactQueryValues(text, "REDACTED", sensitive);
 }
 
 /** `url.full` of the semantic conventions: the values of signature
@@ -365,7 +343,8 @@ export function urlFull(href: string): string {
   const parameters = href.slice(query + 1, end).split("&").map((part) => {
     const equals = part.indexOf("=");
     if (equals === -1) return part;
-    return redactParameter(part, "", part.slice(0, equals));
+    const name = part.slice(0, equals);
+    return sensitive(decodedName(name)) ? `${name}=REDACTED` : part;
   });
   return href.slice(0, query + 1) + parameters.join("&") + href.slice(end);
 }

@@ -191,6 +191,8 @@ Deno.test("redaction: URL credentials, secret query values and headers never pas
     [["x-callback", "https://h.test/?sig=[redacted]&n=1"]],
   );
   assert.equal(redactText("a?b=c and x=y"), "a?b=c and x=y");
+  // A form-like value with no "?" (a header's): its pairs after an "&".
+  assert.equal(redactText("a=1&token=t&b=2"), "a=1&token=[redacted]&b=2");
   // Encoded names as the URL column reads them.
   assert.equal(redactText("GET /?%74oken=abc"), "GET /?%74oken=[redacted]");
 });
