@@ -153,6 +153,15 @@ export async function withoutRetries(
   return new Set(rows.map((row) => String(row.id)));
 }
 
+/** A dead letter's row that pg-boss's `redrive()` moves back to the queue
+ * named by `$4` (any, when `$4` is null): see {@linkcode deadLetterJobs}.
+ * One text for the redrive and the command line's check of its ids. */
+function routableTo(schema: string): string {
+  return `($4::text IS NULL OR (source_name = $4
+    AND coalesce(source_root_id, source_id) IS NOT NULL
+    AND EXISTS (SELECT 1 FROM ${schema}.queue q WHERE q.name = $4)))`;
+}
+
 /** Dead letters waiting in `dead`, oldest first, locked for the rest of
  * the transaction (ones another transaction holds are skipped): those of
  * these triggers (by stored id) in one statement however many ids, or all
@@ -183,9 +192,7 @@ export async function deadLetterJobs(
      WHERE name = $1 AND state::text IN ('created', 'retry')
        AND ($2::text[] IS NULL OR
          coalesce(data->>'id', source_id::text) = ANY($2::text[]))
-       AND ($4::text IS NULL OR (source_name = $4
-         AND coalesce(source_root_id, source_id) IS NOT NULL
-         AND EXISTS (SELECT 1 FROM ${schema}.queue q WHERE q.name = $4)))
+       AND ${routableTo(schema)}
      ORDER BY created_on, id LIMIT $3
      FOR UPDATE OF j SKIP LOCKED`,
     [dead, select.ids, select.limit, select.routableTo ?? null],
@@ -591,10 +598,7 @@ export async function unknownIds(
          THEN state = 'retry' AND data->>'id' = given AND start_after > now()
          ELSE state::text IN ('created', 'retry')
            AND coalesce(data->>'id', source_id::text) = given
-           AND ($4::text IS NULL OR (source_name = $4
-             AND coalesce(source_root_id, source_id) IS NOT NULL
-             AND EXISTS (SELECT 1 FROM ${schema}.queue q
-               WHERE q.name = $4))) END))`,
+           AND ${routableTo(schema)} END))`,
     [name, ids, select.retrying, select.routableTo ?? null],
   );
   return rows.map((row) => String(row.given));

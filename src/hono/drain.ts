@@ -33,12 +33,13 @@ export interface DrainOptions {
  * with `ack: true`, route code still running after its caller left or its
  * time limit passed, shutdown functions registered late. Work that starts
  * while waiting is waited for too. Call it on SIGTERM once the server has
- * stopped taking requests and answered those in flight (`await
- * server.shutdown()` on Deno, `await new Promise((done) =>
- * server.close(done))` on Node, `await server.stop()` on Bun): called before, it found nothing to wait for while
- * a request still being read got its 202 later, and the process exited
- * with that job never run (a sender counts a 202 as delivered). The same
- * contract as `drainTriggers()` (from the main module) for triggers.
+ * stopped taking requests and answered those in flight (Deno: `await
+ * server.shutdown()`; Node: `await new Promise((done) =>
+ * server.close(done))`; Bun: `await server.stop()`). Called before, it
+ * found nothing to wait for while a request still being read got its 202
+ * later, and the process exited with that job never run (a sender counts a
+ * 202 as delivered). The same contract as `drainTriggers()` (from the main
+ * module) for triggers.
  *
  * @param options An optional `timeout` in milliseconds and `signal`.
  * @returns `true` when everything finished; `false` when the timeout passed
