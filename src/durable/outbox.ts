@@ -7,6 +7,7 @@ import {
   SIGN_HEADERS,
 } from "../trigger/_request.ts";
 import { show } from "../_show.ts";
+import { isMessageId } from "../signature/_sign.ts";
 import { checkOptions } from "../_options.ts";
 import { dropRejection } from "../_callback.ts";
 import { OutboxError } from "./errors.ts";
@@ -493,6 +494,18 @@ class PgOutbox implements Outbox {
           }" is set by the outbox's sign option and cannot be given`,
         );
       }
+    }
+    // The id of every attempt, which an outbox with `sign` (this one later,
+    // or another process's dispatcher) signs: one a signer or a receiver
+    // would refuse could never be delivered.
+    if (given !== undefined && !isMessageId(given[1])) {
+      throw new TypeError(
+        `${TRIGGER}header "${
+          given[0]
+        }" must be 1 to 256 visible ASCII characters other than "." (a Standard Webhooks id), received ${
+          show(given[1])
+        }`,
+      );
     }
     if (this.#closed) {
       throw new OutboxError("CLOSED", `${TRIGGER}the outbox is closed`);

@@ -92,7 +92,9 @@ export interface OutboxOptions {
  * outbox's `sign`, which is not); its `id` becomes the trigger's id; a
  * `timestamp` is refused (TypeError): each attempt is signed afresh. Without
  * any `sign`, `webhook-timestamp` and `webhook-signature` headers of the
- * caller's go out as given; with the outbox's `sign`, they (and
+ * caller's go out as given, and a `webhook-id` header becomes the trigger's
+ * id: it must be 1 to 256 visible ASCII characters other than `.` (what a
+ * signer signs), else a TypeError; with the outbox's `sign`, they (and
  * `webhook-id`) are refused. The URL and headers together are bounded
  * (64 KiB, a RangeError). */
 export interface OutboxTriggerOptions extends TriggerOptions {

@@ -48,6 +48,10 @@ export interface SendEvents {
   /** The request starts (`true`) or stops (`false`) waiting for a
    * connection to its origin. */
   onQueue?(waiting: boolean): void;
+  /** The request got its connection after waiting its turn: called before
+   * its bytes are made (a signed request is signed again, so its timestamp
+   * is the time it is sent). */
+  onTurn?(): Promise<void>;
   /** Set by the transport while it holds a connection; the caller calls it
    * right after aborting the signal (timeout, caller's signal). */
   cancel?: () => void;
@@ -178,9 +182,11 @@ export async function sendOverSocket(
   const reuse = key !== undefined && req.reuse && worthKeeping(key);
 
   let lease: Lease | undefined;
+  let waited = false;
   if (key !== undefined) {
     lease = tryAcquire(key, req.maxConnections, reuse, now);
     if (lease === undefined) {
+      waited = true;
       // Built after the wait: the caller's bytes are copied now.
       if (req.borrowed) {
         ownBody(req);
@@ -212,6 +218,11 @@ export async function sendOverSocket(
   let rest: Uint8Array | null = null;
   const conn = lease?.conn;
   try {
+    if (waited && events.onTurn !== undefined) {
+      await events.onTurn();
+      // Signed again: the body is bytes now, the headers new.
+      body = req.body as Uint8Array | null;
+    }
     if (
       conn?.scratch !== undefined &&
       (text !== undefined

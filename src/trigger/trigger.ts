@@ -130,6 +130,7 @@ export function trigger(
 async function signRequest(
   req: PreparedRequest,
   signal: AbortSignal,
+  unsigned: PreparedRequest["headers"],
 ): Promise<void> {
   const { key, id } = req.sign!;
   try {
@@ -143,7 +144,7 @@ async function signRequest(
       body: body ?? new Uint8Array(0),
     });
     req.headers = [
-      ...req.headers,
+      ...unsigned,
       ["webhook-id", id],
       ["webhook-timestamp", String(timestamp)],
       ["webhook-signature", signature],
@@ -263,9 +264,15 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     ? sendOverSocket
     : sendOverFetch;
   // Signing is async (WebCrypto): only signed triggers pay for the await.
+  const unsigned = req.headers;
+  // Its timestamp is the time it is sent: signed again after a wait for a
+  // connection (a receiver refuses one older than its tolerance).
+  if (req.sign !== undefined && req.sign.timestamp === undefined) {
+    events.onTurn = () => signRequest(req, signal, unsigned);
+  }
   const go = () =>
     req.sign
-      ? signRequest(req, signal).then(() => send(req, signal, events))
+      ? signRequest(req, signal, unsigned).then(() => send(req, signal, events))
       : send(req, signal, events);
   let finished = false;
   const finish = (result: TriggerOutcome) => {

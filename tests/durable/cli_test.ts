@@ -524,7 +524,7 @@ Deno.test({
       const outbox = await openOutbox({ ...options, retry: { limit: 0 } });
       try {
         // One webhook-id given to two triggers: two dead letters, one id.
-        for (const id of ["dup-1", "dup-1", csi]) {
+        for (const id of ["dup-1", "dup-1", "c1-before"]) {
           await outbox.trigger(`${target.url}/nope`, {
             headers: { "webhook-id": id },
           });
@@ -540,6 +540,21 @@ Deno.test({
       }
       const args = ["--queue", options.queue!];
       const env = { DATABASE_URL: DATABASE_URL! };
+      const { default: pg } = await import("npm:pg@8.23.1");
+      // An id with a C1 control, as stored before a header's id was
+      // checked (refused at the call now): made by changing a stored one.
+      const update = new pg.Client({ connectionString: DATABASE_URL });
+      await update.connect();
+      try {
+        const { rowCount } = await update.query(
+          `UPDATE pgboss.job SET data = jsonb_set(data, '{id}', to_jsonb($1::text))
+            WHERE name = $2 AND data->>'id' = 'c1-before'`,
+          [csi, `${options.queue}_dead`],
+        );
+        assert.equal(rowCount, 1);
+      } finally {
+        await update.end();
+      }
 
       const dead = await run(["dead", "--json", ...args], env);
       assert.equal(dead.code, 0, dead.stderr);
@@ -553,7 +568,6 @@ Deno.test({
 
       // A dead letter no queue of ours made (another producer's): listed,
       // but a redrive does not move it back.
-      const { default: pg } = await import("npm:pg@8.23.1");
       const db = new pg.Client({ connectionString: DATABASE_URL });
       await db.connect();
       try {

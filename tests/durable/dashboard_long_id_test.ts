@@ -1,10 +1,13 @@
-// A trigger's id may be long (a `sign.id` up to 256 characters, a caller's
-// `webhook-id` header longer): the dashboard's buttons for its dead letter
-// work (they answered 400 "at most 1000 ids" past 200 characters).
+// A trigger's id may be long (a `sign.id` or a caller's `webhook-id` header
+// up to 256 characters; longer ones from before ids were checked): the
+// dashboard's buttons for its dead letter work (they answered 400 "at most
+// 1000 ids" past 200 characters).
 import assert from "node:assert/strict";
 import { openOutbox } from "../../src/durable/mod.ts";
 import { dashboard } from "../../src/durable/dashboard/mod.ts";
 import { createSecret } from "../../mod.ts";
+import { openEngine } from "../../src/durable/_engine.ts";
+import { checkOpenOptions } from "../../src/durable/_validate.ts";
 import { until } from "../_wait.ts";
 
 Deno.test("the dashboard redrives and discards dead letters whose ids are 256 and 1,000 characters long", async () => {
@@ -13,7 +16,7 @@ Deno.test("the dashboard redrives and discards dead letters whose ids are 256 an
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     () => new Response(null, { status: 404 }),
   );
-  const outbox = await openOutbox({ dir, onEvent() {} });
+  let outbox = await openOutbox({ dir, onEvent() {} });
   try {
     const target = `http://127.0.0.1:${server.addr.port}`;
     const signedId = "s".repeat(256);
@@ -21,9 +24,24 @@ Deno.test("the dashboard redrives and discards dead letters whose ids are 256 an
     await outbox.trigger(`${target}/a`, {
       sign: { secret: createSecret(), id: signedId },
     });
+    // Stored before a header's id was checked (refused now): made here by
+    // changing a stored one.
     await outbox.trigger(`${target}/b`, {
-      headers: { "webhook-id": headerId },
+      headers: { "webhook-id": "stored-before" },
     });
+    await outbox.stop();
+    const db = await openEngine(checkOpenOptions({ dir }), () => {});
+    try {
+      await db.transaction("a long id", (sql) =>
+        sql.executeSql(
+          `UPDATE pgboss.job SET data = jsonb_set(data, '{id}', to_jsonb($1::text))
+            WHERE data->>'id' = 'stored-before'`,
+          [headerId],
+        ));
+    } finally {
+      await db.close();
+    }
+    outbox = await openOutbox({ dir, onEvent() {} });
     outbox.start({ pollInterval: 50 });
     await until(
       async () => (await outbox.stats()).dead === 2,

@@ -116,3 +116,36 @@ Deno.test("outbox.trigger() refuses what it would drop or cannot store whole: si
     await cleanup();
   }
 });
+
+Deno.test("outbox without sign: a webhook-id header no signer could sign is refused at the call (it was stored, then dead at once under a dispatcher with sign)", async () => {
+  const { dir, cleanup } = await embedded();
+  const outbox = await openOutbox({ dir, onEvent() {} });
+  try {
+    for (const id of ["order.42", "ordér-43", "a b", "", "x".repeat(257)]) {
+      assert.throws(
+        () =>
+          outbox.trigger("http://127.0.0.1:9/hook", {
+            headers: { "Webhook-Id": id },
+          }),
+        (error) =>
+          error instanceof TypeError &&
+          error.message.includes(
+            `header "Webhook-Id" must be 1 to 256 visible ASCII characters other than "."`,
+          ),
+        JSON.stringify(id),
+      );
+    }
+    assert.equal((await outbox.stats()).queued, 0);
+    // The longest and the widest a signer takes are stored.
+    const widest = "!~" + "x".repeat(254);
+    assert.deepEqual(
+      await outbox.trigger("http://127.0.0.1:9/hook", {
+        headers: { "webhook-id": widest },
+      }),
+      { id: widest },
+    );
+  } finally {
+    await outbox.stop();
+    await cleanup();
+  }
+});

@@ -5,7 +5,7 @@ import {
   trigger,
   verifyPayload,
 } from "../../mod.ts";
-import { deadPort, denoRecorder, rawCapture } from "../_servers.ts";
+import { deadPort, denoRecorder, rawCapture, type Seen } from "../_servers.ts";
 import { within } from "../_wait.ts";
 import { oneByteChanges, VECTOR } from "../_vector.ts";
 
@@ -284,5 +284,72 @@ Deno.test("signPayload() and verifyPayload() refuse a body that is neither a str
       (error: unknown) =>
         error instanceof TypeError && /body/.test(error.message),
     );
+  }
+});
+
+Deno.test("a signed trigger that waits for a connection is signed when it is sent, not when it was called", async () => {
+  const secret = createSecret();
+  const arrivals: Array<{ timestamp: number; at: number; seen: Seen }> = [];
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      const body = new Uint8Array(await request.arrayBuffer());
+      if (new URL(request.url).pathname === "/slow") {
+        await held;
+        return new Response(null, { status: 202 });
+      }
+      arrivals.push({
+        timestamp: Number(request.headers.get("webhook-timestamp")),
+        at: Date.now() / 1000,
+        seen: {
+          method: request.method,
+          url: request.url,
+          headers: Object.fromEntries(request.headers),
+          body,
+        },
+      });
+      return new Response(null, { status: 202 });
+    },
+  );
+  const origin = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    // The one connection the origin may have is held 3 s: the signed
+    // trigger waits its turn that long.
+    const slow = await trigger(`${origin}/slow`, { maxConnections: 1 });
+    assert.equal(slow.ok, true);
+    setTimeout(release, 3_000);
+    const called = Date.now() / 1000;
+    const result = await trigger(`${origin}/s`, {
+      json: { a: 1 },
+      sign: { secret },
+      maxConnections: 1,
+      wait: "accepted",
+    });
+    assert.equal(result.ok, true, result.error?.message);
+    await slow.done;
+    assert.equal(arrivals.length, 1);
+    const [{ timestamp, at, seen }] = arrivals;
+    assert.ok(at - called >= 2.5, "the trigger waited for its turn");
+    // Whole seconds: sent within a second of arriving, not 3 s before.
+    assert.ok(
+      at - timestamp <= 1.5,
+      `timestamp ${timestamp}, arrived at ${at}`,
+    );
+    assert.equal(
+      await verifyPayload(secret, {
+        id: seen.headers["webhook-id"],
+        timestamp,
+        body: seen.body,
+        signature: seen.headers["webhook-signature"],
+      }),
+      true,
+    );
+    // One of each header, not the first signing's beside the second's.
+    assert.doesNotMatch(seen.headers["webhook-signature"], /,.*,/);
+  } finally {
+    release();
+    await server.shutdown();
   }
 });
