@@ -2,11 +2,16 @@
 // point (private; no imports, so any module can take it without pulling in
 // another product's code).
 
+const CONTROLS = /[\x7F-\x9F]/g;
+const escape = (c: string) => `\\u00${c.charCodeAt(0).toString(16)}`;
+
 /** Quotes a value for an error message, showing control characters. */
 export function show(value: unknown): string {
   if (typeof value === "string") {
     const shown = value.length > 80 ? value.slice(0, 77) + "..." : value;
-    return JSON.stringify(shown);
+    // JSON escapes C0 controls only: DEL and C1 (U+0080–U+009F, CSI among
+    // them) as well.
+    return JSON.stringify(shown).replace(CONTROLS, escape);
   }
   if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "function") return "a function";

@@ -31,6 +31,10 @@ export interface RawConn {
   scratch?(size: number): Uint8Array;
   /** Undoes `unref()`. */
   ref?(): void;
+  /** Whether bytes may be left unread after the last read: it filled the
+   * read buffer, or more is queued. A response that ended there may have
+   * had more after it, so its connection is not reused. None: never. */
+  mayHoldMore?(): boolean;
 }
 
 /** The largest request buffer a connection keeps (larger ones are made

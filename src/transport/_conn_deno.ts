@@ -14,6 +14,8 @@ class DenoConn implements RawConn {
   #buffer?: Uint8Array;
   #kept = new KeptBuffer();
   #closed = false;
+  /** The last read filled the buffer: more may be waiting. */
+  #full = false;
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
     // A head and a large body go out as two writes: without TCP_NODELAY,
@@ -42,15 +44,19 @@ class DenoConn implements RawConn {
   read(): Promise<Uint8Array | null> {
     const buffer = this.#buffer ??= new Uint8Array(READ_CHUNK);
     try {
-      return this.#conn.read(buffer).then((n) =>
-        n === null ? null : buffer.subarray(0, n)
-      );
+      return this.#conn.read(buffer).then((n) => {
+        this.#full = n === READ_CHUNK;
+        return n === null ? null : buffer.subarray(0, n);
+      });
     } catch (error) {
       return Promise.reject(error);
     }
   }
   scratch(size: number): Uint8Array {
     return this.#kept.get(size);
+  }
+  mayHoldMore(): boolean {
+    return this.#full;
   }
   unref(): void {
     this.#conn.unref();

@@ -238,6 +238,10 @@ class NodeConn implements RawConn {
     });
   }
 
+  mayHoldMore(): boolean {
+    return this.#queue.length > 0 || this.#socket.readableLength > 0;
+  }
+
   unref(): void {
     this.#socket.unref();
   }

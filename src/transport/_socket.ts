@@ -440,7 +440,12 @@ class Exchange {
           (!this.reuse || (response.headRead && !response.keepAlive))
         ) break;
       }
-      if (this.reuse && response.reusable && !signal.aborted) kept = true;
+      // Not when the read that ended the response may have left bytes
+      // unread: they would be the next request's answer.
+      if (
+        this.reuse && response.reusable && !signal.aborted &&
+        !conn.mayHoldMore?.()
+      ) kept = true;
       return end(response.status);
     } catch (error) {
       if (stale) throw error;

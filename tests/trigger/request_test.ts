@@ -344,3 +344,19 @@ Deno.test("prepare(): a bad value of a header named like a key, token or signatu
       error instanceof TypeError && error.message.includes('"plain\\n"'),
   );
 });
+
+Deno.test("a bad value in a message shows DEL and C1 controls escaped, as JSON shows C0 ones", () => {
+  assert.throws(
+    () => prepare("http://127.0.0.1:9/", { headers: { "x-a": "a\x7Fb\x1B" } }),
+    (error) =>
+      error instanceof TypeError &&
+      error.message.endsWith(String.raw`received "a\u007fb\u001b"`),
+  );
+  assert.throws(
+    () => prepare("http://127.0.0.1:9/", { method: "G\x9B31mET" }),
+    (error) =>
+      error instanceof TypeError &&
+      error.message.endsWith(String.raw`received "G\u009b31mET"`) &&
+      !/[\x7F-\x9F]/.test(error.message),
+  );
+});

@@ -83,3 +83,51 @@ Deno.test("a reused connection that sends only a stray CR LF and closes is stale
     await server.close();
   }
 });
+
+Deno.test("a stray response in the same write as an answer that fills a read exactly: the connection is not reused, no later trigger gets the answer before its own", async () => {
+  // Each request /N is answered with status 220 + N in a response of
+  // exactly `size` bytes; the first one's write also carries a stray 299.
+  for (const size of [1024, 2048, 1000]) {
+    let served = 0;
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const serving = (async () => {
+      for await (const conn of listener) {
+        (async () => {
+          const buffer = new Uint8Array(64 * 1024);
+          let text = "";
+          while (true) {
+            const n = await conn.read(buffer);
+            if (n === null) break;
+            text += new TextDecoder().decode(buffer.subarray(0, n));
+            let end;
+            while ((end = text.indexOf("\r\n\r\n")) >= 0) {
+              const id = Number(/ \/(\d+) /.exec(text.slice(0, end))![1]);
+              text = text.slice(end + 4);
+              const start = `HTTP/1.1 ${220 + id} OK\r\nContent-Length: `;
+              const length = size - `${start}0000\r\n\r\n`.length;
+              let answer = `${start}${String(length).padStart(4, "0")}\r\n\r\n${
+                "b".repeat(length)
+              }`;
+              if (served++ === 0) {
+                answer += "HTTP/1.1 299 Stray\r\nContent-Length: 0\r\n\r\n";
+              }
+              await conn.write(encoder.encode(answer));
+            }
+          }
+        })().catch(() => {}).finally(() => conn.close());
+      }
+    })().catch(() => {});
+    try {
+      const origin = `http://127.0.0.1:${listener.addr.port}`;
+      for (let id = 0; id < 4; id++) {
+        const result = await trigger(`${origin}/${id}`, { wait: "accepted" });
+        await result.done;
+        assert.equal(result.status, 220 + id, `${size} bytes, request ${id}`);
+      }
+    } finally {
+      await closeIdleConnections();
+      listener.close();
+      await serving;
+    }
+  }
+});
