@@ -341,9 +341,17 @@ export class ResponseReader {
       );
     }
     if (end < 0) {
-      // Check a complete status line now rather than after the headers.
+      // Check a complete status line now rather than after the headers, and
+      // take a final one as takeStatusLine() takes it from a first read
+      // (not a 408, whose head decides): the outcome, whatever the head
+      // then does (too long, never finished).
       const line = firstLine(head);
-      if (line !== undefined) this.#statusOf(line);
+      if (line !== undefined) {
+        const [, status] = this.#statusOf(line);
+        if (this.status === undefined && status >= 200 && status !== 408) {
+          this.status = status;
+        }
+      }
       this.#blankLine = state;
       return bytes.length;
     }

@@ -150,16 +150,36 @@ Deno.test("trigger(): a status line told to an accepted caller stays the outcome
   }
 });
 
-Deno.test("trigger(): a final status line is the outcome in both wait modes, whatever the head then does (never finished, or too long)", async () => {
+Deno.test("trigger(): a final status line is the outcome in both wait modes, whatever the head then does (never finished, or too long), however the line came (split across reads, after a 100 Continue)", async () => {
   const tails = {
     "never finished": "X-Slow: 1\r\n",
     "too long": `X-Long: ${"a".repeat(70 * 1024)}\r\n`,
   };
-  for (const [what, tail] of Object.entries(tails)) {
+  // Pieces written 50 ms apart, so each is a read of its own.
+  const lines = {
+    "whole": ["HTTP/1.1 202 Accepted\r\n"],
+    "split": ["HTTP/1.1 2", "02 Accepted\r\n"],
+    "after 100 Continue": [
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n",
+    ],
+    "after 100 Continue, split": [
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202",
+      " Accepted\r\n",
+    ],
+  };
+  for (
+    const [what, [line, tail]] of Object.entries(lines).flatMap(([how, line]) =>
+      Object.entries(tails).map(([end, tail]) =>
+        [`${how}, ${end}`, [line, tail]] as const
+      )
+    )
+  ) {
     const server = await netServer((socket) => {
-      socket.on("data", () => {
-        socket.write("HTTP/1.1 202 Accepted\r\n");
-        socket.write(tail); // and nothing more, the socket left open
+      socket.on("data", async () => {
+        for (const piece of [...line, tail]) {
+          socket.write(piece);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        } // and nothing more, the socket left open
       });
     });
     try {
