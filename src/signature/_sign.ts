@@ -84,9 +84,7 @@ export function checkMessage(
   if (!isMessageId(id)) {
     throw new TypeError(
       `${what}id must be 1 to 256 visible ASCII characters other than ".", received ${
-        typeof id === "string"
-          ? JSON.stringify(id.length > 80 ? id.slice(0, 77) + "..." : id)
-          : typeof id
+        typeof id === "string" ? show(id) : typeof id
       }`,
     );
   }

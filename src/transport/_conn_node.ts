@@ -160,6 +160,10 @@ class NodeConn implements RawConn {
   };
   #closed = false;
   #kept = new KeptBuffer();
+  /** Rejects the writes whose callback has not run yet: close() fails them
+   * at once (Bun calls the callback of a TLS write pending at destroy()
+   * ~10 s later). */
+  #writing = new Set<(error: Error) => void>();
 
   constructor(socket: Socket) {
     this.#socket = socket;
@@ -202,11 +206,13 @@ class NodeConn implements RawConn {
       // and closes leaves its status unread otherwise, and the write's EPIPE
       // would hide it. The data handler pauses again after one chunk.
       this.#socket.resume();
+      this.#writing.add(reject);
       // The callback runs once the bytes are handed to the kernel, or when
       // the socket is destroyed first, then on Node 20 without an error: a
       // write cut short by close(), or by a failure the socket met first (a
       // server's reset seen by the read side), must not count as sent.
       this.#socket.write(data, (error?: Error | null) => {
+        this.#writing.delete(reject);
         error ??= this.#error as Error | undefined;
         if (error) reject(new Error(describe(error), { cause: error }));
         else if (this.#closed) reject(new Error("Connection closed"));
@@ -254,7 +260,10 @@ class NodeConn implements RawConn {
     if (this.#closed) return;
     this.#closed = true;
     this.#socket.destroy();
-    // As on Deno: a read pending on a connection closed here fails.
+    // As on Deno: a write or read pending on a connection closed here fails
+    // (a write the callback then reports is settled already).
+    for (const reject of this.#writing) reject(new Error("Connection closed"));
+    this.#writing.clear();
     const waiter = this.#waiter;
     this.#waiter = undefined;
     waiter?.reject(new Error("Connection closed"));

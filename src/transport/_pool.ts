@@ -433,6 +433,9 @@ export function waitTurn(
  * the next waiter, or idle into the pool), else undefined (it was closed).
  * `serverMs` is the server's announced `Keep-Alive: timeout`.
  *
+ * `read` is a read already pending on `conn`: the next taker's first read,
+ * or the watch's.
+ *
  * Returns, when `conn` went idle into the pool, the function that starts
  * watching it: call it once the trigger's caller was told (the socket
  * transport calls it two microtasks after; see the comment at its end).
@@ -441,7 +444,10 @@ export function release(
   key: string,
   conn: RawConn | undefined,
   serverMs?: number,
+  read?: Promise<Uint8Array | null>,
 ): (() => void) | undefined {
+  // Ended by a close below, or handled by whoever takes it.
+  read?.catch(() => {});
   const origin = originOf(key);
   if (conn === undefined) {
     closed(key, origin);
@@ -450,7 +456,7 @@ export function release(
   const now = performance.now();
   const waiter = nextWaiter(origin);
   if (waiter !== undefined) {
-    if (waiter.reuse) waiter.grant({ conn, idleSince: now });
+    if (waiter.reuse) waiter.grant({ conn, idleSince: now, firstRead: read });
     else {
       conn.close();
       waiter.grant({ idleSince: 0 });
@@ -495,6 +501,10 @@ export function release(
     learn(origin, performance.now() - entry.since, performance.now());
     discard(key, origin, entry);
   };
+  if (read !== undefined) {
+    entry.read = read;
+    read.then(onIdleEnd, onIdleEnd);
+  }
   origin.idle.push(entry);
   startSweeper();
   // The watch starts after the trigger's caller was told its trigger is
@@ -504,8 +514,10 @@ export function release(
   // write, as on a fresh connection.
   return () => {
     if (!entry.idle) return;
-    entry.read = conn.read();
-    entry.read.then(onIdleEnd, onIdleEnd);
+    if (entry.read === undefined) {
+      entry.read = conn.read();
+      entry.read.then(onIdleEnd, onIdleEnd);
+    }
     conn.unref?.();
   };
 }

@@ -2,6 +2,7 @@
 // (Deno.connect / connectTls, node:net / node:tls, or cloudflare:sockets), the response read back:
 // its status for the caller, the rest skipped so the connection can be reused.
 import { networkCode } from "./_classify.ts";
+import { show } from "../_show.ts";
 import {
   hasHeadRoom,
   requestBytes,
@@ -61,6 +62,16 @@ export interface SendEvents {
   onEnd?(status: number | undefined): void;
 }
 
+/** Whether `read` is still pending after a turn of the event loop (a
+ * timer's): nothing was waiting to be read. Never rejects. */
+function nothingWaiting(read: Promise<Uint8Array | null>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    read.then(() => false, () => false),
+    new Promise<boolean>((resolve) => timer = setTimeout(resolve, 0, true)),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /** A reused connection died before answering: nothing proves receipt. */
 class StaleConnection extends Error {
   /** 408 when the server said so (its idle timeout): it did not read the
@@ -83,7 +94,7 @@ function classify(
   if (error instanceof ResponseProtocolError) {
     return failure(
       "PROTOCOL",
-      `${error.message}: ${JSON.stringify(error.line)}`,
+      `${error.message}: ${show(error.line)}`,
       req,
     );
   }
@@ -349,6 +360,8 @@ class Exchange {
     let conn: RawConn | undefined = lease?.conn;
     let kept = false;
     let stale = false;
+    /** A read started after the response, kept with the connection. */
+    let pending: Promise<Uint8Array | null> | undefined;
     const close = () => conn?.close();
     events.cancel = close;
     const response = new ResponseReader(req.method);
@@ -440,12 +453,18 @@ class Exchange {
           (!this.reuse || (response.headRead && !response.keepAlive))
         ) break;
       }
-      // Not when the read that ended the response may have left bytes
-      // unread: they would be the next request's answer.
-      if (
-        this.reuse && response.reusable && !signal.aborted &&
-        !conn.mayHoldMore?.()
-      ) kept = true;
+      if (this.reuse && response.reusable && !signal.aborted) {
+        if (!conn.mayHoldMore?.()) kept = true;
+        else {
+          // The read that ended the response may have left bytes unread
+          // (it filled its buffer): they would be the next request's
+          // answer. One more read, given a turn of the event loop: bytes
+          // or a close mean the connection cannot carry another request;
+          // none, and it is kept with that read pending (handed on).
+          pending = conn.read();
+          kept = await nothingWaiting(pending);
+        }
+      }
       return end(response.status);
     } catch (error) {
       if (stale) throw error;
@@ -495,9 +514,12 @@ class Exchange {
       if (events.cancel === close) events.cancel = undefined;
       if (!kept) close();
       // A stale connection's place goes to its replacement.
-      const watch = key === undefined || stale
-        ? undefined
-        : release(key, kept ? conn : undefined, response.keepAliveMs);
+      const watch = key === undefined || stale ? undefined : release(
+        key,
+        kept ? conn : undefined,
+        response.keepAliveMs,
+        kept ? pending : undefined,
+      );
       try {
         if (ended) events.onEnd?.(endStatus);
       } finally {

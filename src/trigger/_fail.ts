@@ -46,7 +46,13 @@ export async function bodyBytes(
   signal: AbortSignal,
 ): Promise<Uint8Array<ArrayBuffer> | null> {
   if (!(req.body instanceof Request)) return req.body;
-  const reading = req.body.arrayBuffer();
+  let reading: Promise<ArrayBuffer>;
+  try {
+    reading = req.body.arrayBuffer();
+  } catch (error) {
+    // Bun throws at the call for a stream's bad chunk (a number, an object).
+    throw failure("BODY", "Request body could not be read", req, error);
+  }
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => reject(abortFailure(signal, req));

@@ -42,6 +42,8 @@ export interface Targets {
   /** node:http (its own process) dropping an upload past 1 MB with
    * `req.destroy()`. */
   limited: string;
+  /** https (the certificate above): the handshake, then nothing read. */
+  tlsStalled: string;
 }
 
 declare const process: { argv: string[]; versions: Record<string, string> };
@@ -183,6 +185,41 @@ for (const wait of ["sent", "accepted"] as const) {
     reuse: false,
   });
   print(`backpressure-${wait}`, summary(stalled));
+}
+// The same over TLS, each with its own timeout: settled at it (Bun called
+// a pending TLS write's callback ~10 s after the socket was destroyed, and
+// the trigger waited for it). Wall times in ms, for the test to bound.
+const tlsStalled: Array<{ code?: string; timeout: number; wall: number }> = [];
+for (const timeout of [300, 400, 500, 600, 700, 800, 900, 1_000]) {
+  const start = Date.now();
+  const result = await trigger(`${targets.tlsStalled}/upload`, {
+    body: new Uint8Array(20 * MB),
+    caCerts: [targets.cert],
+    timeout,
+    reuse: false,
+  });
+  tlsStalled.push({
+    code: result.error?.code,
+    timeout,
+    wall: Date.now() - start,
+  });
+}
+print("tls-backpressure", tlsStalled);
+// A stream with a chunk that is no bytes: BODY, signed or not (Bun threw
+// at arrayBuffer()'s call: a TypeError without a code, or SIGN).
+for (const signed of [false, true]) {
+  const result = await trigger(`${targets.recorder}/bad-chunk`, {
+    body: new ReadableStream({
+      start(controller) {
+        controller.enqueue(42 as unknown as Uint8Array);
+        controller.close();
+      },
+    }),
+    sign: signed ? { secret: `whsec_${btoa("k".repeat(32))}` } : undefined,
+    wait: "accepted",
+    timeout: 5_000,
+  });
+  print(`stream-bad-chunk-${signed ? "signed" : "plain"}`, summary(result));
 }
 const silent = await trigger(targets.silent, {
   wait: "accepted",

@@ -167,6 +167,29 @@ async function runTriggerEntry(
     while (await conn.read(buffer) !== null) { /* never answer */ }
   });
   const stalled = misbehaving(() => sleep(3_000));
+  // TLS: the handshake, then nothing read for 20 s (or until closed).
+  const tlsListener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: cert.cert,
+    key: cert.key,
+  });
+  const tlsConns = new Map<Deno.TlsConn, ReturnType<typeof setTimeout>>();
+  const closeTls = (conn: Deno.TlsConn) => {
+    clearTimeout(tlsConns.get(conn));
+    tlsConns.delete(conn);
+    try {
+      conn.close();
+    } catch {
+      // closed
+    }
+  };
+  const tlsStalled = (async () => {
+    for await (const conn of tlsListener) {
+      conn.handshake().catch(() => {});
+      tlsConns.set(conn, setTimeout(() => closeTls(conn), 20_000));
+    }
+  })().catch(() => {});
   const resend = resendServer();
   const capped = cappedServer();
   const early = earlyAnswerServer({ closeAfter: 200 });
@@ -197,6 +220,7 @@ async function runTriggerEntry(
       capped: capped.url,
       early: early.origin,
       limited: limiter.origin,
+      tlsStalled: `https://127.0.0.1:${tlsListener.addr.port}`,
     };
     const binary = runtime === "bun"
       ? await bunBinary()
@@ -347,6 +371,20 @@ async function runTriggerEntry(
       assert.equal(stalled.code, "TIMEOUT", JSON.stringify(stalled));
     }
 
+    // Over TLS too, each at its own timeout (generous: Bun's late write
+    // callback held one ~10 s past it).
+    const tlsBackpressure = results["tls-backpressure"] as Array<
+      { code?: string; timeout: number; wall: number }
+    >;
+    assert.equal(tlsBackpressure.length, 8);
+    for (const { code, timeout, wall } of tlsBackpressure) {
+      assert.equal(code, "TIMEOUT", JSON.stringify(tlsBackpressure));
+      assert.ok(wall < timeout + 5_000, JSON.stringify(tlsBackpressure));
+    }
+    for (const name of ["stream-bad-chunk-plain", "stream-bad-chunk-signed"]) {
+      assert.equal(get(name).code, "BODY", JSON.stringify(get(name)));
+    }
+
     // An early 413 (upload refused at its head, connection closed) is what
     // the caller learns, not the write's EPIPE, on a fresh or reused one.
     for (const name of ["early-fresh", "early-reused"]) {
@@ -415,6 +453,11 @@ async function runTriggerEntry(
       reset.close(),
       silent.close(),
       stalled.close(),
+      (async () => {
+        tlsListener.close();
+        await tlsStalled;
+        for (const conn of [...tlsConns.keys()]) closeTls(conn);
+      })(),
       resend.close(),
       capped.close(),
       early.close(),

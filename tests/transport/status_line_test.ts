@@ -228,3 +228,24 @@ Deno.test("trigger() with reuse: false is over at the status line: done does not
     await server.close();
   }
 });
+
+Deno.test("trigger(): a status line that is not HTTP is PROTOCOL, its bytes shown with DEL and C1 controls escaped (a server's CSI reached the message raw)", async () => {
+  const server = await netServer((socket) => {
+    socket.on("data", () => socket.end(latin1("\x9B31m\x7FX\r\n\r\n")));
+  });
+  try {
+    const result = await trigger(`http://127.0.0.1:${server.port}/`, {
+      wait: "accepted",
+      timeout: 5_000,
+    });
+    assert.equal(result.error?.code, "PROTOCOL");
+    assert.ok(
+      result.error!.message.includes(String.raw`"\u009b31m\u007fX"`),
+      result.error!.message,
+    );
+    assert.doesNotMatch(result.error!.message, /[\x7F-\x9F]/);
+  } finally {
+    await closeIdleConnections();
+    await server.close();
+  }
+});

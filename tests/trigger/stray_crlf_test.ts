@@ -131,3 +131,61 @@ Deno.test("a stray response in the same write as an answer that fills a read exa
     }
   }
 });
+
+Deno.test("an answer that ends where a read filled its buffer, nothing after it: its connection is still reused, on a waiter's or the pool's", async () => {
+  // Head, then (a moment later, a read of its own) a body of exactly 1 KiB
+  // or 4 KiB: the last read fills the buffer.
+  let connections = 0;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      connections++;
+      (async () => {
+        const buffer = new Uint8Array(64 * 1024);
+        let text = "";
+        while (true) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          text += new TextDecoder().decode(buffer.subarray(0, n));
+          let end;
+          while ((end = text.indexOf("\r\n\r\n")) >= 0) {
+            const size = / \/(\d+) /.exec(text.slice(0, end))![1];
+            text = text.slice(end + 4);
+            await conn.write(
+              encoder.encode(
+                `HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`,
+              ),
+            );
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            await conn.write(new Uint8Array(Number(size)).fill(98));
+          }
+        }
+      })().catch(() => {}).finally(() => conn.close());
+    }
+  })().catch(() => {});
+  try {
+    const origin = `http://127.0.0.1:${listener.addr.port}`;
+    for (const size of [1024, 4096]) {
+      // One after the other: each takes the idle connection from the pool.
+      for (let i = 0; i < 3; i++) {
+        const result = await trigger(`${origin}/${size}`, { wait: "accepted" });
+        await result.done;
+        assert.equal((await result.outcome).status, 200);
+      }
+      // Three at once on one connection: each goes to the next in line.
+      const results = await Promise.all(
+        [0, 1, 2].map(() =>
+          trigger(`${origin}/${size}`, { maxConnections: 1, wait: "accepted" })
+        ),
+      );
+      for (const result of results) {
+        assert.equal((await result.outcome).status, 200);
+      }
+    }
+    assert.equal(connections, 1);
+  } finally {
+    await closeIdleConnections();
+    listener.close();
+    await serving;
+  }
+});
