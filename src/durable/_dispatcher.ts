@@ -72,7 +72,10 @@ export function verdict(result: TriggerResult): Outcome {
   if (result.error?.code !== "HTTP_STATUS" || status === undefined) {
     return "retry";
   }
-  return status >= 500 || RETRYABLE_STATUS.has(status) ? "retry" : "dead";
+  // 5xx only: a status past 599 is no server error (RFC 9110 §15).
+  return (status >= 500 && status < 600) || RETRYABLE_STATUS.has(status)
+    ? "retry"
+    : "dead";
 }
 
 /**

@@ -126,15 +126,16 @@ export function retentionSeconds(
 }
 
 /** Retry settings as pg-boss keeps them: whole seconds, rounded up (never
- * retry sooner than asked); the longest delay with backoff only. */
+ * retry sooner than asked); the longest delay with backoff only. A delay of
+ * 0 doubled stays 0: stored without backoff (pg-boss's backoff starts from
+ * 1 s at least: 1, 2, 4 s… where none was asked). */
 export function jobRetry(retry: Retry): JobRetry {
+  const backoff = retry.backoff && retry.delay > 0;
   return {
     retryLimit: retry.limit,
     retryDelay: Math.ceil(retry.delay / 1000),
-    retryBackoff: retry.backoff,
-    ...(retry.backoff
-      ? { retryDelayMax: Math.ceil(retry.maxDelay / 1000) }
-      : {}),
+    retryBackoff: backoff,
+    ...(backoff ? { retryDelayMax: Math.ceil(retry.maxDelay / 1000) } : {}),
   };
 }
 

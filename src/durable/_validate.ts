@@ -165,7 +165,8 @@ export function retrySettings(
       );
     }
   }
-  const retry = { ...base, ...given as RetrySettings };
+  const own = given as RetrySettings;
+  const retry = { ...base, ...own };
   if (
     !Number.isInteger(retry.limit) || retry.limit < 0 || retry.limit > 86_400
   ) {
@@ -192,6 +193,21 @@ export function retrySettings(
       `${prefix}retry.backoff must be a boolean, received ${
         show(retry.backoff)
       }`,
+    );
+  }
+  // With backoff, pg-boss waits no longer than maxDelay, the first retry
+  // included: a longer delay would be cut short without a word. (In whole
+  // seconds, as stored.)
+  if (
+    retry.backoff && Math.ceil(retry.delay / 1000) >
+      Math.ceil(retry.maxDelay / 1000)
+  ) {
+    throw new RangeError(
+      `${prefix}retry.delay (${retry.delay} ms${
+        own.delay === undefined ? ", as set before" : ""
+      }) is longer than retry.maxDelay (${retry.maxDelay} ms${
+        own.maxDelay === undefined ? ", as set before" : ""
+      }): with backoff no retry waits longer than maxDelay; raise maxDelay`,
     );
   }
   return retry;

@@ -10,15 +10,16 @@ export interface RetrySettings {
    * @default {5} (six attempts in all) */
   limit?: number;
   /** Milliseconds before the first retry, from 0 to 86,400,000 (one day);
-   * stored in whole seconds, rounded up.
+   * stored in whole seconds, rounded up. With `backoff`, at most
+   * `maxDelay` (a RangeError otherwise); 0 retries at once every time.
    * @default {2_000} */
   delay?: number;
   /** Double the delay on each retry, with jitter.
    * @default {true} */
   backoff?: boolean;
   /** The longest delay between two attempts with `backoff`, in
-   * milliseconds, from 0 to 86,400,000 (one day); stored in whole seconds,
-   * rounded up.
+   * milliseconds, from 0 to 86,400,000 (one day), not below `delay`;
+   * stored in whole seconds, rounded up.
    * @default {300_000} */
   maxDelay?: number;
 }
@@ -194,7 +195,8 @@ export interface DeadLetter {
 export interface OutboxStats {
   /** Waiting for a first attempt or a retry (delayed ones included). */
   queued: number;
-  /** Being delivered by some dispatcher. */
+  /** Taken by some dispatcher: being delivered, or fetched and waiting for
+   * one of its `concurrency` places (a dispatcher fetches ahead). */
   active: number;
   /** Dead letters not yet re-driven or discarded. */
   dead: number;
@@ -204,7 +206,9 @@ export interface OutboxStats {
   retried: number;
   /** Jobs this process dead-lettered. */
   deadLettered: number;
-  /** Deliveries in flight in this process now. */
+  /** Jobs this process's dispatcher holds now: being delivered, fetched
+   * ahead and waiting for a place, or with an outcome being stored. At
+   * most `concurrency` are being delivered. */
   inFlight: number;
 }
 

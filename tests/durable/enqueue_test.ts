@@ -6,6 +6,7 @@ import { openOutbox } from "../../src/durable/mod.ts";
 import { openEngine } from "../../src/durable/_engine.ts";
 import {
   groupCommit,
+  jobRetry,
   jobRow,
   LEASE_MARGIN,
   LEASE_MARGIN_SECONDS,
@@ -14,7 +15,10 @@ import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import {
   checkOpenOptions,
   DEFAULT_RETRY,
+  retrySettings,
 } from "../../src/durable/_validate.ts";
+import { verdict } from "../../src/durable/_dispatcher.ts";
+import { TriggerError, type TriggerResult } from "../../mod.ts";
 import { countByState, type Sql } from "../../src/durable/_pgboss_sql.ts";
 import { denoRecorder } from "../_servers.ts";
 
@@ -256,4 +260,68 @@ Deno.test("the internal lease margin: only the module's own symbol sets it (the 
     await outbox.stop();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("retry settings as stored: a delay of 0 stays 0 on every retry (stored without backoff: pg-boss's backoff starts at 1 s); a delay past maxDelay with backoff is refused at the call; statuses past 599 are no 5xx", async () => {
+  const retry = { limit: 3, delay: 0, backoff: true, maxDelay: 300_000 };
+  assert.deepEqual(jobRetry(retry), {
+    retryLimit: 3,
+    retryDelay: 0,
+    retryBackoff: false,
+  });
+  assert.deepEqual(jobRetry({ ...retry, delay: 1_500 }), {
+    retryLimit: 3,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+  });
+  // Equal in whole seconds, as stored: taken.
+  assert.equal(
+    retrySettings({ delay: 2_500, maxDelay: 2_001 }, DEFAULT_RETRY, "x: ")
+      .delay,
+    2_500,
+  );
+  assert.equal(
+    retrySettings({ delay: 600_000, backoff: false }, DEFAULT_RETRY, "x: ")
+      .delay,
+    600_000,
+  );
+
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const outbox = await openOutbox({ dir, retry: { maxDelay: 60_000 } });
+  try {
+    assert.throws(
+      () =>
+        outbox.trigger("http://127.0.0.1:9/", { retry: { delay: 120_000 } }),
+      /retry\.delay \(120000 ms\) is longer than retry\.maxDelay \(60000 ms, as set before\)/,
+    );
+    assert.equal((await outbox.stats()).queued, 0);
+  } finally {
+    await outbox.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+
+  const failed = (status: number) =>
+    verdict({
+      ok: false,
+      status,
+      error: new TriggerError("HTTP_STATUS", `Server answered ${status}`, {
+        status,
+      }),
+    } as unknown as TriggerResult);
+  assert.deepEqual(
+    [500, 503, 599, 408, 429, 600, 999, 404, 425, 301].map(failed),
+    [
+      "retry",
+      "retry",
+      "retry",
+      "retry",
+      "retry",
+      "dead",
+      "dead",
+      "dead",
+      "dead",
+      "dead",
+    ],
+  );
 });

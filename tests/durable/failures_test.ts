@@ -83,6 +83,18 @@ Deno.test("openOutbox() refuses bad options synchronously, naming the value, in 
       /retry\.maxDelay .* received 86400001/,
     ],
     [{ retry: { delaySeconds: 2 } }, TypeError, /give retry\.delay in milli/],
+    // With backoff no retry waits longer than maxDelay (pg-boss cut a
+    // longer delay to it without a word).
+    [
+      { retry: { maxDelay: 1_000 } },
+      RangeError,
+      /retry\.delay \(2000 ms, as set before\) is longer than retry\.maxDelay \(1000 ms\)/,
+    ],
+    [
+      { retry: { delay: 600_000 } },
+      RangeError,
+      /retry\.delay \(600000 ms\) is longer than retry\.maxDelay \(300000 ms, as set before\)/,
+    ],
     [{ queue: "Bad-Name" }, TypeError, /queue .* received "Bad-Name"/],
     [{ connectionString: "" }, TypeError, /connectionString .* received ""/],
   ];
