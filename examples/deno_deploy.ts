@@ -10,10 +10,13 @@
 //
 // Deploy: `deno deploy` (deployctl is sunset with Deploy Classic:
 // https://docs.deno.com/deploy/migration_guide/), with this file as the
-// entrypoint and JOB_URL set in the app's environment variables.
+// entrypoint and JOB_URL set in the app's environment variables. Deploy
+// runs the entrypoint and waits for it to start an HTTP server; its docs do
+// not say it serves a default export as `deno serve` does, so the entrypoint
+// calls `Deno.serve` itself when run (the export is for tests).
 import { trigger } from "../mod.ts";
 
-export default {
+const app = {
   async fetch(request: Request): Promise<Response> {
     const { searchParams } = new URL(request.url);
     const jobUrl = Deno.env.get("JOB_URL") ?? "https://example.com/jobs/report";
@@ -29,3 +32,7 @@ export default {
     });
   },
 };
+
+export default app;
+
+if (import.meta.main) Deno.serve(app.fetch);

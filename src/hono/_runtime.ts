@@ -25,6 +25,7 @@
 //   getter throws where there is no execution context.
 import type { MiddlewareContext } from "./context.ts";
 import { hasBody } from "./_body.ts";
+import { globalWaitUntil } from "../_wait_until.ts";
 
 const isDeno =
   typeof (globalThis as { Deno?: { serve?: unknown } }).Deno?.serve ===
@@ -99,7 +100,9 @@ function makeWatchedPrototype(): object {
   return proto;
 }
 
-/** The platform's `waitUntil` (Workers, Vercel, Netlify…), if it has one. */
+/** The platform's `waitUntil`, if it has one: the context Hono was given
+ * (Workers), else a global's (Supabase's `EdgeRuntime`, Netlify's
+ * `Netlify.context`, Vercel's request context). */
 export function platformWaitUntil(
   c: MiddlewareContext,
 ): ((promise: Promise<unknown>) => void) | undefined {
@@ -111,5 +114,5 @@ export function platformWaitUntil(
   } catch {
     // `c.executionCtx` throws where the runtime has none.
   }
-  return undefined;
+  return globalWaitUntil();
 }

@@ -2,6 +2,7 @@
 // the platform's waitUntil. Feature tests wherever the platform allows one.
 import type { WaitUntil } from "../trigger/types.ts";
 import type { Connector } from "./_conn.ts";
+import { globalWaitUntil } from "../_wait_until.ts";
 import { connectDeno } from "./_conn_deno.ts";
 import { connectWorkers } from "./_conn_workers.ts";
 import {
@@ -140,7 +141,6 @@ export function canUseCaCertsWithFetch(): boolean {
   return typeof deno?.createHttpClient === "function";
 }
 
-const VERCEL_CONTEXT = Symbol.for("@vercel/request-context");
 // Non-literal, like cloudflare:sockets: no other runtime or bundler resolves it.
 const WORKERS_MODULE = ["cloudflare", "workers"].join(":");
 /** `waitUntil` from cloudflare:workers: undefined until loaded, null if none. */
@@ -175,25 +175,10 @@ function discoverWorkersWaitUntil(): WaitUntil | undefined {
 
 /**
  * The platform's `waitUntil`, or undefined: Workers' from
- * cloudflare:workers, Supabase's `EdgeRuntime.waitUntil`, then Vercel's
- * request context.
+ * cloudflare:workers, else Supabase's `EdgeRuntime.waitUntil`, Netlify's
+ * `Netlify.context.waitUntil`, Vercel's request context.
  */
 export function discoverWaitUntil(): WaitUntil | undefined {
   if (isWorkers()) return discoverWorkersWaitUntil();
-  const g = globalThis as Record<string | symbol, unknown>;
-  const edge = g.EdgeRuntime as { waitUntil?: unknown } | undefined;
-  if (typeof edge?.waitUntil === "function") {
-    return (promise) => (edge.waitUntil as WaitUntil).call(edge, promise);
-  }
-  const vercel = g[VERCEL_CONTEXT] as
-    | { get?: () => { waitUntil?: unknown } | undefined }
-    | undefined;
-  if (typeof vercel?.get === "function") {
-    const context = vercel.get();
-    if (typeof context?.waitUntil === "function") {
-      return (promise) =>
-        (context.waitUntil as WaitUntil).call(context, promise);
-    }
-  }
-  return undefined;
+  return globalWaitUntil();
 }

@@ -210,6 +210,44 @@ Deno.test("connection() with ack hands background work to executionCtx.waitUntil
   assert.deepEqual(seen, { a: 1 });
 });
 
+Deno.test("connection() with ack, and no executionCtx, hands background work to the platform's global waitUntil: Supabase's EdgeRuntime, Netlify's Netlify.context, Vercel's request context (simulated)", async () => {
+  const g = globalThis as Record<string | symbol, unknown>;
+  const vercel = Symbol.for("@vercel/request-context");
+  const platforms: Array<
+    [string, string | symbol, (keep: unknown) => unknown]
+  > = [
+    ["Supabase", "EdgeRuntime", (waitUntil) => ({ waitUntil })],
+    ["Netlify", "Netlify", (waitUntil) => ({
+      env: { get: () => undefined },
+      context: { waitUntil },
+    })],
+    ["Vercel", vercel, (waitUntil) => ({ get: () => ({ waitUntil }) })],
+  ];
+  for (const [name, key, global] of platforms) {
+    const kept: Promise<unknown>[] = [];
+    g[key] = global((promise: Promise<unknown>) => void kept.push(promise));
+    try {
+      let seen: unknown;
+      const app = new Hono<ConnectionEnv>();
+      app.post("/", connection({ ack: true }), async (c) => {
+        await sleep(20);
+        seen = await c.req.json();
+      });
+      const response = await app.request("/", {
+        method: "POST",
+        body: JSON.stringify({ a: 1 }),
+      });
+      assert.equal(response.status, 202, name);
+      assert.equal(kept.length, 1, `${name}: handed to its waitUntil`);
+      assert.equal(seen, undefined, name);
+      await Promise.all(kept);
+      assert.deepEqual(seen, { a: 1 }, name);
+    } finally {
+      delete g[key];
+    }
+  }
+});
+
 Deno.test("connection() with ack answers 413 over maxBodySize and parseBody() reads form bodies", async () => {
   const { app, records } = createHonoTestApp();
   const id = uid("form");

@@ -120,6 +120,29 @@ Deno.test("Netlify (simulated Netlify global, context.waitUntil): the example pi
   }
 });
 
+Deno.test("Netlify (simulated): a trigger given no waitUntil hands its background part to Netlify.context.waitUntil, the request's context", async () => {
+  const recorder = denoRecorder({ delay: 200 });
+  const kept: Promise<unknown>[] = [];
+  const g = globalThis as Record<string, unknown>;
+  g.Netlify = {
+    env: { get: () => undefined },
+    context: { waitUntil: (promise: Promise<unknown>) => kept.push(promise) },
+  };
+  try {
+    const result = await trigger(`${recorder.origin}/netlify-global`, {
+      json: { n: 1 },
+    });
+    assert.equal(result.ok, true, result.error?.message);
+    assert.equal(result.transport, "fetch");
+    assert.equal(kept.length, 1);
+    await recorder.seen.take();
+    await Promise.all(kept);
+  } finally {
+    delete g.Netlify;
+    await recorder.close();
+  }
+});
+
 Deno.test("Deno Deploy example: waits for the acknowledging route's status within the request", async () => {
   const recorder = denoRecorder();
   Deno.env.set("JOB_URL", `${recorder.origin}/deploy`);

@@ -2,10 +2,11 @@
 //
 // Netlify's edge runtime is Deno-based, but its docs do not list
 // `Deno.connect` (https://docs.netlify.com/edge-functions/api/), so trigger()
-// sees the `Netlify` global and picks `fetch`. Netlify has no global
-// `waitUntil` to discover: pass `context.waitUntil`, which Netlify's published
-// type declares (`@netlify/edge-functions@3.0.8` re-exports `Context` from
-// `@netlify/types@2.8.0`: `waitUntil: (promise: Promise<unknown>) => void`).
+// sees the `Netlify` global and picks `fetch`. It finds the request's
+// `waitUntil` on `Netlify.context` too; passing `context.waitUntil` says so
+// here (Netlify's published type declares it: `@netlify/edge-functions@3.0.8`
+// re-exports `Context` from `@netlify/types@2.8.0`:
+// `waitUntil: (promise: Promise<unknown>) => void`).
 //
 // Deploy: this folder (examples/netlify) is the site, its route is in
 // netlify.toml: `netlify deploy`, with JOB_URL set in the site's environment
