@@ -298,7 +298,10 @@ const EXPIRE =
  * SET expression reads the row as it was, so these read the stored form. */
 const LIMIT = `coalesce((j.data->>'retryLimit')::int, $4)`;
 const DELAY = `coalesce((j.data->>'retryDelay')::int, $5)`;
-const BACKOFF = `coalesce((j.data->>'retryBackoff')::boolean, $6)`;
+// A delay of 0 never backs off (pg-boss would start from 1 s): as jobRetry()
+// stores it now, and for rows stored before it did.
+const BACKOFF =
+  `(coalesce((j.data->>'retryBackoff')::boolean, $6) AND ${DELAY} > 0)`;
 const DELAY_MAX =
   `CASE WHEN ${BACKOFF} THEN coalesce((j.data->>'retryDelayMax')::int, $7) END`;
 

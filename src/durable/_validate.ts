@@ -202,11 +202,12 @@ export function retrySettings(
     retry.backoff && Math.ceil(retry.delay / 1000) >
       Math.ceil(retry.maxDelay / 1000)
   ) {
+    const earlier = base === DEFAULT_RETRY ? "the default" : "the outbox's";
     throw new RangeError(
       `${prefix}retry.delay (${retry.delay} ms${
-        own.delay === undefined ? ", as set before" : ""
+        own.delay === undefined ? `, ${earlier}` : ""
       }) is longer than retry.maxDelay (${retry.maxDelay} ms${
-        own.maxDelay === undefined ? ", as set before" : ""
+        own.maxDelay === undefined ? `, ${earlier}` : ""
       }): with backoff no retry waits longer than maxDelay; raise maxDelay`,
     );
   }

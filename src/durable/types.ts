@@ -18,8 +18,8 @@ export interface RetrySettings {
    * @default {true} */
   backoff?: boolean;
   /** The longest delay between two attempts with `backoff`, in
-   * milliseconds, from 0 to 86,400,000 (one day), not below `delay`;
-   * stored in whole seconds, rounded up.
+   * milliseconds, from 0 to 86,400,000 (one day), and with `backoff` not
+   * below `delay`; stored in whole seconds, rounded up.
    * @default {300_000} */
   maxDelay?: number;
 }

@@ -203,17 +203,32 @@ for (const engine of ["embedded", "postgres"] as const) {
           timeout: 10_000,
           retry: { limit: 7, delay: 7_000, backoff: true, maxDelay: 90_000 },
         });
+        // A delay of 0 with backoff, stored before such a job was stored
+        // without backoff (pg-boss's backoff starts from 1 s): the stored
+        // form rewritten to the old one below.
+        const { id: zero } = await outbox.trigger(`${url}/bad`, {
+          retry: { limit: 2, delay: 0, backoff: true },
+        });
         outbox.start({ pollInterval: 100 });
         await until(
-          () => kinds(failing).length === 4 && kinds(refused).length === 1,
-          "both triggers dead-lettered",
+          () =>
+            kinds(failing).length === 4 && kinds(refused).length === 1 &&
+            kinds(zero).length === 1,
+          "the triggers dead-lettered",
         );
         assert.deepEqual(kinds(failing), ["retry", "retry", "retry", "dead"]);
         assert.deepEqual(kinds(refused), ["dead"]);
         // Not dispatching while the redriven jobs are read.
         await outbox.stop({ close: false });
+        const { rows: old } = await sql.executeSql(
+          `UPDATE pgboss.job
+              SET data = data || '{"retryBackoff": true, "retryDelayMax": 300}'
+            WHERE name = $1 AND data->>'id' = $2 RETURNING id`,
+          [`${queue}_dead`, zero],
+        );
+        assert.equal(old.length, 1);
 
-        assert.equal(await outbox.redrive(), 2);
+        assert.equal(await outbox.redrive(), 3);
         const stored = new Map<string, Record<string, unknown>>([
           [failing, {
             retry_limit: 3,
@@ -228,6 +243,12 @@ for (const engine of ["embedded", "postgres"] as const) {
             retry_delay_max: 90,
             expire_seconds: 10 + 60,
           }],
+          [zero, {
+            retry_limit: 2,
+            retry_delay: 0,
+            retry_backoff: false,
+            retry_delay_max: null,
+          }],
         ]);
         for (const [id, settings] of stored) {
           const row = await waiting(id);
@@ -238,8 +259,10 @@ for (const engine of ["embedded", "postgres"] as const) {
         // Delivered again: 3 retries, then dead (the stored form says so).
         outbox.start({ pollInterval: 100 });
         await until(
-          () => kinds(failing).length === 8 && kinds(refused).length === 2,
-          "both redriven triggers dead-lettered again",
+          () =>
+            kinds(failing).length === 8 && kinds(refused).length === 2 &&
+            kinds(zero).length === 2,
+          "the redriven triggers dead-lettered again",
         );
         assert.deepEqual(kinds(failing).slice(4), [
           "retry",
@@ -249,7 +272,7 @@ for (const engine of ["embedded", "postgres"] as const) {
         ]);
         assert.deepEqual(kinds(refused), ["dead", "dead"]);
         const stats = await outbox.stats();
-        assert.equal(stats.dead, 2);
+        assert.equal(stats.dead, 3);
         assert.equal(events.filter((e) => e.type === "error").length, 0);
       } finally {
         await outbox.stop();

@@ -293,7 +293,7 @@ Deno.test("retry settings as stored: a delay of 0 stays 0 on every retry (stored
     assert.throws(
       () =>
         outbox.trigger("http://127.0.0.1:9/", { retry: { delay: 120_000 } }),
-      /retry\.delay \(120000 ms\) is longer than retry\.maxDelay \(60000 ms, as set before\)/,
+      /retry\.delay \(120000 ms\) is longer than retry\.maxDelay \(60000 ms, the outbox's\)/,
     );
     assert.equal((await outbox.stats()).queued, 0);
   } finally {

@@ -88,12 +88,12 @@ Deno.test("openOutbox() refuses bad options synchronously, naming the value, in 
     [
       { retry: { maxDelay: 1_000 } },
       RangeError,
-      /retry\.delay \(2000 ms, as set before\) is longer than retry\.maxDelay \(1000 ms\)/,
+      /retry\.delay \(2000 ms, the default\) is longer than retry\.maxDelay \(1000 ms\)/,
     ],
     [
       { retry: { delay: 600_000 } },
       RangeError,
-      /retry\.delay \(600000 ms\) is longer than retry\.maxDelay \(300000 ms, as set before\)/,
+      /retry\.delay \(600000 ms\) is longer than retry\.maxDelay \(300000 ms, the default\)/,
     ],
     [{ queue: "Bad-Name" }, TypeError, /queue .* received "Bad-Name"/],
     [{ connectionString: "" }, TypeError, /connectionString .* received ""/],
