@@ -13,10 +13,13 @@
 // entrypoint and JOB_URL set in the app's environment variables. Deploy
 // runs the entrypoint and waits for it to start an HTTP server; its docs do
 // not say it serves a default export as `deno serve` does, so the entrypoint
-// calls `Deno.serve` itself when run (the export is for tests).
+// calls `Deno.serve` itself when run: `deno run -A examples/deno_deploy.ts`.
+// There is no default export: `deno serve` would start a second server on
+// top of this one (`import.meta.main` is true under it too). The named
+// export is for tests.
 import { trigger } from "../mod.ts";
 
-const app = {
+export const app = {
   async fetch(request: Request): Promise<Response> {
     const { searchParams } = new URL(request.url);
     const jobUrl = Deno.env.get("JOB_URL") ?? "https://example.com/jobs/report";
@@ -32,7 +35,5 @@ const app = {
     });
   },
 };
-
-export default app;
 
 if (import.meta.main) Deno.serve(app.fetch);

@@ -34,7 +34,12 @@ function track(work: Promise<unknown>): void {
 /** Keeps background work alive: `waitUntil` where the platform has it, and tracked. */
 export function keepAlive(c: MiddlewareContext, work: Promise<unknown>): void {
   track(work);
-  platformWaitUntil(c)?.(work);
+  try {
+    platformWaitUntil(c)?.(work);
+  } catch {
+    // A platform that refuses (a getter or waitUntil that throws) cannot be
+    // helped here: the work is tracked and runs on, and the answer stands.
+  }
 }
 
 function noop(): void {}

@@ -240,7 +240,12 @@ class NodeConn implements RawConn {
     if (this.#ended) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
-      this.#socket.resume();
+      // Bytes Node holds already are handed over now: read() emits them as
+      // 'data' at once, where resume() would wait a tick, and a caller
+      // looking a few microtask turns for bytes that are here (a stray after
+      // an answer that filled a read) would miss them.
+      if (this.#socket.readableLength > 0) this.#socket.read();
+      if (this.#waiter) this.#socket.resume();
     });
   }
 

@@ -248,6 +248,48 @@ Deno.test("connection() with ack, and no executionCtx, hands background work to 
   }
 });
 
+Deno.test("connection() with ack, when the platform's waitUntil throws (or Netlify.context's getter does): still 202, the route runs to its end, nothing reported", async () => {
+  const g = globalThis as Record<string | symbol, unknown>;
+  const refuse = () => {
+    throw new Error("waitUntil refused");
+  };
+  const platforms: Array<[string, string, unknown]> = [
+    ["Supabase", "EdgeRuntime", { waitUntil: refuse }],
+    ["Netlify", "Netlify", {
+      env: { get: () => undefined },
+      get context() {
+        throw new Error("no context");
+      },
+    }],
+  ];
+  for (const [name, key, global] of platforms) {
+    g[key] = global;
+    try {
+      let seen: unknown;
+      const reported: unknown[] = [];
+      const app = new Hono<ConnectionEnv>();
+      app.post(
+        "/",
+        connection({ ack: true, reportError: (e) => void reported.push(e) }),
+        async (c) => {
+          await sleep(20);
+          seen = await c.req.json();
+        },
+      );
+      const response = await app.request("/", {
+        method: "POST",
+        body: JSON.stringify({ a: 1 }),
+      });
+      assert.equal(response.status, 202, name);
+      await drainBackground();
+      assert.deepEqual(seen, { a: 1 }, name);
+      assert.deepEqual(reported, [], name);
+    } finally {
+      delete g[key];
+    }
+  }
+});
+
 Deno.test("connection() with ack answers 413 over maxBodySize and parseBody() reads form bodies", async () => {
   const { app, records } = createHonoTestApp();
   const id = uid("form");

@@ -8,7 +8,7 @@ import { bundle } from "../_bundle.ts";
 import { denoRecorder } from "../_servers.ts";
 import { npmModules, runOk, withTempFile } from "../_node/_runtimes.ts";
 import netlify from "../../examples/netlify/netlify/edge-functions/start.ts";
-import deploy from "../../examples/deno_deploy.ts";
+import { app as deploy } from "../../examples/deno_deploy.ts";
 
 const decoder = new TextDecoder();
 const EDGE_RUNTIME = "edge-runtime@4.0.1";

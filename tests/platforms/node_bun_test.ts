@@ -499,6 +499,44 @@ Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes
   }
 });
 
+Deno.test("Node and Bun: bytes a socket holds already are read within a few microtask turns (the look for a stray answer relies on it)", async (t) => {
+  // Writes its bytes on accept and keeps the connection open until the end.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      await conn.write(new TextEncoder().encode("held bytes")).catch(() => {});
+    }
+  })().catch(() => {});
+  const code = await bundle("./_node/held_read_entry.ts");
+  try {
+    for (const runtime of ["node", "bun"] as const) {
+      await t.step(runtime, async () => {
+        const binary = runtime === "bun" ? await bunBinary() : "node";
+        const ran = await withTempFile(
+          code,
+          (path) => run(binary, [path, String(listener.addr.port)], 30_000),
+        );
+        assert.equal(ran.code, 0, ran.stderr);
+        const line = ran.stdout.split("\n").find((l) =>
+          l.includes("held read")
+        );
+        assert.ok(line, ran.stdout + ran.stderr);
+        const { held, turns, text } = JSON.parse(line).value;
+        assert.equal(held, true, "the bytes reached the socket's buffer");
+        assert.equal(text, "held bytes");
+        // trigger()'s look waits 8 turns (src/transport/_socket.ts).
+        assert.ok(turns !== null && turns <= 8, `settled after ${turns} turns`);
+      });
+    }
+  } finally {
+    listener.close();
+    for (const conn of conns) conn.close();
+    await serving;
+  }
+});
+
 /** A Node resolve hook that fails node:net as webpack's empty context does. */
 const HIDE_NODE_NET = `export async function resolve(specifier, context, next) {
   if (specifier === "node:net") throw new Error("Cannot find module 'node:net'");
