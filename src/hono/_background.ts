@@ -3,6 +3,7 @@
 import type { MiddlewareContext } from "./context.ts";
 import { platformWaitUntil } from "./_runtime.ts";
 import { onProcessExit } from "../_exit.ts";
+import { dropRejection } from "../_callback.ts";
 
 /** Work still running: ack routes, routes past their caller, late shutdowns. */
 export const background: Set<Promise<unknown>> = new Set();
@@ -31,14 +32,27 @@ function track(work: Promise<unknown>): void {
   background.add(tracked);
 }
 
-/** Keeps background work alive: `waitUntil` where the platform has it, and tracked. */
-export function keepAlive(c: MiddlewareContext, work: Promise<unknown>): void {
+/**
+ * Keeps background work alive: `waitUntil` where the platform has it, and
+ * tracked. A platform that refuses (its `waitUntil`, or the getter reaching
+ * it, throws) is told to `report`: the work runs on, tracked, but the
+ * platform may cut it once the answer is sent.
+ */
+export function keepAlive(
+  c: MiddlewareContext,
+  work: Promise<unknown>,
+  report: (error: unknown) => unknown,
+): void {
   track(work);
   try {
-    platformWaitUntil(c)?.(work);
-  } catch {
-    // A platform that refuses (a getter or waitUntil that throws) cannot be
-    // helped here: the work is tracked and runs on, and the answer stands.
+    dropRejection(platformWaitUntil(c)?.(work));
+  } catch (error) {
+    dropRejection(report(
+      new Error(
+        "The platform's waitUntil threw: the background work runs on, but the platform may cut it once the answer is sent",
+        { cause: error },
+      ),
+    ));
   }
 }
 

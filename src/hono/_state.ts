@@ -141,8 +141,9 @@ export class ConnectionState implements Connection, BodyWatcher {
         `Cannot register shutdown function: expected a function, received ${typeof fn}`,
       );
     }
-    if (this.#ran) keepAlive(this.#c, this.#call(fn));
-    else (this.#shutdown ??= []).push(fn);
+    if (this.#ran) {
+      keepAlive(this.#c, this.#call(fn), (error) => this.report(error));
+    } else (this.#shutdown ??= []).push(fn);
   }
 
   /**

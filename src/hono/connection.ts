@@ -214,6 +214,7 @@ async function runAcked(
       undo();
       read.release();
     }),
+    (error) => conn.report(error),
   );
   return accepted;
 }
@@ -251,7 +252,7 @@ async function runInline(
     // Past its limit first: the caller gets the 503, as after an Error
     // (Hono's onError answers that one); the throw goes to reportError,
     // which the answer does not wait for.
-    keepAlive(c, conn.report(thrown));
+    keepAlive(c, conn.report(thrown), (error) => conn.report(error));
   }
   // A route that held the event loop past its limit: timed out all the same.
   if (early === undefined && conn.timedOut) early = "timeout";
@@ -266,7 +267,7 @@ async function runInline(
   const over = route.then(noop, (error) => {
     if (!failed && !conn.isOwnStop(error)) return conn.report(error);
   }).then(() => conn.finish());
-  keepAlive(c, over);
+  keepAlive(c, over, (error) => conn.report(error));
   // For verifyTrigger() in front: the id stays claimed until the run ends.
   setRunning(c, over);
   // Set, not only returned: the route may have answered (or Hono's error

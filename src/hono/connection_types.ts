@@ -253,7 +253,8 @@ export interface ConnectionOptions {
    * `ack`; Hono's error handler sees it first, as any route's throw, and
    * its default prints it too) and a throw of a shutdown function. A throw
    * of the connection's own `signal.reason` is an expected stop and is not
-   * reported. (Not Hono's `app.onError`, which makes the error answer:
+   * reported. Also a platform's `waitUntil` that threw (the background work
+   * runs on, but may be cut once the answer is sent). (Not Hono's `app.onError`, which makes the error answer:
    * nobody waits for this one.)
    *
    * @default {console.error}

@@ -331,6 +331,9 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       void late.catch((error) =>
         report(reportError, error, c, "verifyTrigger()")
       );
+    /** A platform that refused to keep background work alive. */
+    const refused = (error: unknown) =>
+      report(reportError, error, c, "verifyTrigger()");
     const claiming = timed(() => store.claim(key, lease, token), "claim");
     try {
       claim = await claiming.result;
@@ -344,7 +347,11 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
         );
       }
       // Not awaited: a slow reporter must not hold the 503 back.
-      keepAlive(c, report(reportError, error, c, "verifyTrigger()"));
+      keepAlive(
+        c,
+        report(reportError, error, c, "verifyTrigger()"),
+        refused,
+      );
       return reject(503, "Deduplication store unavailable");
     }
     annotate({
@@ -384,7 +391,11 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       } catch (error) {
         if (error instanceof StoreTimeout) afterTimeout(settling.call);
         // Not awaited: a slow reporter must not hold the route's answer.
-        keepAlive(c, report(reportError, error, c, "verifyTrigger()"));
+        keepAlive(
+          c,
+          report(reportError, error, c, "verifyTrigger()"),
+          refused,
+        );
       }
     };
     try {
@@ -401,7 +412,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       // run ends, then is released, in the background.
       const running = takeRunning(c);
       if (running === undefined) await settle();
-      else keepAlive(c, running.then(settle, settle));
+      else keepAlive(c, running.then(settle, settle), refused);
     }
     // As judged: not merged with what a background route wrote since.
     if (c.res !== response) respond(c, response);

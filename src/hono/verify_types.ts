@@ -156,7 +156,8 @@ export interface VerifyTriggerOptions {
   maxBufferedBytes?: number;
   /**
    * Reports store failures (the request is answered `503`, or the route's
-   * answer kept). No answer waits for it (a promise it returns is kept
+   * answer kept), and a platform's `waitUntil` that threw when handed the
+   * store's late work. No answer waits for it (a promise it returns is kept
    * alive and waited for by `drainBackground()`). Not Hono's
    * `app.onError`, which makes an error answer.
    *

@@ -64,7 +64,8 @@ export interface SendEvents {
 
 /** Microtask turns given to a read started after a response: one whose
  * bytes are already here settles within two on Deno (its read op completes
- * at once) and Node (a chunk queued); a timer's turn would cost ~2 ms. */
+ * at once), Node and Bun (a chunk queued, or the socket's buffer handed over
+ * by `socket.read()`); a timer's turn would cost ~2 ms. */
 const LOOK_TURNS = 8;
 
 /** Whether `read` is still pending after {@linkcode LOOK_TURNS} microtask

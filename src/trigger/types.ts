@@ -115,8 +115,8 @@ export interface TriggerOptions {
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   /** Keeps the background part alive on edge platforms; when absent the
    * platform's own is discovered (Workers' `waitUntil` from
-   * `cloudflare:workers`, Supabase's `EdgeRuntime.waitUntil`, Vercel's
-   * request context).
+   * `cloudflare:workers`, Supabase's `EdgeRuntime.waitUntil`, Netlify's
+   * `Netlify.context.waitUntil`, Vercel's request context).
    * @default discovered */
   waitUntil?: WaitUntil;
   /** Keep the raw connection for later triggers to the same origin when the

@@ -1,5 +1,6 @@
 // Runs under Node or Bun (bundled by tests/platforms/node_bun_test.ts): opens
-// a NodeConn to argv[2] (a server that writes a few bytes and waits), waits
+// a NodeConn to port argv[2] (a server that writes a few bytes and waits;
+// over TLS when argv[3] is a certificate to trust), waits
 // until those bytes are held by Node, then counts the microtask turns read()
 // takes to hand them over. trigger()'s look for a stray answer after one that
 // filled a read waits only a few turns: bytes that are here must come within.
@@ -9,11 +10,13 @@ import { print } from "./_report.ts";
 declare const process: { argv: string[]; exit(code: number): never };
 
 const port = Number(process.argv[2]);
+const cert = process.argv[3];
 const conn = await connectNode(
   {
     hostname: "127.0.0.1",
     port,
-    tls: false,
+    tls: cert !== undefined,
+    caCerts: cert === undefined ? undefined : [cert],
     signal: new AbortController().signal,
   },
   () => {},

@@ -499,41 +499,62 @@ Deno.test("Bun: auto picks node:net; wire bytes, bodies, TLS, faults, wait modes
   }
 });
 
-Deno.test("Node and Bun: bytes a socket holds already are read within a few microtask turns (the look for a stray answer relies on it)", async (t) => {
-  // Writes its bytes on accept and keeps the connection open until the end.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+Deno.test("Node and Bun: bytes a socket holds already are read within a few microtask turns, over TCP and TLS (the look for a stray answer relies on it)", async (t) => {
+  const cert = await makeCert();
+  // Each writes its bytes on accept (after the handshake) and keeps the
+  // connection open until the end.
+  const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const tls = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: cert.cert,
+    key: cert.key,
+  });
   const conns: Deno.Conn[] = [];
-  const serving = (async () => {
-    for await (const conn of listener) {
-      conns.push(conn);
-      await conn.write(new TextEncoder().encode("held bytes")).catch(() => {});
-    }
-  })().catch(() => {});
+  const serve = (listener: Deno.Listener) =>
+    (async () => {
+      for await (const conn of listener) {
+        conns.push(conn);
+        await conn.write(new TextEncoder().encode("held bytes")).catch(
+          () => {},
+        );
+      }
+    })().catch(() => {});
+  const serving = [serve(tcp), serve(tls)];
   const code = await bundle("./_node/held_read_entry.ts");
   try {
     for (const runtime of ["node", "bun"] as const) {
-      await t.step(runtime, async () => {
-        const binary = runtime === "bun" ? await bunBinary() : "node";
-        const ran = await withTempFile(
-          code,
-          (path) => run(binary, [path, String(listener.addr.port)], 30_000),
-        );
-        assert.equal(ran.code, 0, ran.stderr);
-        const line = ran.stdout.split("\n").find((l) =>
-          l.includes("held read")
-        );
-        assert.ok(line, ran.stdout + ran.stderr);
-        const { held, turns, text } = JSON.parse(line).value;
-        assert.equal(held, true, "the bytes reached the socket's buffer");
-        assert.equal(text, "held bytes");
-        // trigger()'s look waits 8 turns (src/transport/_socket.ts).
-        assert.ok(turns !== null && turns <= 8, `settled after ${turns} turns`);
-      });
+      for (const secure of [false, true]) {
+        await t.step(`${runtime} ${secure ? "TLS" : "TCP"}`, async () => {
+          const binary = runtime === "bun" ? await bunBinary() : "node";
+          const args = secure
+            ? [String(tls.addr.port), cert.cert]
+            : [String(tcp.addr.port)];
+          const ran = await withTempFile(
+            code,
+            (path) => run(binary, [path, ...args], 30_000),
+          );
+          assert.equal(ran.code, 0, ran.stderr);
+          const line = ran.stdout.split("\n").find((l) =>
+            l.includes("held read")
+          );
+          assert.ok(line, ran.stdout + ran.stderr);
+          const { held, turns, text } = JSON.parse(line).value;
+          assert.equal(held, true, "mayHoldMore() saw the bytes");
+          assert.equal(text, "held bytes");
+          // trigger()'s look waits 8 turns (src/transport/_socket.ts).
+          assert.ok(
+            turns !== null && turns <= 8,
+            `settled after ${turns} turns`,
+          );
+        });
+      }
     }
   } finally {
-    listener.close();
+    tcp.close();
+    tls.close();
     for (const conn of conns) conn.close();
-    await serving;
+    await Promise.all(serving);
   }
 });
 
