@@ -5,10 +5,18 @@
 const CONTROLS = /[\x7F-\x9F]/g;
 const escape = (c: string) => `\\u00${c.charCodeAt(0).toString(16)}`;
 
-/** Quotes a value for an error message, showing control characters. */
-export function show(value: unknown): string {
+/** Quotes a value for an error message, showing control characters. A
+ * string over 80 characters is cut to them: its start, or, given `around`
+ * (the index the message names), the stretch around that index. */
+export function show(value: unknown, around?: number): string {
   if (typeof value === "string") {
-    const shown = value.length > 80 ? value.slice(0, 77) + "..." : value;
+    const shown = value.length <= 80
+      ? value
+      : around === undefined || around < 70
+      ? value.slice(0, 77) + "..."
+      : around > value.length - 70
+      ? "..." + value.slice(-77)
+      : "..." + value.slice(around - 37, around + 37) + "...";
     // JSON escapes C0 controls only: DEL and C1 (U+0080–U+009F, CSI among
     // them) as well.
     return JSON.stringify(shown).replace(CONTROLS, escape);

@@ -150,7 +150,7 @@ export function checkHeaderValue(
       }) at index ${bad.index}, received ${
         secret
           ? `a value of ${value.length} characters (not shown)`
-          : show(value)
+          : show(value, bad.index)
       }`,
     );
   }

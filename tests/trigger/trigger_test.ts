@@ -1092,6 +1092,34 @@ Deno.test("errors about credentials name the bad character, never the value", ()
   }
 });
 
+Deno.test("an error about a long header value shows the stretch around the bad character's index", () => {
+  const cases: Array<[string, number, RegExp]> = [
+    // At the start, in the middle, near the end of 200 characters.
+    ["\n" + "a".repeat(199), 0, /received "\\na{76}\.\.\."$/],
+    [
+      "a".repeat(120) + "\r" + "b".repeat(79),
+      120,
+      /"\.\.\.a{37}\\rb{36}\.\.\."$/,
+    ],
+    [
+      "a".repeat(190) + "\x01" + "b".repeat(9),
+      190,
+      /"\.\.\.a{67}\\u0001b{9}"$/,
+    ],
+  ];
+  for (const [value, index, shown] of cases) {
+    assert.throws(
+      () => trigger("http://example.test/", { headers: { "x-note": value } }),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError);
+        assert.match(error.message, new RegExp(`at index ${index},`));
+        assert.match(error.message, shown);
+        return true;
+      },
+    );
+  }
+});
+
 Deno.test("a stalled body stream ends at the trigger's timeout, short or long", async () => {
   for (const timeout of [300, 1_200]) {
     const stalled = new ReadableStream<Uint8Array>({
