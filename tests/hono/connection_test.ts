@@ -210,6 +210,22 @@ Deno.test("connection() with ack hands background work to executionCtx.waitUntil
   assert.deepEqual(seen, { a: 1 });
 });
 
+/** An app whose `POST /` is acknowledged, then reads its JSON body 20 ms
+ * later, in the background; `seen` is that body once read. */
+function ackJob(options: ConnectionOptions = {}) {
+  const job = {
+    seen: undefined as unknown,
+    post: () =>
+      app.request("/", { method: "POST", body: JSON.stringify({ a: 1 }) }),
+  };
+  const app = new Hono<ConnectionEnv>();
+  app.post("/", connection({ ...options, ack: true }), async (c) => {
+    await sleep(20);
+    job.seen = await c.req.json();
+  });
+  return job;
+}
+
 Deno.test("connection() with ack, and no executionCtx, hands background work to the platform's global waitUntil: Supabase's EdgeRuntime, Netlify's Netlify.context, Vercel's request context (simulated)", async () => {
   const g = globalThis as Record<string | symbol, unknown>;
   const vercel = Symbol.for("@vercel/request-context");
@@ -227,21 +243,13 @@ Deno.test("connection() with ack, and no executionCtx, hands background work to 
     const kept: Promise<unknown>[] = [];
     g[key] = global((promise: Promise<unknown>) => void kept.push(promise));
     try {
-      let seen: unknown;
-      const app = new Hono<ConnectionEnv>();
-      app.post("/", connection({ ack: true }), async (c) => {
-        await sleep(20);
-        seen = await c.req.json();
-      });
-      const response = await app.request("/", {
-        method: "POST",
-        body: JSON.stringify({ a: 1 }),
-      });
+      const job = ackJob();
+      const response = await job.post();
       assert.equal(response.status, 202, name);
       assert.equal(kept.length, 1, `${name}: handed to its waitUntil`);
-      assert.equal(seen, undefined, name);
+      assert.equal(job.seen, undefined, name);
       await Promise.all(kept);
-      assert.deepEqual(seen, { a: 1 }, name);
+      assert.deepEqual(job.seen, { a: 1 }, name);
     } finally {
       delete g[key];
     }
@@ -265,24 +273,12 @@ Deno.test("connection() with ack, when the platform's waitUntil throws (or Netli
   for (const [name, key, global] of platforms) {
     g[key] = global;
     try {
-      let seen: unknown;
       const reported: unknown[] = [];
-      const app = new Hono<ConnectionEnv>();
-      app.post(
-        "/",
-        connection({ ack: true, reportError: (e) => void reported.push(e) }),
-        async (c) => {
-          await sleep(20);
-          seen = await c.req.json();
-        },
-      );
-      const response = await app.request("/", {
-        method: "POST",
-        body: JSON.stringify({ a: 1 }),
-      });
+      const job = ackJob({ reportError: (e) => void reported.push(e) });
+      const response = await job.post();
       assert.equal(response.status, 202, name);
       await drainBackground();
-      assert.deepEqual(seen, { a: 1 }, name);
+      assert.deepEqual(job.seen, { a: 1 }, name);
       assert.equal(reported.length, 1, name);
       const [error] = reported as Error[];
       assert.match(error.message, /waitUntil threw.*may cut it/, name);
