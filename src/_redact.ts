@@ -20,14 +20,15 @@ export function isSecretHeader(name: string): boolean {
 }
 
 /** Whether a query parameter's value is never shown, by its (decoded)
- * name: tokens, keys, signatures, passwords, sessions, credentials. */
+ * name: tokens (JWTs too), keys (API, private, access), signatures,
+ * passwords, sessions, credentials. */
 export function isSecretParam(name: string): boolean {
   return SECRET_PARAM.test(name);
 }
 
 /** Query parameter names whose value is never shown. */
 const SECRET_PARAM =
-  /secret|token|passw|api[-_]?key|signature|sig$|^key$|auth(?!or(?!i[sz]ation))|session|credential/i;
+  /secret|token|passw|^pass$|^pwd$|api[-_]?key|private[-_]?key|access[-_]?key|signature|sig$|^key$|jwt|auth(?!or(?!i[sz]ation))|session|credential/i;
 /** `scheme://user:password@` anywhere in a text. */
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
@@ -242,13 +243,14 @@ export function decodedName(name: string): string {
   }
 }
 
-/** `[?&]name=value` in a text quoting a URL: the value up to `&`, `#`,
+/** `[?&#]name=value` in a text quoting a URL (a fragment's parameters
+ * too: an OAuth `#access_token=`): the value up to `&`, `#`,
  * white space or what closes a quote (`"`, `'`, `>`, and a `)` that ends
  * the URL: one followed by white space, punctuation or the end; a URL's
  * query keeps `)` as it is, so `sig=abc)def` is one value). The name is
  * bounded and holds no `?`: no rescans (linear time). */
 const QUOTED_PARAMETER =
-  /([?&])([^=&#\s?]{0,64})=((?:[^&#\s"'>)]|\)(?![\s:;,.!?"'>]|$))*)/g;
+  /([?&#])([^=&#\s?]{0,64})=((?:[^&#\s"'>)]|\)(?![\s:;,.!?"'>]|$))*)/g;
 
 /** `text` with the values of the query parameters whose (decoded) names
  * `secret` tells, in the URLs it quotes, replaced by `replacement`;
@@ -258,7 +260,9 @@ export function redactQueryValues(
   replacement: string,
   secret: (name: string) => boolean = isSecretParam,
 ): string {
-  if (!text.includes("?") && !text.includes("&")) return text;
+  if (!text.includes("?") && !text.includes("&") && !text.includes("#")) {
+    return text;
+  }
   return text.replace(
     QUOTED_PARAMETER,
     (all, separator, name) =>

@@ -10,7 +10,9 @@ import {
   quietly,
   SpanKind,
   spanOf,
-  tracer,
+  startSpan,
+  STATUS_ERROR,
+  withContext,
 } from "../telemetry/_otel.ts";
 
 /** Adds `attributes` to the active span (the server span of the request). */
@@ -29,49 +31,75 @@ function statusName(status: number): string {
   return names.join(",");
 }
 
+/** What the middleware tells the connection's span, where one is traced. */
+export interface ConnectionTrace {
+  /** Without `ack`: records the status at an early answer (a 503, a 499):
+   * the server span ends with it, before the route (and so the work) does. */
+  early?: (status: number) => void;
+  /** With `ack`: runs `fn` (the background run) in the context of the span
+   * covering it, so what it traces (a trigger() it fires) is its child. */
+  within<T>(fn: () => T): T;
+  /** With `ack`: the background route threw `error` (its span shows it). */
+  failed(error: unknown): void;
+}
+
 /**
  * Records a connection's final status once its work is over: on the active
  * server span, or with `ack` (the server span ends with the early 202) on a
- * span of its own covering the background work. Returns, without `ack`,
- * what records the status at an early answer (a 503, a 499): the server
- * span ends with it, before the route (and so the work) does.
+ * span of its own covering the background work. Undefined where nothing is
+ * traced.
  */
 export function traceConnection(
   conn: { readonly finished: Promise<number> },
   ack: boolean,
-): ((status: number) => void) | undefined {
+): ConnectionTrace | undefined {
   const api = otel();
   if (api === undefined) return undefined;
-  let early: ((status: number) => void) | undefined;
+  let trace: ConnectionTrace | undefined;
   quietly(() => {
     const parent = activeContext(api);
     let span: OtelSpan | undefined;
+    let context = parent;
     if (ack) {
-      span = tracer(api)?.startSpan("connection background", {
+      ({ span, context } = startSpan(api, "connection background", {
         kind: SpanKind.INTERNAL,
         attributes: { "fire_trigger.connection.ack": true },
-      }, parent);
+      }, parent));
     } else {
       span = spanOf(parent);
     }
     if (span === undefined) return;
     const traced = span;
-    if (!ack) {
-      early = (status) =>
+    trace = {
+      early: ack ? undefined : (status) =>
         quietly(() =>
           traced.setAttributes({
             "fire_trigger.connection.status": statusName(status),
           })
-        );
-    }
+        ),
+      within: (fn) => withContext(api, context, fn),
+      failed: (error) =>
+        quietly(() => {
+          traced.setAttribute("error.type", errorType(error));
+          traced.setStatus({ code: STATUS_ERROR });
+        }),
+    };
     conn.finished.then((status) =>
       quietly(() => {
-        span.setAttributes({
+        traced.setAttributes({
           "fire_trigger.connection.status": statusName(status),
         });
-        if (ack) span.end();
+        if (ack) traced.end();
       })
     );
   });
-  return early;
+  return trace;
+}
+
+/** `error.type` of the semantic conventions for a throw: its class's
+ * name, or `_OTHER` for a throw that is no Error. */
+function errorType(error: unknown): string {
+  if (!(error instanceof Error)) return "_OTHER";
+  const name = error.constructor?.name || error.name;
+  return typeof name === "string" && name !== "" ? name : "_OTHER";
 }

@@ -29,7 +29,7 @@ import {
 } from "./_check.ts";
 import { checkMs, checkOptions, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 import { consoleReporter } from "./_report.ts";
-import { traceConnection } from "./_trace.ts";
+import { type ConnectionTrace, traceConnection } from "./_trace.ts";
 import { setRunning } from "./_running.ts";
 import { signalByGetterOnly } from "./_runtime.ts";
 import { ConnectionState, type EarlyEnd, earlyResponse } from "./_state.ts";
@@ -129,13 +129,13 @@ export function connection(options: ConnectionOptions = {}): Middleware {
   return function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
     c.set("connection", conn);
-    const traceEarly = traceConnection(conn, ack);
+    const trace = traceConnection(conn, ack);
     conn.watchCaller(!ack);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
-    if (ack) return runAcked(c, next, conn, limits);
+    if (ack) return runAcked(c, next, conn, limits, trace);
     const earlier = earlierHeaders(c);
     const route = next();
-    return runInline(c, route, conn, earlier, traceEarly);
+    return runInline(c, route, conn, earlier, trace?.early);
   };
 }
 
@@ -148,6 +148,7 @@ async function runAcked(
   next: () => Promise<void>,
   conn: ConnectionState,
   limits: ReadLimits,
+  trace: ConnectionTrace | undefined,
 ): Promise<Response> {
   // What earlier middleware set with `c.header()` (CORS, cookies…) goes on
   // every answer made here, as on the inline path: a bare Response made
@@ -208,9 +209,12 @@ async function runAcked(
   const undo = dropErrorAnswers(c);
   // The body stays held (and counted) until the background run is over:
   // a flood of acknowledged jobs gets 503 + Retry-After, not unbounded memory.
+  // In the background span's context (where one is traced): what the
+  // route traces after the 202 is its child, not the ended server span's.
+  const run = () => runInBackground(c, next, conn, before, trace);
   keepAlive(
     c,
-    runInBackground(c, next, conn, before).finally(() => {
+    (trace ? trace.within(run) : run()).finally(() => {
       undo();
       read.release();
     }),
@@ -318,6 +322,7 @@ async function runInBackground(
   next: () => Promise<void>,
   conn: ConnectionState,
   before: Error | undefined,
+  trace: ConnectionTrace | undefined,
 ): Promise<void> {
   try {
     // Start after the 202 has left the middleware chain: the route shares
@@ -331,10 +336,14 @@ async function runInBackground(
     if (
       c.error !== undefined && c.error !== before && !conn.isOwnStop(c.error)
     ) {
+      trace?.failed(c.error);
       await conn.report(c.error);
     }
   } catch (error) {
-    if (!conn.isOwnStop(error)) await conn.report(error);
+    if (!conn.isOwnStop(error)) {
+      trace?.failed(error);
+      await conn.report(error);
+    }
   }
   await conn.finish();
 }

@@ -332,19 +332,29 @@ export function redact(text: string): string {
 }
 
 /** `url.full` of the semantic conventions: the values of signature
- * parameters redacted, the rest of the URL byte for byte (credentials are
- * never in `href`s prepared by `trigger()`). */
+ * parameters redacted, in the query and in a fragment written as one (an
+ * OAuth `#access_token=…`: never sent, but a secret all the same), the rest
+ * of the URL byte for byte (credentials are never in `href`s prepared by
+ * `trigger()`). */
 export function urlFull(href: string): string {
-  const query = href.indexOf("?");
-  if (query === -1) return href;
-  const hash = href.indexOf("#", query);
+  const hash = href.indexOf("#");
   const end = hash === -1 ? href.length : hash;
-  // Parameter by parameter (linear, exact): a value runs to the next `&`.
-  const parameters = href.slice(query + 1, end).split("&").map((part) => {
+  const first = href.indexOf("?");
+  const query = first !== -1 && first < end ? first : -1;
+  if (query === -1 && hash === -1) return href;
+  return (query === -1 ? href.slice(0, end) : href.slice(0, query + 1) +
+    redactedParameters(href.slice(query + 1, end))) +
+    (hash === -1 ? "" : "#" + redactedParameters(href.slice(hash + 1)));
+}
+
+/** `a=1&sig=2` with the sensitive values redacted, parameter by parameter
+ * (linear, exact): a value runs to the next `&`. */
+function redactedParameters(text: string): string {
+  if (!text.includes("=")) return text;
+  return text.split("&").map((part) => {
     const equals = part.indexOf("=");
     if (equals === -1) return part;
     const name = part.slice(0, equals);
     return sensitive(decodedName(name)) ? `${name}=REDACTED` : part;
-  });
-  return href.slice(0, query + 1) + parameters.join("&") + href.slice(end);
+  }).join("&");
 }

@@ -222,7 +222,12 @@ class Telemetry implements TriggerTelemetry {
       },
       parent,
     ));
-    if (req.transport === "fetch" && fetchPropagatesItself(api)) return;
+    // Deno's own fetch injects its span's context itself; a fetch of the
+    // caller's (a service binding, an app's handler) may not reach it.
+    if (
+      req.transport === "fetch" && req.fetch === undefined &&
+      fetchPropagatesItself(api)
+    ) return;
     let carrier;
     try {
       carrier = inject(api, this.#context);
@@ -232,6 +237,11 @@ class Telemetry implements TriggerTelemetry {
       throw error;
     }
     const added: Array<[string, string]> = [];
+    const has = (lower: string) =>
+      req.headers.some(([key]) => key.toLowerCase() === lower);
+    // A `tracestate` belongs to its `traceparent` (W3C Trace Context): one
+    // the caller set takes the propagator's `tracestate` out too.
+    const ownParent = has("traceparent");
     for (const name in carrier) {
       const value = carrier[name];
       // A propagator's header that could not be sent as it is (a CR LF in a
@@ -240,9 +250,8 @@ class Telemetry implements TriggerTelemetry {
       if (!sendableHeader(name, value)) continue;
       // Headers the caller set win.
       const lower = name.toLowerCase();
-      if (!req.headers.some(([key]) => key.toLowerCase() === lower)) {
-        added.push([name, value]);
-      }
+      if (ownParent && lower === "tracestate") continue;
+      if (!has(lower)) added.push([name, value]);
     }
     if (added.length > 0) {
       req.headers = [...req.headers, ...added];

@@ -26,7 +26,16 @@ const hooks = new Hono<ConnectionEnv>().post(
   connection({ ack: true }),
   async (c) => {
     await new Promise((resolve) => setTimeout(resolve, 20));
+    // Fired after the 202: its span belongs under the background's.
+    await (await trigger(`${base}/after-ack`, { wait: "accepted" })).done;
     return c.body(null, 204);
+  },
+).post(
+  "/ack-fail",
+  connection({ ack: true, reportError() {} }),
+  async () => {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    throw new RangeError("background work failed");
   },
 ).post(
   "/limited",
@@ -45,21 +54,27 @@ const hooks = new Hono<ConnectionEnv>().post(
 const received: Record<string, Array<Record<string, string | null>>> = {};
 const target = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen() {} },
-  (request) => {
-    const path = new URL(request.url).pathname;
-    (received[path] ??= []).push({
-      traceparent: request.headers.get("traceparent"),
-      tracestate: request.headers.get("tracestate"),
-      baggage: request.headers.get("baggage"),
-    });
-    if (path === "/fail") return new Response(null, { status: 503 });
-    if (path === "/hook" || path === "/ack" || path === "/limited") {
-      return hooks.fetch(request);
-    }
-    return new Response("ok");
-  },
+  targetRoute,
 );
 const base = `http://127.0.0.1:${target.addr.port}`;
+
+/** The target's routes: records the trace headers each request carried. */
+function targetRoute(request: Request): Response | Promise<Response> {
+  const path = new URL(request.url).pathname;
+  (received[path] ??= []).push({
+    traceparent: request.headers.get("traceparent"),
+    tracestate: request.headers.get("tracestate"),
+    baggage: request.headers.get("baggage"),
+  });
+  if (path === "/fail") return new Response(null, { status: 503 });
+  if (
+    path === "/hook" || path === "/ack" || path === "/ack-fail" ||
+    path === "/limited"
+  ) {
+    return hooks.fetch(request);
+  }
+  return new Response("ok");
+}
 
 /** Answers the first request on each connection, then closes at the next
  * one without answering: a keep-alive race, so the client resends. */
@@ -133,6 +148,17 @@ async function triggerScenario(transport: "socket" | "fetch") {
       results.fail = fail.error?.code;
       results.refused = refused.error?.code;
       results.sent = (await sent.outcome).status;
+      if (transport === "fetch") {
+        // A fetch of the caller's own that never reaches Deno's fetch (an
+        // app's handler, in process): the trace headers are ours to send.
+        const custom = await trigger(`${base}/custom`, {
+          transport,
+          wait: "accepted",
+          fetch: (input, init) =>
+            Promise.resolve(targetRoute(new Request(input, init))),
+        });
+        results.custom = custom.status;
+      }
       if (transport === "socket") {
         const explicit = await trigger(`${base}/explicit`, {
           transport,
@@ -222,6 +248,11 @@ async function outboxScenario() {
   await unsigned.done;
   const acked = await trigger(`${base}/ack`, { wait: "accepted", json: 1 });
   await acked.done;
+  const ackFailed = await trigger(`${base}/ack-fail`, {
+    wait: "accepted",
+    json: 1,
+  });
+  await ackFailed.done;
   const limited = await trigger(`${base}/limited`, {
     wait: "accepted",
     json: 1,
@@ -236,6 +267,7 @@ async function outboxScenario() {
     again: again.status,
     unsigned: unsigned.status,
     acked: acked.status,
+    ackFailed: ackFailed.status,
     limited: limited.status,
   }));
 }

@@ -33,6 +33,7 @@ function output(run: OtelRun): {
   again?: number;
   unsigned?: number;
   acked?: number;
+  ackFailed?: number;
   limited?: number;
 } {
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!);
@@ -94,6 +95,14 @@ for (const transport of ["socket", "fetch"] as const) {
       assert.equal(
         header.traceparent,
         `00-${span.traceId}-${fetchSpan.spanId}-01`,
+      );
+      // A fetch of the caller's own (never Deno's): the context is sent.
+      assert.equal(results.custom, 200);
+      const [custom] = ours(run.spans, "/custom");
+      assert.ok(custom, "the custom fetch trigger's span was exported");
+      assert.equal(
+        received["/custom"][0].traceparent,
+        `00-${custom.traceId}-${custom.spanId}-01`,
       );
     }
 
@@ -191,7 +200,8 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
       }
       : {}),
   });
-  const { received, events, again, unsigned, acked, limited } = output(run);
+  const { received, events, again, unsigned, acked, ackFailed, limited } =
+    output(run);
   assert.deepEqual(events, ["retry", "delivered"]);
   assert.equal(again, 200);
 
@@ -277,15 +287,32 @@ Deno.test("OTel on: outbox attempts stay in the caller's trace across a retry; t
   assert.equal(acked, 202);
   const [ackRoute] = serverSpans(run.spans, "/ack");
   const background = run.spans.find((s) =>
-    s.scope === SCOPE && s.name === "connection background"
+    s.scope === SCOPE && s.name === "connection background" &&
+    s.parentSpanId === ackRoute.spanId
   );
-  assert.ok(background, "the background work has a span");
-  assert.equal(background.parentSpanId, ackRoute.spanId);
+  assert.ok(background, "the background work has a span, the route's child");
   assert.equal(
     background.attributes["fire_trigger.connection.status"],
     "normal",
   );
   assert.ok(background.end > ackRoute.end, "it outlasts the server span");
+  // What the route traces after the 202 is the background span's child.
+  const [after] = ours(run.spans, "/after-ack");
+  assert.ok(after, "the trigger fired after the 202 was traced");
+  assert.equal(after.parentSpanId, background.spanId);
+  assert.equal(after.traceId, background.traceId);
+  assert.equal(background.status.code ?? 0, 0, "unset: the route succeeded");
+  assert.equal(background.attributes["error.type"], undefined);
+  // A background route that throws: its span says so.
+  assert.equal(ackFailed, 202);
+  const [failedRoute] = serverSpans(run.spans, "/ack-fail");
+  const failed = run.spans.find((s) =>
+    s.scope === SCOPE && s.name === "connection background" &&
+    s.parentSpanId === failedRoute.spanId
+  );
+  assert.ok(failed, "the failed background work has a span");
+  assert.equal(failed.status.code, 2, "error");
+  assert.equal(failed.attributes["error.type"], "RangeError");
 
   // An early 503 at the time limit: the server span ends with it, before
   // the route, and carries the status then.
@@ -351,11 +378,19 @@ Deno.test("@opentelemetry/api registered by the application (as on Node or Bun):
     new AsyncLocalStorageContextManager().enable(),
   );
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  const seen: Array<string | null> = [];
+  const seen: unknown[] = [];
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     (request) => {
-      seen.push(request.headers.get("traceparent"));
+      const parent = request.headers.get("traceparent");
+      // The first two: the parent; then whether the caller's own one came
+      // through, and the tracestate beside it.
+      seen.push(
+        seen.length < 2 ? parent : {
+          state: request.headers.get("tracestate"),
+          mine: parent?.startsWith("00-1111") ?? false,
+        },
+      );
       return new Response("ok");
     },
   );
@@ -387,6 +422,40 @@ Deno.test("@opentelemetry/api registered by the application (as on Node or Bun):
         ["socket", caller.traceId, caller.spanId, seen[0]],
         ["fetch", caller.traceId, caller.spanId, seen[1]],
       ],
+    );
+    // A `tracestate` goes with its `traceparent` (W3C Trace Context): under
+    // an incoming context that has one, it is sent with ours, and left out
+    // when the caller sets a `traceparent` of their own.
+    const incoming = propagation.extract(context.active(), {
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      tracestate: "vendor=incoming",
+    });
+    const own = "00-11111111111111111111111111111111-2222222222222222-01";
+    await context.with(incoming, async () => {
+      for (const transport of ["socket", "fetch"] as const) {
+        for (
+          const headers of [{}, { traceparent: own }] as Record<
+            string,
+            string
+          >[]
+        ) {
+          const result = await trigger(url, {
+            wait: "accepted",
+            transport,
+            headers,
+          });
+          assert.equal(result.status, 200);
+        }
+      }
+    });
+    assert.deepEqual(
+      seen.slice(2),
+      [
+        { state: "vendor=incoming", own: false },
+        { state: null, own: true },
+        { state: "vendor=incoming", own: false },
+        { state: null, own: true },
+      ].map(({ state, own: mine }) => ({ state, mine })),
     );
   } finally {
     await closeIdleConnections();

@@ -358,7 +358,20 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
       "https://h/p?author=bob&coauthor=c&x-auth=a&auth_code=c&authKey=k&oauth=o&basicAuth=b&authorization=z",
       "https://h/p?author=bob&coauthor=c&x-auth=REDACTED&auth_code=REDACTED&authKey=REDACTED&oauth=REDACTED&basicAuth=REDACTED&authorization=REDACTED",
     ],
-    ["https://h/p?sig=1#sig=2", "https://h/p?sig=REDACTED#sig=2"],
+    // A fragment is never sent, but one written as parameters (an OAuth
+    // implicit grant's `#access_token=`) is redacted as a query would be.
+    ["https://h/p?sig=1#sig=2", "https://h/p?sig=REDACTED#sig=REDACTED"],
+    [
+      "https://h/cb#access_token=T&state=s&token_type=bearer",
+      "https://h/cb#access_token=REDACTED&state=s&token_type=REDACTED",
+    ],
+    ["https://h/p?a=1#section-2", "https://h/p?a=1#section-2"],
+    ["https://h/p#x?y=1&sig=2", "https://h/p#x?y=1&sig=REDACTED"],
+    // Keys, passwords and JWTs by their common names.
+    [
+      "https://h/p?private_key=K&privateKey=K&access_key=A&pass=P&pwd=W&jwt=J&id_jwt=J&primary=1&passage=2",
+      "https://h/p?private_key=REDACTED&privateKey=REDACTED&access_key=REDACTED&pass=REDACTED&pwd=REDACTED&jwt=REDACTED&id_jwt=REDACTED&primary=1&passage=2",
+    ],
     // A percent-encoded name is the name it decodes to.
     [
       "https://h/p?si%67=s&X%2DGoog%2DSignature=g",
@@ -384,6 +397,10 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
   assert.equal(
     redact('"http://h/p?si%67=secret" refused'),
     '"http://h/p?si%67=REDACTED" refused',
+  );
+  assert.equal(
+    redact("Server answered 503: POST http://h/cb?a=1#access_token=FRAG"),
+    "Server answered 503: POST http://h/cb?a=1#access_token=REDACTED",
   );
   // A `)` inside the value is the URL's (its query keeps it unencoded).
   assert.equal(
