@@ -12,23 +12,28 @@ export const REDACTED = "[redacted]";
 
 /** Header names whose value is never shown. */
 const SECRET_HEADER =
-  /^(authorization|proxy-authorization|cookie|set-cookie)$|secret|token|passw|api[-_]?key|signature|auth|session|credential/i;
+  /^(authorization|proxy-authorization|cookie|set-cookie)$|secret|token|passw|api[-_]?key|(^|[-_])key($|[-_])|signature|auth|session|credential/i;
+/** Names {@linkcode SECRET_HEADER} takes that carry no secret. */
+const PLAIN_HEADER = /idempotency[-_]key$/i;
 /** Whether a header's value is never shown (credentials, keys, tokens,
- * signatures, sessions), in a stored job or in an error message. */
+ * signatures, sessions), in a stored job or in an error message. A name
+ * with `key` as a word (`x-functions-key`, `Ocp-Apim-Subscription-Key`,
+ * `X-Master-Key`) is a key's; `Idempotency-Key` is not. */
 export function isSecretHeader(name: string): boolean {
-  return SECRET_HEADER.test(name);
+  return SECRET_HEADER.test(name) && !PLAIN_HEADER.test(name);
 }
 
 /** Whether a query parameter's value is never shown, by its (decoded)
- * name: tokens (JWTs too), keys (API, private, access), signatures,
- * passwords, sessions, credentials. */
+ * name: tokens (JWTs too), keys (`key`, `api_key`, `subscription-key`,
+ * `private_key`…), signatures, passwords, sessions, credentials, and `code`
+ * (an OAuth grant's, an Azure Functions key). */
 export function isSecretParam(name: string): boolean {
   return SECRET_PARAM.test(name);
 }
 
 /** Query parameter names whose value is never shown. */
 const SECRET_PARAM =
-  /secret|token|passw|^pass$|^pwd$|api[-_]?key|private[-_]?key|access[-_]?key|signature|sig$|^key$|jwt|auth(?!or(?!i[sz]ation))|session|credential/i;
+  /secret|token|passw|^pass$|^pwd$|api[-_]?key|private[-_]?key|(^|[-_])key($|[-_])|^code$|signature|sig$|jwt|auth(?!or(?!i[sz]ation))|session|credential/i;
 /** `scheme://user:password@` anywhere in a text. */
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
@@ -210,7 +215,28 @@ export function redactUrl(href: string): string {
   for (const name of new Set(url.searchParams.keys())) {
     if (SECRET_PARAM.test(name)) url.searchParams.set(name, REDACTED);
   }
+  // A fragment written as parameters (an OAuth `#access_token=…`).
+  if (url.hash.includes("=")) {
+    url.hash = redactParameters(url.hash.slice(1), REDACTED);
+  }
   return url.href;
+}
+
+/** `a=1&token=2` (a query or a fragment, without its `?` or `#`) with the
+ * values of the parameters whose (decoded) names are `secret` replaced,
+ * parameter by parameter (linear, exact): a value runs to the next `&`. */
+export function redactParameters(
+  text: string,
+  replacement: string,
+  secret: (name: string) => boolean = isSecretParam,
+): string {
+  if (!text.includes("=")) return text;
+  return text.split("&").map((part) => {
+    const equals = part.indexOf("=");
+    if (equals === -1) return part;
+    const name = part.slice(0, equals);
+    return secret(decodedName(name)) ? `${name}=${replacement}` : part;
+  }).join("&");
 }
 
 /** The origin a job goes to (`scheme://host:port`), without credentials. */
@@ -229,7 +255,7 @@ export function redactHeaders(
 ): Array<[string, string]> {
   return headers.map(([name, value]) => [
     name,
-    SECRET_HEADER.test(name) ? REDACTED : redactText(value),
+    isSecretHeader(name) ? REDACTED : redactText(value),
   ]);
 }
 

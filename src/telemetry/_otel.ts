@@ -6,7 +6,11 @@
 // `@opentelemetry/api` fills it when the application registers an SDK. Where
 // nobody did, the registry is absent and everything here costs one lookup.
 import { VERSION } from "../trigger/_version.ts";
-import { decodedName, isSecretParam, redactQueryValues } from "../_redact.ts";
+import {
+  isSecretParam,
+  redactParameters,
+  redactQueryValues,
+} from "../_redact.ts";
 
 /** The instrumentation scope of every span and metric this module makes. */
 export const SCOPE = "@fire/trigger";
@@ -343,18 +347,8 @@ export function urlFull(href: string): string {
   const query = first !== -1 && first < end ? first : -1;
   if (query === -1 && hash === -1) return href;
   return (query === -1 ? href.slice(0, end) : href.slice(0, query + 1) +
-    redactedParameters(href.slice(query + 1, end))) +
-    (hash === -1 ? "" : "#" + redactedParameters(href.slice(hash + 1)));
-}
-
-/** `a=1&sig=2` with the sensitive values redacted, parameter by parameter
- * (linear, exact): a value runs to the next `&`. */
-function redactedParameters(text: string): string {
-  if (!text.includes("=")) return text;
-  return text.split("&").map((part) => {
-    const equals = part.indexOf("=");
-    if (equals === -1) return part;
-    const name = part.slice(0, equals);
-    return sensitive(decodedName(name)) ? `${name}=REDACTED` : part;
-  }).join("&");
+    redactParameters(href.slice(query + 1, end), "REDACTED", sensitive)) +
+    (hash === -1
+      ? ""
+      : "#" + redactParameters(href.slice(hash + 1), "REDACTED", sensitive));
 }

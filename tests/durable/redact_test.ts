@@ -2,7 +2,15 @@
 // in a nested cause, not in a string property such as pg's `detail` or the
 // `input` Node's URL parser attaches.
 import assert from "node:assert/strict";
-import { redact, redactError, secretsOf } from "../../src/_redact.ts";
+import {
+  isSecretHeader,
+  isSecretParam,
+  redact,
+  redactError,
+  redactHeaders,
+  redactUrl,
+  secretsOf,
+} from "../../src/_redact.ts";
 import { failureText } from "../../src/durable/dashboard/_failure.ts";
 import { openOutbox, OutboxError } from "../../src/durable/mod.ts";
 
@@ -167,4 +175,54 @@ Deno.test("the dashboard's error page says what kind of failure, never where the
   assert.match(failureText(made[4]), /\(OutboxError DATABASE, 28000\)/);
   assert.match(failureText(made.at(-2)), /\(Error\)/);
   assert.match(failureText(made.at(-1)), /\(Error\)/);
+});
+
+Deno.test("what the dashboard and CLI hide: header and query names with `key` as a word (Azure's x-functions-key and ?code=, APIM's subscription key), not Idempotency-Key; a fragment's parameters", () => {
+  for (
+    const name of [
+      "x-functions-key",
+      "Ocp-Apim-Subscription-Key",
+      "X-Master-Key",
+      "x-api-key",
+      "apikey",
+      "x-access-key",
+      "Authorization",
+    ]
+  ) assert.equal(isSecretHeader(name), true, name);
+  for (
+    const name of [
+      "Idempotency-Key",
+      "x-idempotency-key",
+      "keyboard",
+      "monkey",
+      "content-type",
+    ]
+  ) assert.equal(isSecretHeader(name), false, name);
+  for (
+    const name of [
+      "key",
+      "subscription-key",
+      "access_key",
+      "private_key",
+      "code",
+      "jwt",
+      "pass",
+    ]
+  ) assert.equal(isSecretParam(name), true, name);
+  for (const name of ["keyword", "zipcode", "monkey", "page", "passage"]) {
+    assert.equal(isSecretParam(name), false, name);
+  }
+  assert.deepEqual(
+    redactHeaders([
+      ["x-functions-key", "FUNCKEY"],
+      ["Idempotency-Key", "order-7"],
+    ]),
+    [["x-functions-key", "[redacted]"], ["Idempotency-Key", "order-7"]],
+  );
+  assert.equal(
+    redactUrl(
+      "https://f.example/api/hook?code=AZ&subscription-key=K&page=2#access_token=T&state=s",
+    ),
+    "https://f.example/api/hook?code=%5Bredacted%5D&subscription-key=%5Bredacted%5D&page=2#access_token=[redacted]&state=s",
+  );
 });
