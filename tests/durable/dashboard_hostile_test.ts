@@ -62,6 +62,56 @@ Deno.test("dashboard: a non-Latin-1 title, a rebound host, a NUL id, a page past
     );
     assert.equal(rebound.status, 403);
     assert.doesNotMatch(await rebound.text(), /_csrf/);
+    // A client on the network chooses its Host header: where the server
+    // says who is calling (Deno.serve's info, Hono's c.env on
+    // @hono/node-server or Bun), only this machine gets in.
+    const from = async (info: unknown) => {
+      const response = await local.fetch(
+        new Request("http://localhost:8000/dead"),
+        info,
+      );
+      const text = await response.text();
+      return response.status === 403
+        ? "refused"
+        : text.includes("_csrf") && response.status;
+    };
+    const deno = (hostname: string) => ({
+      remoteAddr: { transport: "tcp", hostname, port: 50_000 },
+    });
+    assert.equal(await from(deno("10.0.0.5")), "refused");
+    assert.equal(await from(deno("fe80::1")), "refused");
+    assert.equal(await from(deno("::ffff:192.168.1.9")), "refused");
+    assert.equal(
+      await from({ incoming: { socket: { remoteAddress: "192.168.1.9" } } }),
+      "refused",
+    );
+    assert.equal(
+      await from({ requestIP: () => ({ address: "10.1.1.1", port: 1 }) }),
+      "refused",
+    );
+    for (
+      const address of ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"]
+    ) {
+      assert.equal(await from(deno(address)), 200, address);
+    }
+    // Nothing said (a unix socket, info not passed): the Host header alone.
+    assert.equal(await from(undefined), 200);
+    assert.equal(
+      await from({ remoteAddr: { transport: "unix", path: "/s" } }),
+      200,
+    );
+    // Served by Deno.serve itself, which passes its info.
+    const served = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      local.fetch,
+    );
+    try {
+      const response = await fetch(`http://localhost:${served.addr.port}/`);
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+    } finally {
+      await served.shutdown();
+    }
 
     const dash = dashboard(outbox, { token: TOKEN, path: "/ops" });
     const get = (path: string, init: RequestInit = {}) =>
@@ -104,6 +154,42 @@ Deno.test("dashboard: a non-Latin-1 title, a rebound host, a NUL id, a page past
     const head = await get("/ops/", { method: "HEAD" });
     assert.equal(head.status, 308);
     assert.equal(head.headers.get("location"), "/ops");
+  } finally {
+    await outbox.stop();
+    await target.close();
+    await cleanup();
+  }
+});
+
+Deno.test("dashboard: the dead letters are listed oldest first; the pager's 'older' goes back to them, 'newer' on", async () => {
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const outbox = await openOutbox({ ...options, retry: { limit: 0 } });
+  const target = startTarget();
+  try {
+    outbox.start({ pollInterval: 50 });
+    // One at a time: each is dead before the next is stored.
+    for (let n = 1; n <= 3; n++) {
+      await outbox.trigger(`${target.url}/nope?n=${n}`);
+      await until(
+        async () => (await outbox.stats()).dead === n,
+        `dead letter ${n}`,
+        { interval: 50 },
+      );
+    }
+    const dash = dashboard(outbox, { token: TOKEN, pageSize: 1 });
+    const page = async (offset: number) =>
+      await (await dash.fetch(
+        new Request(`http://127.0.0.1/dead?offset=${offset}`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        }),
+      )).text();
+    const middle = await page(1);
+    assert.match(middle, /\/nope\?n=2/);
+    assert.match(middle, /2–2 of 3, oldest first/);
+    assert.match(middle, /href="\/dead\?offset=0">older</);
+    assert.match(middle, /href="\/dead\?offset=2">newer</);
+    assert.match(await page(0), /\/nope\?n=1/);
+    assert.match(await page(2), /\/nope\?n=3/);
   } finally {
     await outbox.stop();
     await target.close();

@@ -285,16 +285,16 @@ export function deadLetters(
   const pager = html`
     <p
       class="muted">${total === 0 ? 0 : offset + 1}–${offset +
-        letters.length} of ${total}${offset > 0
+        letters.length} of ${total}, oldest first${offset > 0
         ? html`
           · <a href="${page.base}/dead?offset=${Math.max(
             0,
             offset - limit,
-          )}">newer</a>
+          )}">older</a>
         `
         : ""}${offset + letters.length < total
         ? html`
-          · <a href="${page.base}/dead?offset=${offset + limit}">older</a>
+          · <a href="${page.base}/dead?offset=${offset + limit}">newer</a>
         `
         : ""}</p>
   `;

@@ -94,8 +94,12 @@ export interface Dashboard {
   /** Where it is mounted (the `path` option, without a trailing slash);
    * `""` when served alone. */
   readonly path: string;
-  /** Answers one request (a bound function: pass it on as it is). */
-  readonly fetch: (request: Request) => Promise<Response>;
+  /** Answers one request (a bound function: pass it on as it is). `info`
+   * is the server's word on the connection: Deno.serve's second argument
+   * (given by `Deno.serve(dash.fetch)`), or Hono's `c.env` on Deno.serve,
+   * `@hono/node-server` or Bun. With `localDevelopment`, a request whose
+   * peer it shows is not this machine gets `403`, whatever its `Host`. */
+  readonly fetch: (request: Request, info?: unknown) => Promise<Response>;
 }
 
 /** Options for {@linkcode dashboard}: credentials are required. */
@@ -110,8 +114,11 @@ export interface DashboardOptions {
   /** Basic credentials; the password at least 12 characters. */
   basic?: { username: string; password: string };
   /** Serves without credentials. Only for a dashboard on your own machine:
-   * anyone who can reach it can redrive and discard. Ignored when `token` or
-   * `basic` is given.
+   * anyone who can reach it can redrive and discard. Requests for a name
+   * other than `localhost`, `127.x.x.x` or `[::1]` are refused, and those
+   * from another machine when the server says where they come from (pass
+   * `info` to `fetch`); bind the server to 127.0.0.1 all the same. Ignored
+   * when `token` or `basic` is given.
    * @default {false} */
   localDevelopment?: boolean;
   /** The page title (and the Basic realm).
@@ -286,12 +293,18 @@ export function dashboard(
         return c.text("Unauthorized: this dashboard needs credentials", 401);
       }
     }
-    if (credentials === null && !loopbackHost(new URL(c.req.url).hostname)) {
+    if (
+      credentials === null &&
+      (!loopbackHost(new URL(c.req.url).hostname) ||
+        (c.env.peer !== undefined && !loopbackAddress(c.env.peer)))
+    ) {
       // Without credentials, a page another site's name was pointed at
       // 127.0.0.1 (DNS rebinding) is same-origin with: only loopback names.
+      // And a client elsewhere on the network chooses its Host header: only
+      // this machine, where the server tells.
       headers(c, nonce);
       return c.text(
-        "Forbidden: without credentials (localDevelopment) this dashboard answers only to localhost, 127.0.0.1 and [::1]",
+        "Forbidden: without credentials (localDevelopment) this dashboard answers only to localhost, 127.0.0.1 and [::1], from this machine",
         403,
       );
     }
@@ -419,7 +432,7 @@ export function dashboard(
 
   return {
     path: base,
-    fetch: (request: Request) => {
+    fetch: (request: Request, info?: unknown) => {
       if (base !== "") {
         const url = new URL(request.url);
         if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
@@ -428,7 +441,9 @@ export function dashboard(
           request = new Request(url, request);
         }
       }
-      return Promise.resolve(app.fetch(request));
+      return Promise.resolve(
+        app.fetch(request, { peer: peerOf(info, request) }),
+      );
     },
   };
 }
@@ -449,6 +464,39 @@ function slashless(url: URL): string | null {
   if (path.length <= 1 || !path.endsWith("/")) return null;
   const rest = path.replace(/\/+$/, "").replace(LEADING, "");
   return `/${rest}${url.search}`;
+}
+
+/**
+ * The client's IP address from what a server passes with a request, or
+ * undefined: Deno.serve's `info.remoteAddr`, `@hono/node-server`'s
+ * `incoming.socket`, Bun's `server.requestIP(request)`.
+ */
+function peerOf(info: unknown, request: Request): string | undefined {
+  try {
+    const given = info as
+      | {
+        remoteAddr?: { hostname?: unknown };
+        incoming?: { socket?: { remoteAddress?: unknown } };
+        requestIP?: (request: Request) => { address?: unknown } | null;
+      }
+      | null
+      | undefined;
+    const address = given?.remoteAddr?.hostname ??
+      given?.incoming?.socket?.remoteAddress ??
+      (typeof given?.requestIP === "function"
+        ? given.requestIP(request)?.address
+        : undefined);
+    return typeof address === "string" ? address : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether an IP address is this machine's loopback (IPv4, IPv6, or IPv4
+ * mapped into IPv6). */
+function loopbackAddress(address: string): boolean {
+  const v4 = address.toLowerCase().replace(/^::ffff:/, "");
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || address === "::1";
 }
 
 /** Whether a request's host is this machine by name or address. */
@@ -474,7 +522,11 @@ function mountPath(path: unknown): string {
   return path.replace(/\/+$/, "");
 }
 
-type Env = { Variables: { nonce: string; form: Form } };
+type Env = {
+  /** The client's address, where the server told it. */
+  Bindings: { peer: string | undefined };
+  Variables: { nonce: string; form: Form };
+};
 
 interface Form {
   ids: string[];
