@@ -141,10 +141,12 @@ export interface Admin {
     options?: { limit?: number; offset?: number; bodyLimit?: number },
   ): Promise<{ total: number; letters: DeadView[] }>;
   retrying(options?: { limit?: number }): Promise<RetryingView[]>;
+  /** A trigger's last {@linkcode HISTORY_ROWS} rows (of `total`), and
+   * what the last one holds. */
   history(
     id: string,
     options?: { bodyLimit?: number },
-  ): Promise<{ job: JobView; rows: JobRow[] } | null>;
+  ): Promise<{ job: JobView; rows: JobRow[]; total: number } | null>;
   retryNow(ids: string[]): Promise<number>;
   /** Those of `ids` no dead letter has (`"dead"`: what `discard` takes),
    * no dead letter a redrive moves back (`"redrivable"`: what `redrive`
@@ -299,7 +301,7 @@ class Queries implements Admin {
     return rows.map((row) => {
       const data = (row.data ?? {}) as Record<string, unknown>;
       return {
-        id: String(data.id),
+        id: String(row.trigger_id),
         method: String(data.method),
         url: redactUrl(String(data.url)),
         attempts: Number(row.retry_count) + 1,
@@ -312,13 +314,30 @@ class Queries implements Admin {
   async history(
     id: string,
     options: { bodyLimit?: number } = {},
-  ): Promise<{ job: JobView; rows: JobRow[] } | null> {
+  ): Promise<{ job: JobView; rows: JobRow[]; total: number } | null> {
     if (!matchable(id)) return null;
     const { db, schema, queue, dead } = this.#h;
-    const rows = await sql.rowsOfTrigger(db, schema, queue, dead, id);
+    const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+    const rows = await sql.rowsOfTrigger(
+      db,
+      schema,
+      queue,
+      dead,
+      id,
+      HISTORY_ROWS,
+      headChars(bodyLimit),
+    );
     if (rows.length === 0) return null;
+    const last = rows[rows.length - 1];
     return {
-      job: view(rows[rows.length - 1].data, options.bodyLimit),
+      total: Number(last.total),
+      // The id it was found by: a job another producer stored has no id of
+      // ours in its data.
+      job: {
+        ...view(last.data, bodyLimit),
+        ...bodyFromHead(last, bodyLimit),
+        id,
+      },
       rows: rows.map((row) => {
         const dead = row.name === this.#h.dead;
         const state = String(row.state);
@@ -430,6 +449,10 @@ function outcome(value: unknown): Outcome | null {
 /** The base64 chars that hold the first `bodyLimit` chars of a UTF-8
  * body, and one more (4 bytes a char at most): a whole number of groups,
  * at most what PostgreSQL's `left()` takes (an `int`). */
+/** The most rows of one trigger {@linkcode Admin.history} reads: the last
+ * ones (a trigger redriven without end, an id reused by many). */
+export const HISTORY_ROWS = 100;
+
 function headChars(bodyLimit: number): number {
   return Math.min(Math.ceil((4 * (bodyLimit + 1)) / 3) * 4, 2 ** 31 - 4);
 }

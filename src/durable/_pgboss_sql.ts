@@ -474,6 +474,16 @@ export async function lastHourByMinute(
 const WITHOUT_BODY =
   `CASE WHEN jsonb_typeof(data) = 'object' THEN data - 'body' ELSE data END`;
 
+/** A row's body size in bytes: its `bodySize`, or what its base64 body
+ * decodes to (rows stored before `bodySize` was). */
+const BODY_SIZE = `CASE WHEN jsonb_typeof(data->'bodySize') = 'number'
+    THEN floor((data->>'bodySize')::numeric)::bigint
+    WHEN jsonb_typeof(data->'body') = 'string'
+    THEN octet_length(data->>'body') / 4 * 3 - CASE
+      WHEN data->>'body' LIKE '%==' THEN 2
+      WHEN data->>'body' LIKE '%=' THEN 1 ELSE 0 END
+  END`;
+
 /** One page of dead letters, oldest first, each row with the `total`.
  * `data` comes without its body. With `bodyChars`, of each stored body its
  * first `bodyChars` chars of base64 (`body_head`) and its size in bytes
@@ -491,14 +501,7 @@ export async function deadLetterPage(
 ): Rows {
   const body = bodyChars === null
     ? "NULL AS body_head, NULL AS body_size"
-    : `left(data->>'body', $4) AS body_head,
-       CASE WHEN jsonb_typeof(data->'bodySize') = 'number'
-         THEN floor((data->>'bodySize')::numeric)::bigint
-         WHEN jsonb_typeof(data->'body') = 'string'
-         THEN octet_length(data->>'body') / 4 * 3 - CASE
-           WHEN data->>'body' LIKE '%==' THEN 2
-           WHEN data->>'body' LIKE '%=' THEN 1 ELSE 0 END
-       END AS body_size`;
+    : `left(data->>'body', $4) AS body_head, ${BODY_SIZE} AS body_size`;
   const { rows } = await db.executeSql(
     `SELECT id, coalesce(data->>'id', source_id::text) AS trigger_id,
        ${WITHOUT_BODY} AS data, ${body},
@@ -535,7 +538,8 @@ export async function retryingJobs(
   limit: number,
 ): Rows {
   const { rows } = await db.executeSql(
-    `SELECT ${WITHOUT_BODY} AS data, retry_count, start_after, output
+    `SELECT ${WITHOUT_BODY} AS data, coalesce(data->>'id', id::text)
+       AS trigger_id, retry_count, start_after, output
      FROM ${schema}.job
      WHERE name = $1 AND state = 'retry'
      ORDER BY start_after, id LIMIT $2`,
@@ -544,23 +548,35 @@ export async function retryingJobs(
   return rows;
 }
 
-/** Every row of one trigger (by its stored id) in `queue` and `dead`. */
+/**
+ * The last `limit` rows of one trigger (by its stored id) in `queue` and
+ * `dead`, oldest first, each with the `total` of its rows: without their
+ * bodies but the first `bodyChars` of its base64 (`body_head`) and its size
+ * (`body_size`). A trigger redriven many times, or an id reused by many,
+ * has as many rows; each body may be 64 MiB.
+ */
 export async function rowsOfTrigger(
   db: Sql,
   schema: string,
   queue: string,
   dead: string,
   id: string,
+  limit: number,
+  bodyChars: number,
 ): Rows {
   const { rows } = await db.executeSql(
-    `SELECT id, name, data, state::text AS state, retry_count, retry_limit,
-       created_on, started_on, completed_on, start_after, output,
-       source_output, source_retry_count
-     FROM ${schema}.job WHERE (name = $1 OR name = $2)
-       AND coalesce(data->>'id',
-         CASE WHEN name = $2 THEN source_id ELSE id END::text) = $3
-     ORDER BY created_on, id`,
-    [queue, dead, id],
+    `SELECT * FROM (
+       SELECT id, name, ${WITHOUT_BODY} AS data,
+         left(data->>'body', $5) AS body_head, ${BODY_SIZE} AS body_size,
+         state::text AS state, retry_count, retry_limit, created_on,
+         started_on, completed_on, start_after, output, source_output,
+         source_retry_count, count(*) OVER ()::int AS total
+       FROM ${schema}.job WHERE (name = $1 OR name = $2)
+         AND coalesce(data->>'id',
+           CASE WHEN name = $2 THEN source_id ELSE id END::text) = $3
+       ORDER BY created_on DESC, id DESC LIMIT $4
+     ) AS latest ORDER BY created_on, id`,
+    [queue, dead, id, limit, bodyChars],
   );
   return rows;
 }

@@ -569,7 +569,7 @@ async function show(admin: Admin, out: Output, id: string): Promise<number> {
     out.print(jsonLine(found));
     return 0;
   }
-  const { job, rows } = found;
+  const { job, rows, total } = found;
   out.print(`Trigger ${safe(job.id)} (webhook-id)`);
   out.print(`  ${safe(job.method)} ${safe(job.url)}`);
   for (const [name, value] of job.headers) {
@@ -599,6 +599,9 @@ async function show(admin: Admin, out: Output, id: string): Promise<number> {
     ]),
     new Set([3]),
   );
+  if (total > rows.length) {
+    out.print(`The last ${rows.length} of ${total} rows.`);
+  }
   return 0;
 }
 

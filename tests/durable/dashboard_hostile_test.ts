@@ -3,7 +3,12 @@
 // stranger before.
 import assert from "node:assert/strict";
 import { dashboard } from "../../src/durable/dashboard/mod.ts";
-import { freshOptions, openOutbox, startTarget } from "./_seed.ts";
+import {
+  DATABASE_URL,
+  freshOptions,
+  openOutbox,
+  startTarget,
+} from "./_seed.ts";
 import { until } from "../_wait.ts";
 
 const TOKEN = "dashboard-hostile-token-0123456789";
@@ -191,6 +196,89 @@ Deno.test("dashboard: the dead letters are listed oldest first; the pager's 'old
     assert.match(await page(0), /\/nope\?n=1/);
     assert.match(await page(2), /\/nope\?n=3/);
   } finally {
+    await outbox.stop();
+    await target.close();
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name:
+    "dashboard: a trigger's page reads its last 100 rows without their bodies but the last one's head, and says how many more; another producer's dead letter is shown under the id it was found by",
+  ignore: DATABASE_URL === undefined,
+}, async () => {
+  const { cleanup, ...options } = await freshOptions("postgres");
+  const outbox = await openOutbox({ ...options, retry: { limit: 0 } });
+  const target = startTarget();
+  const dead = `${options.queue}_dead`;
+  const { default: pg } = await import("npm:pg@8.23.1");
+  const db = new pg.Client({ connectionString: DATABASE_URL });
+  await db.connect();
+  try {
+    const text = "begin-" + "x".repeat(200_000);
+    const { id } = await outbox.trigger(`${target.url}/nope`, {
+      body: text,
+      headers: { "content-type": "text/plain" },
+    });
+    outbox.start({ pollInterval: 50 });
+    await until(
+      async () => (await outbox.stats()).dead === 1,
+      "a dead letter",
+      { interval: 100 },
+    );
+    // 120 more rows of the same trigger (as many redrives would leave),
+    // and a dead letter of another producer's job: no id of ours in it.
+    const copy = (data: string, count: number) =>
+      db.query(
+        `INSERT INTO pgboss.job (id, name, data, state, retry_limit,
+           retry_delay, retry_backoff, expire_seconds, keep_until, policy,
+           source_id, created_on)
+         SELECT gen_random_uuid(), name, ${data}, 'created', retry_limit,
+           retry_delay, retry_backoff, expire_seconds, keep_until, policy,
+           $2::uuid, created_on - interval '1 second' * n
+         FROM pgboss.job, generate_series(1, ${count}) AS n
+         WHERE name = $1 AND data->>'id' = $3`,
+        [dead, crypto.randomUUID(), id],
+      );
+    await copy("data", 120);
+    const foreign = crypto.randomUUID();
+    await db.query(
+      `INSERT INTO pgboss.job (id, name, data, state, retry_limit,
+         retry_delay, retry_backoff, expire_seconds, keep_until, policy,
+         source_id)
+       SELECT gen_random_uuid(), name, '{"task": "resize"}'::jsonb, 'created',
+         retry_limit, retry_delay, retry_backoff, expire_seconds, keep_until,
+         policy, $2::uuid
+       FROM pgboss.job WHERE name = $1 LIMIT 1`,
+      [dead, foreign],
+    );
+
+    const dash = dashboard(outbox, { token: TOKEN });
+    const get = async (path: string) => {
+      const response = await dash.fetch(
+        new Request(`http://127.0.0.1${path}`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        }),
+      );
+      return { status: response.status, html: await response.text() };
+    };
+    const page = await get(`/jobs/${id}`);
+    assert.equal(page.status, 200, page.html.slice(0, 2_000));
+    // Its first attempt, its dead letter and the 120 copies.
+    const more = page.html.match(/The last \d+ of \d+ rows\./)?.[0];
+    assert.equal(more, "The last 100 of 122 rows.");
+    const history = page.html.slice(page.html.indexOf('id="history"'));
+    assert.equal(history.split("<tr>").length - 1, 1 + 100, "head + 100 rows");
+    assert.ok(page.html.includes("<pre>begin-xxxx"), "the body's head");
+    assert.ok(page.html.includes("200006 bytes"), "the body's size");
+
+    const other = await get(`/jobs/${foreign}`);
+    assert.equal(other.status, 200, other.html.slice(0, 2_000));
+    assert.match(other.html, new RegExp(`Trigger <code>${foreign}</code>`));
+    assert.match(other.html, new RegExp(`name="one" value="${foreign}"`));
+    assert.doesNotMatch(other.html, /undefined/);
+  } finally {
+    await db.end();
     await outbox.stop();
     await target.close();
     await cleanup();

@@ -453,11 +453,24 @@ Deno.test("the admin statements (dashboard, CLI) run on pg-boss's schema and rea
       "one attempt made (attempts = retry_count + 1)",
     );
 
-    const rows = await rowsOfTrigger(db, schema, "q", "q_dead", "a");
-    assert.deepEqual(rows.map((r) => `${r.name} ${r.state}`), [
-      "q failed",
-      "q_dead created",
+    const rows = await rowsOfTrigger(db, schema, "q", "q_dead", "a", 10, 8);
+    assert.deepEqual(rows.map((r) => `${r.name} ${r.state} ${r.total}`), [
+      "q failed 2",
+      "q_dead created 2",
     ]);
+    // The last rows only, oldest first, each with the total; no body.
+    const [latest, ...none] = await rowsOfTrigger(
+      db,
+      schema,
+      "q",
+      "q_dead",
+      "a",
+      1,
+      8,
+    );
+    assert.equal(none.length, 0);
+    assert.equal(`${latest.name} ${latest.total}`, "q_dead 2");
+    assert.equal("body" in (latest.data as object), false);
 
     const outcomes = await outcomesSince(db, schema, "q", since, since, 10);
     assert.deepEqual(

@@ -342,9 +342,9 @@ ${
 /** One trigger: its request and every pg-boss row it went through. */
 export function job(
   page: Page,
-  data: { job: JobView; rows: JobRow[] },
+  data: { job: JobView; rows: JobRow[]; total: number },
 ): Html {
-  const { job, rows } = data;
+  const { job, rows, total } = data;
   const deadRow = rows.some((r) => r.queue === "dead" && r.state === "created");
   const retrying = rows.some((r) => r.queue === "queue" && r.state === "retry");
   const state = rows[rows.length - 1];
@@ -441,6 +441,11 @@ export function job(
           `
         )}</tbody>
       </table>
+      ${total > rows.length
+        ? html`
+          <p id="history-more">The last ${rows.length} of ${total} rows.</p>
+        `
+        : ""}
       <p
         class="muted">pg-boss keeps one row per job with its latest outcome; a dead letter is a copy in the dead letter queue, and a redrive makes a new job.</p>
     `,
