@@ -12,7 +12,7 @@ export const REDACTED = "[redacted]";
 
 /** Header names whose value is never shown. */
 const SECRET_HEADER =
-  /^(authorization|proxy-authorization|cookie|set-cookie)$|secret|token|passw|api[-_]?key|(^|[-_])key($|[-_])|signature|auth|session|credential/i;
+  /^(authorization|proxy-authorization|cookie|set-cookie)$|secret|token|passw|api[-_]?key|(^|[-_])key($|[-_])|signature|hmac|jwt|passphrase|(^|[-_])pwd$|auth|session|credential/i;
 /** Names {@linkcode SECRET_HEADER} takes that carry no secret. */
 const PLAIN_HEADER = /idempotency[-_]key$/i;
 /** Whether a header's value is never shown (credentials, keys, tokens,
@@ -28,12 +28,15 @@ export function isSecretHeader(name: string): boolean {
  * `private_key`…), signatures, passwords, sessions, credentials, and `code`
  * (an OAuth grant's, an Azure Functions key). */
 export function isSecretParam(name: string): boolean {
-  return SECRET_PARAM.test(name);
+  return SECRET_PARAM.test(name) || CAMEL_KEY.test(name);
 }
 
 /** Query parameter names whose value is never shown. */
 const SECRET_PARAM =
-  /secret|token|passw|^pass$|^pwd$|api[-_]?key|private[-_]?key|(^|[-_])key($|[-_])|^code$|signature|sig$|jwt|auth(?!or(?!i[sz]ation))|session|credential/i;
+  /secret|token|passw|passphrase|^pass$|^pwd$|api[-_]?key|private[-_]?key|(^|[-_])key($|[-_])|^code$|signature|sig$|hmac|jwt|auth(?!or(?!i[sz]ation))|session|credential/i;
+/** A camelCase name ending in a key (`accessKey`, `subscriptionKey`,
+ * `AWSAccessKeyId`): case matters here. */
+const CAMEL_KEY = /[a-z]Key(Id)?$/;
 /** `scheme://user:password@` anywhere in a text. */
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
@@ -213,30 +216,39 @@ export function redactUrl(href: string): string {
     url.password = "";
   }
   for (const name of new Set(url.searchParams.keys())) {
-    if (SECRET_PARAM.test(name)) url.searchParams.set(name, REDACTED);
+    if (isSecretParam(name)) url.searchParams.set(name, REDACTED);
   }
   // A fragment written as parameters (an OAuth `#access_token=…`).
   if (url.hash.includes("=")) {
-    url.hash = redactParameters(url.hash.slice(1), REDACTED);
+    url.hash = redactParameters(
+      url.hash.slice(1),
+      REDACTED,
+      isSecretParam,
+      true,
+    );
   }
   return url.href;
 }
 
 /** `a=1&token=2` (a query or a fragment, without its `?` or `#`) with the
  * values of the parameters whose (decoded) names are `secret` replaced,
- * parameter by parameter (linear, exact): a value runs to the next `&`. */
+ * parameter by parameter (linear, exact): a value runs to the next `&`, or
+ * in a `fragment` to the next `&` or `?` (a hash route's
+ * `#/callback?code=…`). */
 export function redactParameters(
   text: string,
   replacement: string,
   secret: (name: string) => boolean = isSecretParam,
+  fragment = false,
 ): string {
   if (!text.includes("=")) return text;
-  return text.split("&").map((part) => {
+  // With the separators kept, at the odd indexes.
+  return text.split(fragment ? /([&?])/ : /(&)/).map((part, i) => {
     const equals = part.indexOf("=");
-    if (equals === -1) return part;
+    if (i % 2 === 1 || equals === -1) return part;
     const name = part.slice(0, equals);
     return secret(decodedName(name)) ? `${name}=${replacement}` : part;
-  }).join("&");
+  }).join("");
 }
 
 /** The origin a job goes to (`scheme://host:port`), without credentials. */

@@ -12,7 +12,7 @@ export function show(value: unknown, around?: number): string {
   if (typeof value === "string") {
     const shown = value.length <= 80
       ? value
-      : around === undefined || around < 70
+      : around === undefined || !(around >= 70)
       ? value.slice(0, 77) + "..."
       : around > value.length - 70
       ? "..." + value.slice(-77)

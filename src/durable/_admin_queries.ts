@@ -83,6 +83,19 @@ export interface JobView {
   timeout: number;
 }
 
+/** A trigger's history: what it holds, its last rows, and what waits. */
+export interface History {
+  /** What the last row holds. */
+  job: JobView;
+  /** The last {@linkcode HISTORY_ROWS} rows, oldest first. */
+  rows: JobRow[];
+  /** How many rows it has in all. */
+  total: number;
+  /** Whether any of its rows (shown or not) is a dead letter a redrive or
+   * discard takes, or a job waiting for a retry. */
+  waiting: { dead: boolean; retrying: boolean };
+}
+
 /** One pg-boss row of a trigger: the job, its dead letter, a redriven copy. */
 export interface JobRow {
   jobId: string;
@@ -146,7 +159,7 @@ export interface Admin {
   history(
     id: string,
     options?: { bodyLimit?: number },
-  ): Promise<{ job: JobView; rows: JobRow[]; total: number } | null>;
+  ): Promise<History | null>;
   retryNow(ids: string[]): Promise<number>;
   /** Those of `ids` no dead letter has (`"dead"`: what `discard` takes),
    * no dead letter a redrive moves back (`"redrivable"`: what `redrive`
@@ -314,7 +327,7 @@ class Queries implements Admin {
   async history(
     id: string,
     options: { bodyLimit?: number } = {},
-  ): Promise<{ job: JobView; rows: JobRow[]; total: number } | null> {
+  ): Promise<History | null> {
     if (!matchable(id)) return null;
     const { db, schema, queue, dead } = this.#h;
     const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -331,6 +344,10 @@ class Queries implements Admin {
     const last = rows[rows.length - 1];
     return {
       total: Number(last.total),
+      waiting: {
+        dead: last.any_dead === true,
+        retrying: last.any_retrying === true,
+      },
       // The id it was found by: a job another producer stored has no id of
       // ours in its data.
       job: {
@@ -446,13 +463,23 @@ function outcome(value: unknown): Outcome | null {
   return Object.keys(result).length === 0 ? null : result;
 }
 
-/** The base64 chars that hold the first `bodyLimit` chars of a UTF-8
- * body, and one more (4 bytes a char at most): a whole number of groups,
- * at most what PostgreSQL's `left()` takes (an `int`). */
+/** A stored body's bytes, or null for a string that is no base64 (another
+ * producer's job): shown as binary, not a failed page. */
+function bodyBytes(base64: string): Uint8Array | null {
+  try {
+    return fromBase64(base64);
+  } catch {
+    return null;
+  }
+}
+
 /** The most rows of one trigger {@linkcode Admin.history} reads: the last
  * ones (a trigger redriven without end, an id reused by many). */
 export const HISTORY_ROWS = 100;
 
+/** The base64 chars that hold the first `bodyLimit` chars of a UTF-8
+ * body, and one more (4 bytes a char at most): a whole number of groups,
+ * at most what PostgreSQL's `left()` takes (an `int`). */
 function headChars(bodyLimit: number): number {
   return Math.min(Math.ceil((4 * (bodyLimit + 1)) / 3) * 4, 2 ** 31 - 4);
 }
@@ -473,7 +500,10 @@ function bodyFromHead(
     return { body: null, bodySize: 0, bodyTruncated: false, bodyBinary: false };
   }
   const bodySize = Number(row.body_size);
-  const bytes = fromBase64(head);
+  const bytes = bodyBytes(head);
+  if (bytes === null) {
+    return { body: null, bodySize, bodyTruncated: false, bodyBinary: true };
+  }
   const cut = bytes.length < bodySize;
   let body: string;
   try {
@@ -501,8 +531,12 @@ function view(data: unknown, bodyLimit = DEFAULT_BODY_LIMIT): JobView {
   let bodySize = 0;
   let bodyTruncated = false;
   let bodyBinary = false;
-  if (typeof stored.body === "string") {
-    const bytes = fromBase64(stored.body);
+  const bytes = typeof stored.body === "string"
+    ? bodyBytes(stored.body)
+    : undefined;
+  if (bytes === null) {
+    bodyBinary = true;
+  } else if (bytes !== undefined) {
     bodySize = bytes.length;
     try {
       body = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -474,6 +474,12 @@ export async function lastHourByMinute(
 const WITHOUT_BODY =
   `CASE WHEN jsonb_typeof(data) = 'object' THEN data - 'body' ELSE data END`;
 
+/** The first `chars` (a parameter) of a row's base64 body; null for a
+ * body that is no string (another producer's job). */
+const BODY_HEAD = (chars: string) =>
+  `CASE WHEN jsonb_typeof(data->'body') = 'string'
+    THEN left(data->>'body', ${chars}) END`;
+
 /** A row's body size in bytes: its `bodySize`, or what its base64 body
  * decodes to (rows stored before `bodySize` was). */
 const BODY_SIZE = `CASE WHEN jsonb_typeof(data->'bodySize') = 'number'
@@ -501,7 +507,7 @@ export async function deadLetterPage(
 ): Rows {
   const body = bodyChars === null
     ? "NULL AS body_head, NULL AS body_size"
-    : `left(data->>'body', $4) AS body_head, ${BODY_SIZE} AS body_size`;
+    : `${BODY_HEAD("$4")} AS body_head, ${BODY_SIZE} AS body_size`;
   const { rows } = await db.executeSql(
     `SELECT id, coalesce(data->>'id', source_id::text) AS trigger_id,
        ${WITHOUT_BODY} AS data, ${body},
@@ -550,9 +556,10 @@ export async function retryingJobs(
 
 /**
  * The last `limit` rows of one trigger (by its stored id) in `queue` and
- * `dead`, oldest first, each with the `total` of its rows: without their
- * bodies but the first `bodyChars` of its base64 (`body_head`) and its size
- * (`body_size`). A trigger redriven many times, or an id reused by many,
+ * `dead`, oldest first, each with the `total` of its rows and whether any
+ * of them is a waiting dead letter (`any_dead`) or a retrying job
+ * (`any_retrying`): without their bodies but the first `bodyChars` of its
+ * base64 (`body_head`) and its size (`body_size`). A trigger redriven many times, or an id reused by many,
  * has as many rows; each body may be 64 MiB.
  */
 export async function rowsOfTrigger(
@@ -567,10 +574,12 @@ export async function rowsOfTrigger(
   const { rows } = await db.executeSql(
     `SELECT * FROM (
        SELECT id, name, ${WITHOUT_BODY} AS data,
-         left(data->>'body', $5) AS body_head, ${BODY_SIZE} AS body_size,
+         ${BODY_HEAD("$5")} AS body_head, ${BODY_SIZE} AS body_size,
          state::text AS state, retry_count, retry_limit, created_on,
          started_on, completed_on, start_after, output, source_output,
-         source_retry_count, count(*) OVER ()::int AS total
+         source_retry_count, count(*) OVER ()::int AS total,
+         bool_or(name = $2 AND state = 'created') OVER () AS any_dead,
+         bool_or(name = $1 AND state = 'retry') OVER () AS any_retrying
        FROM ${schema}.job WHERE (name = $1 OR name = $2)
          AND coalesce(data->>'id',
            CASE WHEN name = $2 THEN source_id ELSE id END::text) = $3
@@ -591,7 +600,8 @@ export async function retryNow(
 ): Rows {
   const { rows } = await db.executeSql(
     `UPDATE ${schema}.job SET start_after = now()
-     WHERE name = $1 AND state = 'retry' AND data->>'id' = ANY($2::text[])
+     WHERE name = $1 AND state = 'retry'
+       AND coalesce(data->>'id', id::text) = ANY($2::text[])
        AND start_after > now()
      RETURNING id`,
     [queue, ids],
@@ -614,7 +624,8 @@ export async function unknownIds(
     `SELECT given FROM unnest($2::text[]) AS given
      WHERE NOT EXISTS (SELECT 1 FROM ${schema}.job AS j
        WHERE name = $1 AND (CASE WHEN $3::boolean
-         THEN state = 'retry' AND data->>'id' = given AND start_after > now()
+         THEN state = 'retry' AND coalesce(data->>'id', j.id::text) = given
+           AND start_after > now()
          ELSE state::text IN ('created', 'retry')
            AND coalesce(data->>'id', source_id::text) = given
            AND ${routableTo(schema)} END))`,

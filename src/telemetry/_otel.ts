@@ -348,7 +348,6 @@ export function urlFull(href: string): string {
   if (query === -1 && hash === -1) return href;
   return (query === -1 ? href.slice(0, end) : href.slice(0, query + 1) +
     redactParameters(href.slice(query + 1, end), "REDACTED", sensitive)) +
-    (hash === -1
-      ? ""
-      : "#" + redactParameters(href.slice(hash + 1), "REDACTED", sensitive));
+    (hash === -1 ? "" : "#" +
+      redactParameters(href.slice(hash + 1), "REDACTED", sensitive, true));
 }

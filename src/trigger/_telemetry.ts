@@ -225,7 +225,8 @@ class Telemetry implements TriggerTelemetry {
     // Deno's own fetch injects its span's context itself; a fetch of the
     // caller's (a service binding, an app's handler) may not reach it.
     if (
-      req.transport === "fetch" && req.fetch === undefined &&
+      req.transport === "fetch" &&
+      (req.fetch === undefined || req.fetch === globalThis.fetch) &&
       fetchPropagatesItself(api)
     ) return;
     let carrier;

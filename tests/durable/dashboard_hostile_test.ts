@@ -99,6 +99,17 @@ Deno.test("dashboard: a non-Latin-1 title, a rebound host, a NUL id, a page past
     ) {
       assert.equal(await from(deno(address)), 200, address);
     }
+    // Bun's requestIP() knows only the request the server made: asked
+    // before a mounted dashboard rebuilds it (its path put back).
+    const mounted = dashboard(outbox, { localDevelopment: true, path: "/ops" });
+    const stripped = new Request("http://localhost:8000/dead");
+    const bun = {
+      requestIP: (request: Request) =>
+        request === stripped ? { address: "10.1.1.1", port: 1 } : null,
+    };
+    const viaMount = await mounted.fetch(stripped, bun);
+    assert.equal(viaMount.status, 403);
+    await viaMount.body?.cancel();
     // Nothing said (a unix socket, info not passed): the Host header alone.
     assert.equal(await from(undefined), 200);
     assert.equal(
@@ -228,30 +239,40 @@ Deno.test({
     );
     // 120 more rows of the same trigger (as many redrives would leave),
     // and a dead letter of another producer's job: no id of ours in it.
-    const copy = (data: string, count: number) =>
-      db.query(
-        `INSERT INTO pgboss.job (id, name, data, state, retry_limit,
-           retry_delay, retry_backoff, expire_seconds, keep_until, policy,
-           source_id, created_on)
-         SELECT gen_random_uuid(), name, ${data}, 'created', retry_limit,
-           retry_delay, retry_backoff, expire_seconds, keep_until, policy,
-           $2::uuid, created_on - interval '1 second' * n
-         FROM pgboss.job, generate_series(1, ${count}) AS n
-         WHERE name = $1 AND data->>'id' = $3`,
-        [dead, crypto.randomUUID(), id],
-      );
-    await copy("data", 120);
-    const foreign = crypto.randomUUID();
+    // 120 later rows of the same trigger, delivered (as an id reused by
+    // many triggers leaves): its waiting dead letter is older than the last
+    // 100. And jobs another producer put in the queue: no id of ours in
+    // them, bodies of another shape.
     await db.query(
       `INSERT INTO pgboss.job (id, name, data, state, retry_limit,
          retry_delay, retry_backoff, expire_seconds, keep_until, policy,
-         source_id)
-       SELECT gen_random_uuid(), name, '{"task": "resize"}'::jsonb, 'created',
-         retry_limit, retry_delay, retry_backoff, expire_seconds, keep_until,
-         policy, $2::uuid
-       FROM pgboss.job WHERE name = $1 LIMIT 1`,
-      [dead, foreign],
+         created_on)
+       SELECT gen_random_uuid(), $2, data, 'completed', retry_limit,
+         retry_delay, retry_backoff, expire_seconds, keep_until, policy,
+         created_on + interval '1 second' * n
+       FROM pgboss.job, generate_series(1, 120) AS n
+       WHERE name = $1 AND data->>'id' = $3`,
+      [dead, options.queue, id],
     );
+    const foreign = (name: string, data: unknown, state: string) => {
+      const sourceId = crypto.randomUUID();
+      return db.query(
+        `INSERT INTO pgboss.job (id, name, data, state, retry_limit,
+           retry_delay, retry_backoff, expire_seconds, keep_until, policy,
+           source_id, start_after)
+         SELECT $4::uuid, $1, $2::jsonb, $3::pgboss.job_state, retry_limit,
+           retry_delay, retry_backoff, expire_seconds, keep_until, policy,
+           $4::uuid, now() + interval '1 hour'
+         FROM pgboss.job WHERE name = $5 LIMIT 1`,
+        [name, JSON.stringify(data), state, sourceId, dead],
+      ).then(() => sourceId);
+    };
+    const shaped = await foreign(dead, {
+      task: "resize",
+      body: { w: 100 },
+    }, "created");
+    const notBase64 = await foreign(dead, { body: "hello world" }, "created");
+    const waiting = await foreign(options.queue!, { task: "later" }, "retry");
 
     const dash = dashboard(outbox, { token: TOKEN });
     const get = async (path: string) => {
@@ -264,19 +285,41 @@ Deno.test({
     };
     const page = await get(`/jobs/${id}`);
     assert.equal(page.status, 200, page.html.slice(0, 2_000));
-    // Its first attempt, its dead letter and the 120 copies.
+    // Its first attempt, its dead letter and the 120 later rows.
     const more = page.html.match(/The last \d+ of \d+ rows\./)?.[0];
     assert.equal(more, "The last 100 of 122 rows.");
+    // The dead letter is not among the rows shown; its actions are.
+    assert.ok(page.html.includes(">Redrive</button>"), "Redrive offered");
     const history = page.html.slice(page.html.indexOf('id="history"'));
     assert.equal(history.split("<tr>").length - 1, 1 + 100, "head + 100 rows");
     assert.ok(page.html.includes("<pre>begin-xxxx"), "the body's head");
     assert.ok(page.html.includes("200006 bytes"), "the body's size");
 
-    const other = await get(`/jobs/${foreign}`);
-    assert.equal(other.status, 200, other.html.slice(0, 2_000));
-    assert.match(other.html, new RegExp(`Trigger <code>${foreign}</code>`));
-    assert.match(other.html, new RegExp(`name="one" value="${foreign}"`));
-    assert.doesNotMatch(other.html, /undefined/);
+    for (const other of [shaped, notBase64]) {
+      const { status, html } = await get(`/jobs/${other}`);
+      assert.equal(status, 200, html.slice(0, 2_000));
+      assert.match(html, new RegExp(`Trigger <code>${other}</code>`));
+      assert.match(html, new RegExp(`name="one" value="${other}"`));
+      assert.doesNotMatch(html, /undefined/);
+    }
+    assert.equal((await get("/dead")).status, 200);
+    // Another producer's retrying job: "Retry now" moves it.
+    const later = await get(`/jobs/${waiting}`);
+    assert.ok(later.html.includes(">Retry now</button>"), "Retry now offered");
+    const csrf = later.html.match(/name="_csrf" value="([^"]+)"/)?.[1];
+    assert.ok(csrf);
+    const retried = await dash.fetch(
+      new Request("http://127.0.0.1/retry", {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body: new URLSearchParams({ _csrf: csrf, return: "job", one: waiting }),
+      }),
+    );
+    assert.equal(retried.status, 303);
+    assert.match(retried.headers.get("location") ?? "", /n=1$/);
   } finally {
     await db.end();
     await outbox.stop();

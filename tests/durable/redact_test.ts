@@ -187,6 +187,10 @@ Deno.test("what the dashboard and CLI hide: header and query names with `key` as
       "apikey",
       "x-access-key",
       "Authorization",
+      "X-Goog-Iap-Jwt-Assertion",
+      "X-Shopify-Hmac-Sha256",
+      "X-Passphrase",
+      "X-Pwd",
     ]
   ) assert.equal(isSecretHeader(name), true, name);
   for (
@@ -207,9 +211,15 @@ Deno.test("what the dashboard and CLI hide: header and query names with `key` as
       "code",
       "jwt",
       "pass",
+      "passphrase",
+      "accessKey",
+      "subscriptionKey",
+      "AWSAccessKeyId",
     ]
   ) assert.equal(isSecretParam(name), true, name);
-  for (const name of ["keyword", "zipcode", "monkey", "page", "passage"]) {
+  for (
+    const name of ["keyword", "zipcode", "monkey", "page", "passage", "KEYS"]
+  ) {
     assert.equal(isSecretParam(name), false, name);
   }
   assert.deepEqual(
@@ -224,5 +234,10 @@ Deno.test("what the dashboard and CLI hide: header and query names with `key` as
       "https://f.example/api/hook?code=AZ&subscription-key=K&page=2#access_token=T&state=s",
     ),
     "https://f.example/api/hook?code=%5Bredacted%5D&subscription-key=%5Bredacted%5D&page=2#access_token=[redacted]&state=s",
+  );
+  // A hash route's parameters (`#/callback?code=…`).
+  assert.equal(
+    redactUrl("https://app.example/#/callback?code=AUTH&next=%2Fhome"),
+    "https://app.example/#/callback?code=[redacted]&next=%2Fhome",
   );
 });

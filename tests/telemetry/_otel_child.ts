@@ -158,6 +158,13 @@ async function triggerScenario(transport: "socket" | "fetch") {
             Promise.resolve(targetRoute(new Request(input, init))),
         });
         results.custom = custom.status;
+        // Deno's own fetch given as the option: it injects, not we.
+        const global = await trigger(`${base}/global`, {
+          transport,
+          wait: "accepted",
+          fetch,
+        });
+        results.global = global.status;
       }
       if (transport === "socket") {
         const explicit = await trigger(`${base}/explicit`, {

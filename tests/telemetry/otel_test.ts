@@ -104,6 +104,9 @@ for (const transport of ["socket", "fetch"] as const) {
         received["/custom"][0].traceparent,
         `00-${custom.traceId}-${custom.spanId}-01`,
       );
+      // Deno's fetch given as the option: still one traceparent, Deno's.
+      assert.equal(results.global, 200);
+      assert.doesNotMatch(received["/global"][0].traceparent!, /,/);
     }
 
     assert.equal(span.name, "POST");

@@ -367,6 +367,9 @@ Deno.test("semconv: url.full redacts only the sensitive values, the rest byte fo
     ],
     ["https://h/p?a=1#section-2", "https://h/p?a=1#section-2"],
     ["https://h/p#x?y=1&sig=2", "https://h/p#x?y=1&sig=REDACTED"],
+    ["https://h/#/cb?code=c&n=1", "https://h/#/cb?code=REDACTED&n=1"],
+    // In a query, a "?" belongs to the value it is in.
+    ["https://h/p?a=b?sig=1&c=2", "https://h/p?a=b?sig=1&c=2"],
     // Keys, passwords and JWTs by their common names.
     [
       "https://h/p?private_key=K&privateKey=K&access_key=A&pass=P&pwd=W&jwt=J&id_jwt=J&primary=1&passage=2",

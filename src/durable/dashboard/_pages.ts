@@ -5,7 +5,7 @@
 import { html, raw } from "npm:hono@^4.13.19/html";
 import type {
   DeadView,
-  JobRow,
+  History,
   JobView,
   Minute,
   OriginCounts,
@@ -342,11 +342,11 @@ ${
 /** One trigger: its request and every pg-boss row it went through. */
 export function job(
   page: Page,
-  data: { job: JobView; rows: JobRow[]; total: number },
+  data: History,
 ): Html {
   const { job, rows, total } = data;
-  const deadRow = rows.some((r) => r.queue === "dead" && r.state === "created");
-  const retrying = rows.some((r) => r.queue === "queue" && r.state === "retry");
+  // Of every row, not only the last ones shown.
+  const { dead: deadRow, retrying } = data.waiting;
   const state = rows[rows.length - 1];
   return layout(
     page,

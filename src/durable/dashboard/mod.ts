@@ -433,6 +433,8 @@ export function dashboard(
   return {
     path: base,
     fetch: (request: Request, info?: unknown) => {
+      // Before the request is rebuilt: Bun's requestIP() knows only its own.
+      const peer = peerOf(info, request);
       if (base !== "") {
         const url = new URL(request.url);
         if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
@@ -442,7 +444,7 @@ export function dashboard(
         }
       }
       return Promise.resolve(
-        app.fetch(request, { peer: peerOf(info, request) }),
+        app.fetch(request, { peer }),
       );
     },
   };
