@@ -28,6 +28,20 @@ export function checkOptions(options: unknown, prefix: string): void {
 }
 
 /**
+ * Refuses `onError`, the old name of `reportError` (0.1): ignored, it left
+ * an upgraded app reporting to `console.error` without a word.
+ *
+ * @throws {TypeError} When `options` has an `onError`.
+ */
+export function refuseOnError(options: object, prefix: string): void {
+  if ("onError" in options) {
+    throw new TypeError(
+      `${prefix}onError is now reportError (it only reports; Hono's app.onError makes error answers)`,
+    );
+  }
+}
+
+/**
  * Checks a duration option: a number of milliseconds from `min` to `max`.
  * The RangeError names the option (`what`, with its entry point's prefix)
  * and the value.

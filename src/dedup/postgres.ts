@@ -21,7 +21,7 @@
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../_show.ts";
-import { checkMs } from "../_options.ts";
+import { checkMs, refuseOnError } from "../_options.ts";
 import { redactError, secretsOf } from "../_redact.ts";
 
 export type { ClaimResult, DedupStore } from "./store.ts";
@@ -157,10 +157,14 @@ export class PostgresDedupStore implements DedupStore {
    * Creates the store; the table is made on first use.
    *
    * @param options `connectionString` or `db`, and the table name.
-   * @throws {TypeError} When neither or both are given, or for a bad table.
+   * @throws {TypeError} When neither or both are given, for a bad table, or
+   * for `onError` (now `reportError`).
    * @throws {RangeError} For a bad `connectionTimeout` or `queryTimeout`.
    */
   constructor(options: PostgresDedupStoreOptions) {
+    if (typeof options === "object" && options !== null) {
+      refuseOnError(options, "Cannot create PostgresDedupStore: ");
+    }
     const {
       connectionString,
       db,

@@ -27,7 +27,12 @@ import {
   checkBytes,
   checkFunction,
 } from "./_check.ts";
-import { checkMs, checkOptions, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
+import {
+  checkMs,
+  checkOptions,
+  DEFAULT_MAX_BODY_SIZE,
+  refuseOnError,
+} from "../_options.ts";
 import { consoleReporter } from "./_report.ts";
 import { type ConnectionTrace, traceConnection } from "./_trace.ts";
 import { setRunning } from "./_running.ts";
@@ -103,6 +108,7 @@ const PREFIX = "Cannot create connection() middleware: ";
  */
 export function connection(options: ConnectionOptions = {}): Middleware {
   checkOptions(options, PREFIX);
+  refuseOnError(options, PREFIX);
   const {
     ignoreUserAbort = false,
     timeLimit = 0,

@@ -79,7 +79,7 @@ import {
   checkFunction,
   MAX_TOLERANCE,
 } from "./_check.ts";
-import { checkMs, DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
+import { checkMs, DEFAULT_MAX_BODY_SIZE, refuseOnError } from "../_options.ts";
 import { consoleReporter, report } from "./_report.ts";
 import { annotate } from "./_trace.ts";
 import { keepAlive } from "./_background.ts";
@@ -185,6 +185,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       `${PREFIX}secrets is not an option: pass several secrets as secret: [new, old]`,
     );
   }
+  refuseOnError(options, PREFIX);
   const {
     secret,
     tolerance = 300_000,

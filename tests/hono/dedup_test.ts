@@ -774,3 +774,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test("PostgresDedupStore refuses onError, 0.1's name for reportError (ignored, its reports went to console.error)", () => {
+  assert.throws(
+    () =>
+      new PostgresDedupStore(
+        { connectionString: "postgres://u@127.0.0.1/db", onError() {} } as
+          & ConstructorParameters<typeof PostgresDedupStore>[0]
+          & { onError(): void },
+      ),
+    (error: Error) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(
+        error.message,
+        /^Cannot create PostgresDedupStore: onError is now reportError/,
+      );
+      return true;
+    },
+  );
+});

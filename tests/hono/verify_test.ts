@@ -348,6 +348,18 @@ Deno.test("option checks name the option at fault: tolerance, bodyTimeout, maxBo
       TypeError,
       /options must be an object with a secret, received null/,
     ],
+    // 0.1's name for reportError: ignored, an upgraded app's reports went
+    // to console.error without a word.
+    [
+      () => verifyTrigger({ secret, onError() {} } as { secret: string }),
+      TypeError,
+      /^Cannot create verifyTrigger\(\) middleware: onError is now reportError/,
+    ],
+    [
+      () => connection({ onError() {} } as object),
+      TypeError,
+      /^Cannot create connection\(\) middleware: onError is now reportError/,
+    ],
   ];
   for (const [make, type, message] of cases) {
     assert.throws(make, (error: Error) => {

@@ -115,7 +115,8 @@ export interface DashboardOptions {
   basic?: { username: string; password: string };
   /** Serves without credentials. Only for a dashboard on your own machine:
    * anyone who can reach it can redrive and discard. Requests for a name
-   * other than `localhost`, `127.x.x.x` or `[::1]` are refused, and those
+   * other than `localhost`, `*.localhost`, `127.x.x.x`, `[::1]` or
+   * `0.0.0.0` are refused, and those
    * from another machine when the server says where they come from (pass
    * `info` to `fetch`); bind the server to 127.0.0.1 all the same. Ignored
    * when `token` or `basic` is given.
@@ -304,7 +305,7 @@ export function dashboard(
       // this machine, where the server tells.
       headers(c, nonce);
       return c.text(
-        "Forbidden: without credentials (localDevelopment) this dashboard answers only to localhost, 127.0.0.1 and [::1], from this machine",
+        "Forbidden: without credentials (localDevelopment) this dashboard answers only to localhost, *.localhost, 127.x.x.x, [::1] and 0.0.0.0, from this machine",
         403,
       );
     }
