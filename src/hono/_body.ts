@@ -12,8 +12,9 @@ export const DEFAULT_BODY_TIMEOUT = 10_000;
 export const DEFAULT_MAX_BUFFERED_BYTES = 16_777_216;
 
 /** Why a body was not read: 413, 408, 400 or 503 (see
- * {@linkcode refuseBody}). No signal ends a read here. */
-export type BodyFailure = Exclude<StreamEnd, "stopped">;
+ * {@linkcode refuseBody}), or `"stopped"`: the reader's `signal` ended it
+ * (nobody waits for the answer then). */
+export type BodyFailure = StreamEnd;
 
 /** A body read, or why it failed. */
 export type BodyRead =
@@ -33,6 +34,9 @@ export interface ReadLimits {
    * only from a cache of its bytes or its text, and one kept only parsed
    * (JSON, form data) throws a TypeError naming it. */
   exact?: string;
+  /** Ends the read (`"stopped"`), its bytes given back: connection()
+   * answered early while the body was still coming. */
+  signal?: AbortSignal;
 }
 
 /** Hono's caches of a body read through it that hold its bytes as sent
@@ -71,7 +75,10 @@ function reject(status: number, reason: string): Response {
 
 /** Whether a request may have a body, without touching `request.body`. */
 export function hasBody(request: Request): boolean {
-  return request.method !== "GET" && request.method !== "HEAD";
+  // As sent: Deno.serve hands a lower-case `get` on as it came, and a copy
+  // made with one is a GET (which may not carry a body).
+  const method = request.method.toUpperCase();
+  return method !== "GET" && method !== "HEAD";
 }
 
 const released = () => {};
@@ -86,7 +93,7 @@ export async function readBody(
   c: MiddlewareContext,
   limits: ReadLimits,
 ): Promise<BodyRead> {
-  const { maxBodySize, timeout = 0, budget } = limits;
+  const { maxBodySize, timeout = 0, budget, signal } = limits;
   const raw = c.req.raw;
   if (!hasBody(raw)) return { ok: true, body: null, release: released };
   if (raw.bodyUsed) {
@@ -122,8 +129,8 @@ export async function readBody(
   const max = Math.min(maxBodySize, budget?.max ?? Infinity);
   if (declared > max) return { ok: false, failure: "too large" };
   if (raw.body === null) return { ok: true, body: null, release: released };
-  const read = await readStream(raw.body, { max, timeout, budget });
-  if (!read.ok) return { ok: false, failure: read.end as BodyFailure };
+  const read = await readStream(raw.body, { max, timeout, budget, signal });
+  if (!read.ok) return { ok: false, failure: read.end };
   return { ok: true, body: read.bytes, release: read.release };
 }
 

@@ -160,7 +160,11 @@ async function runAcked(
   // every answer made here, as on the inline path: a bare Response made
   // here carried none of them (Hono applies them only to its own).
   const earlier = earlierHeaders(c);
-  const reading = readBody(c, limits);
+  // Ended when connection() answers early: a read that outlived the answer
+  // (no bodyTimeout, a caller that went quiet) held its bytes against the
+  // budget for good.
+  const stop = new AbortController();
+  const reading = readBody(c, { ...limits, signal: stop.signal });
   let read;
   try {
     read = await new Promise<BodyRead | EarlyEnd>((resolve, reject) => {
@@ -178,8 +182,9 @@ async function runAcked(
   }
   conn.unwatchCaller();
   if (typeof read === "string") {
-    // Ended before the body was in: its bytes leave the budget when the
-    // read ends (at the latest at bodyTimeout). No route ran.
+    // Ended before the body was in: the read stops, its bytes leave the
+    // budget. No route ran.
+    stop.abort();
     reading.then((late) => late.ok && late.release(), noop);
     await conn.finish();
     return answer(c, earlyResponse(read, conn.limit), earlier);
@@ -199,13 +204,24 @@ async function runAcked(
     await conn.finish();
     return answer(c, earlyResponse("aborted", conn.limit), earlier);
   }
+  let copy: Request;
+  try {
+    copy = bufferedRequest(
+      c.req.raw,
+      read.body,
+      conn.signal,
+      signalByGetterOnly(c),
+    );
+  } catch (error) {
+    // A method no Request may be made with (Deno.serve hands `TRACE` on):
+    // the route does not run, the body leaves the budget and the connection
+    // ends; then Hono's error handler answers.
+    read.release();
+    await conn.finish();
+    throw error;
+  }
   conn.acknowledge();
-  c.req.raw = bufferedRequest(
-    c.req.raw,
-    read.body,
-    conn.signal,
-    signalByGetterOnly(c),
-  );
+  c.req.raw = copy;
   // Made now, before the route can run and set its own headers.
   const accepted = answer(c, new Response(null, { status: 202 }), earlier);
   // From the 202 on, what Hono writes for a throw is kept off the Context

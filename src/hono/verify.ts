@@ -321,6 +321,11 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     // Authenticated (or refused): no longer counted as unverified bytes.
     read.release();
     if (key === "") return reject(401, "Invalid signature");
+    // Made before the claim: a method no Request may be made with (Deno.serve
+    // hands `TRACE` on) throws here, with nothing claimed.
+    const copy = hasBody(c.req.raw)
+      ? bufferedRequest(c.req.raw, body)
+      : undefined;
 
     let claim: ClaimResult;
     const token = crypto.randomUUID();
@@ -379,7 +384,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       );
     }
 
-    if (hasBody(c.req.raw)) c.req.raw = bufferedRequest(c.req.raw, body);
+    if (copy !== undefined) c.req.raw = copy;
     c.set("trigger", { id, timestamp });
     let succeeded = false;
     let response: Response | undefined;

@@ -1177,11 +1177,14 @@ Deno.test("connection({ ack: true }): the 202 and the early answers keep what ea
   assert.equal(accepted.headers.get("x-route"), null);
   await accepted.body?.cancel();
   // A body still arriving when the time limit passes: the early 503.
+  // (The read stops at the 503: the stream is cancelled, its timer with it.)
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const slow = new ReadableStream({
     start(controller) {
       controller.enqueue(new TextEncoder().encode("x"));
-      setTimeout(() => controller.close(), 300);
+      timer = setTimeout(() => controller.close(), 300);
     },
+    cancel: () => clearTimeout(timer),
   });
   const limited = await app.request("/limited", {
     method: "POST",
