@@ -18,7 +18,7 @@ import {
   verifyTrigger,
 } from "../../src/hono/mod.ts";
 import { createSecret, signPayload } from "../../mod.ts";
-import { rawRequest, sendAndReadStatus } from "../_hono_client.ts";
+import { sendAndReadStatus } from "../_hono_client.ts";
 import { within } from "../_wait.ts";
 
 const SIZE = 65_536;
