@@ -12,8 +12,8 @@ export const DEFAULT_BODY_TIMEOUT = 10_000;
 export const DEFAULT_MAX_BUFFERED_BYTES = 16_777_216;
 
 /** Why a body was not read: 413, 408, 400 or 503 (see
- * {@linkcode refuseBody}), or `"stopped"`: the reader's `signal` ended it
- * (nobody waits for the answer then). */
+ * {@linkcode refuseBody}), or `"stopped"`: {@linkcode readBody}'s `signal`
+ * ended it (nobody waits for the answer then). */
 export type BodyFailure = StreamEnd;
 
 /** A body read, or why it failed. */
@@ -34,9 +34,6 @@ export interface ReadLimits {
    * only from a cache of its bytes or its text, and one kept only parsed
    * (JSON, form data) throws a TypeError naming it. */
   exact?: string;
-  /** Ends the read (`"stopped"`), its bytes given back: connection()
-   * answered early while the body was still coming. */
-  signal?: AbortSignal;
 }
 
 /** Hono's caches of a body read through it that hold its bytes as sent
@@ -87,13 +84,15 @@ const released = () => {};
  * Reads the whole body within the limits; `body: null` when the request has
  * none. An earlier middleware's read through Hono is reused (its cache).
  * On success the caller calls `release()` once it no longer needs the bytes
- * counted against the budget.
+ * counted against the budget. `signal` ends the read (`"stopped"`), its
+ * bytes given back: connection() answered early while the body was coming.
  */
 export async function readBody(
   c: MiddlewareContext,
   limits: ReadLimits,
+  signal?: AbortSignal,
 ): Promise<BodyRead> {
-  const { maxBodySize, timeout = 0, budget, signal } = limits;
+  const { maxBodySize, timeout = 0, budget } = limits;
   const raw = c.req.raw;
   if (!hasBody(raw)) return { ok: true, body: null, release: released };
   if (raw.bodyUsed) {

@@ -160,11 +160,11 @@ async function runAcked(
   // every answer made here, as on the inline path: a bare Response made
   // here carried none of them (Hono applies them only to its own).
   const earlier = earlierHeaders(c);
-  // Ended when connection() answers early: a read that outlived the answer
-  // (no bodyTimeout, a caller that went quiet) held its bytes against the
-  // budget for good.
-  const stop = new AbortController();
-  const reading = readBody(c, { ...limits, signal: stop.signal });
+  // The connection's signal aborts when connection() answers early (the
+  // time limit, the caller gone), and then only: that stops the read. One
+  // that outlived the answer (no bodyTimeout, a caller that went quiet)
+  // held its bytes against the budget for good.
+  const reading = readBody(c, limits, conn.signal);
   let read;
   try {
     read = await new Promise<BodyRead | EarlyEnd>((resolve, reject) => {
@@ -182,9 +182,8 @@ async function runAcked(
   }
   conn.unwatchCaller();
   if (typeof read === "string") {
-    // Ended before the body was in: the read stops, its bytes leave the
-    // budget. No route ran.
-    stop.abort();
+    // Ended before the body was in: the read stopped (the signal), its
+    // bytes left the budget. No route ran.
     reading.then((late) => late.ok && late.release(), noop);
     await conn.finish();
     return answer(c, earlyResponse(read, conn.limit), earlier);
