@@ -5,6 +5,7 @@
 import type { Job } from "npm:pg-boss@12.38.0";
 import { trigger } from "../trigger/trigger.ts";
 import { SIGN_HEADERS } from "../trigger/_request.ts";
+import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import type { Engine } from "./_engine.ts";
 import { Batcher, Rejected } from "./_batch.ts";
@@ -151,6 +152,11 @@ export class Dispatcher {
   #stopping?: Promise<void>;
   #wake = new AbortController();
   #abort = new AbortController();
+  /** The `done` of answered deliveries still reading the rest of their
+   * response (for the connection's reuse): cut when a stop is over. */
+  #tails = new Set<Promise<void>>();
+  /** Connections per origin a delivery may open: at least `concurrency`. */
+  #maxConnections = DEFAULT_MAX_CONNECTIONS;
   #touchTimer?: ReturnType<typeof setInterval>;
   #touching?: Promise<void>;
   #reported = new WeakSet<object>();
@@ -203,6 +209,10 @@ export class Dispatcher {
 
   start(concurrency: number, pollInterval: number): void {
     this.#running = true;
+    // The process-wide cap per origin (128) would hold deliveries past it
+    // waiting for a connection, their timeout running: jobs the target
+    // received were dead-lettered as TIMEOUT.
+    this.#maxConnections = Math.max(DEFAULT_MAX_CONNECTIONS, concurrency);
     this.#abort = new AbortController();
     // A stop's deadline woke the waits of that run; this run waits again.
     this.#back = new AbortController();
@@ -241,6 +251,12 @@ export class Dispatcher {
     } finally {
       clearTimeout(timer);
       clearInterval(this.#touchTimer);
+      // Deliveries answered at their status line may still be reading the
+      // rest (a slow or stalled body): nothing waits for it now. Left, they
+      // kept the process up to each one's timeout (30 s by default) after
+      // the stop, and an exit then said they were cut short.
+      this.#abort.abort();
+      await Promise.all(this.#tails);
       // A touch under way finishes before the caller may close the engine.
       await this.#touching;
     }
@@ -446,9 +462,13 @@ export class Dispatcher {
           wait: "accepted",
           transport: data.transport,
           caCerts: data.caCerts,
+          maxConnections: this.#maxConnections,
           signal: this.#abort.signal,
         });
       result = await (span ? span.within(go) : go());
+      const tail = result.done;
+      this.#tails.add(tail);
+      tail.then(() => this.#tails.delete(tail));
       if (
         !result.ok && result.error?.code === "ABORTED" &&
         this.#abort.signal.aborted

@@ -166,7 +166,14 @@ export function retrySettings(
     }
   }
   const own = given as RetrySettings;
-  const retry = { ...base, ...own };
+  // A key given as undefined takes the default, as everywhere else
+  // (`retry: { limit: config.limit }` with none configured).
+  const retry: Retry = { ...base };
+  for (const key of ["limit", "delay", "maxDelay", "backoff"] as const) {
+    if (own[key] !== undefined) {
+      (retry as Record<string, unknown>)[key] = own[key];
+    }
+  }
   if (
     !Number.isInteger(retry.limit) || retry.limit < 0 || retry.limit > 86_400
   ) {

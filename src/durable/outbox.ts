@@ -399,6 +399,12 @@ class PgOutbox implements Outbox {
       prepare(url, options);
     }
     const { delay, retry: givenRetry, ...init } = options;
+    // Read once, now: the secret checked at the call is the one stored,
+    // whatever the caller's object holds once this returns (one options
+    // object reused for the next tenant signed this one's with its key).
+    if (typeof init.sign === "object" && init.sign !== null) {
+      init.sign = { ...init.sign };
+    }
     let req: PreparedRequest | undefined;
     let retry: Retry, id: string, jobId: string;
     try {

@@ -88,7 +88,10 @@ export interface OutboxOptions {
  * and how often to try. `signal`, `waitUntil` and `fetch` belong to a live
  * call and are refused; `wait` is ignored (delivery always waits for the
  * status), and so are `reuse`, `resend` and `maxConnections` (each attempt
- * uses the dispatching process's defaults).
+ * uses the dispatching process's defaults; the cap per origin is the larger
+ * of 128 and `start()`'s `concurrency`). What is stored is what the options
+ * held at the call: changing the object afterwards changes nothing stored
+ * (a stream body is read after the call, as it arrives).
  * A `sign` option is stored with the job, secret included (prefer the
  * outbox's `sign`, which is not); its `id` becomes the trigger's id; a
  * `timestamp` is refused (TypeError): each attempt is signed afresh. Without

@@ -845,7 +845,12 @@ export function prepare(
       }`,
     );
   }
-  const caCerts = options.caCerts;
+  // A copy: a trigger that waits (for a connection; the outbox, to store
+  // it) uses the certificates given at the call, whatever the array holds
+  // later.
+  const caCerts = Array.isArray(options.caCerts)
+    ? [...options.caCerts]
+    : options.caCerts;
   if (caCerts !== undefined) {
     if (
       !Array.isArray(caCerts) || !caCerts.every((c) => typeof c === "string")

@@ -19,7 +19,7 @@ export function triggerStarted(): void {
       writeError(
         `fire-trigger: the process exited with ${inFlight} trigger${
           inFlight === 1 ? "" : "s"
-        } still in flight; cut short before the server's status line (await drainTriggers() before exiting)`,
+        } still in flight, cut short (a request not yet answered may not have arrived; await drainTriggers() before exiting)`,
       );
     });
   }

@@ -10,6 +10,7 @@ import {
 import { LEASE_MARGIN } from "../../src/durable/_enqueue.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import { within } from "../_wait.ts";
+import { drainTriggers } from "../../mod.ts";
 import { dropQueue } from "./_seed.ts";
 
 const CHILD = new URL("../_durable_busy.ts", import.meta.url);
@@ -464,6 +465,113 @@ Deno.test("a stored request that no longer passes trigger()'s checks is dead-let
       message: "job timed out",
     });
   } finally {
+    await outbox.stop();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stop() cuts what answered deliveries still read: a target that sends its status line and stalls in the body keeps no trigger in flight past the stop", async () => {
+  // 200 and a Content-Length of 10, then 3 bytes and nothing more.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      conn.read(new Uint8Array(64 * 1024)).then(() =>
+        conn.write(
+          new TextEncoder().encode(
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+          ),
+        )
+      ).catch(() => {});
+    }
+  })();
+  const dir = await Deno.makeTempDir({ prefix: "outbox_tails_" });
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    const url = `http://127.0.0.1:${listener.addr.port}/job`;
+    for (let i = 0; i < 3; i++) {
+      await outbox.trigger(url, { body: `job ${i}`, timeout: 60_000 });
+    }
+    outbox.start({ pollInterval: 50 });
+    await until(
+      "the three deliveries",
+      () => events.filter((event) => event.type === "delivered").length === 3,
+    );
+    await within(outbox.stop(), "the stop");
+    // Before: each still read its body until its timeout (60 s here).
+    assert.equal(await drainTriggers({ timeout: 10_000 }), true);
+    assert.deepEqual(
+      events.map((event) => event.type),
+      ["delivered", "delivered", "delivered"],
+    );
+  } finally {
+    await outbox.stop();
+    listener.close();
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch {
+        // Closed by the trigger's side already.
+      }
+    }
+    await serving.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("start({ concurrency }) above the process's 128 connections per origin: every slot gets its connection (the jobs past 128 waited, their timeout running, and were dead-lettered TIMEOUT though delivered)", async () => {
+  const JOBS = 150;
+  let inFlight = 0;
+  let most = 0;
+  const all = Promise.withResolvers<void>();
+  // Answers once all are in at once, or after 12 s (past the jobs' timeout).
+  const fallback = setTimeout(all.resolve, 12_000);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      most = Math.max(most, ++inFlight);
+      if (inFlight === JOBS) all.resolve();
+      await all.promise;
+      inFlight--;
+      return new Response(null, { status: 204 });
+    },
+  );
+  const dir = await Deno.makeTempDir({ prefix: "outbox_cap_" });
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/job`;
+    await Promise.all(
+      Array.from(
+        { length: JOBS },
+        (_, i) =>
+          outbox.trigger(url, {
+            body: `job ${i}`,
+            timeout: 10_000,
+            retry: { limit: 0 },
+          }),
+      ),
+    );
+    outbox.start({ concurrency: JOBS, pollInterval: 50 });
+    await until("every job's outcome", () => events.length >= JOBS);
+    assert.equal(most, JOBS, "requests in flight at once");
+    assert.equal(
+      events.filter((event) => event.type === "delivered").length,
+      JOBS,
+    );
+  } finally {
+    clearTimeout(fallback);
+    all.resolve();
     await outbox.stop();
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });

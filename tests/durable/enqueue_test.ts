@@ -325,3 +325,33 @@ Deno.test("retry settings as stored: a delay of 0 stays 0 on every retry (stored
     ],
   );
 });
+
+Deno.test("retry settings: a key given as undefined takes the default (or the outbox's), as every other option; null stays refused", () => {
+  const outboxs = { limit: 3, delay: 2_000, maxDelay: 60_000, backoff: true };
+  assert.deepEqual(
+    retrySettings(
+      {
+        limit: undefined,
+        delay: undefined,
+        maxDelay: undefined,
+        backoff: undefined,
+      },
+      DEFAULT_RETRY,
+      "x: ",
+    ),
+    DEFAULT_RETRY,
+  );
+  assert.deepEqual(
+    retrySettings({ limit: undefined, delay: 5_000 }, outboxs, "x: "),
+    { ...outboxs, delay: 5_000 },
+  );
+  assert.equal(
+    checkOpenOptions({ dir: "/tmp/x", retry: { limit: undefined } }).retry
+      .limit,
+    DEFAULT_RETRY.limit,
+  );
+  assert.throws(
+    () => retrySettings({ limit: null as unknown as number }, outboxs, "x: "),
+    { name: "RangeError", message: /retry\.limit .* received null/ },
+  );
+});

@@ -5,7 +5,7 @@
 // group commit). On the embedded engine.
 import assert from "node:assert/strict";
 import { openOutbox, type OutboxEvent } from "../../src/durable/mod.ts";
-import { createSecret } from "../../mod.ts";
+import { createSecret, verifyPayload } from "../../mod.ts";
 import { until } from "../_wait.ts";
 
 async function embedded() {
@@ -146,6 +146,61 @@ Deno.test("outbox without sign: a webhook-id header no signer could sign is refu
     );
   } finally {
     await outbox.stop();
+    await cleanup();
+  }
+});
+
+Deno.test("outbox.trigger() stores the sign option as it was at the call: one options object reused for the next tenant signs each with its own secret", async () => {
+  const seen: { path: string; headers: Headers; body: string }[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      seen.push({
+        path: new URL(request.url).pathname,
+        headers: request.headers,
+        body: await request.text(),
+      });
+      return new Response(null, { status: 204 });
+    },
+  );
+  const { dir, cleanup } = await embedded();
+  const events: OutboxEvent[] = [];
+  const outbox = await openOutbox({
+    dir,
+    onEvent: (event) => events.push(event),
+  });
+  const secrets = { a: createSecret(), b: createSecret() };
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const options = { json: { tenant: "a" }, sign: { secret: secrets.a } };
+    const stored = [outbox.trigger(`${base}/a`, options)];
+    options.json = { tenant: "b" };
+    options.sign.secret = secrets.b;
+    stored.push(outbox.trigger(`${base}/b`, options));
+    await Promise.all(stored);
+    outbox.start({ pollInterval: 50 });
+    await until(
+      () => events.filter((event) => event.type === "delivered").length === 2,
+      "both deliveries",
+    );
+    for (const { path, headers, body } of seen) {
+      const tenant = path.slice(1) as "a" | "b";
+      assert.equal(body, JSON.stringify({ tenant }), path);
+      const check = {
+        id: headers.get("webhook-id")!,
+        timestamp: Number(headers.get("webhook-timestamp")),
+        body,
+        signature: headers.get("webhook-signature")!,
+      };
+      assert.equal(
+        await verifyPayload(secrets[tenant], check),
+        true,
+        `${path}: signed with its own secret`,
+      );
+    }
+  } finally {
+    await outbox.stop();
+    await server.shutdown();
     await cleanup();
   }
 });

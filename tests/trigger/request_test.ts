@@ -360,3 +360,12 @@ Deno.test("a bad value in a message shows DEL and C1 controls escaped, as JSON s
       !/[\x7F-\x9F]/.test(error.message),
   );
 });
+
+Deno.test("prepare() keeps a copy of caCerts: a trigger that waits (or is stored) uses the certificates given at the call", () => {
+  const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  const certs = [pem];
+  const req = prepare("https://example.test/", { caCerts: certs });
+  certs[0] = "changed after the call";
+  certs.push("\0");
+  assert.deepEqual(req.caCerts, [pem]);
+});
