@@ -402,12 +402,15 @@ class PgOutbox implements Outbox {
     // Read once, now: the secret checked at the call is the one stored,
     // whatever the caller's object holds once this returns (one options
     // object reused for the next tenant signed this one's with its key).
-    if (typeof init.sign === "object" && init.sign !== null) {
-      init.sign = { ...init.sign };
-    }
     let req: PreparedRequest | undefined;
     let retry: Retry, id: string, jobId: string;
     try {
+      // Read as prepare() reads it (getters and inherited fields too).
+      const sign = init.sign;
+      if (typeof sign === "object" && sign !== null && !Array.isArray(sign)) {
+        const { secret, id, timestamp } = sign;
+        init.sign = { secret, id, timestamp };
+      }
       for (const key of ["signal", "waitUntil", "fetch"] as const) {
         if (init[key] !== undefined) {
           throw new TypeError(

@@ -204,3 +204,23 @@ Deno.test("outbox.trigger() stores the sign option as it was at the call: one op
     await cleanup();
   }
 });
+
+Deno.test("outbox.trigger() reads a sign option as trigger() does: a secret behind a getter is stored", async () => {
+  const { dir, cleanup } = await embedded();
+  const outbox = await openOutbox({ dir, onEvent() {} });
+  try {
+    const secret = createSecret();
+    class Signer {
+      get secret() {
+        return secret;
+      }
+    }
+    const { id } = await outbox.trigger("http://127.0.0.1:9/x", {
+      sign: new Signer() as { secret: string },
+    });
+    assert.equal(typeof id, "string");
+  } finally {
+    await outbox.stop();
+    await cleanup();
+  }
+});
