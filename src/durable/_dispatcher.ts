@@ -210,8 +210,8 @@ export class Dispatcher {
   start(concurrency: number, pollInterval: number): void {
     this.#running = true;
     // The process-wide cap per origin (128) would hold deliveries past it
-    // waiting for a connection, their timeout running: jobs the target
-    // received were dead-lettered as TIMEOUT.
+    // waiting for a connection, their timeout running (behind a slow
+    // target they timed out unsent, using up a retry).
     this.#maxConnections = Math.max(DEFAULT_MAX_CONNECTIONS, concurrency);
     this.#abort = new AbortController();
     // A stop's deadline woke the waits of that run; this run waits again.

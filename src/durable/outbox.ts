@@ -399,13 +399,12 @@ class PgOutbox implements Outbox {
       prepare(url, options);
     }
     const { delay, retry: givenRetry, ...init } = options;
-    // Read once, now: the secret checked at the call is the one stored,
-    // whatever the caller's object holds once this returns (one options
-    // object reused for the next tenant signed this one's with its key).
     let req: PreparedRequest | undefined;
     let retry: Retry, id: string, jobId: string;
     try {
-      // Read as prepare() reads it (getters and inherited fields too).
+      // Read once, now, as prepare() reads it (getters too): the secret
+      // checked at the call is the one stored, whatever the caller's object
+      // holds later (one object reused for the next tenant).
       const sign = init.sign;
       if (typeof sign === "object" && sign !== null && !Array.isArray(sign)) {
         const { secret, id, timestamp } = sign;
