@@ -137,6 +137,12 @@ export class FetchSize {
 /** The header an unsigned attempt gets from the outbox: its id. */
 const UNSIGNED_HEADERS = ["webhook-id"];
 
+/** The `concurrency` of every running dispatcher in this process: they
+ * share the process's connections, so a delivery may open as many per
+ * origin as all of them may deliver at once (two outboxes, each under the
+ * cap of 128, could together be held past it). */
+let runningConcurrency = 0;
+
 export class Dispatcher {
   readonly inFlight = new Map<string, Job<StoredRequest>>();
   readonly counters: Counters = { delivered: 0, retried: 0, deadLettered: 0 };
@@ -155,8 +161,8 @@ export class Dispatcher {
   /** The `done` of answered deliveries still reading the rest of their
    * response (for the connection's reuse): cut when a stop is over. */
   #tails = new Set<Promise<void>>();
-  /** Connections per origin a delivery may open: at least `concurrency`. */
-  #maxConnections = DEFAULT_MAX_CONNECTIONS;
+  /** This run's `concurrency`, counted in {@linkcode runningConcurrency}. */
+  #concurrency = 0;
   #touchTimer?: ReturnType<typeof setInterval>;
   #touching?: Promise<void>;
   #reported = new WeakSet<object>();
@@ -209,10 +215,8 @@ export class Dispatcher {
 
   start(concurrency: number, pollInterval: number): void {
     this.#running = true;
-    // The process-wide cap per origin (128) would hold deliveries past it
-    // waiting for a connection, their timeout running (behind a slow
-    // target they timed out unsent, using up a retry).
-    this.#maxConnections = Math.max(DEFAULT_MAX_CONNECTIONS, concurrency);
+    this.#concurrency = concurrency;
+    runningConcurrency += concurrency;
     this.#abort = new AbortController();
     // A stop's deadline woke the waits of that run; this run waits again.
     this.#back = new AbortController();
@@ -237,6 +241,7 @@ export class Dispatcher {
 
   async #stop(timeout: number | undefined): Promise<void> {
     this.#running = false;
+    runningConcurrency -= this.#concurrency;
     this.#wake.abort();
     const timer = timeout === undefined ? undefined : setTimeout(() => {
       this.#abort.abort();
@@ -462,7 +467,13 @@ export class Dispatcher {
           wait: "accepted",
           transport: data.transport,
           caCerts: data.caCerts,
-          maxConnections: this.#maxConnections,
+          // The process-wide cap per origin (128) would hold deliveries
+          // past it waiting for a connection, their timeout running (behind
+          // a slow target they timed out unsent, using up a retry).
+          maxConnections: Math.max(
+            DEFAULT_MAX_CONNECTIONS,
+            runningConcurrency,
+          ),
           signal: this.#abort.signal,
         });
       result = await (span ? span.within(go) : go());

@@ -89,7 +89,8 @@ export interface OutboxOptions {
  * call and are refused; `wait` is ignored (delivery always waits for the
  * status), and so are `reuse`, `resend` and `maxConnections` (each attempt
  * uses the dispatching process's defaults; the cap per origin is the larger
- * of 128 and `start()`'s `concurrency`). What is stored is what the options
+ * of 128 and the sum of `start()`'s `concurrency` over the outboxes running
+ * in the process). What is stored is what the options
  * held at the call: changing the object afterwards changes nothing stored
  * (a stream body is read after the call, as it arrives).
  * A `sign` option is stored with the job, secret included (prefer the

@@ -577,3 +577,65 @@ Deno.test("start({ concurrency }) above the process's 128 connections per origin
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("two outboxes in one process delivering to one origin: each one's slots get their connections (they shared one cap of 128, and the deliveries past it waited, their timeout running, and were dead-lettered TIMEOUT though delivered)", async () => {
+  const PER_OUTBOX = 80;
+  const JOBS = 2 * PER_OUTBOX;
+  let inFlight = 0;
+  let most = 0;
+  const all = Promise.withResolvers<void>();
+  // Answers once all are in at once, or after 12 s (past the jobs' timeout).
+  const fallback = setTimeout(all.resolve, 12_000);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      most = Math.max(most, ++inFlight);
+      if (inFlight === JOBS) all.resolve();
+      await all.promise;
+      inFlight--;
+      return new Response(null, { status: 204 });
+    },
+  );
+  const dirs = [
+    await Deno.makeTempDir({ prefix: "outbox_two_a_" }),
+    await Deno.makeTempDir({ prefix: "outbox_two_b_" }),
+  ];
+  const events: OutboxEvent[] = [];
+  const outboxes = await Promise.all(
+    dirs.map((dir) =>
+      openOutbox({ dir, onEvent: (event) => events.push(event) })
+    ),
+  );
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/job`;
+    for (const outbox of outboxes) {
+      await Promise.all(
+        Array.from(
+          { length: PER_OUTBOX },
+          (_, i) =>
+            outbox.trigger(url, {
+              body: `job ${i}`,
+              timeout: 10_000,
+              retry: { limit: 0 },
+            }),
+        ),
+      );
+    }
+    for (const outbox of outboxes) {
+      outbox.start({ concurrency: PER_OUTBOX, pollInterval: 50 });
+    }
+    await until("every job's outcome", () => events.length >= JOBS);
+    assert.equal(most, JOBS, "requests in flight at once");
+    assert.equal(
+      events.filter((event) => event.type === "delivered").length,
+      JOBS,
+    );
+  } finally {
+    clearTimeout(fallback);
+    all.resolve();
+    await Promise.all(outboxes.map((outbox) => outbox.stop()));
+    await server.shutdown();
+    for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+  }
+});
