@@ -23,6 +23,7 @@ import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../_show.ts";
 import { checkMs, refuseOnError } from "../_options.ts";
 import { redactError, secretsOf } from "../_redact.ts";
+import { loadFailed } from "../_load.ts";
 
 export type { ClaimResult, DedupStore } from "./store.ts";
 
@@ -297,7 +298,9 @@ export class PostgresDedupStore implements DedupStore {
   }
 
   async #open(): Promise<Pool> {
-    const { default: pg } = await import("npm:pg@8.23.1");
+    const { default: pg } = await import("npm:pg@8.23.1").catch((cause) => {
+      throw loadFailed("PostgresDedupStore: ", "npm:pg@8.23.1", cause);
+    });
     const pool = new (pg as unknown as {
       Pool: new (config: object) => Pool;
     }).Pool({

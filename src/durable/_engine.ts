@@ -4,6 +4,7 @@
 import { bounded as boundedWait } from "../_bounded.ts";
 import type { ConstructorOptions, PgBoss } from "npm:pg-boss@12.38.0";
 import { OutboxError } from "./errors.ts";
+import { loadFailed } from "../_load.ts";
 import { describe, redact, redactError, secretsOf } from "../_redact.ts";
 import {
   findSchema,
@@ -79,10 +80,12 @@ export async function openEngine(
   let lock: { close(): void } | undefined;
   let pglite: { close(): Promise<void> } | undefined;
   let boss: PgBoss | undefined;
+  // pg-boss's one value import, loaded lazily.
+  const pgboss = await import("npm:pg-boss@12.38.0").catch((cause) => {
+    throw loadFailed(OPEN, "npm:pg-boss@12.38.0", cause);
+  });
   try {
     let config: ConstructorOptions;
-    // pg-boss's one value import, loaded lazily.
-    const pgboss = await import("npm:pg-boss@12.38.0");
     if (postgres) {
       config = {
         connectionString: settings.connectionString,

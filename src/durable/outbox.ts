@@ -82,7 +82,10 @@ import type {
  *   `"NOT_FOUND"` when the directory, schema or queue does not exist;
  *   `"CONFLICT"` when the queue is another pg-boss user's (not `standard`,
  *   or another dead letter queue).
- * @throws {TypeError} Synchronously, for bad options, naming the value.
+ * @throws {TypeError} Synchronously, for bad options, naming the value;
+ *   as a rejection, where pg-boss's `npm:` import cannot be loaded (Node or
+ *   Bun running the sources, not a bundle) or, embedded, there are no Deno
+ *   file locks.
  * @throws {RangeError} Synchronously, for a bad duration or retry setting.
  *
  * @example Usage

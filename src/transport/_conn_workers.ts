@@ -79,7 +79,8 @@ export const connectWorkers: Connector = async (
   target: ConnectTarget,
   _onStage: (stage: ConnectStage) => void,
 ): Promise<RawConn> => {
-  loaded ??= import(SOCKETS_MODULE).then((m) => m.connect as Connect);
+  loaded ??= import(/* webpackIgnore: true */ /* @vite-ignore */ SOCKETS_MODULE)
+    .then((m) => m.connect as Connect);
   const connect = await loaded;
   const socket = connect(
     { hostname: target.hostname, port: target.port },

@@ -148,7 +148,9 @@ let workersWaitUntil: WaitUntil | null | undefined;
 let workersLoading: Promise<WaitUntil | null> | undefined;
 
 function loadWorkersWaitUntil(): Promise<WaitUntil | null> {
-  workersLoading ??= import(WORKERS_MODULE).then(
+  workersLoading ??= import(
+    /* webpackIgnore: true */ /* @vite-ignore */ WORKERS_MODULE
+  ).then(
     (module: { waitUntil?: unknown }) =>
       workersWaitUntil = typeof module.waitUntil === "function"
         ? module.waitUntil as WaitUntil

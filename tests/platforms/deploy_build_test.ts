@@ -1,7 +1,8 @@
 // The examples built by each platform's own build tool, the way their users
 // deploy them, offline: Wrangler (`npm install && npx wrangler deploy
 // --dry-run`), Netlify's edge bundler (what `netlify build` runs for
-// netlify/edge-functions) and `vercel build`. Each project is copied with the
+// netlify/edge-functions) and `vercel build`; and webpack building a Worker
+// (Next.js's bundler, with no example of its own). Each project is copied with the
 // library beside it (imported relatively, as from the published package);
 // the tools and Node 22 are installed from npm into a cache folder once.
 // Supabase's CLI cannot build here: it bundles with Docker or on Supabase's
@@ -262,4 +263,110 @@ Deno.test(`Vercel: \`vercel build\` (${VERCEL}) builds examples/vercel offline i
       [...seen].join(", "),
     );
   });
+});
+
+const WEBPACK = "webpack@5.113.0";
+const ESBUILD_LOADER = "esbuild-loader@4.5.0";
+
+Deno.test(`webpack (${WEBPACK}, the bundler of Next.js and OpenNext) builds a Worker importing mod.ts without a warning, leaving cloudflare:sockets and cloudflare:workers to workerd: transport "socket" connects there`, async () => {
+  const webpack = await npmModules(WEBPACK);
+  const loader = await npmModules(ESBUILD_LOADER);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      await request.arrayBuffer();
+      return new Response(null, { status: 202 });
+    },
+  );
+  const dir = await Deno.makeTempDir({ prefix: "trigger-webpack-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/worker.ts`,
+      `import { trigger } from ${JSON.stringify(`${ROOT}mod.ts`)};
+export default {
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const transport = url.searchParams.get("transport") as "socket" | "auto";
+    const result = await trigger(url.searchParams.get("to")!, {
+      json: { transport },
+      transport,
+      wait: "accepted",
+    });
+    return Response.json({
+      ok: result.ok,
+      transport: result.transport,
+      status: result.status,
+      code: result.error?.code,
+      message: result.error?.message,
+    });
+  },
+};
+`,
+    );
+    // webpack's Node API: the stats' warnings and errors, as JSON.
+    await Deno.writeTextFile(
+      `${dir}/build.cjs`,
+      `const webpack = require(${JSON.stringify(`${webpack}/webpack`)});
+webpack({
+  mode: "production",
+  target: "webworker",
+  context: ${JSON.stringify(dir)},
+  entry: "./worker.ts",
+  experiments: { outputModule: true },
+  output: {
+    path: ${JSON.stringify(`${dir}/dist`)},
+    filename: "worker.mjs",
+    module: true,
+    library: { type: "module" },
+  },
+  module: { rules: [{ test: /\\.ts$/, loader: "esbuild-loader", options: { target: "es2022" } }] },
+  resolve: { extensions: [".ts", ".js"] },
+  resolveLoader: { modules: [${JSON.stringify(loader)}] },
+}, (error, stats) => {
+  if (error) throw error;
+  const { warnings, errors } = stats.toJson({ all: false, warnings: true, errors: true });
+  console.log(JSON.stringify({
+    warnings: warnings.map((w) => w.message),
+    errors: errors.map((e) => e.message),
+  }));
+});
+`,
+    );
+    const built = await run("node", [`${dir}/build.cjs`]);
+    const { warnings, errors } = JSON.parse(
+      built.stdout.trim().split("\n").at(-1)!,
+    );
+    // Before: "Critical dependency: the request of a dependency is an
+    // expression", twice, and both imports replaced by a context that
+    // always fails ("Cannot find module 'cloudflare:sockets'").
+    assert.deepEqual({ warnings, errors }, { warnings: [], errors: [] });
+    const mf = new Miniflare({
+      modules: [{
+        type: "ESModule",
+        path: "worker.mjs",
+        contents: await Deno.readTextFile(`${dir}/dist/worker.mjs`),
+      }],
+      compatibilityDate: "2026-04-01",
+    });
+    try {
+      const to = `http://127.0.0.1:${server.addr.port}/job`;
+      for (const transport of ["socket", "auto"]) {
+        const response = await mf.dispatchFetch(
+          `http://worker.test/?transport=${transport}&to=${
+            encodeURIComponent(to)
+          }`,
+        );
+        assert.deepEqual(await response.json(), {
+          ok: true,
+          transport: transport === "socket" ? "socket" : "fetch",
+          status: 202,
+        });
+      }
+    } finally {
+      await mf.dispose();
+    }
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
