@@ -7,7 +7,7 @@ import { trigger } from "../trigger/trigger.ts";
 import { SIGN_HEADERS } from "../trigger/_request.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
 import type { TriggerResult } from "../trigger/types.ts";
-import type { Engine } from "./_engine.ts";
+import { answered, type Engine } from "./_engine.ts";
 import { Batcher, Rejected } from "./_batch.ts";
 import {
   exhaustRetries,
@@ -823,10 +823,9 @@ export function connectionLost(error: unknown): boolean {
     depth < 4 && typeof e === "object" && e !== null;
     depth++
   ) {
-    const code = (e as { code?: unknown }).code;
-    // A SQLSTATE: five characters, no class starting with "E" (EPIPE,
-    // ECONNRESET and the like are socket errors).
-    if (typeof code === "string" && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code)) {
+    // A SQLSTATE (EPIPE, ECONNRESET and the like are socket errors).
+    if (answered(e)) {
+      const code = (e as { code: string }).code;
       return code.startsWith("08") || /^57P0[123]$/.test(code);
     }
     e = (e as { cause?: unknown }).cause;

@@ -23,6 +23,20 @@ export const SCHEMA_VERSION = 46;
 /** A failure that is a bound passing (ours, node-postgres's, pg-boss's). */
 const TIMED_OUT = /timeout|timed out/i;
 
+/** Whether the database answered `error`: it carries a SQLSTATE (five
+ * digits or capitals; no class starts with E, so not Node's `EPIPE`). A
+ * statement PostgreSQL cancelled for its own `statement_timeout` (57014) or
+ * `lock_timeout` (55P03) is such an answer: nothing it did was kept. */
+export function answered(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code);
+}
+
+/** Whether `error` is a bound passing with no answer from the database. */
+function unanswered(error: unknown, text = describe(error)): boolean {
+  return TIMED_OUT.test(text) && !answered(error);
+}
+
 /** An open database with pg-boss started on it. */
 export interface Engine {
   engine: "embedded" | "postgres";
@@ -71,7 +85,7 @@ export async function openEngine(
     const cause = redactError(error, secrets);
     const text = redact(describe(error), secrets);
     return new OutboxError(
-      TIMED_OUT.test(text) ? "TIMEOUT" : "DATABASE",
+      unanswered(error, text) ? "TIMEOUT" : "DATABASE",
       `${what}: ${where} failed: ${text}`,
       { cause },
     );
@@ -150,7 +164,7 @@ export async function openEngine(
       // (not pg-boss's "requires migrations", which a newer schema does
       // not); any other failure (a connection refused) as it is. A server
       // that did not answer is not asked again (a second wait).
-      if (settings.create || TIMED_OUT.test(describe(error))) throw error;
+      if (settings.create || unanswered(error)) throw error;
       throw await bounded(
         timeout,
         () => unusableSchema(boss!, settings.schema, where),
@@ -232,10 +246,8 @@ export async function openEngine(
       (error) => {
         // No answer to COMMIT (not PostgreSQL refusing it, which has a
         // SQLSTATE): it may have committed.
-        const sqlState = (error as { code?: unknown })?.code;
         if (
-          committing && !(error instanceof OutboxError) &&
-          !(typeof sqlState === "string" && /^[0-9A-Z]{5}$/.test(sqlState))
+          committing && !(error instanceof OutboxError) && !answered(error)
         ) {
           throw new OutboxError(
             "TIMEOUT",

@@ -3,7 +3,7 @@
 // transaction; each resolves only once that transaction has committed).
 import { toBase64 } from "../signature/_sign.ts";
 import type { PreparedRequest } from "../trigger/_request.ts";
-import type { Engine } from "./_engine.ts";
+import { answered, type Engine } from "./_engine.ts";
 import { Batcher, Rejected } from "./_batch.ts";
 import { OutboxError } from "./errors.ts";
 import { ByteBudget } from "../_byte_budget.ts";
@@ -276,7 +276,6 @@ function rowsFault(error: unknown): boolean {
   if (!(error instanceof OutboxError) || error.code !== "DATABASE") {
     return false;
   }
-  const code = (error.cause as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) &&
-    !NOT_THE_ROWS.test(code);
+  const cause = error.cause as { code?: string } | undefined;
+  return answered(cause) && !NOT_THE_ROWS.test(cause!.code!);
 }

@@ -11,7 +11,8 @@
  *   other than the one this release supports (older: not migrated; newer: a
  *   newer pg-boss migrated it), the message naming both versions.
  * - `"TIMEOUT"`: the database did not answer within `queryTimeout` (or
- *   `connectTimeout`). For `outbox.trigger()` the outcome can be unknown:
+ *   `connectTimeout`); a statement PostgreSQL cancelled for its own
+ *   `statement_timeout` is an answer (`"DATABASE"`, nothing kept). For `outbox.trigger()` the outcome can be unknown:
  *   when the message says "not stored", nothing was written; otherwise (the
  *   bound passed while COMMIT was under way, or the connection was lost)
  *   the row may have been stored. Give the trigger an id (`sign.id` or a

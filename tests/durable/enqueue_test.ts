@@ -355,3 +355,38 @@ Deno.test("retry settings: a key given as undefined takes the default (or the ou
     { name: "RangeError", message: /retry\.limit .* received null/ },
   );
 });
+
+Deno.test("an insert PostgreSQL cancels for its statement_timeout (57014) rejects outbox.trigger() with DATABASE (an answer: nothing stored), not TIMEOUT (no answer, outcome unknown)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_enqueue_" });
+  const outbox = await openOutbox({ dir });
+  try {
+    const { db, schema } = (outbox as unknown as Administered)[ADMIN]();
+    await db.executeSql(`CREATE SEQUENCE ${schema}.insert_refusals`);
+    await db.executeSql(
+      `CREATE FUNCTION ${schema}.insert_refused() RETURNS trigger AS $$
+       BEGIN
+         IF nextval('${schema}.insert_refusals') = 1 THEN
+           RAISE EXCEPTION 'canceling statement due to statement timeout'
+             USING ERRCODE = '57014';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql`,
+    );
+    await db.executeSql(
+      `CREATE TRIGGER insert_refused BEFORE INSERT ON ${schema}.job
+       FOR EACH ROW EXECUTE FUNCTION ${schema}.insert_refused()`,
+    );
+    const refused = await outbox.trigger("http://127.0.0.1:9/a").then(
+      () => undefined,
+      (error) => error,
+    );
+    assert.equal(refused?.code, "DATABASE", String(refused));
+    assert.match(refused.message, /statement timeout/);
+    assert.equal((await outbox.stats()).queued, 0);
+    await outbox.trigger("http://127.0.0.1:9/b");
+    assert.equal((await outbox.stats()).queued, 1);
+  } finally {
+    await outbox.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

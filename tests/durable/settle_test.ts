@@ -78,10 +78,11 @@ function countingTarget() {
 async function refuseCompletions(
   db: ReturnType<typeof handleOf>["db"],
   schema: string,
-  { once, times, code = "57P01" }: {
+  { once, times, code = "57P01", message = "refused (injected)" }: {
     once?: boolean;
     times?: number;
     code?: string;
+    message?: string;
   },
 ): Promise<void> {
   const refused = times !== undefined
@@ -92,7 +93,7 @@ async function refuseCompletions(
     `CREATE FUNCTION ${schema}.settle_refused() RETURNS trigger AS $$
      BEGIN
        IF ${refused} THEN
-         RAISE EXCEPTION 'refused (injected)' USING ERRCODE = '${code}';
+         RAISE EXCEPTION '${message}' USING ERRCODE = '${code}';
        END IF;
        RETURN NEW;
      END $$ LANGUAGE plpgsql`,
@@ -129,6 +130,36 @@ Deno.test("a completion the database refuses once is tried again: delivered once
     assert.equal(target.requests(), 1);
     const stats = await outbox.stats();
     assert.deepEqual([stats.delivered, stats.active], [1, 0]);
+  } finally {
+    await outbox.stop();
+    await target.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a completion PostgreSQL cancels for its statement_timeout (57014: an answer, nothing kept) is tried again like any refusal, not taken for no answer: delivered once, no error event, the request not sent again", async () => {
+  const target = countingTarget();
+  const { outbox, events, dir } = await recordingOutbox();
+  try {
+    const { db, schema } = handleOf(outbox);
+    await refuseCompletions(db, schema, {
+      once: true,
+      code: "57014",
+      message: "canceling statement due to statement timeout",
+    });
+    const { id } = await outbox.trigger(target.url);
+    outbox.start({ pollInterval: 50 });
+    // Before: taken for TIMEOUT (no answer), not tried again: an error
+    // event, the job left active until its heartbeat lapsed, then sent again.
+    await until(
+      () => events.some((e) => e.type === "delivered" || e.type === "error"),
+      "delivered, or an error",
+    );
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${"id" in e ? e.id : ""}`),
+      [`delivered ${id}`],
+    );
+    assert.equal(target.requests(), 1);
   } finally {
     await outbox.stop();
     await target.close();
