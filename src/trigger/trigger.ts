@@ -11,6 +11,7 @@ import { sendOverFetch } from "../transport/_fetch.ts";
 import { sendOverSocketOrFetch } from "../transport/_fallback.ts";
 import { triggerEnded, triggerStarted } from "./drain.ts";
 import { startTelemetry } from "./_telemetry.ts";
+import { listen, unlisten } from "./_signal.ts";
 
 /**
  * Fires an HTTP request and moves on, without losing it.
@@ -207,7 +208,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   };
   try {
     if (external?.aborted) abort(external.reason);
-    else external?.addEventListener("abort", onAbort, { once: true });
+    else if (external !== undefined) listen(external, onAbort);
   } catch (error) {
     throw new TypeError(
       `${PREFIX}signal cannot be listened to: its addEventListener or reason threw`,
@@ -280,7 +281,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
     finished = true;
     try {
       stopClock?.();
-      external?.removeEventListener("abort", onAbort);
+      if (external !== undefined) unlisten(external, onAbort);
     } catch {
       // A caller's signal that throws here cannot stop the bookkeeping.
     }
