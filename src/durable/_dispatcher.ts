@@ -175,6 +175,9 @@ export class Dispatcher {
    * be tried again goes then, whatever refused it. */
   #stopWake = new AbortController();
   #settling = new Set<Promise<void>>();
+  /** Called as each settlement ends: the dispatch loop's wake while it
+   * waits for one (its slots all taken by outcomes not yet settled). */
+  #onSettled?: () => void;
   /** A prefetched job not attempted within this long after its fetch goes
    * back to waiting: pg-boss's lease (`expireInSeconds`: the HTTP timeout
    * plus the lease margin) counts from the fetch, and the attempt and its
@@ -290,6 +293,17 @@ export class Dispatcher {
     let drained = false;
     let nextPoll = 0;
     let hold: { at: number; wait: ReturnType<typeof sleep> } | undefined;
+    // The loop waits for whichever comes first of what it is waiting for;
+    // each tells it by calling `wake`. Not Promise.race over what is under
+    // way: each race left a reaction on every delivery still pending, so a
+    // delivery hanging to its timeout held one per pass of the loop (memory
+    // growing with throughput, ~50 bytes a delivery, until it ended).
+    let kick: (() => void) | undefined;
+    const wake = () => {
+      const resume = kick;
+      kick = undefined;
+      resume?.();
+    };
     const fetchBatch = async (asked: number) => {
       // Reset before fetching: a trigger stored during the fetch wakes the
       // next wait at once.
@@ -337,9 +351,10 @@ export class Dispatcher {
         deliveries.size + this.#settling.size < 2 * concurrency
       ) {
         size.started();
-        const delivery = this.#deliver(ready.shift()!.job).finally(() =>
-          deliveries.delete(delivery)
-        );
+        const delivery = this.#deliver(ready.shift()!.job).finally(() => {
+          deliveries.delete(delivery);
+          wake();
+        });
         deliveries.add(delivery);
       }
     };
@@ -353,21 +368,19 @@ export class Dispatcher {
       while (fetches.size < parallel && due) {
         const batchSize = size.next(performance.now());
         if (ready.length + asking > batchSize) break;
-        const fetch = fetchBatch(batchSize).finally(() =>
-          fetches.delete(fetch)
-        );
+        const fetch = fetchBatch(batchSize).finally(() => {
+          fetches.delete(fetch);
+          wake();
+        });
         fetches.add(fetch);
         if (drained) break;
       }
-      const waits: Promise<unknown>[] = [];
-      waits.push(...fetches);
-      if (deliveries.size > 0) waits.push(Promise.race(deliveries));
-      if (
-        this.#settling.size > 0 &&
-        deliveries.size + this.#settling.size >= 2 * concurrency
-      ) {
-        waits.push(Promise.race(this.#settling));
-      }
+      // Deliveries and fetches under way wake it as they end; settlements
+      // too while outcomes not yet settled hold the slots.
+      const settlingFull = this.#settling.size > 0 &&
+        deliveries.size + this.#settling.size >= 2 * concurrency;
+      this.#onSettled = settlingFull ? wake : undefined;
+      const waiting = fetches.size > 0 || deliveries.size > 0 || settlingFull;
       // Wait for the poll only when one is really pending: with every
       // slot busy and the prefetch buffer full, no fetch starts, and a wake
       // that already fired (or a poll time already past) must not turn the
@@ -377,26 +390,36 @@ export class Dispatcher {
         !this.#wake.signal.aborted && nextPoll > now;
       const pause = polling
         ? sleep(nextPoll - now, this.#wake.signal)
-        : waits.length === 0
+        : !waiting
         ? sleep(pollInterval, NEVER) // a backstop
         : undefined;
-      if (pause !== undefined) waits.push(pause.done);
       // The oldest prefetched job's hold limit (always ahead: deliverReady
       // released any past it); one timer, kept while that job is oldest.
       if (ready.length > 0) {
         const at = ready[0].fetched + this.#holdLimit;
         if (hold?.at !== at) {
           hold?.wait.cancel();
-          hold = { at, wait: sleep(at - now, NEVER) };
+          const current = hold = { at, wait: sleep(at - now, NEVER) };
+          // Once, however many passes it outlasts; not when cancelled.
+          current.wait.done.then(() => {
+            if (hold === current) wake();
+          });
         }
-        waits.push(hold.wait.done);
       } else if (hold !== undefined) {
         hold.wait.cancel();
         hold = undefined;
       }
-      await Promise.race(waits);
+      const next = new Promise<void>((resume) => kick = resume);
+      // This pass's pause wakes this pass only: cancelled after it, it
+      // resolves too, and must not wake the next (nor that one the next).
+      const resumeThis = kick;
+      pause?.done.then(() => {
+        if (kick === resumeThis) wake();
+      });
+      await next;
       pause?.cancel();
     }
+    this.#onSettled = undefined;
     hold?.wait.cancel();
     // Stopping: a fetch under way is awaited; the jobs fetched and not yet
     // attempted go back to waiting (no retry used up), then the deliveries
@@ -425,8 +448,16 @@ export class Dispatcher {
     }).finally(() => {
       for (const job of jobs) this.#forget(job);
     });
-    this.#settling.add(released);
-    released.finally(() => this.#settling.delete(released));
+    this.#track(released);
+  }
+
+  /** Counts `settling` in {@linkcode Dispatcher.#settling} until it ends. */
+  #track(settling: Promise<void>): void {
+    this.#settling.add(settling);
+    settling.finally(() => {
+      this.#settling.delete(settling);
+      this.#onSettled?.();
+    });
   }
 
   async #deliver(job: Job<StoredRequest>): Promise<void> {
@@ -537,8 +568,7 @@ export class Dispatcher {
     const settled = this.#settleNow(settlement).finally(() =>
       this.#forget(settlement.job)
     );
-    this.#settling.add(settled);
-    settled.finally(() => this.#settling.delete(settled));
+    this.#track(settled);
     return Promise.resolve();
   }
 
