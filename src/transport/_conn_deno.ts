@@ -9,18 +9,57 @@ import { KeptBuffer, untilAborted } from "./_conn.ts";
 
 const READ_CHUNK = 1024;
 
+// What this file uses of Deno's sockets, declared here rather than taken
+// from the `Deno` namespace's types: the sources then type-check where
+// those are absent (tsc for a Node or Workers app that holds a copy).
+
+/** A `Deno.Conn`, as used here. */
+interface DenoSocket {
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(data: Uint8Array): Promise<number>;
+  close(): void;
+  ref(): void;
+  unref(): void;
+  /** A `Deno.TcpConn`'s. */
+  setNoDelay?(noDelay?: boolean): void;
+}
+
+/** A `Deno.TlsConn`, as used here. */
+interface DenoTlsSocket extends DenoSocket {
+  handshake(): Promise<unknown>;
+}
+
+/** `Deno.connect` and `Deno.connectTls`, as used here. */
+interface DenoSockets {
+  connect(options: {
+    hostname: string;
+    port: number;
+    signal?: AbortSignal;
+  }): Promise<DenoSocket>;
+  connectTls(options: {
+    hostname: string;
+    port: number;
+    caCerts?: string[];
+  }): Promise<DenoTlsSocket>;
+}
+
+/** The `Deno` global: only called on Deno (see _runtime.ts). */
+function deno(): DenoSockets {
+  return (globalThis as unknown as { Deno: DenoSockets }).Deno;
+}
+
 class DenoConn implements RawConn {
-  #conn: Deno.Conn;
+  #conn: DenoSocket;
   #buffer?: Uint8Array;
   #kept = new KeptBuffer();
   #closed = false;
   /** The last read filled the buffer: more may be waiting. */
   #full = false;
-  constructor(conn: Deno.Conn) {
+  constructor(conn: DenoSocket) {
     this.#conn = conn;
     // A head and a large body go out as two writes: without TCP_NODELAY,
     // Nagle's algorithm and delayed ACKs can hold the tail for ~40 ms.
-    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+    conn.setNoDelay?.(true);
   }
   // write() and read() chain on Deno's own promise instead of awaiting it
   // in an async function: one microtask hop less each way (~1 % of an
@@ -83,7 +122,7 @@ export const connectDeno: Connector = (
 ): Promise<RawConn> => {
   const { hostname, port, signal } = target;
   if (!target.tls) {
-    return Deno.connect({ hostname, port, signal }).then((conn) =>
+    return deno().connect({ hostname, port, signal }).then((conn) =>
       new DenoConn(conn)
     );
   }
@@ -97,7 +136,7 @@ async function connectTls(
   const { hostname, port, signal } = target;
   // connectTls takes no signal: race it, and close a late connection.
   const tls = await untilAborted(
-    Deno.connectTls({ hostname, port, caCerts: target.caCerts }),
+    deno().connectTls({ hostname, port, caCerts: target.caCerts }),
     signal,
   );
   onStage("tls");

@@ -4,13 +4,6 @@
 // cloudflare:sockets in _conn_workers.ts) that bundlers are told to leave
 // alone, so bundles for Workers and edge runtimes never try to resolve
 // node:net, and webpack (Next.js) does not turn it into an empty context.
-import type { Socket } from "node:net";
-import type {
-  ConnectionOptions,
-  SecureContext,
-  SecureContextOptions,
-  TLSSocket,
-} from "node:tls";
 import {
   caCertsKey,
   type Connector,
@@ -20,11 +13,65 @@ import {
   type RawConn,
 } from "./_conn.ts";
 
+// What this file uses of node:net and node:tls, declared here rather than
+// taken from @types/node: the sources then type-check where those types are
+// absent (tsc for a Workers or edge app that holds a copy).
+
+/** Any listener: a parameter list of `never` takes every function. */
+type Listener = (...args: never[]) => void;
+
+/** A node:net `Socket` (or node:tls `TLSSocket`), as used here. */
+interface Socket {
+  on(event: string, listener: Listener): unknown;
+  once(event: string, listener: Listener): unknown;
+  off(event: string, listener: Listener): unknown;
+  write(data: Uint8Array, callback: (error?: Error | null) => void): unknown;
+  read(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+  setNoDelay(noDelay?: boolean): unknown;
+  ref(): unknown;
+  unref(): unknown;
+  readonly destroyed: boolean;
+  readonly readableLength: number;
+}
+
+/** A node:tls `SecureContext`: only handed back to `tls.connect`. */
+type SecureContext = object;
+
+/** Where `tls.connect` takes its trust from: one or the other. */
+interface Trust {
+  ca?: string[];
+  secureContext?: SecureContext;
+}
+
+/** node:tls `connect()`'s options, as used here. */
+interface TlsConnectOptions extends Trust {
+  socket: Socket;
+  host: string;
+  servername?: string;
+  ALPNProtocols: string[];
+}
+
+/** node:net, as used here. */
+interface NetModule {
+  connect(options: { host: string; port: number }): Socket;
+  isIP(input: string): number;
+}
+
+/** node:tls, as used here. */
+interface TlsModule {
+  connect(options: TlsConnectOptions): Socket;
+  createSecureContext?(options: { ca: string[] }): SecureContext;
+  rootCertificates?: readonly string[];
+}
+
 interface NodeModules {
   connect(options: { host: string; port: number }): Socket;
   isIP(input: string): number;
-  tlsConnect(options: ConnectionOptions): TLSSocket;
-  createSecureContext?(options: SecureContextOptions): SecureContext;
+  tlsConnect(options: TlsConnectOptions): Socket;
+  createSecureContext?(options: { ca: string[] }): SecureContext;
   rootCertificates: readonly string[];
 }
 
@@ -35,10 +82,7 @@ let loading: Promise<NodeModules> | undefined;
 /** Why the last load failed; cleared by a load that works. */
 let loadError: unknown;
 
-function modules(
-  net: typeof import("node:net"),
-  tls: typeof import("node:tls"),
-): NodeModules {
+function modules(net: NetModule, tls: TlsModule): NodeModules {
   return {
     connect: net.connect,
     isIP: net.isIP,
@@ -59,7 +103,7 @@ const CONTEXTS_MAX = 16;
 function trust(
   node: NodeModules,
   caCerts: string[],
-): Pick<ConnectionOptions, "ca" | "secureContext"> {
+): Trust {
   if (node.createSecureContext === undefined) {
     return { ca: [...node.rootCertificates, ...caCerts] };
   }
@@ -82,8 +126,8 @@ function builtins(): NodeModules | undefined {
   }).process;
   if (typeof process?.getBuiltinModule !== "function") return undefined;
   try {
-    const net = process.getBuiltinModule(NET) as typeof import("node:net");
-    const tls = process.getBuiltinModule(TLS) as typeof import("node:tls");
+    const net = process.getBuiltinModule(NET) as NetModule | undefined;
+    const tls = process.getBuiltinModule(TLS) as TlsModule | undefined;
     if (typeof net?.connect !== "function") return undefined;
     if (typeof tls?.connect !== "function") return undefined;
     return modules(net, tls);

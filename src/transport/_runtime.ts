@@ -11,7 +11,18 @@ import {
   nodeSocketsState,
 } from "./_conn_node.ts";
 
-type DenoNamespace = typeof Deno;
+/** What this module looks at of the `Deno` global, declared here (not
+ * `typeof Deno`): the sources then type-check where Deno's types are absent
+ * (tsc for a Node or Workers app that holds a copy). */
+interface DenoNamespace {
+  connect?: unknown;
+  createHttpClient?(options: { caCerts: string[] }): DenoHttpClient;
+}
+
+/** A `Deno.HttpClient`, as used here (`fetch`'s `client` option). */
+interface DenoHttpClient {
+  close(): void;
+}
 
 /** The `Deno` namespace when running on Deno (or Deno-based edge platforms). */
 export function denoRuntime(): DenoNamespace | undefined {
@@ -128,7 +139,7 @@ export function rawSocketsTrustCaCerts(): boolean {
 /** A fetch client trusting extra CAs, where the runtime can make one. */
 export function createCaClient(
   caCerts: string[],
-): { client: Deno.HttpClient; close(): void } | undefined {
+): { client: DenoHttpClient; close(): void } | undefined {
   const deno = (globalThis as { Deno?: DenoNamespace }).Deno;
   if (typeof deno?.createHttpClient !== "function") return undefined;
   const client = deno.createHttpClient({ caCerts });
