@@ -9,8 +9,9 @@
 //   once the route has answered (and, with `ack`, once the body is in), so
 //   an abort after that is never taken for a disconnect.
 // - Deno.serve aborts the signal within milliseconds when a caller leaves a
-//   GET or a small POST, but never while the route works once a body over
-//   about 500 bytes was read; a body read after the caller left throws
+//   GET or some POSTs, but for others (by the whole request's size, in no
+//   simple order: a 2 KB body) never while the route works once the body
+//   was read; a body read after the caller left throws
 //   `BadResource` and the signal stays quiet. So a failed body read means
 //   ABORTED: on Deno the body methods are watched. The signal must be read
 //   at once: one first read after the caller left never aborts.

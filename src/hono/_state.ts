@@ -77,6 +77,9 @@ export class ConnectionState implements Connection, BodyWatcher {
   #early: EarlyEnd | undefined;
   /** The time limit in force, in milliseconds. */
   limit = 0;
+  /** The time limit that ran out, once one has (a later setTimeLimit()
+   * changes `limit`, not this). */
+  #passed: number | undefined;
 
   constructor(c: MiddlewareContext, ignore: boolean, reportError: Reporter) {
     this.#c = c;
@@ -90,6 +93,11 @@ export class ConnectionState implements Connection, BodyWatcher {
 
   get aborted(): boolean {
     return (this.#status & ConnectionStatus.ABORTED) !== 0;
+  }
+
+  /** The limit the early answer names: the one that ran out, if one has. */
+  get passedLimit(): number {
+    return this.#passed ?? this.limit;
   }
 
   get timedOut(): boolean {
@@ -122,6 +130,10 @@ export class ConnectionState implements Connection, BodyWatcher {
   setTimeLimit(ms: number): void {
     checkMs(ms, "Cannot set time limit: ms");
     if (this.#over) return;
+    // A limit that ran out while the event loop was held has timed out:
+    // a new one starts a new clock, and does not erase the overrun (PHP
+    // kills the script at the limit). The 503 names the limit passed.
+    this.#overrun();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.limit = ms;
@@ -220,6 +232,7 @@ export class ConnectionState implements Connection, BodyWatcher {
    * limit's timer goes on, so a caller gone then the limit gives both. */
   #stop(why: EarlyEnd): void {
     if (this.#over) return;
+    if (why === "timeout") this.#passed ??= this.limit;
     this.#stopped = true;
     this.#early ??= why;
     // The waiting caller's answer is decided before the route hears of it.
@@ -238,14 +251,9 @@ export class ConnectionState implements Connection, BodyWatcher {
    */
   finish(): Promise<void> | undefined {
     if (this.#over) return this.#running;
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      if (performance.now() >= this.#deadline) {
-        this.#status |= ConnectionStatus.TIMEOUT;
-        this.#stop("timeout");
-      }
-    }
+    this.#overrun();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#over = true;
     this.#answered = true;
     if (this.#shutdown === undefined) {
@@ -254,6 +262,17 @@ export class ConnectionState implements Connection, BodyWatcher {
     }
     this.#running = this.#runShutdown(this.#shutdown);
     return this.#running;
+  }
+
+  /** The time limit in force has run out, its timer not yet fired (the
+   * event loop was held): timed out now. */
+  #overrun(): void {
+    if (this.#timer !== undefined && performance.now() >= this.#deadline) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#status |= ConnectionStatus.TIMEOUT;
+      this.#stop("timeout");
+    }
   }
 
   async #runShutdown(fns: ShutdownFunction[]): Promise<void> {

@@ -186,7 +186,7 @@ async function runAcked(
     // bytes left the budget. No route ran.
     reading.then((late) => late.ok && late.release(), noop);
     await conn.finish();
-    return answer(c, earlyResponse(read, conn.limit), earlier);
+    return answer(c, earlyResponse(read, conn.passedLimit), earlier);
   }
   if (!read.ok) {
     if (read.failure !== "failed") {
@@ -201,7 +201,7 @@ async function runAcked(
     // A failed read: the caller left.
     conn.callerGone(true);
     await conn.finish();
-    return answer(c, earlyResponse("aborted", conn.limit), earlier);
+    return answer(c, earlyResponse("aborted", conn.passedLimit), earlier);
   }
   let copy: Request;
   try {
@@ -297,7 +297,7 @@ async function runInline(
   setRunning(c, over);
   // Set, not only returned: the route may have answered (or Hono's error
   // handler for it) since the end; Hono would keep that answer.
-  const response = answer(c, earlyResponse(early, conn.limit), earlier);
+  const response = answer(c, earlyResponse(early, conn.passedLimit), earlier);
   // And while the route runs on, a throw of it does not replace this answer
   // for a middleware around that is still running (as with `ack`).
   const undo = dropErrorAnswers(c);

@@ -52,6 +52,32 @@ Deno.test("a route that holds the event loop past its time limit has timed out: 
   }
 });
 
+Deno.test("a route that holds the event loop past its time limit, then sets a new limit (or none): it has timed out all the same, as PHP kills it at the limit (the new limit erased the overrun: 200, NORMAL)", async () => {
+  for (const next of [5_000, 0]) {
+    const seen: string[] = [];
+    const app = new Hono<ConnectionEnv>();
+    app.post("/job", connection({ timeLimit: 100 }), async (c) => {
+      const conn = c.var.connection;
+      conn.onShutdown((status) => seen.push(`shutdown ${status}`));
+      burn(300);
+      conn.setTimeLimit(next);
+      seen.push(`signal ${conn.signal.aborted}`);
+      await sleep(10);
+      return c.text("done");
+    });
+    const response = await app.request("/job", { method: "POST", body: "x" });
+    assert.equal(await drainBackground({ timeout: 10_000 }), true);
+    assert.equal(response.status, 503, `then setTimeLimit(${next})`);
+    // The limit that ran out, not the one set after.
+    assert.match(await response.text(), /Time limit exceeded.*100 ms/);
+    assert.deepEqual(
+      seen,
+      ["signal true", `shutdown ${ConnectionStatus.TIMEOUT}`],
+      `then setTimeLimit(${next})`,
+    );
+  }
+});
+
 Deno.test("a route that holds the event loop past its limit and then throws a value that is no Error: the caller gets the 503, the value goes to reportError, the shutdown functions see TIMEOUT", async () => {
   const reported: unknown[] = [];
   const seen: number[] = [];
