@@ -19,7 +19,8 @@ export type BodyFailure = StreamEnd;
 /** A body read, or why it failed. */
 export type BodyRead =
   | { ok: true; body: Uint8Array | null; release(): void }
-  | { ok: false; failure: BodyFailure };
+  /** `error`: what a `"failed"` read threw. */
+  | { ok: false; failure: BodyFailure; error?: unknown };
 
 /** How {@linkcode readBody} is bounded. */
 export interface ReadLimits {
@@ -112,8 +113,8 @@ export async function readBody(
     let bytes: Uint8Array;
     try {
       bytes = new Uint8Array(await c.req.arrayBuffer());
-    } catch {
-      return { ok: false, failure: "failed" };
+    } catch (error) {
+      return { ok: false, failure: "failed", error };
     }
     if (bytes.byteLength > maxBodySize) {
       return { ok: false, failure: "too large" };
@@ -129,7 +130,7 @@ export async function readBody(
   if (declared > max) return { ok: false, failure: "too large" };
   if (raw.body === null) return { ok: true, body: null, release: released };
   const read = await readStream(raw.body, { max, timeout, budget, signal });
-  if (!read.ok) return { ok: false, failure: read.end };
+  if (!read.ok) return { ok: false, failure: read.end, error: read.error };
   return { ok: true, body: read.bytes, release: read.release };
 }
 

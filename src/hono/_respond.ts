@@ -14,6 +14,36 @@ export function respond(c: MiddlewareContext, response: Response): Response {
 }
 
 /**
+ * Adds to `response` the headers of `earlier` (what middleware before set
+ * with `c.header()`: CORS, security headers, a request id; see
+ * {@linkcode earlierHeaders}) that its own do not replace, but for its
+ * content type and length. Hono puts them only on answers it makes itself:
+ * a bare `Response` made by a middleware carried none.
+ */
+export function withEarlierHeaders(
+  response: Response,
+  earlier: Response,
+): Response {
+  for (const [name, value] of earlier.headers) {
+    if (name === "content-type" || name === "content-length") continue;
+    if (name === "set-cookie") response.headers.append(name, value);
+    else if (!response.headers.has(name)) response.headers.set(name, value);
+  }
+  return response;
+}
+
+/**
+ * The headers middleware before has set (by `c.header()` or on `c.res`),
+ * taken with `c.newResponse()`, which copies Hono's headers without making
+ * `c.res`: reading `c.res` would make Hono build a response for every
+ * request, then copy and merge it into the route's answer (several
+ * `Response` and `Headers` per request).
+ */
+export function earlierHeaders(c: MiddlewareContext): Response {
+  return c.newResponse(null, 200);
+}
+
+/**
  * Keeps Hono's answer to a throw off the Context until `undo()`, while a
  * route runs on after `connection()` answered (its 202, or an early 503 or
  * 499): Hono's compose sets `c.error`, then writes its error handler's

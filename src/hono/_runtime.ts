@@ -44,6 +44,27 @@ function isNode(c: MiddlewareContext): boolean {
   return typeof env === "object" && env !== null && "incoming" in env;
 }
 
+/**
+ * Whether a failed read of the request's body says that the caller left:
+ * on Deno.serve a `BadResource` (its signal stays quiet, see above); on
+ * Node and Bun, the request's signal has aborted by then. Anything else
+ * (a middleware's stream that errored: a corrupt gzip, Hono 4.7's
+ * `bodyLimit`) is no sign of it.
+ */
+export function callerLeftReading(
+  c: MiddlewareContext,
+  error: unknown,
+): boolean {
+  if (isDeno && !isNode(c)) {
+    return (error as { name?: unknown } | null)?.name === "BadResource";
+  }
+  try {
+    return c.req.raw.signal?.aborted === true;
+  } catch {
+    return false;
+  }
+}
+
 /** Whom a failed body read reports to: the request's connection. */
 export interface BodyWatcher {
   /** A body read failed: the caller is gone. */

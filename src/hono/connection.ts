@@ -7,7 +7,12 @@
  * @module
  */
 import { ByteBudget } from "../_byte_budget.ts";
-import { dropErrorAnswers, respond } from "./_respond.ts";
+import {
+  dropErrorAnswers,
+  earlierHeaders,
+  respond,
+  withEarlierHeaders,
+} from "./_respond.ts";
 import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { ConnectionOptions } from "./connection_types.ts";
 import { keepAlive } from "./_background.ts";
@@ -36,7 +41,7 @@ import {
 import { consoleReporter } from "./_report.ts";
 import { type ConnectionTrace, traceConnection } from "./_trace.ts";
 import { setRunning } from "./_running.ts";
-import { signalByGetterOnly } from "./_runtime.ts";
+import { callerLeftReading, signalByGetterOnly } from "./_runtime.ts";
 import { ConnectionState, type EarlyEnd, earlyResponse } from "./_state.ts";
 
 const PREFIX = "Cannot create connection() middleware: ";
@@ -135,15 +140,51 @@ export function connection(options: ConnectionOptions = {}): Middleware {
   return function connection(c, next) {
     const conn = new ConnectionState(c, ignoreUserAbort, reportError);
     c.set("connection", conn);
-    const trace = traceConnection(conn, ack);
-    conn.watchCaller(!ack);
+    // Nothing to acknowledge without a route after this middleware (a path
+    // or method no route matches): run inline, and Hono answers 404. A 202
+    // said a job was accepted that nothing ran (verifyTrigger() in front
+    // took the id for done).
+    const acked = ack && handlerFollows(c);
+    const trace = traceConnection(conn, acked);
+    conn.watchCaller(!acked);
     if (timeLimit > 0) conn.setTimeLimit(timeLimit);
-    if (ack) return runAcked(c, next, conn, limits, trace);
+    if (acked) return runAcked(c, next, conn, limits, trace);
     const earlier = earlierHeaders(c);
     const route = next();
     return runInline(c, route, conn, earlier, trace?.early);
   };
 }
+
+/**
+ * Whether a route handler, not only middleware, was matched after the one
+ * running: told as Hono tells them apart (its `showRoutes()`), by the
+ * handler a sub-app with its own error handler wraps, which is middleware
+ * if it takes `next`. Unknown (no `matchedRoutes`): assumed.
+ */
+function handlerFollows(c: MiddlewareContext): boolean {
+  const { matchedRoutes, routeIndex } = c.req as {
+    matchedRoutes?: unknown;
+    routeIndex?: unknown;
+  };
+  if (!Array.isArray(matchedRoutes) || typeof routeIndex !== "number") {
+    return true;
+  }
+  for (let i = routeIndex + 1; i < matchedRoutes.length; i++) {
+    let handler = (matchedRoutes[i] as { handler?: unknown } | undefined)
+      ?.handler;
+    for (let depth = 0; depth < 8; depth++) {
+      const inner = (handler as Record<string, unknown> | undefined)
+        ?.[COMPOSED_HANDLER];
+      if (typeof inner !== "function") break;
+      handler = inner;
+    }
+    if (typeof handler === "function" && handler.length < 2) return true;
+  }
+  return false;
+}
+
+/** Where Hono keeps the handler a sub-app's error handler wraps. */
+const COMPOSED_HANDLER = "__COMPOSED_HANDLER";
 
 /**
  * Reads the body, answers 202 and runs the route in the background; or
@@ -197,6 +238,14 @@ async function runAcked(
         refuseBody(read.failure, limits.maxBodySize, limits.timeout ?? 0),
         earlier,
       );
+    }
+    if (!callerLeftReading(c, read.error)) {
+      // No caller's leaving (a middleware's stream that errored): the route
+      // does not run, the connection ends, and what failed goes to Hono's
+      // error handling, as the route's own read would have (a middleware
+      // around may answer it: Hono 4.7's bodyLimit its 413). It was a 499.
+      await conn.finish();
+      throw read.error ?? new TypeError("The request body could not be read");
     }
     // A failed read: the caller left.
     conn.callerGone(true);
@@ -306,35 +355,18 @@ async function runInline(
 }
 
 /**
- * The headers earlier middleware set (CORS, security headers…), taken
- * before the route runs: an early answer keeps them, not the route's.
- *
- * Taken with `c.newResponse()`, which copies Hono's headers without making
- * `c.res`: reading `c.res` would make Hono build a response for every
- * request, then copy and merge it into the route's answer (several
- * `Response` and `Headers` per request, most of connection()'s cost). The
- * copy is filtered only when an early answer is made.
- */
-function earlierHeaders(c: MiddlewareContext): Response {
-  return c.newResponse(null, 200);
-}
-
-/**
  * Makes `response` the answer, whatever the route set on the context, with
- * the headers of `earlier` (but its content type and length) that its own
- * do not replace.
+ * the headers of `earlier` (taken before the route ran: an early answer
+ * keeps them, not the route's; but its content type and length) that its
+ * own do not replace.
  */
 function answer(
   c: MiddlewareContext,
   response: Response,
   earlier: Response,
 ): Response {
-  for (const [name, value] of earlier.headers) {
-    if (name === "content-type" || name === "content-length") continue;
-    if (name === "set-cookie") response.headers.append(name, value);
-    else if (!response.headers.has(name)) response.headers.set(name, value);
-  }
-  return respond(c, response); // no header merge with the route's
+  // No header merge with the route's.
+  return respond(c, withEarlierHeaders(response, earlier));
 }
 
 /** Runs the route after the 202; `before`: the Context's error then. */

@@ -84,7 +84,7 @@ import { consoleReporter, report } from "./_report.ts";
 import { annotate } from "./_trace.ts";
 import { keepAlive } from "./_background.ts";
 import { takeRunning } from "./_running.ts";
-import { respond } from "./_respond.ts";
+import { earlierHeaders, respond, withEarlierHeaders } from "./_respond.ts";
 import { bounded } from "../_bounded.ts";
 
 /** The header that marks an answer given instead of running the route. */
@@ -284,6 +284,10 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
   };
 
   return async function verifyTrigger(c, next) {
+    // Its own answers keep what middleware before set with `c.header()`
+    // (a request id, security headers), as connection()'s do.
+    const reject = (status: number, reason: string) =>
+      withEarlierHeaders(refusal(status, reason), earlierHeaders(c));
     const found = signatureHeaders(c.req.raw.headers);
     if (typeof found === "string") return reject(401, found);
     const { id, stamp, header, prefix } = found;
@@ -307,7 +311,12 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       budget,
       exact: "verifyTrigger()",
     });
-    if (!read.ok) return refuseBody(read.failure, maxBodySize, bodyTimeout);
+    if (!read.ok) {
+      return withEarlierHeaders(
+        refuseBody(read.failure, maxBodySize, bodyTimeout),
+        earlierHeaders(c),
+      );
+    }
     const body = read.body ?? new Uint8Array(0);
     let key: string;
     try {
@@ -365,22 +374,28 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       "fire_trigger.webhook.duplicate": claim !== "claimed",
     });
     if (claim === "done") {
-      return new Response("Duplicate: this webhook-id was already handled\n", {
-        status: 200,
-        headers: { ...TEXT, [DUPLICATE_HEADER]: "done" },
-      });
+      return withEarlierHeaders(
+        new Response("Duplicate: this webhook-id was already handled\n", {
+          status: 200,
+          headers: { ...TEXT, [DUPLICATE_HEADER]: "done" },
+        }),
+        earlierHeaders(c),
+      );
     }
     if (claim !== "claimed") {
-      return new Response(
-        "Duplicate: this webhook-id is being handled; retry later\n",
-        {
-          status: 429,
-          headers: {
-            ...TEXT,
-            [DUPLICATE_HEADER]: "running",
-            "retry-after": "5",
+      return withEarlierHeaders(
+        new Response(
+          "Duplicate: this webhook-id is being handled; retry later\n",
+          {
+            status: 429,
+            headers: {
+              ...TEXT,
+              [DUPLICATE_HEADER]: "running",
+              "retry-after": "5",
+            },
           },
-        },
+        ),
+        earlierHeaders(c),
       );
     }
 
@@ -469,7 +484,7 @@ function signatureHeaders(
   return { id, stamp, header, prefix };
 }
 
-function reject(status: number, reason: string): Response {
+function refusal(status: number, reason: string): Response {
   annotate({ "fire_trigger.webhook.rejected": reason });
   return new Response(reason + "\n", { status, headers: TEXT });
 }
