@@ -16,10 +16,16 @@ export function loadFailed(
   specifier: string,
   cause: unknown,
 ): TypeError {
+  // On Deno the package could not be fetched or read: no hint about
+  // bundles, which is for Node and Bun.
+  const onDeno = typeof (globalThis as { Deno?: { version?: unknown } }).Deno
+    ?.version === "object";
   return new TypeError(
-    `${prefix}${specifier} could not be loaded: ${
-      describe(cause)
-    } (only Deno resolves npm: specifiers; on Node and Bun, run a bundle made by deno bundle --platform node)`,
+    `${prefix}${specifier} could not be loaded: ${describe(cause)}${
+      onDeno
+        ? ""
+        : " (only Deno resolves npm: specifiers; on Node and Bun, run a bundle made by deno bundle --platform node)"
+    }`,
     { cause },
   );
 }

@@ -2,6 +2,7 @@
 // together in the next one, so many callers share one round trip (and one
 // fsync). Each caller's promise settles with its own batch.
 import type { ByteBudget } from "../_byte_budget.ts";
+import { type Resolvers, resolvers } from "../_resolvers.ts";
 
 /** A write's result for one item that failed on its own (the others in
  * its batch succeeded). */
@@ -56,7 +57,7 @@ export class Batcher<T, R = void> {
   #parallel: number;
   #bounds?: QueueBounds;
   #weight?: BatchWeight<T>;
-  #idle?: PromiseWithResolvers<void>;
+  #idle?: Resolvers<void>;
 
   /**
    * @param write Writes one batch; resolves with one result per item (a
@@ -90,7 +91,7 @@ export class Batcher<T, R = void> {
     ) {
       return Promise.reject(this.#bounds.full());
     }
-    const { promise, resolve, reject } = Promise.withResolvers<R>();
+    const { promise, resolve, reject } = resolvers<R>();
     this.#pending.push({ item, weight, added: Date.now(), resolve, reject });
     // A microtask's wait gathers the callers of one synchronous burst.
     if (this.#pending.length === 1 && this.#running < this.#parallel) {
@@ -104,7 +105,7 @@ export class Batcher<T, R = void> {
     if (this.#running === 0 && this.#pending.length === 0) {
       return Promise.resolve();
     }
-    this.#idle ??= Promise.withResolvers<void>();
+    this.#idle ??= resolvers<void>();
     return this.#idle.promise;
   }
 

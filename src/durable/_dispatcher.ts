@@ -8,6 +8,7 @@ import { SIGN_HEADERS } from "../trigger/_request.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
 import type { TriggerResult } from "../trigger/types.ts";
 import { answered, type Engine } from "./_engine.ts";
+import { resolvers } from "../_resolvers.ts";
 import { Batcher, Rejected } from "./_batch.ts";
 import {
   exhaustRetries,
@@ -244,7 +245,9 @@ export class Dispatcher {
 
   async #stop(timeout: number | undefined): Promise<void> {
     this.#running = false;
-    runningConcurrency -= this.#concurrency;
+    // Counted until this run's deliveries are over (they hold their
+    // connections until then); a start() meanwhile counts its own.
+    const concurrency = this.#concurrency;
     this.#wake.abort();
     const timer = timeout === undefined ? undefined : setTimeout(() => {
       this.#abort.abort();
@@ -257,6 +260,7 @@ export class Dispatcher {
       await this.#loop;
       await Promise.all(this.#settling);
     } finally {
+      runningConcurrency -= concurrency;
       clearTimeout(timer);
       clearInterval(this.#touchTimer);
       // Deliveries answered at their status line may still be reading the
@@ -400,9 +404,15 @@ export class Dispatcher {
         if (hold?.at !== at) {
           hold?.wait.cancel();
           const current = hold = { at, wait: sleep(at - now, NEVER) };
-          // Once, however many passes it outlasts; not when cancelled.
+          // Once, however many passes it outlasts; not when cancelled. A
+          // timer may fire before Date.now() reaches `at` (Node: up to 1 ms
+          // early): forgotten, it is made again by the next pass while the
+          // job is still held (kept, it never woke the loop again, and the
+          // job waited for another delivery to end).
           current.wait.done.then(() => {
-            if (hold === current) wake();
+            if (hold !== current) return;
+            hold = undefined;
+            wake();
           });
         }
       } else if (hold !== undefined) {
@@ -825,7 +835,7 @@ function sleep(
   ms: number,
   wake: AbortSignal,
 ): { done: Promise<void>; cancel(): void } {
-  const { promise, resolve } = Promise.withResolvers<void>();
+  const { promise, resolve } = resolvers<void>();
   // Woken already (a trigger stored while this dispatcher was fetching): an
   // abort listener added now would never fire.
   if (wake.aborted) return { done: Promise.resolve(), cancel() {} };
@@ -843,8 +853,8 @@ function sleep(
  * Whether `error` (an OutboxError, its cause chain looked through) says the
  * connection failed rather than the statement: no SQLSTATE (a socket error
  * such as ECONNREFUSED or ECONNRESET, a connection the pool found ended), or
- * class 08 (connection exception) or 57P01–57P03 (the server shutting down
- * or starting).
+ * class 08 (connection exception), 57P01–57P03 (the server shutting down
+ * or starting) or 57P05 (the server ended an idle session).
  */
 export function connectionLost(error: unknown): boolean {
   let e: unknown = error;
@@ -856,7 +866,7 @@ export function connectionLost(error: unknown): boolean {
     // A SQLSTATE (EPIPE, ECONNRESET and the like are socket errors).
     if (answered(e)) {
       const code = (e as { code: string }).code;
-      return code.startsWith("08") || /^57P0[123]$/.test(code);
+      return code.startsWith("08") || /^57P0[1235]$/.test(code);
     }
     e = (e as { cause?: unknown }).cause;
   }

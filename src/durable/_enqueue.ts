@@ -267,8 +267,9 @@ export function groupCommit(
 }
 
 /** SQLSTATE classes of failures that are not the rows' fault: connection
- * exception, insufficient resources, operator intervention, system error. */
-const NOT_THE_ROWS = /^(08|53|57|58)/;
+ * exception, the transaction's state (25P03: ended idle in it),
+ * insufficient resources, operator intervention, system error. */
+const NOT_THE_ROWS = /^(08|25|53|57|58)/;
 
 /** Whether a failed insert may have failed for one row's data: PostgreSQL
  * answered with an error, not a timeout or a lost connection. */

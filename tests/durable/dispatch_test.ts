@@ -530,8 +530,7 @@ Deno.test("start({ concurrency }) above the process's 128 connections per origin
   let inFlight = 0;
   let most = 0;
   const all = Promise.withResolvers<void>();
-  // Answers once all are in at once, or after 12 s (past the jobs' timeout).
-  const fallback = setTimeout(all.resolve, 12_000);
+  let fallback: ReturnType<typeof setTimeout> | undefined;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
@@ -557,11 +556,15 @@ Deno.test("start({ concurrency }) above the process's 128 connections per origin
         (_, i) =>
           outbox.trigger(url, {
             body: `job ${i}`,
-            timeout: 10_000,
+            timeout: 60_000,
             retry: { limit: 0 },
           }),
       ),
     );
+    // Answers once all are in at once, or after 30 s (armed now: storing
+    // the jobs on a loaded machine took longer than a fallback armed
+    // before it, which then let them through one by one).
+    fallback = setTimeout(all.resolve, 30_000);
     outbox.start({ concurrency: JOBS, pollInterval: 50 });
     await until("every job's outcome", () => events.length >= JOBS);
     assert.equal(most, JOBS, "requests in flight at once");
@@ -584,8 +587,7 @@ Deno.test("two outboxes in one process delivering to one origin: each one's slot
   let inFlight = 0;
   let most = 0;
   const all = Promise.withResolvers<void>();
-  // Answers once all are in at once, or after 12 s (past the jobs' timeout).
-  const fallback = setTimeout(all.resolve, 12_000);
+  let fallback: ReturnType<typeof setTimeout> | undefined;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
@@ -616,12 +618,14 @@ Deno.test("two outboxes in one process delivering to one origin: each one's slot
           (_, i) =>
             outbox.trigger(url, {
               body: `job ${i}`,
-              timeout: 10_000,
+              timeout: 60_000,
               retry: { limit: 0 },
             }),
         ),
       );
     }
+    // Answers once all are in at once, or after 30 s (armed now, as above).
+    fallback = setTimeout(all.resolve, 30_000);
     for (const outbox of outboxes) {
       outbox.start({ concurrency: PER_OUTBOX, pollInterval: 50 });
     }

@@ -319,8 +319,21 @@ Deno.test("connectionLost(): socket errors and connection-class SQLSTATEs wake a
   ) {
     assert.equal(connectionLost(wrapped({ code })), true, String(code));
   }
+  // The server shutting down; ending an idle session (idle_session_timeout).
   assert.equal(connectionLost(wrapped({ code: "57P01" })), true);
-  for (const code of ["40001", "40P01", "55P03", "23505", "P0001", "XX000"]) {
+  assert.equal(connectionLost(wrapped({ code: "57P05" })), true);
+  // A statement's own: cancelled for its statement_timeout (57014) too.
+  for (
+    const code of [
+      "40001",
+      "40P01",
+      "55P03",
+      "57014",
+      "23505",
+      "P0001",
+      "XX000",
+    ]
+  ) {
     assert.equal(connectionLost(wrapped({ code })), false, code);
   }
 });

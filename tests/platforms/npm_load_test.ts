@@ -1,7 +1,11 @@
 // Node and Bun running the sources as they are: the outbox's and the dedup
 // store's `npm:` imports cannot load there (only Deno resolves them). The
-// failure says so, and is not taken for the database's.
+// failure says so, and is not taken for the database's. And the outbox from
+// a bundle (which carries them) on Node 20.
 import assert from "node:assert/strict";
+import { bundle } from "../_bundle.ts";
+import { DATABASE_URL } from "../durable/_seed.ts";
+import { skipUnless } from "../_env.ts";
 import {
   bunBinary,
   node22Binary,
@@ -56,4 +60,57 @@ for (const runtime of ["node22", "bun"] as const) {
     );
     assert.doesNotMatch(claim.message, /hunter2/);
   });
+}
+
+Deno.test({
+  name:
+    "Node 20 running the outbox from a bundle (deno bundle --platform node): stores, delivers and stops on PostgreSQL (it threw on Promise.withResolvers, which Node 20 lacks)",
+  ignore: skipUnless(
+    DATABASE_URL !== undefined,
+    "TRIGGER_TEST_DATABASE_URL is not set (bash .ci/postgres.sh prints one)",
+  ),
+  async fn() {
+    const ids: string[] = [];
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        await request.arrayBuffer();
+        ids.push(request.headers.get("webhook-id") ?? "");
+        return new Response(null, { status: 202 });
+      },
+    );
+    const schema = `node20_outbox_${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const code = await bundle("./_node/outbox_entry.ts", "node");
+      const out = await withTempFile(
+        code,
+        (path) =>
+          run("node", [
+            path,
+            DATABASE_URL!,
+            `http://127.0.0.1:${server.addr.port}/job`,
+            schema,
+          ], 90_000),
+      );
+      const line = out.stdout.split("\n").find((l) => l.includes("outbox"));
+      assert.ok(line, `${out.stdout}\n${out.stderr}`);
+      const { id, delivered } = JSON.parse(line).value;
+      assert.equal(delivered, 1);
+      assert.deepEqual(ids, [id]);
+    } finally {
+      await server.shutdown();
+      await dropSchema(schema);
+    }
+  },
+});
+
+async function dropSchema(schema: string): Promise<void> {
+  const { default: pg } = await import("npm:pg@8.23.1");
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
