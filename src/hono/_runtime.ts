@@ -44,25 +44,41 @@ function isNode(c: MiddlewareContext): boolean {
   return typeof env === "object" && env !== null && "incoming" in env;
 }
 
+/** What Deno.serve's body read throws when its connection is gone: a
+ * close (`BadResource`), a reset mid-body (`Http`: "unexpected EOF while
+ * reading HTTP/1 body"), and their kin. */
+const DENO_GONE = new Set([
+  "BadResource",
+  "Http",
+  "ConnectionReset",
+  "UnexpectedEof",
+  "BrokenPipe",
+  "Interrupted",
+]);
+
 /**
  * Whether a failed read of the request's body says that the caller left:
- * on Deno.serve a `BadResource` (its signal stays quiet, see above); on
- * Node and Bun, the request's signal has aborted by then. Anything else
- * (a middleware's stream that errored: a corrupt gzip, Hono 4.7's
- * `bodyLimit`) is no sign of it.
+ * on Deno.serve one of its connection errors (its signal stays quiet, see
+ * above); elsewhere the request's signal has aborted (Node, Bun), or
+ * node:http's `aborted` (`ECONNRESET`), which Deno's node:http throws before
+ * the signal aborts. Anything else (a middleware's stream that errored: a
+ * corrupt gzip, Hono 4.7's `bodyLimit`) is no sign of it. Elsewhere again
+ * (Workers, edge runtimes) only the signal tells, where it aborts.
  */
 export function callerLeftReading(
   c: MiddlewareContext,
   error: unknown,
 ): boolean {
+  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
   if (isDeno && !isNode(c)) {
-    return (error as { name?: unknown } | null)?.name === "BadResource";
+    return typeof name === "string" && DENO_GONE.has(name);
   }
   try {
-    return c.req.raw.signal?.aborted === true;
+    if (c.req.raw.signal?.aborted === true) return true;
   } catch {
-    return false;
+    // A request without a readable signal: the error tells, if anything.
   }
+  return code === "ECONNRESET";
 }
 
 /** Whom a failed body read reports to: the request's connection. */

@@ -125,8 +125,9 @@ export interface Connection {
    * `TIMEOUT`, a caller still waiting gets a `503` and the signal aborts
    * with a `TimeoutError`; the shutdown functions run once the route has
    * ended. The limit acts at the route's `await`s: a route that holds the
-   * event loop past it has timed out when it returns. Has no effect once
-   * the work is over.
+   * event loop past it has timed out when it returns, or when it calls this
+   * (the new clock starts, the overrun stays). Has no effect once the work
+   * is over.
    *
    * @param ms Milliseconds from now; `0` means no limit.
    * @throws {RangeError} When `ms` is negative, not finite or past what a
@@ -210,6 +211,10 @@ export interface ConnectionOptions {
    * Read the body, answer `202 Accepted` at once, then run the route in the
    * background; its response is dropped. The body stays counted against
    * `maxBufferedBytes` until the route's run ends, however long it hangs.
+   * Only when a route handler follows (told from middleware as Hono does:
+   * one that takes no `next`): mounted by `app.use()`, a request no route
+   * matches runs inline and gets Hono's 404, as does a route written
+   * `(c, next) =>` or an `app.mount()` (inline, its own answer).
    * A boolean (a TypeError otherwise).
    *
    * @default {false}

@@ -12,6 +12,9 @@ import {
   drainBackground,
 } from "../../src/hono/mod.ts";
 import { within } from "../_wait.ts";
+import net from "node:net";
+// deno-lint-ignore no-import-prefix
+import { serve } from "npm:@hono/node-server@^2.1.9";
 
 Deno.test("connection({ ack: true }) behind a middleware whose body stream errors (a corrupt gzip): Hono's error handler answers, the route does not run, the status is not ABORTED", async () => {
   const seen: string[] = [];
@@ -64,10 +67,16 @@ Deno.test("connection({ ack: true }) behind a middleware whose body stream error
   assert.deepEqual(seen, ["ran"]);
 });
 
-Deno.test("Deno.serve: a caller that leaves in the middle of an acknowledged route's body is ABORTED (BadResource), the route never runs", async () => {
+/** An app whose acknowledged route records its final status. */
+function recordingApp() {
   const shutdown: ConnectionStatus[] = [];
+  const errors: string[] = [];
   let ran = 0;
   const app = new Hono<ConnectionEnv>();
+  app.onError((error, c) => {
+    errors.push(error.name);
+    return c.text("failed", 500);
+  });
   app.post(
     "/job",
     async (c, next) => {
@@ -80,36 +89,67 @@ Deno.test("Deno.serve: a caller that leaves in the middle of an acknowledged rou
       return c.text("done");
     },
   );
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    app.fetch,
+  return { app, shutdown, errors, ran: () => ran };
+}
+
+/** Sends 1,000 of 5,000 declared bytes, then closes (FIN) or resets (RST). */
+async function leaveMidBody(port: number, how: "close" | "reset") {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(
+    `POST /job HTTP/1.1\r\nHost: app\r\nContent-Length: 5000\r\n\r\n${
+      "a".repeat(1000)
+    }`,
   );
-  try {
-    const conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: server.addr.port,
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  if (how === "reset") socket.resetAndDestroy();
+  else socket.destroy();
+}
+
+for (const server of ["Deno.serve", "@hono/node-server on Deno"] as const) {
+  for (const how of ["close", "reset"] as const) {
+    Deno.test(`${server}: a caller that leaves in the middle of an acknowledged route's body (${how}) is ABORTED, the route never runs (a reset on Deno.serve, and a close on Deno's node:http, were answered 500 and NORMAL)`, async () => {
+      const { app, shutdown, errors, ran } = recordingApp();
+      let port: number;
+      let close: () => Promise<void>;
+      if (server === "Deno.serve") {
+        const served = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen() {} },
+          app.fetch,
+        );
+        port = served.addr.port;
+        close = () => served.shutdown();
+      } else {
+        const served = await new Promise<
+          { port: number; close(fn: () => void): void }
+        >((resolve) => {
+          const s = serve(
+            { fetch: app.fetch, hostname: "127.0.0.1", port: 0 },
+            (info) => resolve({ port: info.port, close: (fn) => s.close(fn) }),
+          );
+        });
+        port = served.port;
+        close = () =>
+          new Promise<void>((resolve) => served.close(() => resolve()));
+      }
+      try {
+        await leaveMidBody(port, how);
+        await within(
+          (async () => {
+            while (shutdown.length === 0) {
+              await new Promise((resolve) => setTimeout(resolve, 10));
+            }
+          })(),
+          "the connection's end",
+          10_000,
+        );
+        assert.deepEqual(shutdown, [ConnectionStatus.ABORTED], `${errors}`);
+        assert.deepEqual(errors, []);
+        assert.equal(ran(), 0);
+      } finally {
+        await close();
+      }
     });
-    await conn.write(
-      new TextEncoder().encode(
-        `POST /job HTTP/1.1\r\nHost: app\r\nContent-Length: 5000\r\n\r\n${
-          "a".repeat(1000)
-        }`,
-      ),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    conn.close();
-    await within(
-      (async () => {
-        while (shutdown.length === 0) {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      })(),
-      "the connection's end",
-      10_000,
-    );
-    assert.deepEqual(shutdown, [ConnectionStatus.ABORTED]);
-    assert.equal(ran, 0);
-  } finally {
-    await server.shutdown();
   }
-});
+}
