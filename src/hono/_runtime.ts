@@ -56,20 +56,28 @@ const DENO_GONE = new Set([
   "Interrupted",
 ]);
 
+/** What workerd's body read throws when the caller is gone (its request
+ * signal stays quiet). */
+const WORKERD_GONE = "Network connection lost.";
+
 /**
  * Whether a failed read of the request's body says that the caller left:
  * on Deno.serve one of its connection errors (its signal stays quiet, see
  * above); elsewhere the request's signal has aborted (Node, Bun), or
  * node:http's `aborted` (`ECONNRESET`), which Deno's node:http throws before
- * the signal aborts. Anything else (a middleware's stream that errored: a
- * corrupt gzip, Hono 4.7's `bodyLimit`) is no sign of it. Elsewhere again
- * (Workers, edge runtimes) only the signal tells, where it aborts.
+ * the signal aborts, or workerd's "Network connection lost.". Anything else
+ * (a middleware's stream that errored: a corrupt gzip, Hono 4.7's
+ * `bodyLimit`) is no sign of it.
  */
 export function callerLeftReading(
   c: MiddlewareContext,
   error: unknown,
 ): boolean {
-  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
+  const { name, code, message } = (error ?? {}) as {
+    name?: unknown;
+    code?: unknown;
+    message?: unknown;
+  };
   if (isDeno && !isNode(c)) {
     return typeof name === "string" && DENO_GONE.has(name);
   }
@@ -78,7 +86,7 @@ export function callerLeftReading(
   } catch {
     // A request without a readable signal: the error tells, if anything.
   }
-  return code === "ECONNRESET";
+  return code === "ECONNRESET" || message === WORKERD_GONE;
 }
 
 /** Whom a failed body read reports to: the request's connection. */

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { Miniflare } from "npm:miniflare@4.20260426.0";
 import { Queue } from "../_servers.ts";
 import { bundle } from "../_bundle.ts";
+import net from "node:net";
 
 /**
  * A Deno.serve target that reads the body, then answers after `delay` ms,
@@ -514,4 +515,41 @@ Deno.test({
       await serving;
     }
   },
+});
+
+// A reset instead of a close ends the request's whole context in workerd:
+// nothing after it runs, the route's wrapper included (before and after).
+Deno.test("workerd: a caller that closes in the middle of an acknowledged route's body is ABORTED and answered 499, the route never runs (it was Hono's 500 and NORMAL: workerd's read fails with \"Network connection lost.\", its signal quiet)", async () => {
+  const mf = new Miniflare({
+    modules: [{
+      type: "ESModule",
+      path: "worker.mjs",
+      contents: await bundle("./_workers/ack_leave_worker.ts"),
+    }],
+    compatibilityDate: "2026-04-01",
+  });
+  try {
+    const url = await mf.ready;
+    for (const how of ["close"] as const) {
+      const socket = net.connect(Number(url.port), url.hostname);
+      socket.on("error", () => {});
+      await new Promise((resolve) => socket.once("connect", resolve));
+      socket.write(
+        `POST /job HTTP/1.1\r\nHost: worker\r\nContent-Length: 5000\r\n\r\n${
+          "a".repeat(1000)
+        }`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      socket.destroy();
+      let log: string[] = [];
+      const end = performance.now() + 10_000;
+      while (log.length === 0 && performance.now() < end) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        log = await (await fetch(new URL("/log", url))).json();
+      }
+      assert.deepEqual(log, ["499 status 1"], how);
+    }
+  } finally {
+    await mf.dispose();
+  }
 });
