@@ -11,8 +11,10 @@
  *   other than the one this release supports (older: not migrated; newer: a
  *   newer pg-boss migrated it), the message naming both versions.
  * - `"TIMEOUT"`: the database did not answer within `queryTimeout` (or
- *   `connectTimeout`); a statement PostgreSQL cancelled for its own
- *   `statement_timeout` is an answer (`"DATABASE"`, nothing kept). For `outbox.trigger()` the outcome can be unknown:
+ *   `connectTimeout`). (A statement PostgreSQL cancelled for its own
+ *   `statement_timeout` or `lock_timeout` is an answer: `"DATABASE"`,
+ *   nothing kept.) For `outbox.trigger()` a `"TIMEOUT"`'s outcome can be
+ *   unknown:
  *   when the message says "not stored", nothing was written; otherwise (the
  *   bound passed while COMMIT was under way, or the connection was lost)
  *   the row may have been stored. Give the trigger an id (`sign.id` or a

@@ -12,7 +12,8 @@
 //   GET or some POSTs, but for others (by the whole request's size, in no
 //   simple order: a 2 KB body) never while the route works once the body
 //   was read; a body read after the caller left throws
-//   `BadResource` and the signal stays quiet. So a failed body read means
+//   (`BadResource` after a close, `Http` after a reset) and the signal
+//   stays quiet. So a failed body read means
 //   ABORTED: on Deno the body methods are watched. The signal must be read
 //   at once: one first read after the caller left never aborts.
 // - @hono/node-server aborts the signal on client close only; bodies stay
@@ -63,22 +64,29 @@ const WORKERD_GONE = "Network connection lost.";
 /**
  * Whether a failed read of the request's body says that the caller left:
  * on Deno.serve one of its connection errors (its signal stays quiet, see
- * above); elsewhere the request's signal has aborted (Node, Bun), or
- * node:http's `aborted` (`ECONNRESET`), which Deno's node:http throws before
- * the signal aborts, or workerd's "Network connection lost.". Anything else
- * (a middleware's stream that errored: a corrupt gzip, Hono 4.7's
- * `bodyLimit`) is no sign of it.
+ * above); through @hono/node-server the caller's own request (`incoming`)
+ * aborted or errored (Deno's node:http fails the read before the signal
+ * aborts); elsewhere the request's signal has aborted (Bun), or workerd's
+ * "Network connection lost." (which its `fetch` also throws: a middleware
+ * that made a subrequest's body the request's cannot be told apart).
+ * Anything else (a middleware's stream that errored: a corrupt gzip, an
+ * upstream's reset, Hono 4.7's `bodyLimit` over its size) is no sign of it.
  */
 export function callerLeftReading(
   c: MiddlewareContext,
   error: unknown,
 ): boolean {
-  const { name, code, message } = (error ?? {}) as {
+  const { name, message } = (error ?? {}) as {
     name?: unknown;
-    code?: unknown;
     message?: unknown;
   };
-  if (isDeno && !isNode(c)) {
+  if (isNode(c)) {
+    // The caller's own connection, not the error: an upstream's reset
+    // that a middleware piped in says ECONNRESET too.
+    const incoming = (c.env as { incoming?: Record<string, unknown> })
+      .incoming;
+    if (incoming?.aborted === true || incoming?.errored != null) return true;
+  } else if (isDeno) {
     return typeof name === "string" && DENO_GONE.has(name);
   }
   try {
@@ -86,7 +94,7 @@ export function callerLeftReading(
   } catch {
     // A request without a readable signal: the error tells, if anything.
   }
-  return code === "ECONNRESET" || message === WORKERD_GONE;
+  return message === WORKERD_GONE;
 }
 
 /** Whom a failed body read reports to: the request's connection. */

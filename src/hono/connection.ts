@@ -247,7 +247,8 @@ async function runAcked(
       // No caller's leaving (a middleware's stream that errored): the route
       // does not run, the connection ends, and what failed goes to Hono's
       // error handling, as the route's own read would have (a middleware
-      // around may answer it: Hono 4.7's bodyLimit its 413). It was a 499.
+      // around may answer it: Hono 4.7's bodyLimit its 413 over its size).
+      // It was a 499.
       await conn.finish();
       throw read.error ?? new TypeError("The request body could not be read");
     }

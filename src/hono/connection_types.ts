@@ -213,8 +213,8 @@ export interface ConnectionOptions {
    * `maxBufferedBytes` until the route's run ends, however long it hangs.
    * Only when a route handler follows (told from middleware as Hono does:
    * one that takes no `next`): mounted by `app.use()`, a request no route
-   * matches runs inline and gets Hono's 404, as does a route written
-   * `(c, next) =>` or an `app.mount()` (inline, its own answer).
+   * matches runs inline and gets Hono's 404; a route written
+   * `(c, next) =>` or an `app.mount()` runs inline too, with its own answer.
    * A boolean (a TypeError otherwise).
    *
    * @default {false}

@@ -1,8 +1,10 @@
 // connection({ ack: true }) when reading the body fails: a caller who left
-// (Deno.serve's BadResource; Node's and Bun's request signal, probed by
-// hand) is ABORTED and answered 499; a middleware's stream that errored
-// (a corrupt gzip) is no caller's leaving: it goes to Hono's error handling,
-// as the route's own read would (it was a 499 and ABORTED).
+// (Deno.serve's BadResource or Http; @hono/node-server's own request
+// aborted; Node's and Bun's request signal, probed by hand; workerd in
+// tests/platforms/workers_test.ts) is ABORTED and answered 499; a
+// middleware's stream that errored (a corrupt gzip, an upstream's reset) is
+// no caller's leaving: it goes to Hono's error handling, as the route's own
+// read would (it was a 499 and ABORTED).
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import {
@@ -13,6 +15,8 @@ import {
 } from "../../src/hono/mod.ts";
 import { within } from "../_wait.ts";
 import net from "node:net";
+import http from "node:http";
+import { Readable } from "node:stream";
 // deno-lint-ignore no-import-prefix
 import { serve } from "npm:@hono/node-server@^2.1.9";
 
@@ -67,8 +71,11 @@ Deno.test("connection({ ack: true }) behind a middleware whose body stream error
   assert.deepEqual(seen, ["ran"]);
 });
 
-/** An app whose acknowledged route records its final status. */
-function recordingApp() {
+/** An app whose acknowledged route records its final status; `replace`
+ * swaps the request first, as a middleware in front may. */
+function recordingApp(
+  replace?: (c: { req: { raw: Request } }) => Promise<Request>,
+) {
   const shutdown: ConnectionStatus[] = [];
   const errors: string[] = [];
   let ran = 0;
@@ -77,6 +84,12 @@ function recordingApp() {
     errors.push(error.name);
     return c.text("failed", 500);
   });
+  if (replace) {
+    app.use("*", async (c, next) => {
+      c.req.raw = await replace(c);
+      await next();
+    });
+  }
   app.post(
     "/job",
     async (c, next) => {
@@ -90,6 +103,32 @@ function recordingApp() {
     },
   );
   return { app, shutdown, errors, ran: () => ran };
+}
+
+/** Serves `app` on Deno.serve or @hono/node-server. */
+async function listen(
+  server: string,
+  app: { fetch: (request: Request) => Response | Promise<Response> },
+): Promise<{ port: number; close(): Promise<void> }> {
+  if (server === "Deno.serve") {
+    const served = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      app.fetch,
+    );
+    return { port: served.addr.port, close: () => served.shutdown() };
+  }
+  const served = await new Promise<
+    { port: number; close(fn: () => void): void }
+  >((resolve) => {
+    const s = serve(
+      { fetch: app.fetch, hostname: "127.0.0.1", port: 0 },
+      (info) => resolve({ port: info.port, close: (fn) => s.close(fn) }),
+    );
+  });
+  return {
+    port: served.port,
+    close: () => new Promise<void>((resolve) => served.close(() => resolve())),
+  };
 }
 
 /** Sends 1,000 of 5,000 declared bytes, then closes (FIN) or resets (RST). */
@@ -111,28 +150,7 @@ for (const server of ["Deno.serve", "@hono/node-server on Deno"] as const) {
   for (const how of ["close", "reset"] as const) {
     Deno.test(`${server}: a caller that leaves in the middle of an acknowledged route's body (${how}) is ABORTED, the route never runs (a reset on Deno.serve, and a close on Deno's node:http, were answered 500 and NORMAL)`, async () => {
       const { app, shutdown, errors, ran } = recordingApp();
-      let port: number;
-      let close: () => Promise<void>;
-      if (server === "Deno.serve") {
-        const served = Deno.serve(
-          { hostname: "127.0.0.1", port: 0, onListen() {} },
-          app.fetch,
-        );
-        port = served.addr.port;
-        close = () => served.shutdown();
-      } else {
-        const served = await new Promise<
-          { port: number; close(fn: () => void): void }
-        >((resolve) => {
-          const s = serve(
-            { fetch: app.fetch, hostname: "127.0.0.1", port: 0 },
-            (info) => resolve({ port: info.port, close: (fn) => s.close(fn) }),
-          );
-        });
-        port = served.port;
-        close = () =>
-          new Promise<void>((resolve) => served.close(() => resolve()));
-      }
+      const { port, close } = await listen(server, app);
       try {
         await leaveMidBody(port, how);
         await within(
@@ -153,3 +171,65 @@ for (const server of ["Deno.serve", "@hono/node-server on Deno"] as const) {
     });
   }
 }
+
+// (On Deno.serve it was right before, the check there being Deno's own
+// error names: 500 and NORMAL, checked by hand.)
+Deno.test("an upstream's reset that a middleware piped in as the body (ECONNRESET) is no caller leaving on @hono/node-server: the caller, still there, gets Hono's error answer and the status stays NORMAL (it was 499 and ABORTED)", async () => {
+  // An upstream that answers 1,000 of 5,000 bytes, then resets.
+  const upstream = net.createServer((socket) => {
+    socket.on("error", () => {});
+    socket.once("data", () => {
+      socket.write(
+        `HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n${"a".repeat(1000)}`,
+      );
+      setTimeout(() => socket.resetAndDestroy(), 100);
+    });
+  });
+  await new Promise<void>((resolve) =>
+    upstream.listen(0, "127.0.0.1", () => resolve())
+  );
+  const upstreamPort = (upstream.address() as net.AddressInfo).port;
+  const { app, shutdown, errors, ran } = recordingApp(async (c) => {
+    // The caller's body goes upstream; the upstream's answer is the body.
+    const input = new Uint8Array(await c.req.raw.arrayBuffer());
+    return await new Promise<Request>((resolve, reject) => {
+      const request = http.request({
+        host: "127.0.0.1",
+        port: upstreamPort,
+        method: "POST",
+        path: "/",
+      }, (response) =>
+        resolve(
+          new Request(c.req.raw.url, {
+            method: "POST",
+            headers: c.req.raw.headers,
+            body: Readable.toWeb(response) as ReadableStream,
+            duplex: "half",
+          } as RequestInit),
+        ));
+      request.on("error", reject);
+      request.end(input);
+    });
+  });
+  try {
+    for (const server of ["@hono/node-server on Deno"]) {
+      const { port, close } = await listen(server, app);
+      try {
+        shutdown.length = 0;
+        const response = await fetch(`http://127.0.0.1:${port}/job`, {
+          method: "POST",
+          body: "hello",
+        });
+        assert.equal(response.status, 500, server);
+        await response.body?.cancel();
+        assert.deepEqual(shutdown, [ConnectionStatus.NORMAL], server);
+      } finally {
+        await close();
+      }
+    }
+    assert.equal(errors.length, 1);
+    assert.equal(ran(), 0);
+  } finally {
+    await new Promise((resolve) => upstream.close(resolve));
+  }
+});
