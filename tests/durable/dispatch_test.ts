@@ -525,23 +525,45 @@ Deno.test("stop() cuts what answered deliveries still read: a target that sends 
   }
 });
 
-Deno.test("start({ concurrency }) above the process's 128 connections per origin: every slot gets its connection (the jobs past 128 waited, their timeout running, and were dead-lettered TIMEOUT though delivered)", async () => {
-  const JOBS = 150;
+/**
+ * A target that holds every request until `count` are in at once, or until
+ * `fallback(ms)` has passed (armed at start: past the jobs' timeout, not
+ * before they were stored), then answers 204; `most()`: the most in at
+ * once. `close()` lets the held ones go first.
+ */
+function gatheringTarget(count: number) {
   let inFlight = 0;
   let most = 0;
   const all = Promise.withResolvers<void>();
-  let fallback: ReturnType<typeof setTimeout> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
       await request.arrayBuffer();
       most = Math.max(most, ++inFlight);
-      if (inFlight === JOBS) all.resolve();
+      if (inFlight === count) all.resolve();
       await all.promise;
       inFlight--;
       return new Response(null, { status: 204 });
     },
   );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/job`,
+    most: () => most,
+    fallback(ms: number) {
+      timer = setTimeout(all.resolve, ms);
+    },
+    async close() {
+      clearTimeout(timer);
+      all.resolve();
+      await server.shutdown();
+    },
+  };
+}
+
+Deno.test("start({ concurrency }) above the process's 128 connections per origin: every slot gets its connection (the jobs past 128 waited, their timeout running, and were dead-lettered TIMEOUT though delivered)", async () => {
+  const JOBS = 150;
+  const target = gatheringTarget(JOBS);
   const dir = await Deno.makeTempDir({ prefix: "outbox_cap_" });
   const events: OutboxEvent[] = [];
   const outbox = await openOutbox({
@@ -549,7 +571,7 @@ Deno.test("start({ concurrency }) above the process's 128 connections per origin
     onEvent: (event) => events.push(event),
   });
   try {
-    const url = `http://127.0.0.1:${server.addr.port}/job`;
+    const url = target.url;
     await Promise.all(
       Array.from(
         { length: JOBS },
@@ -564,19 +586,17 @@ Deno.test("start({ concurrency }) above the process's 128 connections per origin
     // Answers once all are in at once, or after 30 s (armed now: storing
     // the jobs on a loaded machine took longer than a fallback armed
     // before it, which then let them through one by one).
-    fallback = setTimeout(all.resolve, 30_000);
+    target.fallback(30_000);
     outbox.start({ concurrency: JOBS, pollInterval: 50 });
     await until("every job's outcome", () => events.length >= JOBS);
-    assert.equal(most, JOBS, "requests in flight at once");
+    assert.equal(target.most(), JOBS, "requests in flight at once");
     assert.equal(
       events.filter((event) => event.type === "delivered").length,
       JOBS,
     );
   } finally {
-    clearTimeout(fallback);
-    all.resolve();
+    await target.close();
     await outbox.stop();
-    await server.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -584,21 +604,7 @@ Deno.test("start({ concurrency }) above the process's 128 connections per origin
 Deno.test("two outboxes in one process delivering to one origin: each one's slots get their connections (they shared one cap of 128, and the deliveries past it waited, their timeout running, and were dead-lettered TIMEOUT though delivered)", async () => {
   const PER_OUTBOX = 80;
   const JOBS = 2 * PER_OUTBOX;
-  let inFlight = 0;
-  let most = 0;
-  const all = Promise.withResolvers<void>();
-  let fallback: ReturnType<typeof setTimeout> | undefined;
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (request) => {
-      await request.arrayBuffer();
-      most = Math.max(most, ++inFlight);
-      if (inFlight === JOBS) all.resolve();
-      await all.promise;
-      inFlight--;
-      return new Response(null, { status: 204 });
-    },
-  );
+  const target = gatheringTarget(JOBS);
   const dirs = [
     await Deno.makeTempDir({ prefix: "outbox_two_a_" }),
     await Deno.makeTempDir({ prefix: "outbox_two_b_" }),
@@ -610,7 +616,7 @@ Deno.test("two outboxes in one process delivering to one origin: each one's slot
     ),
   );
   try {
-    const url = `http://127.0.0.1:${server.addr.port}/job`;
+    const url = target.url;
     for (const outbox of outboxes) {
       await Promise.all(
         Array.from(
@@ -625,21 +631,19 @@ Deno.test("two outboxes in one process delivering to one origin: each one's slot
       );
     }
     // Answers once all are in at once, or after 30 s (armed now, as above).
-    fallback = setTimeout(all.resolve, 30_000);
+    target.fallback(30_000);
     for (const outbox of outboxes) {
       outbox.start({ concurrency: PER_OUTBOX, pollInterval: 50 });
     }
     await until("every job's outcome", () => events.length >= JOBS);
-    assert.equal(most, JOBS, "requests in flight at once");
+    assert.equal(target.most(), JOBS, "requests in flight at once");
     assert.equal(
       events.filter((event) => event.type === "delivered").length,
       JOBS,
     );
   } finally {
-    clearTimeout(fallback);
-    all.resolve();
+    await target.close();
     await Promise.all(outboxes.map((outbox) => outbox.stop()));
-    await server.shutdown();
     for (const dir of dirs) await Deno.remove(dir, { recursive: true });
   }
 });

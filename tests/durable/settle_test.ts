@@ -105,19 +105,27 @@ async function refuseCompletions(
   );
 }
 
-Deno.test("a completion the database refuses once is tried again: delivered once, no error event, the request not sent again", async () => {
+/**
+ * One trigger whose completion the database refuses as `refusal` says:
+ * its one outcome is `delivered` (no error event), its request sent once.
+ * `after` checks more before the outbox stops.
+ */
+async function deliveredOnceDespite(
+  refusal: Parameters<typeof refuseCompletions>[2],
+  wait: { timeout?: number; interval?: number } = {},
+  after?: (outbox: Outbox) => Promise<void>,
+): Promise<void> {
   const target = countingTarget();
   const { outbox, events, dir } = await recordingOutbox();
   try {
     const { db, schema } = handleOf(outbox);
-    await refuseCompletions(db, schema, { once: true });
-    const { id } = await outbox.trigger(
-      target.url,
-    );
+    await refuseCompletions(db, schema, refusal);
+    const { id } = await outbox.trigger(target.url);
     outbox.start({ pollInterval: 50 });
     await until(
       () => events.some((e) => e.type === "delivered" || e.type === "error"),
       "delivered, or an error",
+      wait,
     );
     const { rows } = await db.executeSql(
       `SELECT last_value FROM ${schema}.settle_refusals`,
@@ -128,68 +136,33 @@ Deno.test("a completion the database refuses once is tried again: delivered once
       [`delivered ${id}`],
     );
     assert.equal(target.requests(), 1);
-    const stats = await outbox.stats();
-    assert.deepEqual([stats.delivered, stats.active], [1, 0]);
+    await after?.(outbox);
   } finally {
     await outbox.stop();
     await target.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("a completion the database refuses once is tried again: delivered once, no error event, the request not sent again", async () => {
+  await deliveredOnceDespite({ once: true }, {}, async (outbox) => {
+    const stats = await outbox.stats();
+    assert.deepEqual([stats.delivered, stats.active], [1, 0]);
+  });
 });
 
 Deno.test("a completion PostgreSQL cancels for its statement_timeout (57014: an answer, nothing kept) is tried again like any refusal, not taken for no answer: delivered once, no error event, the request not sent again", async () => {
-  const target = countingTarget();
-  const { outbox, events, dir } = await recordingOutbox();
-  try {
-    const { db, schema } = handleOf(outbox);
-    await refuseCompletions(db, schema, {
-      once: true,
-      code: "57014",
-      message: "canceling statement due to statement timeout",
-    });
-    const { id } = await outbox.trigger(target.url);
-    outbox.start({ pollInterval: 50 });
-    // Before: taken for TIMEOUT (no answer), not tried again: an error
-    // event, the job left active until its heartbeat lapsed, then sent again.
-    await until(
-      () => events.some((e) => e.type === "delivered" || e.type === "error"),
-      "delivered, or an error",
-    );
-    assert.deepEqual(
-      events.map((e) => `${e.type} ${"id" in e ? e.id : ""}`),
-      [`delivered ${id}`],
-    );
-    assert.equal(target.requests(), 1);
-  } finally {
-    await outbox.stop();
-    await target.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  // Before: taken for TIMEOUT (no answer), not tried again: an error event,
+  // the job left active until its heartbeat lapsed, then sent again.
+  await deliveredOnceDespite({
+    once: true,
+    code: "57014",
+    message: "canceling statement due to statement timeout",
+  });
 });
 
 Deno.test("a completion the database refuses four times is tried again (six tries over up to 11.75 s, past the 10 s heartbeat; four ended at 3.75 s): delivered once, no error event", async () => {
-  const target = countingTarget();
-  const { outbox, events, dir } = await recordingOutbox();
-  try {
-    const { db, schema } = handleOf(outbox);
-    await refuseCompletions(db, schema, { times: 4 });
-    const { id } = await outbox.trigger(target.url);
-    outbox.start({ pollInterval: 50 });
-    await until(
-      () => events.some((e) => e.type === "delivered" || e.type === "error"),
-      "delivered, or an error",
-      { timeout: 30_000, interval: 50 },
-    );
-    assert.deepEqual(
-      events.map((e) => `${e.type} ${"id" in e ? e.id : ""}`),
-      [`delivered ${id}`],
-    );
-    assert.equal(target.requests(), 1);
-  } finally {
-    await outbox.stop();
-    await target.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await deliveredOnceDespite({ times: 4 }, { timeout: 30_000, interval: 50 });
 });
 
 Deno.test("completions the database keeps refusing are tried again together: one error event per failed statement, not one per job", async () => {

@@ -11,20 +11,8 @@ import {
   verifyTrigger,
   type VerifyTriggerEnv,
 } from "../../src/hono/mod.ts";
-import { createSecret, signPayload } from "../../mod.ts";
-
-async function signed(
-  secret: string,
-  id: string,
-  body: string,
-): Promise<Record<string, string>> {
-  const timestamp = Math.floor(Date.now() / 1000);
-  return {
-    "webhook-id": id,
-    "webhook-timestamp": String(timestamp),
-    "webhook-signature": await signPayload(secret, { id, timestamp, body }),
-  };
-}
+import { createSecret } from "../../mod.ts";
+import { signedHeaders } from "../_signed.ts";
 
 Deno.test("connection({ ack: true }) by app.use(): a path or method no route matches gets Hono's 404, not a 202; verifyTrigger() in front releases the id (the retry: 404 again, not 200 done)", async () => {
   const secret = createSecret();
@@ -40,7 +28,7 @@ Deno.test("connection({ ack: true }) by app.use(): a path or method no route mat
     const response = await app.request(path, {
       method,
       body,
-      headers: await signed(secret, id, body),
+      headers: await signedHeaders(secret, body, { id }),
     });
     await response.body?.cancel();
     return response.status;

@@ -11,20 +11,8 @@ import {
   verifyTrigger,
   type VerifyTriggerEnv,
 } from "../../src/hono/mod.ts";
-import { createSecret, signPayload } from "../../mod.ts";
-
-async function signed(
-  secret: string,
-  id: string,
-  body: string,
-): Promise<Record<string, string>> {
-  const timestamp = Math.floor(Date.now() / 1000);
-  return {
-    "webhook-id": id,
-    "webhook-timestamp": String(timestamp),
-    "webhook-signature": await signPayload(secret, { id, timestamp, body }),
-  };
-}
+import { createSecret } from "../../mod.ts";
+import { signedHeaders } from "../_signed.ts";
 
 /** A store that answers every claim with `answer`. */
 function fixedStore(answer: ClaimResult | Error): DedupStore {
@@ -66,19 +54,22 @@ Deno.test("verifyTrigger()'s own answers keep the headers earlier middleware set
       ["unsigned", new MemoryDedupStore(), () => Promise.resolve({}), 401],
       ["too large", new MemoryDedupStore(), async () => {
         const body = "x".repeat(100);
-        return { body, headers: await signed(secret, "msg_big", body) };
+        return {
+          body,
+          headers: await signedHeaders(secret, body, { id: "msg_big" }),
+        };
       }, 413],
       ["done", fixedStore("done"), async () => ({
         body: "{}",
-        headers: await signed(secret, "msg_done", "{}"),
+        headers: await signedHeaders(secret, "{}", { id: "msg_done" }),
       }), 200],
       ["busy", fixedStore("busy"), async () => ({
         body: "{}",
-        headers: await signed(secret, "msg_busy", "{}"),
+        headers: await signedHeaders(secret, "{}", { id: "msg_busy" }),
       }), 429],
       ["store down", fixedStore(new Error("down")), async () => ({
         body: "{}",
-        headers: await signed(secret, "msg_down", "{}"),
+        headers: await signedHeaders(secret, "{}", { id: "msg_down" }),
       }), 503],
     ];
   for (const [name, store, init, status] of cases) {
