@@ -33,6 +33,14 @@ export function withEarlierHeaders(
 }
 
 /**
+ * `response` as a middleware's own answer, made now: with the headers
+ * middleware before it has set (see {@linkcode withEarlierHeaders}).
+ */
+export function ownAnswer(c: MiddlewareContext, response: Response): Response {
+  return withEarlierHeaders(response, earlierHeaders(c));
+}
+
+/**
  * The headers middleware before has set (by `c.header()` or on `c.res`),
  * taken with `c.newResponse()`, which copies Hono's headers without making
  * `c.res`: reading `c.res` would make Hono build a response for every

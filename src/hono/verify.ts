@@ -52,7 +52,7 @@
 
 import { show } from "../_show.ts";
 import { ByteBudget } from "../_byte_budget.ts";
-import type { Middleware } from "./context.ts";
+import type { Middleware, MiddlewareContext } from "./context.ts";
 import type { VerifyTriggerOptions } from "./verify_types.ts";
 import type { ClaimResult } from "../dedup/store.ts";
 import { MemoryDedupStore } from "../dedup/memory.ts";
@@ -84,7 +84,7 @@ import { consoleReporter, report } from "./_report.ts";
 import { annotate } from "./_trace.ts";
 import { keepAlive } from "./_background.ts";
 import { takeRunning } from "./_running.ts";
-import { earlierHeaders, respond, withEarlierHeaders } from "./_respond.ts";
+import { ownAnswer, respond } from "./_respond.ts";
 import { bounded } from "../_bounded.ts";
 
 /** The header that marks an answer given instead of running the route. */
@@ -284,25 +284,23 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
   };
 
   return async function verifyTrigger(c, next) {
-    // Its own answers keep what middleware before set with `c.header()`
-    // (a request id, security headers), as connection()'s do.
-    const reject = (status: number, reason: string) =>
-      withEarlierHeaders(refusal(status, reason), earlierHeaders(c));
     const found = signatureHeaders(c.req.raw.headers);
-    if (typeof found === "string") return reject(401, found);
+    if (typeof found === "string") return reject(c, 401, found);
     const { id, stamp, header, prefix } = found;
-    if (!isMessageId(id)) return reject(401, `Malformed ${prefix}-id header`);
+    if (!isMessageId(id)) {
+      return reject(c, 401, `Malformed ${prefix}-id header`);
+    }
     if (!TIMESTAMP.test(stamp)) {
-      return reject(401, `Malformed ${prefix}-timestamp header`);
+      return reject(c, 401, `Malformed ${prefix}-timestamp header`);
     }
     const timestamp = Number(stamp);
     // In whole seconds of the receiver's clock, as the references count.
     const skew = (Math.floor(Date.now() / 1000) - timestamp) * 1000;
-    if (skew > tolerance) return reject(401, "Message timestamp too old");
-    if (-skew > tolerance) return reject(401, "Message timestamp too new");
+    if (skew > tolerance) return reject(c, 401, "Message timestamp too old");
+    if (-skew > tolerance) return reject(c, 401, "Message timestamp too new");
     const signatures = parseSignatures(header);
     if (signatures.length === 0) {
-      return reject(401, `No v1 signature in ${prefix}-signature header`);
+      return reject(c, 401, `No v1 signature in ${prefix}-signature header`);
     }
 
     const read = await readBody(c, {
@@ -312,10 +310,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       exact: "verifyTrigger()",
     });
     if (!read.ok) {
-      return withEarlierHeaders(
-        refuseBody(read.failure, maxBodySize, bodyTimeout),
-        earlierHeaders(c),
-      );
+      return ownAnswer(c, refuseBody(read.failure, maxBodySize, bodyTimeout));
     }
     const body = read.body ?? new Uint8Array(0);
     let key: string;
@@ -329,7 +324,7 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
     }
     // Authenticated (or refused): no longer counted as unverified bytes.
     read.release();
-    if (key === "") return reject(401, "Invalid signature");
+    if (key === "") return reject(c, 401, "Invalid signature");
     // Made before the claim: a method no Request may be made with (Deno.serve
     // hands `TRACE` on) throws here, with nothing claimed.
     const copy = hasBody(c.req.raw)
@@ -367,23 +362,24 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
         report(reportError, error, c, "verifyTrigger()"),
         refused,
       );
-      return reject(503, "Deduplication store unavailable");
+      return reject(c, 503, "Deduplication store unavailable");
     }
     annotate({
       "fire_trigger.webhook.id": id,
       "fire_trigger.webhook.duplicate": claim !== "claimed",
     });
     if (claim === "done") {
-      return withEarlierHeaders(
+      return ownAnswer(
+        c,
         new Response("Duplicate: this webhook-id was already handled\n", {
           status: 200,
           headers: { ...TEXT, [DUPLICATE_HEADER]: "done" },
         }),
-        earlierHeaders(c),
       );
     }
     if (claim !== "claimed") {
-      return withEarlierHeaders(
+      return ownAnswer(
+        c,
         new Response(
           "Duplicate: this webhook-id is being handled; retry later\n",
           {
@@ -395,7 +391,6 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
             },
           },
         ),
-        earlierHeaders(c),
       );
     }
 
@@ -484,9 +479,19 @@ function signatureHeaders(
   return { id, stamp, header, prefix };
 }
 
-function refusal(status: number, reason: string): Response {
+/** A refusal: `reason` as its text, with the headers middleware before
+ * set with `c.header()` (a request id, security headers), as
+ * connection()'s answers keep them. */
+function reject(
+  c: MiddlewareContext,
+  status: number,
+  reason: string,
+): Response {
   annotate({ "fire_trigger.webhook.rejected": reason });
-  return new Response(reason + "\n", { status, headers: TEXT });
+  return ownAnswer(
+    c,
+    new Response(reason + "\n", { status, headers: TEXT }),
+  );
 }
 
 function secretList(secret: unknown): Uint8Array[] {
