@@ -3,6 +3,7 @@
 import type { WaitUntil } from "../trigger/types.ts";
 import type { Connector } from "./_conn.ts";
 import { globalWaitUntil } from "../_wait_until.ts";
+import { readEnv } from "../_env.ts";
 import { connectDeno } from "./_conn_deno.ts";
 import { connectWorkers } from "./_conn_workers.ts";
 import {
@@ -59,7 +60,8 @@ function detectWorkers(): boolean {
 }
 
 interface NodeProcess {
-  versions?: { node?: unknown };
+  versions?: { node?: unknown; bun?: unknown };
+  execArgv?: unknown;
   on?: (event: string, listener: () => void) => unknown;
   stderr?: { write?: (text: string) => unknown };
 }
@@ -106,6 +108,23 @@ export function autoPicksSocket(): boolean {
   // Where node:net cannot be loaded (a bundle that hides it), fetch.
   if (nodeProcess()) return nodeSocketsState() !== "failed";
   return rawConnector() !== undefined;
+}
+
+/**
+ * Whether this runtime's own fetch sends requests through the proxies the
+ * environment names (HTTP_PROXY and the rest): Deno's and Bun's always,
+ * Node's under `NODE_USE_ENV_PROXY=1` or `--use-env-proxy`
+ * (https://nodejs.org/api/cli.html#node_use_env_proxy1). Workers and the
+ * edge runtimes have no such environment.
+ */
+export function fetchReadsProxyEnv(): boolean {
+  if (denoRuntime()) return true;
+  const process = nodeProcess();
+  if (process === undefined) return false;
+  if (typeof process.versions?.bun === "string") return true;
+  return readEnv("NODE_USE_ENV_PROXY") === "1" ||
+    (Array.isArray(process.execArgv) &&
+      process.execArgv.includes("--use-env-proxy"));
 }
 
 /**

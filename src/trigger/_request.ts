@@ -20,6 +20,7 @@ import { checkMs, checkOptions, checkSignal } from "../_options.ts";
 import { VERSION } from "./_version.ts";
 import { utf8 } from "../transport/_http1.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "../transport/_pool.ts";
+import { fetchUsesProxy } from "../transport/_proxy.ts";
 import {
   checkMessage,
   newMessageId,
@@ -813,8 +814,14 @@ export function prepare(
       'transport "socket" needs Deno.connect, cloudflare:sockets or node:net, which this runtime lacks',
     );
   }
+  // `auto` goes where the runtime's fetch would go: through the proxy the
+  // environment names, if any (unless fetch here cannot take `caCerts`).
   const transport = requested === "auto"
-    ? (customFetch === undefined && autoPicksSocket() ? "socket" : "fetch")
+    ? (customFetch === undefined && autoPicksSocket() &&
+        !(fetchUsesProxy(url) &&
+          (options.caCerts === undefined || canUseCaCertsWithFetch()))
+      ? "socket"
+      : "fetch")
     : requested;
 
   const timeout = options.timeout ?? 30_000;

@@ -3,6 +3,7 @@
 // and nothing is allocated, when no OpenTelemetry API is registered.
 import { type PreparedRequest, sendableHeader } from "./_request.ts";
 import type { TriggerOutcome } from "./types.ts";
+import { readEnv } from "../_env.ts";
 import {
   activeContext,
   type Attributes,
@@ -51,32 +52,7 @@ export const KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS";
  * (and readable without a prompt), else the default list. Never throws.
  */
 export function readKnownMethods(): Set<string> {
-  let value: string | undefined;
-  try {
-    const deno = (globalThis as {
-      Deno?: {
-        env?: { get(name: string): string | undefined };
-        permissions?: {
-          querySync?(d: { name: "env"; variable: string }): { state: string };
-        };
-      };
-    }).Deno;
-    if (deno !== undefined) {
-      // Only where it is granted: never a prompt, never a throw.
-      if (
-        deno.permissions?.querySync?.({
-          name: "env",
-          variable: KNOWN_METHODS_VARIABLE,
-        }).state === "granted"
-      ) value = deno.env?.get(KNOWN_METHODS_VARIABLE);
-    } else {
-      value = (globalThis as {
-        process?: { env?: Record<string, string | undefined> };
-      }).process?.env?.[KNOWN_METHODS_VARIABLE];
-    }
-  } catch {
-    value = undefined;
-  }
+  const value = readEnv(KNOWN_METHODS_VARIABLE);
   if (typeof value !== "string") return new Set(DEFAULT_METHODS);
   return new Set(
     value.split(",").map((method) => method.trim()).filter((m) => m !== ""),

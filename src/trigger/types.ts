@@ -104,7 +104,10 @@ export interface TriggerOptions {
   signal?: AbortSignal;
   /** How the request travels: `"auto"` uses a raw socket on Deno, Node and
    * Bun, `fetch` on Workers, Netlify, Vercel Edge and wherever a `fetch`
-   * option is given.
+   * option is given. Where the runtime's fetch would go through a proxy the
+   * environment names (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, less what
+   * `NO_PROXY` exempts; on Node only under `NODE_USE_ENV_PROXY=1`), `"auto"`
+   * takes fetch too; `"socket"` always connects straight to the target.
    * @default "auto" */
   transport?: Transport;
   /** The function the fetch transport calls, with the URL and a
