@@ -113,7 +113,7 @@ export function autoPicksSocket(): boolean {
 /**
  * Whether this runtime's own fetch sends requests through the proxies the
  * environment names (HTTP_PROXY and the rest): Deno's and Bun's always,
- * Node's under `NODE_USE_ENV_PROXY=1` or `--use-env-proxy`
+ * Node's under `NODE_USE_ENV_PROXY=1` (not `true`) or `--use-env-proxy`
  * (https://nodejs.org/api/cli.html#node_use_env_proxy1). Workers and the
  * edge runtimes have no such environment.
  */
@@ -124,7 +124,9 @@ export function fetchReadsProxyEnv(): boolean {
   if (typeof process.versions?.bun === "string") return true;
   return readEnv("NODE_USE_ENV_PROXY") === "1" ||
     (Array.isArray(process.execArgv) &&
-      process.execArgv.includes("--use-env-proxy"));
+      process.execArgv.includes("--use-env-proxy")) ||
+    // Flags in NODE_OPTIONS are not in execArgv.
+    (readEnv("NODE_OPTIONS") ?? "").split(/\s+/).includes("--use-env-proxy");
 }
 
 /**

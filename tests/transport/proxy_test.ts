@@ -247,5 +247,15 @@ Deno.test("Node 22: auto goes through HTTP_PROXY only under NODE_USE_ENV_PROXY=1
       env: { HTTP_PROXY: "PROXY", NODE_USE_ENV_PROXY: "1" },
       proxied: true,
     },
+    {
+      name: "HTTP_PROXY with NODE_OPTIONS=--use-env-proxy",
+      env: { HTTP_PROXY: "PROXY", NODE_OPTIONS: "--use-env-proxy" },
+      proxied: true,
+    },
+    {
+      name: "HTTP_PROXY with NODE_USE_ENV_PROXY=true (Node wants 1)",
+      env: { HTTP_PROXY: "PROXY", NODE_USE_ENV_PROXY: "true" },
+      proxied: false,
+    },
   ], t);
 });
