@@ -58,11 +58,15 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-/** Whether this runtime has Deno's file locks. Safe where `Deno` is not
+/** Whether this runtime has Deno's file locks (`FsFile#tryLock`: Deno 2.7
+ * and later; Supabase Edge Functions run 2.1). Safe where `Deno` is not
  * declared at all (Node, Bun): no bare reference to it. */
 export function hasDenoFileLocks(): boolean {
-  const deno = (globalThis as { Deno?: { open?: unknown } }).Deno;
-  return typeof deno?.open === "function";
+  const deno = (globalThis as {
+    Deno?: { open?: unknown; FsFile?: { prototype?: { tryLock?: unknown } } };
+  }).Deno;
+  return typeof deno?.open === "function" &&
+    typeof deno.FsFile?.prototype?.tryLock === "function";
 }
 
 export async function openEngine(
@@ -77,7 +81,7 @@ export async function openEngine(
   const timeout = settings.queryTimeout;
   if (!postgres && !hasDenoFileLocks()) {
     throw new TypeError(
-      `${OPEN}the embedded engine needs Deno's file locks; give connectionString to use PostgreSQL`,
+      `${OPEN}the embedded engine needs Deno's file locks (Deno.FsFile#tryLock, Deno 2.7 or later); give connectionString to use PostgreSQL`,
     );
   }
   const fail = (what: string, error: unknown): OutboxError => {

@@ -48,8 +48,41 @@ function deno(): DenoSockets {
   return (globalThis as unknown as { Deno: DenoSockets }).Deno;
 }
 
+/**
+ * Whether closing a `Deno.Conn` settles its pending `write()` and `read()`
+ * (they reject with `Interrupted`): Deno 2.9.5 and later. Before, a write
+ * the peer never drained (1.x to 2.9.4) and a read (2.8.3) stayed pending
+ * after `close()`, so a trigger's timeout or abort never ended it
+ * (docs/platforms.md, "Runtime versions"). Where the version cannot be told
+ * (an edge runtime's own build), it is taken as older.
+ */
+function closeSettles(): boolean {
+  const version = (globalThis as { Deno?: { version?: { deno?: unknown } } })
+    .Deno?.version?.deno;
+  const match = typeof version === "string"
+    ? /^(\d+)\.(\d+)\.(\d+)/.exec(version)
+    : null;
+  if (match === null) return false;
+  const [major, minor, patch] = match.slice(1).map(Number);
+  return major > 2 || major === 2 && (minor > 9 || minor === 9 && patch >= 5);
+}
+
+let settles: boolean | undefined;
+
+/** Raised for a write or read pending when its connection was closed. */
+function interrupted(): Error {
+  const errors = (globalThis as {
+    Deno?: { errors?: { Interrupted?: new (message: string) => Error } };
+  }).Deno?.errors;
+  const Interrupted = errors?.Interrupted ?? Error;
+  return new Interrupted("operation canceled: the connection was closed");
+}
+
 class DenoConn implements RawConn {
   #conn: DenoSocket;
+  /** On a Deno whose close() leaves them pending: the writes and reads
+   * under way, rejected by close(). */
+  #pending?: Set<(error: Error) => void>;
   #buffer?: Uint8Array;
   #kept = new KeptBuffer();
   #closed = false;
@@ -60,6 +93,20 @@ class DenoConn implements RawConn {
     // A head and a large body go out as two writes: without TCP_NODELAY,
     // Nagle's algorithm and delayed ACKs can hold the tail for ~40 ms.
     conn.setNoDelay?.(true);
+    if (!(settles ??= closeSettles())) this.#pending = new Set();
+  }
+  /** `promise`, settled by close() too where Deno's own is not. */
+  #settled<T>(promise: Promise<T>): Promise<T> {
+    const pending = this.#pending;
+    if (pending === undefined) return promise;
+    if (this.#closed) {
+      promise.catch(() => {});
+      return Promise.reject(interrupted());
+    }
+    return new Promise<T>((resolve, reject) => {
+      pending.add(reject);
+      promise.then(resolve, reject).finally(() => pending.delete(reject));
+    });
   }
   // write() and read() chain on Deno's own promise instead of awaiting it
   // in an async function: one microtask hop less each way (~1 % of an
@@ -68,7 +115,7 @@ class DenoConn implements RawConn {
   write(data: Uint8Array): Promise<void> {
     // Mostly written whole by the first call: no view made for it.
     try {
-      return this.#conn.write(data).then((n) =>
+      return this.#settled(this.#conn.write(data)).then((n) =>
         n < data.length ? this.#rest(data, n) : undefined
       );
     } catch (error) {
@@ -77,13 +124,13 @@ class DenoConn implements RawConn {
   }
   async #rest(data: Uint8Array, offset: number): Promise<void> {
     while (offset < data.length) {
-      offset += await this.#conn.write(data.subarray(offset));
+      offset += await this.#settled(this.#conn.write(data.subarray(offset)));
     }
   }
   read(): Promise<Uint8Array | null> {
     const buffer = this.#buffer ??= new Uint8Array(READ_CHUNK);
     try {
-      return this.#conn.read(buffer).then((n) => {
+      return this.#settled(this.#conn.read(buffer)).then((n) => {
         this.#full = n === READ_CHUNK;
         return n === null ? null : buffer.subarray(0, n);
       });
@@ -110,6 +157,11 @@ class DenoConn implements RawConn {
       this.#conn.close();
     } catch {
       // Already closed by the peer's reset.
+    }
+    if (this.#pending !== undefined && this.#pending.size > 0) {
+      const error = interrupted();
+      for (const reject of this.#pending) reject(error);
+      this.#pending.clear();
     }
   }
 }

@@ -792,3 +792,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test("openOutbox() on a Deno without FsFile#tryLock (before 2.7; Supabase runs 2.1): a TypeError naming the version needed, not LOCKED", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox-no-lock-" });
+  const proto = Deno.FsFile.prototype as unknown as Record<string, unknown>;
+  const tryLock = proto.tryLock;
+  delete proto.tryLock;
+  try {
+    await assert.rejects(openOutbox({ dir }), (error) => {
+      assert.ok(error instanceof TypeError, String(error));
+      assert.match(
+        (error as Error).message,
+        /^Cannot open outbox: the embedded engine needs Deno's file locks \(Deno\.FsFile#tryLock, Deno 2\.7 or later\); give connectionString to use PostgreSQL$/,
+      );
+      return true;
+    });
+  } finally {
+    proto.tryLock = tryLock;
+    await Deno.remove(dir, { recursive: true });
+  }
+  // Restored: it opens.
+  const again = await Deno.makeTempDir({ prefix: "outbox-no-lock-" });
+  const outbox = await openOutbox({ dir: again });
+  await outbox.stop();
+  await Deno.remove(again, { recursive: true });
+});
