@@ -17,12 +17,14 @@ export function readEnv(name: string): string | undefined {
   try {
     const deno = (globalThis as { Deno?: DenoEnv }).Deno;
     if (deno !== undefined) {
-      const query = deno.permissions?.querySync;
-      // A Deno without the query (some edge runtimes) has no prompt either.
+      // A runtime without permissions (an edge runtime's build) has no
+      // prompt; one with permissions but no query might prompt: not read.
+      const permissions = deno.permissions;
       if (
-        query !== undefined &&
-        query.call(deno.permissions, { name: "env", variable: name }).state !==
-          "granted"
+        permissions !== undefined &&
+        (typeof permissions.querySync !== "function" ||
+          permissions.querySync({ name: "env", variable: name }).state !==
+            "granted")
       ) return undefined;
       const value = deno.env?.get(name);
       return typeof value === "string" ? value : undefined;

@@ -1,18 +1,13 @@
 // Whether the runtime's fetch would send a request through a proxy named by
 // the environment (private): `transport: "auto"` then takes fetch, so a
-// trigger goes where the process's other requests go. Deno's and Bun's fetch
-// read HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (either case); Node's
-// only under NODE_USE_ENV_PROXY=1 (`fetchReadsProxyEnv()`). The raw socket
-// connects straight to the target.
+// trigger goes where the process's other requests go. Each runtime reads the
+// variables its own way (`fetchProxyReader()`); the raw socket connects
+// straight to the target. Where this cannot be sure a request goes direct,
+// it says "proxied": fetch then goes wherever the runtime's fetch goes (a
+// wrong "direct" would skip the proxy). It says "direct" for a proxy value
+// the runtime's fetch cannot use (it would fail where the socket works).
 import { readEnv } from "../_env.ts";
-import { fetchReadsProxyEnv } from "./_runtime.ts";
-
-interface NoProxy {
-  all: boolean;
-  domains: string[];
-  /** Addresses and networks: 4 or 16 bytes and a prefix length in bits. */
-  networks: Array<{ bytes: Uint8Array; bits: number }>;
-}
+import { fetchProxyReader, type ProxyReader } from "./_runtime.ts";
 
 /** Whether a request for a URL goes through a proxy. */
 export type ProxyRule = (url: URL) => boolean;
@@ -27,78 +22,159 @@ let rule: ProxyRule | undefined;
  * for.
  */
 export function fetchUsesProxy(url: URL): boolean {
-  rule ??= fetchReadsProxyEnv() ? proxyRule(readEnv) : never;
+  if (rule === undefined) {
+    const reader = fetchProxyReader();
+    rule = reader === undefined ? never : proxyRule(readEnv, reader);
+  }
   return rule(url);
 }
 
 const never: ProxyRule = () => false;
+/** Decisions kept per origin (a proxy set: matching costs ~1–2 µs). */
+const CACHE_MAX = 256;
 
 /**
- * The rule the variables `get` returns make, as Deno's fetch reads them:
- * ALL_PROXY, HTTPS_PROXY, HTTP_PROXY (upper case first, then lower case;
- * HTTP_PROXY not in a CGI script), NO_PROXY's hosts, domains, addresses and
- * networks exempted.
+ * The rule the variables `get` returns make for `reader`'s fetch:
+ * - Deno (its fetch's code, deno_fetch's proxy.rs): ALL_PROXY, HTTPS_PROXY,
+ *   HTTP_PROXY (upper case, else lower; HTTP_PROXY not in a CGI script);
+ *   NO_PROXY's entries (else no_proxy's) as hosts with their subdomains,
+ *   case as written, addresses and networks, `*` for names;
+ * - Bun: the same variables but no CGI rule, http(s) proxies only;
+ * - Node (`NODE_USE_ENV_PROXY=1`): HTTP_PROXY, and HTTPS_PROXY or else
+ *   HTTP_PROXY for https:, no ALL_PROXY.
+ * For Bun and Node (no_proxy first) only exemptions both are sure to make:
+ * the exact host (with the URL's port, if the entry has one), subdomains of
+ * a `.name` or `*.name` entry, and `*`.
  */
 export function proxyRule(
   get: (name: string) => string | undefined,
+  reader: ProxyReader,
 ): ProxyRule {
-  // Either case; an upper-case one fetch cannot use gives way to the other.
-  const named = (upper: string) =>
-    usable(get(upper)) || usable(get(upper.toLowerCase()));
-  const all = named("ALL_PROXY");
-  // As Deno: in a CGI script a request's `Proxy:` header becomes HTTP_PROXY,
+  const usable = reader === "deno" ? denoUsable : reader === "node"
+    // Node trims the value; Bun takes it as it is (and fails on a space).
+    ? (value: string | undefined) => httpUsable(value?.trim())
+    : httpUsable;
+  // Either case. Deno: an upper-case one fetch cannot use gives way to the
+  // other; Bun and Node take the lower-case one when set, usable or not.
+  const named = (upper: string) => {
+    if (reader !== "deno") {
+      const lower = get(upper.toLowerCase());
+      return usable(lower === undefined || lower === "" ? get(upper) : lower);
+    }
+    return usable(get(upper)) || usable(get(upper.toLowerCase()));
+  };
+  const all = reader !== "node" && named("ALL_PROXY");
+  // Deno: in a CGI script a request's `Proxy:` header becomes HTTP_PROXY,
   // so there it is not a proxy setting (httpoxy).
   const http = all ||
-    (get("REQUEST_METHOD") === undefined &&
+    (!(reader === "deno" && get("REQUEST_METHOD") !== undefined) &&
       named("HTTP_PROXY"));
-  const https = all || named("HTTPS_PROXY");
+  const https = all || named("HTTPS_PROXY") ||
+    (reader === "node" && named("HTTP_PROXY"));
   if (!http && !https) return never;
-  const exempt = noProxy(get("NO_PROXY") ?? get("no_proxy"));
-  return (url) =>
-    (url.protocol === "https:" ? https : http) &&
-    !exempted(exempt, url.hostname);
-}
-
-/** A proxy URL fetch can use: http(s) or socks5, or no scheme (http). */
-function usable(value: string | undefined): boolean {
-  if (value === undefined || value.trim() === "") return false;
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value.trim());
-  return scheme === null ||
-    /^(?:https?|socks5h?)$/i.test(scheme[1]);
-}
-
-function noProxy(value: string | undefined): NoProxy {
-  const list: NoProxy = { all: false, domains: [], networks: [] };
-  for (const raw of (value ?? "").split(",")) {
-    const entry = raw.trim().toLowerCase();
-    if (entry === "") continue;
-    if (entry === "*") {
-      list.all = true;
-      continue;
+  const exempt = reader === "deno"
+    ? denoExempt(get("NO_PROXY") ?? get("no_proxy"))
+    : sureExempt(get("no_proxy") ?? get("NO_PROXY"));
+  const cache = new Map<string, boolean>();
+  return (url) => {
+    const key = `${url.protocol}//${url.host}`;
+    let proxied = cache.get(key);
+    if (proxied === undefined) {
+      proxied = (url.protocol === "https:" ? https : http) && !exempt(url);
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(key, proxied);
     }
-    const network = parseNetwork(entry);
-    if (network !== undefined) list.networks.push(network);
-    else list.domains.push(entry.startsWith(".") ? entry.slice(1) : entry);
-  }
-  return list;
+    return proxied;
+  };
 }
 
-function exempted(list: NoProxy, hostname: string): boolean {
-  if (list.all) return true;
-  const address = parseAddress(hostname);
-  if (address !== undefined) {
-    return list.networks.some((network) => contains(network, address));
-  }
-  // A domain and its subdomains, as curl and Deno match it.
-  return list.domains.some((domain) =>
-    hostname === domain || hostname.endsWith(`.${domain}`)
-  );
+/** A proxy value Deno's fetch takes: a URI with an authority, scheme http,
+ * https, socks5 or socks5h, or none (http); no spaces. */
+function denoUsable(value: string | undefined): boolean {
+  const parts = proxyUrl(value);
+  return parts !== null &&
+    (parts[1] === "" || /^(?:https?|socks5h?)$/i.test(parts[1]));
 }
 
-function contains(
-  network: { bytes: Uint8Array; bits: number },
-  address: Uint8Array,
-): boolean {
+/** A proxy value Bun's and Node's fetch take: http or https (or none). */
+function httpUsable(value: string | undefined): boolean {
+  const parts = proxyUrl(value);
+  return parts !== null &&
+    (parts[1] === "" || /^https?$/i.test(parts[1]));
+}
+
+/** [scheme]://authority[/path], or authority alone (no "://" then); no
+ * spaces, a host. Its first group is the scheme. */
+function proxyUrl(value: string | undefined): RegExpExecArray | null {
+  if (value === undefined) return null;
+  return (value.includes("://") ? WITH_SCHEME : WITHOUT_SCHEME).exec(value);
+}
+const AUTHORITY = String.raw`(?:[^\s/?#@]*@)?[^\s/?#@:]+(?::\d+)?(?:/\S*)?$`;
+const WITH_SCHEME = new RegExp(
+  String.raw`^([A-Za-z][A-Za-z0-9+.-]*)://` + AUTHORITY,
+);
+const WITHOUT_SCHEME = new RegExp(`^()${AUTHORITY}`);
+
+/** NO_PROXY as Deno's fetch matches it. */
+function denoExempt(value: string | undefined): (url: URL) => boolean {
+  if (value === undefined || value === "") return () => false;
+  const domains: string[] = [];
+  const networks: Network[] = [];
+  for (const raw of value.split(",")) {
+    const entry = raw.trim();
+    // Deno parses no brackets in an entry: "[::1]" is a name there.
+    const network = entry.startsWith("[") ? undefined : parseNetwork(entry);
+    if (network !== undefined) networks.push(network);
+    else domains.push(entry);
+  }
+  return (url) => {
+    const host = url.hostname;
+    const address = parseAddress(host);
+    if (address !== undefined) {
+      return networks.some((network) => contains(network, address));
+    }
+    return domains.some((d) =>
+      d === host || (d.startsWith(".") && d.slice(1) === host) ||
+      (host.endsWith(d) &&
+        (d.startsWith(".") || host[host.length - d.length - 1] === ".")) ||
+      d === "*"
+    );
+  };
+}
+
+/** NO_PROXY's exemptions that Bun's and Node's fetch both make. */
+function sureExempt(value: string | undefined): (url: URL) => boolean {
+  const entries = (value ?? "").split(/[\s,]+/).filter((e) => e !== "");
+  if (entries.length === 0) return () => false;
+  return (url) => {
+    const host = url.hostname;
+    const port = url.port ||
+      (url.protocol === "https:" ? "443" : "80");
+    return entries.some((entry) => {
+      if (entry === "*") return true;
+      const parts = /^(\[[^\]]*\]|[^:]+)(?::(\d+))?$/.exec(entry);
+      if (parts === null) return false; // a bare IPv6 address: not sure
+      const [, name, entryPort] = parts;
+      if (entryPort !== undefined && entryPort !== port) return false;
+      if (name === host) return true;
+      const suffix = name.startsWith("*.")
+        ? name.slice(1)
+        : name.startsWith(".")
+        ? name
+        : undefined;
+      return suffix !== undefined && suffix.length > 1 &&
+        host.length > suffix.length && host.endsWith(suffix);
+    });
+  };
+}
+
+interface Network {
+  /** 4 or 16 bytes. */
+  bytes: Uint8Array;
+  bits: number;
+}
+
+function contains(network: Network, address: Uint8Array): boolean {
   if (network.bytes.length !== address.length) return false;
   let bits = network.bits;
   for (let i = 0; bits > 0; i++, bits -= 8) {
@@ -109,9 +185,7 @@ function contains(
 }
 
 /** An address or a network (`10.0.0.0/8`, `fd00::/8`), or undefined. */
-function parseNetwork(
-  entry: string,
-): { bytes: Uint8Array; bits: number } | undefined {
+function parseNetwork(entry: string): Network | undefined {
   const slash = entry.indexOf("/");
   const bytes = parseAddress(slash < 0 ? entry : entry.slice(0, slash));
   if (bytes === undefined) return undefined;

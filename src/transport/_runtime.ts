@@ -110,23 +110,27 @@ export function autoPicksSocket(): boolean {
   return rawConnector() !== undefined;
 }
 
+/** Whose rules for proxy variables this runtime's fetch follows. */
+export type ProxyReader = "deno" | "bun" | "node";
+
 /**
  * Whether this runtime's own fetch sends requests through the proxies the
- * environment names (HTTP_PROXY and the rest): Deno's and Bun's always,
- * Node's under `NODE_USE_ENV_PROXY=1` (not `true`) or `--use-env-proxy`
- * (https://nodejs.org/api/cli.html#node_use_env_proxy1). Workers and the
- * edge runtimes have no such environment.
+ * environment names (HTTP_PROXY and the rest), and by whose rules: Deno's
+ * and Bun's always, Node's under `NODE_USE_ENV_PROXY=1` (not `true`) or
+ * `--use-env-proxy` (https://nodejs.org/api/cli.html#node_use_env_proxy1).
+ * Workers and the edge runtimes have no such environment.
  */
-export function fetchReadsProxyEnv(): boolean {
-  if (denoRuntime()) return true;
+export function fetchProxyReader(): ProxyReader | undefined {
+  if (denoRuntime()) return "deno";
   const process = nodeProcess();
-  if (process === undefined) return false;
-  if (typeof process.versions?.bun === "string") return true;
-  return readEnv("NODE_USE_ENV_PROXY") === "1" ||
+  if (process === undefined) return undefined;
+  if (typeof process.versions?.bun === "string") return "bun";
+  const on = readEnv("NODE_USE_ENV_PROXY") === "1" ||
     (Array.isArray(process.execArgv) &&
       process.execArgv.includes("--use-env-proxy")) ||
     // Flags in NODE_OPTIONS are not in execArgv.
     (readEnv("NODE_OPTIONS") ?? "").split(/\s+/).includes("--use-env-proxy");
+  return on ? "node" : undefined;
 }
 
 /**
