@@ -14,7 +14,10 @@ import {
   withEarlierHeaders,
 } from "./_respond.ts";
 import type { Middleware, MiddlewareContext } from "./context.ts";
-import type { ConnectionOptions } from "./connection_types.ts";
+import {
+  type ConnectionOptions,
+  ConnectionStatus,
+} from "./connection_types.ts";
 import { keepAlive } from "./_background.ts";
 import {
   type BodyRead,
@@ -196,9 +199,11 @@ const SHORT_WAIT = 100;
 
 /** Whether `body` is shorter than the length `raw` declared. */
 function cameShort(raw: Request, body: Uint8Array | null): boolean {
+  // No body read (a GET, a HEAD): nothing came short.
+  if (body === null) return false;
   const declared = raw.headers.get("content-length");
   return declared !== null && /^\d+$/.test(declared) &&
-    (body?.byteLength ?? 0) < Number(declared);
+    body.byteLength < Number(declared);
 }
 
 /**
@@ -221,7 +226,7 @@ async function runAcked(
   // that outlived the answer (no bodyTimeout, a caller that went quiet)
   // held its bytes against the budget for good.
   const reading = readBody(c, limits, conn.signal);
-  let read;
+  let read: BodyRead | EarlyEnd;
   try {
     read = await new Promise<BodyRead | EarlyEnd>((resolve, reject) => {
       conn.onEarlyEnd(resolve);
@@ -252,6 +257,10 @@ async function runAcked(
     if (end !== undefined) {
       read.release();
       read = end;
+    } else if ((conn.status & ConnectionStatus.ABORTED) !== 0) {
+      // Gone while ignoring aborts (no early end): as a read that failed.
+      read.release();
+      read = { ok: false, failure: "failed" };
     }
   }
   conn.unwatchCaller();
@@ -272,7 +281,10 @@ async function runAcked(
         earlier,
       );
     }
-    if (!callerLeftReading(c, read.error)) {
+    if (
+      (conn.status & ConnectionStatus.ABORTED) === 0 &&
+      !callerLeftReading(c, read.error)
+    ) {
       // No caller's leaving (a middleware's stream that errored): the route
       // does not run, the connection ends, and what failed goes to Hono's
       // error handling, as the route's own read would have (a middleware

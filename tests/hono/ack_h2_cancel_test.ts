@@ -36,56 +36,67 @@ session.close();
 console.log("sent");
 `;
 
-Deno.test("connection({ ack: true }) on Deno.serve over HTTP/2: uploads cancelled with END_STREAM + RST_STREAM do not run the route on half a body (ABORTED, not 202 and NORMAL)", async () => {
-  const { cert, key } = await makeCert();
-  const ran: number[] = [];
-  const statuses: ConnectionStatus[] = [];
-  const app = new Hono<ConnectionEnv>();
-  app.post(
-    "/job",
-    async (c, next) => {
-      await next();
-      c.var.connection.onShutdown(() => {
-        statuses.push(c.var.connection.status);
-      });
-    },
-    connection({ ack: true }),
-    async (c) => {
-      ran.push((await c.req.arrayBuffer()).byteLength);
-      return c.text("done");
-    },
-  );
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, cert, key, onListen() {} },
-    app.fetch,
-  );
-  try {
-    for (const size of [2_048, 100_000]) {
-      ran.length = 0;
-      statuses.length = 0;
-      const out = await withTempFile(
-        client,
-        (path) =>
-          run(
-            "node",
-            [path, `https://127.0.0.1:${server.addr.port}`, String(size), "8"],
-            60_000,
-          ),
-      );
-      assert.equal(out.code, 0, out.stderr);
-      assert.equal(await drainBackground({ timeout: 10_000 }), true);
-      // Before: most ran with `size` bytes and ended NORMAL.
-      assert.deepEqual(ran, [], `size ${size}: ran on ${ran.join(", ")} bytes`);
-      assert.equal(statuses.length, 8, `size ${size}: ${statuses}`);
-      assert.ok(
-        statuses.every((s) => (s & ConnectionStatus.ABORTED) !== 0),
-        `size ${size}: ${statuses.join(", ")}`,
-      );
+for (const ignoreUserAbort of [false, true]) {
+  Deno.test(`connection({ ack: true${ignoreUserAbort ? ", ignoreUserAbort: true" : ""} }) on Deno.serve over HTTP/2: uploads cancelled with END_STREAM + RST_STREAM do not run the route on half a body (ABORTED, not 202 and NORMAL)`, async () => {
+    const { cert, key } = await makeCert();
+    const ran: number[] = [];
+    const statuses: ConnectionStatus[] = [];
+    const app = new Hono<ConnectionEnv>();
+    app.post(
+      "/job",
+      async (c, next) => {
+        await next();
+        c.var.connection.onShutdown(() => {
+          statuses.push(c.var.connection.status);
+        });
+      },
+      connection({ ack: true, ignoreUserAbort }),
+      async (c) => {
+        ran.push((await c.req.arrayBuffer()).byteLength);
+        return c.text("done");
+      },
+    );
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert, key, onListen() {} },
+      app.fetch,
+    );
+    try {
+      for (const size of [2_048, 100_000]) {
+        ran.length = 0;
+        statuses.length = 0;
+        const out = await withTempFile(
+          client,
+          (path) =>
+            run(
+              "node",
+              [
+                path,
+                `https://127.0.0.1:${server.addr.port}`,
+                String(size),
+                "8",
+              ],
+              60_000,
+            ),
+        );
+        assert.equal(out.code, 0, out.stderr);
+        assert.equal(await drainBackground({ timeout: 10_000 }), true);
+        // Before: most ran with `size` bytes and ended NORMAL.
+        assert.deepEqual(
+          ran,
+          [],
+          `size ${size}: ran on ${ran.join(", ")} bytes`,
+        );
+        assert.equal(statuses.length, 8, `size ${size}: ${statuses}`);
+        assert.ok(
+          statuses.every((s) => (s & ConnectionStatus.ABORTED) !== 0),
+          `size ${size}: ${statuses.join(", ")}`,
+        );
+      }
+    } finally {
+      await server.shutdown();
     }
-  } finally {
-    await server.shutdown();
-  }
-});
+  });
+}
 
 Deno.test("connection({ ack: true }): a body shorter than a Content-Length a middleware left stale, its caller still there, is acknowledged and run", async () => {
   const ran: string[] = [];
@@ -115,4 +126,29 @@ Deno.test("connection({ ack: true }): a body shorter than a Content-Length a mid
   assert.equal(response.status, 202);
   assert.equal(await drainBackground({ timeout: 10_000 }), true);
   assert.deepEqual(ran, ["short"]);
+});
+
+Deno.test("connection({ ack: true }): a GET or HEAD declaring a Content-Length (no body read) is acknowledged at once, not after the short-body wait (a 50 ms time limit does not run out first)", async () => {
+  const ran: string[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.on(
+    ["GET", "HEAD"],
+    "/job",
+    connection({ ack: true, timeLimit: 50 }),
+    (c) => {
+      ran.push(c.req.method);
+      return c.text("done");
+    },
+  );
+  for (const method of ["GET", "HEAD"]) {
+    const response = await app.request("/job", {
+      method,
+      headers: { "content-length": "5" },
+    });
+    await response.body?.cancel();
+    // Before: 503 (the limit ran out during a 100 ms wait for nothing).
+    assert.equal(response.status, 202, method);
+  }
+  assert.equal(await drainBackground({ timeout: 10_000 }), true);
+  assert.deepEqual(ran.sort(), ["GET", "HEAD"]);
 });
