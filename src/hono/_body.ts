@@ -18,7 +18,10 @@ export type BodyFailure = StreamEnd;
 
 /** A body read, or why it failed. */
 export type BodyRead =
-  | { ok: true; body: Uint8Array | null; release(): void }
+  /** `streamed`: `body` is the bytes as they came (read from the request's
+   * stream), not an earlier middleware's read re-encoded (Hono keeps a
+   * `text()` without a BOM, a `json()` as its value). */
+  | { ok: true; body: Uint8Array | null; release(): void; streamed?: boolean }
   /** `error`: what a `"failed"` read threw. */
   | { ok: false; failure: BodyFailure; error?: unknown };
 
@@ -131,7 +134,7 @@ export async function readBody(
   if (raw.body === null) return { ok: true, body: null, release: released };
   const read = await readStream(raw.body, { max, timeout, budget, signal });
   if (!read.ok) return { ok: false, failure: read.end, error: read.error };
-  return { ok: true, body: read.bytes, release: read.release };
+  return { ok: true, body: read.bytes, release: read.release, streamed: true };
 }
 
 /** `request`'s `signal` (and its clones') is `signal()`, read when read. A

@@ -241,7 +241,10 @@ async function runAcked(
     await conn.finish();
     throw error;
   }
-  if (typeof read !== "string" && read.ok && cameShort(c.req.raw, read.body)) {
+  if (
+    typeof read !== "string" && read.ok && read.streamed &&
+    cameShort(c.req.raw, read.body)
+  ) {
     // Fewer bytes than the Content-Length, yet a read that ended well:
     // Deno.serve over HTTP/2 hands on what came before a caller's cancel
     // (END_STREAM, then RST_STREAM), and aborts the request's signal a few

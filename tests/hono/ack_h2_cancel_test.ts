@@ -152,3 +152,37 @@ Deno.test("connection({ ack: true }): a GET or HEAD declaring a Content-Length (
   assert.equal(await drainBackground({ timeout: 10_000 }), true);
   assert.deepEqual(ran.sort(), ["GET", "HEAD"]);
 });
+
+Deno.test("connection({ ack: true }): a body an earlier middleware read through Hono (kept re-encoded: a text() without its BOM) is not taken for a short one (no wait: a 50 ms time limit does not run out first)", async () => {
+  const ran: number[] = [];
+  const app = new Hono<ConnectionEnv>();
+  app.post(
+    "/job",
+    async (c, next) => {
+      await c.req.text(); // Hono keeps the text, BOM dropped: 3 bytes fewer
+      await next();
+    },
+    connection({ ack: true, timeLimit: 50 }),
+    async (c) => {
+      ran.push((await c.req.arrayBuffer()).byteLength);
+      return c.text("done");
+    },
+  );
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    app.fetch,
+  );
+  try {
+    const response = await fetch(`http://127.0.0.1:${server.addr.port}/job`, {
+      method: "POST",
+      body: '\uFEFF{"job": 7}',
+    });
+    await response.body?.cancel();
+    // Before: 503 (the limit ran out during the wait for a departure).
+    assert.equal(response.status, 202);
+    assert.equal(await drainBackground({ timeout: 10_000 }), true);
+    assert.deepEqual(ran, [10]); // as Hono kept it
+  } finally {
+    await server.shutdown();
+  }
+});
