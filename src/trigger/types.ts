@@ -131,10 +131,11 @@ export interface TriggerOptions {
    * server closed it while idle, as the request went out), send the same
    * bytes once more on a fresh connection, whatever the method; a signed
    * trigger keeps its `webhook-id` and signature, so a receiver can
-   * deduplicate. A duplicate is possible only when a server processed a
-   * request and then closed without any answer byte. A `408` that ends a
-   * reused connection (the server's idle timeout, sent as the request went
-   * out: it read nothing) counts as no answer. `false` gives at-most-once
+   * deduplicate. A `408` that ends a reused connection (the server's idle
+   * timeout, sent as the request went out: it read nothing) counts as no
+   * answer. A duplicate is possible when a server processed a request and
+   * then closed without any answer byte, or answered it `408` with
+   * `Connection: close` (Apache adds it to every 408). `false` gives at-most-once
    * instead: such a trigger ends `CLOSED`, possibly unreceived, or with that
    * `408` (`HTTP_STATUS`); with `wait: "sent"` only in `result.outcome`.
    * Raw-socket transport only.
