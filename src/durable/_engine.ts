@@ -59,7 +59,7 @@ export interface Engine {
 }
 
 /** Whether this runtime has Deno's file locks (`FsFile#tryLock`: Deno 2.7
- * and later; Supabase Edge Functions run 2.1). Safe where `Deno` is not
+ * and later; platforms' Deno lags: docs/platforms.md). Safe where `Deno` is not
  * declared at all (Node, Bun): no bare reference to it. */
 export function hasDenoFileLocks(): boolean {
   const deno = (globalThis as {

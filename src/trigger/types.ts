@@ -135,9 +135,10 @@ export interface TriggerOptions {
    * timeout, sent as the request went out: it read nothing) counts as no
    * answer. A duplicate is possible when a server processed a request and
    * then closed without any answer byte, or answered it `408` with
-   * `Connection: close` (Apache adds it to every 408). `false` gives at-most-once
-   * instead: such a trigger ends `CLOSED`, possibly unreceived, or with that
-   * `408` (`HTTP_STATUS`); with `wait: "sent"` only in `result.outcome`.
+   * `Connection: close` (Apache adds it to every 408). `false` gives
+   * at-most-once instead: such a trigger ends `CLOSED`, possibly unreceived,
+   * or with that `408` (`HTTP_STATUS`); with `wait: "sent"` only in
+   * `result.outcome`.
    * Raw-socket transport only.
    * @default true */
   resend?: boolean;

@@ -793,7 +793,7 @@ Deno.test({
   },
 });
 
-Deno.test("openOutbox() on a Deno without FsFile#tryLock (before 2.7; Supabase runs 2.1): a TypeError naming the version needed, not LOCKED", async () => {
+Deno.test("openOutbox() on a Deno without FsFile#tryLock (before 2.7, as platforms' Deno may be): a TypeError naming the version needed, not LOCKED", async () => {
   const dir = await Deno.makeTempDir({ prefix: "outbox-no-lock-" });
   const proto = Deno.FsFile.prototype as unknown as Record<string, unknown>;
   const tryLock = proto.tryLock;

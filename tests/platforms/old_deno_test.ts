@@ -1,4 +1,4 @@
-// A Deno older than 2.9.5 (Supabase Edge Functions run 2.1): closing a
+// A Deno older than 2.9.5 (as platforms' Deno may be): closing a
 // Deno.Conn there does not settle a pending write (1.x to 2.9.4) or read
 // (2.8.3), so a trigger's timeout or abort must settle them itself. Deno
 // 2.8.3 (from npm, cached) has both; each trigger ends at its deadline.
