@@ -62,7 +62,10 @@ export interface PostgresDedupStoreOptions {
    * Milliseconds one statement may take, for the pool opened from
    * `connectionString`: the client gives up after it (node-postgres's
    * `query_timeout`, which also covers a server that stopped answering)
-   * and the server cancels it (`statement_timeout`). `0`: no limit.
+   * and the server cancels it (`statement_timeout`, a startup parameter;
+   * behind a pooler that refuses it, such as PgBouncer in its default
+   * configuration, the store connects without it and only the client's
+   * bound holds). `0`: no limit.
    *
    * @default {5_000}
    */
@@ -153,6 +156,9 @@ export class PostgresDedupStore implements DedupStore {
   #reportError: (error: unknown) => void;
   #connectionTimeout: number;
   #queryTimeout: number;
+  /** Whether new connections ask the server for `statement_timeout` (a
+   * startup parameter): until a pooler refuses it. */
+  #serverTimeout = true;
 
   /**
    * Creates the store; the table is made on first use.
@@ -234,7 +240,34 @@ export class PostgresDedupStore implements DedupStore {
     text: string,
     params: unknown[],
   ): Promise<Array<Record<string, unknown>>> {
-    const db = this.#db ?? await (this.#pool ??= this.#open());
+    if (this.#db !== undefined) {
+      return await this.#runOn(this.#db, text, params);
+    }
+    const pool = this.#pool ??= this.#open();
+    try {
+      return await this.#runOn(await pool, text, params);
+    } catch (error) {
+      // A pooler (PgBouncer by default, Neon's) refused the connection for
+      // its statement_timeout startup parameter: nothing reached the
+      // database. Reconnected without it (one switch, however many calls
+      // failed at once); the client-side query_timeout still bounds each
+      // statement.
+      if (!refusesStatementTimeout(error)) throw error;
+      if (this.#pool === pool) {
+        if (!this.#serverTimeout) throw error;
+        this.#serverTimeout = false;
+        this.#pool = this.#open();
+        pool.then((old) => old.end()).catch(() => {});
+      }
+      return await this.#runOn(await this.#pool, text, params);
+    }
+  }
+
+  async #runOn(
+    db: Queryable,
+    text: string,
+    params: unknown[],
+  ): Promise<Array<Record<string, unknown>>> {
     this.#ready ??= this.#prepare(db).then(() => {}, (error) => {
       this.#ready = undefined;
       // Two instances creating it at once: one wins, the other sees a
@@ -309,7 +342,8 @@ export class PostgresDedupStore implements DedupStore {
       connectionTimeoutMillis: this.#connectionTimeout,
       // Client side: also ends a wait on a server that stopped answering.
       query_timeout: this.#queryTimeout || undefined,
-      statement_timeout: this.#queryTimeout || undefined,
+      statement_timeout: this.#serverTimeout && this.#queryTimeout ||
+        undefined,
     });
     // Without a listener, an idle connection's error (the server restarted
     // or ended the backend) is an uncaught error that ends the process.
@@ -426,4 +460,13 @@ export class PostgresDedupStore implements DedupStore {
     this.#pool = undefined;
     if (pool) await (await pool).end();
   }
+}
+
+/** Whether `error` is a pooler refusing the `statement_timeout` startup
+ * parameter: PgBouncer's "unsupported startup parameter: statement_timeout"
+ * (SQLSTATE 08P01), as Neon's pooled endpoint also says. */
+function refusesStatementTimeout(error: unknown): boolean {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === "string" &&
+    /startup parameter/i.test(message) && message.includes("statement_timeout");
 }
