@@ -315,13 +315,7 @@ export class Dispatcher {
       asking += asked;
       let jobs: Job<StoredRequest>[] = [];
       try {
-        jobs = await this.#engine.run(
-          "Cannot fetch jobs",
-          () =>
-            this.#engine.boss.fetch<StoredRequest>(this.#queue, {
-              batchSize: asked,
-            }),
-        );
+        jobs = await this.#fetch(asked);
         this.#answered();
       } catch (error) {
         if (this.#running) this.#emit({ type: "error", error });
@@ -562,6 +556,37 @@ export class Dispatcher {
       error,
       status: result.status,
     });
+  }
+
+  /**
+   * Up to `asked` jobs, claimed for this dispatcher. On PostgreSQL in a
+   * transaction of its own: a connection lost while the fetch runs (a
+   * pooler restarting, a network path dropped, the fetch's bound passing)
+   * rolls the claim back, where an autocommitted fetch kept its jobs active
+   * with nobody delivering them until their lease lapsed (a retry used up,
+   * or an `EXPIRED` dead letter without retries). Only a connection lost
+   * while COMMIT is under way leaves the outcome unknown. PGlite runs in
+   * this process: nothing between them is lost.
+   */
+  #fetch(asked: number): Promise<Job<StoredRequest>[]> {
+    const what = "Cannot fetch jobs";
+    const { boss } = this.#engine;
+    if (this.#engine.engine === "embedded") {
+      return this.#engine.run(
+        what,
+        () => boss.fetch<StoredRequest>(this.#queue, { batchSize: asked }),
+      );
+    }
+    return this.#engine.transaction(
+      what,
+      (db) =>
+        boss.fetch<StoredRequest>(this.#queue, {
+          batchSize: asked,
+          db: db as unknown as NonNullable<
+            Parameters<typeof boss.fetch>[1]
+          >["db"],
+        }),
+    );
   }
 
   /** Drops `job` from `inFlight`, unless a later attempt of the same job
