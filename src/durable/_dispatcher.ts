@@ -16,7 +16,11 @@ import {
   type Sql,
   withoutRetries,
 } from "./_pgboss_sql.ts";
-import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
+import {
+  HEARTBEAT_SECONDS,
+  LEASE_MARGIN_SECONDS,
+  type StoredRequest,
+} from "./_enqueue.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 import { type AttemptTrace, detached, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
@@ -24,6 +28,11 @@ import { DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
+/** A job fetched ahead is attempted only while its lease was renewed less
+ * than this long ago: the heartbeat lapses {@linkcode HEARTBEAT_SECONDS}
+ * after the last renewal, and the attempt's first touch comes up to
+ * {@linkcode TOUCH_INTERVAL} later, with a second for the touch itself. */
+const LEASE_SAFE_MS = HEARTBEAT_SECONDS * 1_000 - TOUCH_INTERVAL - 1_000;
 /** Waits before a settlement that failed (a database restart, a dropped
  * connection) is tried again: 11.75 s in all, past the 10 s heartbeat, so
  * an outage the lease outlasts is ridden out (when the retries ended at
@@ -184,6 +193,10 @@ export class Dispatcher {
    * plus the lease margin) counts from the fetch, and the attempt and its
    * settlement must fit in it. */
   #holdLimit: number;
+  /** When each held job's lease was last renewed, at the latest: its fetch
+   * or this dispatcher's last touch that covered it (the time each
+   * started). */
+  #leased = new WeakMap<Job<StoredRequest>, number>();
 
   constructor(engine: Engine, settings: {
     queue: string;
@@ -313,6 +326,8 @@ export class Dispatcher {
       // next wait at once.
       this.#wake = new AbortController();
       asking += asked;
+      // The server starts each job's lease no earlier than this.
+      const leased = Date.now();
       let jobs: Job<StoredRequest>[] = [];
       try {
         jobs = await this.#fetch(asked);
@@ -325,6 +340,7 @@ export class Dispatcher {
       const fetched = Date.now();
       for (const job of jobs) {
         this.inFlight.set(job.id, job);
+        this.#leased.set(job, leased);
         ready.push({ job, fetched });
       }
       drained = jobs.length < asked;
@@ -344,17 +360,24 @@ export class Dispatcher {
       // can repeat at most that many requests. Slots idle on the HTTP side
       // lend their share to settling (larger settle batches when the
       // database is the slower side).
+      const lapsing: Job<StoredRequest>[] = [];
       while (
         ready.length > 0 && deliveries.size < concurrency &&
         deliveries.size + this.#settling.size < 2 * concurrency
       ) {
+        const { job } = ready.shift()!;
+        if (this.#leaseAtRisk(job)) {
+          lapsing.push(job);
+          continue;
+        }
         size.started();
-        const delivery = this.#deliver(ready.shift()!.job).finally(() => {
+        const delivery = this.#deliver(job).finally(() => {
           deliveries.delete(delivery);
           wake();
         });
         deliveries.add(delivery);
       }
+      this.#release(lapsing);
     };
     while (this.#running) {
       deliverReady();
@@ -788,14 +811,43 @@ export class Dispatcher {
   #touch(): void {
     // One touch at a time: on a slow database they would pile up.
     if (this.inFlight.size === 0 || this.#touching !== undefined) return;
-    const claims = [...this.inFlight.values()].map(claim);
+    const jobs = [...this.inFlight.values()];
+    const started = Date.now();
     this.#touching = this.#engine.run(
       "Cannot touch jobs",
-      () => this.#engine.boss.touch(this.#queue, claims),
+      () => this.#engine.boss.touch(this.#queue, jobs.map(claim)),
     ).then(
-      () => this.#answered(),
+      () => {
+        for (const job of jobs) this.#leased.set(job, started);
+        this.#answered();
+      },
       (error) => this.#emit({ type: "error", error }),
     ).finally(() => this.#touching = undefined);
+  }
+
+  /**
+   * Whether a job fetched ahead may have lost its lease, or will before
+   * the next touch renews it: this process was frozen (a platform between
+   * invocations, `docker pause`, a laptop asleep) or its touches failed.
+   * Another dispatcher may have it by now (pg-boss retries a job whose
+   * heartbeat lapsed), so it is not attempted but released (fenced to this
+   * attempt: a no-op once another has it). Before, a dispatcher thawed
+   * after 12–30 s sent every job it had fetched ahead, each already sent by
+   * another.
+   */
+  #leaseAtRisk(job: Job<StoredRequest>): boolean {
+    const leased = this.#leased.get(job);
+    // The job's own heartbeat (the outbox stores HEARTBEAT_SECONDS; a row
+    // another producer or pg-boss's own redrive made may differ, or have
+    // none: then its lease is the expiry the hold limit keeps within).
+    const beat = (job as { heartbeatSeconds?: unknown }).heartbeatSeconds;
+    if (leased === undefined || typeof beat !== "number" || !(beat > 0)) {
+      return false;
+    }
+    const safe = beat === HEARTBEAT_SECONDS
+      ? LEASE_SAFE_MS
+      : Math.max(beat * 1_000 - TOUCH_INTERVAL - 1_000, beat * 500);
+    return Date.now() - leased > safe;
   }
 }
 
