@@ -211,17 +211,8 @@ export async function sendOverSocket(
         body = req.body as Uint8Array;
       }
       events.onQueue?.(true);
-      try {
-        lease = await waitTurn(key, {
-          reuse,
-          max: req.maxConnections,
-          signal,
-        });
-        events.onQueue?.(false);
-      } catch {
-        events.onQueue?.(false);
-        const { code, cause } = abortFailure(signal, req);
-        throw failure(
+      const waitedFor = (code: "TIMEOUT" | "ABORTED", cause?: unknown) =>
+        failure(
           code,
           `${
             code === "TIMEOUT" ? "Timed out" : "Aborted"
@@ -229,6 +220,28 @@ export async function sendOverSocket(
           req,
           cause,
         );
+      try {
+        lease = await waitTurn(key, {
+          reuse,
+          max: req.maxConnections,
+          signal,
+        });
+      } catch {
+        events.onQueue?.(false);
+        const { code, cause } = abortFailure(signal, req);
+        throw waitedFor(code as "TIMEOUT" | "ABORTED", cause);
+      }
+      events.onQueue?.(false);
+      if (
+        events.start !== undefined &&
+        performance.now() - events.start >= req.timeout
+      ) {
+        // Its time ran out while it waited, its timer not run yet (a
+        // process thawed after a freeze reads its sockets before it runs
+        // its overdue timers): the place goes on to the next in line, and
+        // nothing is written.
+        release(key, lease.conn, undefined, lease.firstRead);
+        throw waitedFor("TIMEOUT");
       }
     }
   }

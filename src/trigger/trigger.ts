@@ -176,9 +176,12 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const start = performance.now();
   const controller = new AbortController();
   const { signal } = controller;
+  /** The whole request is written (an answer may be on its way). */
+  let sent = false;
   const events: SendEvents = {
     start,
     onSent() {
+      sent = true;
       if (req.wait === "sent") answer({ ok: true });
     },
     onStatus(status) {
@@ -323,13 +326,25 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   if (!finished) {
     stopClock = startDeadline(
       req.timeout,
-      () =>
-        abort(
-          new DOMException(
-            `Trigger timed out after ${req.timeout} ms`,
-            "TimeoutError",
-          ),
-        ),
+      () => {
+        const expire = () => {
+          if (finished) return;
+          abort(
+            new DOMException(
+              `Trigger timed out after ${req.timeout} ms`,
+              "TimeoutError",
+            ),
+          );
+        };
+        // Written: one more turn of the event loop first. Thawed after a
+        // freeze (a platform between invocations, `docker pause`), a
+        // process runs its overdue timers before it reads what arrived
+        // meanwhile, and an answer already in the socket was called a
+        // timeout. Not written (waiting for a connection, say): at once,
+        // so it is not written now.
+        if (sent) setTimeout(expire, 0);
+        else expire();
+      },
       start,
     );
   }
