@@ -40,6 +40,7 @@ interface DenoSockets {
     hostname: string;
     port: number;
     caCerts?: string[];
+    alpnProtocols?: string[];
   }): Promise<DenoTlsSocket>;
 }
 
@@ -188,7 +189,14 @@ async function connectTls(
   const { hostname, port, signal } = target;
   // connectTls takes no signal: race it, and close a late connection.
   const tls = await untilAborted(
-    deno().connectTls({ hostname, port, caCerts: target.caCerts }),
+    // ALPN offers HTTP/1.1, as the connections on Node and Bun do (and
+    // Deno's fetch, among others): a server that requires ALPN accepts it.
+    deno().connectTls({
+      hostname,
+      port,
+      caCerts: target.caCerts,
+      alpnProtocols: ["http/1.1"],
+    }),
     signal,
   );
   onStage("tls");
