@@ -148,10 +148,11 @@ interface Pool extends Queryable {
  */
 export class PostgresDedupStore implements DedupStore {
   #db?: Queryable;
-  #pool?: Promise<Pool>;
+  #pool?: OpenPool;
   #connectionString?: string;
   #table: string;
-  #ready?: Promise<void>;
+  /** The table checked (and made) through `db`. */
+  #ready?: { db: Queryable; done: Promise<void> };
   #swept = 0;
   #reportError: (error: unknown) => void;
   #connectionTimeout: number;
@@ -159,6 +160,8 @@ export class PostgresDedupStore implements DedupStore {
   /** Whether new connections ask the server for `statement_timeout` (a
    * startup parameter): until a pooler refuses it. */
   #serverTimeout = true;
+  /** Calls of `close()`: a call under way when one came is not retried. */
+  #closes = 0;
 
   /**
    * Creates the store; the table is made on first use.
@@ -243,23 +246,38 @@ export class PostgresDedupStore implements DedupStore {
     if (this.#db !== undefined) {
       return await this.#runOn(this.#db, text, params);
     }
-    const pool = this.#pool ??= this.#open();
-    try {
-      return await this.#runOn(await pool, text, params);
-    } catch (error) {
-      // A pooler (PgBouncer by default, Neon's) refused the connection for
-      // its statement_timeout startup parameter: nothing reached the
-      // database. Reconnected without it (one switch, however many calls
-      // failed at once); the client-side query_timeout still bounds each
-      // statement.
-      if (!refusesStatementTimeout(error)) throw error;
-      if (this.#pool === pool) {
-        if (!this.#serverTimeout) throw error;
-        this.#serverTimeout = false;
-        this.#pool = this.#open();
-        pool.then((old) => old.end()).catch(() => {});
+    const closes = this.#closes;
+    for (let attempt = 0;; attempt++) {
+      const current = this.#pool ??= this.#openPool(this.#serverTimeout);
+      current.calls++;
+      try {
+        return await this.#runOn(await current.pool, text, params);
+      } catch (error) {
+        // Closed meanwhile: not opened again by this call.
+        if (attempt > 0 || this.#closes !== closes) throw error;
+        if (this.#pool === current) {
+          // A pooler (PgBouncer by default, Neon's) refused the connection
+          // for its statement_timeout startup parameter: nothing reached
+          // the database. Reconnected without it (one switch, however many
+          // calls failed at once); the client-side query_timeout still
+          // bounds each statement.
+          if (!current.serverTimeout || !refusesStatementTimeout(error)) {
+            throw error;
+          }
+          this.#serverTimeout = false;
+          this.#pool = undefined;
+          current.retired = true;
+        }
+        // Switched, by this call or another: whatever failed on the old
+        // pool goes once more on the new one.
+      } finally {
+        current.calls--;
+        // The old pool ends once its last call is over: ended earlier, it
+        // would leave the calls queued for one of its connections waiting.
+        if (current.retired && current.calls === 0) {
+          current.pool.then((pool) => pool.end()).catch(() => {});
+        }
       }
-      return await this.#runOn(await this.#pool, text, params);
     }
   }
 
@@ -268,17 +286,25 @@ export class PostgresDedupStore implements DedupStore {
     text: string,
     params: unknown[],
   ): Promise<Array<Record<string, unknown>>> {
-    this.#ready ??= this.#prepare(db).then(() => {}, (error) => {
-      this.#ready = undefined;
-      // Two instances creating it at once: one wins, the other sees a
-      // duplicate key, type or relation (23505, 42710, 42P07); the table is
-      // there either way (the next call looks again).
-      const code = (error as { code?: string })?.code;
-      if (code !== "23505" && code !== "42710" && code !== "42P07") {
-        throw error;
-      }
-    });
-    await this.#ready;
+    // Per connection pool: one the store switched away from may have been
+    // preparing when it failed.
+    if (this.#ready?.db !== db) {
+      const ready = {
+        db,
+        done: this.#prepare(db).then(() => {}, (error) => {
+          if (this.#ready === ready) this.#ready = undefined;
+          // Two instances creating it at once: one wins, the other sees a
+          // duplicate key, type or relation (23505, 42710, 42P07); the
+          // table is there either way (the next call looks again).
+          const code = (error as { code?: string })?.code;
+          if (code !== "23505" && code !== "42710" && code !== "42P07") {
+            throw error;
+          }
+        }),
+      };
+      this.#ready = ready;
+    }
+    await this.#ready.done;
     return (await db.query(text, params)).rows;
   }
 
@@ -330,7 +356,16 @@ export class PostgresDedupStore implements DedupStore {
     }
   }
 
-  async #open(): Promise<Pool> {
+  #openPool(serverTimeout: boolean): OpenPool {
+    return {
+      pool: this.#open(serverTimeout),
+      serverTimeout,
+      calls: 0,
+      retired: false,
+    };
+  }
+
+  async #open(serverTimeout: boolean): Promise<Pool> {
     const { default: pg } = await import("npm:pg@8.23.1").catch((cause) => {
       throw loadFailed("PostgresDedupStore: ", "npm:pg@8.23.1", cause);
     });
@@ -342,8 +377,7 @@ export class PostgresDedupStore implements DedupStore {
       connectionTimeoutMillis: this.#connectionTimeout,
       // Client side: also ends a wait on a server that stopped answering.
       query_timeout: this.#queryTimeout || undefined,
-      statement_timeout: this.#serverTimeout && this.#queryTimeout ||
-        undefined,
+      statement_timeout: serverTimeout && this.#queryTimeout || undefined,
     });
     // Without a listener, an idle connection's error (the server restarted
     // or ended the backend) is an uncaught error that ends the process.
@@ -456,10 +490,22 @@ export class PostgresDedupStore implements DedupStore {
   /** Ends the pool the store opened from `connectionString` (a `db` of
    * yours is left open). */
   async close(): Promise<void> {
-    const pool = this.#pool;
+    const current = this.#pool;
     this.#pool = undefined;
-    if (pool) await (await pool).end();
+    this.#closes++;
+    if (current) await (await current.pool).end();
   }
+}
+
+/** A pool the store opened, and what it knows of it. */
+interface OpenPool {
+  pool: Promise<Pool>;
+  /** Its connections ask for `statement_timeout`. */
+  serverTimeout: boolean;
+  /** Calls under way on it. */
+  calls: number;
+  /** Replaced: ended when its last call is over. */
+  retired: boolean;
 }
 
 /** Whether `error` is a pooler refusing the `statement_timeout` startup

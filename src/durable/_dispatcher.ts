@@ -360,14 +360,15 @@ export class Dispatcher {
       // can repeat at most that many requests. Slots idle on the HTTP side
       // lend their share to settling (larger settle batches when the
       // database is the slower side).
-      const lapsing: Job<StoredRequest>[] = [];
+      const lapsing: typeof ready = [];
       while (
         ready.length > 0 && deliveries.size < concurrency &&
         deliveries.size + this.#settling.size < 2 * concurrency
       ) {
-        const { job } = ready.shift()!;
+        const entry = ready.shift()!;
+        const { job } = entry;
         if (this.#leaseAtRisk(job)) {
-          lapsing.push(job);
+          lapsing.push(entry);
           continue;
         }
         size.started();
@@ -377,7 +378,49 @@ export class Dispatcher {
         });
         deliveries.add(delivery);
       }
-      this.#release(lapsing);
+      if (lapsing.length > 0) reclaim(lapsing);
+    };
+    // Jobs whose lease may have lapsed (see #leaseAtRisk): touched first,
+    // fenced to this attempt. Those the touch renews are still this
+    // dispatcher's and go back to the front of the line; the others are
+    // another's now (or failed by pg-boss), forgotten. A touch that fails
+    // releases them (fenced too).
+    const reclaim = (entries: typeof ready) => {
+      const jobs = entries.map((entry) => entry.job);
+      const started = Date.now();
+      const touched = this.#engine.run(
+        "Cannot touch jobs",
+        () => this.#engine.boss.touch(this.#queue, jobs.map(claim)),
+      ).then((result) => {
+        // The ids it renewed (pg-boss 12.38 returns them beside the count;
+        // without them, all or, not knowing which, none).
+        const { settled: ids, affected } = result as {
+          settled?: unknown;
+          affected?: unknown;
+        };
+        const renewed = new Set<string>(
+          Array.isArray(ids)
+            ? ids
+            : affected === jobs.length
+            ? jobs.map((job) => job.id)
+            : [],
+        );
+        const kept = entries.filter((entry) => renewed.has(entry.job.id));
+        for (const { job } of entries) {
+          if (renewed.has(job.id)) this.#leased.set(job, started);
+          else this.#forget(job);
+        }
+        if (!this.#running) {
+          this.#release(kept.map((entry) => entry.job));
+          return;
+        }
+        ready.unshift(...kept);
+        wake();
+      }, (error) => {
+        this.#emit({ type: "error", error });
+        this.#release(jobs);
+      });
+      this.#track(touched);
     };
     while (this.#running) {
       deliverReady();
@@ -830,10 +873,9 @@ export class Dispatcher {
    * the next touch renews it: this process was frozen (a platform between
    * invocations, `docker pause`, a laptop asleep) or its touches failed.
    * Another dispatcher may have it by now (pg-boss retries a job whose
-   * heartbeat lapsed), so it is not attempted but released (fenced to this
-   * attempt: a no-op once another has it). Before, a dispatcher thawed
-   * after 12–30 s sent every job it had fetched ahead, each already sent by
-   * another.
+   * heartbeat lapsed), so it is touched before it is attempted (`reclaim`
+   * in `#dispatch`). Before, a dispatcher thawed after 12–30 s sent every
+   * job it had fetched ahead, each already sent by another.
    */
   #leaseAtRisk(job: Job<StoredRequest>): boolean {
     const leased = this.#leased.get(job);

@@ -239,8 +239,9 @@ export async function sendOverSocket(
         // Its time ran out while it waited, its timer not run yet (a
         // process thawed after a freeze reads its sockets before it runs
         // its overdue timers): the place goes on to the next in line, and
-        // nothing is written.
-        release(key, lease.conn, undefined, lease.firstRead);
+        // nothing is written. Idle in the pool, it is watched at once
+        // (nobody to tell first).
+        release(key, lease.conn, undefined, lease.firstRead)?.();
         throw waitedFor("TIMEOUT");
       }
     }
