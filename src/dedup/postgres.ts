@@ -253,23 +253,24 @@ export class PostgresDedupStore implements DedupStore {
       try {
         return await this.#runOn(await current.pool, text, params);
       } catch (error) {
-        // Closed meanwhile: not opened again by this call.
-        if (attempt > 0 || this.#closes !== closes) throw error;
+        // A pooler (PgBouncer by default, Neon's) refused the connection
+        // for its statement_timeout startup parameter: nothing reached the
+        // database. Reconnected without it (one switch, however many calls
+        // failed at once), and the call goes once more on the new pool;
+        // the client-side query_timeout still bounds each statement. Not
+        // after a close() meanwhile: this call does not open a pool again.
+        if (
+          attempt > 0 || this.#closes !== closes ||
+          !refusesStatementTimeout(error)
+        ) {
+          throw error;
+        }
         if (this.#pool === current) {
-          // A pooler (PgBouncer by default, Neon's) refused the connection
-          // for its statement_timeout startup parameter: nothing reached
-          // the database. Reconnected without it (one switch, however many
-          // calls failed at once); the client-side query_timeout still
-          // bounds each statement.
-          if (!current.serverTimeout || !refusesStatementTimeout(error)) {
-            throw error;
-          }
+          if (!current.serverTimeout) throw error;
           this.#serverTimeout = false;
           this.#pool = undefined;
           current.retired = true;
         }
-        // Switched, by this call or another: whatever failed on the old
-        // pool goes once more on the new one.
       } finally {
         current.calls--;
         // The old pool ends once its last call is over: ended earlier, it

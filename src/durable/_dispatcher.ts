@@ -271,7 +271,9 @@ export class Dispatcher {
     }, timeout);
     try {
       await this.#loop;
-      await Promise.all(this.#settling);
+      // Until none is left: one ending may start another (a reclaim's
+      // touch answered after the loop ended releases its jobs).
+      while (this.#settling.size > 0) await Promise.all(this.#settling);
     } finally {
       runningConcurrency -= concurrency;
       clearTimeout(timer);
@@ -392,19 +394,7 @@ export class Dispatcher {
         "Cannot touch jobs",
         () => this.#engine.boss.touch(this.#queue, jobs.map(claim)),
       ).then((result) => {
-        // The ids it renewed (pg-boss 12.38 returns them beside the count;
-        // without them, all or, not knowing which, none).
-        const { settled: ids, affected } = result as {
-          settled?: unknown;
-          affected?: unknown;
-        };
-        const renewed = new Set<string>(
-          Array.isArray(ids)
-            ? ids
-            : affected === jobs.length
-            ? jobs.map((job) => job.id)
-            : [],
-        );
+        const renewed = renewedIds(result, jobs);
         const kept = entries.filter((entry) => renewed.has(entry.job.id));
         for (const { job } of entries) {
           if (renewed.has(job.id)) this.#leased.set(job, started);
@@ -860,8 +850,14 @@ export class Dispatcher {
       "Cannot touch jobs",
       () => this.#engine.boss.touch(this.#queue, jobs.map(claim)),
     ).then(
-      () => {
-        for (const job of jobs) this.#leased.set(job, started);
+      (result) => {
+        // Only what it renewed: a job another dispatcher took while this
+        // one was frozen is not this attempt's any more (the touch is
+        // fenced), and must still look at risk.
+        const renewed = renewedIds(result, jobs);
+        for (const job of jobs) {
+          if (renewed.has(job.id)) this.#leased.set(job, started);
+        }
         this.#answered();
       },
       (error) => this.#emit({ type: "error", error }),
@@ -914,6 +910,23 @@ export function lastAttempt(
   const { job: storedAs = job.data.id, retryLimit } = job.data;
   if (storedAs !== job.id || !Number.isInteger(retryLimit)) return undefined;
   return job.retryCount >= retryLimit!;
+}
+
+/** The ids a fenced `touch()` renewed: pg-boss 12.38 returns them beside
+ * the count; without them, all when the count says so, else (not knowing
+ * which) none. */
+function renewedIds(result: unknown, jobs: Job<StoredRequest>[]): Set<string> {
+  const { settled: ids, affected } = (result ?? {}) as {
+    settled?: unknown;
+    affected?: unknown;
+  };
+  return new Set<string>(
+    Array.isArray(ids)
+      ? ids
+      : affected === jobs.length
+      ? jobs.map((job) => job.id)
+      : [],
+  );
 }
 
 function claim(

@@ -5,7 +5,7 @@
 // (bundled) and Bun.
 import assert from "node:assert/strict";
 import { lineSplitter } from "../_servers.ts";
-import { within } from "../_wait.ts";
+import { until, within } from "../_wait.ts";
 import { bundle } from "../_bundle.ts";
 import { bunBinary, withTempFile } from "../_node/_runtimes.ts";
 
@@ -15,12 +15,14 @@ const ENTRY = "./_node/frozen_sender_entry.ts";
  * checks what each trigger said against what the server received. */
 async function frozenSender(command: string, args: string[]): Promise<void> {
   const received: string[] = [];
+  // Answered 300 ms after the sender is frozen: within its timeout, while
+  // it cannot read.
+  const { promise: stopped, resolve: answer } = Promise.withResolvers<void>();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
       received.push(new URL(request.url).searchParams.get("i")!);
-      // Answered while the sender is frozen (from about 100 ms on), within
-      // its timeout.
+      await stopped;
       await new Promise((resolve) => setTimeout(resolve, 300));
       return new Response(null, { status: 202 });
     },
@@ -45,10 +47,11 @@ async function frozenSender(command: string, args: string[]): Promise<void> {
     .getReader();
   let frozen = false;
   try {
-    const armed = await within(lines.read(), "the sender armed", 30_000);
-    assert.equal(armed.value, "armed");
+    // Two written (maxConnections: 2), four waiting for a connection.
+    await until(() => received.length === 2, "the first two requests");
     Deno.kill(child.pid, "SIGSTOP");
     frozen = true;
+    answer();
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     Deno.kill(child.pid, "SIGCONT");
     frozen = false;
@@ -68,6 +71,7 @@ async function frozenSender(command: string, args: string[]): Promise<void> {
     }
     assert.equal((await child.status).code, 0);
   } finally {
+    answer();
     if (frozen) Deno.kill(child.pid, "SIGCONT");
     try {
       child.kill("SIGKILL");
