@@ -396,10 +396,15 @@ export class Dispatcher {
       ).then((result) => {
         const renewed = renewedIds(result, jobs);
         const kept = entries.filter((entry) => renewed.has(entry.job.id));
+        const lost: Job<StoredRequest>[] = [];
         for (const { job } of entries) {
           if (renewed.has(job.id)) this.#leased.set(job, started);
-          else this.#forget(job);
+          else lost.push(job);
         }
+        // Released, not just forgotten: a no-op (fenced) for a job another
+        // dispatcher has; back to waiting for one still this attempt's that
+        // a count alone could not name.
+        this.#release(lost);
         if (!this.#running) {
           this.#release(kept.map((entry) => entry.job));
           return;
@@ -922,7 +927,7 @@ function renewedIds(result: unknown, jobs: Job<StoredRequest>[]): Set<string> {
   };
   return new Set<string>(
     Array.isArray(ids)
-      ? ids
+      ? ids.map(String)
       : affected === jobs.length
       ? jobs.map((job) => job.id)
       : [],

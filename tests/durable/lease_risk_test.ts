@@ -59,7 +59,6 @@ function movableClock() {
 }
 
 Deno.test("a touch marks as renewed only the jobs it renewed: one fetched ahead that another dispatcher took while this one was frozen is not sent", async () => {
-  const clock = movableClock();
   const received: string[] = [];
   const { promise: answer, resolve: release } = Promise.withResolvers<void>();
   const server = Deno.serve(
@@ -103,6 +102,7 @@ Deno.test("a touch marks as renewed only the jobs it renewed: one fetched ahead 
       if (event.type === "delivered") delivered.push(event.id);
     },
   });
+  const clock = movableClock();
   try {
     // One place: "a" under way, "b" fetched ahead and waiting.
     dispatcher.start(1, 60_000);
@@ -117,14 +117,14 @@ Deno.test("a touch marks as renewed only the jobs it renewed: one fetched ahead 
     assert.deepEqual(received, ["a"], "b, another dispatcher's now, not sent");
   } finally {
     release();
-    clock.restore();
     await dispatcher.stop(1_000);
+    clock.restore();
     await server.shutdown();
   }
 });
 
 Deno.test("stop() waits for the release a touch of jobs at risk starts after the dispatch loop ended", async () => {
-  const clock = movableClock();
+  const clock = { shift(_ms: number) {}, restore() {} };
   const events: string[] = [];
   let fetched = false;
   const boss: FakeBoss = {
@@ -170,6 +170,7 @@ Deno.test("stop() waits for the release a touch of jobs at risk starts after the
     maxBodySize: 1 << 20,
     emit() {},
   });
+  Object.assign(clock, movableClock());
   try {
     dispatcher.start(1, 60_000);
     await until(() => events.includes("touch"), "the touch of jobs at risk");
@@ -181,6 +182,7 @@ Deno.test("stop() waits for the release a touch of jobs at risk starts after the
     );
     assert.equal(dispatcher.inFlight.size, 0);
   } finally {
+    await dispatcher.stop(1_000);
     clock.restore();
   }
 });
