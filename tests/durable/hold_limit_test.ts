@@ -5,10 +5,10 @@
 // engine, with a hold limit of 100 ms.
 import assert from "node:assert/strict";
 import { Dispatcher } from "../../src/durable/_dispatcher.ts";
-import type { Engine } from "../../src/durable/_engine.ts";
+import { fakeEngine } from "./_fake_engine.ts";
 
-/** An engine whose queue holds `ids` and that records releases. */
-function fakeEngine(ids: string[], url: string) {
+/** A fake engine whose queue holds `ids` and that records releases. */
+function engineWith(ids: string[], url: string) {
   const queue = ids.map((id) => ({
     id,
     name: "q",
@@ -39,16 +39,7 @@ function fakeEngine(ids: string[], url: string) {
       },
     }),
   };
-  const engine = {
-    engine: "embedded",
-    where: "a fake engine",
-    boss,
-    run: (_what: string, fn: () => Promise<unknown>) => fn(),
-    transaction: (_what: string, fn: (db: unknown) => Promise<unknown>) =>
-      fn(boss.getDb()),
-    fail: (_what: string, error: unknown) => error,
-    close: () => Promise.resolve(),
-  } as unknown as Engine;
+  const engine = fakeEngine(boss);
   return { engine, released };
 }
 
@@ -63,7 +54,7 @@ Deno.test("the hold limit's timer firing before Date.now() reaches it (a slow cl
   const realNow = Date.now;
   const base = realNow();
   Date.now = () => base + Math.floor((realNow() - base) * 0.97);
-  const { engine, released } = fakeEngine(["a", "b", "c", "d"], url);
+  const { engine, released } = engineWith(["a", "b", "c", "d"], url);
   const dispatcher = new Dispatcher(engine, {
     queue: "q",
     schema: "pgboss",

@@ -6,31 +6,8 @@
 // scheduler (tests/durable/frozen_dispatcher_test.ts freezes a real one).
 import assert from "node:assert/strict";
 import { Dispatcher } from "../../src/durable/_dispatcher.ts";
-import type { Engine } from "../../src/durable/_engine.ts";
+import { type FakeBoss, fakeEngine } from "./_fake_engine.ts";
 import { until } from "../_wait.ts";
-
-interface FakeBoss {
-  fetch(queue: string, options: { batchSize: number }): Promise<unknown[]>;
-  complete(queue: string, claims: { id: string }[]): Promise<unknown>;
-  fail(): Promise<unknown>;
-  touch(queue: string, claims: { id: string }[]): Promise<unknown>;
-  getDb(): {
-    executeSql(sql: string, params: unknown[]): Promise<{ rows: unknown[] }>;
-  };
-}
-
-function fakeEngine(boss: FakeBoss): Engine {
-  return {
-    engine: "embedded",
-    where: "a fake",
-    boss,
-    run: (_what: string, fn: () => Promise<unknown>) => fn(),
-    transaction: (_what: string, fn: (db: unknown) => Promise<unknown>) =>
-      fn(boss.getDb()),
-    fail: (_what: string, error: unknown) => error,
-    close: () => Promise.resolve(),
-  } as unknown as Engine;
-}
 
 function job(id: string, url: string, timeout = 20_000) {
   return {
