@@ -1,5 +1,5 @@
-// A PgBouncer of a test's own in front of a PostgreSQL: the pooler Supabase
-// (Supavisor), Neon and many self-hosted setups put before the database, in
+// A PgBouncer of a test's own in front of a PostgreSQL: the pooler Neon (by
+// its documentation) and many self-hosted setups put before the database, in
 // transaction pooling mode unless told otherwise, with its default refusal of
 // startup parameters it does not know. Runs as the postgres user when root
 // (PgBouncer refuses root), on a free loopback port.

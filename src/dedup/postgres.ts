@@ -253,7 +253,7 @@ export class PostgresDedupStore implements DedupStore {
       try {
         return await this.#runOn(await current.pool, text, params);
       } catch (error) {
-        // A pooler (PgBouncer by default, Neon's) refused the connection
+        // A pooler (PgBouncer by default) refused the connection
         // for its statement_timeout startup parameter: nothing reached the
         // database. Reconnected without it (one switch, however many calls
         // failed at once), and the call goes once more on the new pool;
@@ -511,7 +511,7 @@ interface OpenPool {
 
 /** Whether `error` is a pooler refusing the `statement_timeout` startup
  * parameter: PgBouncer's "unsupported startup parameter: statement_timeout"
- * (SQLSTATE 08P01), as Neon's pooled endpoint also says. */
+ * (SQLSTATE 08P01; Neon's pooled endpoint is a PgBouncer). */
 function refusesStatementTimeout(error: unknown): boolean {
   const message = (error as { message?: unknown } | null)?.message;
   return typeof message === "string" &&

@@ -16,11 +16,7 @@ import {
   type Sql,
   withoutRetries,
 } from "./_pgboss_sql.ts";
-import {
-  HEARTBEAT_SECONDS,
-  LEASE_MARGIN_SECONDS,
-  type StoredRequest,
-} from "./_enqueue.ts";
+import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 import { type AttemptTrace, detached, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
@@ -28,11 +24,14 @@ import { DEFAULT_MAX_BODY_SIZE } from "../_options.ts";
 
 /** How often a dispatcher touches its in-flight jobs. */
 const TOUCH_INTERVAL = 3_000;
-/** A job fetched ahead is attempted only while its lease was renewed less
- * than this long ago: the heartbeat lapses {@linkcode HEARTBEAT_SECONDS}
- * after the last renewal, and the attempt's first touch comes up to
- * {@linkcode TOUCH_INTERVAL} later, with a second for the touch itself. */
-const LEASE_SAFE_MS = HEARTBEAT_SECONDS * 1_000 - TOUCH_INTERVAL - 1_000;
+/** A job fetched ahead is attempted at once only while its lease was
+ * renewed less than this long ago: the heartbeat lapses `beat` s after the
+ * last renewal, and the attempt's first touch comes up to
+ * {@linkcode TOUCH_INTERVAL} later, with a second for the touch itself (6 s
+ * for the outbox's 10 s, `HEARTBEAT_SECONDS`); at least half the beat. */
+function leaseSafeMs(beat: number): number {
+  return Math.max(beat * 1_000 - TOUCH_INTERVAL - 1_000, beat * 500);
+}
 /** Waits before a settlement that failed (a database restart, a dropped
  * connection) is tried again: 11.75 s in all, past the 10 s heartbeat, so
  * an outage the lease outlasts is ridden out (when the retries ended at
@@ -887,10 +886,7 @@ export class Dispatcher {
     if (leased === undefined || typeof beat !== "number" || !(beat > 0)) {
       return false;
     }
-    const safe = beat === HEARTBEAT_SECONDS
-      ? LEASE_SAFE_MS
-      : Math.max(beat * 1_000 - TOUCH_INTERVAL - 1_000, beat * 500);
-    return Date.now() - leased > safe;
+    return Date.now() - leased > leaseSafeMs(beat);
   }
 }
 
