@@ -1,5 +1,5 @@
 // A fetch whose connection is lost after PostgreSQL ran it: what a pooler
-// restart (PgBouncer, Supavisor) or a dropped network path does while pg-boss's
+// restart (PgBouncer, or any pooler) or a dropped network path does while pg-boss's
 // fetch statement is under way. The statement claims its jobs on the server;
 // the client never sees them. A proxy between the outbox and PostgreSQL cuts
 // exactly that connection, as the fetch's answer comes back.

@@ -1,5 +1,5 @@
 // PostgresDedupStore behind a connection pooler: a real PgBouncer in
-// transaction pooling mode (what Supabase's and Neon's pooled endpoints are),
+// transaction pooling mode (what Neon's pooled endpoint is, by Neon's docs),
 // which refuses startup parameters it does not know, statement_timeout among
 // them.
 import assert from "node:assert/strict";
