@@ -1,6 +1,7 @@
 // Building TriggerErrors for a prepared request (private).
 import { TriggerError, type TriggerErrorCode } from "./errors.ts";
 import type { PreparedRequest } from "./_request.ts";
+import { readStream, type StreamRead } from "../_read_stream.ts";
 
 /** A TriggerError about `req`. */
 export function failure(
@@ -38,35 +39,31 @@ export function abortFailure(
 
 /**
  * Reads a body kept as a Request (Blob, FormData, stream) into bytes. A
- * stalled stream does not outlast the trigger: aborting `signal` (the
- * trigger's timeout or the caller's signal) rejects at once.
+ * stalled or endless stream does not outlast the trigger: aborting `signal`
+ * (the trigger's timeout or the caller's signal) rejects at once and cancels
+ * the stream, so nothing goes on reading it (before: `arrayBuffer()` was
+ * abandoned, not stopped, and read on into memory; the caller's stream was
+ * never cancelled). A chunk that is not a `Uint8Array` is `BODY` on every
+ * runtime (Bun's `Request` took strings).
  */
 export async function bodyBytes(
   req: PreparedRequest,
   signal: AbortSignal,
 ): Promise<Uint8Array<ArrayBuffer> | null> {
   if (!(req.body instanceof Request)) return req.body;
-  let reading: Promise<ArrayBuffer>;
+  const stream = req.body.body;
+  if (stream === null) return new Uint8Array(0);
+  let read: StreamRead;
   try {
-    reading = req.body.arrayBuffer();
+    read = await readStream(stream, { max: Infinity, signal });
   } catch (error) {
-    // Bun throws at the call for a stream's bad chunk (a number, an object).
+    // A stream locked since the call (read again after a resend cannot
+    // happen: the bytes are kept once read).
     throw failure("BODY", "Request body could not be read", req, error);
   }
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(abortFailure(signal, req));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return new Uint8Array(await Promise.race([reading, aborted]));
-  } catch (error) {
-    if (error instanceof TriggerError) throw error;
-    throw failure("BODY", "Request body could not be read", req, error);
-  } finally {
-    signal.removeEventListener("abort", onAbort!);
-    reading.catch(() => {}); // abandoned after an abort: never unhandled
-    aborted.catch(() => {});
-  }
+  // A copy: a stream read in one chunk hands back the caller's own chunk,
+  // which the caller may change while the bytes are kept for a resend.
+  if (read.ok) return new Uint8Array(read.bytes);
+  if (read.end === "stopped") throw abortFailure(signal, req);
+  throw failure("BODY", "Request body could not be read", req, read.error);
 }

@@ -87,7 +87,10 @@ export interface TriggerOptions {
   /** A raw body; its `Content-Type` is the one `fetch` would give it.
    * Bytes (a `Uint8Array` or an `ArrayBuffer`) are copied at the
    * call, as `fetch` copies them: changing the array afterwards changes
-   * nothing sent. A detached buffer is a TypeError.
+   * nothing sent. A detached buffer is a TypeError. A `ReadableStream` is
+   * read whole before sending (kept for a resend); its chunks must be
+   * `Uint8Array`s (else `BODY`), and at the trigger's `timeout` or its
+   * `signal`'s abort the stream is cancelled.
    * @default {undefined} (no body) */
   body?: TriggerBody;
   /** Cookies sent as one `Cookie` header; values are percent-encoded.
