@@ -52,7 +52,7 @@ for (const transport of ["socket", "fetch"] as const) {
 const stringChunk = await trigger(url, {
   body: new ReadableStream({
     start(controller) {
-      controller.enqueue("abc");
+      controller.enqueue("abc" as unknown as Uint8Array);
       controller.close();
     },
   }),
