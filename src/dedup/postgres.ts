@@ -21,7 +21,7 @@
  */
 import type { ClaimResult, DedupStore } from "./store.ts";
 import { show } from "../_show.ts";
-import { checkMs, refuseOnError } from "../_options.ts";
+import { checkMs, checkOptions, refuseOnError } from "../_options.ts";
 import { redactError, secretsOf } from "../_redact.ts";
 import { loadFailed } from "../_load.ts";
 
@@ -167,14 +167,15 @@ export class PostgresDedupStore implements DedupStore {
    * Creates the store; the table is made on first use.
    *
    * @param options `connectionString` or `db`, and the table name.
-   * @throws {TypeError} When neither or both are given, for a bad table, or
-   * for `onError` (now `reportError`).
+   * @throws {TypeError} When `options` is not an object, when neither or
+   * both of `connectionString` and `db` are given, for a `connectionString`
+   * that is not a non-empty string, a `db` without `query()`, a bad table or
+   * `reportError`, or for `onError` (now `reportError`).
    * @throws {RangeError} For a bad `connectionTimeout` or `queryTimeout`.
    */
   constructor(options: PostgresDedupStoreOptions) {
-    if (typeof options === "object" && options !== null) {
-      refuseOnError(options, "Cannot create PostgresDedupStore: ");
-    }
+    checkOptions(options, "Cannot create PostgresDedupStore: ");
+    refuseOnError(options, "Cannot create PostgresDedupStore: ");
     const {
       connectionString,
       db,
@@ -183,7 +184,7 @@ export class PostgresDedupStore implements DedupStore {
       queryTimeout = 5_000,
       reportError = (error: unknown) =>
         console.error("PostgresDedupStore: a background query failed", error),
-    } = options ?? {};
+    } = options;
     if (typeof reportError !== "function") {
       throw new TypeError(
         `Cannot create PostgresDedupStore: reportError must be a function, received ${
@@ -194,6 +195,18 @@ export class PostgresDedupStore implements DedupStore {
     if ((connectionString === undefined) === (db === undefined)) {
       throw new TypeError(
         "Cannot create PostgresDedupStore: give connectionString or db, not both",
+      );
+    }
+    if (
+      connectionString !== undefined &&
+      (typeof connectionString !== "string" || connectionString === "")
+    ) {
+      // libpq's defaults for "" (a local socket, the user's name): never
+      // what was meant. A string here is empty: nothing secret to show.
+      throw new TypeError(
+        `Cannot create PostgresDedupStore: connectionString must be a non-empty string, received ${
+          show(connectionString)
+        }`,
       );
     }
     if (db !== undefined && typeof db?.query !== "function") {
@@ -394,8 +407,20 @@ export class PostgresDedupStore implements DedupStore {
    * @param ttlMs How long the claim holds without `complete()`/`release()`.
    * @param token The claim's owner, for `release()`.
    * @returns `"claimed"`, `"done"` or `"busy"`.
+   * @throws {RangeError} When `ttlMs` is not a number of milliseconds from 0
+   *   to `Number.MAX_SAFE_INTEGER` (thrown, as `MemoryDedupStore` does; a
+   *   database failure rejects).
    */
-  async claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {
+  claim(id: string, ttlMs: number, token: string): Promise<ClaimResult> {
+    checkMs(ttlMs, "Cannot claim: ttl", 0, Number.MAX_SAFE_INTEGER);
+    return this.#claimAndSweep(id, ttlMs, token);
+  }
+
+  async #claimAndSweep(
+    id: string,
+    ttlMs: number,
+    token: string,
+  ): Promise<ClaimResult> {
     const result = await this.#claim(id, ttlMs, token);
     if (Date.now() - this.#swept > SWEEP_INTERVAL) {
       this.#swept = Date.now();
@@ -463,8 +488,16 @@ export class PostgresDedupStore implements DedupStore {
    *
    * @param id The id.
    * @param ttlMs How long to remember it.
+   * @throws {RangeError} When `ttlMs` is not a number of milliseconds from 0
+   *   to `Number.MAX_SAFE_INTEGER` (thrown, as `MemoryDedupStore` does; a
+   *   database failure rejects).
    */
-  async complete(id: string, ttlMs: number): Promise<void> {
+  complete(id: string, ttlMs: number): Promise<void> {
+    checkMs(ttlMs, "Cannot complete: ttl", 0, Number.MAX_SAFE_INTEGER);
+    return this.#complete(id, ttlMs);
+  }
+
+  async #complete(id: string, ttlMs: number): Promise<void> {
     await this.#query(
       `INSERT INTO ${this.#table} AS t (id, done, expires_at, token)
        VALUES ($1, true, now() + $2::float8 * interval '1 millisecond', NULL)

@@ -203,10 +203,16 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
   /**
    * A store call: `call`, the store's own promise, and `result`, the same
    * bounded by `storeTimeout` (a {@linkcode StoreTimeout} past it). The
-   * built-in MemoryDedupStore answers at once and cannot hang: not timed (a
-   * timer per call would cost more than its claim).
+   * built-in MemoryDedupStore's own methods answer at once and cannot hang:
+   * not timed (a timer per call would cost more than its claim). Judged by
+   * the method called, at each call: one replaced on the instance (wrapped,
+   * instrumented) or overridden by a subclass may hang, and is timed.
    */
-  const timed = <T>(fn: () => Promise<T>, name: string) => {
+  const timed = <T>(
+    fn: () => Promise<T>,
+    name: "claim" | "complete" | "release",
+  ) => {
+    const untimed = store[name] === MemoryDedupStore.prototype[name];
     let call: Promise<T>;
     try {
       call = Promise.resolve(fn());
@@ -263,7 +269,6 @@ export function verifyTrigger(options: VerifyTriggerOptions): Middleware {
       );
     }
   }
-  const untimed = store.constructor === MemoryDedupStore;
 
   checkFunction(reportError, `${PREFIX}reportError`);
   const budget = new ByteBudget(maxBufferedBytes);

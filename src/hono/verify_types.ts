@@ -121,7 +121,8 @@ export interface VerifyTriggerOptions {
    * reported and no longer waited for: the route's answer goes out, and the
    * id stays claimed (a retry gets `429`) until the store catches up or the
    * lease lapses. A call that outlived it is not kept alive or drained.
-   * The built-in `MemoryDedupStore`, which answers at once, is not timed.
+   * The built-in `MemoryDedupStore`'s own methods, which answer at once,
+   * are not timed; one replaced on the instance or overridden is.
    * From 1 to 2^31 − 1.
    *
    * @default {10_000}
