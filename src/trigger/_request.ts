@@ -244,10 +244,17 @@ function findHeader(
   return -1;
 }
 
+/** A record: an object read by its own enumerable keys, not an iterable. A
+ * `Map`, `Headers`, `FormData` or array is iterable and has no such keys:
+ * read as a record, it gave nothing, and the trigger went out without its
+ * fields or cookies. */
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null &&
+    !(Symbol.iterator in value);
+}
+
 function cookieHeader(cookies: unknown): string {
-  if (
-    typeof cookies !== "object" || cookies === null || Array.isArray(cookies)
-  ) {
+  if (!isRecord(cookies)) {
     fail(`cookies must be a record of strings, received ${show(cookies)}`);
   }
   const pairs: string[] = [];
@@ -361,8 +368,14 @@ function formValue(key: string, value: unknown): string {
 
 function formBody(form: unknown): string {
   if (form instanceof URLSearchParams) return form.toString();
-  if (typeof form !== "object" || form === null || Array.isArray(form)) {
-    fail(`form must be a record or URLSearchParams, received ${show(form)}`);
+  if (!isRecord(form)) {
+    fail(
+      `form must be a record or URLSearchParams, received ${show(form)}${
+        typeof FormData === "function" && form instanceof FormData
+          ? " (a multipart body is given as body)"
+          : ""
+      }`,
+    );
   }
   const record = form as Record<string, unknown>;
   // Keys, not entries: Object.entries costs ~1 µs in place for two fields.

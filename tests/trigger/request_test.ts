@@ -324,6 +324,57 @@ Deno.test("prepare(): cookies as an array is refused, naming cookies (it sent Co
   );
 });
 
+Deno.test("prepare(): form or cookies given as a FormData, Map, Headers or other iterable are refused, naming them (they went out empty, ok: true); records, null-prototype records and URLSearchParams are taken", () => {
+  const fields = new FormData();
+  fields.set("a", "1");
+  const notRecords: Array<[string, unknown, RegExp]> = [
+    [
+      "form",
+      fields,
+      /form must be a record or URLSearchParams, received FormData \(a multipart body is given as body\)/,
+    ],
+    [
+      "form",
+      new Map([["a", "1"]]),
+      /form must be a record or URLSearchParams, received Map/,
+    ],
+    [
+      "form",
+      new Headers({ a: "1" }),
+      /form must be a record or URLSearchParams, received Headers/,
+    ],
+    [
+      "cookies",
+      new Map([["a", "1"]]),
+      /cookies must be a record of strings, received Map/,
+    ],
+    ["cookies", new Headers({ a: "1" }), /cookies must be a record of strings/],
+    [
+      "cookies",
+      new Set(["a"]),
+      /cookies must be a record of strings, received Set/,
+    ],
+  ];
+  for (const [option, value, message] of notRecords) {
+    assert.throws(
+      () => prepare(URL_, { [option]: value }),
+      { name: "TypeError", message },
+      `${option}: ${Object.prototype.toString.call(value)}`,
+    );
+  }
+  const bare = Object.assign(Object.create(null), { a: "1" });
+  const decode = (body: unknown) =>
+    body instanceof Uint8Array ? new TextDecoder().decode(body) : body;
+  for (const form of [{ a: "1" }, bare, new URLSearchParams({ a: "1" })]) {
+    const req = prepare(URL_, { form });
+    assert.equal(decode(req.body ?? req.text), "a=1");
+  }
+  const cookie = prepare(URL_, { cookies: bare }).headers.find(([name]) =>
+    name.toLowerCase() === "cookie"
+  );
+  assert.deepEqual(cookie?.[1], "a=1");
+});
+
 Deno.test("prepare(): a bad value of a header named like a key, token or signature is never shown in the error", () => {
   for (const name of ["x-api-key", "X-Auth-Token", "x-webhook-secret"]) {
     assert.throws(
