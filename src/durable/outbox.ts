@@ -619,10 +619,12 @@ class PgOutbox implements Outbox {
   }
 
   deadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    checkOptions(options, "Cannot list dead letters: ");
     const limit = options.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1) {
+    // Safe integers only: 1e21 is an integer too, and the query failed.
+    if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new RangeError(
-        `Cannot list dead letters: limit must be a whole number above 0, received ${
+        `Cannot list dead letters: limit must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, received ${
           show(limit)
         }`,
       );

@@ -263,10 +263,18 @@ export interface Outbox {
    * way waits for it first.
    * @param options A time limit for in-flight deliveries; `close: false`.
    * @throws {TypeError} When `options` is not an object or `close` not a
-   *   boolean. */
+   *   boolean.
+   * @throws {RangeError} For a `timeout` not a number of milliseconds from
+   *   0 to 2^31 − 1. */
   stop(options?: StopOptions): Promise<void>;
   /** Lists dead letters, oldest first.
-   * @param options At most `limit` (default 100). */
+   * @param options At most `limit` (default 100).
+   * @throws {TypeError} When `options` is not an object.
+   * @throws {RangeError} For a `limit` not a whole number from 1 to
+   *   `Number.MAX_SAFE_INTEGER`.
+   * @throws {OutboxError} Asynchronously: `"CLOSED"` after `stop()`,
+   *   `"DATABASE"` or `"TIMEOUT"` when the database failed or did not
+   *   answer. */
   deadLetters(options?: { limit?: number }): Promise<DeadLetter[]>;
   /** Moves dead letters back to the queue for new attempts, with their
    * `webhook-id` and the retry settings they were stored with unchanged.

@@ -47,7 +47,7 @@ export interface DrainOptions {
  * @throws {RangeError} When `timeout` is not a number of milliseconds from 1
  *   to 2^31 - 1.
  * @throws {TypeError} When `options` is not an object or `signal` is not an
- *   AbortSignal.
+ *   AbortSignal (or its `addEventListener` throws, while work is waited for).
  *
  * @example Usage
  * ```ts
@@ -82,7 +82,7 @@ export function drainBackground(
   return waitForAll(timeout, signal);
 }
 
-async function waitForAll(
+function waitForAll(
   timeout: number | undefined,
   signal: AbortSignal | undefined,
 ): Promise<boolean> {
@@ -90,22 +90,33 @@ async function waitForAll(
   const stopped = new Promise<false>((resolve) => {
     stop = () => resolve(false);
   });
-  const timer = timeout === undefined ? undefined : setTimeout(stop, timeout);
+  // The signal first, synchronously: one that throws is bad input (a
+  // TypeError at the call, as drainTriggers() throws), before a timer starts.
   try {
     signal?.addEventListener("abort", stop, { once: true });
-    while (background.size > 0) {
-      const all = Promise.all(background).then(() => true);
-      if (!await Promise.race([all, stopped])) return false;
-    }
-    return true;
-  } finally {
-    clearTimeout(timer);
-    try {
-      signal?.removeEventListener("abort", stop);
-    } catch {
-      // A caller's signal that throws here changes nothing: settled.
-    }
+  } catch (error) {
+    throw new TypeError(
+      `${PREFIX}signal cannot be listened to: its addEventListener threw`,
+      { cause: error },
+    );
   }
+  const timer = timeout === undefined ? undefined : setTimeout(stop, timeout);
+  return (async () => {
+    try {
+      while (background.size > 0) {
+        const all = Promise.all(background).then(() => true);
+        if (!await Promise.race([all, stopped])) return false;
+      }
+      return true;
+    } finally {
+      clearTimeout(timer);
+      try {
+        signal?.removeEventListener("abort", stop);
+      } catch {
+        // A caller's signal that throws here changes nothing: settled.
+      }
+    }
+  })();
 }
 
 function noop(): void {}

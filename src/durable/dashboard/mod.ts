@@ -106,6 +106,9 @@ export interface Dashboard {
 export interface DashboardOptions {
   /** The path the dashboard is mounted under, e.g. `"/ops/outbox"`: its
    * links and form actions start with it. `"/"` when it is served alone.
+   * Letters, digits, `/` and `-._~!$&'()+,;=@` only, without `//`, `.` or
+   * `..` segments: any other (`é`, `%20`, `<`) is a `TypeError`, as no
+   * request's path would match it as given.
    * @default {"/"} */
   path?: string;
   /** A bearer token of at least 16 characters. Browsers may also send it as
@@ -198,9 +201,10 @@ function credentialsOf(options: DashboardOptions): Credentials | null {
 
 function positive(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || (value as number) < 1) {
+  // Safe integers only: 1e21 is an integer too, and every page was a 500.
+  if (!Number.isSafeInteger(value) || (value as number) < 1) {
     throw new RangeError(
-      `${PREFIX}${name} must be a whole number above 0, received ${
+      `${PREFIX}${name} must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, received ${
         show(value)
       }`,
     );
@@ -223,8 +227,10 @@ function positive(value: unknown, name: string, fallback: number): number {
  *   path it is mounted under, title.
  * @returns The dashboard's fetch handler and path.
  * @throws {TypeError} Without credentials, for a short token or password,
+ *   for a `path` no request could reach (see {@linkcode DashboardOptions}),
  *   or for an outbox `openOutbox()` did not return.
- * @throws {RangeError} For a bad `pageSize` or `bodyPreview`.
+ * @throws {RangeError} For a `pageSize` or `bodyPreview` not a whole number
+ *   from 1 to `Number.MAX_SAFE_INTEGER`.
  *
  * @example Basic credentials, served alone
  * ```ts
@@ -509,20 +515,28 @@ function loopbackHost(hostname: string): boolean {
     hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
+/** A `path` the dashboard can be served under: segments of RFC 3986's
+ * unescaped path characters but `:` and `*` (Hono's parameter and wildcard),
+ * one trailing slash at most. Any other character the URL parser
+ * percent-encodes or the router decodes (`é`, `<`, `"`, `%20`), so no
+ * request's path would start with it: every request got `404`. */
+const MOUNT_PATH = /^(?:\/[A-Za-z0-9\-._~!$&'()+,;=@]+)*\/?$/;
+
 /** The `path` option without a trailing slash (`""` for the root). */
 function mountPath(path: unknown): string {
   if (path === undefined) return "";
   if (
-    typeof path !== "string" || !path.startsWith("/") ||
-    /[?#*:\\\s]|\/\//.test(path)
+    typeof path !== "string" || !MOUNT_PATH.test(path) ||
+    // No "." or ".." segments: a request's path never has them.
+    new URL(path, "http://x").pathname !== path
   ) {
     throw new TypeError(
-      `${PREFIX}path must start with "/" and have no "?", "#", "*", ":", "//" or spaces, received ${
+      `${PREFIX}path must start with "/" and hold only letters, digits, "/" and -._~!$&'()+,;=@ (no "//", "." or ".." segments, nothing percent-encoded), received ${
         show(path)
       }`,
     );
   }
-  return path.replace(/\/+$/, "");
+  return path.replace(/\/$/, "");
 }
 
 type Env = {
