@@ -522,6 +522,26 @@ export function release(
   };
 }
 
+/**
+ * Closes every idle connection, all origins together, keeping what was
+ * learned of each origin: for a connect that failed because the process ran
+ * out of descriptors, which idle connections to other origins (up to
+ * {@linkcode MAX_IDLE_PER_ORIGIN} each, kept up to
+ * {@linkcode MAX_IDLE_TIMEOUT_MS}) may be holding.
+ *
+ * @returns How many were closed.
+ */
+export function shedIdle(): number {
+  let shed = 0;
+  for (const [key, origin] of [...origins]) {
+    for (const entry of [...origin.idle]) {
+      discard(key, origin, entry);
+      shed++;
+    }
+  }
+  return shed;
+}
+
 /** The number of idle connections kept now, all origins together. */
 export function idleConnectionCount(): number {
   let count = 0;

@@ -26,6 +26,7 @@ import {
   learnStale,
   type Lease,
   release,
+  shedIdle,
   tryAcquire,
   waitTurn,
   worthKeeping,
@@ -88,6 +89,19 @@ class StaleConnection extends Error {
     super("Reused connection closed before answering", { cause });
     this.status = status;
   }
+}
+
+/** A failure to open a socket because the process (EMFILE) or the system
+ * (ENFILE) has no descriptor left: Node's and Deno's codes and messages
+ * (Bun reports it as ECONNREFUSED: not told apart). */
+function outOfDescriptors(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as {
+    code?: unknown;
+    message?: unknown;
+  };
+  return code === "EMFILE" || code === "ENFILE" ||
+    (typeof message === "string" &&
+      /too many open files|\bE[MN]FILE\b|os error 2[34]\)/i.test(message));
 }
 
 function classify(
@@ -396,10 +410,29 @@ class Exchange {
       return status;
     };
     try {
-      conn ??= await rawConnector()!(
-        connectTarget(this.site, req, signal),
-        (stage) => phase = stage,
-      );
+      if (conn === undefined) {
+        const connect = () =>
+          rawConnector()!(
+            connectTarget(this.site, req, signal),
+            (stage) => phase = stage,
+          );
+        try {
+          conn = await connect();
+        } catch (error) {
+          // Out of descriptors while idle connections (to any origin) hold
+          // some: those go, and the connect is tried once more. Before, a
+          // burst to one origin left its connections idle, and every
+          // trigger to another failed CONNECT until they expired (~4 s).
+          if (
+            phase !== "connect" || signal.aborted ||
+            !outOfDescriptors(error) || shedIdle() === 0
+          ) throw error;
+          // Deno frees a closed socket's descriptor once its pending read
+          // is cancelled: after this turn.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          conn = await connect();
+        }
+      }
       if (signal.aborted) throw abortFailure(signal, req);
 
       phase = "write";
