@@ -21,6 +21,8 @@ const SECRET_FORMAT =
 const ID = /^[\x21-\x2D\x2F-\x7E]{1,256}$/;
 /** A webhook-timestamp: unix seconds, digits only. */
 export const TIMESTAMP = /^[0-9]{1,15}$/;
+/** The largest timestamp {@linkcode TIMESTAMP} takes. */
+const MAX_TIMESTAMP = 999_999_999_999_999;
 const encoder = new TextEncoder();
 
 /**
@@ -88,12 +90,14 @@ export function checkMessage(
       }`,
     );
   }
+  // At most the 15 digits a receiver takes (TIMESTAMP): a signature over
+  // a longer one is refused by every verifyTrigger().
   if (
     typeof timestamp !== "number" || !Number.isSafeInteger(timestamp) ||
-    timestamp < 0
+    timestamp < 0 || timestamp > MAX_TIMESTAMP
   ) {
     throw new TypeError(
-      `${what}timestamp must be a whole number of unix seconds >= 0, received ${
+      `${what}timestamp must be a whole number of unix seconds from 0 to ${MAX_TIMESTAMP}, received ${
         show(timestamp)
       }`,
     );

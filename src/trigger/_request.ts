@@ -407,7 +407,11 @@ function jsonBody(json: unknown): string {
   try {
     text = JSON.stringify(json);
   } catch (error) {
-    fail(`json cannot be serialised: ${(error as Error).message}`);
+    fail(
+      `json cannot be serialised: ${
+        error instanceof Error ? error.message : `it threw ${show(error)}`
+      }`,
+    );
   }
   if (text === undefined) {
     fail(`json must be a JSON value, received ${show(json)}`);

@@ -125,3 +125,41 @@ Deno.test("dashboard() throws a RangeError for a pageSize or bodyPreview not a s
     await cleanup();
   }
 });
+
+Deno.test("dashboard() throws a TypeError, not showing it, for a token a Bearer header could never carry (spaces, CR LF, non-ASCII); a visible ASCII one serves", async () => {
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const outbox = await openOutbox(options);
+  try {
+    for (
+      const token of [
+        ` ${TOKEN}`,
+        `${TOKEN} `,
+        `${TOKEN}\r\nX: y`,
+        `${TOKEN}é`,
+        `${TOKEN}\u2603`,
+        "sixteen chars ok",
+      ]
+    ) {
+      assert.throws(
+        () => dashboard(outbox, { token }),
+        (error: unknown) =>
+          error instanceof TypeError &&
+          /token must be visible ASCII characters only/.test(error.message) &&
+          !error.message.includes("input-token") &&
+          !error.message.includes("sixteen"),
+        JSON.stringify(token),
+      );
+    }
+    const dash = dashboard(outbox, { token: `${TOKEN}!~` });
+    const response = await dash.fetch(
+      new Request("http://127.0.0.1/", {
+        headers: { authorization: `Bearer ${TOKEN}!~` },
+      }),
+    );
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  } finally {
+    await outbox.stop();
+    await cleanup();
+  }
+});

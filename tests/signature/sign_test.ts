@@ -137,6 +137,10 @@ Deno.test("trigger() refuses bad sign options synchronously and connects nothing
       { secret, timestamp: -1 },
       { secret, timestamp: 1.5 },
       { secret, timestamp: "1614265330" },
+      // 16 digits: over the 15 verifyTrigger() takes (it was signed, and
+      // refused by every receiver).
+      { secret, timestamp: 1e15 },
+      { secret, timestamp: Number.MAX_SAFE_INTEGER },
     ];
     for (const sign of bad) {
       assert.throws(
@@ -256,6 +260,20 @@ Deno.test("a signed trigger whose body cannot be read resolves BODY, never rejec
     signal: AbortSignal.abort(),
   });
   assert.equal(aborted.error?.code, "ABORTED");
+});
+
+Deno.test("signPayload() takes a timestamp of up to 15 digits, what verifyTrigger() takes, and refuses a longer one naming it", async () => {
+  const secret = createSecret();
+  const message = { id: "msg_1", timestamp: 999_999_999_999_999, body: "" };
+  const signature = await signPayload(secret, message);
+  assert.equal(
+    await verifyPayload(secret, { ...message, signature }),
+    true,
+  );
+  await assert.rejects(
+    async () => await signPayload(secret, { ...message, timestamp: 1e15 }),
+    { name: "TypeError", message: /timestamp .* received 1000000000000000/ },
+  );
 });
 
 Deno.test("signPayload() and verifyPayload() refuse a body that is neither a string nor a Uint8Array, naming it (a Uint16Array was signed cut to bytes)", async () => {

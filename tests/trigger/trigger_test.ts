@@ -840,6 +840,18 @@ Deno.test("bad input throws TypeError synchronously and connects nothing", async
       () => trigger(url, { json: 1n }),
       /json cannot be serialised/,
     ],
+    [
+      "json whose toJSON throws a string",
+      () =>
+        trigger(url, {
+          json: {
+            toJSON() {
+              throw "no";
+            },
+          },
+        }),
+      /json cannot be serialised: it threw "no"/,
+    ],
     ["json cycle", () => {
       const a: Record<string, unknown> = {};
       a.a = a;

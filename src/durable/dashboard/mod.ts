@@ -111,7 +111,8 @@ export interface DashboardOptions {
    * request's path would match it as given.
    * @default {"/"} */
   path?: string;
-  /** A bearer token of at least 16 characters. Browsers may also send it as
+  /** A bearer token of at least 16 visible ASCII characters (no spaces).
+   * Browsers may also send it as
    * the password of Basic credentials, with any user name. */
   token?: string;
   /** Basic credentials; the password at least 12 characters. */
@@ -167,6 +168,13 @@ function credentialsOf(options: DashboardOptions): Credentials | null {
         `${PREFIX}token must be a string of at least 16 characters, received ${
           typeof token === "string" ? `${token.length} characters` : show(token)
         }`,
+      );
+    }
+    // A header value is trimmed, and cannot carry CR, LF or characters
+    // above U+00FF: a token with them never matched a Bearer header.
+    if (!/^[\x21-\x7E]+$/.test(token)) {
+      throw new TypeError(
+        `${PREFIX}token must be visible ASCII characters only (no spaces or controls), received one that is not (not shown)`,
       );
     }
     credentials.token = token;
@@ -226,7 +234,8 @@ function positive(value: unknown, name: string, fallback: number): number {
  * @param options Credentials (required, unless `localDevelopment`), the
  *   path it is mounted under, title.
  * @returns The dashboard's fetch handler and path.
- * @throws {TypeError} Without credentials, for a short token or password,
+ * @throws {TypeError} Without credentials, for a short token or password, a token with spaces,
+ *   controls or non-ASCII characters,
  *   for a `path` no request could reach (see {@linkcode DashboardOptions}),
  *   or for an outbox `openOutbox()` did not return.
  * @throws {RangeError} For a `pageSize` or `bodyPreview` not a whole number
