@@ -87,7 +87,8 @@ export interface OutboxOptions {
 /** What {@linkcode Outbox.trigger} accepts: `trigger()`'s options plus when
  * and how often to try. `signal`, `waitUntil` and `fetch` belong to a live
  * call and are refused; `wait` is ignored (delivery always waits for the
- * status), and so are `reuse`, `resend` and `maxConnections` (each attempt
+ * status), and so are `reuse`, `resend` and `maxConnections` once checked
+ * as `trigger()` checks them (a bad value throws as there; each attempt
  * uses the dispatching process's defaults; the cap per origin is the larger
  * of 128 and the sum of `start()`'s `concurrency` over the outboxes running
  * in the process). What is stored is what the options

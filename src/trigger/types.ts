@@ -142,7 +142,10 @@ export interface TriggerOptions {
    * at-most-once instead: such a trigger ends `CLOSED`, possibly unreceived,
    * or with that `408` (`HTTP_STATUS`); with `wait: "sent"` only in
    * `result.outcome`.
-   * Raw-socket transport only.
+   * Raw-socket transport only: over the fetch transport, the platform's
+   * `fetch` decides (Node's and Bun's do not send a `POST` again; a
+   * `"sent"` trigger there resolves `ok` though it may never arrive: see
+   * docs/delivery.md).
    * @default true */
   resend?: boolean;
   /** The most connections open at once to one origin (scheme, host, port),
