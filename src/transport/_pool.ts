@@ -539,7 +539,16 @@ export function shedIdle(): number {
       shed++;
     }
   }
+  totalShed += shed;
   return shed;
+}
+
+let totalShed = 0;
+/** How many idle connections {@linkcode shedIdle} closed so far: a connect
+ * that failed while another trigger's call shed them (descriptors freed
+ * meanwhile) is worth a retry too. */
+export function shedCount(): number {
+  return totalShed;
 }
 
 /** The number of idle connections kept now, all origins together. */

@@ -26,6 +26,7 @@ import {
   learnStale,
   type Lease,
   release,
+  shedCount,
   shedIdle,
   tryAcquire,
   waitTurn,
@@ -95,13 +96,20 @@ class StaleConnection extends Error {
  * (ENFILE) has no descriptor left: Node's and Deno's codes and messages
  * (Bun reports it as ECONNREFUSED: not told apart). */
 function outOfDescriptors(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as {
-    code?: unknown;
-    message?: unknown;
-  };
-  return code === "EMFILE" || code === "ENFILE" ||
-    (typeof message === "string" &&
-      /too many open files|\bE[MN]FILE\b|os error 2[34]\)/i.test(message));
+  // Node's connector wraps the runtime's error: its code is on the cause.
+  for (const each of [error, (error as { cause?: unknown } | null)?.cause]) {
+    const { code, message } = (each ?? {}) as {
+      code?: unknown;
+      message?: unknown;
+    };
+    if (code === "EMFILE" || code === "ENFILE") return true;
+    // The runtimes' wordings, not a bare "EMFILE" (a host name may hold it).
+    if (
+      typeof message === "string" &&
+      /\(os error 2[34]\)$|^connect E[MN]FILE /.test(message)
+    ) return true;
+  }
+  return false;
 }
 
 function classify(
@@ -416,16 +424,20 @@ class Exchange {
             connectTarget(this.site, req, signal),
             (stage) => phase = stage,
           );
+        const shedBefore = shedCount();
         try {
           conn = await connect();
         } catch (error) {
+          // Another trigger may have shed them as this one failed: its
+          // retry, and this one's, find descriptors free.
           // Out of descriptors while idle connections (to any origin) hold
           // some: those go, and the connect is tried once more. Before, a
           // burst to one origin left its connections idle, and every
           // trigger to another failed CONNECT until they expired (~4 s).
           if (
             phase !== "connect" || signal.aborted ||
-            !outOfDescriptors(error) || shedIdle() === 0
+            !outOfDescriptors(error) ||
+            (shedIdle() === 0 && shedCount() === shedBefore)
           ) throw error;
           // Deno frees a closed socket's descriptor once its pending read
           // is cancelled: after this turn.

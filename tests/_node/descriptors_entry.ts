@@ -1,9 +1,9 @@
 // A sender for tests/transport/descriptors_test.ts, on Deno or Node
 // (bundled), run under a low `ulimit -n`: 24 triggers to origin A leave
 // their connections idle in the pool; files are opened until the process
-// has no descriptor left; then one trigger to origin B. Prints one JSON
-// line: how many of A's were ok, how many files were opened, and B's code
-// (or "ok").
+// has no descriptor left; then 8 triggers at once to origin B. Prints one
+// JSON line: how many of A's were ok, how many files were opened, and B's
+// codes (or "ok").
 import { closeSync, openSync } from "node:fs";
 import { trigger } from "../../mod.ts";
 
@@ -26,11 +26,16 @@ try {
 } catch {
   // Out of descriptors: what the connect to B meets.
 }
-const second = await trigger(b, { wait: "accepted", timeout: 5_000 });
+const second = await Promise.all(
+  Array.from(
+    { length: 8 },
+    (_, i) => trigger(`${b}?i=${i}`, { wait: "accepted", timeout: 5_000 }),
+  ),
+);
 for (const fd of files) closeSync(fd);
 console.log(JSON.stringify({
   ok: first.filter((result) => result.ok).length,
   files: files.length,
-  b: second.error?.code ?? "ok",
-  message: second.error?.message,
+  b: second.map((result) => result.error?.code ?? "ok"),
+  messages: second.flatMap((result) => result.error?.message ?? []),
 }));
