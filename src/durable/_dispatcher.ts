@@ -399,7 +399,7 @@ export class Dispatcher {
         const kept = entries.filter((entry) => renewed.has(entry.job.id));
         const lost: Job<StoredRequest>[] = [];
         for (const { job } of entries) {
-          if (renewed.has(job.id)) this.#leased.set(job, started);
+          if (renewed.has(job.id)) this.#renewed(job, started);
           else lost.push(job);
         }
         // Released, not just forgotten: a no-op (fenced) for a job another
@@ -863,7 +863,7 @@ export class Dispatcher {
         // fenced), and must still look at risk.
         const renewed = renewedIds(result, jobs);
         for (const job of jobs) {
-          if (renewed.has(job.id)) this.#leased.set(job, started);
+          if (renewed.has(job.id)) this.#renewed(job, started);
         }
         this.#answered();
       },
@@ -880,6 +880,13 @@ export class Dispatcher {
    * in `#dispatch`). Before, a dispatcher thawed after 12–30 s sent every
    * job it had fetched ahead, each already sent by another.
    */
+  /** Notes a renewal of `job`'s lease that started at `started`, unless the
+   * job left meanwhile (settled or released while the touch ran): noted
+   * then, it would never be dropped again. */
+  #renewed(job: Job<StoredRequest>, started: number): void {
+    if (this.inFlight.get(job.id) === job) this.#leased.set(job, started);
+  }
+
   #leaseAtRisk(job: Job<StoredRequest>): boolean {
     const leased = this.#leased.get(job);
     // The job's own heartbeat (the outbox stores HEARTBEAT_SECONDS; a row
