@@ -30,6 +30,9 @@ export type ClaimResult = "claimed" | "done" | "busy";
  * database (PostgreSQL, Redis, Deno KV…) so several instances deduplicate
  * together. Every method may be called concurrently for the same id from
  * several instances: `claim()` must be atomic. Durations are milliseconds.
+ * A method may throw for bad arguments (the built-in stores throw a
+ * `RangeError` for a bad `ttl`) or reject when the store fails:
+ * `verifyTrigger()` treats both as a store failure.
 
 A claim has an owner: `claim()` records the caller's `token` (unique per
 delivery) and `release()` drops the entry only when it still holds that
