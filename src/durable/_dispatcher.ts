@@ -197,7 +197,7 @@ export class Dispatcher {
    * started). Dropped with the job from `inFlight` (`#forget`): a WeakMap
    * here grew the heap by 0.3–0.5 MB over 20,000 deliveries
    * (`tests/durable/dispatch_memory_test.ts`). */
-  #leased = new Map<Job<StoredRequest>, number>();
+  #leased = new Map<Job<StoredRequest>, Clocks>();
 
   constructor(engine: Engine, settings: {
     queue: string;
@@ -330,7 +330,7 @@ export class Dispatcher {
       this.#wake = new AbortController();
       asking += asked;
       // The server starts each job's lease no earlier than this.
-      const leased = Date.now();
+      const leased = clocks();
       let jobs: Job<StoredRequest>[] = [];
       try {
         jobs = await this.#fetch(asked);
@@ -340,19 +340,23 @@ export class Dispatcher {
       } finally {
         asking -= asked;
       }
-      const fetched = Date.now();
+      // The monotonic clock: a wall clock set back (NTP, a resumed VM)
+      // held every job past its hold limit and stopped the polls for as
+      // long as the step (an hour back: no retry, no delayed job, nothing
+      // another process stored delivered for an hour).
+      const fetched = performance.now();
       for (const job of jobs) {
         this.inFlight.set(job.id, job);
         this.#leased.set(job, leased);
         ready.push({ job, fetched });
       }
       drained = jobs.length < asked;
-      if (drained) nextPoll = Date.now() + pollInterval;
+      if (drained) nextPoll = performance.now() + pollInterval;
     };
     const deliverReady = () => {
       // Held too long (slow targets, a slow database): back to waiting
       // before the lease that started at the fetch runs out.
-      const stale = Date.now() - this.#holdLimit;
+      const stale = performance.now() - this.#holdLimit;
       if (ready.length > 0 && ready[0].fetched <= stale) {
         const expiring = ready.filter((r) => r.fetched <= stale);
         ready.splice(0, expiring.length);
@@ -390,7 +394,7 @@ export class Dispatcher {
     // releases them (fenced too).
     const reclaim = (entries: typeof ready) => {
       const jobs = entries.map((entry) => entry.job);
-      const started = Date.now();
+      const started = clocks();
       const touched = this.#engine.run(
         "Cannot touch jobs",
         () => this.#engine.boss.touch(this.#queue, jobs.map(claim)),
@@ -421,7 +425,7 @@ export class Dispatcher {
     while (this.#running) {
       deliverReady();
       const due = !drained || this.#wake.signal.aborted ||
-        Date.now() >= nextPoll;
+        performance.now() >= nextPoll;
       // Prefetched jobs stay within two batches: ready, plus what the
       // fetches under way asked for and what the next one asks for (sized
       // now: on PostgreSQL two fetches may overlap for long stretches).
@@ -445,7 +449,7 @@ export class Dispatcher {
       // slot busy and the prefetch buffer full, no fetch starts, and a wake
       // that already fired (or a poll time already past) must not turn the
       // wait into a resolved promise the loop spins on.
-      const now = Date.now();
+      const now = performance.now();
       const polling = fetches.size === 0 && drained &&
         !this.#wake.signal.aborted && nextPoll > now;
       const pause = polling
@@ -461,7 +465,7 @@ export class Dispatcher {
           hold?.wait.cancel();
           const current = hold = { at, wait: sleep(at - now, NEVER) };
           // Once, however many passes it outlasts; not when cancelled. A
-          // timer may fire before Date.now() reaches `at` (Node: up to 1 ms
+          // timer may fire before performance.now() reaches `at` (Node: up to 1 ms
           // early): forgotten, it is made again by the next pass while the
           // job is still held (kept, it never woke the loop again, and the
           // job waited for another delivery to end).
@@ -852,7 +856,7 @@ export class Dispatcher {
     // One touch at a time: on a slow database they would pile up.
     if (this.inFlight.size === 0 || this.#touching !== undefined) return;
     const jobs = [...this.inFlight.values()];
-    const started = Date.now();
+    const started = clocks();
     this.#touching = this.#engine.run(
       "Cannot touch jobs",
       () => this.#engine.boss.touch(this.#queue, jobs.map(claim)),
@@ -883,7 +887,7 @@ export class Dispatcher {
   /** Notes a renewal of `job`'s lease that started at `started`, unless the
    * job left meanwhile (settled or released while the touch ran): noted
    * then, it would never be dropped again. */
-  #renewed(job: Job<StoredRequest>, started: number): void {
+  #renewed(job: Job<StoredRequest>, started: Clocks): void {
     if (this.inFlight.get(job.id) === job) this.#leased.set(job, started);
   }
 
@@ -896,8 +900,26 @@ export class Dispatcher {
     if (leased === undefined || typeof beat !== "number" || !(beat > 0)) {
       return false;
     }
-    return Date.now() - leased > leaseSafeMs(beat);
+    // Either clock: the wall clock runs on while a machine sleeps (the
+    // monotonic one does not, on Linux), the monotonic one while the wall
+    // clock is set back.
+    const age = Math.max(
+      Date.now() - leased.wall,
+      performance.now() - leased.mono,
+    );
+    return age > leaseSafeMs(beat);
   }
+}
+
+/** A moment on both clocks: the wall clock (`Date.now()`) and the
+ * monotonic one (`performance.now()`). */
+interface Clocks {
+  wall: number;
+  mono: number;
+}
+
+function clocks(): Clocks {
+  return { wall: Date.now(), mono: performance.now() };
 }
 
 /**

@@ -103,7 +103,8 @@ export interface JobRow {
   expireInSeconds: number;
   heartbeatSeconds: number;
   retentionSeconds: number;
-  startAfter?: Date;
+  /** An interval after the database's `now()`: `"<n> milliseconds"`. */
+  startAfter?: string;
 }
 
 /**
@@ -159,7 +160,10 @@ export function jobRow(
     expireInSeconds,
     heartbeatSeconds: HEARTBEAT_SECONDS,
     retentionSeconds: retentionSeconds(settings, expireInSeconds),
-    ...(delay ? { startAfter: new Date(Date.now() + delay) } : {}),
+    // An interval the database adds to its own clock (pg-boss's insert:
+    // `job_now() + interval`): this process's clock may be set wrong (an
+    // hour behind, a `delay` of a minute was due at once).
+    ...(delay ? { startAfter: `${delay} milliseconds` } : {}),
   };
 }
 
