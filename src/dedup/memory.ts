@@ -142,20 +142,28 @@ export class MemoryDedupStore implements DedupStore {
   #stale = 0;
   /** The earliest expiry among the entries, or a lower bound of it. */
   #nextExpiry = Infinity;
-  /** The latest time {@linkcode MemoryDedupStore.#now} gave. */
-  #latest = 0;
+  /** The latest time {@linkcode MemoryDedupStore.#now} gave, and the
+   * monotonic clock then. */
+  #latest = Date.now();
+  #at = performance.now();
 
   /**
-   * Wall-clock milliseconds that never go back: `verifyTrigger()` judges a
-   * message's timestamp by the wall clock, so its memory of ids runs on the
-   * same clock (on a monotonic one, a wall clock set back would let an old
-   * timestamp pass again after its id was forgotten); held still while the
-   * wall clock is set back, because each queue relies on the order of
-   * expiries.
+   * Wall-clock milliseconds that never go back, nor leap ahead:
+   * `verifyTrigger()` judges a message's timestamp by the wall clock, so its
+   * memory of ids runs on the same clock (on a monotonic one, a wall clock
+   * set back would let an old timestamp pass again after its id was
+   * forgotten); held still while the wall clock is set back, because each
+   * queue relies on the order of expiries; and moved on no faster than the
+   * monotonic clock, so a wall clock set forward cuts no running claim's
+   * lease short (before, a step of 1.8 s during a 2 s lease let a retry run
+   * beside the route still under way). After such a step the store's time
+   * stays behind the wall clock: ids are remembered that much longer.
    */
   #now(): number {
-    const now = Date.now();
-    if (now > this.#latest) this.#latest = now;
+    const mono = performance.now();
+    const next = Math.min(Date.now(), this.#latest + (mono - this.#at));
+    this.#at = mono;
+    if (next > this.#latest) this.#latest = next;
     return this.#latest;
   }
 

@@ -211,12 +211,15 @@ function random(seed: number): () => number {
 }
 
 Deno.test("MemoryDedupStore answers as the reference model over 250,000 random operations, on a moving clock with TTLs that expire in between", async () => {
-  // The store reads the wall clock (Date.now(), held from going back); here
-  // it is a fake one that moves 0–3 ms a step, shared with the model, from
-  // above any time the store has seen.
+  // The store reads the wall clock (Date.now(), held from going back and
+  // from leaping ahead of performance.now()); here both are a fake one that
+  // moves 0–3 ms a step, shared with the model, from above any time the
+  // store has seen.
   const realNow = Date.now;
+  const realPerformanceNow = performance.now;
   let fake = realNow() + 1_000_000;
   Date.now = () => fake;
+  performance.now = () => fake;
   const TTLS = [EXPIRED, 1, 3, 7, 20, 100, 1_000, LONG];
   try {
     for (
@@ -256,13 +259,17 @@ Deno.test("MemoryDedupStore answers as the reference model over 250,000 random o
     }
   } finally {
     Date.now = realNow;
+    performance.now = realPerformanceNow;
   }
 });
 
 Deno.test("MemoryDedupStore runs on the wall clock held from going back: ids are remembered by the clock verifyTrigger() judges timestamps with", async () => {
   const realNow = Date.now;
+  const realPerformanceNow = performance.now;
   let wall = realNow() + 2_000_000_000;
+  let mono = 0;
   Date.now = () => wall;
+  performance.now = () => mono;
   try {
     const store = new MemoryDedupStore();
     assert.equal(await store.claim("a", 100, "t1"), "claimed");
@@ -272,11 +279,45 @@ Deno.test("MemoryDedupStore runs on the wall clock held from going back: ids are
     wall -= 3_600_000;
     assert.equal(await store.claim("a", 100, "t2"), "done");
     wall += 3_600_000 + 99;
+    mono += 3_600_000 + 99;
     assert.equal(await store.claim("a", 100, "t2"), "done");
     wall += 2;
+    mono += 2;
     assert.equal(await store.claim("a", 100, "t3"), "claimed");
   } finally {
     Date.now = realNow;
+    performance.now = realPerformanceNow;
+  }
+});
+
+Deno.test("MemoryDedupStore: the wall clock set forward cuts no running claim's lease short (a retry ran beside the route still under way); ids are remembered that much longer", async () => {
+  const realNow = Date.now;
+  const realPerformanceNow = performance.now;
+  let wall = realNow() + 2_000_000_000;
+  let mono = 0;
+  Date.now = () => wall;
+  performance.now = () => mono;
+  try {
+    const store = new MemoryDedupStore();
+    assert.equal(await store.claim("a", 2_000, "t1"), "claimed");
+    // 300 ms on, the wall clock leaps 1.8 s ahead: the lease has 1.7 s left.
+    wall += 300 + 1_800;
+    mono += 300;
+    assert.equal(await store.claim("a", 2_000, "t2"), "busy");
+    // Its lease runs out on the monotonic clock: 1.7 s more.
+    wall += 1_699;
+    mono += 1_699;
+    assert.equal(await store.claim("a", 2_000, "t2"), "busy");
+    wall += 2;
+    mono += 2;
+    assert.equal(await store.claim("a", 2_000, "t3"), "claimed");
+    await store.complete("a", 100);
+    wall += 100;
+    mono += 100;
+    assert.equal(await store.claim("a", 100, "t4"), "claimed");
+  } finally {
+    Date.now = realNow;
+    performance.now = realPerformanceNow;
   }
 });
 
