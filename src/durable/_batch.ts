@@ -92,7 +92,15 @@ export class Batcher<T, R = void> {
       return Promise.reject(this.#bounds.full());
     }
     const { promise, resolve, reject } = resolvers<R>();
-    this.#pending.push({ item, weight, added: Date.now(), resolve, reject });
+    // The monotonic clock: a wall clock set forward expired items that had
+    // waited no time at all (set back, kept them past the deadline).
+    this.#pending.push({
+      item,
+      weight,
+      added: performance.now(),
+      resolve,
+      reject,
+    });
     // A microtask's wait gathers the callers of one synchronous burst.
     if (this.#pending.length === 1 && this.#running < this.#parallel) {
       queueMicrotask(() => this.#next());
@@ -132,7 +140,7 @@ export class Batcher<T, R = void> {
   #next(): void {
     if (this.#bounds && this.#pending.length > 0) {
       // Waited past the deadline: rejected before anything is written.
-      const stale = Date.now() - this.#bounds.deadline;
+      const stale = performance.now() - this.#bounds.deadline;
       if (this.#pending[0].added < stale) {
         const expired = this.#pending.filter((entry) => entry.added < stale);
         this.#pending = this.#pending.filter((entry) => entry.added >= stale);
