@@ -153,7 +153,7 @@ export class PostgresDedupStore implements DedupStore {
   #table: string;
   /** The table checked (and made) through `db`. */
   #ready?: { db: Queryable; done: Promise<void> };
-  #swept = 0;
+  #swept = -Infinity;
   #reportError: (error: unknown) => void;
   #connectionTimeout: number;
   #queryTimeout: number;
@@ -422,8 +422,8 @@ export class PostgresDedupStore implements DedupStore {
     token: string,
   ): Promise<ClaimResult> {
     const result = await this.#claim(id, ttlMs, token);
-    if (Date.now() - this.#swept > SWEEP_INTERVAL) {
-      this.#swept = Date.now();
+    if (performance.now() - this.#swept > SWEEP_INTERVAL) {
+      this.#swept = performance.now();
       // After the claim, not before it: a slow or failed sweep never delays
       // or fails a claim, and it takes the connection the claim gave back.
       this.#sweep().catch((error) => this.#report(error));
