@@ -34,6 +34,9 @@ interface Entry {
   id: string;
   done: boolean;
   expires: number;
+  /** A running claim's lease end on the monotonic clock (`performance.now()`):
+   * it holds until both clocks have passed their end. */
+  leaseEnds: number;
   /** The claim's owner; `undefined` once done. */
   token: string | undefined;
   /** Bumped on every change; -1 once deleted. */
@@ -103,6 +106,14 @@ class Queue {
   }
 }
 
+/** Whether `entry` is a running claim whose lease has not ended on the
+ * monotonic clock: a wall clock set forward cuts no lease short (before, a
+ * step of 1.8 s during a 2 s lease let a retry run beside the route still
+ * under way). */
+function leaseHolds(entry: Entry): boolean {
+  return !entry.done && entry.leaseEnds > performance.now();
+}
+
 /**
  * The default {@linkcode DedupStore}: a `Map` in this process, bounded in
  * size and time. When it is full, every expired entry goes first, wherever
@@ -142,28 +153,20 @@ export class MemoryDedupStore implements DedupStore {
   #stale = 0;
   /** The earliest expiry among the entries, or a lower bound of it. */
   #nextExpiry = Infinity;
-  /** The latest time {@linkcode MemoryDedupStore.#now} gave, and the
-   * monotonic clock then. */
-  #latest = Date.now();
-  #at = performance.now();
+  /** The latest time {@linkcode MemoryDedupStore.#now} gave. */
+  #latest = 0;
 
   /**
-   * Wall-clock milliseconds that never go back, nor leap ahead:
-   * `verifyTrigger()` judges a message's timestamp by the wall clock, so its
-   * memory of ids runs on the same clock (on a monotonic one, a wall clock
-   * set back would let an old timestamp pass again after its id was
-   * forgotten); held still while the wall clock is set back, because each
-   * queue relies on the order of expiries; and moved on no faster than the
-   * monotonic clock, so a wall clock set forward cuts no running claim's
-   * lease short (before, a step of 1.8 s during a 2 s lease let a retry run
-   * beside the route still under way). After such a step the store's time
-   * stays behind the wall clock: ids are remembered that much longer.
+   * Wall-clock milliseconds that never go back: `verifyTrigger()` judges a
+   * message's timestamp by the wall clock, so its memory of ids runs on the
+   * same clock (on a monotonic one, a wall clock set back would let an old
+   * timestamp pass again after its id was forgotten); held still while the
+   * wall clock is set back, because each queue relies on the order of
+   * expiries.
    */
   #now(): number {
-    const mono = performance.now();
-    const next = Math.min(Date.now(), this.#latest + (mono - this.#at));
-    this.#at = mono;
-    if (next > this.#latest) this.#latest = next;
+    const now = Date.now();
+    if (now > this.#latest) this.#latest = now;
     return this.#latest;
   }
 
@@ -198,7 +201,7 @@ export class MemoryDedupStore implements DedupStore {
     const now = this.#now();
     const entry = this.#entries.get(id);
     if (entry !== undefined) {
-      if (entry.expires > now) {
+      if (entry.expires > now || leaseHolds(entry)) {
         return Promise.resolve(entry.done ? "done" : "busy");
       }
       this.#delete(entry);
@@ -210,6 +213,7 @@ export class MemoryDedupStore implements DedupStore {
       id,
       done: false,
       expires: now + ttl,
+      leaseEnds: performance.now() + ttl,
       token,
       version: 0,
       places: 0,
@@ -229,6 +233,7 @@ export class MemoryDedupStore implements DedupStore {
         id,
         done: true,
         expires: 0,
+        leaseEnds: 0,
         token: undefined,
         version: 0,
         places: 0,
@@ -313,8 +318,12 @@ export class MemoryDedupStore implements DedupStore {
           entry !== undefined;
           entry = queue.peek()
         ) {
-          if (queue.current() && entry.expires > now) {
-            if (entry.expires < next) next = entry.expires;
+          if (queue.current() && (entry.expires > now || leaseHolds(entry))) {
+            // A running claim past its end on the wall clock only (set
+            // forward) holds the queue until its lease ends: swept again
+            // at the next call.
+            const at = entry.expires > now ? entry.expires : now;
+            if (at < next) next = at;
             break;
           }
           if (queue.shift()) this.#delete(entry);

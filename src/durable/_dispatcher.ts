@@ -295,7 +295,7 @@ export class Dispatcher {
     // previous batch is being delivered (the fetch's round trip overlaps
     // the HTTP requests). A slot frees when its HTTP attempt ends; the
     // outcome is settled in the background, in batches.
-    const ready: Array<{ job: Job<StoredRequest>; fetched: number }> = [];
+    const ready: Array<{ job: Job<StoredRequest>; fetched: Clocks }> = [];
     const size = new FetchSize(
       concurrency,
       performance.now(),
@@ -340,11 +340,9 @@ export class Dispatcher {
       } finally {
         asking -= asked;
       }
-      // The monotonic clock: a wall clock set back (NTP, a resumed VM)
-      // held every job past its hold limit and stopped the polls for as
-      // long as the step (an hour back: no retry, no delayed job, nothing
-      // another process stored delivered for an hour).
-      const fetched = performance.now();
+      // Both clocks (see held()): on the wall clock alone, one set back
+      // (NTP, a resumed VM) held every job past its hold limit.
+      const fetched = clocks();
       for (const job of jobs) {
         this.inFlight.set(job.id, job);
         this.#leased.set(job, leased);
@@ -355,11 +353,14 @@ export class Dispatcher {
     };
     const deliverReady = () => {
       // Held too long (slow targets, a slow database): back to waiting
-      // before the lease that started at the fetch runs out.
-      const stale = performance.now() - this.#holdLimit;
-      if (ready.length > 0 && ready[0].fetched <= stale) {
-        const expiring = ready.filter((r) => r.fetched <= stale);
-        ready.splice(0, expiring.length);
+      // before the lease that started at the fetch runs out. The front is
+      // the oldest (on the wall clock too, but for jobs fetched across a
+      // step back: those go when the front does).
+      const limit = this.#holdLimit;
+      if (ready.length > 0 && held(ready[0].fetched) >= limit) {
+        const expiring = ready.filter((r) => held(r.fetched) >= limit);
+        const kept = ready.filter((r) => held(r.fetched) < limit);
+        ready.splice(0, ready.length, ...kept);
         this.#release(expiring.map((r) => r.job));
       }
       // Outcomes waiting to be settled count too: attempts under way plus
@@ -460,7 +461,7 @@ export class Dispatcher {
       // The oldest prefetched job's hold limit (always ahead: deliverReady
       // released any past it); one timer, kept while that job is oldest.
       if (ready.length > 0) {
-        const at = ready[0].fetched + this.#holdLimit;
+        const at = ready[0].fetched.mono + this.#holdLimit;
         if (hold?.at !== at) {
           hold?.wait.cancel();
           const current = hold = { at, wait: sleep(at - now, NEVER) };
@@ -903,11 +904,7 @@ export class Dispatcher {
     // Either clock: the wall clock runs on while a machine sleeps (the
     // monotonic one does not, on Linux), the monotonic one while the wall
     // clock is set back.
-    const age = Math.max(
-      Date.now() - leased.wall,
-      performance.now() - leased.mono,
-    );
-    return age > leaseSafeMs(beat);
+    return held(leased) > leaseSafeMs(beat);
   }
 }
 
@@ -920,6 +917,17 @@ interface Clocks {
 
 function clocks(): Clocks {
   return { wall: Date.now(), mono: performance.now() };
+}
+
+/**
+ * Milliseconds since `since`, the larger on either clock: the monotonic
+ * one runs on while the wall clock is set back (NTP, a resumed VM: on the
+ * wall clock alone, polls and hold limits stopped for the step), the wall
+ * one while the machine sleeps (the monotonic one stops on Linux and
+ * macOS), as the database's clock, which ends a job's lease, does.
+ */
+function held(since: Clocks): number {
+  return Math.max(Date.now() - since.wall, performance.now() - since.mono);
 }
 
 /**

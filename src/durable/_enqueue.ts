@@ -163,7 +163,9 @@ export function jobRow(
     // An interval the database adds to its own clock (pg-boss's insert:
     // `job_now() + interval`): this process's clock may be set wrong (an
     // hour behind, a `delay` of a minute was due at once).
-    ...(delay ? { startAfter: `${delay} milliseconds` } : {}),
+    // Whole milliseconds, rounded up: a fraction small enough prints as
+    // "1e-7", no interval PostgreSQL reads.
+    ...(delay ? { startAfter: `${Math.ceil(delay)} milliseconds` } : {}),
   };
 }
 

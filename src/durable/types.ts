@@ -104,7 +104,9 @@ export interface OutboxOptions {
  * `webhook-id`) are refused. The URL and headers together are bounded
  * (64 KiB, a RangeError). */
 export interface OutboxTriggerOptions extends TriggerOptions {
-  /** Milliseconds to wait before the first attempt, from 0 to 2^31 − 1.
+  /** Milliseconds to wait before the first attempt, from 0 to 2^31 − 1,
+   * counted on the database's clock from when the trigger is stored (whole
+   * milliseconds, rounded up).
    * @default {0} */
   delay?: number;
   /** Retry settings for this trigger, over the outbox's.

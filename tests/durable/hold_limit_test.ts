@@ -136,3 +136,25 @@ Deno.test("the wall clock set back an hour: prefetched jobs still go back at the
   );
   assert.ok(polls >= 5, `polled ${polls} times after the jobs ran out`);
 });
+
+Deno.test("a machine asleep (its monotonic clock stood still while the wall clock ran 2 minutes): prefetched jobs go back at once, not sent past their lease", async () => {
+  const realNow = Date.now;
+  const { released } = await holding({
+    set() {
+      const at = realPerformanceNow();
+      // After 50 ms: asleep 2 minutes, the monotonic clock held there.
+      performance.now = () => Math.min(realPerformanceNow(), at + 50);
+      Date.now = () =>
+        realNow() + (realPerformanceNow() - at >= 50 ? 120_000 : 0);
+    },
+    restore() {
+      performance.now = realPerformanceNow;
+      Date.now = realNow;
+    },
+  });
+  assert.ok(released.length > 0, "released at all");
+  assert.ok(
+    released[0] < 2_000,
+    `released ${released[0].toFixed(0)} ms after start`,
+  );
+});

@@ -211,9 +211,9 @@ function random(seed: number): () => number {
 }
 
 Deno.test("MemoryDedupStore answers as the reference model over 250,000 random operations, on a moving clock with TTLs that expire in between", async () => {
-  // The store reads the wall clock (Date.now(), held from going back and
-  // from leaping ahead of performance.now()); here both are a fake one that
-  // moves 0–3 ms a step, shared with the model, from above any time the
+  // The store reads the wall clock (Date.now(), held from going back) and,
+  // for running claims' leases, the monotonic one; here both are a fake one
+  // that moves 0–3 ms a step, shared with the model, from above any time the
   // store has seen.
   const realNow = Date.now;
   const realPerformanceNow = performance.now;
@@ -290,7 +290,7 @@ Deno.test("MemoryDedupStore runs on the wall clock held from going back: ids are
   }
 });
 
-Deno.test("MemoryDedupStore: the wall clock set forward cuts no running claim's lease short (a retry ran beside the route still under way); ids are remembered that much longer", async () => {
+Deno.test("MemoryDedupStore: the wall clock set forward cuts no running claim's lease short (a retry ran beside the route still under way); a done id is remembered on the wall clock", async () => {
   const realNow = Date.now;
   const realPerformanceNow = performance.now;
   let wall = realNow() + 2_000_000_000;
@@ -315,6 +315,17 @@ Deno.test("MemoryDedupStore: the wall clock set forward cuts no running claim's 
     wall += 100;
     mono += 100;
     assert.equal(await store.claim("a", 100, "t4"), "claimed");
+    // Full: a claim past its end on the wall clock only is not swept to
+    // make room.
+    const full = new MemoryDedupStore({ maxEntries: 1 });
+    assert.equal(await full.claim("x", 2_000, "t1"), "claimed");
+    wall += 300 + 1_800;
+    mono += 300;
+    assert.equal(await full.claim("y", 2_000, "t2"), "busy");
+    assert.equal(await full.claim("x", 2_000, "t3"), "busy");
+    wall += 1_701;
+    mono += 1_701;
+    assert.equal(await full.claim("y", 2_000, "t4"), "claimed");
   } finally {
     Date.now = realNow;
     performance.now = realPerformanceNow;
