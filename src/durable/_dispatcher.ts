@@ -358,10 +358,14 @@ export class Dispatcher {
       // step back: those go when the front does).
       const limit = this.#holdLimit;
       if (ready.length > 0 && held(ready[0].fetched) >= limit) {
-        const expiring = ready.filter((r) => held(r.fetched) >= limit);
-        const kept = ready.filter((r) => held(r.fetched) < limit);
+        const expiring: Job<StoredRequest>[] = [];
+        const kept: typeof ready = [];
+        for (const entry of ready) {
+          if (held(entry.fetched) >= limit) expiring.push(entry.job);
+          else kept.push(entry);
+        }
         ready.splice(0, ready.length, ...kept);
-        this.#release(expiring.map((r) => r.job));
+        this.#release(expiring);
       }
       // Outcomes waiting to be settled count too: attempts under way plus
       // outcomes not yet committed stay within 2 × concurrency, so a crash

@@ -428,12 +428,12 @@ class Exchange {
         try {
           conn = await connect();
         } catch (error) {
-          // Another trigger may have shed them as this one failed: its
-          // retry, and this one's, find descriptors free.
           // Out of descriptors while idle connections (to any origin) hold
           // some: those go, and the connect is tried once more. Before, a
           // burst to one origin left its connections idle, and every
           // trigger to another failed CONNECT until they expired (~4 s).
+          // Another trigger may have shed them as this one failed: its
+          // retry, and this one's, find descriptors free.
           if (
             phase !== "connect" || signal.aborted ||
             !outOfDescriptors(error) ||
