@@ -81,8 +81,9 @@ export async function deadLetters(
   });
 }
 
-/** How many dead letters one redrive without ids moves at a time (each
- * batch one transaction). */
+/** How many dead letters one redrive without ids moves at a time, and how
+ * many ids one redrive or discard by id takes at a time (each batch one
+ * transaction, so each within `queryTimeout`). */
 export const REDRIVE_BATCH = 1_000;
 
 /** The dead letters of these triggers (by stored id; all when `ids` is
@@ -99,16 +100,69 @@ function deadLettersOf(
   return deadLetterJobs(db, schema, dead, { ...select, ids: ids ?? null });
 }
 
+/** One batch: the dead letters it found and how many it moved or deleted. */
+type Step = (
+  select: { ids?: string[]; limit: number | null },
+) => Promise<{ found: number; count: number }>;
+
+/** Runs `step` batch by batch, a turn of the event loop between them
+ * (PGlite runs in this thread: a redrive of 20,000 held it 3 s). By id:
+ * the distinct ids, `batch` at a time. Without: `batch` dead letters at a
+ * time until one finds fewer or moves none. A batch that fails rejects
+ * with its error, `done` saying how many the batches before it did. */
+async function inBatches(
+  verb: string,
+  ids: string[] | undefined,
+  batch: number,
+  step: Step,
+): Promise<number> {
+  const asked = ids === undefined
+    ? undefined
+    : [...new Set(ids.filter(matchable))];
+  let done = 0;
+  for (let start = 0;; start += batch) {
+    if (asked !== undefined && start >= asked.length) return done;
+    if (start > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    let result;
+    try {
+      result = await step(
+        asked === undefined
+          ? { limit: batch }
+          : { ids: asked.slice(start, start + batch), limit: null },
+      );
+    } catch (error) {
+      throw partway(error, verb, done);
+    }
+    done += result.count;
+    if (asked === undefined && (result.found < batch || result.count === 0)) {
+      return done;
+    }
+  }
+}
+
+/** A batch's failure with `done`, the count its batches before committed;
+ * the message says it when there were any. */
+function partway(error: unknown, verb: string, done: number): unknown {
+  if (!(error instanceof OutboxError)) return error;
+  const before = done === 0
+    ? ""
+    : ` (${done} ${verb} by the batches before it: those stay ${verb}; call again for the rest)`;
+  return new OutboxError(error.code, `${error.message}${before}`, {
+    cause: error.cause,
+    done,
+  });
+}
+
 /** Moves dead letters back to the queue: pg-boss's `redrive()`, then the
  * jobs it re-created get the retry settings and lease their triggers were
  * stored with (pg-boss gives them its queue's; what a row stored before the
  * form carried it lacks: `fallback`'s, the redriving outbox's), in one
  * transaction per batch of `batch`, so no dispatcher fetches one before.
  * Only dead letters pg-boss moves back to this queue are taken (see
- * `deadLetterJobs()`); a batch that moves nothing ends the redrive, and one
- * whose re-created jobs did not all get their settings is rolled back
- * (`"DATABASE"` naming how many earlier batches moved: those stay moved). */
-export async function redrive(
+ * `deadLetterJobs()`); a batch whose re-created jobs did not all get their
+ * settings is rolled back (`"DATABASE"`; `done` and the message say how
+ * many earlier batches moved: those stay moved). */
+export function redrive(
   engine: Engine,
   queues: Queues,
   options: {
@@ -120,18 +174,15 @@ export async function redrive(
     batch?: number;
   },
 ): Promise<number> {
-  const { ids, leaseMargin = LEASE_MARGIN_SECONDS } = options;
-  const limit = ids === undefined ? options.batch ?? REDRIVE_BATCH : null;
+  const { leaseMargin = LEASE_MARGIN_SECONDS } = options;
   const what = "Cannot redrive dead letters";
-  let moved = 0;
-  for (;;) {
-    const { found, count } = await engine.transaction(what, async (db) => {
+  const step: Step = (select) =>
+    engine.transaction(what, async (db) => {
       const found = await deadLettersOf(db, queues, {
-        ids,
-        limit,
+        ...select,
         routableTo: queues.queue,
       });
-      if (found.length === 0) return { found, count: 0 };
+      if (found.length === 0) return { found: 0, count: 0 };
       const count = await engine.boss.redrive(queues.dead, {
         ids: found.map((letter) => letter.id),
         limit: found.length,
@@ -148,34 +199,46 @@ export async function redrive(
       if (restored < count) {
         throw new OutboxError(
           "DATABASE",
-          `${what}: pg-boss re-created ${count} jobs in ${engine.where} but ${restored} could be given their stored retry settings; this batch was rolled back (${moved} moved before it) (pg-boss's redrive() changed?)`,
+          `${what}: pg-boss re-created ${count} jobs in ${engine.where} but ${restored} could be given their stored retry settings; this batch was rolled back (pg-boss's redrive() changed?)`,
         );
       }
-      return { found, count };
+      return { found: found.length, count };
     });
-    moved += count;
-    if (limit === null || found.length < limit || count === 0) return moved;
-  }
+  return inBatches(
+    "redriven",
+    options.ids,
+    options.batch ?? REDRIVE_BATCH,
+    step,
+  );
 }
 
-export async function discard(
+/** Deletes the dead letters of these triggers, `batch` ids per
+ * transaction (a failure's `done`: how many the batches before deleted). */
+export function discard(
   engine: Engine,
   queues: Queues,
   ids: string[],
+  batch: number = REDRIVE_BATCH,
 ): Promise<number> {
-  const found = await engine.run(
-    "Cannot find dead letters",
-    () =>
-      deadLettersOf(engine.boss.getDb() as Sql, queues, { ids, limit: null }),
-  );
-  if (found.length === 0) return 0;
-  const response = await engine.run(
-    "Cannot discard dead letters",
-    () => engine.boss.deleteJob(queues.dead, found.map((letter) => letter.id)),
-  );
-  // What was deleted (a concurrent redrive or discard may have taken some).
-  return (response as { affected?: number }).affected ?? found.length;
+  const step: Step = (select) =>
+    engine.transaction("Cannot discard dead letters", async (db) => {
+      const found = await deadLettersOf(db, queues, select);
+      if (found.length === 0) return { found: 0, count: 0 };
+      const response = await engine.boss.deleteJob(
+        queues.dead,
+        found.map((letter) => letter.id),
+        { db: db as unknown as NonNullable<DeleteOptions>["db"] },
+      );
+      // What was deleted (a concurrent redrive or discard may have taken
+      // some).
+      const affected = (response as { affected?: number }).affected;
+      return { found: found.length, count: affected ?? found.length };
+    });
+  return inBatches("discarded", ids, batch, step);
 }
+
+/** pg-boss's options for `deleteJob()`. */
+type DeleteOptions = Parameters<Engine["boss"]["deleteJob"]>[2];
 
 export async function stats(
   engine: Engine,

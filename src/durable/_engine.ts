@@ -20,6 +20,9 @@ const SUPERVISE_SECONDS = 2;
  * package.json `pgboss.schema`); `create: false` opens only this one,
  * `create: true` an older one too (pg-boss migrates it), never a newer. */
 export const SCHEMA_VERSION = 46;
+/** Sets `statement_timeout` (ms, a parameter) for the rest of the
+ * transaction. */
+const STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)";
 /** A failure that is a bound passing (ours, node-postgres's, pg-boss's). */
 const TIMED_OUT = /timeout|timed out/i;
 
@@ -215,12 +218,20 @@ export async function openEngine(
   ): Promise<T> => {
     let expired = false;
     let committing = false;
+    // Past the bound, `fn`'s next statement is refused, not sent: the
+    // caller has its TIMEOUT, and the transaction is rolled back.
+    const refusing = (send: Sql["executeSql"]): Sql => ({
+      executeSql: (text, values) =>
+        expired
+          ? Promise.reject(new Error("timed out before the next statement"))
+          : send(text, values),
+    });
     const guarded = (async () => {
       if (db !== undefined) {
         return await db.transaction(async (tx) => {
-          const result = await fn({
-            executeSql: (text, values) => tx.query(text, values),
-          });
+          const result = await fn(
+            refusing((text, values) => tx.query(text, values)),
+          );
           if (expired) throw new Error("timed out before COMMIT");
           committing = true; // PGlite commits when this returns
           return result;
@@ -236,7 +247,14 @@ export async function openEngine(
       };
       const tx = await pg.beginTransaction();
       try {
-        const result = await fn(tx.db);
+        // The server's own bound on each statement: node-postgres's
+        // query_timeout only stops waiting, and a statement it gave up on
+        // ran on (a redrive of 50,000 ids for minutes, its rows locked).
+        // Local to this transaction (PgBouncer's transaction mode keeps it).
+        await tx.db.executeSql(STATEMENT_TIMEOUT, [String(timeout)]);
+        const result = await fn(
+          refusing((text, values) => tx.db.executeSql(text, values)),
+        );
         if (expired) throw new Error("timed out before COMMIT");
         committing = true;
         await tx.commit();

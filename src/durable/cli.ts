@@ -197,7 +197,10 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
         const unknown = ids === undefined
           ? []
           : await admin.unknownIds(ids, "redrivable");
-        const moved = await outbox.redrive(ids);
+        const moved = await outbox.redrive(ids).catch((cause) => {
+          partly(out, cause, "redriven");
+          throw cause;
+        });
         out.result({ redriven: moved }, `${moved} redriven`);
         return notFound(
           unknown,
@@ -208,7 +211,10 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
       }
       case "discard": {
         const unknown = await admin.unknownIds(parsed.ids, "dead");
-        const gone = await outbox.discard(parsed.ids);
+        const gone = await outbox.discard(parsed.ids).catch((cause) => {
+          partly(out, cause, "discarded");
+          throw cause;
+        });
         out.result({ discarded: gone }, `${gone} discarded`);
         return notFound(unknown, gone === 0, error);
       }
@@ -397,6 +403,17 @@ function jsonLine(value: unknown): string {
     /[\u007f-\u009f]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
+}
+
+/** For a redrive or discard that failed partway: what its batches before
+ * the failure did (committed), on stdout as a success would print it. */
+function partly(out: Output, cause: unknown, verb: string): void {
+  if (cause instanceof OutboxError && cause.done !== undefined) {
+    out.result(
+      { [verb]: cause.done },
+      `${cause.done} ${verb} before the failure`,
+    );
+  }
 }
 
 /** The exit status of an action on given ids: 1, naming them, when some

@@ -70,19 +70,29 @@ export class OutboxError extends Error {
   /** What kind of failure this is. */
   readonly code: OutboxErrorCode;
   /**
+   * `redrive()` and `discard()` only: how many dead letters the call moved
+   * or deleted before it failed. They work in batches of 1,000, one
+   * transaction each; these were committed and stay so (the failing batch
+   * was rolled back, or for a `"TIMEOUT"` at COMMIT its outcome is
+   * unknown). Calling again does the rest: nothing is moved twice.
+   * Undefined on other errors.
+   */
+  readonly done?: number;
+  /**
    * Creates an outbox error.
    *
    * @param code What kind of failure this is.
    * @param message A sentence naming the directory or database.
-   * @param options The original error as `cause`.
+   * @param options The original error as `cause`; `done` as above.
    */
   constructor(
     code: OutboxErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; done?: number },
   ) {
     super(message, options);
     this.name = "OutboxError";
     this.code = code;
+    if (options?.done !== undefined) this.done = options.done;
   }
 }

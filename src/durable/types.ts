@@ -281,11 +281,22 @@ export interface Outbox {
   deadLetters(options?: { limit?: number }): Promise<DeadLetter[]>;
   /** Moves dead letters back to the queue for new attempts, with their
    * `webhook-id` and the retry settings they were stored with unchanged.
+   * Works in batches of 1,000 (dead letters, or ids given), one
+   * transaction each: a failure rejects with `done` saying how many the
+   * batches before it moved (they stay moved; call again for the rest).
    * @param ids Which ones; all when omitted.
-   * @returns How many were moved. */
+   * @returns How many were moved.
+   * @throws {TypeError} When `ids` is given and not an array of strings.
+   * @throws {OutboxError} Asynchronously: `"CLOSED"` after `stop()`,
+   *   `"DATABASE"` or `"TIMEOUT"` (with `done`) when a batch failed. */
   redrive(ids?: string[]): Promise<number>;
-  /** Deletes dead letters for good. @param ids Which ones.
-   * @returns How many were deleted. */
+  /** Deletes dead letters for good, 1,000 ids per transaction (a failure's
+   * `done`: how many the batches before it deleted).
+   * @param ids Which ones.
+   * @returns How many were deleted.
+   * @throws {TypeError} When `ids` is not an array of strings.
+   * @throws {OutboxError} Asynchronously: `"CLOSED"` after `stop()`,
+   *   `"DATABASE"` or `"TIMEOUT"` (with `done`) when a batch failed. */
   discard(ids: string[]): Promise<number>;
   /** Counts jobs by state. @returns Database counts and process counters. */
   stats(): Promise<OutboxStats>;

@@ -365,12 +365,13 @@ async function byState(engine: Engine, queues: admin.Queues) {
 async function openQueues(
   engine: "embedded" | "postgres",
   schema = "pgboss",
+  queryTimeout?: number,
 ) {
   const { cleanup, ...options } = await freshOptions(engine);
   const queue = `r_${crypto.randomUUID().slice(0, 8)}`;
   const queues = { queue, dead: `${queue}_dead`, schema };
   const db = await openEngine(
-    checkOpenOptions({ ...options, queue, schema }),
+    checkOpenOptions({ ...options, queue, schema, queryTimeout }),
     () => {},
   );
   await db.boss.createQueue(queues.dead);
@@ -538,9 +539,10 @@ for (const engine of ["embedded", "postgres"] as const) {
           (error: unknown) => {
             assert.ok(error instanceof OutboxError, String(error));
             assert.equal(error.code, "DATABASE", error.message);
+            assert.equal(error.done, 2);
             assert.match(
               error.message,
-              /re-created 1 jobs .* but 0 could be given their stored retry settings; this batch was rolled back \(2 moved before it\)/,
+              /re-created 1 jobs .* but 0 could be given their stored retry settings; this batch was rolled back .*\(2 redriven by the batches before it: those stay redriven; call again for the rest\)/,
             );
             return true;
           },
@@ -555,3 +557,169 @@ for (const engine of ["embedded", "postgres"] as const) {
     },
   });
 }
+
+for (const engine of ["embedded", "postgres"] as const) {
+  Deno.test({
+    name:
+      `redrive(ids) and discard(ids) (${engine}): ids in batches, one transaction each (distinct ids; unknown ones count for nothing); a batch that fails says, in done and the message, how many the batches before it did`,
+    ignore: engine === "postgres" && DATABASE_URL === undefined,
+    async fn() {
+      const schema = `rb_${crypto.randomUUID().slice(0, 8)}`;
+      const { db, queues, sql, close } = await openQueues(engine, schema);
+      try {
+        await deadLettered(db.boss, queues.queue, "r", 5);
+        await deadLettered(db.boss, queues.queue, "d", 5);
+        const ids = (prefix: string) =>
+          Array.from({ length: 5 }, (_, n) => `${prefix}-${n}`);
+        // 6 distinct ids that can be stored (not the one with a NUL), 2 at a
+        // time: 3
+        // batches.
+        const transactions = countTransactions(db, 10);
+        assert.equal(
+          await admin.redrive(db, queues, {
+            ids: [...ids("r"), "r-0", "r-4", "unknown", "\0"],
+            fallback: RETRY,
+            batch: 2,
+          }),
+          5,
+        );
+        assert.equal(transactions(), 3);
+        // A dead letter whose delete fails: the third batch's.
+        await sql.executeSql(
+          `CREATE FUNCTION ${schema}.refuse() RETURNS trigger
+           LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+        );
+        await sql.executeSql(
+          `CREATE TRIGGER refuse BEFORE DELETE ON ${schema}.job
+           FOR EACH ROW WHEN (OLD.data->>'id' = 'd-4')
+           EXECUTE FUNCTION ${schema}.refuse()`,
+        );
+        await assert.rejects(
+          admin.discard(db, queues, ids("d"), 2),
+          (error: unknown) => {
+            assert.ok(error instanceof OutboxError, String(error));
+            assert.equal(error.code, "DATABASE", error.message);
+            assert.equal(error.done, 4);
+            assert.match(error.message, /refused by the test/);
+            assert.match(
+              error.message,
+              /\(4 discarded by the batches before it: those stay discarded; call again for the rest\)/,
+            );
+            return true;
+          },
+        );
+        assert.equal(transactions(), 6);
+        assert.equal((await byState(db, queues)).get("dead created"), 1);
+        // A failure in the first batch: done 0, and the message as it was.
+        await assert.rejects(
+          admin.discard(db, queues, ["d-4"], 2),
+          (error: unknown) => {
+            assert.ok(error instanceof OutboxError, String(error));
+            assert.equal(error.done, 0);
+            assert.doesNotMatch(error.message, /batches before it/);
+            return true;
+          },
+        );
+      } finally {
+        await close();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "redrive() (postgres): a statement past queryTimeout is cancelled by the server too (statement_timeout), not left running with its rows locked; the next redrive moves them",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const schema = `rb_${crypto.randomUUID().slice(0, 8)}`;
+    const { db, queues, sql, close } = await openQueues(
+      "postgres",
+      schema,
+      1_000,
+    );
+    try {
+      await deadLettered(db.boss, queues.queue, "slow", 3);
+      // The job redrive() re-creates takes 60 s to insert.
+      await sql.executeSql(
+        `CREATE FUNCTION ${schema}.slow() RETURNS trigger
+         LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$`,
+      );
+      await sql.executeSql(
+        `CREATE TRIGGER slow BEFORE INSERT ON ${schema}.job
+         FOR EACH ROW WHEN (NEW.name = '${queues.queue}')
+         EXECUTE FUNCTION ${schema}.slow()`,
+      );
+      await assert.rejects(
+        admin.redrive(db, queues, { fallback: RETRY }),
+        (error: unknown) => {
+          assert.ok(error instanceof OutboxError, String(error));
+          // The client's bound or the server's, whichever is seen first.
+          assert.ok(
+            error.code === "TIMEOUT" || error.code === "DATABASE",
+            error.message,
+          );
+          return true;
+        },
+      );
+      // Without the server's bound the statement sleeps on for a minute.
+      const sleeping = async () =>
+        Number(
+          (await sql.executeSql(
+            `SELECT count(*) AS n FROM pg_stat_activity
+             WHERE wait_event = 'PgSleep' AND state = 'active'
+               AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
+            [schema],
+          )).rows[0].n,
+        );
+      await until(
+        async () => await sleeping() === 0,
+        "the redrive's statement still runs on the server",
+        { timeout: 20_000, interval: 100 },
+      );
+      await sql.executeSql(`DROP TRIGGER slow ON ${schema}.job`);
+      assert.equal(await admin.redrive(db, queues, { fallback: RETRY }), 3);
+    } finally {
+      await close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "engine.transaction() (postgres): once queryTimeout has passed, the transaction's next statement is refused, not sent",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const { db, close } = await openQueues("postgres", "pgboss", 600);
+    try {
+      const ran: number[] = [];
+      let finished!: () => void;
+      const ended = new Promise<void>((resolve) => finished = resolve);
+      await assert.rejects(
+        db.transaction("Cannot test", async (tx) => {
+          try {
+            for (let n = 0; n < 4; n++) {
+              await tx.executeSql("SELECT pg_sleep(0.4)");
+              ran.push(n);
+            }
+          } finally {
+            finished();
+          }
+        }),
+        (error: unknown) => {
+          assert.ok(error instanceof OutboxError, String(error));
+          assert.equal(error.code, "TIMEOUT", error.message);
+          return true;
+        },
+      );
+      await ended;
+      // At most the statement in flight when the bound passed finished
+      // (without the refusal all four ran, 1.6 s).
+      assert.ok(ran.length <= 2, `statements run: ${ran.join(", ")}`);
+    } finally {
+      await close();
+    }
+  },
+});

@@ -175,6 +175,19 @@ Deno.test("the dashboard's error page says what kind of failure, never where the
   assert.match(failureText(made[4]), /\(OutboxError DATABASE, 28000\)/);
   assert.match(failureText(made.at(-2)), /\(Error\)/);
   assert.match(failureText(made.at(-1)), /\(Error\)/);
+  // A redrive or discard that failed partway: how many moved, from `done`.
+  const partway = new OutboxError("TIMEOUT", "at db.internal:5432", {
+    done: 3_000,
+  });
+  assert.match(
+    failureText(partway, "redriven"),
+    /\(OutboxError TIMEOUT\)\. .* Before it failed, 3000 dead letters were redriven: they stay redriven; submit again for the rest\.$/,
+  );
+  assert.doesNotMatch(failureText(partway), /Before it failed/);
+  for (const done of [0, undefined, "9", 1.5]) {
+    const error = Object.assign(new Error("x"), { done });
+    assert.doesNotMatch(failureText(error, "discarded"), /Before/);
+  }
 });
 
 Deno.test("what the dashboard and CLI hide: header and query names with `key` as a word (Azure's x-functions-key and ?code=, APIM's subscription key), not Idempotency-Key; a fragment's parameters", () => {

@@ -16,9 +16,11 @@ const MAX_CAUSES = 4;
 
 /**
  * The sentence the error page shows for `error`: which class of error and
- * which codes (its own and its causes'), never its message.
+ * which codes (its own and its causes'), never its message; for a redrive
+ * or discard (`verb`: "redriven", "discarded") that failed partway, how
+ * many its batches before the failure did (`OutboxError#done`).
  */
-export function failureText(error: unknown): string {
+export function failureText(error: unknown, verb?: string): string {
   const name = error instanceof Error && NAME.test(error.name)
     ? error.name
     : "Error";
@@ -33,5 +35,10 @@ export function failureText(error: unknown): string {
     current = cause;
   }
   const what = codes.length === 0 ? name : `${name} ${codes.join(", ")}`;
-  return `A database query failed, or the database could not be reached (${what}). The server's log has the details.`;
+  const done = (error as { done?: unknown } | null)?.done;
+  const partly = verb !== undefined && Number.isSafeInteger(done) &&
+      (done as number) > 0
+    ? ` Before it failed, ${done} dead letters were ${verb}: they stay ${verb}; submit again for the rest.`
+    : "";
+  return `A database query failed, or the database could not be reached (${what}). The server's log has the details.${partly}`;
 }

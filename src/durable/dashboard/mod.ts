@@ -425,15 +425,20 @@ export function dashboard(
   app.onError(async (error, c) => {
     // The page says what kind of failure it was; where the database is
     // (hosts, ports, paths in the message) stays in the log.
-    console.error(
-      `fire-trigger dashboard: ${c.req.method} ${new URL(c.req.url).pathname}`,
-      error,
-    );
+    const path = new URL(c.req.url).pathname;
+    console.error(`fire-trigger dashboard: ${c.req.method} ${path}`, error);
+    const verb = c.req.method !== "POST"
+      ? undefined
+      : path.endsWith("/dead/redrive")
+      ? "redriven"
+      : path.endsWith("/dead/discard")
+      ? "discarded"
+      : undefined;
     return c.html(
       pages.message(
         await page(c, undefined, true),
         "The outbox could not be read",
-        failureText(error),
+        failureText(error, verb),
       ),
       500,
     );

@@ -1,0 +1,149 @@
+// A redrive that fails partway says how many it moved: the outbox's error
+// carries `done`, the command line prints the count on stdout (as a success
+// would, plain and --json) and exits 1, and calling again moves the rest,
+// nothing twice. PostgreSQL (a schema of the test's own): 1,001 dead
+// letters, the last one's re-created job refused by a database trigger, so
+// the first batch (1,000) commits and the second fails.
+import assert from "node:assert/strict";
+import { DATABASE_URL, openOutbox, startTarget } from "./_seed.ts";
+import { until } from "../_wait.ts";
+import { OutboxError } from "../../src/durable/mod.ts";
+
+const CLI = new URL("../../src/durable/cli.ts", import.meta.url).pathname;
+
+async function cli(args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env: { NO_COLOR: "1", DATABASE_URL: DATABASE_URL! },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const text = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: text.decode(output.stdout),
+    stderr: text.decode(output.stderr),
+  };
+}
+
+Deno.test({
+  name:
+    "redrive() failing partway (postgres): done and the message give the count moved; the command line prints it and exits 1; again, the rest moves",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const target = startTarget();
+    const schema = `pa_${crypto.randomUUID().slice(0, 8)}`;
+    const queue = "partial";
+    const dead = `${queue}_dead`;
+    const { default: pg } = await import("npm:pg@8.23.1");
+    const sql = new pg.Client({ connectionString: DATABASE_URL });
+    await sql.connect();
+    try {
+      const outbox = await openOutbox({
+        connectionString: DATABASE_URL,
+        schema,
+        queue,
+        retry: { limit: 0 },
+      });
+      try {
+        await outbox.trigger(`${target.url}/nope`, {
+          headers: { "webhook-id": "last" },
+        });
+        outbox.start({ pollInterval: 20 });
+        await until(
+          async () => (await outbox.stats()).dead === 1,
+          "one dead letter",
+          { interval: 50 },
+        );
+        await outbox.stop({ close: false, timeout: 1_000 });
+        // 1,000 copies of it, older (a redrive takes the oldest first),
+        // each a chain of its own.
+        await sql.query(
+          `INSERT INTO ${schema}.job
+           SELECT (jsonb_populate_record(j, jsonb_build_object(
+             'id', gen_random_uuid(),
+             'data', jsonb_set(j.data, '{id}', to_jsonb('copy-' || n)),
+             'source_id', gen_random_uuid(),
+             'source_root_id', null,
+             'created_on', j.created_on - interval '1 hour'))).*
+           FROM ${schema}.job AS j, generate_series(1, 1000) AS n
+           WHERE j.name = $1`,
+          [dead],
+        );
+        await sql.query(
+          `CREATE FUNCTION ${schema}.refuse() RETURNS trigger
+           LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+        );
+        await sql.query(
+          `CREATE TRIGGER refuse BEFORE INSERT ON ${schema}.job
+           FOR EACH ROW WHEN (NEW.name = '${queue}'
+             AND NEW.data->>'id' = 'last')
+           EXECUTE FUNCTION ${schema}.refuse()`,
+        );
+        await assert.rejects(outbox.redrive(), (error: unknown) => {
+          assert.ok(error instanceof OutboxError, String(error));
+          assert.equal(error.code, "DATABASE");
+          assert.equal(error.done, 1_000);
+          assert.match(
+            error.message,
+            /\(1000 redriven by the batches before it: those stay redriven; call again for the rest\)/,
+          );
+          return true;
+        });
+        assert.equal((await outbox.stats()).dead, 1);
+      } finally {
+        await outbox.stop({ timeout: 1_000 });
+      }
+
+      // The command line, on what is left (the one refused): 0 moved
+      // before the failure, on stdout; the error on stderr; exit 1.
+      const args = ["--schema", schema, "--queue", queue];
+      const failed = await cli(["redrive", ...args]);
+      assert.equal(failed.code, 1, failed.stderr);
+      assert.equal(failed.stdout.trim(), "0 redriven before the failure");
+      assert.match(failed.stderr, /refused by the test/);
+      const json = await cli(["redrive", "--json", ...args]);
+      assert.equal(json.code, 1, json.stderr);
+      assert.deepEqual(JSON.parse(json.stdout), { redriven: 0 });
+
+      // With 1,000 more ahead of it, the command line says 1,000 moved.
+      await sql.query(
+        `INSERT INTO ${schema}.job
+         SELECT (jsonb_populate_record(j, jsonb_build_object(
+           'id', gen_random_uuid(),
+           'data', jsonb_set(j.data, '{id}', to_jsonb('again-' || n)),
+           'source_id', gen_random_uuid(),
+           'source_root_id', null,
+           'created_on', j.created_on - interval '1 hour'))).*
+         FROM ${schema}.job AS j, generate_series(1, 1000) AS n
+         WHERE j.name = $1`,
+        [dead],
+      );
+      const partly = await cli(["redrive", ...args]);
+      assert.equal(partly.code, 1, partly.stderr);
+      assert.equal(partly.stdout.trim(), "1000 redriven before the failure");
+      assert.match(partly.stderr, /1000 redriven by the batches before it/);
+
+      // The refusal gone, the rest moves; nothing moved twice.
+      await sql.query(`DROP TRIGGER refuse ON ${schema}.job`);
+      const rest = await cli(["redrive", ...args]);
+      assert.equal(rest.code, 0, rest.stderr);
+      assert.equal(rest.stdout.trim(), "1 redriven");
+      const { rows: [counts] } = await sql.query(
+        `SELECT count(*)::int AS jobs,
+           count(DISTINCT data->>'id')::int AS ids
+         FROM ${schema}.job WHERE name = $1 AND state = 'created'`,
+        [queue],
+      );
+      // The 1,000 copies, the 1,000 again and the last: each once.
+      assert.deepEqual(counts, { jobs: 2_001, ids: 2_001 });
+    } finally {
+      await sql.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+        .catch(() => {});
+      await sql.end();
+      await target.close();
+    }
+  },
+});
