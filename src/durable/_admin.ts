@@ -100,6 +100,10 @@ function deadLettersOf(
   return deadLetterJobs(db, schema, dead, { ...select, ids: ids ?? null });
 }
 
+/** What a batch whose COMMIT got no answer means. */
+const UNKNOWN_BATCH =
+  "this batch may have been applied (not counted in done); call again: nothing is moved or deleted twice";
+
 /** One batch: the dead letters it found and how many it moved or deleted. */
 type Step = (
   select: { ids?: string[]; limit: number | null },
@@ -115,6 +119,7 @@ async function inBatches(
   ids: string[] | undefined,
   batch: number,
   step: Step,
+  closing: () => OutboxError | undefined,
 ): Promise<number> {
   const asked = ids === undefined
     ? undefined
@@ -122,9 +127,14 @@ async function inBatches(
   let done = 0;
   for (let start = 0;; start += batch) {
     if (asked !== undefined && start >= asked.length) return done;
-    if (start > 0) await new Promise((resolve) => setTimeout(resolve, 0));
     let result;
     try {
+      if (start > 0) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        // Stopped between batches: CLOSED (pg-boss's "not opened" else).
+        const closed = closing();
+        if (closed !== undefined) throw closed;
+      }
       result = await step(
         asked === undefined
           ? { limit: batch }
@@ -172,6 +182,8 @@ export function redrive(
     leaseMargin?: number;
     /** @default {REDRIVE_BATCH} */
     batch?: number;
+    /** The error to stop with between batches (the outbox is closing). */
+    closing?: () => OutboxError | undefined;
   },
 ): Promise<number> {
   const { leaseMargin = LEASE_MARGIN_SECONDS } = options;
@@ -203,12 +215,13 @@ export function redrive(
         );
       }
       return { found: found.length, count };
-    });
+    }, UNKNOWN_BATCH);
   return inBatches(
     "redriven",
     options.ids,
     options.batch ?? REDRIVE_BATCH,
     step,
+    options.closing ?? (() => undefined),
   );
 }
 
@@ -218,7 +231,12 @@ export function discard(
   engine: Engine,
   queues: Queues,
   ids: string[],
-  batch: number = REDRIVE_BATCH,
+  { batch = REDRIVE_BATCH, closing = () => undefined }: {
+    /** @default {REDRIVE_BATCH} */
+    batch?: number;
+    /** The error to stop with between batches (the outbox is closing). */
+    closing?: () => OutboxError | undefined;
+  } = {},
 ): Promise<number> {
   const step: Step = (select) =>
     engine.transaction("Cannot discard dead letters", async (db) => {
@@ -233,8 +251,8 @@ export function discard(
       // some).
       const affected = (response as { affected?: number }).affected;
       return { found: found.length, count: affected ?? found.length };
-    });
-  return inBatches("discarded", ids, batch, step);
+    }, UNKNOWN_BATCH);
+  return inBatches("discarded", ids, batch, step, closing);
 }
 
 /** pg-boss's options for `deleteJob()`. */

@@ -20,9 +20,16 @@ const SUPERVISE_SECONDS = 2;
  * package.json `pgboss.schema`); `create: false` opens only this one,
  * `create: true` an older one too (pg-boss migrates it), never a newer. */
 export const SCHEMA_VERSION = 46;
-/** Sets `statement_timeout` (ms, a parameter) for the rest of the
- * transaction. */
-const STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)";
+/** Sets `statement_timeout` for the rest of the transaction to `$1` ms,
+ * or to the one in force when that is tighter (a role's, a database's, the
+ * connection string's `options`; `0` is none). */
+const STATEMENT_TIMEOUT = `SELECT set_config('statement_timeout',
+  (SELECT (CASE WHEN setting::bigint BETWEEN 1 AND $1::bigint
+     THEN setting::bigint ELSE $1::bigint END)::text
+   FROM pg_settings WHERE name = 'statement_timeout'), true)`;
+/** What a COMMIT with no answer means for a stored trigger. */
+const UNKNOWN_TRIGGER =
+  "the write may have been stored; retry with the same id (sign.id) to avoid a duplicate";
 /** A failure that is a bound passing (ours, node-postgres's, pg-boss's). */
 const TIMED_OUT = /timeout|timed out/i;
 
@@ -50,8 +57,13 @@ export interface Engine {
    * bound passes before COMMIT is sent, the transaction rolls back and the
    * call rejects with `"TIMEOUT"`: nothing it wrote is kept. When it passes
    * (or the connection is lost) while COMMIT is under way, the outcome is
-   * unknown: the `"TIMEOUT"` message says so. */
-  transaction<T>(what: string, fn: (db: Sql) => Promise<T>): Promise<T>;
+   * unknown: the `"TIMEOUT"` message says so, then `unknown` (what that
+   * means; by default, for a stored trigger). */
+  transaction<T>(
+    what: string,
+    fn: (db: Sql) => Promise<T>,
+    unknown?: string,
+  ): Promise<T>;
   /** Runs one operation (pg-boss calls, single statements), bounded by
    * `queryTimeout`; failures become {@linkcode OutboxError}s. */
   run<T>(what: string, fn: () => Promise<T>): Promise<T>;
@@ -215,6 +227,7 @@ export async function openEngine(
   const transaction = <T>(
     what: string,
     fn: (db: Sql) => Promise<T>,
+    unknown = UNKNOWN_TRIGGER,
   ): Promise<T> => {
     let expired = false;
     let committing = false;
@@ -251,7 +264,9 @@ export async function openEngine(
         // query_timeout only stops waiting, and a statement it gave up on
         // ran on (a redrive of 50,000 ids for minutes, its rows locked).
         // Local to this transaction (PgBouncer's transaction mode keeps it).
-        await tx.db.executeSql(STATEMENT_TIMEOUT, [String(timeout)]);
+        await tx.db.executeSql(STATEMENT_TIMEOUT, [
+          String(Math.ceil(timeout)),
+        ]);
         const result = await fn(
           refusing((text, values) => tx.db.executeSql(text, values)),
         );
@@ -273,7 +288,7 @@ export async function openEngine(
         ) {
           throw new OutboxError(
             "TIMEOUT",
-            `${what}: ${where} did not answer COMMIT (timeout or lost connection): outcome unknown, the write may have been stored; retry with the same id (sign.id) to avoid a duplicate`,
+            `${what}: ${where} did not answer COMMIT (timeout or lost connection): outcome unknown, ${unknown}`,
             { cause: fail(what, error) },
           );
         }

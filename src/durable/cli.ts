@@ -42,7 +42,7 @@ const USAGE = `Usage: deno task outbox <command> [options]
 
 Commands:
   stats              counts per target origin, the last hour, oldest queued
-  dead               dead letters, oldest first (--limit, default 50)
+  dead               dead letters, oldest first (--limit, default 50; --offset)
   show <id>          one trigger: its request and every row it went through
   redrive [ids...]   move dead letters back to the queue (no ids: all)
   discard <ids...>   delete dead letters
@@ -56,6 +56,7 @@ Options:
   --schema <name>        default pgboss
   --json                 JSON output (tail: one object per line)
   --limit <n>            rows for dead (default 50)
+  --offset <n>           dead: skip the n oldest (default 0)
   --since <duration>     tail: start this far back (30s, 10m, 2h, 1d; default 0;
                          further back than 1970 starts there)
   --interval <ms>        tail: milliseconds between polls (default 1000)
@@ -185,7 +186,7 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
         await stats(admin, out);
         return 0;
       case "dead":
-        await dead(admin, out, parsed.limit);
+        await dead(admin, out, parsed.limit, parsed.offset);
         return 0;
       case "show":
         return await show(admin, out, parsed.ids[0]);
@@ -199,6 +200,7 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
           : await admin.unknownIds(ids, "redrivable");
         const moved = await outbox.redrive(ids).catch((cause) => {
           partly(out, cause, "redriven");
+          notFound(unknown, false, error, NOT_REDRIVABLE);
           throw cause;
         });
         out.result({ redriven: moved }, `${moved} redriven`);
@@ -206,13 +208,14 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
           unknown,
           ids !== undefined && moved === 0,
           error,
-          "not found (or not one a redrive moves back: discard it)",
+          NOT_REDRIVABLE,
         );
       }
       case "discard": {
         const unknown = await admin.unknownIds(parsed.ids, "dead");
         const gone = await outbox.discard(parsed.ids).catch((cause) => {
           partly(out, cause, "discarded");
+          notFound(unknown, false, error);
           throw cause;
         });
         out.result({ discarded: gone }, `${gone} discarded`);
@@ -262,6 +265,7 @@ interface Parsed {
   queue?: string;
   schema?: string;
   limit: number;
+  offset: number;
   since: number;
   interval: number;
 }
@@ -281,6 +285,7 @@ function parse(args: string[]): Parsed {
         queue: { type: "string" },
         schema: { type: "string" },
         limit: { type: "string" },
+        offset: { type: "string" },
         since: { type: "string" },
         interval: { type: "string" },
       },
@@ -298,6 +303,7 @@ function parse(args: string[]): Parsed {
       help: true,
       json: false,
       limit: 0,
+      offset: 0,
       since: 0,
       interval: 0,
     };
@@ -331,6 +337,13 @@ function parse(args: string[]): Parsed {
     queue: values.queue,
     schema: values.schema,
     limit: whole(values.limit, "--limit", 50, 1, 10_000),
+    offset: whole(
+      values.offset,
+      "--offset",
+      0,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    ),
     since: duration(values.since),
     interval: whole(values.interval, "--interval", 1_000, 50, 3_600_000),
   };
@@ -405,12 +418,16 @@ function jsonLine(value: unknown): string {
   );
 }
 
+/** What `redrive <ids>` says of the ids it could not move. */
+const NOT_REDRIVABLE =
+  "not found (or not one a redrive moves back: discard it)";
+
 /** For a redrive or discard that failed partway: what its batches before
- * the failure did (committed), on stdout as a success would print it. */
+ * the failure did (committed), on stdout (`"failed": true` in JSON). */
 function partly(out: Output, cause: unknown, verb: string): void {
-  if (cause instanceof OutboxError && cause.done !== undefined) {
+  if (cause instanceof OutboxError && cause.done) {
     out.result(
-      { [verb]: cause.done },
+      { [verb]: cause.done, failed: true },
       `${cause.done} ${verb} before the failure`,
     );
   }
@@ -546,9 +563,14 @@ async function stats(admin: Admin, out: Output): Promise<void> {
   );
 }
 
-async function dead(admin: Admin, out: Output, limit: number): Promise<void> {
+async function dead(
+  admin: Admin,
+  out: Output,
+  limit: number,
+  offset: number,
+): Promise<void> {
   const [{ total, letters }, now] = await Promise.all([
-    admin.deadLetters({ limit, bodyLimit: out.json ? 2_000 : 0 }),
+    admin.deadLetters({ limit, offset, bodyLimit: out.json ? 2_000 : 0 }),
     admin.now(),
   ]);
   if (out.json) {
@@ -557,6 +579,10 @@ async function dead(admin: Admin, out: Output, limit: number): Promise<void> {
   }
   if (total === 0) {
     out.print("No dead letters.");
+    return;
+  }
+  if (letters.length === 0) {
+    out.print(`No dead letters past the first ${offset} (${total} in all).`);
     return;
   }
   out.table(
@@ -571,7 +597,13 @@ async function dead(admin: Admin, out: Output, limit: number): Promise<void> {
     new Set([1]),
   );
   if (letters.length < total) {
-    out.print(`${letters.length} of ${total} shown (--limit)`);
+    out.print(
+      offset === 0
+        ? `${letters.length} of ${total} shown (--limit, --offset)`
+        : `${offset + 1}–${
+          offset + letters.length
+        } of ${total} shown (--limit, --offset)`,
+    );
   }
 }
 

@@ -637,26 +637,44 @@ class PgOutbox implements Outbox {
 
   redrive(ids?: string[]): Promise<number> {
     checkIds("Cannot redrive dead letters: ", ids, true);
+    const what = "Cannot redrive dead letters";
     return this.#open(
-      "Cannot redrive dead letters",
+      what,
       () =>
         admin.redrive(this.#engine, this.#queues, {
           ids,
           leaseMargin: this.#leaseMargin,
           fallback: this.#retry,
+          closing: () => this.#closingError(what),
         }),
     ).then((moved) => {
       if (moved > 0) this.#dispatcher.wake();
       return moved;
+    }, (error) => {
+      // Batches before the failure moved jobs: deliver them now.
+      if ((error as OutboxError).done) this.#dispatcher.wake();
+      throw error;
     });
   }
 
   discard(ids: string[]): Promise<number> {
     checkIds("Cannot discard dead letters: ", ids, false);
+    const what = "Cannot discard dead letters";
     return this.#open(
-      "Cannot discard dead letters",
-      () => admin.discard(this.#engine, this.#queues, ids),
+      what,
+      () =>
+        admin.discard(this.#engine, this.#queues, ids, {
+          closing: () => this.#closingError(what),
+        }),
     );
+  }
+
+  /** `CLOSED` once `stop()` closes the outbox, for calls that work in
+   * batches (checked between them). */
+  #closingError(what: string): OutboxError | undefined {
+    return this.#closed || this.#closing !== undefined
+      ? new OutboxError("CLOSED", `${what}: the outbox is closed`)
+      : undefined;
   }
 
   stats(): Promise<OutboxStats> {

@@ -571,19 +571,41 @@ for (const engine of ["embedded", "postgres"] as const) {
         await deadLettered(db.boss, queues.queue, "d", 5);
         const ids = (prefix: string) =>
           Array.from({ length: 5 }, (_, n) => `${prefix}-${n}`);
-        // 6 distinct ids that can be stored (not the one with a NUL), 2 at a
-        // time: 3
-        // batches.
         const transactions = countTransactions(db, 10);
+        // The outbox closing between batches: CLOSED, with the count so far.
+        let batches = 0;
+        const closed = new OutboxError("CLOSED", "closed by the test");
+        await assert.rejects(
+          admin.redrive(db, queues, {
+            ids: ids("r").slice(0, 3),
+            fallback: RETRY,
+            batch: 2,
+            // Asked between batches only: before the second.
+            closing: () => {
+              batches++;
+              return closed;
+            },
+          }),
+          (error: unknown) => {
+            assert.ok(error instanceof OutboxError, String(error));
+            assert.equal(error.code, "CLOSED");
+            assert.equal(error.done, 2);
+            return true;
+          },
+        );
+        assert.equal(batches, 1);
+        assert.equal(transactions(), 1);
+        // 6 distinct ids that can be stored (not the one with a NUL), 2 at a
+        // time: 3 batches; 3 dead letters left to move.
         assert.equal(
           await admin.redrive(db, queues, {
             ids: [...ids("r"), "r-0", "r-4", "unknown", "\0"],
             fallback: RETRY,
             batch: 2,
           }),
-          5,
+          3,
         );
-        assert.equal(transactions(), 3);
+        assert.equal(transactions(), 4);
         // A dead letter whose delete fails: the third batch's.
         await sql.executeSql(
           `CREATE FUNCTION ${schema}.refuse() RETURNS trigger
@@ -596,7 +618,7 @@ for (const engine of ["embedded", "postgres"] as const) {
            EXECUTE FUNCTION ${schema}.refuse()`,
         );
         await assert.rejects(
-          admin.discard(db, queues, ids("d"), 2),
+          admin.discard(db, queues, ids("d"), { batch: 2 }),
           (error: unknown) => {
             assert.ok(error instanceof OutboxError, String(error));
             assert.equal(error.code, "DATABASE", error.message);
@@ -609,11 +631,11 @@ for (const engine of ["embedded", "postgres"] as const) {
             return true;
           },
         );
-        assert.equal(transactions(), 6);
+        assert.equal(transactions(), 7);
         assert.equal((await byState(db, queues)).get("dead created"), 1);
         // A failure in the first batch: done 0, and the message as it was.
         await assert.rejects(
-          admin.discard(db, queues, ["d-4"], 2),
+          admin.discard(db, queues, ["d-4"], { batch: 2 }),
           (error: unknown) => {
             assert.ok(error instanceof OutboxError, String(error));
             assert.equal(error.done, 0);
@@ -720,6 +742,43 @@ Deno.test({
       assert.ok(ran.length <= 2, `statements run: ${ran.join(", ")}`);
     } finally {
       await close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "engine.transaction() (postgres): a statement_timeout tighter than queryTimeout (the connection's, a role's) is kept, not raised",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const url = new URL(DATABASE_URL!);
+    url.searchParams.set("options", "-c statement_timeout=300");
+    for (
+      const [connectionString, expected] of [
+        [url.href, "300ms"],
+        [DATABASE_URL!, "10s"],
+      ]
+    ) {
+      const db = await openEngine(
+        checkOpenOptions({
+          connectionString,
+          queue: `r_${crypto.randomUUID().slice(0, 8)}`,
+          queryTimeout: 10_000,
+          create: false,
+        }),
+        () => {},
+      );
+      try {
+        const shown = await db.transaction(
+          "Cannot test",
+          async (tx) =>
+            (await tx.executeSql("SHOW statement_timeout")).rows[0]
+              .statement_timeout,
+        );
+        assert.equal(shown, expected);
+      } finally {
+        await db.close();
+      }
     }
   },
 });

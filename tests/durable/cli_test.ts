@@ -135,6 +135,30 @@ for (const engine of ["embedded", "postgres"] as const) {
           (await run(["dead", "--json", ...args], env)).stdout,
         );
         assert.equal(deadJson.total, 2);
+        // --offset: past the first (oldest) one; past them all.
+        const second = await run(
+          ["dead", "--limit", "1", "--offset", "1", ...args],
+          env,
+        );
+        assert.equal(second.code, 0, second.stderr);
+        assert.match(second.stdout, /^2–2 of 2 shown \(--limit, --offset\)$/m);
+        const secondJson = JSON.parse(
+          (await run(["dead", "--json", "--offset", "1", ...args], env))
+            .stdout,
+        );
+        assert.equal(secondJson.total, 2);
+        assert.deepEqual(
+          secondJson.letters.map((l: { id: string }) => l.id),
+          [deadJson.letters[1].id],
+        );
+        assert.ok(second.stdout.includes(deadJson.letters[1].id));
+        assert.ok(!second.stdout.includes(deadJson.letters[0].id));
+        const past = await run(["dead", "--offset", "5", ...args], env);
+        assert.equal(past.code, 0, past.stderr);
+        assert.equal(
+          past.stdout.trim(),
+          "No dead letters past the first 5 (2 in all).",
+        );
         assert.equal(
           deadJson.letters.find((l: { id: string }) => l.id === ids.deadId)
             .body,
@@ -456,6 +480,11 @@ Deno.test("cli: exit code 2 for bad arguments and unreachable databases, no pass
         ["dead", "--limit", "ten", "--dir", dir],
         {},
         /--limit must be a whole number/,
+      ],
+      [
+        ["dead", "--offset", "1.5", "--dir", dir],
+        {},
+        /--offset must be a whole number from 0/,
       ],
       [
         ["tail", "--since", "soon", "--dir", dir],

@@ -27,6 +27,28 @@ async function cli(args: string[]) {
   };
 }
 
+/** 1,000 copies of each dead letter in `dead`, ids `${prefix}-n`, an hour
+ * older (a redrive takes the oldest first), each a chain of its own. */
+async function copies(
+  sql: { query(text: string, values?: unknown[]): Promise<unknown> },
+  schema: string,
+  dead: string,
+  prefix: string,
+): Promise<void> {
+  await sql.query(
+    `INSERT INTO ${schema}.job
+     SELECT (jsonb_populate_record(j, jsonb_build_object(
+       'id', gen_random_uuid(),
+       'data', jsonb_set(j.data, '{id}', to_jsonb($2 || '-' || n)),
+       'source_id', gen_random_uuid(),
+       'source_root_id', null,
+       'created_on', j.created_on - interval '1 hour'))).*
+     FROM ${schema}.job AS j, generate_series(1, 1000) AS n
+     WHERE j.name = $1`,
+    [dead, prefix],
+  );
+}
+
 Deno.test({
   name:
     "redrive() failing partway (postgres): done and the message give the count moved; the command line prints it and exits 1; again, the rest moves",
@@ -59,18 +81,7 @@ Deno.test({
         await outbox.stop({ close: false, timeout: 1_000 });
         // 1,000 copies of it, older (a redrive takes the oldest first),
         // each a chain of its own.
-        await sql.query(
-          `INSERT INTO ${schema}.job
-           SELECT (jsonb_populate_record(j, jsonb_build_object(
-             'id', gen_random_uuid(),
-             'data', jsonb_set(j.data, '{id}', to_jsonb('copy-' || n)),
-             'source_id', gen_random_uuid(),
-             'source_root_id', null,
-             'created_on', j.created_on - interval '1 hour'))).*
-           FROM ${schema}.job AS j, generate_series(1, 1000) AS n
-           WHERE j.name = $1`,
-          [dead],
-        );
+        await copies(sql, schema, dead, "copy");
         await sql.query(
           `CREATE FUNCTION ${schema}.refuse() RETURNS trigger
            LANGUAGE plpgsql AS $$
@@ -97,34 +108,28 @@ Deno.test({
         await outbox.stop({ timeout: 1_000 });
       }
 
-      // The command line, on what is left (the one refused): 0 moved
-      // before the failure, on stdout; the error on stderr; exit 1.
+      // The command line, on what is left (the one refused): nothing
+      // moved, nothing on stdout; the error on stderr; exit 1.
       const args = ["--schema", schema, "--queue", queue];
       const failed = await cli(["redrive", ...args]);
       assert.equal(failed.code, 1, failed.stderr);
-      assert.equal(failed.stdout.trim(), "0 redriven before the failure");
+      assert.equal(failed.stdout, "");
       assert.match(failed.stderr, /refused by the test/);
-      const json = await cli(["redrive", "--json", ...args]);
-      assert.equal(json.code, 1, json.stderr);
-      assert.deepEqual(JSON.parse(json.stdout), { redriven: 0 });
 
       // With 1,000 more ahead of it, the command line says 1,000 moved.
-      await sql.query(
-        `INSERT INTO ${schema}.job
-         SELECT (jsonb_populate_record(j, jsonb_build_object(
-           'id', gen_random_uuid(),
-           'data', jsonb_set(j.data, '{id}', to_jsonb('again-' || n)),
-           'source_id', gen_random_uuid(),
-           'source_root_id', null,
-           'created_on', j.created_on - interval '1 hour'))).*
-         FROM ${schema}.job AS j, generate_series(1, 1000) AS n
-         WHERE j.name = $1`,
-        [dead],
-      );
-      const partly = await cli(["redrive", ...args]);
+      await copies(sql, schema, dead, "again");
+      const partly = await cli(["redrive", "--json", ...args]);
       assert.equal(partly.code, 1, partly.stderr);
-      assert.equal(partly.stdout.trim(), "1000 redriven before the failure");
+      assert.deepEqual(JSON.parse(partly.stdout), {
+        redriven: 1_000,
+        failed: true,
+      });
       assert.match(partly.stderr, /1000 redriven by the batches before it/);
+      // Plain: a count, then the same again with the rest ahead of it.
+      await copies(sql, schema, dead, "third");
+      const plain = await cli(["redrive", ...args]);
+      assert.equal(plain.code, 1, plain.stderr);
+      assert.equal(plain.stdout.trim(), "1000 redriven before the failure");
 
       // The refusal gone, the rest moves; nothing moved twice.
       await sql.query(`DROP TRIGGER refuse ON ${schema}.job`);
@@ -137,8 +142,8 @@ Deno.test({
          FROM ${schema}.job WHERE name = $1 AND state = 'created'`,
         [queue],
       );
-      // The 1,000 copies, the 1,000 again and the last: each once.
-      assert.deepEqual(counts, { jobs: 2_001, ids: 2_001 });
+      // The three thousands and the last: each once.
+      assert.deepEqual(counts, { jobs: 3_001, ids: 3_001 });
     } finally {
       await sql.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
         .catch(() => {});
