@@ -112,8 +112,9 @@ type Step = (
 /** Runs `step` batch by batch, a turn of the event loop between them
  * (PGlite runs in this thread: a redrive of 20,000 held it 3 s). By id:
  * the distinct ids, `batch` at a time. Without: `batch` dead letters at a
- * time until one finds fewer or moves none. A batch that fails rejects
- * with its error, `done` saying how many the batches before it did. */
+ * time until one finds fewer or moves none. Before each batch, `closing()`
+ * (an error to stop with). A batch that fails rejects with its error,
+ * `done` saying how many the batches before it did. */
 async function inBatches(
   verb: string,
   ids: string[] | undefined,
@@ -129,12 +130,10 @@ async function inBatches(
     if (asked !== undefined && start >= asked.length) return done;
     let result;
     try {
-      if (start > 0) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        // Stopped between batches: CLOSED (pg-boss's "not opened" else).
-        const closed = closing();
-        if (closed !== undefined) throw closed;
-      }
+      if (start > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      // Closing (before a batch): CLOSED, not pg-boss's "not opened".
+      const closed = closing();
+      if (closed !== undefined) throw closed;
       result = await step(
         asked === undefined
           ? { limit: batch }

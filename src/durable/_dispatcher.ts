@@ -657,6 +657,7 @@ export class Dispatcher {
             Parameters<typeof boss.fetch>[1]
           >["db"],
         }),
+      "jobs may have been fetched: each is fetched again when its lease ends",
     );
   }
 
@@ -819,6 +820,7 @@ export class Dispatcher {
             }
             return { exhausted, settled };
           },
+          "the failures may have been recorded; a job whose record was not is tried again when its lease ends",
         );
         this.#answered();
         for (const s of failed) {

@@ -22,14 +22,14 @@ const SUPERVISE_SECONDS = 2;
 export const SCHEMA_VERSION = 46;
 /** Sets `statement_timeout` for the rest of the transaction to `$1` ms,
  * or to the one in force when that is tighter (a role's, a database's, the
- * connection string's `options`; `0` is none). */
+ * connection string's `options`; `0` is none). `current_setting()` shows it
+ * with its unit ("300ms", "1min"), which reads as an interval; no catalog
+ * view, no privilege needed. */
 const STATEMENT_TIMEOUT = `SELECT set_config('statement_timeout',
-  (SELECT (CASE WHEN setting::bigint BETWEEN 1 AND $1::bigint
-     THEN setting::bigint ELSE $1::bigint END)::text
-   FROM pg_settings WHERE name = 'statement_timeout'), true)`;
-/** What a COMMIT with no answer means for a stored trigger. */
-const UNKNOWN_TRIGGER =
-  "the write may have been stored; retry with the same id (sign.id) to avoid a duplicate";
+  (CASE WHEN t BETWEEN 1 AND $1::bigint THEN t ELSE $1::bigint END)::text,
+  true)
+  FROM (SELECT ceil(extract(epoch FROM
+    current_setting('statement_timeout')::interval) * 1000)::bigint AS t) AS s`;
 /** A failure that is a bound passing (ours, node-postgres's, pg-boss's). */
 const TIMED_OUT = /timeout|timed out/i;
 
@@ -58,11 +58,11 @@ export interface Engine {
    * call rejects with `"TIMEOUT"`: nothing it wrote is kept. When it passes
    * (or the connection is lost) while COMMIT is under way, the outcome is
    * unknown: the `"TIMEOUT"` message says so, then `unknown` (what that
-   * means; by default, for a stored trigger). */
+   * means for the caller). */
   transaction<T>(
     what: string,
     fn: (db: Sql) => Promise<T>,
-    unknown?: string,
+    unknown: string,
   ): Promise<T>;
   /** Runs one operation (pg-boss calls, single statements), bounded by
    * `queryTimeout`; failures become {@linkcode OutboxError}s. */
@@ -227,7 +227,7 @@ export async function openEngine(
   const transaction = <T>(
     what: string,
     fn: (db: Sql) => Promise<T>,
-    unknown = UNKNOWN_TRIGGER,
+    unknown: string,
   ): Promise<T> => {
     let expired = false;
     let committing = false;

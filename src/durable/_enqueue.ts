@@ -215,6 +215,7 @@ export function groupCommit(
     engine.transaction(
       "Cannot trigger request",
       (db) => engine.boss.insert(queue, rows, { db }),
+      "the write may have been stored; retry with the same id (sign.id) to avoid a duplicate",
     );
   return new Batcher<JobRow>(
     async (rows) => {

@@ -77,7 +77,7 @@ export class OutboxError extends Error {
    * unknown). Calling again does the rest: nothing is moved twice.
    * Undefined on other errors.
    */
-  readonly done?: number;
+  declare readonly done?: number;
   /**
    * Creates an outbox error.
    *

@@ -652,7 +652,7 @@ class PgOutbox implements Outbox {
       return moved;
     }, (error) => {
       // Batches before the failure moved jobs: deliver them now.
-      if ((error as OutboxError).done) this.#dispatcher.wake();
+      if (error instanceof OutboxError && error.done) this.#dispatcher.wake();
       throw error;
     });
   }
@@ -670,7 +670,7 @@ class PgOutbox implements Outbox {
   }
 
   /** `CLOSED` once `stop()` closes the outbox, for calls that work in
-   * batches (checked between them). */
+   * batches (checked before each). */
   #closingError(what: string): OutboxError | undefined {
     return this.#closed || this.#closing !== undefined
       ? new OutboxError("CLOSED", `${what}: the outbox is closed`)

@@ -37,7 +37,7 @@ Deno.test("the dashboard redrives and discards dead letters whose ids are 256 an
           `UPDATE pgboss.job SET data = jsonb_set(data, '{id}', to_jsonb($1::text))
             WHERE data->>'id' = 'stored-before'`,
           [headerId],
-        ));
+        ), "(unknown)");
     } finally {
       await db.close();
     }

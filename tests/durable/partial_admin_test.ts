@@ -152,3 +152,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test("redrive() and discard() called while stop() closes the outbox reject CLOSED (done 0) before their first batch, not a driver error", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "outbox_closing_" });
+  try {
+    const outbox = await openOutbox({ dir });
+    const stopping = outbox.stop();
+    // Both called at once: the database is still open (later, `stop()`
+    // done, they are CLOSED at the call, with no done).
+    const calls = [outbox.redrive(), outbox.discard(["an-id"])];
+    for (const call of calls) {
+      await assert.rejects(call, (error: unknown) => {
+        assert.ok(error instanceof OutboxError, String(error));
+        assert.equal(error.code, "CLOSED", error.message);
+        assert.equal(error.done, 0);
+        return true;
+      });
+    }
+    await stopping;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
