@@ -151,3 +151,32 @@ export async function seed(
 }
 
 export { openOutbox };
+
+/** What a run of the command line printed, and its exit code. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const CLI = new URL("../../src/durable/cli.ts", import.meta.url).pathname;
+
+/** Runs `src/durable/cli.ts` with `args` in a subprocess (at most 60 s). */
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliRun> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}

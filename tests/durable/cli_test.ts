@@ -2,9 +2,11 @@
 // against a seeded embedded directory and a seeded PostgreSQL queue.
 import assert from "node:assert/strict";
 import {
+  type CliRun as Run,
   DATABASE_URL,
   freshOptions,
   openOutbox,
+  runCli as run,
   seed,
   type Seeded,
   startTarget,
@@ -20,31 +22,6 @@ if (DATABASE_URL === undefined) {
   console.log(
     "cli_test.ts: TRIGGER_TEST_DATABASE_URL is not set, skipping the PostgreSQL tests",
   );
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
 }
 
 /** The seeded outbox closed again, with the CLI arguments that reach it. */

@@ -5,27 +5,12 @@
 // letters, the last one's re-created job refused by a database trigger, so
 // the first batch (1,000) commits and the second fails.
 import assert from "node:assert/strict";
-import { DATABASE_URL, openOutbox, startTarget } from "./_seed.ts";
+import { DATABASE_URL, openOutbox, runCli, startTarget } from "./_seed.ts";
 import { until } from "../_wait.ts";
 import { OutboxError } from "../../src/durable/mod.ts";
 
-const CLI = new URL("../../src/durable/cli.ts", import.meta.url).pathname;
-
-async function cli(args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { NO_COLOR: "1", DATABASE_URL: DATABASE_URL! },
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const text = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: text.decode(output.stdout),
-    stderr: text.decode(output.stderr),
-  };
-}
+/** The command line on the test's database. */
+const cli = (args: string[]) => runCli(args, { DATABASE_URL: DATABASE_URL! });
 
 /** 1,000 copies of each dead letter in `dead`, ids `${prefix}-n`, an hour
  * older (a redrive takes the oldest first), each a chain of its own. */
