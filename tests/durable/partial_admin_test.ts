@@ -3,11 +3,15 @@
 // would, plain and --json) and exits 1, and calling again moves the rest,
 // nothing twice. PostgreSQL (a schema of the test's own): 1,001 dead
 // letters, the last one's re-created job refused by a database trigger, so
-// the first batch (1,000) commits and the second fails.
+// the first batch (1,000) commits and the second fails; the dashboard's
+// error page says the count too.
 import assert from "node:assert/strict";
 import { DATABASE_URL, openOutbox, runCli, startTarget } from "./_seed.ts";
 import { until } from "../_wait.ts";
 import { OutboxError } from "../../src/durable/mod.ts";
+import { dashboard } from "../../src/durable/dashboard/mod.ts";
+
+const TOKEN = "partial-test-token-0123456789";
 
 /** The command line on the test's database. */
 const cli = (args: string[]) => runCli(args, { DATABASE_URL: DATABASE_URL! });
@@ -116,6 +120,48 @@ Deno.test({
       assert.equal(plain.code, 1, plain.stderr);
       assert.equal(plain.stdout.trim(), "1000 redriven before the failure");
 
+      // The dashboard's "Redrive all": its error page says what moved.
+      await copies(sql, schema, dead, "fourth");
+      const viewed = await openOutbox({
+        connectionString: DATABASE_URL,
+        schema,
+        queue,
+        create: false,
+      });
+      const dash = dashboard(viewed, { token: TOKEN, path: "/outbox" });
+      const server = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen() {} },
+        (request) => dash.fetch(request),
+      );
+      const errors = console.error;
+      console.error = () => {}; // the dashboard logs the failure
+      try {
+        const url = `http://127.0.0.1:${server.addr.port}/outbox`;
+        const auth = { authorization: `Bearer ${TOKEN}` };
+        const page = await (await fetch(`${url}/dead`, { headers: auth }))
+          .text();
+        const csrf = page.match(/name="_csrf" value="([^"]+)"/)?.[1];
+        assert.ok(csrf);
+        const failed = await fetch(`${url}/dead/redrive`, {
+          method: "POST",
+          headers: {
+            ...auth,
+            "content-type": "application/x-www-form-urlencoded",
+          },
+          body: `all=1&_csrf=${encodeURIComponent(csrf)}`,
+          redirect: "manual",
+        });
+        assert.equal(failed.status, 500);
+        assert.match(
+          await failed.text(),
+          /Before it failed, 1000 dead letters were redriven: they stay redriven; submit again for the rest\./,
+        );
+      } finally {
+        console.error = errors;
+        await server.shutdown();
+        await viewed.stop();
+      }
+
       // The refusal gone, the rest moves; nothing moved twice.
       await sql.query(`DROP TRIGGER refuse ON ${schema}.job`);
       const rest = await cli(["redrive", ...args]);
@@ -127,8 +173,8 @@ Deno.test({
          FROM ${schema}.job WHERE name = $1 AND state = 'created'`,
         [queue],
       );
-      // The three thousands and the last: each once.
-      assert.deepEqual(counts, { jobs: 3_001, ids: 3_001 });
+      // The four thousands and the last: each once.
+      assert.deepEqual(counts, { jobs: 4_001, ids: 4_001 });
     } finally {
       await sql.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
         .catch(() => {});
