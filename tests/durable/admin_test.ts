@@ -780,3 +780,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "redrive() (postgres): 20,000 dead letters the planner's statistics do not know of (analysed before they came, autoanalyze off) move batch by batch within queryTimeout (pg-boss's statement went quadratic: TIMEOUT)",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const schema = `rb_${crypto.randomUUID().slice(0, 8)}`;
+    const { db, queues, sql, close } = await openQueues(
+      "postgres",
+      schema,
+      2_500,
+    );
+    try {
+      const table = `${schema}.job_common`;
+      await sql.executeSql(
+        `ALTER TABLE ${table} SET (autovacuum_enabled = false)`,
+      );
+      await deadLettered(db.boss, queues.queue, "stale", 1);
+      // On a client of its own: the engine's statements are bounded by the
+      // test's 2.5 s.
+      const { default: pg } = await import("npm:pg@8.23.1");
+      const seeder = new pg.Client({ connectionString: DATABASE_URL });
+      await seeder.connect();
+      try {
+        // 19,999 copies of the dead letter in `name`, each a chain of its
+        // own.
+        const copies = (name: string) =>
+          seeder.query(
+            `INSERT INTO ${schema}.job
+             SELECT (jsonb_populate_record(j, jsonb_build_object(
+               'id', gen_random_uuid(), 'name', $2::text,
+               'data', jsonb_set(j.data, '{id}', to_jsonb('copy-' || n)),
+               'source_id', gen_random_uuid(),
+               'source_root_id', null))).*
+             FROM ${schema}.job AS j, generate_series(1, 19999) AS n
+             WHERE j.name = $1`,
+            [queues.dead, name],
+          );
+        // Statistics taken while the table held 20,000 rows of the queue
+        // and one dead letter; then the dead letters come.
+        await copies(queues.queue);
+        await seeder.query(`ANALYZE ${table}`);
+        await seeder.query(`DELETE FROM ${table} WHERE name = $1`, [
+          queues.queue,
+        ]);
+        await copies(queues.dead);
+      } finally {
+        await seeder.end();
+      }
+      assert.equal(
+        await admin.redrive(db, queues, { fallback: RETRY }),
+        20_000,
+      );
+      const counts = await byState(db, queues);
+      assert.equal(counts.get("queue created"), 20_000);
+      assert.equal(counts.get("dead created"), undefined);
+    } finally {
+      await close();
+    }
+  },
+});
