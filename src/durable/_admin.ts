@@ -100,6 +100,9 @@ function deadLettersOf(
   return deadLetterJobs(db, schema, dead, { ...select, ids: ids ?? null });
 }
 
+/** From how many dead letters a batch redrives them without nested loops. */
+const NO_NESTED_LOOPS = 100;
+
 /** What a batch whose COMMIT got no answer means. */
 const UNKNOWN_BATCH =
   "this batch may have been applied (not counted in done); call again: nothing is moved or deleted twice";
@@ -199,7 +202,11 @@ export function redrive(
       // expected: autoanalyze waits for a tenth of a table pg-boss shares
       // among all queues to change), nested loops made it quadratic: 9–15 s
       // a batch over 50,000 dead letters, TIMEOUT; with hash joins 0.1 s.
-      await db.executeSql("SET LOCAL enable_nestloop = off");
+      // (Small batches are left to the planner: a full scan of a big dead
+      // letter queue would cost more than a few index lookups.)
+      if (found.length >= NO_NESTED_LOOPS) {
+        await db.executeSql("SET LOCAL enable_nestloop = off");
+      }
       const count = await engine.boss.redrive(queues.dead, {
         ids: found.map((letter) => letter.id),
         limit: found.length,

@@ -182,6 +182,7 @@ export const connectDeno: Connector = (
     // Raced, a connection that comes late is closed. A connect still
     // pending ABANDON_MS after the trigger gave up (a host that never
     // answers) is aborted then, by a signal of its own.
+    if (signal.aborted) return Promise.reject(signal.reason);
     const abandon = new AbortController();
     const connecting = deno().connect({
       hostname,
@@ -193,8 +194,7 @@ export const connectDeno: Connector = (
       timer = setTimeout(() => abandon.abort(), ABANDON_MS);
       holdTimer(timer, false);
     };
-    if (signal.aborted) giveUp();
-    else signal.addEventListener("abort", giveUp, { once: true });
+    signal.addEventListener("abort", giveUp, { once: true });
     connecting.catch(() => {}).finally(() => {
       signal.removeEventListener("abort", giveUp);
       clearTimeout(timer);
@@ -205,8 +205,10 @@ export const connectDeno: Connector = (
 };
 
 /** How long a connect may go on after its trigger gave up (the connection
- * is closed when it comes) before it is aborted. */
-const ABANDON_MS = 1_000;
+ * is closed when it comes) before it is aborted: past a loopback or LAN
+ * connect, short enough that connects to a host that never answers do not
+ * pile up far past the per-origin cap. */
+const ABANDON_MS = 250;
 
 async function connectTls(
   target: ConnectTarget,
