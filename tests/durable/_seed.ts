@@ -180,3 +180,28 @@ export async function runCli(
     stderr: decoder.decode(output.stderr),
   };
 }
+
+/** `count` copies of each dead letter in `dead` (pg-boss's job table in
+ * `schema`), written to `into` (default: `dead`), ids `${prefix}-n`, an hour
+ * older (a redrive takes the oldest first), each a chain of its own: what a
+ * redrive moves back. */
+export async function copyDeadLetters(
+  sql: { query(text: string, values?: unknown[]): Promise<unknown> },
+  schema: string,
+  dead: string,
+  prefix: string,
+  { count = 1_000, into = dead }: { count?: number; into?: string } = {},
+): Promise<void> {
+  await sql.query(
+    `INSERT INTO ${schema}.job
+     SELECT (jsonb_populate_record(j, jsonb_build_object(
+       'id', gen_random_uuid(), 'name', $3::text,
+       'data', jsonb_set(j.data, '{id}', to_jsonb($2 || '-' || n)),
+       'source_id', gen_random_uuid(),
+       'source_root_id', null,
+       'created_on', j.created_on - interval '1 hour'))).*
+     FROM ${schema}.job AS j, generate_series(1, $4::int) AS n
+     WHERE j.name = $1`,
+    [dead, prefix, into, count],
+  );
+}

@@ -20,7 +20,7 @@ import {
   OutboxError,
   type OutboxEvent,
 } from "../../src/durable/mod.ts";
-import { freshOptions } from "./_seed.ts";
+import { copyDeadLetters, freshOptions } from "./_seed.ts";
 import { until } from "../_wait.ts";
 import {
   countByState,
@@ -804,20 +804,12 @@ Deno.test({
       const seeder = new pg.Client({ connectionString: DATABASE_URL });
       await seeder.connect();
       try {
-        // 19,999 copies of the dead letter in `name`, each a chain of its
-        // own.
-        const copies = (name: string) =>
-          seeder.query(
-            `INSERT INTO ${schema}.job
-             SELECT (jsonb_populate_record(j, jsonb_build_object(
-               'id', gen_random_uuid(), 'name', $2::text,
-               'data', jsonb_set(j.data, '{id}', to_jsonb('copy-' || n)),
-               'source_id', gen_random_uuid(),
-               'source_root_id', null))).*
-             FROM ${schema}.job AS j, generate_series(1, 19999) AS n
-             WHERE j.name = $1`,
-            [queues.dead, name],
-          );
+        // 19,999 copies of the dead letter, each a chain of its own.
+        const copies = (into: string) =>
+          copyDeadLetters(seeder, schema, queues.dead, "copy", {
+            count: 19_999,
+            into,
+          });
         // Statistics taken while the table held 20,000 rows of the queue
         // and one dead letter; then the dead letters come.
         await copies(queues.queue);

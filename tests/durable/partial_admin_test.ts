@@ -6,7 +6,13 @@
 // the first batch (1,000) commits and the second fails; the dashboard's
 // error page says the count too.
 import assert from "node:assert/strict";
-import { DATABASE_URL, openOutbox, runCli, startTarget } from "./_seed.ts";
+import {
+  copyDeadLetters,
+  DATABASE_URL,
+  openOutbox,
+  runCli,
+  startTarget,
+} from "./_seed.ts";
 import { until } from "../_wait.ts";
 import { OutboxError } from "../../src/durable/mod.ts";
 import { dashboard } from "../../src/durable/dashboard/mod.ts";
@@ -15,28 +21,6 @@ const TOKEN = "partial-test-token-0123456789";
 
 /** The command line on the test's database. */
 const cli = (args: string[]) => runCli(args, { DATABASE_URL: DATABASE_URL! });
-
-/** 1,000 copies of each dead letter in `dead`, ids `${prefix}-n`, an hour
- * older (a redrive takes the oldest first), each a chain of its own. */
-async function copies(
-  sql: { query(text: string, values?: unknown[]): Promise<unknown> },
-  schema: string,
-  dead: string,
-  prefix: string,
-): Promise<void> {
-  await sql.query(
-    `INSERT INTO ${schema}.job
-     SELECT (jsonb_populate_record(j, jsonb_build_object(
-       'id', gen_random_uuid(),
-       'data', jsonb_set(j.data, '{id}', to_jsonb($2 || '-' || n)),
-       'source_id', gen_random_uuid(),
-       'source_root_id', null,
-       'created_on', j.created_on - interval '1 hour'))).*
-     FROM ${schema}.job AS j, generate_series(1, 1000) AS n
-     WHERE j.name = $1`,
-    [dead, prefix],
-  );
-}
 
 Deno.test({
   name:
@@ -70,7 +54,7 @@ Deno.test({
         await outbox.stop({ close: false, timeout: 1_000 });
         // 1,000 copies of it, older (a redrive takes the oldest first),
         // each a chain of its own.
-        await copies(sql, schema, dead, "copy");
+        await copyDeadLetters(sql, schema, dead, "copy");
         await sql.query(
           `CREATE FUNCTION ${schema}.refuse() RETURNS trigger
            LANGUAGE plpgsql AS $$
@@ -106,7 +90,7 @@ Deno.test({
       assert.match(failed.stderr, /refused by the test/);
 
       // With 1,000 more ahead of it, the command line says 1,000 moved.
-      await copies(sql, schema, dead, "again");
+      await copyDeadLetters(sql, schema, dead, "again");
       const partly = await cli(["redrive", "--json", ...args]);
       assert.equal(partly.code, 1, partly.stderr);
       assert.deepEqual(JSON.parse(partly.stdout), {
@@ -115,13 +99,13 @@ Deno.test({
       });
       assert.match(partly.stderr, /1000 redriven by the batches before it/);
       // Plain: a count, then the same again with the rest ahead of it.
-      await copies(sql, schema, dead, "third");
+      await copyDeadLetters(sql, schema, dead, "third");
       const plain = await cli(["redrive", ...args]);
       assert.equal(plain.code, 1, plain.stderr);
       assert.equal(plain.stdout.trim(), "1000 redriven before the failure");
 
       // The dashboard's "Redrive all": its error page says what moved.
-      await copies(sql, schema, dead, "fourth");
+      await copyDeadLetters(sql, schema, dead, "fourth");
       const viewed = await openOutbox({
         connectionString: DATABASE_URL,
         schema,
