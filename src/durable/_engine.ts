@@ -20,16 +20,27 @@ const SUPERVISE_SECONDS = 2;
  * package.json `pgboss.schema`); `create: false` opens only this one,
  * `create: true` an older one too (pg-boss migrates it), never a newer. */
 export const SCHEMA_VERSION = 46;
-/** Sets `statement_timeout` for the rest of the transaction to `$1` ms,
- * or to the one in force when that is tighter (a role's, a database's, the
- * connection string's `options`; `0` is none). `current_setting()` shows it
- * with its unit ("300ms", "1min"), which reads as an interval; no catalog
- * view, no privilege needed. */
-const STATEMENT_TIMEOUT = `SELECT set_config('statement_timeout',
-  (CASE WHEN t BETWEEN 1 AND $1::bigint THEN t ELSE $1::bigint END)::text,
-  true)
+/** Sets `statement_timeout` and `idle_in_transaction_session_timeout` for
+ * the rest of the transaction to `$1` ms, each or the one in force when
+ * that is tighter (a role's, a database's, the connection string's
+ * `options`; `0` is none). The second ends a transaction whose client went
+ * quiet between statements (a process frozen by its platform, a hung
+ * event loop): the server rolls it back and closes the connection, where
+ * its row locks held jobs from every other dispatcher until it came back.
+ * `current_setting()` shows each with its unit ("300ms", "1min"), which
+ * reads as an interval; no catalog view, no privilege needed. */
+const STATEMENT_TIMEOUT = `SELECT
+  set_config('statement_timeout',
+    (CASE WHEN t BETWEEN 1 AND $1::bigint THEN t ELSE $1::bigint END)::text,
+    true),
+  set_config('idle_in_transaction_session_timeout',
+    (CASE WHEN i BETWEEN 1 AND $1::bigint THEN i ELSE $1::bigint END)::text,
+    true)
   FROM (SELECT ceil(extract(epoch FROM
-    current_setting('statement_timeout')::interval) * 1000)::bigint AS t) AS s`;
+      current_setting('statement_timeout')::interval) * 1000)::bigint AS t,
+    ceil(extract(epoch FROM current_setting(
+      'idle_in_transaction_session_timeout')::interval) * 1000)::bigint AS i)
+    AS s`;
 /** A failure that is a bound passing (ours, node-postgres's, pg-boss's). */
 const TIMED_OUT = /timeout|timed out/i;
 
@@ -260,10 +271,13 @@ export async function openEngine(
       };
       const tx = await pg.beginTransaction();
       try {
-        // The server's own bound on each statement: node-postgres's
-        // query_timeout only stops waiting, and a statement it gave up on
-        // ran on (a redrive of 50,000 ids for minutes, its rows locked).
-        // Local to this transaction (PgBouncer's transaction mode keeps it).
+        // The server's own bounds on each statement and on the wait for the
+        // next: node-postgres's query_timeout only stops waiting, and a
+        // statement it gave up on ran on (a redrive of 50,000 ids for
+        // minutes, its rows locked); a dispatcher frozen between its fetch
+        // and COMMIT kept the jobs it fetched locked, unseen by the others,
+        // until it was thawed. Local to this transaction (PgBouncer's
+        // transaction mode keeps it).
         await tx.db.executeSql(STATEMENT_TIMEOUT, [
           String(Math.ceil(timeout)),
         ]);

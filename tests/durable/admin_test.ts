@@ -745,16 +745,19 @@ Deno.test({
 
 Deno.test({
   name:
-    "engine.transaction() (postgres): a statement_timeout tighter than queryTimeout (the connection's, a role's) is kept, not raised",
+    "engine.transaction() (postgres): a statement_timeout or idle_in_transaction_session_timeout tighter than queryTimeout (the connection's, a role's) is kept, not raised",
   ignore: DATABASE_URL === undefined,
   async fn() {
     const url = new URL(DATABASE_URL!);
-    url.searchParams.set("options", "-c statement_timeout=300");
+    url.searchParams.set(
+      "options",
+      "-c statement_timeout=300 -c idle_in_transaction_session_timeout=400",
+    );
     for (
       const [connectionString, expected] of [
-        [url.href, "300ms"],
-        [DATABASE_URL!, "10s"],
-      ]
+        [url.href, ["300ms", "400ms"]],
+        [DATABASE_URL!, ["10s", "10s"]],
+      ] as const
     ) {
       const db = await openEngine(
         checkOpenOptions({
@@ -768,12 +771,15 @@ Deno.test({
       try {
         const shown = await db.transaction(
           "Cannot test",
-          async (tx) =>
+          async (tx) => [
             (await tx.executeSql("SHOW statement_timeout")).rows[0]
               .statement_timeout,
+            (await tx.executeSql("SHOW idle_in_transaction_session_timeout"))
+              .rows[0].idle_in_transaction_session_timeout,
+          ],
           "(unknown)",
         );
-        assert.equal(shown, expected);
+        assert.deepEqual(shown, expected);
       } finally {
         await db.close();
       }
