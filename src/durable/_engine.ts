@@ -13,6 +13,7 @@ import {
   type Sql,
 } from "./_pgboss_sql.ts";
 import { OPEN, type OpenSettings } from "./_validate.ts";
+import { nearest } from "./_nearest.ts";
 
 /** pg-boss's supervise/monitor passes: expiry and lost heartbeats. */
 const SUPERVISE_SECONDS = 2;
@@ -29,7 +30,7 @@ export const SCHEMA_VERSION = 46;
  * its row locks held jobs from every other dispatcher until it came back.
  * `current_setting()` shows each with its unit ("300ms", "1min"), which
  * reads as an interval; no catalog view, no privilege needed. */
-const STATEMENT_TIMEOUT = `SELECT
+const SERVER_BOUNDS = `SELECT
   set_config('statement_timeout',
     (CASE WHEN t BETWEEN 1 AND $1::bigint THEN t ELSE $1::bigint END)::text,
     true),
@@ -278,7 +279,7 @@ export async function openEngine(
         // and COMMIT kept the jobs it fetched locked, unseen by the others,
         // until it was thawed. Local to this transaction (PgBouncer's
         // transaction mode keeps it).
-        await tx.db.executeSql(STATEMENT_TIMEOUT, [
+        await tx.db.executeSql(SERVER_BOUNDS, [
           String(Math.ceil(timeout)),
         ]);
         const result = await fn(
@@ -377,9 +378,7 @@ async function unusableSchema(
   }
   const there = installs.length === 0
     ? "it holds no outbox schema"
-    : `outbox schemas there: ${
-      installs.map((name) => JSON.stringify(name)).join(", ")
-    }`;
+    : `outbox schemas there: ${nearest(installs, schema).join(", ")}`;
   return new OutboxError(
     "NOT_FOUND",
     `${OPEN}${where} has no ${

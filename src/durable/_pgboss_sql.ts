@@ -72,7 +72,8 @@ export async function missingFromSchema(
 
 /** Whether `schema` exists and holds pg-boss (its `version` table), and
  * the schemas that look like pg-boss installs (for a message naming the
- * ones there are, at most 10). Parameters only: `schema` may be a typo. */
+ * nearest ones there are; at most 10,000). Parameters only: `schema` may be
+ * a typo. */
 export async function findSchema(
   db: Sql,
   schema: string,
@@ -86,7 +87,7 @@ export async function findSchema(
     `SELECT table_schema::text AS name FROM information_schema.tables
      WHERE table_name IN ('version', 'queue', 'job')
      GROUP BY table_schema HAVING count(DISTINCT table_name) = 3
-     ORDER BY 1 LIMIT 10`,
+     ORDER BY 1 LIMIT 10000`,
   );
   return {
     exists: found?.exists === true,

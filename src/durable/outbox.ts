@@ -42,6 +42,7 @@ import { Dispatcher } from "./_dispatcher.ts";
 import { traceEnqueue } from "./_trace.ts";
 import * as admin from "./_admin.ts";
 import { ADMIN, type AdminHandle } from "./_admin_queries.ts";
+import { nearest } from "./_nearest.ts";
 import {
   extendRetention,
   RETENTION_MARGIN_SECONDS,
@@ -221,9 +222,8 @@ async function mustHaveQueues(
   // Each outbox is a queue and its "_dead" queue: name the first.
   const outboxes = names.filter((n) =>
     !(n.endsWith("_dead") && names.includes(n.slice(0, -5)))
-  ).sort();
-  const shown = outboxes.slice(0, 10).map((n) => JSON.stringify(n));
-  if (outboxes.length > 10) shown.push(`${outboxes.length - 10} more`);
+  );
+  const shown = nearest(outboxes, queue);
   throw new OutboxError(
     "NOT_FOUND",
     `${OPEN}no queue ${JSON.stringify(missing[0])} in schema ${

@@ -327,3 +327,66 @@ for (const engine of ["embedded", "postgres"] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "openOutbox({ create: false }) (postgres): among many schemas and queues, a mistyped name's message names the nearest first (alphabetically, twelve sorting before left out the one meant)",
+  ignore: DATABASE_URL === undefined,
+  async fn() {
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const queue = `q_${suffix}`;
+    const lookAlikes = Array.from(
+      { length: 12 },
+      (_, n) => `aa_${suffix}_${n}`,
+    );
+    const db = await openEngine(
+      checkOpenOptions({ connectionString: DATABASE_URL, queue }),
+      () => {},
+    );
+    const sql = db.boss.getDb() as Sql;
+    try {
+      // Schemas that look like installs (their three tables) and queues,
+      // all sorting before the ones meant.
+      for (const schema of lookAlikes) {
+        await sql.executeSql(
+          `CREATE SCHEMA ${schema};
+           CREATE TABLE ${schema}.version (v int);
+           CREATE TABLE ${schema}.queue (v int);
+           CREATE TABLE ${schema}.job (v int)`,
+        );
+      }
+      for (const name of [queue, ...lookAlikes]) {
+        await db.boss.createQueue(name);
+      }
+      await db.boss.createQueue(`${queue}_dead`);
+      const open = { connectionString: DATABASE_URL, create: false };
+      await notFound(
+        openOutbox({ ...open, queue, schema: "pgbos" }),
+        /has no schema "pgbos" .*; outbox schemas there: "pgboss", ".*", \d+ more$/,
+      );
+      await notFound(
+        openOutbox({ ...open, queue: `${queue}x` }),
+        new RegExp(`; queues there: "${queue}", ".*", \\d+ more$`),
+      );
+    } finally {
+      for (const name of [queue, `${queue}_dead`, ...lookAlikes]) {
+        await db.boss.deleteQueue(name).catch(() => {});
+      }
+      for (const schema of lookAlikes) {
+        await sql.executeSql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      }
+      await db.close();
+    }
+  },
+});
+
+Deno.test("nearest(): the fewest edits first, ties alphabetical, then how many more", async () => {
+  const { nearest } = await import("../../src/durable/_nearest.ts");
+  assert.deepEqual(
+    nearest(["alpha", "pgboss", "pgboss_2", "beta", "zeta"], "pgbos", 3),
+    ['"pgboss"', '"pgboss_2"', '"alpha"', "2 more"],
+  );
+  assert.deepEqual(nearest(["b", "a"], "x"), ['"a"', '"b"']);
+  assert.deepEqual(nearest([], "x"), []);
+  assert.deepEqual(nearest(["kitten"], "sitting", 1), ['"kitten"']);
+});

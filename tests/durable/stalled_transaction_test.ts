@@ -25,6 +25,8 @@ Deno.test({
     const other = new pg.Client({ connectionString: DATABASE_URL });
     await other.connect();
     const table = `stall_${crypto.randomUUID().slice(0, 8)}`;
+    /** What the engine reported (pg-boss's and the pool's errors). */
+    const reported: unknown[] = [];
     await other.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
     await other.query(`INSERT INTO ${table} VALUES (1)`);
     const db = await openEngine(
@@ -34,7 +36,7 @@ Deno.test({
         queryTimeout: 1_000,
         create: false,
       }),
-      () => {},
+      (error) => reported.push(error),
     );
     let thaw!: () => void;
     const thawed = new Promise<void>((resolve) => thaw = resolve);
@@ -86,6 +88,9 @@ Deno.test({
         ),
         1,
       );
+      // The ended connection was the transaction's own: nothing stray
+      // reached the pool's or pg-boss's error listeners.
+      assert.deepEqual(reported, []);
     } finally {
       thaw();
       await db.close();
