@@ -12,6 +12,7 @@ import { resolvers } from "../_resolvers.ts";
 import { Batcher, Rejected } from "./_batch.ts";
 import {
   exhaustRetries,
+  postponeRetries,
   releaseJobs,
   type Sql,
   withoutRetries,
@@ -67,6 +68,8 @@ interface Settlement {
   elapsed: number;
   error?: DeliveryError;
   status?: number;
+  /** The wait the target asked for before a retry (`Retry-After`, ms). */
+  retryAfter?: number;
 }
 
 export interface Counters {
@@ -626,6 +629,7 @@ export class Dispatcher {
       elapsed: result.elapsed,
       error,
       status: result.status,
+      retryAfter: result.error?.retryAfter,
     });
   }
 
@@ -817,6 +821,19 @@ export class Dispatcher {
                 { db },
               );
               for (const id of settledIds(response, group)) settled.add(id);
+            }
+            // A 429 or 503 that said when to come back: not before then.
+            const waits = failed.filter((s) =>
+              s.outcome === "retry" && s.retryAfter !== undefined &&
+              s.retryAfter > 0 && settled.has(s.job.id)
+            );
+            if (waits.length > 0) {
+              await postponeRetries(
+                db,
+                this.#schema,
+                this.#queue,
+                waits.map((s) => ({ ...claim(s), ms: s.retryAfter! })),
+              );
             }
             return { exhausted, settled };
           },

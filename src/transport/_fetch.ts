@@ -8,6 +8,7 @@ import { TriggerError } from "../trigger/errors.ts";
 import { createCaClient } from "./_runtime.ts";
 import { networkCode } from "./_classify.ts";
 import type { SendEvents } from "./_socket.ts";
+import { asksToWait, retryAfterMs } from "./_retry_after.ts";
 
 /**
  * Sends `req` with `fetch`. Calls `onSent` as soon as the request is handed
@@ -97,7 +98,10 @@ export async function sendOverFetch(
         req,
       );
     }
-    events.onStatus(status!);
+    events.onStatus(
+      status!,
+      asksToWait(status!) ? waitAsked(response) : undefined,
+    );
     // Not awaited: a body that never ends must not hold the trigger.
     Promise.resolve().then(() => response.body?.cancel()).catch(() => {});
     return status!;
@@ -121,5 +125,15 @@ export async function sendOverFetch(
   } finally {
     signal.removeEventListener("abort", onAbort!);
     ca?.close();
+  }
+}
+
+/** The wait a response's `Retry-After` asks for (ms); `undefined` without
+ * one, or from a caller's fetch whose response has no usable headers. */
+function waitAsked(response: Partial<Response>): number | undefined {
+  try {
+    return retryAfterMs(response.headers?.get("retry-after"));
+  } catch {
+    return undefined;
   }
 }

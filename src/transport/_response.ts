@@ -3,6 +3,7 @@
 // skips the body to its end (Content-Length or chunked) without keeping it.
 
 import { writeLatin1 } from "./_http1.ts";
+import { asksToWait, retryAfterMs } from "./_retry_after.ts";
 
 /** The longest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -124,6 +125,16 @@ export class ResponseReader {
   received = 0;
   /** Milliseconds the server keeps an idle connection (`Keep-Alive: timeout`). */
   keepAliveMs?: number;
+  /** The final head's first `Retry-After` value, as sent. */
+  retryAfter?: string;
+
+  /** The wait a 429 or 503 asked for (`Retry-After`), in milliseconds, once
+   * its head is read. */
+  get retryAfterMs(): number | undefined {
+    return this.status !== undefined && asksToWait(this.status)
+      ? retryAfterMs(this.retryAfter)
+      : undefined;
+  }
   #keepAlive = false;
   #state: State = "head";
   #head = "";
@@ -249,8 +260,9 @@ export class ResponseReader {
    * caller told at the status line): from then on `status` is set and the
    * response ends with it, whatever follows. `push()` the same bytes next.
    * Takes nothing (returns undefined) from later bytes, from a line not
-   * whole in `bytes`, from an interim (1xx) or 101 status, from a 408 (whose
-   * meaning depends on its head) and from a line `push()` would refuse.
+   * whole in `bytes`, from an interim (1xx) or 101 status, from a 408, 429
+   * or 503 (whose head decides: see `headDecides`) and from a line `push()`
+   * would refuse.
    */
   takeStatusLine(bytes: Uint8Array): number | undefined {
     if (this.received !== 0 || this.status !== undefined) return undefined;
@@ -259,10 +271,8 @@ export class ResponseReader {
     if (lf < 12) return undefined;
     const [, status] = statusFromBytes(bytes, 0, withoutCR(bytes, 0, lf)) ??
       [];
-    // Not an interim (1xx) or 101 head, nor a 408 (whose head decides).
-    if (status === undefined || status < 200 || status === 408) {
-      return undefined;
-    }
+    // Not an interim (1xx) or 101 head, nor one whose head decides.
+    if (status === undefined || headDecides(status)) return undefined;
     return this.status = status;
   }
 
@@ -343,12 +353,12 @@ export class ResponseReader {
     if (end < 0) {
       // Check a complete status line now rather than after the headers, and
       // take a final one as takeStatusLine() takes it from a first read
-      // (not a 408, whose head decides): the outcome, whatever the head
-      // then does (too long, never finished).
+      // (not one whose head decides): the outcome, whatever the head then
+      // does (too long, never finished).
       const line = firstLine(head);
       if (line !== undefined) {
         const [, status] = this.#statusOf(line);
-        if (this.status === undefined && status >= 200 && status !== 408) {
+        if (this.status === undefined && !headDecides(status)) {
           this.status = status;
         }
       }
@@ -398,7 +408,8 @@ export class ResponseReader {
     let connection = "";
     let transferEncoding: string | undefined;
     let contentLength: string | undefined;
-    // Line by line, looking only at the four names that matter here (by
+    let retryAfter: string | undefined;
+    // Line by line, looking only at the five names that matter here (by
     // length first: most lines are none of them), from the bytes: only
     // their values become strings.
     // Where the blank line ending the head starts: "\n" or "\r\n".
@@ -444,6 +455,8 @@ export class ResponseReader {
             if (contentLength !== undefined && contentLength !== value) {
               contentLength = "conflict";
             } else contentLength = value;
+          } else if (name === "retry-after") {
+            retryAfter ??= value;
           } else {
             const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
             if (timeout) this.keepAliveMs = Number(timeout[1]) * 1000;
@@ -455,6 +468,7 @@ export class ResponseReader {
     this.#ends |= ends;
     if (interim) return;
     this.status = status;
+    this.retryAfter = retryAfter;
     this.#keepAlive = minor === 1 && status !== 101 && !this.#folded &&
       this.#ends !== 3 &&
       (connection === "" || !/(?:^|,)\s*close\s*(?:,|$)/.test(connection));
@@ -542,9 +556,18 @@ function isSpace(code: number): boolean {
   return code === 32 || code === 9;
 }
 
+/** Whether a final status is taken only with its head: an interim (1xx)
+ * or 101 status is none; a 408's head says whether the server closed an
+ * idle connection (the request was not read); a 429's or 503's carries the
+ * wait it asks for (`Retry-After`). */
+function headDecides(status: number): boolean {
+  return status < 200 || status === 408 || asksToWait(status);
+}
+
 /** The header names a response reader looks at, by their length. */
 const NAMES_BY_LENGTH: Record<number, readonly string[] | undefined> = {
   10: ["connection", "keep-alive"],
+  11: ["retry-after"],
   14: ["content-length"],
   17: ["transfer-encoding"],
 };

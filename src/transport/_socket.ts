@@ -44,8 +44,9 @@ export interface SendEvents {
   readonly start?: number;
   /** The whole request is written. */
   onSent(): void;
-  /** The final status line arrived. */
-  onStatus(status: number): void;
+  /** The final status line arrived; with a 429 or 503, once its head is
+   * read, and the wait its `Retry-After` asked for (ms). */
+  onStatus(status: number, retryAfter?: number): void;
   /** A stale reused connection: the request goes again on a fresh one. */
   onResend?(): void;
   /** The request starts (`true`) or stops (`false`) waiting for a
@@ -508,7 +509,7 @@ class Exchange {
             stale = true;
             throw new StaleConnection(null, 408);
           }
-          events.onStatus(response.status);
+          events.onStatus(response.status, response.retryAfterMs);
           // An "accepted" caller resumes now, before the rest of the
           // exchange (reading on, giving the connection back) runs.
           if (req.wait === "accepted") await undefined;
@@ -561,7 +562,7 @@ class Exchange {
         });
         if (status !== undefined) {
           if (!(reused && status === 408 && !response.keepAlive)) {
-            events.onStatus(status);
+            events.onStatus(status, response.retryAfterMs);
             return end(status);
           }
           stale = true; // the server's idle timeout, as in the read below

@@ -10,12 +10,14 @@ export function failure(
   req: PreparedRequest,
   cause?: unknown,
   status?: number,
+  retryAfter?: number,
 ): TriggerError {
   return new TriggerError(code, message, {
     cause,
     method: req.method,
     url: req.href,
     status,
+    retryAfter,
   });
 }
 

@@ -38,6 +38,8 @@ export interface TriggerErrorOptions {
   url?: string;
   /** The status code, for `"HTTP_STATUS"`. */
   status?: number;
+  /** Milliseconds a 429 or 503 asked to wait (`Retry-After`). */
+  retryAfter?: number;
 }
 
 /**
@@ -68,6 +70,11 @@ export class TriggerError extends Error {
   readonly url?: string;
   /** The status code the server answered, for `"HTTP_STATUS"`. */
   readonly status?: number;
+  /** For a `429` or `503` whose head carried `Retry-After`: the wait it asked
+   * for, in milliseconds (delay-seconds × 1000, or an HTTP-date less the
+   * time it was read, 0 once past). `undefined` for other statuses, and for
+   * a value RFC 9110 does not allow (a list, a fraction, no date). */
+  readonly retryAfter?: number;
 
   /**
    * Creates a trigger error.
@@ -93,6 +100,7 @@ export class TriggerError extends Error {
     this.method = options.method;
     this.url = options.url;
     this.status = options.status;
+    if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter;
   }
 
   /**

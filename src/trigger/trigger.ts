@@ -156,18 +156,26 @@ async function signRequest(
   }
 }
 
-/** The outcome of a final status: 2xx is success, anything else HTTP_STATUS. */
-function statusOutcome(status: number, req: PreparedRequest): TriggerOutcome {
+/** The outcome of a final status: 2xx is success, anything else HTTP_STATUS
+ * (with the wait a 429 or 503 asked for). */
+function statusOutcome(
+  status: number,
+  req: PreparedRequest,
+  retryAfter?: number,
+): TriggerOutcome {
   if (status >= 200 && status < 300) return { ok: true, status };
   return {
     ok: false,
     status,
     error: failure(
       "HTTP_STATUS",
-      `Server answered ${status}`,
+      `Server answered ${status}${
+        retryAfter === undefined ? "" : ` (Retry-After: ${retryAfter} ms)`
+      }`,
       req,
       undefined,
       status,
+      retryAfter,
     ),
   };
 }
@@ -178,14 +186,19 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
   const { signal } = controller;
   /** The whole request is written (an answer may be on its way). */
   let sent = false;
+  /** The wait the final status asked for (its `Retry-After`), if any. */
+  let retryAfter: number | undefined;
   const events: SendEvents = {
     start,
     onSent() {
       sent = true;
       if (req.wait === "sent") answer({ ok: true });
     },
-    onStatus(status) {
-      if (req.wait === "accepted") answer(statusOutcome(status, req));
+    onStatus(status, wait) {
+      retryAfter = wait;
+      if (req.wait === "accepted") {
+        answer(statusOutcome(status, req, retryAfter));
+      }
     },
   };
   // The transport's own reaction (closing the connection) is called here,
@@ -309,7 +322,7 @@ function run(req: PreparedRequest): Promise<TriggerResult> {
             req,
           ),
         }
-        : statusOutcome(status, req),
+        : statusOutcome(status, req, retryAfter),
     );
   };
   // The socket transport ends a trigger as soon as its connection is back
