@@ -125,8 +125,11 @@ export class ResponseReader {
   received = 0;
   /** Milliseconds the server keeps an idle connection (`Keep-Alive: timeout`). */
   keepAliveMs?: number;
-  /** The final head's first `Retry-After` value, as sent. */
+  /** The final head's `Retry-After` value, as sent (fields joined by ", "). */
   retryAfter?: string;
+  /** A 429's or 503's status, from its status line, while its head is not
+   * whole (not yet `status`: the head decides). */
+  lineStatus?: number;
 
   /** The wait a 429 or 503 asked for (`Retry-After`), in milliseconds, once
    * its head is read. */
@@ -272,7 +275,10 @@ export class ResponseReader {
     const [, status] = statusFromBytes(bytes, 0, withoutCR(bytes, 0, lf)) ??
       [];
     // Not an interim (1xx) or 101 head, nor one whose head decides.
-    if (status === undefined || headDecides(status)) return undefined;
+    if (status === undefined || headDecides(status)) {
+      if (status !== undefined && asksToWait(status)) this.lineStatus = status;
+      return undefined;
+    }
     return this.status = status;
   }
 
@@ -360,7 +366,7 @@ export class ResponseReader {
         const [, status] = this.#statusOf(line);
         if (this.status === undefined && !headDecides(status)) {
           this.status = status;
-        }
+        } else if (asksToWait(status)) this.lineStatus = status;
       }
       this.#blankLine = state;
       return bytes.length;
@@ -456,7 +462,10 @@ export class ResponseReader {
               contentLength = "conflict";
             } else contentLength = value;
           } else if (name === "retry-after") {
-            retryAfter ??= value;
+            // Two fields are a list, as fetch's Headers joins them: no wait.
+            retryAfter = retryAfter === undefined
+              ? value
+              : `${retryAfter}, ${value}`;
           } else {
             const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
             if (timeout) this.keepAliveMs = Number(timeout[1]) * 1000;

@@ -537,6 +537,15 @@ class Exchange {
       if (stale) throw error;
       // After the status, a failure only means the connection is not reused.
       if (response.status !== undefined) return end(response.status);
+      // A 429's or 503's status line whose head never came whole (too long,
+      // or stalled until the trigger gave up): that status, no wait known.
+      if (
+        response.lineStatus !== undefined &&
+        (error instanceof ResponseProtocolError || signal.aborted)
+      ) {
+        events.onStatus(response.lineStatus);
+        return end(response.lineStatus);
+      }
       // A final status line the connection failed right after (a reset) is
       // taken, as when the server closes cleanly there.
       if (

@@ -169,9 +169,7 @@ function statusOutcome(
     status,
     error: failure(
       "HTTP_STATUS",
-      `Server answered ${status}${
-        retryAfter === undefined ? "" : ` (Retry-After: ${retryAfter} ms)`
-      }`,
+      `Server answered ${status}`,
       req,
       undefined,
       status,

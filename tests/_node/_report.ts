@@ -12,6 +12,7 @@ export function summary(result: TriggerResult): {
   ok: boolean;
   status: number | undefined;
   code: string | undefined;
+  retryAfter: number | undefined;
   message: string | undefined;
   transport: TriggerResult["transport"];
 } {
@@ -19,6 +20,7 @@ export function summary(result: TriggerResult): {
     ok: result.ok,
     status: result.status,
     code: result.error?.code,
+    retryAfter: result.error?.retryAfter,
     message: result.error?.message,
     transport: result.transport,
   };

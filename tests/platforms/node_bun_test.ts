@@ -33,13 +33,17 @@ const MB = 1024 * 1024;
 
 const decoder = new TextDecoder();
 
-function statusServer(status: number, delay = 0) {
+function statusServer(
+  status: number,
+  delay = 0,
+  headers: Record<string, string> = {},
+) {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
       await request.arrayBuffer();
       if (delay) await new Promise((r) => setTimeout(r, delay));
-      return new Response(null, { status });
+      return new Response(null, { status, headers });
     },
   );
   return {
@@ -53,6 +57,7 @@ type Summary = {
   ok: boolean;
   status?: number;
   code?: string;
+  retryAfter?: number;
   message?: string;
   transport: string;
 };
@@ -146,7 +151,7 @@ async function runTriggerEntry(
 ): Promise<void> {
   const capture = rawCapture();
   const ports = portRecorder();
-  const unavailable = statusServer(503);
+  const unavailable = statusServer(503, 0, { "retry-after": "7" });
   const slow = statusServer(202, 300);
   const cert = await makeCert();
   const tls = tlsRecorder(cert);
@@ -309,6 +314,8 @@ async function runTriggerEntry(
 
     assert.equal(get("accepted-503").status, 503);
     assert.equal(get("accepted-503").code, "HTTP_STATUS");
+    // Its Retry-After, read from the head on this runtime's socket.
+    assert.equal(get("accepted-503").retryAfter, 7_000);
 
     // One kept-alive connection carried all four.
     assert.deepEqual(

@@ -11,7 +11,7 @@ Deno.test("ResponseReader.takeStatusLine(): a whole final status line at the res
   const taken: Record<string, number> = {
     "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n": 202,
     "HTTP/1.1 200\r\n": 200,
-    "HTTP/1.0 503 Busy\n": 503,
+    "HTTP/1.0 502 Bad Gateway\n": 502,
     "HTTP/1.1 204 \n": 204,
     "HTTP/1.1 999 x\r\n": 999,
   };
@@ -27,6 +27,8 @@ Deno.test("ResponseReader.takeStatusLine(): a whole final status line at the res
     "HTTP/1.1 100 Continue\r\n\r\n", // interim
     "HTTP/1.1 101 Switching\r\n\r\n",
     "HTTP/1.1 408 Request Timeout\r\n\r\n", // depends on its head
+    "HTTP/1.0 503 Busy\n", // its head carries Retry-After
+    "HTTP/1.1 429 Too Many Requests\r\n", // so does this one's
     "HTTP/1.1 2020 Long\r\n",
     "HTTP/1.1 20 Short\r\n",
     "HTTP/1.1 202\rX\n", // a lone CR: push() refuses this line
@@ -42,6 +44,17 @@ Deno.test("ResponseReader.takeStatusLine(): a whole final status line at the res
     const reader = new ResponseReader("GET");
     assert.equal(reader.takeStatusLine(latin1(text)), undefined, text);
     assert.equal(reader.status, undefined, text);
+  }
+  // Not taken, but kept: the status if the head never comes whole.
+  for (
+    const [text, status] of [["HTTP/1.0 503 Busy\n", 503], [
+      "HTTP/1.1 429 x\r\n",
+      429,
+    ]] as const
+  ) {
+    const reader = new ResponseReader("GET");
+    reader.takeStatusLine(latin1(text));
+    assert.equal(reader.lineStatus, status, text);
   }
   // Only the response's first bytes.
   const later = new ResponseReader("GET");

@@ -16,7 +16,46 @@ Deno.test("retryAfterMs(): delay-seconds and HTTP-dates as RFC 9110 writes them;
     3_000,
   );
   assert.equal(retryAfterMs("Wed, 21 Oct 2026 07:28:00 GMT", at + 60_000), 0);
-  for (const value of ["-5", "1.5", "5, 5", "soon", "", "1e3", "0x10", null]) {
+  // The two obsolete forms, in UTC whatever the local zone (Date.parse
+  // read an asctime date as local time).
+  assert.equal(
+    retryAfterMs("Wednesday, 21-Oct-26 07:28:00 GMT", at - 4_000),
+    4_000,
+  );
+  assert.equal(retryAfterMs("Wed Oct 21 07:28:00 2026", at - 5_000), 5_000);
+  const first = Date.UTC(2026, 9, 1, 7, 28, 0);
+  assert.equal(retryAfterMs("Thu Oct  1 07:28:00 2026", first - 6_000), 6_000);
+  // A two-digit year more than 50 years ahead is in the past century.
+  const now = Date.UTC(2026, 0, 1);
+  assert.equal(retryAfterMs("Sunday, 06-Nov-94 08:49:37 GMT", now), 0);
+  assert.equal(
+    retryAfterMs("Tuesday, 06-Nov-74 08:49:37 GMT", now),
+    Date.UTC(2074, 10, 6, 8, 49, 37) - now,
+  );
+  // Digits past what a number holds exactly: the most there is.
+  assert.equal(retryAfterMs("9".repeat(30)), Number.MAX_SAFE_INTEGER);
+  for (
+    const value of [
+      "-5",
+      "+5",
+      "1.5",
+      "5, 5",
+      "soon",
+      "",
+      "1e3",
+      "0x10",
+      null,
+      undefined,
+      "Wed, 21 Oct 2026 07:28:00 GMT junk", // Date.parse: 21 June
+      "Wed, 21 Oct 2026 07:28:00 GMT, 5", // a list
+      "Tomorrow, 5",
+      "Retry in 5",
+      "Wed, 31 Feb 2026 07:28:00 GMT", // no such day
+      "Wed, 21 Oct 2026 25:28:00 GMT",
+      "Wed, 21 Oct 2026 07:28:00 PST",
+      "Wed, 21 Oct 2026 07:28:00",
+    ]
+  ) {
     assert.equal(retryAfterMs(value), undefined, String(value));
   }
 });
@@ -106,6 +145,12 @@ for (const transport of ["socket", "fetch"] as const) {
         ["Retry-After: 7", "location: /x"],
         (ms) => ms === undefined,
       ],
+      // Two fields are a list (fetch's Headers joins them): no wait.
+      [
+        "429 Too Many Requests",
+        ["Retry-After: 5", "Retry-After: 7"],
+        (ms) => ms === undefined,
+      ],
     ];
     for (const [status, fields, expected] of cases) {
       const server = rawServer([head(status, ...fields)]);
@@ -168,5 +213,40 @@ Deno.test("trigger() (socket): a 503 whose head never ends is still its status o
     assert.equal(result.error?.retryAfter, undefined);
   } finally {
     await server.close();
+  }
+});
+
+Deno.test("trigger() (socket): a 429 or 503 whose head stalls or grows too long is still that status, no wait known (not TIMEOUT or PROTOCOL)", async () => {
+  const cases: Array<[string, string, number]> = [
+    // The line and the wait, then nothing until the trigger's timeout.
+    ["stalled", "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\n", 429],
+    // A head past the 64 KiB limit.
+    [
+      "too long",
+      `HTTP/1.1 503 Service Unavailable\r\nx-pad: ${
+        "a".repeat(70_000)
+      }\r\nRetry-After: 3\r\n\r\n`,
+      503,
+    ],
+  ];
+  for (const [what, part, status] of cases) {
+    // Held open after the part (a last write 10 s on, never reached).
+    const server = rawServer([part, ""], 10_000);
+    try {
+      for (const wait of ["accepted", "sent"] as const) {
+        const result = await trigger(server.url, {
+          wait,
+          transport: "socket",
+          timeout: 500,
+        });
+        const outcome = await result.outcome;
+        assert.equal(outcome.status, status, `${what}, ${wait}`);
+        assert.equal(outcome.error?.code, "HTTP_STATUS", `${what}, ${wait}`);
+        assert.equal(outcome.error?.retryAfter, undefined, `${what}, ${wait}`);
+        if (wait === "accepted") assert.equal(result.status, status);
+      }
+    } finally {
+      await server.close();
+    }
   }
 });
