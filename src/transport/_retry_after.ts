@@ -49,10 +49,12 @@ export function retryAfterMs(
   } else if ((match = RFC850_DATE.exec(text))) {
     const [, day, month, yy, h, m, s] = match;
     // A two-digit year more than 50 years ahead is the latest past year
-    // with those digits (RFC 9110 §5.6.7).
+    // with those digits (RFC 9110 §5.6.7); within 50 years ahead, the next
+    // century's (00 read in 2099 is 2100).
     const thisYear = new Date(now).getUTCFullYear();
     let year = thisYear - (thisYear % 100) + Number(yy);
     if (year > thisYear + 50) year -= 100;
+    else if (year <= thisYear - 50) year += 100;
     at = utc(year, month, Number(day), h, m, s);
   } else if ((match = ASCTIME_DATE.exec(text))) {
     const [, month, day, h, m, s, year] = match;

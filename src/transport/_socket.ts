@@ -564,11 +564,12 @@ class Exchange {
       }
       // A status the server sent before closing (a 413 mid-upload) wins.
       if (phase === "write" && conn !== undefined && !signal.aborted) {
-        const status = await statusAfterWriteError(conn, {
+        // Or a 429's or 503's status line whose head did not come whole.
+        const status = (await statusAfterWriteError(conn, {
           pending: lease?.firstRead,
           response,
           signal,
-        });
+        })) ?? (signal.aborted ? undefined : response.lineStatus);
         if (status !== undefined) {
           if (!(reused && status === 408 && !response.keepAlive)) {
             events.onStatus(status, response.retryAfterMs);

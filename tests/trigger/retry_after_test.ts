@@ -32,6 +32,24 @@ Deno.test("retryAfterMs(): delay-seconds and HTTP-dates as RFC 9110 writes them;
     retryAfterMs("Tuesday, 06-Nov-74 08:49:37 GMT", now),
     Date.UTC(2074, 10, 6, 8, 49, 37) - now,
   );
+  // At a century's end, 00 is the next one's (2100), not 2000.
+  const late = Date.UTC(2099, 11, 31, 23, 59, 0);
+  assert.equal(retryAfterMs("Friday, 01-Jan-00 00:00:00 GMT", late), 60_000);
+  const in2060 = Date.UTC(2060, 0, 1);
+  assert.equal(
+    retryAfterMs("Monday, 05-Jan-05 00:00:00 GMT", in2060),
+    Date.UTC(2105, 0, 5) - in2060,
+  );
+  // 29 February only in a leap year; a leap second is the second before.
+  assert.equal(
+    retryAfterMs("Tue, 29 Feb 2028 00:00:00 GMT", Date.UTC(2028, 1, 28)),
+    86_400_000,
+  );
+  assert.equal(retryAfterMs("Sat, 29 Feb 2027 00:00:00 GMT", 0), undefined);
+  assert.equal(
+    retryAfterMs("Thu, 31 Dec 2026 23:59:60 GMT", Date.UTC(2026, 11, 31, 23)),
+    3_599_000,
+  );
   // Digits past what a number holds exactly: the most there is.
   assert.equal(retryAfterMs("9".repeat(30)), Number.MAX_SAFE_INTEGER);
   for (
@@ -245,6 +263,16 @@ Deno.test("trigger() (socket): a 429 or 503 whose head stalls or grows too long 
         assert.equal(outcome.error?.retryAfter, undefined, `${what}, ${wait}`);
         if (wait === "accepted") assert.equal(result.status, status);
       }
+      // The caller's abort, not the timeout, ends the wait: the same.
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 300);
+      const aborted = await trigger(server.url, {
+        wait: "accepted",
+        transport: "socket",
+        signal: controller.signal,
+      });
+      assert.equal(aborted.status, status, `${what}, aborted`);
+      assert.equal(aborted.error?.code, "HTTP_STATUS", `${what}, aborted`);
     } finally {
       await server.close();
     }
