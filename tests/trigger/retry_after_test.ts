@@ -4,7 +4,9 @@
 // retries no sooner (tests/durable/retry_after_test.ts).
 import assert from "node:assert/strict";
 import { trigger } from "../../mod.ts";
+import type * as net from "node:net";
 import { retryAfterMs } from "../../src/transport/_retry_after.ts";
+import { netServer } from "../_servers.ts";
 
 Deno.test("retryAfterMs(): delay-seconds and HTTP-dates as RFC 9110 writes them; anything else is no wait", () => {
   assert.equal(retryAfterMs("120"), 120_000);
@@ -80,54 +82,39 @@ Deno.test("retryAfterMs(): delay-seconds and HTTP-dates as RFC 9110 writes them;
 
 /**
  * A raw HTTP/1.1 server answering each request with `parts` (written one
- * after another, `gap` ms apart), then closing.
+ * after another, `gap` ms apart), then ending the connection.
  */
-function rawServer(parts: string[], gap = 0) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const served = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      (async () => {
-        try {
-          const buffer = new Uint8Array(8192);
-          let head = "";
-          while (!head.includes("\r\n\r\n")) {
-            const n = await conn.read(buffer);
-            if (n === null) return;
-            head += new TextDecoder().decode(buffer.subarray(0, n));
-          }
-          for (const [i, part] of parts.entries()) {
-            if (i > 0 && gap > 0) {
-              await new Promise((resolve) => setTimeout(resolve, gap));
-            }
-            await conn.write(new TextEncoder().encode(part));
-          }
-        } catch {
-          // The trigger went away.
-        } finally {
-          conns.delete(conn);
-          try {
-            conn.close();
-          } catch {
-            // closed already
-          }
-        }
-      })();
-    }
-  })().catch(() => {});
+async function rawServer(parts: string[], gap = 0) {
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const server = await netServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    let head = "";
+    socket.on("data", (chunk: Uint8Array) => {
+      if (head.includes("\r\n\r\n")) return;
+      head += new TextDecoder("latin1").decode(chunk);
+      if (!head.includes("\r\n\r\n")) return;
+      const write = (i: number) => {
+        if (socket.destroyed) return;
+        if (i === parts.length) return void socket.end();
+        socket.write(parts[i]);
+        if (gap === 0) return write(i + 1);
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          write(i + 1);
+        }, gap);
+        timers.add(timer);
+      };
+      write(0);
+    });
+  });
   return {
-    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/hook`,
+    url: `http://127.0.0.1:${server.port}/hook`,
     async close() {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch {
-          // closed already
-        }
-      }
-      await served;
+      for (const timer of timers) clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await server.close();
     },
   };
 }
@@ -171,7 +158,7 @@ for (const transport of ["socket", "fetch"] as const) {
       ],
     ];
     for (const [status, fields, expected] of cases) {
-      const server = rawServer([head(status, ...fields)]);
+      const server = await rawServer([head(status, ...fields)]);
       try {
         const result = await trigger(server.url, {
           wait: "accepted",
@@ -197,7 +184,7 @@ for (const transport of ["socket", "fetch"] as const) {
 }
 
 Deno.test("trigger() (socket): a 429 whose status line comes before the rest of its head is told with the head, its Retry-After read (at the line, the wait was unknown)", async () => {
-  const server = rawServer([
+  const server = await rawServer([
     "HTTP/1.1 429 Too Many Requests\r\n",
     "Retry-After: 3\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
   ], 100);
@@ -219,7 +206,9 @@ Deno.test("trigger() (socket): a 429 whose status line comes before the rest of 
 });
 
 Deno.test("trigger() (socket): a 503 whose head never ends is still its status once the server closes (no wait known)", async () => {
-  const server = rawServer(["HTTP/1.1 503 Service Unavailable\r\nRetry-"]);
+  const server = await rawServer([
+    "HTTP/1.1 503 Service Unavailable\r\nRetry-",
+  ]);
   try {
     const result = await trigger(server.url, {
       wait: "accepted",
@@ -249,7 +238,7 @@ Deno.test("trigger() (socket): a 429 or 503 whose head stalls or grows too long 
   ];
   for (const [what, part, status] of cases) {
     // Held open after the part (a last write 10 s on, never reached).
-    const server = rawServer([part, ""], 10_000);
+    const server = await rawServer([part, ""], 10_000);
     try {
       for (const wait of ["accepted", "sent"] as const) {
         const result = await trigger(server.url, {
