@@ -121,9 +121,9 @@ function leaseHolds(entry: Entry): boolean {
  * entries out of expiry order), as many as each new id needs; only when
  * none has expired are the oldest completed ids forgotten (a replay of one
  * of those, if its timestamp is still inside the tolerance, would run
- * again: size it above your messages per `remember` window). Running claims are never dropped; when every entry
- * is a running claim, a new id is answered `"busy"`. Making room costs O(1)
- * amortised, full or not.
+ * again: size it above your messages per `remember` window). Running claims
+ * are never dropped; when every entry is a running claim, a new id is
+ * answered `"busy"`. Making room costs O(1) amortised, full or not.
  *
  * @example Usage
  * ```ts
@@ -310,8 +310,8 @@ export class MemoryDedupStore implements DedupStore {
    * than it needs: a place in a queue is taken from its front at most once,
    * and a store full of expired ids (a burst, then quiet for longer than
    * `remember`) is swept one id per new id, not all in the call that finds
-   * it full (132 ms at 100,000 ids, 1.6 s at 1,000,000, the event loop
-   * stalled). `keep`, the entry just completed, is never the one that goes.
+   * it full (130–230 ms at 100,000 ids, 1.5–1.6 s at 1,000,000, the event
+   * loop stalled). `keep`, the entry just completed, is never the one that goes.
    */
   #makeRoom(now: number, below: number, keep?: Entry): boolean {
     if (this.#nextExpiry <= now) {

@@ -67,7 +67,9 @@ import type {
  * Delivery is at-least-once. A 2xx status line completes a job; connection
  * failures, timeouts, 5xx, 408 and 429 are retried with exponential backoff
  * up to `retry.limit`, then dead-lettered with the last error and the
- * attempt count; any other status is dead-lettered at once. Every attempt
+ * attempt count; any other status is dead-lettered at once. A 429 or 503
+ * with `Retry-After` is retried no sooner than it asks, at most
+ * `retry.maxDelay` later (300 s without backoff). Every attempt
  * carries the same `webhook-id` (the trigger's id).
  *
  * Crash safety: a dispatcher touches its in-flight jobs every 3 s; one that

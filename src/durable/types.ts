@@ -11,7 +11,9 @@ export interface RetrySettings {
   limit?: number;
   /** Milliseconds before the first retry, from 0 to 86,400,000 (one day);
    * stored in whole seconds, rounded up. With `backoff`, at most
-   * `maxDelay` (a RangeError otherwise); 0 retries at once every time.
+   * `maxDelay` (a RangeError otherwise); 0 retries at once every time,
+   * unless a `429` or `503` asked to wait (`Retry-After`): never sooner than
+   * that.
    * @default {2_000} */
   delay?: number;
   /** Double the delay on each retry, with jitter.
@@ -19,7 +21,9 @@ export interface RetrySettings {
   backoff?: boolean;
   /** The longest delay between two attempts with `backoff`, in
    * milliseconds, from 0 to 86,400,000 (one day), and with `backoff` not
-   * below `delay`; stored in whole seconds, rounded up.
+   * below `delay`; stored in whole seconds, rounded up. Also the longest a
+   * `429`'s or `503`'s `Retry-After` holds a retry back (without `backoff`,
+   * 300 s whatever this is).
    * @default {300_000} */
   maxDelay?: number;
 }

@@ -72,8 +72,9 @@ export class TriggerError extends Error {
   readonly status?: number;
   /** For a `429` or `503` whose head carried `Retry-After`: the wait it asked
    * for, in milliseconds (delay-seconds × 1000, or an HTTP-date less the
-   * time it was read, 0 once past). `undefined` for other statuses, and for
-   * a value RFC 9110 does not allow (a list, a fraction, no date). */
+   * time it was read, 0 once past). `undefined` for other statuses, for a
+   * value RFC 9110 does not allow (a list, a fraction, no date), and for a
+   * 429 or 503 whose head never came whole (stalled, closed, over 64 KiB). */
   readonly retryAfter?: number;
 
   /**
@@ -81,7 +82,8 @@ export class TriggerError extends Error {
    *
    * @param code What kind of failure this is.
    * @param message What happened; the method and URL are appended.
-   * @param options The cause and the request it concerns.
+   * @param options The cause, the request it concerns, the status and the
+   *   wait a 429 or 503 asked for.
    */
   constructor(
     code: TriggerErrorCode,
@@ -100,7 +102,7 @@ export class TriggerError extends Error {
     this.method = options.method;
     this.url = options.url;
     this.status = options.status;
-    if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter;
+    this.retryAfter = options.retryAfter;
   }
 
   /**

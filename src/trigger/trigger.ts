@@ -70,7 +70,7 @@ import { listen, unlisten } from "./_signal.ts";
  *
  * const server = Deno.serve(
  *   { hostname: "127.0.0.1", port: 0, onListen() {} },
- *   () => new Response(null, { status: 503 }),
+ *   () => new Response(null, { status: 503, headers: { "retry-after": "5" } }),
  * );
  * const url = `http://127.0.0.1:${server.addr.port}/`;
  *
@@ -78,6 +78,7 @@ import { listen, unlisten } from "./_signal.ts";
  * assert.equal(result.ok, false);
  * assert.equal(result.status, 503);
  * assert.equal(result.error?.code, "HTTP_STATUS");
+ * assert.equal(result.error?.retryAfter, 5_000); // "come back in 5 s"
  * await server.shutdown();
  * ```
  *

@@ -13,8 +13,8 @@ export type WaitUntil = (promise: Promise<unknown>) => void;
  * - `"accepted"`: when the status line arrives; a status outside 200–299 is a
  *   failure with code `"HTTP_STATUS"`. A `429` or `503` is told once its
  *   head is read, with the wait its `Retry-After` asks for
- *   (`error.retryAfter`); at the server's close or the `timeout` if that
- *   head never ends.
+ *   (`error.retryAfter`); at the server's close, once it outgrows 64 KiB or
+ *   at the `timeout` if that head never ends.
  */
 export type WaitMode = "sent" | "accepted";
 
