@@ -6,7 +6,10 @@
 // retries of a target that had said when to come back. On both engines,
 // read from the job rows.
 import assert from "node:assert/strict";
+import { Hono } from "hono";
 import { openOutbox, type Outbox } from "../../src/durable/mod.ts";
+import { verifyTrigger } from "../../src/hono/mod.ts";
+import { createSecret } from "../../mod.ts";
 import { ADMIN, type Administered } from "../../src/durable/_admin_queries.ts";
 import { until } from "../_wait.ts";
 import { DATABASE_URL, freshOptions } from "./_seed.ts";
@@ -116,3 +119,55 @@ for (const engine of ["embedded", "postgres"] as const) {
     },
   });
 }
+
+Deno.test("outbox → verifyTrigger(): an attempt that timed out while its route still runs is answered 429 + Retry-After: 5 on the retry; the outbox waits it out and the next attempt is done, the route run once (before: retries at once into 429 until a dead letter)", async () => {
+  const secret = createSecret();
+  let runs = 0;
+  const app = new Hono();
+  app.post("/hook", verifyTrigger({ secret }), async (c) => {
+    runs++;
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    return c.text("done");
+  });
+  const receiver = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    app.fetch,
+  );
+  const statuses: number[] = [];
+  const { cleanup, ...options } = await freshOptions("embedded");
+  const events: string[] = [];
+  const outbox = await openOutbox({
+    ...options,
+    sign: { secret },
+    onEvent(event) {
+      events.push(event.type);
+      if (event.type !== "error" && event.status !== undefined) {
+        statuses.push(event.status);
+      }
+    },
+  });
+  try {
+    outbox.start({ pollInterval: 100 });
+    // Each attempt waits 1 s for its answer; the route takes 2.5 s.
+    await outbox.trigger(`http://127.0.0.1:${receiver.addr.port}/hook`, {
+      json: { n: 1 },
+      timeout: 1_000,
+      retry: { limit: 2, delay: 0, backoff: false },
+    });
+    await until(
+      () => events.includes("delivered") || events.includes("dead"),
+      "the trigger delivered or dead",
+      { timeout: 30_000, interval: 100 },
+    );
+    assert.deepEqual(
+      events.filter((type) => type !== "error"),
+      ["retry", "retry", "delivered"],
+      `statuses: ${statuses.join(", ")}`,
+    );
+    assert.equal(runs, 1, "the route ran once");
+  } finally {
+    await outbox.stop();
+    await receiver.shutdown();
+    await cleanup();
+  }
+});
