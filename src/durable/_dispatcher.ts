@@ -18,6 +18,7 @@ import {
   withoutRetries,
 } from "./_pgboss_sql.ts";
 import { LEASE_MARGIN_SECONDS, type StoredRequest } from "./_enqueue.ts";
+import { DEFAULT_RETRY } from "./_validate.ts";
 import { fromBase64 } from "../signature/_sign.ts";
 import { type AttemptTrace, detached, traceAttempt } from "./_trace.ts";
 import type { DeliveryError, OutboxEvent } from "./types.ts";
@@ -833,6 +834,8 @@ export class Dispatcher {
                 this.#schema,
                 this.#queue,
                 waits.map((s) => ({ ...claim(s), ms: s.retryAfter! })),
+                // No longest delay stored: the default one.
+                DEFAULT_RETRY.maxDelay / 1000,
               );
             }
             return { exhausted, settled };

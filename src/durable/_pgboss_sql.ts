@@ -154,45 +154,40 @@ export async function withoutRetries(
   return new Set(rows.map((row) => String(row.id)));
 }
 
-/** Seconds a `Retry-After` may hold a retry back when its job stored no
- * longest delay (no backoff, or a row from before it was stored): the
- * default `retry.maxDelay`. */
-export const RETRY_AFTER_CAP_SECONDS = 300;
-
 /**
  * Holds retries back until the wait their target asked for (`Retry-After`,
  * `ms` each) has passed, when pg-boss's own delay ends sooner: no later
- * than the job's longest delay (`retry_delay_max`, else
- * {@linkcode RETRY_AFTER_CAP_SECONDS}), so a server asking for days does
- * not park a trigger for them. In the transaction of pg-boss's `fail()`,
- * fenced to the retry that `fail()` made of this attempt (its `retry_count`
- * moves on only when the retry is fetched; pg-boss's own clock,
- * `job_now()`). Returns how many were held back.
+ * than the job's longest delay (`retry_delay_max`, else `capSeconds`: a job
+ * without backoff, or a row from before it was stored), so a server asking
+ * for days does not park a trigger for them. In the transaction of
+ * pg-boss's `fail()`, fenced to the retry that `fail()` made of this
+ * attempt (its `retry_count` moves on only when the retry is fetched;
+ * pg-boss's own clock, `job_now()`).
  */
 export async function postponeRetries(
   db: Sql,
   schema: string,
   queue: string,
   jobs: ReadonlyArray<{ id: string; retryCount: number; ms: number }>,
-): Promise<number> {
-  const { rows } = await db.executeSql(
+  capSeconds: number,
+): Promise<void> {
+  await db.executeSql(
     `UPDATE ${schema}.job AS j
      SET start_after = greatest(j.start_after, ${schema}.job_now() +
        make_interval(secs =>
-       least(f.ms, coalesce(j.retry_delay_max, ${RETRY_AFTER_CAP_SECONDS})
-         * 1000::bigint) / 1000.0))
+       least(f.ms, coalesce(j.retry_delay_max, $5::int) * 1000::bigint)
+         / 1000.0))
      FROM unnest($2::uuid[], $3::int[], $4::bigint[]) AS f(id, retry_count, ms)
      WHERE j.id = f.id AND j.name = $1 AND j.state = 'retry'
-       AND j.retry_count = f.retry_count
-     RETURNING j.id`,
+       AND j.retry_count = f.retry_count`,
     [
       queue,
       jobs.map((j) => j.id),
       jobs.map((j) => j.retryCount),
       jobs.map((j) => Math.min(Math.ceil(j.ms), Number.MAX_SAFE_INTEGER)),
+      capSeconds,
     ],
   );
-  return rows.length;
 }
 
 /** A dead letter's row that pg-boss's `redrive()` moves back to the queue
